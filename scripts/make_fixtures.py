@@ -1,0 +1,157 @@
+"""Test fixtures for rmt-torch's integration tests, with reference values from numpy.
+
+Usage: .venv/bin/python scripts/make_fixtures.py OUT_DIR
+
+Writes model files in every format the loaders read (scripted and traced TorchScript,
+safetensors in f32/f16/bf16/f64), files that must be refused (corrupt, truncated, NaN, Python
+torch.save pickles), and `reference.json`: for every weight tensor of every model, its shape,
+dtype and the squared singular values that numpy's float64 SVD gives (pooled over conv slices,
+and for the reshaped kernel), plus WeightWatcher-style metrics computed by numpy.
+"""
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from safetensors.torch import save_file
+
+
+class MLP(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(40, 120)
+        self.fc2 = nn.Linear(120, 60)
+        self.out = nn.Linear(60, 10)
+
+    def forward(self, x):
+        return self.out(torch.tanh(self.fc2(torch.relu(self.fc1(x)))))
+
+
+class Mixed(nn.Module):
+    """Conv1d, Conv2d, LSTM and Embedding in one module."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(50, 16)
+        self.lstm = nn.LSTM(16, 24, batch_first=True)
+        self.conv1d = nn.Conv1d(24, 32, 5)
+        self.conv2d = nn.Conv2d(8, 20, (3, 2))
+        self.norm = nn.LayerNorm(20)
+
+    def forward(self, tokens, image):
+        h, _ = self.lstm(self.embed(tokens))
+        a = self.conv1d(h.transpose(1, 2)).mean()
+        b = self.norm(self.conv2d(image).mean((2, 3)))
+        return b + a
+
+
+def gaussian(shape, generator):
+    return torch.randn(shape, generator=generator, dtype=torch.float64)
+
+
+def squared_singular_values(matrices):
+    evals = np.concatenate([np.linalg.svd(w, compute_uv=False) ** 2 for w in matrices])
+    return np.sort(evals)
+
+
+def as_matrices(w, mode):
+    """The same conv rule as rmt-torch: slices per kernel position, or out x (in*k)."""
+    if w.ndim == 2:
+        return [w]
+    if mode == "reshape":
+        return [w.reshape(w.shape[0], -1)]
+    kernel = w.shape[2:]
+    return [w[(slice(None), slice(None)) + idx] for idx in np.ndindex(*kernel)]
+
+
+def ww_metrics(evals, n):
+    """Norm metrics as WeightWatcher defines them (apply_norm_metrics), from the evals."""
+    norm = evals.sum()
+    rank = int(np.count_nonzero(evals > evals.max() * n * np.finfo(float).eps))
+    p = evals / norm
+    p = p[p > 0]
+    return {
+        "norm": float(norm),
+        "log_norm": float(np.log10(norm)),
+        "lambda_max": float(evals.max()),
+        "log_spectral_norm": float(np.log10(evals.max())),
+        "stable_rank": float(norm / evals.max()),
+        "entropy": float(-(p * np.log(p)).sum() / np.log(rank)),
+    }
+
+
+def reference_for(tensors):
+    entries = {}
+    for name, t in tensors.items():
+        w = t.detach().to(torch.float64).numpy()
+        entry = {"shape": list(t.shape), "dtype": str(t.dtype).replace("torch.", "")}
+        if w.ndim in (2, 3, 4):
+            for mode in ("slices", "reshape"):
+                mats = as_matrices(w, mode)
+                evals = squared_singular_values(mats)
+                n = max(mats[0].shape)
+                entry[mode] = {"n": n, "m": min(mats[0].shape), "squared_singular_values": evals.tolist(),
+                               "metrics": ww_metrics(evals, n)}
+            entry["sigma2"] = float(w.var())
+        entries[name] = entry
+    return entries
+
+
+def main():
+    out = Path(sys.argv[1])
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(1234)
+    reference = {}
+
+    mlp = MLP().eval()
+    torch.jit.script(mlp).save(str(out / "mlp_scripted.pt"))
+    torch.jit.trace(mlp, torch.randn(3, 40)).save(str(out / "mlp_traced.pt"))
+    params = dict(mlp.named_parameters())
+    reference["mlp_scripted.pt"] = reference_for(params)
+    reference["mlp_traced.pt"] = reference_for(params)
+
+    mixed = Mixed().eval()
+    torch.jit.script(mixed).save(str(out / "mixed_scripted.pt"))
+    reference["mixed_scripted.pt"] = reference_for(dict(mixed.named_parameters()))
+
+    weights = {
+        "dense.weight": gaussian((70, 30), gen),
+        "wide.weight": gaussian((12, 90), gen),
+        "conv1d.weight": gaussian((16, 6, 3), gen),
+        "conv2d.weight": gaussian((24, 10, 3, 3), gen),
+        "dense.bias": gaussian((70,), gen),
+        "steps": torch.arange(5),
+    }
+    for dtype in (torch.float32, torch.float16, torch.bfloat16, torch.float64):
+        name = f"weights_{str(dtype).replace('torch.', '')}.safetensors"
+        cast = {k: (v.to(dtype) if v.is_floating_point() else v).contiguous() for k, v in weights.items()}
+        save_file(cast, str(out / name))
+        reference[name] = reference_for(cast)
+
+    # Marchenko-Pastur: unit-variance Gaussian matrices at Q = 1, 2, 4, 8.
+    mp = {f"q{q}.weight": gaussian((500 * q, 500), gen) for q in (1, 2, 4, 8)}
+    save_file(mp, str(out / "gaussian_mp.safetensors"))
+
+    # Inputs that must be refused with a clear error.
+    bad = {"w": gaussian((20, 20), gen)}
+    bad["w"][3, 4] = float("nan")
+    bad["w"][5, 6] = float("inf")
+    save_file(bad, str(out / "nan_weights.safetensors"))
+    save_file({"bias": gaussian((20,), gen), "row": gaussian((1, 50), gen)}, str(out / "no_weights.safetensors"))
+    torch.save(mlp.state_dict(), str(out / "state_dict_zip.pt"))
+    torch.save(mlp.state_dict(), str(out / "state_dict_legacy.pt"), _use_new_zipfile_serialization=False)
+    data = (out / "mlp_scripted.pt").read_bytes()
+    (out / "truncated.pt").write_bytes(data[: len(data) // 2])
+    (out / "random.bin").write_bytes(np.random.default_rng(7).bytes(4096))
+    (out / "empty.pt").write_bytes(b"")
+    header = json.dumps({"w": {"dtype": "F32", "shape": [100, 100], "data_offsets": [0, 40000]}}).encode()
+    (out / "truncated.safetensors").write_bytes(len(header).to_bytes(8, "little") + header + bytes(1000))
+
+    (out / "reference.json").write_text(json.dumps(reference))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,186 @@
+//! The `analyze` pipeline: layers → spectra → metrics, one record per weight layer.
+//!
+//! Every command that reports on weights (analyze, and later jacobian, track, zoo) goes through
+//! [`analyze`], so a metric has one definition everywhere.
+use serde::Serialize;
+
+use crate::device::{device_name, DeviceChoice};
+use crate::error::Result;
+use crate::esd::EsdConvention;
+use crate::model::layers::{self, ConvMode, LayerKind, LayerSelection, SkippedTensor, WeightLayer};
+use crate::model::{dtype_name, FileFormat, Model};
+use crate::rmt::marchenko_pastur::MarchenkoPastur;
+use crate::spectral_metrics::SpectralMetrics;
+use crate::spectrum::{self, Precision};
+
+/// The schema name and version written at the top of `analyze`'s JSON.
+pub const ANALYSIS_SCHEMA: &str = "rmt-torch/analysis/v1";
+
+/// What to analyse and how.
+#[derive(Debug, Clone, Default)]
+pub struct AnalyzeOptions {
+    /// Where the spectra are computed.
+    pub device: DeviceChoice,
+    /// Which tensors, and how convolutions become matrices.
+    pub selection: LayerSelection,
+    /// The ESD convention of the reported eigenvalues and scale metrics.
+    pub convention: EsdConvention,
+    /// Arithmetic of the Gram product.
+    pub precision: Precision,
+    /// Keep each layer's eigenvalues in its record.
+    pub keep_eigenvalues: bool,
+}
+
+/// The Marchenko-Pastur bulk predicted from the entries' variance, in the report's convention.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MarchenkoPasturBulk {
+    /// Variance of the weight entries, σ² of the law.
+    pub sigma2: f64,
+    /// Lower bulk edge λ₋.
+    pub mp_lambda_minus: f64,
+    /// Upper bulk edge λ₊.
+    pub mp_lambda_plus: f64,
+    /// Eigenvalues above λ₊ (spikes over the bare edge).
+    pub num_spikes: usize,
+}
+
+/// Everything reported for one weight layer.
+#[derive(Debug, Clone, Serialize)]
+pub struct LayerReport {
+    /// Position among the analysed layers, from 0.
+    pub layer_id: usize,
+    /// The tensor's dotted name.
+    pub name: String,
+    /// Dense, conv1d or conv2d.
+    pub kind: LayerKind,
+    /// The tensor's shape as stored.
+    pub shape: Vec<i64>,
+    /// The stored dtype (the spectrum is always f64).
+    pub dtype: String,
+    /// Rows of each matrix after orientation (the larger side).
+    #[serde(rename = "N")]
+    pub n: usize,
+    /// Columns of each matrix (the smaller side).
+    #[serde(rename = "M")]
+    pub m: usize,
+    /// Aspect ratio N/M.
+    #[serde(rename = "Q")]
+    pub q: f64,
+    /// Matrices pooled into the ESD (kernel positions in slices mode; WeightWatcher's `rf`).
+    pub rf: usize,
+    /// Norms, ranks, entropy.
+    #[serde(flatten)]
+    pub metrics: SpectralMetrics,
+    /// Marchenko-Pastur edges from the entries' variance; absent for constant tensors.
+    #[serde(flatten)]
+    pub marchenko_pastur: Option<MarchenkoPasturBulk>,
+    /// The ESD, ascending, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eigenvalues: Option<Vec<f64>>,
+}
+
+/// One model's analysis.
+#[derive(Debug, Clone, Serialize)]
+pub struct Analysis {
+    /// [`ANALYSIS_SCHEMA`].
+    pub schema: &'static str,
+    /// The model file.
+    pub model: String,
+    /// Its detected format.
+    pub format: FileFormat,
+    /// Where the spectra were computed.
+    pub device: String,
+    /// ESD convention of every eigenvalue and scale metric.
+    pub convention: EsdConvention,
+    /// How convolutions were read.
+    pub conv_mode: ConvMode,
+    /// Gram arithmetic.
+    pub precision: Precision,
+    /// One record per analysed layer.
+    pub layers: Vec<LayerReport>,
+    /// Tensors not analysed, with reasons.
+    pub skipped: Vec<SkippedTensor>,
+}
+
+/// Analyses every selected weight layer of `model`; `on_layer(done, total, name)` is called before
+/// each layer so callers can show progress.
+pub fn analyze(
+    model: &Model,
+    options: &AnalyzeOptions,
+    mut on_layer: impl FnMut(usize, usize, &str),
+) -> Result<Analysis> {
+    let device = options.device.resolve()?;
+    let (weight_layers, mut skipped) = layers::select(model, &options.selection)?;
+    let total = weight_layers.len();
+    let mut reports = Vec::with_capacity(total);
+    for (index, layer) in weight_layers.iter().enumerate() {
+        on_layer(index, total, layer.name);
+        match analyze_layer(layer, reports.len(), device, options)? {
+            Some(report) => reports.push(report),
+            None => skipped.push(SkippedTensor {
+                name: layer.name.to_string(),
+                reason: "all eigenvalues are zero (a zero matrix)".into(),
+            }),
+        }
+    }
+    on_layer(total, total, "");
+    Ok(Analysis {
+        schema: ANALYSIS_SCHEMA,
+        model: model.path.display().to_string(),
+        format: model.format,
+        device: device_name(device),
+        convention: options.convention,
+        conv_mode: options.selection.conv_mode,
+        precision: options.precision,
+        layers: reports,
+        skipped,
+    })
+}
+
+/// The report of one layer; `None` when its spectrum is identically zero.
+fn analyze_layer(
+    layer: &WeightLayer<'_>,
+    layer_id: usize,
+    device: tch::Device,
+    options: &AnalyzeOptions,
+) -> Result<Option<LayerReport>> {
+    let shape = layer.shape;
+    let squared_singular_values = spectrum::squared_singular_values(
+        layer.name,
+        &layer.matrices(),
+        device,
+        options.precision,
+    )?;
+    let scale = options.convention.scale(layer.kind, layer.conv_mode, shape);
+    let eigenvalues: Vec<f64> = squared_singular_values.iter().map(|s| s * scale).collect();
+    let Some(metrics) = SpectralMetrics::from_eigenvalues(&eigenvalues, shape.n) else {
+        return Ok(None);
+    };
+    let sigma2 = layer.entry_variance()?;
+    let marchenko_pastur = MarchenkoPastur::new(shape.q(), sigma2).ok().map(|law| {
+        // The law is for λ = σ²_sv / N; reported eigenvalues are σ²_sv · scale.
+        let to_reported = shape.n as f64 * scale;
+        let (lo, hi) = law.edges();
+        let mp_lambda_plus = hi * to_reported;
+        MarchenkoPasturBulk {
+            sigma2,
+            mp_lambda_minus: lo * to_reported,
+            mp_lambda_plus,
+            num_spikes: eigenvalues.iter().filter(|&&l| l > mp_lambda_plus).count(),
+        }
+    });
+    Ok(Some(LayerReport {
+        layer_id,
+        name: layer.name.to_string(),
+        kind: layer.kind,
+        shape: layer.tensor.size(),
+        dtype: dtype_name(layer.tensor.kind()),
+        n: shape.n,
+        m: shape.m,
+        q: shape.q(),
+        rf: shape.slices,
+        metrics,
+        marchenko_pastur,
+        eigenvalues: options.keep_eigenvalues.then_some(eigenvalues),
+    }))
+}

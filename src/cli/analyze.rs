@@ -1,0 +1,81 @@
+//! `rmt-torch analyze`: per-layer spectral statistics.
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+
+use rmt_torch::report::{render_analysis, OutputFormat};
+use rmt_torch::{analyze, AnalyzeOptions, Model};
+
+use super::output::{progress_bar, write_output};
+use super::{OutputArgs, SelectionArgs};
+
+/// Arguments of `analyze`.
+#[derive(Debug, Args)]
+#[command(after_long_help = "\
+COLUMNS (JSON/CSV field names follow WeightWatcher's where it has the quantity):
+  N, M, Q          rows and columns of each matrix (N ≥ M) and Q = N/M
+  rf               matrices pooled into the ESD (kernel positions of a sliced conv)
+  lambda_max       largest eigenvalue λmax = spectral_norm
+  norm, log_norm   Σλ = ‖W‖²_F and its log10
+  stable_rank      Σλ / λmax
+  entropy          spectral entropy −Σ p ln p / ln(rank), p = λ/Σλ (1 = flat spectrum)
+  condition_number σmax/σmin (cond in the table)
+  sigma2           variance of the weight entries
+  mp_lambda_minus, mp_lambda_plus
+                   Marchenko-Pastur bulk edges for that variance: σ²(1 ∓ √(1/Q))² (RMT scale)
+  num_spikes       eigenvalues above mp_lambda_plus (spikes in the table)
+
+EXAMPLES:
+  rmt-torch analyze models/digits_cnn_trained.pt
+  rmt-torch analyze vgg19.pt --layers classifier --format json -o vgg19.json
+  rmt-torch analyze model.safetensors --convention rmt --conv reshape --eigenvalues -f json")]
+pub struct AnalyzeArgs {
+    /// Model file: a TorchScript archive or a safetensors file (format read from the content).
+    model: PathBuf,
+    /// Device for the spectra: `auto` (the first GPU if any, else CPU), `cpu`, `cuda`, `cuda:N`.
+    #[arg(long, default_value = "auto")]
+    device: String,
+    /// ESD convention. `ww`: λ = σ² of W (Conv2d slices halved), WeightWatcher's numbers.
+    /// `rmt`: λ = σ²/N, the eigenvalues of WᵀW/N that Marchenko-Pastur describes.
+    #[arg(long, default_value = "ww", value_parser = ["ww", "rmt"])]
+    convention: String,
+    /// Gram-matrix arithmetic. `f64`: exact to ~1e-12. `fast`: WᵀW in float32 then eigenvalues
+    /// in float64, faster on large layers, ~1e-6 relative to λmax.
+    #[arg(long, default_value = "f64", value_parser = ["f64", "fast"])]
+    precision: String,
+    /// Include each layer's eigenvalues (ascending) in JSON output.
+    #[arg(long)]
+    eigenvalues: bool,
+    /// No progress bar.
+    #[arg(long, short)]
+    quiet: bool,
+    #[command(flatten)]
+    selection: SelectionArgs,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+/// Validates the arguments, analyses the model, writes the report.
+pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
+    let options = AnalyzeOptions {
+        device: args.device.parse()?,
+        selection: args.selection.to_selection()?,
+        convention: args.convention.parse()?,
+        precision: args.precision.parse()?,
+        keep_eigenvalues: args.eigenvalues,
+    };
+    let format: OutputFormat = args.output.format.parse()?;
+    let model = Model::load(&args.model)?;
+    let bar = progress_bar(args.quiet, "layers");
+    let analysis = analyze(&model, &options, |done, total, name| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+        bar.set_message(name.to_string());
+    })
+    .with_context(|| format!("analysing {}", args.model.display()))?;
+    bar.finish_and_clear();
+    write_output(&args.output, &render_analysis(&analysis, format)?)?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,61 @@
+//! `rmt-torch info`: a model's tensors and what rmt-torch makes of each.
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+
+use rmt_torch::report::{csv::to_csv, table::Table, to_json, OutputFormat};
+use rmt_torch::Model;
+
+use super::output::write_output;
+use super::{OutputArgs, SelectionArgs};
+
+/// Arguments of `info`.
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// Model file: a TorchScript archive or a safetensors file.
+    model: PathBuf,
+    #[command(flatten)]
+    selection: SelectionArgs,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+/// Lists the tensors with their verdicts.
+pub fn run(args: InfoArgs) -> anyhow::Result<ExitCode> {
+    let selection = args.selection.to_selection()?;
+    let format: OutputFormat = args.output.format.parse()?;
+    let model = Model::load(&args.model)?;
+    let inventory = model.inventory(&selection);
+    let text = match format {
+        OutputFormat::Json => to_json(&serde_json::json!({
+            "model": model.path.display().to_string(),
+            "format": model.format,
+            "tensors": inventory,
+        }))?,
+        OutputFormat::Csv => to_csv(&inventory)?,
+        OutputFormat::Table => {
+            let mut table = Table::new(["tensor", "shape", "dtype", "verdict"]);
+            for tensor in &inventory {
+                let shape: Vec<String> = tensor.shape.iter().map(i64::to_string).collect();
+                table.push(vec![
+                    tensor.name.clone(),
+                    format!("[{}]", shape.join(", ")),
+                    tensor.dtype.clone(),
+                    tensor.verdict.clone(),
+                ]);
+            }
+            let analysed = inventory.iter().filter(|t| t.analysed).count();
+            format!(
+                "{} ({}): {} tensors, {} weight matrices\n\n{}",
+                model.path.display(),
+                model.format,
+                inventory.len(),
+                analysed,
+                table.render()
+            )
+        }
+    };
+    write_output(&args.output, &text)?;
+    Ok(ExitCode::SUCCESS)
+}

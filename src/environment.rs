@@ -1,0 +1,48 @@
+//! What rmt-torch runs on: libtorch build, CUDA, threads. Printed by `rmt-torch doctor`.
+use serde::Serialize;
+
+/// The runtime environment as libtorch sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Environment {
+    /// This crate's version.
+    pub rmt_torch_version: &'static str,
+    /// The libtorch version linked at build time (from the wheel's `version.py`).
+    pub libtorch_version: &'static str,
+    /// The libtorch library directory linked at build time (the binary's rpath).
+    pub libtorch_lib: &'static str,
+    /// Whether a CUDA device is usable.
+    pub cuda_available: bool,
+    /// Number of CUDA devices.
+    pub cuda_device_count: i64,
+    /// Whether cuDNN is usable.
+    pub cudnn_available: bool,
+    /// libtorch's intra-op thread count.
+    pub threads: i32,
+    /// libtorch's inter-op thread count.
+    pub interop_threads: i32,
+    /// Whether libtorch was built with LAPACK (needed for the CPU eigensolver).
+    pub has_lapack: bool,
+    /// Whether libtorch was built with MKL.
+    pub has_mkl: bool,
+    /// Whether libtorch was built with OpenMP.
+    pub has_openmp: bool,
+}
+
+impl Environment {
+    /// Queries libtorch.
+    pub fn detect() -> Self {
+        Self {
+            rmt_torch_version: env!("CARGO_PKG_VERSION"),
+            libtorch_version: option_env!("RMT_TORCH_LIBTORCH_VERSION").unwrap_or("unknown"),
+            libtorch_lib: option_env!("RMT_TORCH_LIBTORCH_LIB").unwrap_or("unknown"),
+            cuda_available: tch::Cuda::is_available(),
+            cuda_device_count: tch::Cuda::device_count(),
+            cudnn_available: tch::Cuda::cudnn_is_available(),
+            threads: tch::get_num_threads(),
+            interop_threads: tch::get_num_interop_threads(),
+            has_lapack: tch::utils::has_lapack(),
+            has_mkl: tch::utils::has_mkl(),
+            has_openmp: tch::utils::has_openmp(),
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! The library's error type: one variant per way an analysis can fail, each a one-line message.
+use std::path::PathBuf;
+
+/// Everything that can go wrong between a file on disk and a table of statistics.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The file could not be opened or read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The file's content is not a format rmt-torch reads (or is corrupt beyond recognition).
+    #[error("{path}: {message}")]
+    UnsupportedFormat { path: PathBuf, message: String },
+    /// The file is a recognised format but its content is damaged or truncated.
+    #[error("{path}: corrupt or truncated {format}: {message}")]
+    Corrupt {
+        path: PathBuf,
+        format: &'static str,
+        message: String,
+    },
+    /// A tensor holds NaN or infinite values, so no spectrum of it means anything.
+    #[error(
+        "tensor '{name}' has {count} non-finite values (NaN or Inf): its spectrum is undefined"
+    )]
+    NonFinite { name: String, count: i64 },
+    /// The selection left no weight matrix to analyse.
+    #[error("no weight matrices to analyse: {0}")]
+    NoWeightMatrices(String),
+    /// A layer needs more memory than the device has.
+    #[error("layer '{name}' needs about {needed_gib:.1} GiB on {device} but only {available_gib:.1} GiB are available")]
+    TooLarge {
+        name: String,
+        device: String,
+        needed_gib: f64,
+        available_gib: f64,
+    },
+    /// An option's value is out of range or malformed.
+    #[error("invalid option: {0}")]
+    InvalidOption(String),
+    /// The requested device is not available.
+    #[error("device {0} is not available on this machine")]
+    DeviceUnavailable(String),
+    /// libtorch reported an error; only its first line is kept.
+    #[error("libtorch: {0}")]
+    Torch(String),
+}
+
+impl From<tch::TchError> for Error {
+    fn from(err: tch::TchError) -> Self {
+        Error::Torch(first_line(&err.to_string()))
+    }
+}
+
+/// Keeps the first meaningful line of a libtorch message: the rest is a C++ backtrace.
+pub(crate) fn first_line(message: &str) -> String {
+    message
+        .lines()
+        .map(str::trim)
+        .find(|line| !line.is_empty() && !line.starts_with("Exception raised from"))
+        .unwrap_or("unknown error")
+        .to_string()
+}
+
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

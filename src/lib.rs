@@ -1,0 +1,39 @@
+//! # rmt-torch
+//!
+//! Random matrix theory diagnostics for PyTorch models, from Rust: load a TorchScript archive or
+//! a safetensors file, pick its weight matrices, compute their eigenvalue spectra in f64 on the
+//! CPU or a CUDA GPU, and measure them against random-matrix predictions.
+//!
+//! Data flows one way: [`model`] (load, select layers) → [`spectrum`] (eigenvalues of WᵀW) →
+//! [`esd`] (the reporting convention) → [`spectral_metrics`] and [`rmt`] (pure math on `&[f64]`)
+//! → [`report`] (table, JSON, CSV). [`analysis::analyze`] runs the whole chain.
+//!
+//! ```no_run
+//! use rmt_torch::{analyze, AnalyzeOptions, Model};
+//!
+//! let model = Model::load("models/digits_mlp_trained.pt")?;
+//! let analysis = analyze(&model, &AnalyzeOptions::default(), |_, _, _| {})?;
+//! for layer in &analysis.layers {
+//!     println!("{}: λmax = {:.3}, stable rank = {:.1}", layer.name,
+//!              layer.metrics.lambda_max, layer.metrics.stable_rank);
+//! }
+//! # Ok::<(), rmt_torch::Error>(())
+//! ```
+pub mod analysis;
+pub mod device;
+pub mod environment;
+pub mod error;
+pub mod esd;
+pub mod model;
+pub mod report;
+pub mod rmt;
+pub mod spectral_metrics;
+pub mod spectrum;
+
+pub use analysis::{analyze, Analysis, AnalyzeOptions, LayerReport};
+pub use device::DeviceChoice;
+pub use error::{Error, Result};
+pub use esd::EsdConvention;
+pub use model::layers::{ConvMode, LayerSelection};
+pub use model::Model;
+pub use spectrum::Precision;

@@ -1,0 +1,360 @@
+//! Which tensors are weight matrices, and how each becomes a stack of matrices.
+//!
+//! The one place that decides it, for every command: 2-D tensors (Linear, Embedding, RNN/LSTM/GRU
+//! `weight_ih`/`weight_hh`) are one matrix; Conv1d (out, in, k) and Conv2d (out, in, kh, kw)
+//! kernels are either sliced per kernel position (WeightWatcher's default: k or kh·kw matrices of
+//! shape out × in whose eigenvalues are pooled) or reshaped to one out × in·k matrix (seed 003).
+use std::fmt;
+use std::str::FromStr;
+
+use regex::Regex;
+use serde::Serialize;
+use tch::{Kind, Tensor};
+
+use crate::error::{Error, Result};
+use crate::model::{Model, NamedTensor};
+
+/// How a convolution kernel becomes matrices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConvMode {
+    /// One out × in matrix per kernel position, eigenvalues pooled (WeightWatcher).
+    #[default]
+    Slices,
+    /// One out × (in·k) matrix for the whole kernel (Thamm, Staats & Rosenow).
+    Reshape,
+}
+
+impl FromStr for ConvMode {
+    type Err = Error;
+    fn from_str(text: &str) -> Result<Self> {
+        match text {
+            "slices" => Ok(Self::Slices),
+            "reshape" => Ok(Self::Reshape),
+            other => Err(Error::InvalidOption(format!(
+                "conv mode '{other}': expected slices or reshape"
+            ))),
+        }
+    }
+}
+
+/// What kind of layer a weight tensor belongs to, read from its rank.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LayerKind {
+    /// A 2-D weight: Linear, Embedding, a recurrent layer's input or hidden weights.
+    Dense,
+    /// A Conv1d kernel (out, in, k).
+    Conv1d,
+    /// A Conv2d kernel (out, in, kh, kw).
+    Conv2d,
+}
+
+impl fmt::Display for LayerKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Dense => "dense",
+            Self::Conv1d => "conv1d",
+            Self::Conv2d => "conv2d",
+        })
+    }
+}
+
+/// The matrices a layer is analysed as: `slices` matrices of `n` × `m`, `n` ≥ `m`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MatrixShape {
+    /// Rows after orientation (the larger side).
+    pub n: usize,
+    /// Columns after orientation (the smaller side): the number of eigenvalues per matrix.
+    pub m: usize,
+    /// How many matrices: kernel positions in `slices` mode, else 1.
+    pub slices: usize,
+}
+
+impl MatrixShape {
+    /// Aspect ratio Q = N/M ≥ 1.
+    pub fn q(&self) -> f64 {
+        self.n as f64 / self.m as f64
+    }
+
+    /// Eigenvalues in the pooled ESD: M per matrix.
+    pub fn num_evals(&self) -> usize {
+        self.m * self.slices
+    }
+}
+
+/// Which tensors to analyse and how to read convolutions.
+#[derive(Debug, Clone)]
+pub struct LayerSelection {
+    /// How convolution kernels become matrices.
+    pub conv_mode: ConvMode,
+    /// Only tensors whose dotted name matches (anywhere in the name).
+    pub name_pattern: Option<Regex>,
+    /// Layers with fewer pooled eigenvalues are skipped (WeightWatcher: 10).
+    pub min_evals: usize,
+}
+
+impl Default for LayerSelection {
+    fn default() -> Self {
+        Self {
+            conv_mode: ConvMode::Slices,
+            name_pattern: None,
+            min_evals: 10,
+        }
+    }
+}
+
+/// The verdict on one tensor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// A weight matrix (or stack of them) to analyse.
+    Weight { kind: LayerKind, shape: MatrixShape },
+    /// Not analysed, and why.
+    Skipped(String),
+}
+
+/// A tensor that is not analysed, with the reason.
+#[derive(Debug, Clone, Serialize)]
+pub struct SkippedTensor {
+    /// The tensor's dotted name.
+    pub name: String,
+    /// Why it is not a weight matrix here.
+    pub reason: String,
+}
+
+/// A weight tensor chosen for analysis.
+pub struct WeightLayer<'m> {
+    /// The tensor's dotted name.
+    pub name: &'m str,
+    /// Its layer kind.
+    pub kind: LayerKind,
+    /// The matrices it is analysed as.
+    pub shape: MatrixShape,
+    /// How convolutions are read.
+    pub conv_mode: ConvMode,
+    /// The tensor as loaded.
+    pub tensor: &'m Tensor,
+}
+
+/// Decides whether a tensor is a weight matrix under `selection`, and its matrix shape.
+pub fn classify(named: &NamedTensor, selection: &LayerSelection) -> Verdict {
+    if let Some(pattern) = &selection.name_pattern {
+        if !pattern.is_match(&named.name) {
+            return Verdict::Skipped("name does not match --layers".into());
+        }
+    }
+    let tensor = &named.tensor;
+    let kind = tensor.kind();
+    if !matches!(
+        kind,
+        Kind::Half | Kind::BFloat16 | Kind::Float | Kind::Double
+    ) {
+        return Verdict::Skipped(format!("not floating point ({})", super::dtype_name(kind)));
+    }
+    let dims: Vec<usize> = tensor.size().iter().map(|&d| d as usize).collect();
+    let layer_kind = match dims.len() {
+        0 => return Verdict::Skipped("scalar".into()),
+        1 => return Verdict::Skipped("1-D (bias or normalisation vector)".into()),
+        2 => LayerKind::Dense,
+        3 => LayerKind::Conv1d,
+        4 => LayerKind::Conv2d,
+        rank => return Verdict::Skipped(format!("{rank}-D tensors are not analysed")),
+    };
+    if dims.contains(&0) {
+        return Verdict::Skipped("empty tensor".into());
+    }
+    let (rows, cols, slices) = match (layer_kind, selection.conv_mode) {
+        (LayerKind::Dense, _) => (dims[0], dims[1], 1),
+        (_, ConvMode::Slices) => (dims[0], dims[1], dims[2..].iter().product()),
+        (_, ConvMode::Reshape) => (dims[0], dims[1..].iter().product(), 1),
+    };
+    let shape = MatrixShape {
+        n: rows.max(cols),
+        m: rows.min(cols),
+        slices,
+    };
+    if shape.num_evals() < selection.min_evals {
+        return Verdict::Skipped(format!(
+            "{} eigenvalues < minimum {} ({}×{}{})",
+            shape.num_evals(),
+            selection.min_evals,
+            rows,
+            cols,
+            if slices > 1 {
+                format!(" ×{slices} slices")
+            } else {
+                String::new()
+            }
+        ));
+    }
+    Verdict::Weight {
+        kind: layer_kind,
+        shape,
+    }
+}
+
+/// The weight layers of `model` under `selection`, and the tensors skipped with their reasons.
+///
+/// A selection that leaves nothing is an error that says why the tensors were skipped.
+pub fn select<'m>(
+    model: &'m Model,
+    selection: &LayerSelection,
+) -> Result<(Vec<WeightLayer<'m>>, Vec<SkippedTensor>)> {
+    let mut layers = Vec::new();
+    let mut skipped = Vec::new();
+    for named in &model.tensors {
+        match classify(named, selection) {
+            Verdict::Weight { kind, shape } => layers.push(WeightLayer {
+                name: &named.name,
+                kind,
+                shape,
+                conv_mode: selection.conv_mode,
+                tensor: &named.tensor,
+            }),
+            Verdict::Skipped(reason) => skipped.push(SkippedTensor {
+                name: named.name.clone(),
+                reason,
+            }),
+        }
+    }
+    if layers.is_empty() {
+        let why = if model.tensors.is_empty() {
+            "the file holds no tensors".to_string()
+        } else {
+            let examples: Vec<String> = skipped
+                .iter()
+                .take(3)
+                .map(|s| format!("{}: {}", s.name, s.reason))
+                .collect();
+            format!(
+                "{} tensors, all skipped ({})",
+                skipped.len(),
+                examples.join("; ")
+            )
+        };
+        return Err(Error::NoWeightMatrices(why));
+    }
+    Ok((layers, skipped))
+}
+
+impl WeightLayer<'_> {
+    /// The layer as a stack of matrices, shape [slices, N, M] with N ≥ M, in the stored dtype.
+    pub fn matrices(&self) -> Tensor {
+        let t = self.tensor;
+        let stacked = match (self.kind, self.conv_mode) {
+            (LayerKind::Dense, _) => t.unsqueeze(0),
+            (LayerKind::Conv1d, ConvMode::Slices) => t.permute([2, 0, 1]),
+            (LayerKind::Conv2d, ConvMode::Slices) => {
+                let size = t.size();
+                t.permute([2, 3, 0, 1])
+                    .reshape([size[2] * size[3], size[0], size[1]])
+            }
+            (_, ConvMode::Reshape) => t.reshape([1, t.size()[0], -1]),
+        };
+        let rows = stacked.size()[1];
+        let cols = stacked.size()[2];
+        if rows < cols {
+            stacked.transpose(1, 2)
+        } else {
+            stacked
+        }
+    }
+
+    /// The variance of the tensor's entries (population variance, f64): σ² of Marchenko-Pastur.
+    pub fn entry_variance(&self) -> Result<f64> {
+        Ok(f64::try_from(
+            self.tensor.f_to_kind(Kind::Double)?.f_var(false)?,
+        )?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn named(name: &str, dims: &[i64]) -> NamedTensor {
+        NamedTensor {
+            name: name.into(),
+            tensor: Tensor::zeros(dims, (Kind::Float, tch::Device::Cpu)),
+        }
+    }
+
+    #[test]
+    fn classifies_by_rank_and_orients_rows_first() {
+        let sel = LayerSelection::default();
+        let dense = classify(&named("fc.weight", &[10, 300]), &sel);
+        assert_eq!(
+            dense,
+            Verdict::Weight {
+                kind: LayerKind::Dense,
+                shape: MatrixShape {
+                    n: 300,
+                    m: 10,
+                    slices: 1
+                }
+            }
+        );
+        let conv = classify(&named("conv.weight", &[64, 3, 5, 5]), &sel);
+        assert_eq!(
+            conv,
+            Verdict::Weight {
+                kind: LayerKind::Conv2d,
+                shape: MatrixShape {
+                    n: 64,
+                    m: 3,
+                    slices: 25
+                }
+            }
+        );
+        let reshape = LayerSelection {
+            conv_mode: ConvMode::Reshape,
+            ..sel.clone()
+        };
+        let conv = classify(&named("conv.weight", &[64, 3, 5, 5]), &reshape);
+        assert_eq!(
+            conv,
+            Verdict::Weight {
+                kind: LayerKind::Conv2d,
+                shape: MatrixShape {
+                    n: 75,
+                    m: 64,
+                    slices: 1
+                }
+            }
+        );
+        assert!(matches!(
+            classify(&named("bias", &[10]), &sel),
+            Verdict::Skipped(_)
+        ));
+        assert!(matches!(
+            classify(&named("row", &[1, 300]), &sel),
+            Verdict::Skipped(_)
+        ));
+        assert!(matches!(
+            classify(&named("empty", &[0, 30]), &sel),
+            Verdict::Skipped(_)
+        ));
+    }
+
+    #[test]
+    fn slices_are_the_kernel_positions() {
+        let t =
+            Tensor::arange(2 * 3 * 2 * 2, (Kind::Double, tch::Device::Cpu)).reshape([2, 3, 2, 2]);
+        let layer = WeightLayer {
+            name: "w",
+            kind: LayerKind::Conv2d,
+            shape: MatrixShape {
+                n: 3,
+                m: 2,
+                slices: 4,
+            },
+            conv_mode: ConvMode::Slices,
+            tensor: &t,
+        };
+        let m = layer.matrices();
+        assert_eq!(m.size(), vec![4, 3, 2]);
+        // slice (i=0, j=1) is W[:, :, 0, 1], transposed to in × out
+        let expected = t.select(2, 0).select(2, 1).transpose(0, 1);
+        assert!(m.get(1).equal(&expected));
+    }
+}

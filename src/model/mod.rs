@@ -1,0 +1,124 @@
+//! Loading models: every supported file format becomes the same [`Model`], a list of named tensors.
+mod format;
+pub mod layers;
+mod safetensors;
+mod torchscript;
+
+use std::path::{Path, PathBuf};
+
+pub use format::{detect, FileFormat};
+
+use crate::error::{Error, Result};
+
+/// A tensor with the dotted name it has in the model (`features.0.weight`).
+pub struct NamedTensor {
+    /// The parameter's dotted name.
+    pub name: String,
+    /// The tensor, on the CPU, in the dtype it was stored in.
+    pub tensor: tch::Tensor,
+}
+
+/// A model's tensors, whichever format they came from.
+pub struct Model {
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// The file's format, detected from its content.
+    pub format: FileFormat,
+    /// Its tensors in the file's order.
+    pub tensors: Vec<NamedTensor>,
+}
+
+/// The dtype's PyTorch name (`float32`, `bfloat16`, …).
+pub fn dtype_name(kind: tch::Kind) -> String {
+    use tch::Kind::*;
+    match kind {
+        Half => "float16".into(),
+        BFloat16 => "bfloat16".into(),
+        Float => "float32".into(),
+        Double => "float64".into(),
+        Int8 => "int8".into(),
+        Uint8 => "uint8".into(),
+        Int16 => "int16".into(),
+        Int => "int32".into(),
+        Int64 => "int64".into(),
+        Bool => "bool".into(),
+        other => format!("{other:?}").to_lowercase(),
+    }
+}
+
+impl Model {
+    /// Reads a model file, detecting its format from its content.
+    ///
+    /// TorchScript archives yield their parameters; safetensors files every tensor.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let format = format::detect(path)?;
+        let tensors = match format {
+            FileFormat::TorchScript => torchscript::load(path)?,
+            FileFormat::SafeTensors => safetensors::load(path)?,
+            FileFormat::TorchSaveZip | FileFormat::TorchSaveLegacy => {
+                return Err(Error::UnsupportedFormat {
+                    path: path.to_path_buf(),
+                    message: format!(
+                        "this is a Python {format}, which rmt-torch cannot read yet; re-save it as TorchScript \
+                         (torch.jit.script(model).save(path)) or safetensors (safetensors.torch.save_file(model.state_dict(), path))"
+                    ),
+                })
+            }
+        };
+        Ok(Self {
+            path: path.to_path_buf(),
+            format,
+            tensors,
+        })
+    }
+}
+
+/// One tensor of a model as `rmt-torch info` lists it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TensorInfo {
+    /// Dotted name.
+    pub name: String,
+    /// Shape as stored.
+    pub shape: Vec<i64>,
+    /// Stored dtype.
+    pub dtype: String,
+    /// Whether it is analysed as a weight matrix under the selection.
+    pub analysed: bool,
+    /// What it is analysed as, or why it is skipped.
+    pub verdict: String,
+}
+
+impl Model {
+    /// Every tensor with the verdict of [`layers::classify`] under `selection`.
+    pub fn inventory(&self, selection: &layers::LayerSelection) -> Vec<TensorInfo> {
+        self.tensors
+            .iter()
+            .map(|named| {
+                let verdict = layers::classify(named, selection);
+                let (analysed, verdict) = match verdict {
+                    layers::Verdict::Weight { kind, shape } => (
+                        true,
+                        format!(
+                            "{kind}: {} matri{} {}×{} (Q = {:.3}, {} eigenvalues)",
+                            shape.slices,
+                            if shape.slices == 1 { "x" } else { "ces" },
+                            shape.n,
+                            shape.m,
+                            shape.q(),
+                            shape.num_evals()
+                        ),
+                    ),
+                    layers::Verdict::Skipped(reason) => (false, format!("skipped: {reason}")),
+                };
+                TensorInfo {
+                    name: named.name.clone(),
+                    shape: named.tensor.size(),
+                    dtype: dtype_name(named.tensor.kind()),
+                    analysed,
+                    verdict,
+                }
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,141 @@
+//! Writing results for people (aligned tables) and machines (JSON, CSV).
+pub mod csv;
+pub mod table;
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::error::{Error, Result};
+
+/// Output formats of the reporting commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OutputFormat {
+    /// An aligned text table.
+    #[default]
+    Table,
+    /// The full record as pretty-printed JSON.
+    Json,
+    /// One row per layer, scalar fields only, JSON's field names as the header.
+    Csv,
+}
+
+impl FromStr for OutputFormat {
+    type Err = Error;
+    fn from_str(text: &str) -> Result<Self> {
+        match text {
+            "table" => Ok(Self::Table),
+            "json" => Ok(Self::Json),
+            "csv" => Ok(Self::Csv),
+            other => Err(Error::InvalidOption(format!(
+                "format '{other}': expected table, json or csv"
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for OutputFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Table => "table",
+            Self::Json => "json",
+            Self::Csv => "csv",
+        })
+    }
+}
+
+/// A number for a table cell: four significant digits, scientific when very large or small.
+pub fn format_number(value: f64) -> String {
+    if !value.is_finite() {
+        return value.to_string();
+    }
+    let magnitude = value.abs();
+    if magnitude != 0.0 && !(1e-3..1e5).contains(&magnitude) {
+        format!("{value:.3e}")
+    } else {
+        let decimals = if magnitude >= 1000.0 {
+            1
+        } else if magnitude >= 10.0 {
+            2
+        } else {
+            4
+        };
+        format!("{value:.decimals$}")
+    }
+}
+
+use crate::analysis::Analysis;
+
+/// An analysis in the chosen format: a table of the main columns, the full JSON, or CSV.
+pub fn render_analysis(analysis: &Analysis, format: OutputFormat) -> Result<String> {
+    match format {
+        OutputFormat::Json => to_json(analysis),
+        OutputFormat::Csv => csv::to_csv(&analysis.layers),
+        OutputFormat::Table => Ok(analysis_table(analysis)),
+    }
+}
+
+/// Pretty-printed JSON with a trailing newline.
+pub fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
+    serde_json::to_string_pretty(value)
+        .map(|text| text + "\n")
+        .map_err(|err| Error::InvalidOption(format!("cannot serialise to JSON: {err}")))
+}
+
+fn analysis_table(analysis: &Analysis) -> String {
+    let mut table = table::Table::new([
+        "layer",
+        "kind",
+        "N",
+        "M",
+        "rf",
+        "Q",
+        "lambda_max",
+        "log_norm",
+        "stable_rank",
+        "entropy",
+        "cond",
+        "mp_lambda_plus",
+        "spikes",
+    ]);
+    let optional = |value: Option<f64>| value.map_or_else(|| "-".to_string(), format_number);
+    for layer in &analysis.layers {
+        let metrics = &layer.metrics;
+        let mp = layer.marchenko_pastur.as_ref();
+        table.push(vec![
+            layer.name.clone(),
+            layer.kind.to_string(),
+            layer.n.to_string(),
+            layer.m.to_string(),
+            layer.rf.to_string(),
+            format_number(layer.q),
+            format_number(metrics.lambda_max),
+            format_number(metrics.log_norm),
+            format_number(metrics.stable_rank),
+            optional(metrics.entropy),
+            optional(metrics.condition_number),
+            optional(mp.map(|mp| mp.mp_lambda_plus)),
+            mp.map_or_else(|| "-".to_string(), |mp| mp.num_spikes.to_string()),
+        ]);
+    }
+    let mut out = format!(
+        "{} ({}): {} layers on {}, ESD convention {}, conv {}, precision {}\n\n",
+        analysis.model,
+        analysis.format,
+        analysis.layers.len(),
+        analysis.device,
+        analysis.convention,
+        match analysis.conv_mode {
+            crate::model::layers::ConvMode::Slices => "slices",
+            crate::model::layers::ConvMode::Reshape => "reshape",
+        },
+        analysis.precision,
+    );
+    out.push_str(&table.render());
+    if !analysis.skipped.is_empty() {
+        out.push_str(&format!(
+            "\n{} tensors skipped (rmt-torch info lists why)\n",
+            analysis.skipped.len()
+        ));
+    }
+    out
+}

@@ -1,0 +1,88 @@
+//! Test fixtures and helpers: the generated files, numpy's reference values, the binary.
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+/// The repository root.
+pub fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The Python that has torch, numpy and safetensors (`scripts/setup --test` provides it).
+fn python() -> PathBuf {
+    std::env::var_os("RMT_TORCH_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join(".venv/bin/python"))
+}
+
+/// The fixtures directory, generated on first use.
+pub fn dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = root().join("target/test-fixtures");
+        let python = python();
+        assert!(
+            python.exists(),
+            "{} not found: run scripts/setup --test (or set RMT_TORCH_PYTHON)",
+            python.display()
+        );
+        let status = Command::new(&python)
+            .arg(root().join("scripts/make_fixtures.py"))
+            .arg(&dir)
+            .status()
+            .expect("run make_fixtures.py");
+        assert!(status.success(), "make_fixtures.py failed");
+        dir
+    })
+}
+
+/// A fixture file's path.
+pub fn file(name: &str) -> PathBuf {
+    dir().join(name)
+}
+
+/// numpy's reference values (`reference.json`).
+pub fn reference() -> &'static Value {
+    static REFERENCE: OnceLock<Value> = OnceLock::new();
+    REFERENCE.get_or_init(|| {
+        let text = std::fs::read_to_string(file("reference.json")).expect("reference.json");
+        serde_json::from_str(&text).expect("valid reference.json")
+    })
+}
+
+/// A shipped model in models/.
+pub fn shipped_model(name: &str) -> PathBuf {
+    root().join("models").join(name)
+}
+
+/// Runs the rmt-torch binary with `args`.
+pub fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rmt-torch"))
+        .args(args)
+        .env("CI", "1")
+        .output()
+        .expect("run rmt-torch")
+}
+
+/// Runs the binary, asserts success, returns stdout.
+pub fn run_ok(args: &[&str]) -> String {
+    let output = run(args);
+    assert!(
+        output.status.success(),
+        "rmt-torch {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("utf-8 stdout")
+}
+
+/// Values as f64s from a JSON array.
+pub fn floats(value: &Value) -> Vec<f64> {
+    value
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|v| v.as_f64().expect("number"))
+        .collect()
+}

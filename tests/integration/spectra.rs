@@ -1,0 +1,228 @@
+//! Spectra against numpy's float64 SVD, the ESD conventions, and Marchenko-Pastur.
+use rmt_torch::model::layers::{self, LayerSelection};
+use rmt_torch::rmt::goodness_of_fit::ks_test;
+use rmt_torch::rmt::marchenko_pastur::MarchenkoPastur;
+use rmt_torch::spectrum::{squared_singular_values, Precision};
+use rmt_torch::{analyze, AnalyzeOptions, ConvMode, DeviceChoice, EsdConvention, Model};
+
+use crate::fixtures::{self, floats};
+
+fn selection(conv_mode: ConvMode) -> LayerSelection {
+    LayerSelection {
+        conv_mode,
+        name_pattern: None,
+        min_evals: 1,
+    }
+}
+
+/// Every eigenvalue within 1e-10 relative of numpy's (plus 1e-13·λmax for the smallest, the
+/// Gram matrix's round-off level).
+fn assert_spectra_equal(ours: &[f64], numpy: &[f64], what: &str) {
+    assert_eq!(ours.len(), numpy.len(), "{what}: count");
+    let lambda_max = numpy.iter().copied().fold(0.0, f64::max);
+    for (a, b) in ours.iter().zip(numpy) {
+        assert!(
+            (a - b).abs() <= 1e-10 * b.abs() + 1e-13 * lambda_max,
+            "{what}: {a} vs numpy {b}"
+        );
+    }
+}
+
+fn eigenvalues_match_numpy_on(device: tch::Device) {
+    let reference = fixtures::reference().as_object().unwrap();
+    let mut checked = 0;
+    for (file, tensors) in reference {
+        let model = Model::load(fixtures::file(file)).unwrap();
+        for (mode, conv_mode) in [("slices", ConvMode::Slices), ("reshape", ConvMode::Reshape)] {
+            let (layers, _) = layers::select(&model, &selection(conv_mode)).unwrap();
+            for layer in layers {
+                let want = &tensors[layer.name][mode];
+                let ours =
+                    squared_singular_values(layer.name, &layer.matrices(), device, Precision::F64)
+                        .unwrap();
+                assert_eq!(layer.shape.n as u64, want["n"].as_u64().unwrap());
+                assert_spectra_equal(
+                    &ours,
+                    &floats(&want["squared_singular_values"]),
+                    &format!("{file} {} {mode}", layer.name),
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 40, "only {checked} spectra checked");
+}
+
+#[test]
+fn eigenvalues_equal_numpy_svd_squared() {
+    eigenvalues_match_numpy_on(tch::Device::Cpu);
+}
+
+#[test]
+fn eigenvalues_on_cuda_equal_numpy_svd_squared() {
+    if !tch::Cuda::is_available() {
+        eprintln!("skipped: no CUDA device");
+        return;
+    }
+    eigenvalues_match_numpy_on(tch::Device::Cuda(0));
+}
+
+#[test]
+fn conventions_scale_as_documented_and_metrics_match_weightwatcher_definitions() {
+    let file = "weights_float64.safetensors";
+    let model = Model::load(fixtures::file(file)).unwrap();
+    for convention in [EsdConvention::WeightWatcher, EsdConvention::Rmt] {
+        let options = AnalyzeOptions {
+            device: DeviceChoice::Cpu,
+            convention,
+            keep_eigenvalues: true,
+            ..AnalyzeOptions::default()
+        };
+        let analysis = analyze(&model, &options, |_, _, _| {}).unwrap();
+        assert_eq!(analysis.layers.len(), 4);
+        for layer in &analysis.layers {
+            let want = &fixtures::reference()[file][&layer.name]["slices"];
+            let scale = match (convention, layer.name.as_str()) {
+                (EsdConvention::Rmt, _) => 1.0 / layer.n as f64,
+                (_, "conv2d.weight") => 0.5,
+                _ => 1.0,
+            };
+            let expected: Vec<f64> = floats(&want["squared_singular_values"])
+                .iter()
+                .map(|s| s * scale)
+                .collect();
+            assert_spectra_equal(layer.eigenvalues.as_ref().unwrap(), &expected, &layer.name);
+            let metrics = &want["metrics"];
+            let close = |ours: f64, key: &str, shift: f64| {
+                let theirs = metrics[key].as_f64().unwrap() + shift;
+                assert!(
+                    (ours - theirs).abs() <= 1e-10 * theirs.abs().max(1.0),
+                    "{} {key}: {ours} vs {theirs}",
+                    layer.name
+                );
+            };
+            let m = &layer.metrics;
+            close(m.log_norm, "log_norm", scale.log10());
+            close(m.log_spectral_norm, "log_spectral_norm", scale.log10());
+            close(m.lambda_max.log10(), "log_spectral_norm", scale.log10());
+            close(m.stable_rank, "stable_rank", 0.0);
+            close(m.entropy.unwrap(), "entropy", 0.0);
+            let sigma2 = fixtures::reference()[file][&layer.name]["sigma2"]
+                .as_f64()
+                .unwrap();
+            let mp = layer.marchenko_pastur.as_ref().unwrap();
+            assert!((mp.sigma2 - sigma2).abs() < 1e-12 * sigma2);
+        }
+    }
+}
+
+#[test]
+fn gaussian_matrices_follow_marchenko_pastur() {
+    let model = Model::load(fixtures::file("gaussian_mp.safetensors")).unwrap();
+    let options = AnalyzeOptions {
+        device: DeviceChoice::Cpu,
+        convention: EsdConvention::Rmt,
+        keep_eigenvalues: true,
+        ..AnalyzeOptions::default()
+    };
+    let analysis = analyze(&model, &options, |_, _, _| {}).unwrap();
+    assert_eq!(analysis.layers.len(), 4);
+    for layer in &analysis.layers {
+        let eigenvalues = layer.eigenvalues.as_ref().unwrap();
+        let law = MarchenkoPastur::new(layer.q, 1.0).unwrap();
+        let fit = ks_test(eigenvalues, |x| law.cdf(x)).unwrap();
+        assert!(
+            fit.p_value > 0.01,
+            "{}: KS p = {} (D = {})",
+            layer.name,
+            fit.p_value,
+            fit.statistic
+        );
+        // The same test rejects a 25 % scale error or a doubled aspect ratio: it can fail.
+        for wrong in [
+            MarchenkoPastur::new(layer.q, 1.25).unwrap(),
+            MarchenkoPastur::new(layer.q * 2.0, 1.0).unwrap(),
+        ] {
+            let p = ks_test(eigenvalues, |x| wrong.cdf(x)).unwrap().p_value;
+            assert!(
+                p < 0.01,
+                "{}: wrong law not rejected at 1 %, p = {p}",
+                layer.name
+            );
+        }
+        let mp = layer.marchenko_pastur.as_ref().unwrap();
+        assert!(
+            (mp.sigma2 - 1.0).abs() < 0.02,
+            "{}: σ² = {}",
+            layer.name,
+            mp.sigma2
+        );
+        let (_, edge) = law.edges();
+        assert!(
+            (layer.metrics.lambda_max / edge - 1.0).abs() < 0.1,
+            "{}: λmax {} vs edge {edge}",
+            layer.name,
+            layer.metrics.lambda_max
+        );
+        assert!(
+            mp.num_spikes <= 1,
+            "{}: {} spikes",
+            layer.name,
+            mp.num_spikes
+        );
+    }
+}
+
+#[test]
+fn fast_precision_stays_within_its_stated_error() {
+    let model = Model::load(fixtures::file("gaussian_mp.safetensors")).unwrap();
+    let (layers, _) = layers::select(&model, &LayerSelection::default()).unwrap();
+    for layer in layers {
+        let exact = squared_singular_values(
+            layer.name,
+            &layer.matrices(),
+            tch::Device::Cpu,
+            Precision::F64,
+        )
+        .unwrap();
+        let fast = squared_singular_values(
+            layer.name,
+            &layer.matrices(),
+            tch::Device::Cpu,
+            Precision::Fast,
+        )
+        .unwrap();
+        let lambda_max = exact[exact.len() - 1];
+        let worst = exact
+            .iter()
+            .zip(&fast)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max)
+            / lambda_max;
+        assert!(worst < 1e-5, "{}: {worst:e}", layer.name);
+        assert!(worst > 0.0, "{}: fast mode computed in f64", layer.name);
+    }
+}
+
+#[test]
+fn trained_weights_leave_the_random_bulk() {
+    let spikes = |name: &str| -> usize {
+        let model = Model::load(fixtures::shipped_model(name)).unwrap();
+        let options = AnalyzeOptions {
+            device: DeviceChoice::Cpu,
+            ..AnalyzeOptions::default()
+        };
+        let analysis = analyze(&model, &options, |_, _, _| {}).unwrap();
+        analysis
+            .layers
+            .iter()
+            .map(|l| l.marchenko_pastur.as_ref().unwrap().num_spikes)
+            .sum()
+    };
+    for net in ["mlp", "cnn"] {
+        let init = spikes(&format!("digits_{net}_init.pt"));
+        let trained = spikes(&format!("digits_{net}_trained.pt"));
+        assert!(init <= 2, "{net} at initialisation: {init} spikes");
+        assert!(trained >= 10, "{net} trained: {trained} spikes");
+    }
+}
