@@ -131,6 +131,11 @@ def main():
         save_file(cast, str(out / name))
         reference[name] = reference_for(cast)
 
+    # M = 1030 > 2 x 512: exercises the blocked lower-triangular Gram product (blocks 512, 512, 6).
+    large = {"large.weight": gaussian((1030, 1100), gen).to(torch.float32)}
+    save_file(large, str(out / "large_gram.safetensors"))
+    reference["large_gram.safetensors"] = reference_for(large)
+
     # Marchenko-Pastur: unit-variance Gaussian matrices at Q = 1, 2, 4, 8.
     mp = {f"q{q}.weight": gaussian((500 * q, 500), gen) for q in (1, 2, 4, 8)}
     save_file(mp, str(out / "gaussian_mp.safetensors"))

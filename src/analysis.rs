@@ -145,18 +145,17 @@ fn analyze_layer(
     options: &AnalyzeOptions,
 ) -> Result<Option<LayerReport>> {
     let shape = layer.shape;
-    let squared_singular_values = spectrum::squared_singular_values(
-        layer.name,
-        &layer.matrices(),
-        device,
-        options.precision,
-    )?;
+    let spectrum = spectrum::spectrum(layer.name, &layer.matrices(), device, options.precision)?;
     let scale = options.convention.scale(layer.kind, layer.conv_mode, shape);
-    let eigenvalues: Vec<f64> = squared_singular_values.iter().map(|s| s * scale).collect();
+    let eigenvalues: Vec<f64> = spectrum
+        .squared_singular_values
+        .iter()
+        .map(|s| s * scale)
+        .collect();
     let Some(metrics) = SpectralMetrics::from_eigenvalues(&eigenvalues, shape.n) else {
         return Ok(None);
     };
-    let sigma2 = layer.entry_variance()?;
+    let sigma2 = spectrum.entry_variance;
     let marchenko_pastur = MarchenkoPastur::new(shape.q(), sigma2).ok().map(|law| {
         // The law is for λ = σ²_sv / N; reported eigenvalues are σ²_sv · scale.
         let to_reported = shape.n as f64 * scale;

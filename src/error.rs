@@ -26,6 +26,9 @@ pub enum Error {
         "tensor '{name}' has {count} non-finite values (NaN or Inf): its spectrum is undefined"
     )]
     NonFinite { name: String, count: i64 },
+    /// WᵀW overflowed although every entry is finite.
+    #[error("tensor '{name}': WᵀW overflows (entries too large for the Gram product; try --precision f64)")]
+    Overflow { name: String },
     /// The selection left no weight matrix to analyse.
     #[error("no weight matrices to analyse: {0}")]
     NoWeightMatrices(String),

@@ -259,13 +259,6 @@ impl WeightLayer<'_> {
             stacked
         }
     }
-
-    /// The variance of the tensor's entries (population variance, f64): σ² of Marchenko-Pastur.
-    pub fn entry_variance(&self) -> Result<f64> {
-        Ok(f64::try_from(
-            self.tensor.f_to_kind(Kind::Double)?.f_var(false)?,
-        )?)
-    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,8 @@ use std::path::Path;
 use crate::error::{first_line, Error, Result};
 use crate::model::NamedTensor;
 
-/// Loads the parameters (not buffers) of a scripted or traced module, on the CPU.
+/// Loads the parameters (not buffers) of a scripted or traced module, on the CPU, detached from
+/// autograd.
 pub fn load(path: &Path) -> Result<Vec<NamedTensor>> {
     let corrupt = |err: tch::TchError| Error::Corrupt {
         path: path.to_path_buf(),

@@ -2,7 +2,7 @@
 use rmt_torch::model::layers::{self, LayerSelection};
 use rmt_torch::rmt::goodness_of_fit::ks_test;
 use rmt_torch::rmt::marchenko_pastur::MarchenkoPastur;
-use rmt_torch::spectrum::{squared_singular_values, Precision};
+use rmt_torch::spectrum::{spectrum, Precision};
 use rmt_torch::{analyze, AnalyzeOptions, ConvMode, DeviceChoice, EsdConvention, Model};
 
 use crate::fixtures::{self, floats};
@@ -37,9 +37,9 @@ fn eigenvalues_match_numpy_on(device: tch::Device) {
             let (layers, _) = layers::select(&model, &selection(conv_mode)).unwrap();
             for layer in layers {
                 let want = &tensors[layer.name][mode];
-                let ours =
-                    squared_singular_values(layer.name, &layer.matrices(), device, Precision::F64)
-                        .unwrap();
+                let ours = spectrum(layer.name, &layer.matrices(), device, Precision::F64)
+                    .unwrap()
+                    .squared_singular_values;
                 assert_eq!(layer.shape.n as u64, want["n"].as_u64().unwrap());
                 assert_spectra_equal(
                     &ours,
@@ -175,32 +175,31 @@ fn gaussian_matrices_follow_marchenko_pastur() {
 
 #[test]
 fn fast_precision_stays_within_its_stated_error() {
-    let model = Model::load(fixtures::file("gaussian_mp.safetensors")).unwrap();
-    let (layers, _) = layers::select(&model, &LayerSelection::default()).unwrap();
-    for layer in layers {
-        let exact = squared_singular_values(
-            layer.name,
-            &layer.matrices(),
-            tch::Device::Cpu,
-            Precision::F64,
-        )
-        .unwrap();
-        let fast = squared_singular_values(
-            layer.name,
-            &layer.matrices(),
-            tch::Device::Cpu,
-            Precision::Fast,
-        )
-        .unwrap();
-        let lambda_max = exact[exact.len() - 1];
-        let worst = exact
-            .iter()
-            .zip(&fast)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f64::max)
-            / lambda_max;
-        assert!(worst < 1e-5, "{}: {worst:e}", layer.name);
-        assert!(worst > 0.0, "{}: fast mode computed in f64", layer.name);
+    for file in ["gaussian_mp.safetensors", "large_gram.safetensors"] {
+        let model = Model::load(fixtures::file(file)).unwrap();
+        let (layers, _) = layers::select(&model, &LayerSelection::default()).unwrap();
+        for layer in layers {
+            let run = |precision| {
+                spectrum(layer.name, &layer.matrices(), tch::Device::Cpu, precision).unwrap()
+            };
+            let (exact, fast) = (run(Precision::F64), run(Precision::Fast));
+            let exact_values = &exact.squared_singular_values;
+            let lambda_max = exact_values[exact_values.len() - 1];
+            let worst = exact_values
+                .iter()
+                .zip(&fast.squared_singular_values)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f64::max)
+                / lambda_max;
+            assert!(worst < 1e-5, "{}: {worst:e}", layer.name);
+            assert!(worst > 0.0, "{}: fast mode computed in f64", layer.name);
+            let variance_error = (fast.entry_variance / exact.entry_variance - 1.0).abs();
+            assert!(
+                variance_error < 1e-5,
+                "{}: σ² off by {variance_error:e}",
+                layer.name
+            );
+        }
     }
 }
 
