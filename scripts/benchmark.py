@@ -86,10 +86,10 @@ def fast_error(exact, fast):
 def ww_agreement(ours, details):
     """Largest relative difference per metric over layers matched by module name."""
     by_name = {layer["name"].removesuffix(".weight"): layer for layer in ours["layers"]}
-    worst = {"lambda_max": 0.0, "log_norm": 0.0, "stable_rank": 0.0, "entropy": 0.0}
+    worst = {"spectral_norm": 0.0, "log_norm": 0.0, "stable_rank": 0.0, "entropy": 0.0}
     matched = 0
     for _, row in details.iterrows():
-        layer = by_name.get(row["name"])
+        layer = by_name.get(row["longname"] if "longname" in row else row["name"])
         if layer is None:
             continue
         matched += 1
