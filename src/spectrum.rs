@@ -99,6 +99,46 @@ pub fn spectrum(
     })
 }
 
+/// Eigen-decomposition of WᵀW for one matrix: its right singular vectors with their σ².
+#[derive(Debug, Clone, PartialEq)]
+pub struct RightSingularVectors {
+    /// Squared singular values σᵢ², ascending.
+    pub squared_singular_values: Vec<f64>,
+    /// `vectors[i]` is the unit eigenvector of WᵀW (length M) for `squared_singular_values[i]`.
+    pub vectors: Vec<Vec<f64>>,
+}
+
+/// The right singular vectors of one matrix ([N, M], N ≥ M) in f64, computed on `device` as
+/// eigenvectors of WᵀW, moved to the host once. Only on request: they cost O(M²) memory and a
+/// slower solver than eigenvalues alone.
+pub fn right_singular_vectors(
+    name: &str,
+    matrix: &Tensor,
+    device: tch::Device,
+) -> Result<RightSingularVectors> {
+    let stack = matrix.f_unsqueeze(0)?;
+    check_memory(name, &stack, device)?;
+    let _no_grad = tch::no_grad_guard();
+    let w = stack.f_to_device(device)?.f_to_kind(Kind::Double)?;
+    let gram = gram_lower(&w)?;
+    if !bool::try_from(gram.f_isfinite()?.f_all()?)? {
+        return Err(non_finite_error(name, &stack)?);
+    }
+    let (values, vectors) = gram.f_select(0, 0)?.f_linalg_eigh("L")?;
+    let squared_singular_values =
+        Vec::<f64>::try_from(values.f_clamp_min(0.0)?.f_to_device(tch::Device::Cpu)?)?;
+    // Columns of `vectors` are the eigenvectors: transpose so that each row is one.
+    let rows = vectors
+        .f_transpose(0, 1)?
+        .f_contiguous()?
+        .f_to_device(tch::Device::Cpu)?;
+    let vectors = Vec::<Vec<f64>>::try_from(rows)?;
+    Ok(RightSingularVectors {
+        squared_singular_values,
+        vectors,
+    })
+}
+
 /// Columns per block of the triangular Gram product; below this width one product is cheaper.
 const GRAM_BLOCK: i64 = 512;
 

@@ -2,7 +2,7 @@
 use rmt_torch::model::layers::{self, LayerSelection};
 use rmt_torch::rmt::goodness_of_fit::ks_test;
 use rmt_torch::rmt::marchenko_pastur::MarchenkoPastur;
-use rmt_torch::spectrum::{spectrum, Precision};
+use rmt_torch::spectrum::{right_singular_vectors, spectrum, Precision};
 use rmt_torch::{analyze, AnalyzeOptions, ConvMode, DeviceChoice, EsdConvention, Model};
 
 use crate::fixtures::{self, floats};
@@ -223,5 +223,45 @@ fn trained_weights_leave_the_random_bulk() {
         let trained = spikes(&format!("digits_{net}_trained.pt"));
         assert!(init <= 2, "{net} at initialisation: {init} spikes");
         assert!(trained >= 10, "{net} trained: {trained} spikes");
+    }
+}
+
+#[test]
+fn right_singular_vectors_are_orthonormal_eigenvectors() {
+    let model = Model::load(fixtures::file("large_gram.safetensors")).unwrap();
+    let (layers, _) = layers::select(&model, &LayerSelection::default()).unwrap();
+    let layer = &layers[0];
+    let matrices = layer.matrices();
+    let decomposition =
+        right_singular_vectors(layer.name, &matrices.get(0), tch::Device::Cpu).unwrap();
+    let numpy = floats(
+        &fixtures::reference()["large_gram.safetensors"]["large.weight"]["slices"]
+            ["squared_singular_values"],
+    );
+    assert_spectra_equal(
+        &decomposition.squared_singular_values,
+        &numpy,
+        "eigh values",
+    );
+    // ‖W v‖² = σ² and vᵢ·vⱼ = δᵢⱼ, checked on a spread of indices.
+    let w = matrices.get(0).to_kind(tch::Kind::Double);
+    for &i in &[0usize, 1, 500, 1028, 1029] {
+        let v = &decomposition.vectors[i];
+        let norm: f64 = v.iter().map(|x| x * x).sum();
+        assert!((norm - 1.0).abs() < 1e-12, "|v{i}|² = {norm}");
+        let wv = w.mv(&tch::Tensor::from_slice(v));
+        let stretched = f64::try_from(wv.dot(&wv)).unwrap();
+        let sigma2 = decomposition.squared_singular_values[i];
+        assert!(
+            (stretched - sigma2).abs() < 1e-9 * numpy[numpy.len() - 1],
+            "‖W v{i}‖² = {stretched} vs {sigma2}"
+        );
+        let other = &decomposition.vectors[(i + 7) % v.len()];
+        let overlap: f64 = v.iter().zip(other).map(|(a, b)| a * b).sum();
+        assert!(
+            overlap.abs() < 1e-12,
+            "v{i}·v{} = {overlap}",
+            (i + 7) % v.len()
+        );
     }
 }
