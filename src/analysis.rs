@@ -7,6 +7,8 @@ use serde::Serialize;
 use crate::device::{device_name, DeviceChoice};
 use crate::error::Result;
 use crate::esd::EsdConvention;
+use crate::heavy_tail::power_law::{self, PowerLawFit, WEIGHTWATCHER_EVALS_THRESHOLD};
+use crate::heavy_tail::quality::{AlphaMetrics, QualityLabel};
 use crate::model::layers::{self, ConvMode, LayerKind, LayerSelection, SkippedTensor, WeightLayer};
 use crate::model::{dtype_name, FileFormat, Model};
 use crate::rmt::marchenko_pastur::MarchenkoPastur;
@@ -74,6 +76,14 @@ pub struct LayerReport {
     /// Marchenko-Pastur edges from the entries' variance; absent for constant tensors.
     #[serde(flatten)]
     pub marchenko_pastur: Option<MarchenkoPasturBulk>,
+    /// The power-law fit of the ESD's tail; absent when it failed (see `warning`).
+    #[serde(flatten)]
+    pub power_law: Option<PowerLawFit>,
+    /// α̂ and the α-norm; absent when the fit failed.
+    #[serde(flatten)]
+    pub alpha_metrics: Option<AlphaMetrics>,
+    /// Training-quality label from α (WeightWatcher's `warning` column).
+    pub warning: QualityLabel,
     /// The ESD, ascending, when asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub eigenvalues: Option<Vec<f64>>,
@@ -100,6 +110,61 @@ pub struct Analysis {
     pub layers: Vec<LayerReport>,
     /// Tensors not analysed, with reasons.
     pub skipped: Vec<SkippedTensor>,
+    /// Means over the layers and label counts.
+    pub summary: ModelSummary,
+}
+
+/// The model-level summary WeightWatcher reports: means over the layers whose fit succeeded
+/// (α-based metrics) or over every layer (the others), and how many layers carry each label.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelSummary {
+    /// Mean α over fitted layers.
+    pub alpha: Option<f64>,
+    /// Mean α̂ over fitted layers.
+    pub alpha_weighted: Option<f64>,
+    /// Mean log₁₀ Σλ^α over fitted layers.
+    pub log_alpha_norm: Option<f64>,
+    /// Mean log₁₀ ‖W‖²_F.
+    pub log_norm: Option<f64>,
+    /// Mean log₁₀ λmax.
+    pub log_spectral_norm: Option<f64>,
+    /// Mean stable rank.
+    pub stable_rank: Option<f64>,
+    /// Layers with 2 ≤ α ≤ 6.
+    pub well_trained: usize,
+    /// Layers with α < 2.
+    pub over_trained: usize,
+    /// Layers with α > 6.
+    pub under_trained: usize,
+    /// Layers whose power-law fit failed.
+    pub fit_failed: usize,
+}
+
+impl ModelSummary {
+    /// Summarises layer reports.
+    pub fn of(layers: &[LayerReport]) -> Self {
+        let mean = |values: Vec<f64>| {
+            (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+        };
+        let fitted = || {
+            layers
+                .iter()
+                .filter_map(|l| l.power_law.as_ref().zip(l.alpha_metrics.as_ref()))
+        };
+        let count = |label| layers.iter().filter(|l| l.warning == label).count();
+        Self {
+            alpha: mean(fitted().map(|(fit, _)| fit.alpha).collect()),
+            alpha_weighted: mean(fitted().map(|(_, m)| m.alpha_weighted).collect()),
+            log_alpha_norm: mean(fitted().map(|(_, m)| m.log_alpha_norm).collect()),
+            log_norm: mean(layers.iter().map(|l| l.metrics.log_norm).collect()),
+            log_spectral_norm: mean(layers.iter().map(|l| l.metrics.log_spectral_norm).collect()),
+            stable_rank: mean(layers.iter().map(|l| l.metrics.stable_rank).collect()),
+            well_trained: count(QualityLabel::WellTrained),
+            over_trained: count(QualityLabel::OverTrained),
+            under_trained: count(QualityLabel::UnderTrained),
+            fit_failed: count(QualityLabel::FitFailed),
+        }
+    }
 }
 
 /// Analyses every selected weight layer of `model`; `on_layer(done, total, name)` is called before
@@ -132,6 +197,7 @@ pub fn analyze(
         convention: options.convention,
         conv_mode: options.selection.conv_mode,
         precision: options.precision,
+        summary: ModelSummary::of(&reports),
         layers: reports,
         skipped,
     })
@@ -168,6 +234,16 @@ fn analyze_layer(
             num_spikes: eigenvalues.iter().filter(|&&l| l > mp_lambda_plus).count(),
         }
     });
+    // WeightWatcher's threshold is in its own ESD scale; carry it into the reported one.
+    let ww_scale = EsdConvention::WeightWatcher.scale(layer.kind, layer.conv_mode, shape);
+    let power_law = power_law::fit(
+        &eigenvalues,
+        WEIGHTWATCHER_EVALS_THRESHOLD * scale / ww_scale,
+    );
+    let alpha_metrics = power_law
+        .as_ref()
+        .map(|fit| AlphaMetrics::new(fit.alpha, &eigenvalues));
+    let warning = QualityLabel::of(power_law.as_ref());
     Ok(Some(LayerReport {
         layer_id,
         name: layer.name.to_string(),
@@ -180,6 +256,9 @@ fn analyze_layer(
         rf: shape.slices,
         metrics,
         marchenko_pastur,
+        power_law,
+        alpha_metrics,
+        warning,
         eigenvalues: options.keep_eigenvalues.then_some(eigenvalues),
     }))
 }

@@ -24,6 +24,7 @@ pub mod device;
 pub mod environment;
 pub mod error;
 pub mod esd;
+pub mod heavy_tail;
 pub mod model;
 pub mod report;
 pub mod rmt;

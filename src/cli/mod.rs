@@ -46,8 +46,8 @@ struct SelectionArgs {
     /// (e.g. 'features\.\d+\.weight' or 'fc|classifier').
     #[arg(long, value_name = "REGEX")]
     layers: Option<String>,
-    /// Skip layers whose ESD has fewer eigenvalues than this (WeightWatcher uses 10).
-    #[arg(long, default_value_t = 10, value_name = "N")]
+    /// Skip layers whose ESD has fewer eigenvalues than this (8, as WeightWatcher 0.7.7 does).
+    #[arg(long, default_value_t = 8, value_name = "N")]
     min_evals: usize,
 }
 

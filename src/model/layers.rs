@@ -90,7 +90,8 @@ pub struct LayerSelection {
     pub conv_mode: ConvMode,
     /// Only tensors whose dotted name matches (anywhere in the name).
     pub name_pattern: Option<Regex>,
-    /// Layers with fewer pooled eigenvalues are skipped (WeightWatcher: 10).
+    /// Layers with fewer pooled eigenvalues are skipped (WeightWatcher 0.7.7: 8, though its docs
+    /// say 10).
     pub min_evals: usize,
 }
 
@@ -99,7 +100,7 @@ impl Default for LayerSelection {
         Self {
             conv_mode: ConvMode::Slices,
             name_pattern: None,
-            min_evals: 10,
+            min_evals: 8,
         }
     }
 }

@@ -88,33 +88,38 @@ fn analysis_table(analysis: &Analysis) -> String {
         "N",
         "M",
         "rf",
-        "Q",
         "lambda_max",
         "log_norm",
+        "alpha",
+        "alpha_w",
+        "D",
         "stable_rank",
         "entropy",
-        "cond",
         "mp_lambda_plus",
         "spikes",
+        "warning",
     ]);
     let optional = |value: Option<f64>| value.map_or_else(|| "-".to_string(), format_number);
     for layer in &analysis.layers {
         let metrics = &layer.metrics;
         let mp = layer.marchenko_pastur.as_ref();
+        let fit = layer.power_law.as_ref();
         table.push(vec![
             layer.name.clone(),
             layer.kind.to_string(),
             layer.n.to_string(),
             layer.m.to_string(),
             layer.rf.to_string(),
-            format_number(layer.q),
             format_number(metrics.lambda_max),
             format_number(metrics.log_norm),
+            optional(fit.map(|f| f.alpha)),
+            optional(layer.alpha_metrics.as_ref().map(|m| m.alpha_weighted)),
+            optional(fit.map(|f| f.ks_distance)),
             format_number(metrics.stable_rank),
             optional(metrics.entropy),
-            optional(metrics.condition_number),
             optional(mp.map(|mp| mp.mp_lambda_plus)),
             mp.map_or_else(|| "-".to_string(), |mp| mp.num_spikes.to_string()),
+            layer.warning.to_string(),
         ]);
     }
     let mut out = format!(
@@ -131,6 +136,18 @@ fn analysis_table(analysis: &Analysis) -> String {
         analysis.precision,
     );
     out.push_str(&table.render());
+    let summary = &analysis.summary;
+    out.push_str(&format!(
+        "\nmean alpha {}, alpha_weighted {}, log_norm {}, stable_rank {}; layers: {} well-trained, {} over-trained, {} under-trained, {} fit failed\n",
+        optional(summary.alpha),
+        optional(summary.alpha_weighted),
+        optional(summary.log_norm),
+        optional(summary.stable_rank),
+        summary.well_trained,
+        summary.over_trained,
+        summary.under_trained,
+        summary.fit_failed,
+    ));
     if !analysis.skipped.is_empty() {
         out.push_str(&format!(
             "\n{} tensors skipped (rmt-torch info lists why)\n",

@@ -18,31 +18,28 @@ fn analyze_json_is_the_documented_schema() {
     assert_eq!(json["format"], "torch_script");
     assert_eq!(json["convention"], "ww");
     let layers = json["layers"].as_array().unwrap();
-    assert_eq!(layers.len(), 3);
-    for key in [
-        "name",
-        "N",
-        "M",
-        "Q",
-        "rf",
-        "num_evals",
-        "lambda_max",
-        "norm",
-        "log_norm",
-        "spectral_norm",
-        "log_spectral_norm",
-        "stable_rank",
-        "entropy",
-        "condition_number",
-        "sigma2",
-        "mp_lambda_plus",
-        "num_spikes",
-        "eigenvalues",
-    ] {
-        assert!(layers[0].get(key).is_some(), "missing {key}");
+    assert_eq!(layers.len(), 4);
+    let keys = "name N M Q rf num_evals lambda_max norm log_norm spectral_norm log_spectral_norm \
+                stable_rank entropy condition_number sigma2 mp_lambda_plus num_spikes alpha xmin \
+                xmax D sigma num_pl_spikes fit_method alpha_weighted log_alpha_norm warning eigenvalues";
+    for key in keys.split_whitespace() {
+        assert!(layers[1].get(key).is_some(), "missing {key}");
     }
-    assert_eq!(layers[0]["name"], "conv2.weight");
-    assert_eq!(layers[0]["eigenvalues"].as_array().unwrap().len(), 32 * 9);
+    assert_eq!(layers[0]["name"], "conv1.weight");
+    assert_eq!(layers[1]["name"], "conv2.weight");
+    assert_eq!(layers[1]["eigenvalues"].as_array().unwrap().len(), 32 * 9);
+    let summary = &json["summary"];
+    let labelled: u64 = [
+        "well_trained",
+        "over_trained",
+        "under_trained",
+        "fit_failed",
+    ]
+    .iter()
+    .map(|key| summary[key].as_u64().unwrap())
+    .sum();
+    assert_eq!(labelled, 4);
+    assert!(summary["alpha"].as_f64().unwrap() > 1.0);
 }
 
 #[test]

@@ -11,7 +11,7 @@ pub fn root() -> &'static Path {
 }
 
 /// The Python that has torch, numpy and safetensors (`scripts/setup --test` provides it).
-fn python() -> PathBuf {
+pub fn python() -> PathBuf {
     std::env::var_os("RMT_TORCH_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join(".venv/bin/python"))

@@ -1,5 +1,6 @@
 //! Integration tests: one binary, fixtures generated once per run by scripts/make_fixtures.py.
 mod cli;
 mod fixtures;
+mod heavy_tail;
 mod loading;
 mod spectra;

@@ -1,0 +1,97 @@
+//! The power-law fit and α metrics against WeightWatcher 0.7.7 itself, layer by layer.
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Command;
+
+use rmt_torch::heavy_tail::quality::QualityLabel;
+use rmt_torch::{analyze, AnalyzeOptions, DeviceChoice, Model};
+
+use crate::fixtures;
+
+/// WeightWatcher's details for `kind` (see scripts/ww_reference.py), one map per layer by name.
+fn weightwatcher_details(kind: &str, model: &Path) -> HashMap<String, HashMap<String, String>> {
+    let out = fixtures::dir().join(format!("{}.ww.csv", kind.replace(':', "_")));
+    let status = Command::new(fixtures::python())
+        .arg(fixtures::root().join("scripts/ww_reference.py"))
+        .args([kind, model.to_str().unwrap(), out.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("run ww_reference.py");
+    assert!(status.success(), "ww_reference.py {kind} failed");
+    let text = std::fs::read_to_string(out).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    lines
+        .map(|line| {
+            let row: HashMap<String, String> = header
+                .iter()
+                .zip(line.split(','))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            (format!("{}.weight", row["longname"]), row)
+        })
+        .collect()
+}
+
+fn assert_matches_weightwatcher(kind: &str, model_path: &Path) {
+    let details = weightwatcher_details(kind, model_path);
+    let model = Model::load(model_path).unwrap();
+    let options = AnalyzeOptions {
+        device: DeviceChoice::Cpu,
+        ..AnalyzeOptions::default()
+    };
+    let analysis = analyze(&model, &options, |_, _, _| {}).unwrap();
+    assert_eq!(analysis.layers.len(), details.len(), "{kind}: layer count");
+    for layer in &analysis.layers {
+        let theirs = &details[&layer.name];
+        let number = |key: &str| theirs[key].parse::<f64>().unwrap();
+        let fit = layer
+            .power_law
+            .as_ref()
+            .unwrap_or_else(|| panic!("{kind} {}: fit failed", layer.name));
+        let alpha_metrics = layer.alpha_metrics.as_ref().unwrap();
+        let ours = [
+            ("alpha", fit.alpha),
+            ("xmin", fit.xmin),
+            ("xmax", fit.xmax),
+            ("D", fit.ks_distance),
+            ("sigma", fit.sigma),
+            ("alpha_weighted", alpha_metrics.alpha_weighted),
+            ("log_alpha_norm", alpha_metrics.log_alpha_norm),
+            ("num_pl_spikes", fit.num_pl_spikes as f64),
+        ];
+        for (key, value) in ours {
+            let reference = number(key);
+            assert!(
+                (value - reference).abs() <= 1e-6 * reference.abs().max(1e-3),
+                "{kind} {}: {key} = {value}, WeightWatcher {reference}",
+                layer.name
+            );
+        }
+        let label = match theirs["warning"].as_str() {
+            "" => QualityLabel::WellTrained,
+            "over-trained" => QualityLabel::OverTrained,
+            "under-trained" => QualityLabel::UnderTrained,
+            other => panic!("unexpected WeightWatcher warning {other}"),
+        };
+        assert_eq!(layer.warning, label, "{kind} {}", layer.name);
+    }
+}
+
+#[test]
+fn shipped_models_match_weightwatcher() {
+    for (kind, file) in [
+        ("digits-mlp", "digits_mlp_init.pt"),
+        ("digits-mlp", "digits_mlp_trained.pt"),
+        ("digits-cnn", "digits_cnn_init.pt"),
+        ("digits-cnn", "digits_cnn_trained.pt"),
+    ] {
+        assert_matches_weightwatcher(kind, &fixtures::shipped_model(file));
+    }
+}
+
+#[test]
+fn a_torchvision_model_matches_weightwatcher() {
+    let path = fixtures::dir().join("resnet18.pt");
+    assert_matches_weightwatcher("torchvision:resnet18", &path);
+}
