@@ -7,6 +7,7 @@ use serde::Serialize;
 use crate::device::{device_name, DeviceChoice};
 use crate::error::Result;
 use crate::esd::EsdConvention;
+use crate::heavy_tail::hill::{hill_plateau, HillEstimate};
 use crate::heavy_tail::power_law::{self, PowerLawFit, WEIGHTWATCHER_EVALS_THRESHOLD};
 use crate::heavy_tail::quality::{AlphaMetrics, QualityLabel};
 use crate::model::layers::{self, ConvMode, LayerKind, LayerSelection, SkippedTensor, WeightLayer};
@@ -84,6 +85,9 @@ pub struct LayerReport {
     pub alpha_metrics: Option<AlphaMetrics>,
     /// Training-quality label from α (WeightWatcher's `warning` column).
     pub warning: QualityLabel,
+    /// The Hill estimator's plateau, a fit-free estimate of α; absent for tiny layers.
+    #[serde(flatten)]
+    pub hill: Option<HillEstimate>,
     /// The ESD, ascending, when asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub eigenvalues: Option<Vec<f64>>,
@@ -236,10 +240,14 @@ fn analyze_layer(
     });
     // WeightWatcher's threshold is in its own ESD scale; carry it into the reported one.
     let ww_scale = EsdConvention::WeightWatcher.scale(layer.kind, layer.conv_mode, shape);
-    let power_law = power_law::fit(
-        &eigenvalues,
-        WEIGHTWATCHER_EVALS_THRESHOLD * scale / ww_scale,
-    );
+    let threshold = WEIGHTWATCHER_EVALS_THRESHOLD * scale / ww_scale;
+    let power_law = power_law::fit(&eigenvalues, threshold);
+    let above_threshold: Vec<f64> = eigenvalues
+        .iter()
+        .copied()
+        .filter(|&l| l > threshold)
+        .collect();
+    let hill = hill_plateau(&above_threshold);
     let alpha_metrics = power_law
         .as_ref()
         .map(|fit| AlphaMetrics::new(fit.alpha, &eigenvalues));
@@ -259,6 +267,7 @@ fn analyze_layer(
         power_law,
         alpha_metrics,
         warning,
+        hill,
         eigenvalues: options.keep_eigenvalues.then_some(eigenvalues),
     }))
 }

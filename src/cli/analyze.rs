@@ -42,7 +42,7 @@ pub struct AnalyzeArgs {
     #[arg(long, default_value = "ww", value_parser = ["ww", "rmt"])]
     convention: String,
     /// Arithmetic. `f64`: WᵀW and eigenvalues in float64, exact to ~1e-12. `fast`: both in
-    /// float32, about twice as fast; eigenvalues within 1e-4·λmax, α within 1e-3 relative.
+    /// float32, about twice as fast; eigenvalues within 1e-4·λmax, α within 0.5 %.
     #[arg(long, default_value = "f64", value_parser = ["f64", "fast"])]
     precision: String,
     /// Include each layer's eigenvalues (ascending) in JSON output.

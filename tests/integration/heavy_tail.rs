@@ -11,13 +11,17 @@ use crate::fixtures;
 /// WeightWatcher's details for `kind` (see scripts/ww_reference.py), one map per layer by name.
 fn weightwatcher_details(kind: &str, model: &Path) -> HashMap<String, HashMap<String, String>> {
     let out = fixtures::dir().join(format!("{}.ww.csv", kind.replace(':', "_")));
-    let status = Command::new(fixtures::python())
+    // WeightWatcher chatters on stdout and stderr: shown only if it fails.
+    let output = Command::new(fixtures::python())
         .arg(fixtures::root().join("scripts/ww_reference.py"))
         .args([kind, model.to_str().unwrap(), out.to_str().unwrap()])
-        .stdout(std::process::Stdio::null())
-        .status()
+        .output()
         .expect("run ww_reference.py");
-    assert!(status.success(), "ww_reference.py {kind} failed");
+    assert!(
+        output.status.success(),
+        "ww_reference.py {kind} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let text = std::fs::read_to_string(out).unwrap();
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
