@@ -7,13 +7,11 @@
 //!
 //! The power-law exponent, stable rank, entropy and condition number do not depend on the
 //! convention; λmax, norms and the Marchenko-Pastur edges do.
-use std::fmt;
-use std::str::FromStr;
 
 use serde::Serialize;
 
-use crate::error::{Error, Result};
 use crate::model::layers::{ConvMode, LayerKind, MatrixShape};
+use crate::option_names::option_names;
 
 /// How squared singular values become the eigenvalues reported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -27,27 +25,7 @@ pub enum EsdConvention {
     WeightWatcher,
 }
 
-impl FromStr for EsdConvention {
-    type Err = Error;
-    fn from_str(text: &str) -> Result<Self> {
-        match text {
-            "rmt" => Ok(Self::Rmt),
-            "ww" | "weightwatcher" => Ok(Self::WeightWatcher),
-            other => Err(Error::InvalidOption(format!(
-                "ESD convention '{other}': expected ww or rmt"
-            ))),
-        }
-    }
-}
-
-impl fmt::Display for EsdConvention {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Rmt => "rmt",
-            Self::WeightWatcher => "ww",
-        })
-    }
-}
+option_names!(EsdConvention, "ESD convention", { WeightWatcher => "ww", Rmt => "rmt" });
 
 impl EsdConvention {
     /// The factor that turns a squared singular value of this layer into a reported eigenvalue.

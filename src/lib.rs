@@ -26,6 +26,7 @@ pub mod error;
 pub mod esd;
 pub mod heavy_tail;
 pub mod model;
+mod option_names;
 pub mod report;
 pub mod rmt;
 pub mod spectral_metrics;

@@ -4,14 +4,13 @@
 //! exact to ~1e-12 relative for the eigenvalues that matter, and several times faster than an
 //! SVD on both CPU and GPU (../shared/MEASURED.md). Slices of a convolution are one batched call.
 //! Results are squared singular values σᵢ², unscaled: [`crate::esd`] applies the conventions.
-use std::fmt;
-use std::str::FromStr;
 
 use serde::Serialize;
 use tch::{Kind, Tensor};
 
 use crate::device::device_name;
 use crate::error::{Error, Result};
+use crate::option_names::option_names;
 
 /// Arithmetic of the Gram product and the eigensolver; results and statistics are always f64.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -27,27 +26,7 @@ pub enum Precision {
     Fast,
 }
 
-impl FromStr for Precision {
-    type Err = Error;
-    fn from_str(text: &str) -> Result<Self> {
-        match text {
-            "f64" => Ok(Self::F64),
-            "fast" => Ok(Self::Fast),
-            other => Err(Error::InvalidOption(format!(
-                "precision '{other}': expected f64 or fast"
-            ))),
-        }
-    }
-}
-
-impl fmt::Display for Precision {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::F64 => "f64",
-            Self::Fast => "fast",
-        })
-    }
-}
+option_names!(Precision, "precision", { F64 => "f64", Fast => "fast" });
 
 /// The spectrum of one layer's stack of matrices, as computed on the device.
 #[derive(Debug, Clone, PartialEq)]

@@ -5,7 +5,6 @@
 //! kernels are either sliced per kernel position (WeightWatcher's default: k or kh·kw matrices of
 //! shape out × in whose eigenvalues are pooled) or reshaped to one out × in·k matrix (seed 003).
 use std::fmt;
-use std::str::FromStr;
 
 use regex::Regex;
 use serde::Serialize;
@@ -13,6 +12,7 @@ use tch::{Kind, Tensor};
 
 use crate::error::{Error, Result};
 use crate::model::{Model, NamedTensor};
+use crate::option_names::option_names;
 
 /// How a convolution kernel becomes matrices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -25,18 +25,7 @@ pub enum ConvMode {
     Reshape,
 }
 
-impl FromStr for ConvMode {
-    type Err = Error;
-    fn from_str(text: &str) -> Result<Self> {
-        match text {
-            "slices" => Ok(Self::Slices),
-            "reshape" => Ok(Self::Reshape),
-            other => Err(Error::InvalidOption(format!(
-                "conv mode '{other}': expected slices or reshape"
-            ))),
-        }
-    }
-}
+option_names!(ConvMode, "conv mode", { Slices => "slices", Reshape => "reshape" });
 
 /// What kind of layer a weight tensor belongs to, read from its rank.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -2,10 +2,8 @@
 pub mod csv;
 pub mod table;
 
-use std::fmt;
-use std::str::FromStr;
-
 use crate::error::{Error, Result};
+use crate::option_names::option_names;
 
 /// Output formats of the reporting commands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -19,29 +17,7 @@ pub enum OutputFormat {
     Csv,
 }
 
-impl FromStr for OutputFormat {
-    type Err = Error;
-    fn from_str(text: &str) -> Result<Self> {
-        match text {
-            "table" => Ok(Self::Table),
-            "json" => Ok(Self::Json),
-            "csv" => Ok(Self::Csv),
-            other => Err(Error::InvalidOption(format!(
-                "format '{other}': expected table, json or csv"
-            ))),
-        }
-    }
-}
-
-impl fmt::Display for OutputFormat {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Table => "table",
-            Self::Json => "json",
-            Self::Csv => "csv",
-        })
-    }
-}
+option_names!(OutputFormat, "format", { Table => "table", Json => "json", Csv => "csv" });
 
 /// A number for a table cell: four significant digits, scientific when very large or small.
 pub fn format_number(value: f64) -> String {
@@ -129,10 +105,7 @@ fn analysis_table(analysis: &Analysis) -> String {
         analysis.layers.len(),
         analysis.device,
         analysis.convention,
-        match analysis.conv_mode {
-            crate::model::layers::ConvMode::Slices => "slices",
-            crate::model::layers::ConvMode::Reshape => "reshape",
-        },
+        analysis.conv_mode,
         analysis.precision,
     );
     out.push_str(&table.render());
