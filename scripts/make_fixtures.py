@@ -146,8 +146,6 @@ def main():
     bad["w"][5, 6] = float("inf")
     save_file(bad, str(out / "nan_weights.safetensors"))
     save_file({"bias": gaussian((20,), gen), "row": gaussian((1, 50), gen)}, str(out / "no_weights.safetensors"))
-    torch.save(mlp.state_dict(), str(out / "state_dict_zip.pt"))
-    torch.save(mlp.state_dict(), str(out / "state_dict_legacy.pt"), _use_new_zipfile_serialization=False)
     data = (out / "mlp_scripted.pt").read_bytes()
     (out / "truncated.pt").write_bytes(data[: len(data) // 2])
     (out / "random.bin").write_bytes(np.random.default_rng(7).bytes(4096))
@@ -155,7 +153,75 @@ def main():
     header = json.dumps({"w": {"dtype": "F32", "shape": [100, 100], "data_offsets": [0, 40000]}}).encode()
     (out / "truncated.safetensors").write_bytes(len(header).to_bytes(8, "little") + header + bytes(1000))
 
+    checkpoint_fixtures(out)
     (out / "reference.json").write_text(json.dumps(reference))
+
+
+class Hostile:
+    """Unpickling this would run a shell command: a reader must refuse it, never run it."""
+
+    def __reduce__(self):
+        import os
+        return (os.system, ("touch hostile-pickle-was-executed",))
+
+
+def checkpoint_fixtures(out):
+    """torch.save files (zip and legacy) with safetensors twins holding the same tensors, listed
+    as [checkpoint, twin] pairs in checkpoint_pairs.json."""
+    torch.manual_seed(5)
+    modules = {
+        "mlp": MLP(),
+        "cnn": nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.Conv2d(8, 16, 3)),
+        "lstm": nn.LSTM(12, 20, num_layers=2),
+        "transformer": nn.TransformerEncoderLayer(32, 4, dim_feedforward=64),
+    }
+    pairs = []
+    for name, module in modules.items():
+        for dtype in (torch.float32, torch.float16, torch.bfloat16, torch.float64):
+            state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in module.state_dict().items()}
+            dtype_name = str(dtype).replace("torch.", "")
+            pairs += save_pair(out, f"ckpt_{name}_{dtype_name}", state)
+    base = torch.randn(6, 8, dtype=torch.float64)
+    views = {"base": base, "rows": base[1:4], "strided": base[1:, ::3], "transposed": base.t(), "scalar_view": base[2, 5]}
+    pairs += save_pair(out, "ckpt_views", views)
+    mlp = MLP()
+    opt = torch.optim.SGD(mlp.parameters(), lr=0.1, momentum=0.9)
+    mlp(torch.randn(2, 40)).sum().backward()
+    opt.step()
+    nested = {"epoch": 7, "model_state_dict": mlp.state_dict(), "optimizer_state_dict": opt.state_dict(), "loss": 0.25}
+    torch.save(nested, str(out / "ckpt_nested.pt"))
+    save_file({k: v.contiguous() for k, v in mlp.state_dict().items()}, str(out / "ckpt_nested.safetensors"))
+    pairs.append(["ckpt_nested.pt", "ckpt_nested.safetensors"])
+    batch = torch.randn(4, 3, 5, 5)
+    torch.save(batch, str(out / "ckpt_tensor.pt"))
+    save_file({"tensor": batch}, str(out / "ckpt_tensor.safetensors"))
+    pairs.append(["ckpt_tensor.pt", "ckpt_tensor.safetensors"])
+    (out / "checkpoint_pairs.json").write_text(json.dumps(pairs))
+
+    torch.save(mlp, str(out / "ckpt_whole_module.pt"))
+    torch.save({"weights": Hostile()}, str(out / "ckpt_hostile_nested.pt"))
+    torch.save(Hostile(), str(out / "ckpt_hostile.pt"))
+    data = (out / "ckpt_mlp_float32_zip.pt").read_bytes()
+    (out / "ckpt_truncated.pt").write_bytes(data[: len(data) // 2])
+    legacy = (out / "ckpt_mlp_float32_legacy.pt").read_bytes()
+    (out / "ckpt_truncated_legacy.pt").write_bytes(legacy[: len(legacy) - 100])
+    # A zip whose data.pkl is garbage after its first bytes.
+    import zipfile
+    with zipfile.ZipFile(out / "ckpt_mlp_float32_zip.pt") as src, zipfile.ZipFile(out / "ckpt_bad_pickle.pt", "w") as dst:
+        for item in src.infolist():
+            payload = src.read(item.filename)
+            if item.filename.endswith("data.pkl"):
+                payload = payload[:40] + bytes(range(256)) * 2
+            dst.writestr(item, payload)
+
+
+def save_pair(out, stem, state):
+    """The state dict as zip and legacy torch.save files, and its safetensors twin."""
+    zip_name, legacy_name, twin = f"{stem}_zip.pt", f"{stem}_legacy.pt", f"{stem}.safetensors"
+    torch.save(state, str(out / zip_name))
+    torch.save(state, str(out / legacy_name), _use_new_zipfile_serialization=False)
+    save_file({k: v.contiguous().clone() for k, v in state.items()}, str(out / twin))
+    return [[zip_name, twin], [legacy_name, twin]]
 
 
 if __name__ == "__main__":

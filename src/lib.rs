@@ -1,7 +1,7 @@
 //! # rmt-torch
 //!
-//! Random matrix theory diagnostics for PyTorch models, from Rust: load a TorchScript archive or
-//! a safetensors file, pick its weight matrices, compute their eigenvalue spectra in f64 on the
+//! Random matrix theory diagnostics for PyTorch models, from Rust: load a TorchScript archive, a
+//! Python `torch.save` checkpoint (read without Python) or a safetensors file, pick its weight matrices, compute their eigenvalue spectra in f64 on the
 //! CPU or a CUDA GPU, and measure them against random-matrix predictions.
 //!
 //! Data flows one way: [`model`] (load, select layers) → [`spectrum`] (eigenvalues of WᵀW) →

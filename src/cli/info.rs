@@ -32,6 +32,9 @@ pub fn run(args: InfoArgs) -> anyhow::Result<ExitCode> {
             "model": model.path.display().to_string(),
             "format": model.format,
             "tensors": inventory,
+            "other_entries": model.other_entries.iter()
+                .map(|(name, what)| serde_json::json!({"name": name, "value": what}))
+                .collect::<Vec<_>>(),
         }))?,
         OutputFormat::Csv => to_csv(&inventory)?,
         OutputFormat::Table => {
@@ -46,14 +49,21 @@ pub fn run(args: InfoArgs) -> anyhow::Result<ExitCode> {
                 ]);
             }
             let analysed = inventory.iter().filter(|t| t.analysed).count();
-            format!(
+            let mut text = format!(
                 "{} ({}): {} tensors, {} weight matrices\n\n{}",
                 model.path.display(),
                 model.format,
                 inventory.len(),
                 analysed,
                 table.render()
-            )
+            );
+            if !model.other_entries.is_empty() {
+                text.push_str("\nother entries (not analysed):\n");
+                for (name, what) in &model.other_entries {
+                    text.push_str(&format!("  {name}: {what}\n"));
+                }
+            }
+            text
         }
     };
     write_output(&args.output, &text)?;

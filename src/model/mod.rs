@@ -1,14 +1,16 @@
 //! Loading models: every supported file format becomes the same [`Model`], a list of named tensors.
 mod format;
 pub mod layers;
+mod pickle;
 mod safetensors;
+mod torch_save;
 mod torchscript;
 
 use std::path::{Path, PathBuf};
 
 pub use format::{detect, FileFormat};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// A tensor with the dotted name it has in the model (`features.0.weight`).
 pub struct NamedTensor {
@@ -26,6 +28,9 @@ pub struct Model {
     pub format: FileFormat,
     /// Its tensors in the file's order.
     pub tensors: Vec<NamedTensor>,
+    /// Checkpoint entries that are not tensors (epochs, optimiser settings, …): name and what
+    /// it is. Empty for TorchScript and safetensors files.
+    pub other_entries: Vec<(String, String)>,
 }
 
 /// The dtype's PyTorch name (`float32`, `bfloat16`, …).
@@ -49,27 +54,29 @@ pub fn dtype_name(kind: tch::Kind) -> String {
 impl Model {
     /// Reads a model file, detecting its format from its content.
     ///
-    /// TorchScript archives yield their parameters; safetensors files every tensor.
+    /// TorchScript archives yield their parameters; safetensors files every tensor; `torch.save`
+    /// checkpoints the tensors of their state dict (found under `state_dict`, `model_state_dict`,
+    /// `model`, `module` or `net` when nested), read without Python.
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let format = format::detect(path)?;
-        let tensors = match format {
-            FileFormat::TorchScript => torchscript::load(path)?,
-            FileFormat::SafeTensors => safetensors::load(path)?,
+        let (tensors, other_entries) = match format {
+            FileFormat::TorchScript => (torchscript::load(path)?, Vec::new()),
+            FileFormat::SafeTensors => (safetensors::load(path)?, Vec::new()),
             FileFormat::TorchSaveZip | FileFormat::TorchSaveLegacy => {
-                return Err(Error::UnsupportedFormat {
-                    path: path.to_path_buf(),
-                    message: format!(
-                        "this is a Python {format}, which rmt-torch cannot read yet; re-save it as TorchScript \
-                         (torch.jit.script(model).save(path)) or safetensors (safetensors.torch.save_file(model.state_dict(), path))"
-                    ),
-                })
+                let checkpoint = if format == FileFormat::TorchSaveZip {
+                    torch_save::load_zip(path)?
+                } else {
+                    torch_save::load_legacy(path)?
+                };
+                (checkpoint.tensors, checkpoint.other_entries)
             }
         };
         Ok(Self {
             path: path.to_path_buf(),
             format,
             tensors,
+            other_entries,
         })
     }
 }

@@ -175,20 +175,6 @@ fn bad_input_gets_a_one_line_error() {
         ),
         (
             vec![
-                "info".into(),
-                fixtures::file("state_dict_zip.pt").display().to_string(),
-            ],
-            "torch.save checkpoint (zip)",
-        ),
-        (
-            vec![
-                "analyze".into(),
-                fixtures::file("state_dict_legacy.pt").display().to_string(),
-            ],
-            "legacy pickle",
-        ),
-        (
-            vec![
                 "analyze".into(),
                 fixtures::file("mlp_scripted.pt").display().to_string(),
                 "--layers".into(),

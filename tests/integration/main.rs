@@ -1,4 +1,5 @@
 //! Integration tests: one binary, fixtures generated once per run by scripts/make_fixtures.py.
+mod checkpoints;
 mod cli;
 mod fixtures;
 mod heavy_tail;

@@ -1,0 +1,358 @@
+//! Python `torch.save` checkpoints in pure Rust: the zip archive (PyTorch ≥ 1.6) and the legacy
+//! format, state dicts and nested checkpoints, every real dtype. No Python code ever runs: the
+//! pickle is read by [`super::pickle`], which only describes what it would have built.
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::Path;
+
+use tch::{Kind, Tensor};
+
+use super::pickle::{self, TensorView, Value};
+use super::NamedTensor;
+use crate::error::{Error, Result};
+
+/// Keys under which checkpoints commonly keep the model's weights, tried in this order.
+const STATE_DICT_KEYS: [&str; 5] = ["state_dict", "model_state_dict", "model", "module", "net"];
+
+/// The legacy format's magic number 0x1950a86a20f9469cfc6c, as pickle's little-endian bytes.
+const LEGACY_MAGIC: [u8; 10] = [0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19];
+
+/// A checkpoint's tensors, and its other entries described (epochs, optimiser state, …).
+pub struct Checkpoint {
+    /// The weights, with dotted names.
+    pub tensors: Vec<NamedTensor>,
+    /// Entries that are not weights: (dotted name, what it is).
+    pub other_entries: Vec<(String, String)>,
+}
+
+/// Reads a zip-format checkpoint.
+pub fn load_zip(path: &Path) -> Result<Checkpoint> {
+    let corrupt = |message: String| Error::Corrupt {
+        path: path.to_path_buf(),
+        format: "torch.save checkpoint",
+        message,
+    };
+    let file = std::fs::File::open(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut archive = zip::ZipArchive::new(file).map_err(|err| corrupt(err.to_string()))?;
+    let pickle_name = archive
+        .file_names()
+        .find(|name| name.ends_with("data.pkl"))
+        .map(str::to_string)
+        .ok_or_else(|| corrupt("no data.pkl in the archive".into()))?;
+    let prefix = pickle_name.trim_end_matches("data.pkl").to_string();
+    let mut read_entry = |name: &str| -> Result<Vec<u8>> {
+        let mut entry = archive
+            .by_name(name)
+            .map_err(|err| corrupt(format!("{name}: {err}")))?;
+        let mut bytes = Vec::with_capacity(entry.size() as usize);
+        entry
+            .read_to_end(&mut bytes)
+            .map_err(|err| corrupt(format!("{name}: {err}")))?;
+        Ok(bytes)
+    };
+    let pickle_bytes = read_entry(&pickle_name)?;
+    let (root, _) =
+        pickle::read(&pickle_bytes).map_err(|err| corrupt(format!("data.pkl: {}", err.0)))?;
+    build(path, &root, |key| {
+        read_entry(&format!("{prefix}data/{key}"))
+    })
+}
+
+/// Reads a legacy (pre-1.6) checkpoint: magic number, protocol, system info, the object, the
+/// storage keys, then each storage as an 8-byte element count and its raw bytes.
+pub fn load_legacy(path: &Path) -> Result<Checkpoint> {
+    let corrupt = |message: String| Error::Corrupt {
+        path: path.to_path_buf(),
+        format: "legacy torch.save checkpoint",
+        message,
+    };
+    let bytes = std::fs::read(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut pos = 0;
+    let mut next_pickle = |what: &str| -> Result<Value> {
+        let (value, used) =
+            pickle::read(&bytes[pos..]).map_err(|err| corrupt(format!("{what}: {}", err.0)))?;
+        pos += used;
+        Ok(value)
+    };
+    match next_pickle("magic number")? {
+        Value::LargeInt(bytes) if bytes == LEGACY_MAGIC => {}
+        _ => return Err(corrupt("not a torch.save file (wrong magic number)".into())),
+    }
+    next_pickle("protocol version")?;
+    next_pickle("system info")?;
+    let root = next_pickle("object")?;
+    let keys = match next_pickle("storage keys")? {
+        Value::List(list) => list
+            .borrow()
+            .iter()
+            .map(|key| match key {
+                Value::Str(key) => Ok(key.clone()),
+                _ => Err(corrupt("a storage key that is not a string".into())),
+            })
+            .collect::<Result<Vec<_>>>()?,
+        _ => return Err(corrupt("storage keys are not a list".into())),
+    };
+    let element_sizes = storage_element_sizes(&root);
+    let mut storages = HashMap::new();
+    for key in keys {
+        let Some(&element_size) = element_sizes.get(&key) else {
+            return Err(corrupt(format!("storage {key} is used by no tensor")));
+        };
+        let count = bytes
+            .get(pos..pos + 8)
+            .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize)
+            .ok_or_else(|| corrupt(format!("truncated before storage {key}")))?;
+        let start = pos + 8;
+        let end = count
+            .checked_mul(element_size)
+            .and_then(|len| start.checked_add(len))
+            .filter(|&end| end <= bytes.len())
+            .ok_or_else(|| corrupt(format!("storage {key} runs past the end of the file")))?;
+        storages.insert(key, bytes[start..end].to_vec());
+        pos = end;
+    }
+    build(path, &root, |key| {
+        storages
+            .get(key)
+            .cloned()
+            .ok_or_else(|| corrupt(format!("storage {key} is missing")))
+    })
+}
+
+/// The element size of every storage the object's tensors use, by key.
+fn storage_element_sizes(root: &Value) -> HashMap<String, usize> {
+    let mut sizes = HashMap::new();
+    visit_tensors(root, &mut |view| {
+        if let Some(kind) = storage_kind(&view.storage_type) {
+            sizes.insert(view.key.clone(), kind.elt_size_in_bytes());
+        }
+    });
+    sizes
+}
+
+fn visit_tensors(value: &Value, f: &mut impl FnMut(&TensorView)) {
+    match value {
+        Value::Tensor(view) => f(view),
+        Value::Dict(dict) => dict.borrow().iter().for_each(|(_, v)| visit_tensors(v, f)),
+        Value::List(list) => list.borrow().iter().for_each(|v| visit_tensors(v, f)),
+        Value::Tuple(items) => items.iter().for_each(|v| visit_tensors(v, f)),
+        _ => {}
+    }
+}
+
+/// libtorch's kind for a pickled storage type.
+fn storage_kind(storage_type: &str) -> Option<Kind> {
+    Some(match storage_type {
+        "FloatStorage" => Kind::Float,
+        "DoubleStorage" => Kind::Double,
+        "HalfStorage" => Kind::Half,
+        "BFloat16Storage" => Kind::BFloat16,
+        "LongStorage" => Kind::Int64,
+        "IntStorage" => Kind::Int,
+        "ShortStorage" => Kind::Int16,
+        "CharStorage" => Kind::Int8,
+        "ByteStorage" => Kind::Uint8,
+        "BoolStorage" => Kind::Bool,
+        _ => return None,
+    })
+}
+
+/// Finds the weights in the unpickled object and materialises them from their storages.
+fn build(
+    path: &Path,
+    root: &Value,
+    mut storage_bytes: impl FnMut(&str) -> Result<Vec<u8>>,
+) -> Result<Checkpoint> {
+    if let Value::Object(class) = root {
+        return Err(Error::UnsupportedFormat {
+            path: path.to_path_buf(),
+            message: format!(
+                "this checkpoint is a pickled {class} object, which only Python can rebuild, by running code \
+                 the pickle names; rmt-torch never runs pickled code. If it is a whole model \
+                 (torch.save(model)), re-save its weights: torch.save(model.state_dict(), path), or as \
+                 TorchScript: torch.jit.script(model).save(path)"
+            ),
+        });
+    }
+    let (weights, prefix) = weights_root(root);
+    let mut entries = Vec::new();
+    flatten(&weights, None, &mut entries);
+    let mut tensors = Vec::new();
+    let mut other_entries = Vec::new();
+    let mut storages: HashMap<String, Tensor> = HashMap::new();
+    for (name, value) in entries {
+        match value {
+            Value::Tensor(view) => {
+                let storage = match storages.get(&view.key) {
+                    Some(storage) => storage,
+                    None => {
+                        let tensor = storage_tensor(path, &view, storage_bytes(&view.key)?)?;
+                        storages.entry(view.key.clone()).or_insert(tensor)
+                    }
+                };
+                let tensor = tensor_view(path, &name, storage, &view)?;
+                tensors.push(NamedTensor { name, tensor });
+            }
+            other => other_entries.push((name, describe(&other))),
+        }
+    }
+    if let Some(prefix) = prefix {
+        // Report what sits beside the weights too (epochs, optimiser state, …).
+        if let Value::Dict(dict) = root {
+            for (key, value) in dict.borrow().iter() {
+                let key = key_text(key);
+                if key != prefix {
+                    other_entries.push((key, describe(value)));
+                }
+            }
+        }
+    }
+    Ok(Checkpoint {
+        tensors,
+        other_entries,
+    })
+}
+
+/// The state dict inside a nested checkpoint (`{"state_dict": …}` and the like) with its key,
+/// or the root itself.
+fn weights_root(root: &Value) -> (Value, Option<String>) {
+    if let Value::Dict(dict) = root {
+        for wanted in STATE_DICT_KEYS {
+            let found = dict
+                .borrow()
+                .iter()
+                .find(|(k, _)| key_text(k) == wanted)
+                .map(|(_, v)| v.clone());
+            if let Some(inner @ Value::Dict(_)) = found {
+                return (inner, Some(wanted.to_string()));
+            }
+        }
+    }
+    (root.clone(), None)
+}
+
+fn key_text(key: &Value) -> String {
+    match key {
+        Value::Str(text) => text.clone(),
+        Value::Int(i) => i.to_string(),
+        Value::Bool(b) => b.to_string(),
+        Value::None => "None".into(),
+        other => describe(other),
+    }
+}
+
+/// Every leaf under `value` with its dotted name; dicts, lists and tuples are walked.
+fn flatten(value: &Value, name: Option<String>, out: &mut Vec<(String, Value)>) {
+    let child = |key: String| match &name {
+        Some(prefix) => format!("{prefix}.{key}"),
+        None => key,
+    };
+    match value {
+        Value::Dict(dict) => {
+            for (key, item) in dict.borrow().iter() {
+                flatten(item, Some(child(key_text(key))), out);
+            }
+        }
+        Value::List(list) => {
+            for (i, item) in list.borrow().iter().enumerate() {
+                flatten(item, Some(child(i.to_string())), out);
+            }
+        }
+        Value::Tuple(items) => {
+            for (i, item) in items.iter().enumerate() {
+                flatten(item, Some(child(i.to_string())), out);
+            }
+        }
+        leaf => out.push((name.unwrap_or_else(|| "tensor".to_string()), leaf.clone())),
+    }
+}
+
+fn describe(value: &Value) -> String {
+    match value {
+        Value::None => "None".into(),
+        Value::Bool(b) => format!("bool {b}"),
+        Value::Int(i) => format!("int {i}"),
+        Value::LargeInt(_) => "int (wider than 64 bits)".into(),
+        Value::Float(f) => format!("float {f}"),
+        Value::Str(s) => format!("str {s:?}"),
+        Value::Bytes(b) => format!("{} bytes", b.len()),
+        Value::Tuple(items) => format!("tuple of {}", items.len()),
+        Value::List(list) => format!("list of {}", list.borrow().len()),
+        Value::Dict(dict) => format!("dict of {}", dict.borrow().len()),
+        Value::Global(module, name) => format!("reference to {module}.{name}"),
+        Value::Storage { storage_type, .. } => format!("bare {storage_type}"),
+        Value::Tensor(view) => format!("tensor {:?}", view.size),
+        Value::Object(class) => format!("{class} object (skipped)"),
+    }
+}
+
+/// One storage as a flat tensor of its dtype.
+fn storage_tensor(path: &Path, view: &TensorView, bytes: Vec<u8>) -> Result<Tensor> {
+    let corrupt = |message: String| Error::Corrupt {
+        path: path.to_path_buf(),
+        format: "torch.save checkpoint",
+        message,
+    };
+    let kind = storage_kind(&view.storage_type).ok_or_else(|| {
+        corrupt(format!(
+            "storage {} has unsupported type {}",
+            view.key, view.storage_type
+        ))
+    })?;
+    let expected = view.storage_numel.checked_mul(kind.elt_size_in_bytes());
+    if expected != Some(bytes.len()) {
+        return Err(corrupt(format!(
+            "storage {} holds {} bytes, not {} elements of {}",
+            view.key,
+            bytes.len(),
+            view.storage_numel,
+            view.storage_type
+        )));
+    }
+    Ok(Tensor::f_from_data_size(
+        &bytes,
+        &[view.storage_numel as i64],
+        kind,
+    )?)
+}
+
+/// The tensor a view describes, copied out of its storage (contiguous).
+fn tensor_view(path: &Path, label: &str, storage: &Tensor, view: &TensorView) -> Result<Tensor> {
+    let corrupt = |message: String| Error::Corrupt {
+        path: path.to_path_buf(),
+        format: "torch.save checkpoint",
+        message,
+    };
+    if view.size.len() != view.stride.len() || view.size.iter().chain(&view.stride).any(|&d| d < 0)
+    {
+        return Err(corrupt(format!(
+            "{label}: bad size {:?} / stride {:?}",
+            view.size, view.stride
+        )));
+    }
+    let empty = view.size.contains(&0);
+    let last = view
+        .size
+        .iter()
+        .zip(&view.stride)
+        .try_fold(view.offset as i64, |acc, (&n, &s)| {
+            (n.max(1) - 1)
+                .checked_mul(s)
+                .and_then(|step| acc.checked_add(step))
+        });
+    if !empty && last.is_none_or(|last| last as usize >= view.storage_numel) {
+        return Err(corrupt(format!(
+            "{label}: view (offset {}, size {:?}, stride {:?}) reaches past its {} elements",
+            view.offset, view.size, view.stride, view.storage_numel
+        )));
+    }
+    Ok(storage
+        .f_as_strided(&view.size, &view.stride, view.offset as i64)?
+        .f_contiguous()?)
+}

@@ -1,0 +1,121 @@
+//! Python `torch.save` checkpoints read in pure Rust, bit-exact against Python's own tensors.
+use rmt_torch::model::{dtype_name, FileFormat};
+use rmt_torch::Model;
+
+use crate::fixtures::{self, run};
+
+#[test]
+fn checkpoints_equal_their_safetensors_twins_bit_for_bit() {
+    let text = std::fs::read_to_string(fixtures::file("checkpoint_pairs.json")).unwrap();
+    let pairs: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let pairs = pairs.as_array().unwrap();
+    assert!(pairs.len() >= 30, "{} pairs", pairs.len());
+    for pair in pairs {
+        let (checkpoint, twin) = (pair[0].as_str().unwrap(), pair[1].as_str().unwrap());
+        let ours =
+            Model::load(fixtures::file(checkpoint)).unwrap_or_else(|e| panic!("{checkpoint}: {e}"));
+        let python = Model::load(fixtures::file(twin)).unwrap();
+        let expected_format = if checkpoint.contains("legacy") {
+            FileFormat::TorchSaveLegacy
+        } else {
+            FileFormat::TorchSaveZip
+        };
+        assert_eq!(ours.format, expected_format, "{checkpoint}");
+        let mut names: Vec<&str> = ours.tensors.iter().map(|t| t.name.as_str()).collect();
+        let mut twin_names: Vec<&str> = python.tensors.iter().map(|t| t.name.as_str()).collect();
+        names.sort_unstable();
+        twin_names.sort_unstable();
+        assert_eq!(names, twin_names, "{checkpoint}");
+        for named in &ours.tensors {
+            let twin_tensor = &python
+                .tensors
+                .iter()
+                .find(|t| t.name == named.name)
+                .unwrap()
+                .tensor;
+            assert_eq!(
+                dtype_name(named.tensor.kind()),
+                dtype_name(twin_tensor.kind()),
+                "{checkpoint} {}",
+                named.name
+            );
+            assert_eq!(
+                named.tensor.size(),
+                twin_tensor.size(),
+                "{checkpoint} {}",
+                named.name
+            );
+            assert!(
+                named.tensor.equal(twin_tensor),
+                "{checkpoint} {}: values differ",
+                named.name
+            );
+        }
+    }
+}
+
+#[test]
+fn nested_checkpoints_yield_the_model_and_list_the_rest() {
+    let model = Model::load(fixtures::file("ckpt_nested.pt")).unwrap();
+    assert!(model.tensors.iter().all(|t| !t.name.contains("momentum")));
+    assert_eq!(model.tensors.len(), 6);
+    let others: Vec<&str> = model
+        .other_entries
+        .iter()
+        .map(|(name, _)| name.as_str())
+        .collect();
+    assert_eq!(others, ["epoch", "optimizer_state_dict", "loss"]);
+    assert_eq!(model.other_entries[0].1, "int 7");
+}
+
+#[test]
+fn checkpoints_are_analysed_like_any_model() {
+    let out = crate::fixtures::run_ok(&[
+        "analyze",
+        fixtures::file("ckpt_transformer_float16_legacy.pt")
+            .to_str()
+            .unwrap(),
+        "-f",
+        "json",
+    ]);
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let names: Vec<&str> = json["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "self_attn.in_proj_weight",
+            "self_attn.out_proj.weight",
+            "linear1.weight",
+            "linear2.weight"
+        ]
+    );
+}
+
+#[test]
+fn refused_checkpoints_say_why_and_run_nothing() {
+    let cases = [
+        ("ckpt_whole_module.pt", "pickled __main__.MLP object"),
+        ("ckpt_hostile.pt", "never runs pickled code"),
+        ("ckpt_hostile_nested.pt", "no tensors"),
+        ("ckpt_truncated.pt", "truncated"),
+        ("ckpt_truncated_legacy.pt", "runs past the end"),
+        ("ckpt_bad_pickle.pt", "data.pkl"),
+    ];
+    for (file, expected) in cases {
+        let output = run(&["analyze", fixtures::file(file).to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{file}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{file}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{file}: {stderr}");
+        assert!(stderr.contains(expected), "{file}: {stderr}");
+    }
+    assert!(!fixtures::dir().join("hostile-pickle-was-executed").exists());
+    assert!(!fixtures::root()
+        .join("hostile-pickle-was-executed")
+        .exists());
+}
