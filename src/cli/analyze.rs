@@ -1,15 +1,14 @@
 //! `rmt-torch analyze`: per-layer spectral statistics.
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
 
 use rmt_torch::report::{render_analysis, OutputFormat};
-use rmt_torch::{analyze, AnalyzeOptions, Model};
+use rmt_torch::{analyze, AnalyzeOptions};
 
 use super::output::{progress_bar, write_output};
-use super::{OutputArgs, SelectionArgs};
+use super::{ModelArgs, OutputArgs, SelectionArgs};
 
 /// Arguments of `analyze`.
 #[derive(Debug, Args)]
@@ -32,8 +31,8 @@ EXAMPLES:
   rmt-torch analyze vgg19.pt --layers classifier --format json -o vgg19.json
   rmt-torch analyze model.safetensors --convention rmt --conv reshape --eigenvalues -f json")]
 pub struct AnalyzeArgs {
-    /// Model file: a TorchScript archive or a safetensors file (format read from the content).
-    model: PathBuf,
+    #[command(flatten)]
+    model: ModelArgs,
     /// Device for the spectra: `auto` (the first GPU if any, else CPU), `cpu`, `cuda`, `cuda:N`.
     #[arg(long, default_value = "auto")]
     device: String,
@@ -67,14 +66,14 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
         keep_eigenvalues: args.eigenvalues,
     };
     let format: OutputFormat = args.output.format.parse()?;
-    let model = Model::load(&args.model)?;
+    let model = args.model.load()?;
     let bar = progress_bar(args.quiet, "layers");
     let analysis = analyze(&model, &options, |done, total, name| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
         bar.set_message(name.to_string());
     })
-    .with_context(|| format!("analysing {}", args.model.display()))?;
+    .with_context(|| format!("analysing {}", args.model.model.display()))?;
     bar.finish_and_clear();
     write_output(&args.output, &render_analysis(&analysis, format)?)?;
     Ok(ExitCode::SUCCESS)

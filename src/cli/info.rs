@@ -1,20 +1,18 @@
 //! `rmt-torch info`: a model's tensors and what rmt-torch makes of each.
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
 
 use rmt_torch::report::{csv::to_csv, table::Table, to_json, OutputFormat};
-use rmt_torch::Model;
 
 use super::output::write_output;
-use super::{OutputArgs, SelectionArgs};
+use super::{ModelArgs, OutputArgs, SelectionArgs};
 
 /// Arguments of `info`.
 #[derive(Debug, Args)]
 pub struct InfoArgs {
-    /// Model file: a TorchScript archive or a safetensors file.
-    model: PathBuf,
+    #[command(flatten)]
+    model: ModelArgs,
     #[command(flatten)]
     selection: SelectionArgs,
     #[command(flatten)]
@@ -25,7 +23,7 @@ pub struct InfoArgs {
 pub fn run(args: InfoArgs) -> anyhow::Result<ExitCode> {
     let selection = args.selection.to_selection()?;
     let format: OutputFormat = args.output.format.parse()?;
-    let model = Model::load(&args.model)?;
+    let model = args.model.load()?;
     let inventory = model.inventory(&selection);
     let text = match format {
         OutputFormat::Json => to_json(&serde_json::json!({

@@ -34,6 +34,28 @@ enum Command {
     Doctor(doctor::DoctorArgs),
 }
 
+/// The model file, and where its weights sit when it is a nested checkpoint.
+#[derive(Debug, Args)]
+struct ModelArgs {
+    /// Model file: a TorchScript archive, a torch.save checkpoint (zip or legacy) or a
+    /// safetensors file; the format is read from the content, not the extension.
+    model: PathBuf,
+    /// For torch.save checkpoints: the dotted path of the entry holding the weights
+    /// (e.g. 'ema.state_dict' or 'models.0'); by default state_dict, model_state_dict, model,
+    /// module or net is used when present, else the whole checkpoint.
+    #[arg(long, value_name = "A.B.C")]
+    key: Option<String>,
+}
+
+impl ModelArgs {
+    fn load(&self) -> anyhow::Result<rmt_torch::Model> {
+        Ok(rmt_torch::Model::load_entry(
+            &self.model,
+            self.key.as_deref(),
+        )?)
+    }
+}
+
 /// Options shared by every command that chooses weight matrices.
 #[derive(Debug, Args)]
 struct SelectionArgs {

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 pub use format::{detect, FileFormat};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// A tensor with the dotted name it has in the model (`features.0.weight`).
 pub struct NamedTensor {
@@ -58,16 +58,32 @@ impl Model {
     /// checkpoints the tensors of their state dict (found under `state_dict`, `model_state_dict`,
     /// `model`, `module` or `net` when nested), read without Python.
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        Self::load_entry(path, None)
+    }
+
+    /// Like [`Model::load`], with the weights of a `torch.save` checkpoint taken from the entry
+    /// at a dotted `key` (`a.b.c`; list items by index) instead of found automatically.
+    pub fn load_entry(path: impl AsRef<Path>, key: Option<&str>) -> Result<Self> {
         let path = path.as_ref();
         let format = format::detect(path)?;
+        if key.is_some()
+            && !matches!(
+                format,
+                FileFormat::TorchSaveZip | FileFormat::TorchSaveLegacy
+            )
+        {
+            return Err(Error::InvalidOption(format!(
+                "--key applies to torch.save checkpoints, and this is a {format}"
+            )));
+        }
         let (tensors, other_entries) = match format {
             FileFormat::TorchScript => (torchscript::load(path)?, Vec::new()),
             FileFormat::SafeTensors => (safetensors::load(path)?, Vec::new()),
             FileFormat::TorchSaveZip | FileFormat::TorchSaveLegacy => {
                 let checkpoint = if format == FileFormat::TorchSaveZip {
-                    torch_save::load_zip(path)?
+                    torch_save::load_zip(path, key)?
                 } else {
-                    torch_save::load_legacy(path)?
+                    torch_save::load_legacy(path, key)?
                 };
                 (checkpoint.tensors, checkpoint.other_entries)
             }

@@ -26,7 +26,7 @@ pub struct Checkpoint {
 }
 
 /// Reads a zip-format checkpoint.
-pub fn load_zip(path: &Path) -> Result<Checkpoint> {
+pub fn load_zip(path: &Path, key: Option<&str>) -> Result<Checkpoint> {
     let corrupt = |message: String| Error::Corrupt {
         path: path.to_path_buf(),
         format: "torch.save checkpoint",
@@ -56,14 +56,14 @@ pub fn load_zip(path: &Path) -> Result<Checkpoint> {
     let pickle_bytes = read_entry(&pickle_name)?;
     let (root, _) =
         pickle::read(&pickle_bytes).map_err(|err| corrupt(format!("data.pkl: {}", err.0)))?;
-    build(path, &root, |key| {
-        read_entry(&format!("{prefix}data/{key}"))
+    build(path, &root, key, |storage| {
+        read_entry(&format!("{prefix}data/{storage}"))
     })
 }
 
 /// Reads a legacy (pre-1.6) checkpoint: magic number, protocol, system info, the object, the
 /// storage keys, then each storage as an 8-byte element count and its raw bytes.
-pub fn load_legacy(path: &Path) -> Result<Checkpoint> {
+pub fn load_legacy(path: &Path, key: Option<&str>) -> Result<Checkpoint> {
     let corrupt = |message: String| Error::Corrupt {
         path: path.to_path_buf(),
         format: "legacy torch.save checkpoint",
@@ -117,18 +117,18 @@ pub fn load_legacy(path: &Path) -> Result<Checkpoint> {
         storages.insert(key, bytes[start..end].to_vec());
         pos = end;
     }
-    build(path, &root, |key| {
+    build(path, &root, key, |storage| {
         storages
-            .get(key)
+            .get(storage)
             .cloned()
-            .ok_or_else(|| corrupt(format!("storage {key} is missing")))
+            .ok_or_else(|| corrupt(format!("storage {storage} is missing")))
     })
 }
 
 /// The element size of every storage the object's tensors use, by key.
 fn storage_element_sizes(root: &Value) -> HashMap<String, usize> {
     let mut sizes = HashMap::new();
-    visit_tensors(root, &mut |view| {
+    visit_tensors(root, 0, &mut |view| {
         if let Some(kind) = storage_kind(&view.storage_type) {
             sizes.insert(view.key.clone(), kind.elt_size_in_bytes());
         }
@@ -136,12 +136,21 @@ fn storage_element_sizes(root: &Value) -> HashMap<String, usize> {
     sizes
 }
 
-fn visit_tensors(value: &Value, f: &mut impl FnMut(&TensorView)) {
+fn visit_tensors(value: &Value, depth: usize, f: &mut impl FnMut(&TensorView)) {
+    if depth > MAX_DEPTH {
+        return;
+    }
     match value {
         Value::Tensor(view) => f(view),
-        Value::Dict(dict) => dict.borrow().iter().for_each(|(_, v)| visit_tensors(v, f)),
-        Value::List(list) => list.borrow().iter().for_each(|v| visit_tensors(v, f)),
-        Value::Tuple(items) => items.iter().for_each(|v| visit_tensors(v, f)),
+        Value::Dict(dict) => dict
+            .borrow()
+            .iter()
+            .for_each(|(_, v)| visit_tensors(v, depth + 1, f)),
+        Value::List(list) => list
+            .borrow()
+            .iter()
+            .for_each(|v| visit_tensors(v, depth + 1, f)),
+        Value::Tuple(items) => items.iter().for_each(|v| visit_tensors(v, depth + 1, f)),
         _ => {}
     }
 }
@@ -167,6 +176,7 @@ fn storage_kind(storage_type: &str) -> Option<Kind> {
 fn build(
     path: &Path,
     root: &Value,
+    key: Option<&str>,
     mut storage_bytes: impl FnMut(&str) -> Result<Vec<u8>>,
 ) -> Result<Checkpoint> {
     if let Value::Object(class) = root {
@@ -180,9 +190,15 @@ fn build(
             ),
         });
     }
-    let (weights, prefix) = weights_root(root);
+    let (weights, prefix) = match key {
+        Some(key) => (
+            entry_at(path, root, key)?,
+            key.split('.').next().map(str::to_string),
+        ),
+        None => weights_root(root),
+    };
     let mut entries = Vec::new();
-    flatten(&weights, None, &mut entries);
+    flatten(&weights, None, 0, &mut entries);
     let mut tensors = Vec::new();
     let mut other_entries = Vec::new();
     let mut storages: HashMap<String, Tensor> = HashMap::new();
@@ -219,6 +235,45 @@ fn build(
     })
 }
 
+/// The entry at a dotted path (`a.b.c`; list items by index) of a checkpoint.
+fn entry_at(path: &Path, root: &Value, key: &str) -> Result<Value> {
+    let mut current = root.clone();
+    for segment in key.split('.') {
+        let next = match &current {
+            Value::Dict(dict) => dict
+                .borrow()
+                .iter()
+                .find(|(k, _)| key_text(k) == segment)
+                .map(|(_, v)| v.clone()),
+            Value::List(list) => segment
+                .parse::<usize>()
+                .ok()
+                .and_then(|i| list.borrow().get(i).cloned()),
+            Value::Tuple(items) => segment
+                .parse::<usize>()
+                .ok()
+                .and_then(|i| items.get(i).cloned()),
+            _ => None,
+        };
+        current = next.ok_or_else(|| {
+            let available = match &current {
+                Value::Dict(dict) => dict
+                    .borrow()
+                    .iter()
+                    .map(|(k, _)| key_text(k))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                other => format!("a {} has no entries", describe(other)),
+            };
+            Error::InvalidOption(format!(
+                "--key {key}: no entry '{segment}' in {} (available: {available})",
+                path.display()
+            ))
+        })?;
+    }
+    Ok(current)
+}
+
 /// The state dict inside a nested checkpoint (`{"state_dict": …}` and the like) with its key,
 /// or the root itself.
 fn weights_root(root: &Value) -> (Value, Option<String>) {
@@ -247,8 +302,20 @@ fn key_text(key: &Value) -> String {
     }
 }
 
+/// Nesting deeper than this is not walked: real checkpoints nest a few levels, hostile ones
+/// could nest until the stack overflows.
+const MAX_DEPTH: usize = 64;
+
 /// Every leaf under `value` with its dotted name; dicts, lists and tuples are walked.
-fn flatten(value: &Value, name: Option<String>, out: &mut Vec<(String, Value)>) {
+fn flatten(value: &Value, name: Option<String>, depth: usize, out: &mut Vec<(String, Value)>) {
+    if depth > MAX_DEPTH {
+        let name = name.unwrap_or_default();
+        out.push((
+            name,
+            Value::Object(format!("nesting deeper than {MAX_DEPTH} levels")),
+        ));
+        return;
+    }
     let child = |key: String| match &name {
         Some(prefix) => format!("{prefix}.{key}"),
         None => key,
@@ -256,17 +323,17 @@ fn flatten(value: &Value, name: Option<String>, out: &mut Vec<(String, Value)>) 
     match value {
         Value::Dict(dict) => {
             for (key, item) in dict.borrow().iter() {
-                flatten(item, Some(child(key_text(key))), out);
+                flatten(item, Some(child(key_text(key))), depth + 1, out);
             }
         }
         Value::List(list) => {
             for (i, item) in list.borrow().iter().enumerate() {
-                flatten(item, Some(child(i.to_string())), out);
+                flatten(item, Some(child(i.to_string())), depth + 1, out);
             }
         }
         Value::Tuple(items) => {
             for (i, item) in items.iter().enumerate() {
-                flatten(item, Some(child(i.to_string())), out);
+                flatten(item, Some(child(i.to_string())), depth + 1, out);
             }
         }
         leaf => out.push((name.unwrap_or_else(|| "tensor".to_string()), leaf.clone())),

@@ -119,3 +119,29 @@ fn refused_checkpoints_say_why_and_run_nothing() {
         .join("hostile-pickle-was-executed")
         .exists());
 }
+
+#[test]
+fn key_selects_any_entry_of_a_checkpoint() {
+    let path = fixtures::file("ckpt_nested.pt");
+    let optimiser = Model::load_entry(&path, Some("optimizer_state_dict.state")).unwrap();
+    assert_eq!(optimiser.tensors.len(), 6);
+    assert!(optimiser
+        .tensors
+        .iter()
+        .all(|t| t.name.ends_with("momentum_buffer")));
+    let weights = Model::load_entry(&path, Some("model_state_dict")).unwrap();
+    let automatic = Model::load(&path).unwrap();
+    assert_eq!(weights.tensors.len(), automatic.tensors.len());
+    let output = run(&[
+        "info",
+        path.to_str().unwrap(),
+        "--key",
+        "model_state_dict.nope",
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr.contains("no entry 'nope'") && stderr.contains("fc1.weight"),
+        "{stderr}"
+    );
+}
