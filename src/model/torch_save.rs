@@ -43,21 +43,42 @@ pub fn load_zip(path: &Path, key: Option<&str>) -> Result<Checkpoint> {
         .map(str::to_string)
         .ok_or_else(|| corrupt("no data.pkl in the archive".into()))?;
     let prefix = pickle_name.trim_end_matches("data.pkl").to_string();
-    let mut read_entry = |name: &str| -> Result<Vec<u8>> {
+    let pickle_bytes = {
         let mut entry = archive
-            .by_name(name)
-            .map_err(|err| corrupt(format!("{name}: {err}")))?;
+            .by_name(&pickle_name)
+            .map_err(|err| corrupt(format!("data.pkl: {err}")))?;
         let mut bytes = Vec::with_capacity(entry.size() as usize);
         entry
             .read_to_end(&mut bytes)
-            .map_err(|err| corrupt(format!("{name}: {err}")))?;
-        Ok(bytes)
+            .map_err(|err| corrupt(format!("data.pkl: {err}")))?;
+        bytes
     };
-    let pickle_bytes = read_entry(&pickle_name)?;
     let (root, _) =
         pickle::read(&pickle_bytes).map_err(|err| corrupt(format!("data.pkl: {}", err.0)))?;
-    build(path, &root, key, |storage| {
-        read_entry(&format!("{prefix}data/{storage}"))
+    build(path, &root, key, |view| {
+        let (kind, len) = storage_layout(path, view)?;
+        let name = format!("{prefix}data/{}", view.key);
+        let mut entry = archive
+            .by_name(&name)
+            .map_err(|err| corrupt(format!("{name}: {err}")))?;
+        if entry.size() != len as u64 {
+            return Err(corrupt(format!(
+                "storage {} holds {} bytes, not {} elements of {}",
+                view.key,
+                entry.size(),
+                view.storage_numel,
+                view.storage_type
+            )));
+        }
+        // Straight from the archive into the tensor's memory: one copy of each storage.
+        let tensor = Tensor::f_empty([view.storage_numel as i64], (kind, tch::Device::Cpu))?;
+        // SAFETY: `tensor` is a fresh, contiguous CPU tensor of exactly `len` bytes that nothing
+        // else references until this function returns it.
+        let buffer = unsafe { std::slice::from_raw_parts_mut(tensor.data_ptr() as *mut u8, len) };
+        entry
+            .read_exact(buffer)
+            .map_err(|err| corrupt(format!("{name}: {err}")))?;
+        Ok(tensor)
     })
 }
 
@@ -114,14 +135,28 @@ pub fn load_legacy(path: &Path, key: Option<&str>) -> Result<Checkpoint> {
             .and_then(|len| start.checked_add(len))
             .filter(|&end| end <= bytes.len())
             .ok_or_else(|| corrupt(format!("storage {key} runs past the end of the file")))?;
-        storages.insert(key, bytes[start..end].to_vec());
+        storages.insert(key, &bytes[start..end]);
         pos = end;
     }
-    build(path, &root, key, |storage| {
-        storages
-            .get(storage)
-            .cloned()
-            .ok_or_else(|| corrupt(format!("storage {storage} is missing")))
+    build(path, &root, key, |view| {
+        let (kind, len) = storage_layout(path, view)?;
+        let bytes = storages
+            .get(&view.key)
+            .ok_or_else(|| corrupt(format!("storage {} is missing", view.key)))?;
+        if bytes.len() != len {
+            return Err(corrupt(format!(
+                "storage {} holds {} bytes, not {} elements of {}",
+                view.key,
+                bytes.len(),
+                view.storage_numel,
+                view.storage_type
+            )));
+        }
+        Ok(Tensor::f_from_data_size(
+            bytes,
+            &[view.storage_numel as i64],
+            kind,
+        )?)
     })
 }
 
@@ -177,7 +212,7 @@ fn build(
     path: &Path,
     root: &Value,
     key: Option<&str>,
-    mut storage_bytes: impl FnMut(&str) -> Result<Vec<u8>>,
+    mut read_storage: impl FnMut(&TensorView) -> Result<Tensor>,
 ) -> Result<Checkpoint> {
     if let Value::Object(class) = root {
         return Err(Error::UnsupportedFormat {
@@ -208,7 +243,7 @@ fn build(
                 let storage = match storages.get(&view.key) {
                     Some(storage) => storage,
                     None => {
-                        let tensor = storage_tensor(path, &view, storage_bytes(&view.key)?)?;
+                        let tensor = read_storage(&view)?;
                         storages.entry(view.key.clone()).or_insert(tensor)
                     }
                 };
@@ -359,8 +394,8 @@ fn describe(value: &Value) -> String {
     }
 }
 
-/// One storage as a flat tensor of its dtype.
-fn storage_tensor(path: &Path, view: &TensorView, bytes: Vec<u8>) -> Result<Tensor> {
+/// A storage's element kind and its size in bytes.
+fn storage_layout(path: &Path, view: &TensorView) -> Result<(Kind, usize)> {
     let corrupt = |message: String| Error::Corrupt {
         path: path.to_path_buf(),
         format: "torch.save checkpoint",
@@ -372,21 +407,11 @@ fn storage_tensor(path: &Path, view: &TensorView, bytes: Vec<u8>) -> Result<Tens
             view.key, view.storage_type
         ))
     })?;
-    let expected = view.storage_numel.checked_mul(kind.elt_size_in_bytes());
-    if expected != Some(bytes.len()) {
-        return Err(corrupt(format!(
-            "storage {} holds {} bytes, not {} elements of {}",
-            view.key,
-            bytes.len(),
-            view.storage_numel,
-            view.storage_type
-        )));
-    }
-    Ok(Tensor::f_from_data_size(
-        &bytes,
-        &[view.storage_numel as i64],
-        kind,
-    )?)
+    let len = view
+        .storage_numel
+        .checked_mul(kind.elt_size_in_bytes())
+        .ok_or_else(|| corrupt(format!("storage {} is impossibly large", view.key)))?;
+    Ok((kind, len))
 }
 
 /// The tensor a view describes, copied out of its storage (contiguous).

@@ -145,3 +145,62 @@ fn key_selects_any_entry_of_a_checkpoint() {
         "{stderr}"
     );
 }
+
+/// The high-water mark of a child's resident memory, polled from /proc until it exits.
+fn peak_resident_bytes(mut child: std::process::Child) -> (std::process::ExitStatus, u64) {
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak = 0;
+    loop {
+        if let Ok(status) = std::fs::read_to_string(&status_file) {
+            if let Some(kib) = status
+                .lines()
+                .find_map(|line| line.strip_prefix("VmHWM:"))
+                .and_then(|rest| {
+                    rest.trim()
+                        .trim_end_matches("kB")
+                        .trim()
+                        .parse::<u64>()
+                        .ok()
+                })
+            {
+                peak = peak.max(kib * 1024);
+            }
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            return (status, peak);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// A 1.2 GB checkpoint is read with one copy of its tensors: peak memory stays under its size
+/// plus 600 MiB (libtorch and the CUDA libraries alone take about 470 MiB).
+#[test]
+fn a_large_checkpoint_loads_within_its_memory_bound() {
+    let path = fixtures::dir().join("large_checkpoint.pt");
+    let status = std::process::Command::new(fixtures::python())
+        .args(["-c", "import sys, torch; torch.manual_seed(0); torch.save({f'layer{i}.weight': torch.randn(4096, 8192) for i in range(9)}, sys.argv[1])"])
+        .arg(&path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let size = std::fs::metadata(&path).unwrap().len();
+    assert!(size > 1_200_000_000, "{size} bytes");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_rmt-torch"))
+        .args(["info", path.to_str().unwrap(), "-f", "json"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let (status, peak) = peak_resident_bytes(child);
+    std::fs::remove_file(&path).unwrap();
+    assert!(status.success());
+    let bound = size + 600 * 1024 * 1024;
+    assert!(
+        peak > size / 2,
+        "peak {peak} bytes: the polling missed the load"
+    );
+    assert!(
+        peak <= bound,
+        "peak {peak} bytes > bound {bound} for a {size}-byte checkpoint"
+    );
+}
