@@ -10,6 +10,7 @@ use crate::esd::EsdConvention;
 use crate::heavy_tail::hill::{hill_plateau, HillEstimate};
 use crate::heavy_tail::power_law::{self, PowerLawFit, WEIGHTWATCHER_EVALS_THRESHOLD};
 use crate::heavy_tail::quality::{AlphaMetrics, QualityLabel};
+use crate::heavy_tail::randomization::Randomization;
 use crate::model::layers::{self, ConvMode, LayerKind, LayerSelection, SkippedTensor, WeightLayer};
 use crate::model::{dtype_name, FileFormat, Model};
 use crate::rmt::marchenko_pastur::MarchenkoPastur;
@@ -32,6 +33,9 @@ pub struct AnalyzeOptions {
     pub precision: Precision,
     /// Keep each layer's eigenvalues in its record.
     pub keep_eigenvalues: bool,
+    /// Compare each ESD with that of its shuffled entries, shuffled with this seed (plus the
+    /// layer's index); `None` skips it (it doubles the cost).
+    pub randomize: Option<u64>,
 }
 
 /// The Marchenko-Pastur bulk predicted from the entries' variance, in the report's convention.
@@ -88,6 +92,9 @@ pub struct LayerReport {
     /// The Hill estimator's plateau, a fit-free estimate of α; absent for tiny layers.
     #[serde(flatten)]
     pub hill: Option<HillEstimate>,
+    /// The shuffled-entries comparison, when asked for.
+    #[serde(flatten)]
+    pub randomization: Option<Randomization>,
     /// The ESD, ascending, when asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub eigenvalues: Option<Vec<f64>>,
@@ -215,7 +222,8 @@ fn analyze_layer(
     options: &AnalyzeOptions,
 ) -> Result<Option<LayerReport>> {
     let shape = layer.shape;
-    let spectrum = spectrum::spectrum(layer.name, &layer.matrices(), device, options.precision)?;
+    let matrices = layer.matrices();
+    let spectrum = spectrum::spectrum(layer.name, &matrices, device, options.precision)?;
     let scale = options.convention.scale(layer.kind, layer.conv_mode, shape);
     let eigenvalues: Vec<f64> = spectrum
         .squared_singular_values
@@ -248,6 +256,20 @@ fn analyze_layer(
         .filter(|&l| l > threshold)
         .collect();
     let hill = hill_plateau(&above_threshold);
+    let randomization = match options.randomize {
+        Some(seed) => {
+            let shuffled = spectrum::shuffled(&matrices, seed.wrapping_add(layer_id as u64))?;
+            let shuffled = spectrum::spectrum(layer.name, &shuffled, device, options.precision)?;
+            let shuffled: Vec<f64> = shuffled
+                .squared_singular_values
+                .iter()
+                .map(|s| s * scale)
+                .collect();
+            let edge = marchenko_pastur.as_ref().map(|mp| mp.mp_lambda_plus);
+            Some(Randomization::new(&eigenvalues, &shuffled, edge))
+        }
+        None => None,
+    };
     let alpha_metrics = power_law
         .as_ref()
         .map(|fit| AlphaMetrics::new(fit.alpha, &eigenvalues));
@@ -268,6 +290,7 @@ fn analyze_layer(
         alpha_metrics,
         warning,
         hill,
+        randomization,
         eigenvalues: options.keep_eigenvalues.then_some(eigenvalues),
     }))
 }

@@ -83,6 +83,25 @@ pub fn spectrum(
     })
 }
 
+/// The stack with the entries of each matrix shuffled (a uniform random permutation per
+/// matrix, as WeightWatcher's `randomize` does), on the CPU in the stored dtype.
+///
+/// Reseeds libtorch's global generator with `seed`, so the result depends on the seed alone.
+pub fn shuffled(matrices: &Tensor, seed: u64) -> Result<Tensor> {
+    let _no_grad = tch::no_grad_guard();
+    tch::manual_seed(seed as i64);
+    let size = matrices.size();
+    let flat = matrices.f_reshape([size[0], -1])?;
+    let entries = flat.size()[1];
+    let rows = (0..size[0])
+        .map(|i| {
+            let permutation = Tensor::f_randperm(entries, (Kind::Int64, tch::Device::Cpu))?;
+            flat.f_get(i)?.f_index_select(0, &permutation)
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok(Tensor::f_stack(&rows, 0)?.f_reshape(&size)?)
+}
+
 /// Eigen-decomposition of WᵀW for one matrix: its right singular vectors with their σ².
 #[derive(Debug, Clone, PartialEq)]
 pub struct RightSingularVectors {

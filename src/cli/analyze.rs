@@ -25,6 +25,11 @@ COLUMNS (JSON/CSV field names follow WeightWatcher's where it has the quantity):
   mp_lambda_minus, mp_lambda_plus
                    Marchenko-Pastur bulk edges for that variance: σ²(1 ∓ √(1/Q))² (RMT scale)
   num_spikes       eigenvalues above mp_lambda_plus (spikes in the table)
+  alpha, xmin, D   power-law fit of the tail λ ≥ xmin (WeightWatcher's method); alpha_w = α·log10 λmax
+  warning          well-trained (2 ≤ α ≤ 6), over-trained (α < 2), under-trained (α > 6), fit-failed
+  hill_alpha       Hill estimator plateau, a fit-free second estimate of α
+  rand_*, num_traps
+                   with --randomize: the ESD of the shuffled entries and its traps
 
 EXAMPLES:
   rmt-torch analyze models/digits_cnn_trained.pt
@@ -47,6 +52,14 @@ pub struct AnalyzeArgs {
     /// Include each layer's eigenvalues (ascending) in JSON output.
     #[arg(long)]
     eigenvalues: bool,
+    /// Also analyse each layer with its entries shuffled: rand_lambda_max, rand_distance (how
+    /// far the ESD is from its randomised self) and num_traps (shuffled eigenvalues beyond the
+    /// Marchenko-Pastur edge: large isolated entries). Doubles the cost.
+    #[arg(long)]
+    randomize: bool,
+    /// Seed of the shuffles (the same seed gives the same numbers).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    seed: u64,
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
@@ -64,6 +77,7 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
         convention: args.convention.parse()?,
         precision: args.precision.parse()?,
         keep_eigenvalues: args.eigenvalues,
+        randomize: args.randomize.then_some(args.seed),
     };
     let format: OutputFormat = args.output.format.parse()?;
     let model = args.model.load()?;

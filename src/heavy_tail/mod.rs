@@ -3,3 +3,4 @@
 pub mod hill;
 pub mod power_law;
 pub mod quality;
+pub mod randomization;

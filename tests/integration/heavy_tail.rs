@@ -99,3 +99,47 @@ fn a_torchvision_model_matches_weightwatcher() {
     let path = fixtures::dir().join("resnet18.pt");
     assert_matches_weightwatcher("torchvision:resnet18", &path);
 }
+
+/// A model held in memory: one Gaussian 400 × 200 layer, with `planted` entries set to 40σ.
+fn gaussian_model(planted: usize) -> Model {
+    tch::manual_seed(11);
+    let w = tch::Tensor::randn([400, 200], (tch::Kind::Double, tch::Device::Cpu));
+    for k in 0..planted as i64 {
+        let _ = w.get(37 * k + 3).get(11 * k + 5).fill_(40.0);
+    }
+    Model {
+        path: "in-memory".into(),
+        format: rmt_torch::model::FileFormat::SafeTensors,
+        tensors: vec![rmt_torch::model::NamedTensor {
+            name: "w".into(),
+            tensor: w,
+        }],
+        other_entries: Vec::new(),
+    }
+}
+
+#[test]
+fn randomization_finds_correlation_traps_and_is_seeded() {
+    let options = |seed| AnalyzeOptions {
+        device: DeviceChoice::Cpu,
+        randomize: Some(seed),
+        ..AnalyzeOptions::default()
+    };
+    let randomization = |model: &Model, seed| {
+        let analysis = analyze(model, &options(seed), |_, _, _| {}).unwrap();
+        analysis.layers[0].randomization.clone().unwrap()
+    };
+    // Pure noise: the shuffled ESD is the same law, inside the Marchenko-Pastur edge.
+    let noise = randomization(&gaussian_model(0), 1);
+    assert_eq!(noise.num_traps, 0, "{noise:?}");
+    assert!(noise.rand_distance < 0.05, "{noise:?}");
+    // Five huge isolated entries survive any shuffle: each is a trap beyond the edge.
+    let trapped = randomization(&gaussian_model(5), 1);
+    assert!(trapped.num_traps >= 4, "{trapped:?}");
+    // The seed alone decides the shuffle.
+    assert_eq!(randomization(&gaussian_model(5), 1), trapped);
+    assert_ne!(
+        randomization(&gaussian_model(5), 2).rand_distance,
+        trapped.rand_distance
+    );
+}
