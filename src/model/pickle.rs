@@ -71,17 +71,44 @@ fn error<T>(message: impl Into<String>) -> Result<T> {
     Err(PickleError(message.into()))
 }
 
+/// An unpickled value. Pickles may hold reference cycles (a list that contains itself), which
+/// `Rc` alone would leak: dropping this empties every container the pickle built.
+pub struct Unpickled {
+    /// The pickle's value.
+    pub root: Value,
+    containers: Vec<Value>,
+}
+
+impl Drop for Unpickled {
+    fn drop(&mut self) {
+        for container in &self.containers {
+            match container {
+                Value::List(list) => list.borrow_mut().clear(),
+                Value::Dict(dict) => dict.borrow_mut().clear(),
+                _ => {}
+            }
+        }
+    }
+}
+
 /// Reads one pickle from the start of `data`; returns the value and the bytes consumed.
-pub fn read(data: &[u8]) -> Result<(Value, usize)> {
+pub fn read(data: &[u8]) -> Result<(Unpickled, usize)> {
     let mut machine = Machine {
         data,
         pos: 0,
         stack: Vec::new(),
         marks: Vec::new(),
         memo: Vec::new(),
+        containers: Vec::new(),
     };
-    let value = machine.run()?;
-    Ok((value, machine.pos))
+    let result = machine.run();
+    // Owned by an Unpickled whatever the outcome, so that a failed read frees its cycles too.
+    let mut unpickled = Unpickled {
+        root: Value::None,
+        containers: std::mem::take(&mut machine.containers),
+    };
+    unpickled.root = result?;
+    Ok((unpickled, machine.pos))
 }
 
 struct Machine<'a> {
@@ -90,9 +117,16 @@ struct Machine<'a> {
     stack: Vec<Value>,
     marks: Vec<usize>,
     memo: Vec<Option<Value>>,
+    containers: Vec<Value>,
 }
 
 impl Machine<'_> {
+    /// Pushes a new list or dict, remembered so that [`Unpickled`] can break its cycles.
+    fn push_container(&mut self, container: Value) {
+        self.containers.push(container.clone());
+        self.stack.push(container);
+    }
+
     fn take(&mut self, n: usize) -> Result<&[u8]> {
         let end = self
             .pos
@@ -360,20 +394,15 @@ impl Machine<'_> {
                     let items = self.stack.split_off(self.stack.len() - n);
                     self.stack.push(Value::Tuple(Rc::new(items)));
                 }
-                b']' => self
-                    .stack
-                    .push(Value::List(Rc::new(RefCell::new(Vec::new())))),
+                b']' => self.push_container(Value::List(Rc::new(RefCell::new(Vec::new())))),
                 b'l' => {
                     let items = self.pop_mark()?;
-                    self.stack.push(Value::List(Rc::new(RefCell::new(items))));
+                    self.push_container(Value::List(Rc::new(RefCell::new(items))));
                 }
-                b'}' => self
-                    .stack
-                    .push(Value::Dict(Rc::new(RefCell::new(Vec::new())))),
+                b'}' => self.push_container(Value::Dict(Rc::new(RefCell::new(Vec::new())))),
                 b'd' => {
                     let items = self.pop_mark()?;
-                    self.stack
-                        .push(Value::Dict(Rc::new(RefCell::new(Vec::new()))));
+                    self.push_container(Value::Dict(Rc::new(RefCell::new(Vec::new()))));
                     self.set_items(items)?;
                 }
                 b'a' => {
@@ -451,7 +480,12 @@ impl Machine<'_> {
                 b'R' => {
                     let args = self.pop()?;
                     let callable = self.pop()?;
-                    self.stack.push(reduce(callable, args)?);
+                    let value = reduce(callable, args)?;
+                    if matches!(value, Value::Dict(_)) {
+                        self.push_container(value);
+                    } else {
+                        self.stack.push(value);
+                    }
                 }
                 0x81 => {
                     let _args = self.pop()?;
@@ -610,7 +644,8 @@ mod tests {
         // pickle.dumps({'a': [1, 2.5, None], 'b': (True, 'x')}, protocol=2)
         let data = b"\x80\x02}q\x00(X\x01\x00\x00\x00aq\x01]q\x02(K\x01G@\x04\x00\x00\x00\x00\x00\x00Neh\x01\x88X\x01\x00\x00\x00xq\x03\x86q\x04u.";
         // It reuses memo 1 ('a') as the second key: Python gives {'a': (True, 'x')}.
-        let (value, used) = read(data).unwrap();
+        let (unpickled, used) = read(data).unwrap();
+        let value = unpickled.root.clone();
         assert_eq!(used, data.len());
         let Value::Dict(dict) = value else {
             panic!("not a dict")
@@ -624,7 +659,7 @@ mod tests {
         assert!(matches!(&tuple[1], Value::Str(s) if s == "x"));
         // pickle.dumps([1, 2.5, None], protocol=2)
         let (list, _) = read(b"\x80\x02]q\x00(K\x01G@\x04\x00\x00\x00\x00\x00\x00Ne.").unwrap();
-        let Value::List(list) = list else {
+        let Value::List(list) = list.root.clone() else {
             panic!("not a list")
         };
         assert_eq!(list.borrow().len(), 3);
@@ -665,7 +700,8 @@ mod tests {
 
     #[test]
     fn reads_a_torch_checkpoint_pickle() {
-        let (value, used) = read(CHECKPOINT_PICKLE).unwrap();
+        let (unpickled, used) = read(CHECKPOINT_PICKLE).unwrap();
+        let value = unpickled.root.clone();
         assert_eq!(used, CHECKPOINT_PICKLE.len());
         let Value::Dict(root) = value else {
             panic!("not a dict")
@@ -724,7 +760,7 @@ mod tests {
     fn unknown_globals_are_inert_objects() {
         // cos\nsystem\n(S'echo hi'\ntR.  -- os.system('echo hi'), never run
         let data = b"cos\nsystem\n(S'echo hi'\ntR.";
-        let (value, _) = read(data).unwrap();
-        assert!(matches!(value, Value::Object(ref class) if class == "os.system"));
+        let (unpickled, _) = read(data).unwrap();
+        assert!(matches!(unpickled.root, Value::Object(ref class) if class == "os.system"));
     }
 }

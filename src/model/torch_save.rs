@@ -53,9 +53,10 @@ pub fn load_zip(path: &Path, key: Option<&str>) -> Result<Checkpoint> {
             .map_err(|err| corrupt(format!("data.pkl: {err}")))?;
         bytes
     };
-    let (root, _) =
+    let (unpickled, _) =
         pickle::read(&pickle_bytes).map_err(|err| corrupt(format!("data.pkl: {}", err.0)))?;
-    build(path, &root, key, |view| {
+    let root = &unpickled.root;
+    build(path, root, key, |view| {
         let (kind, len) = storage_layout(path, view)?;
         let name = format!("{prefix}data/{}", view.key);
         let mut entry = archive
@@ -95,20 +96,22 @@ pub fn load_legacy(path: &Path, key: Option<&str>) -> Result<Checkpoint> {
         source,
     })?;
     let mut pos = 0;
-    let mut next_pickle = |what: &str| -> Result<Value> {
-        let (value, used) =
+    let mut next_pickle = |what: &str| -> Result<pickle::Unpickled> {
+        let (unpickled, used) =
             pickle::read(&bytes[pos..]).map_err(|err| corrupt(format!("{what}: {}", err.0)))?;
         pos += used;
-        Ok(value)
+        Ok(unpickled)
     };
-    match next_pickle("magic number")? {
-        Value::LargeInt(bytes) if bytes == LEGACY_MAGIC => {}
+    match &next_pickle("magic number")?.root {
+        Value::LargeInt(bytes) if bytes[..] == LEGACY_MAGIC => {}
         _ => return Err(corrupt("not a torch.save file (wrong magic number)".into())),
     }
     next_pickle("protocol version")?;
     next_pickle("system info")?;
-    let root = next_pickle("object")?;
-    let keys = match next_pickle("storage keys")? {
+    let object = next_pickle("object")?;
+    let root = &object.root;
+    let keys_pickle = next_pickle("storage keys")?;
+    let keys = match &keys_pickle.root {
         Value::List(list) => list
             .borrow()
             .iter()
@@ -119,7 +122,7 @@ pub fn load_legacy(path: &Path, key: Option<&str>) -> Result<Checkpoint> {
             .collect::<Result<Vec<_>>>()?,
         _ => return Err(corrupt("storage keys are not a list".into())),
     };
-    let element_sizes = storage_element_sizes(&root);
+    let element_sizes = storage_element_sizes(root);
     let mut storages = HashMap::new();
     for key in keys {
         let Some(&element_size) = element_sizes.get(&key) else {
@@ -138,7 +141,7 @@ pub fn load_legacy(path: &Path, key: Option<&str>) -> Result<Checkpoint> {
         storages.insert(key, &bytes[start..end]);
         pos = end;
     }
-    build(path, &root, key, |view| {
+    build(path, root, key, |view| {
         let (kind, len) = storage_layout(path, view)?;
         let bytes = storages
             .get(&view.key)
@@ -162,32 +165,15 @@ pub fn load_legacy(path: &Path, key: Option<&str>) -> Result<Checkpoint> {
 
 /// The element size of every storage the object's tensors use, by key.
 fn storage_element_sizes(root: &Value) -> HashMap<String, usize> {
-    let mut sizes = HashMap::new();
-    visit_tensors(root, 0, &mut |view| {
-        if let Some(kind) = storage_kind(&view.storage_type) {
-            sizes.insert(view.key.clone(), kind.elt_size_in_bytes());
-        }
-    });
-    sizes
-}
-
-fn visit_tensors(value: &Value, depth: usize, f: &mut impl FnMut(&TensorView)) {
-    if depth > MAX_DEPTH {
-        return;
-    }
-    match value {
-        Value::Tensor(view) => f(view),
-        Value::Dict(dict) => dict
-            .borrow()
-            .iter()
-            .for_each(|(_, v)| visit_tensors(v, depth + 1, f)),
-        Value::List(list) => list
-            .borrow()
-            .iter()
-            .for_each(|v| visit_tensors(v, depth + 1, f)),
-        Value::Tuple(items) => items.iter().for_each(|v| visit_tensors(v, depth + 1, f)),
-        _ => {}
-    }
+    walk(root)
+        .into_iter()
+        .filter_map(|(_, value)| match value {
+            Value::Tensor(view) => {
+                storage_kind(&view.storage_type).map(|kind| (view.key, kind.elt_size_in_bytes()))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// libtorch's kind for a pickled storage type.
@@ -232,8 +218,7 @@ fn build(
         ),
         None => weights_root(root),
     };
-    let mut entries = Vec::new();
-    flatten(&weights, None, 0, &mut entries);
+    let entries = walk(&weights);
     let mut tensors = Vec::new();
     let mut other_entries = Vec::new();
     let mut storages: HashMap<String, Tensor> = HashMap::new();
@@ -340,15 +325,33 @@ fn key_text(key: &Value) -> String {
 /// Nesting deeper than this is not walked: real checkpoints nest a few levels, hostile ones
 /// could nest until the stack overflows.
 const MAX_DEPTH: usize = 64;
+/// At most this many values are visited: shared sub-structures could otherwise make a small
+/// pickle describe exponentially many paths.
+const MAX_VISITS: usize = 1_000_000;
 
 /// Every leaf under `value` with its dotted name; dicts, lists and tuples are walked.
-fn flatten(value: &Value, name: Option<String>, depth: usize, out: &mut Vec<(String, Value)>) {
-    if depth > MAX_DEPTH {
-        let name = name.unwrap_or_default();
-        out.push((
-            name,
-            Value::Object(format!("nesting deeper than {MAX_DEPTH} levels")),
-        ));
+fn walk(value: &Value) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    let mut budget = MAX_VISITS;
+    flatten(value, None, 0, &mut budget, &mut out);
+    out
+}
+
+fn flatten(
+    value: &Value,
+    name: Option<String>,
+    depth: usize,
+    budget: &mut usize,
+    out: &mut Vec<(String, Value)>,
+) {
+    let name_or_root = |name: Option<String>| name.unwrap_or_else(|| "tensor".to_string());
+    if *budget == 0 {
+        return;
+    }
+    *budget -= 1;
+    if depth > MAX_DEPTH || *budget == 0 {
+        let why = format!("nested deeper than {MAX_DEPTH} levels or over {MAX_VISITS} values");
+        out.push((name_or_root(name), Value::Object(why)));
         return;
     }
     let child = |key: String| match &name {
@@ -358,20 +361,20 @@ fn flatten(value: &Value, name: Option<String>, depth: usize, out: &mut Vec<(Str
     match value {
         Value::Dict(dict) => {
             for (key, item) in dict.borrow().iter() {
-                flatten(item, Some(child(key_text(key))), depth + 1, out);
+                flatten(item, Some(child(key_text(key))), depth + 1, budget, out);
             }
         }
         Value::List(list) => {
             for (i, item) in list.borrow().iter().enumerate() {
-                flatten(item, Some(child(i.to_string())), depth + 1, out);
+                flatten(item, Some(child(i.to_string())), depth + 1, budget, out);
             }
         }
         Value::Tuple(items) => {
             for (i, item) in items.iter().enumerate() {
-                flatten(item, Some(child(i.to_string())), depth + 1, out);
+                flatten(item, Some(child(i.to_string())), depth + 1, budget, out);
             }
         }
-        leaf => out.push((name.unwrap_or_else(|| "tensor".to_string()), leaf.clone())),
+        leaf => out.push((name_or_root(name), leaf.clone())),
     }
 }
 
@@ -447,4 +450,32 @@ fn tensor_view(path: &Path, label: &str, storage: &Tensor, view: &TensorView) ->
     Ok(storage
         .f_as_strided(&view.size, &view.stride, view.offset as i64)?
         .f_contiguous()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    use super::*;
+
+    #[test]
+    fn walking_is_bounded_for_cycles_and_shared_structures() {
+        // l = [l]: a cycle, cut at the depth limit.
+        let cycle = Rc::new(RefCell::new(Vec::new()));
+        cycle.borrow_mut().push(Value::List(cycle.clone()));
+        let leaves = walk(&Value::List(cycle.clone()));
+        assert_eq!(leaves.len(), 1);
+        cycle.borrow_mut().clear();
+        // lₖ = [lₖ₊₁, lₖ₊₁] over 60 levels: 2⁶⁰ paths, cut by the visit budget.
+        let mut level = Value::Int(0);
+        for _ in 0..60 {
+            level = Value::List(Rc::new(RefCell::new(vec![level.clone(), level])));
+        }
+        let start = std::time::Instant::now();
+        let leaves = walk(&level);
+        assert!(leaves.len() <= MAX_VISITS);
+        assert!(matches!(leaves.last(), Some((_, Value::Object(why))) if why.contains("over")));
+        assert!(start.elapsed().as_secs() < 10);
+    }
 }
