@@ -154,7 +154,31 @@ def main():
     (out / "truncated.safetensors").write_bytes(len(header).to_bytes(8, "little") + header + bytes(1000))
 
     checkpoint_fixtures(out)
+    powerlaw_fixtures(out)
     (out / "reference.json").write_text(json.dumps(reference))
+
+
+def powerlaw_fixtures(out):
+    """Synthetic samples and the `powerlaw` package's continuous fit of each (Clauset et al.)."""
+    import warnings
+    import powerlaw
+    rng = np.random.default_rng(3)
+    samples = {
+        "pareto_alpha_2.5": (rng.pareto(1.5, 2000) + 1) * 0.3,
+        "pareto_alpha_1.8": (rng.pareto(0.8, 3000) + 1) * 2.0,
+        "pareto_alpha_4": (rng.pareto(3.0, 3000) + 1) * 2.0,
+        "lognormal": rng.lognormal(0.0, 1.0, 2000),
+        "exponential": rng.exponential(2.0, 2000),
+    }
+    fits = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name, sample in samples.items():
+            # powerlaw 2.0 keeps only α < 3 by default; WeightWatcher's fit has no such bound.
+            fit = powerlaw.Fit(sample, verbose=False, parameter_ranges={"alpha": [1, 100]})
+            fits[name] = {"sample": sample.tolist(), "alpha": fit.alpha, "xmin": fit.xmin, "D": fit.D,
+                          "sigma": fit.sigma, "n_tail": int(len(fit.data))}
+    (out / "powerlaw_reference.json").write_text(json.dumps(fits))
 
 
 class Hostile:
