@@ -6,8 +6,10 @@ Usage:
   .venv/bin/python scripts/ww_reference.py torchvision:NAME MODEL.pt OUT.csv
       builds torchvision NAME (seeded random init), saves it as TorchScript to MODEL.pt
 
-Writes WeightWatcher 0.7.7 analyze()'s details (default settings) to OUT.csv.
+Writes WeightWatcher 0.7.7 analyze()'s details to OUT.csv; an optional fourth argument is a
+JSON object of analyze() keyword arguments (e.g. '{"fix_fingers": "clip_xmax"}').
 """
+import json
 import logging
 import sys
 from pathlib import Path
@@ -33,8 +35,9 @@ def module_for(kind, path):
 
 def main():
     kind, path, out = sys.argv[1:4]
+    kwargs = json.loads(sys.argv[4]) if len(sys.argv) > 4 else {}
     logging.getLogger("weightwatcher").setLevel(logging.ERROR)
-    details = ww.WeightWatcher(model=module_for(kind, path)).analyze()
+    details = ww.WeightWatcher(model=module_for(kind, path)).analyze(**kwargs)
     details.to_csv(out, index=False)
 
 

@@ -8,7 +8,7 @@ use crate::device::{device_name, DeviceChoice};
 use crate::error::Result;
 use crate::esd::EsdConvention;
 use crate::heavy_tail::hill::{hill_plateau, HillEstimate};
-use crate::heavy_tail::power_law::{self, PowerLawFit, WEIGHTWATCHER_EVALS_THRESHOLD};
+use crate::heavy_tail::power_law::{self, PowerLawFit, TailOptions, WEIGHTWATCHER_EVALS_THRESHOLD};
 use crate::heavy_tail::quality::{AlphaMetrics, QualityLabel};
 use crate::heavy_tail::randomization::Randomization;
 use crate::model::layers::{self, ConvMode, LayerKind, LayerSelection, SkippedTensor, WeightLayer};
@@ -33,6 +33,8 @@ pub struct AnalyzeOptions {
     pub precision: Precision,
     /// Keep each layer's eigenvalues in its record.
     pub keep_eigenvalues: bool,
+    /// How the top of each ESD is treated before the power-law fit.
+    pub tail: TailOptions,
     /// Compare each ESD with that of its shuffled entries, shuffled with this seed (plus the
     /// layer's index); `None` skips it (it doubles the cost).
     pub randomize: Option<u64>,
@@ -249,7 +251,7 @@ fn analyze_layer(
     // WeightWatcher's threshold is in its own ESD scale; carry it into the reported one.
     let ww_scale = EsdConvention::WeightWatcher.scale(layer.kind, layer.conv_mode, shape);
     let threshold = WEIGHTWATCHER_EVALS_THRESHOLD * scale / ww_scale;
-    let power_law = power_law::fit(&eigenvalues, threshold);
+    let power_law = power_law::fit_tail(&eigenvalues, threshold, options.tail);
     let above_threshold: Vec<f64> = eigenvalues
         .iter()
         .copied()

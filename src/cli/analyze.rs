@@ -57,6 +57,14 @@ pub struct AnalyzeArgs {
     /// Marchenko-Pastur edge: large isolated entries). Doubles the cost.
     #[arg(long)]
     randomize: bool,
+    /// Drop the K largest eigenvalues before the power-law fit (WeightWatcher's xmax=K).
+    #[arg(long, default_value_t = 0, value_name = "K")]
+    xmax_drop: usize,
+    /// Clip power-law "fingers": refit without the top 2–9 eigenvalues and keep the first fit
+    /// whose α is more than 1 lower (WeightWatcher's fix_fingers='clip_xmax'; reports
+    /// num_fingers and raw_alpha).
+    #[arg(long)]
+    clip_fingers: bool,
     /// Seed of the shuffles (the same seed gives the same numbers).
     #[arg(long, default_value_t = 0, value_name = "N")]
     seed: u64,
@@ -78,6 +86,10 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
         precision: args.precision.parse()?,
         keep_eigenvalues: args.eigenvalues,
         randomize: args.randomize.then_some(args.seed),
+        tail: rmt_torch::heavy_tail::power_law::TailOptions {
+            drop_top: args.xmax_drop,
+            clip_fingers: args.clip_fingers,
+        },
     };
     let format: OutputFormat = args.output.format.parse()?;
     let model = args.model.load()?;

@@ -6,7 +6,8 @@
 //! Dᵢ = max_j |1 − (xⱼ/xᵢ)^{1−αᵢ} − j/n| (Dᵢ = 1 when αᵢ ≤ 1); the fit keeps the first argmin
 //! of D, with σ = (α − 1)/√n. Tails of fewer than 20 points use WeightWatcher's small-N variant:
 //! the bias-corrected α = 1 + (n − 1)/Σ ln(xⱼ/xᵢ), tails of at least 8 points, and xmin chosen by
-//! J = D − 0.868/√n.
+//! J = D − 0.868/√n, falling back to the whole data from its smallest value when no tail is
+//! long enough (where WeightWatcher would report α = 1 for identical values, this reports no fit).
 //!
 //! Each candidate's D is computed exactly, but the scan over a tail stops as soon as it exceeds
 //! the best D so far: such a candidate cannot win, and most are discarded within a few points.
@@ -48,6 +49,70 @@ pub struct PowerLawFit {
     pub num_pl_spikes: usize,
     /// The estimator used.
     pub fit_method: FitMethod,
+    /// Top eigenvalues clipped off as "fingers" by [`TailOptions::clip_fingers`].
+    pub num_fingers: usize,
+    /// α before the fingers were clipped, when clipping was asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw_alpha: Option<f64>,
+}
+
+/// How the top of the ESD is treated before fitting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TailOptions {
+    /// Drop this many of the largest eigenvalues first (WeightWatcher's integer `xmax`); more
+    /// than half of them is a failed fit.
+    pub drop_top: usize,
+    /// WeightWatcher's `fix_fingers='clip_xmax'`: refit without the top 2…9 eigenvalues and keep
+    /// the first fit whose α is more than 1 below the unclipped one (stopping once α ≤ 2).
+    pub clip_fingers: bool,
+}
+
+/// Clipping at most this many top eigenvalues (exclusive), as WeightWatcher's `max_fingers`.
+const MAX_FINGERS: usize = 10;
+/// A clipped fit is kept when its α is this much below the unclipped one.
+const FINGER_THRESHOLD: f64 = 1.0;
+/// Clipping stops once α falls to this.
+const FINGER_MIN_ALPHA: f64 = 2.0;
+
+/// [`fit`] with the top of the ESD dropped or its fingers clipped as `options` say.
+pub fn fit_tail(eigenvalues: &[f64], threshold: f64, options: TailOptions) -> Option<PowerLawFit> {
+    let mut sorted: Vec<f64> = eigenvalues
+        .iter()
+        .copied()
+        .filter(|x| x.is_finite())
+        .collect();
+    sorted.sort_by(f64::total_cmp);
+    if options.drop_top > 0 {
+        if options.drop_top > sorted.len() / 2 {
+            return None;
+        }
+        sorted.truncate(sorted.len() - options.drop_top);
+    }
+    if !options.clip_fingers {
+        return fit(&sorted, threshold);
+    }
+    let above: Vec<f64> = sorted.iter().copied().filter(|&x| x > threshold).collect();
+    let first = fit(&above, threshold)?;
+    let mut best = first.clone();
+    for clipped in 2..MAX_FINGERS.min(above.len()) {
+        let Some(candidate) = fit(&above[..above.len() - clipped], threshold) else {
+            break;
+        };
+        if candidate.alpha + FINGER_THRESHOLD < first.alpha {
+            best = PowerLawFit {
+                num_fingers: clipped - 1,
+                ..candidate
+            };
+            break;
+        }
+        if candidate.alpha <= FINGER_MIN_ALPHA {
+            break;
+        }
+    }
+    // As WeightWatcher counts them: every eigenvalue above xmin, clipped fingers included.
+    best.num_pl_spikes = sorted.iter().filter(|&&x| x >= best.xmin).count();
+    best.raw_alpha = Some(first.alpha);
+    Some(best)
 }
 
 /// Fits the tail of `eigenvalues` (any order) above `threshold`; `None` when fewer than two
@@ -100,6 +165,16 @@ pub fn fit(eigenvalues: &[f64], threshold: f64) -> Option<PowerLawFit> {
             best = Some((i, alpha, distance, objective));
         }
     }
+    if small && best.is_none() {
+        // WeightWatcher's fallback when no tail is long enough: the whole data from x₀.
+        let n = data.len() as f64;
+        let log_sum = suffix[0] - n * logs[0];
+        if log_sum > 1e-12 {
+            let alpha = 1.0 + (n - 1.0) / log_sum;
+            let distance = ks_distance(&logs, alpha, f64::INFINITY).unwrap_or(1.0);
+            best = Some((0, alpha, distance, distance));
+        }
+    }
     let (i, alpha, ks_distance, _) = best?;
     if alpha.is_nan() || alpha <= 1.0 {
         return None;
@@ -117,6 +192,8 @@ pub fn fit(eigenvalues: &[f64], threshold: f64) -> Option<PowerLawFit> {
         } else {
             FitMethod::Standard
         },
+        num_fingers: 0,
+        raw_alpha: None,
     })
 }
 

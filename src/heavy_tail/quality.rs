@@ -83,6 +83,8 @@ mod tests {
             sigma: 0.1,
             num_pl_spikes: 10,
             fit_method: FitMethod::Standard,
+            num_fingers: 0,
+            raw_alpha: None,
         }
     }
 
