@@ -65,6 +65,9 @@ pub struct AnalyzeArgs {
     /// num_fingers and raw_alpha).
     #[arg(long)]
     clip_fingers: bool,
+    /// Only consider power-law tails of at least N eigenvalues when choosing xmin.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    min_tail: usize,
     /// Seed of the shuffles (the same seed gives the same numbers).
     #[arg(long, default_value_t = 0, value_name = "N")]
     seed: u64,
@@ -89,6 +92,7 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
         tail: rmt_torch::heavy_tail::power_law::TailOptions {
             drop_top: args.xmax_drop,
             clip_fingers: args.clip_fingers,
+            min_tail: args.min_tail,
         },
     };
     let format: OutputFormat = args.output.format.parse()?;

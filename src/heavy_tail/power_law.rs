@@ -65,6 +65,9 @@ pub struct TailOptions {
     /// WeightWatcher's `fix_fingers='clip_xmax'`: refit without the top 2…9 eigenvalues and keep
     /// the first fit whose α is more than 1 below the unclipped one (stopping once α ≤ 2).
     pub clip_fingers: bool,
+    /// Only tails of at least this many eigenvalues are candidates (0 or 1: no limit, as in
+    /// WeightWatcher); guards α against the noise of a handful of top eigenvalues.
+    pub min_tail: usize,
 }
 
 /// Clipping at most this many top eigenvalues (exclusive), as WeightWatcher's `max_fingers`.
@@ -89,13 +92,15 @@ pub fn fit_tail(eigenvalues: &[f64], threshold: f64, options: TailOptions) -> Op
         sorted.truncate(sorted.len() - options.drop_top);
     }
     if !options.clip_fingers {
-        return fit(&sorted, threshold);
+        return fit_min_tail(&sorted, threshold, options.min_tail);
     }
     let above: Vec<f64> = sorted.iter().copied().filter(|&x| x > threshold).collect();
-    let first = fit(&above, threshold)?;
+    let first = fit_min_tail(&above, threshold, options.min_tail)?;
     let mut best = first.clone();
     for clipped in 2..MAX_FINGERS.min(above.len()) {
-        let Some(candidate) = fit(&above[..above.len() - clipped], threshold) else {
+        let Some(candidate) =
+            fit_min_tail(&above[..above.len() - clipped], threshold, options.min_tail)
+        else {
             break;
         };
         if candidate.alpha + FINGER_THRESHOLD < first.alpha {
@@ -118,6 +123,11 @@ pub fn fit_tail(eigenvalues: &[f64], threshold: f64, options: TailOptions) -> Op
 /// Fits the tail of `eigenvalues` (any order) above `threshold`; `None` when fewer than two
 /// eigenvalues pass the threshold or no candidate gives α > 1.
 pub fn fit(eigenvalues: &[f64], threshold: f64) -> Option<PowerLawFit> {
+    fit_min_tail(eigenvalues, threshold, 0)
+}
+
+/// [`fit`] with xmin restricted to tails of at least `min_tail` eigenvalues.
+fn fit_min_tail(eigenvalues: &[f64], threshold: f64, min_tail: usize) -> Option<PowerLawFit> {
     let mut data: Vec<f64> = eigenvalues
         .iter()
         .copied()
@@ -137,7 +147,7 @@ pub fn fit(eigenvalues: &[f64], threshold: f64) -> Option<PowerLawFit> {
     let mut best: Option<(usize, f64, f64, f64)> = None; // (i, alpha, D, objective)
     for i in 0..data.len() - 1 {
         let n = (data.len() - i) as f64;
-        if small && data.len() - i < SMALL_N_MIN_TAIL {
+        if data.len() - i < min_tail || (small && data.len() - i < SMALL_N_MIN_TAIL) {
             continue;
         }
         let log_sum = suffix[i] - n * logs[i];
@@ -252,6 +262,30 @@ mod tests {
         }
         assert_eq!(fit.xmin, data[best.1]);
         assert!((fit.ks_distance - best.0).abs() < 1e-12 * best.0);
+    }
+
+    #[test]
+    fn a_minimum_tail_excludes_short_tails() {
+        // Exponential quantiles have no power-law tail: the free fit settles on a short one.
+        let data: Vec<f64> = (0..500)
+            .map(|k| -(1.0 - (k as f64 + 0.5) / 500.0).ln())
+            .collect();
+        let options = TailOptions {
+            min_tail: 100,
+            ..TailOptions::default()
+        };
+        let restricted = fit_tail(&data, 0.0, options).unwrap();
+        assert!(restricted.num_pl_spikes >= 100, "{restricted:?}");
+        let free = fit(&data, 0.0).unwrap();
+        assert!(
+            free.num_pl_spikes < 100,
+            "the restriction changed nothing: {free:?}"
+        );
+        let too_long = TailOptions {
+            min_tail: 10_000,
+            ..TailOptions::default()
+        };
+        assert!(fit_tail(&data, 0.0, too_long).is_none());
     }
 
     #[test]

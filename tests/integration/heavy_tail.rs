@@ -133,11 +133,11 @@ fn shipped_models_match_weightwatcher() {
 fn dropped_tops_and_clipped_fingers_match_weightwatcher() {
     let drop_two = TailOptions {
         drop_top: 2,
-        clip_fingers: false,
+        ..TailOptions::default()
     };
     let clip = TailOptions {
-        drop_top: 0,
         clip_fingers: true,
+        ..TailOptions::default()
     };
     for (kind, file) in [
         ("digits-mlp", "digits_mlp_trained.pt"),
