@@ -125,6 +125,18 @@ pub struct Analysis {
     pub skipped: Vec<SkippedTensor>,
     /// Means over the layers and label counts.
     pub summary: ModelSummary,
+    /// Where the time went.
+    pub timing: Timing,
+}
+
+/// Wall time of an analysis, split between the eigensolver work and everything computed from
+/// the eigenvalues (fits, metrics), so the cost of the statistics is measured, not assumed.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+pub struct Timing {
+    /// Gram products and eigensolves (shuffled spectra included), seconds.
+    pub spectra_seconds: f64,
+    /// Power-law fits, Hill, metrics and the rest of each layer's statistics, seconds.
+    pub statistics_seconds: f64,
 }
 
 /// The model-level summary WeightWatcher reports: means over the layers whose fit succeeded
@@ -191,9 +203,15 @@ pub fn analyze(
     let (weight_layers, mut skipped) = layers::select(model, &options.selection)?;
     let total = weight_layers.len();
     let mut reports = Vec::with_capacity(total);
+    let mut timing = Timing::default();
     for (index, layer) in weight_layers.iter().enumerate() {
         on_layer(index, total, layer.name);
-        match analyze_layer(layer, reports.len(), device, options)? {
+        let started = std::time::Instant::now();
+        let mut spectra_seconds = 0.0;
+        let report = analyze_layer(layer, reports.len(), device, options, &mut spectra_seconds)?;
+        timing.spectra_seconds += spectra_seconds;
+        timing.statistics_seconds += started.elapsed().as_secs_f64() - spectra_seconds;
+        match report {
             Some(report) => reports.push(report),
             None => skipped.push(SkippedTensor {
                 name: layer.name.to_string(),
@@ -213,6 +231,7 @@ pub fn analyze(
         summary: ModelSummary::of(&reports),
         layers: reports,
         skipped,
+        timing,
     })
 }
 
@@ -222,10 +241,17 @@ fn analyze_layer(
     layer_id: usize,
     device: tch::Device,
     options: &AnalyzeOptions,
+    spectra_seconds: &mut f64,
 ) -> Result<Option<LayerReport>> {
     let shape = layer.shape;
     let matrices = layer.matrices();
-    let spectrum = spectrum::spectrum(layer.name, &matrices, device, options.precision)?;
+    let mut timed_spectrum = |matrices: &tch::Tensor| {
+        let started = std::time::Instant::now();
+        let result = spectrum::spectrum(layer.name, matrices, device, options.precision);
+        *spectra_seconds += started.elapsed().as_secs_f64();
+        result
+    };
+    let spectrum = timed_spectrum(&matrices)?;
     let scale = options.convention.scale(layer.kind, layer.conv_mode, shape);
     let eigenvalues: Vec<f64> = spectrum
         .squared_singular_values
@@ -261,7 +287,7 @@ fn analyze_layer(
     let randomization = match options.randomize {
         Some(seed) => {
             let shuffled = spectrum::shuffled(&matrices, seed.wrapping_add(layer_id as u64))?;
-            let shuffled = spectrum::spectrum(layer.name, &shuffled, device, options.precision)?;
+            let shuffled = timed_spectrum(&shuffled)?;
             let shuffled: Vec<f64> = shuffled
                 .squared_singular_values
                 .iter()
