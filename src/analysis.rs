@@ -253,11 +253,14 @@ fn analyze_layer(
     };
     let spectrum = timed_spectrum(&matrices)?;
     let scale = options.convention.scale(layer.kind, layer.conv_mode, shape);
-    let eigenvalues: Vec<f64> = spectrum
-        .squared_singular_values
-        .iter()
-        .map(|s| s * scale)
-        .collect();
+    let reported = |spectrum: &spectrum::Spectrum| -> Vec<f64> {
+        spectrum
+            .squared_singular_values
+            .iter()
+            .map(|s| s * scale)
+            .collect()
+    };
+    let eigenvalues = reported(&spectrum);
     let Some(metrics) = SpectralMetrics::from_eigenvalues(&eigenvalues, shape.n) else {
         return Ok(None);
     };
@@ -287,12 +290,7 @@ fn analyze_layer(
     let randomization = match options.randomize {
         Some(seed) => {
             let shuffled = spectrum::shuffled(&matrices, seed.wrapping_add(layer_id as u64))?;
-            let shuffled = timed_spectrum(&shuffled)?;
-            let shuffled: Vec<f64> = shuffled
-                .squared_singular_values
-                .iter()
-                .map(|s| s * scale)
-                .collect();
+            let shuffled = reported(&timed_spectrum(&shuffled)?);
             let edge = marchenko_pastur.as_ref().map(|mp| mp.mp_lambda_plus);
             Some(Randomization::new(&eigenvalues, &shuffled, edge))
         }

@@ -47,20 +47,12 @@ pub fn spectrum(
     device: tch::Device,
     precision: Precision,
 ) -> Result<Spectrum> {
-    check_memory(name, matrices, device)?;
-    // Parameters loaded from TorchScript require grad; with autograd on, eigvalsh computes
-    // eigenvectors for the backward pass and runs four times slower.
     let _no_grad = tch::no_grad_guard();
-    let gram_kind = match precision {
+    let kind = match precision {
         Precision::F64 => Kind::Double,
         Precision::Fast => Kind::Float,
     };
-    let w = matrices.f_to_device(device)?.f_to_kind(gram_kind)?;
-    let gram = gram_lower(&w)?;
-    // A non-finite entry makes its Gram row non-finite: test the small matrix, count on failure.
-    if !bool::try_from(gram.f_isfinite()?.f_all()?)? {
-        return Err(non_finite_error(name, matrices)?);
-    }
+    let (w, gram) = checked_gram(name, matrices, device, kind)?;
     let count = w.numel() as f64;
     // Summed in the Gram precision: an f64 accumulation of f32 data takes a slow path (1 s for
     // 100M entries), and the error of an f32 mean is negligible beside the variance.
@@ -119,14 +111,8 @@ pub fn right_singular_vectors(
     matrix: &Tensor,
     device: tch::Device,
 ) -> Result<RightSingularVectors> {
-    let stack = matrix.f_unsqueeze(0)?;
-    check_memory(name, &stack, device)?;
     let _no_grad = tch::no_grad_guard();
-    let w = stack.f_to_device(device)?.f_to_kind(Kind::Double)?;
-    let gram = gram_lower(&w)?;
-    if !bool::try_from(gram.f_isfinite()?.f_all()?)? {
-        return Err(non_finite_error(name, &stack)?);
-    }
+    let (_, gram) = checked_gram(name, &matrix.f_unsqueeze(0)?, device, Kind::Double)?;
     let (values, vectors) = gram.f_select(0, 0)?.f_linalg_eigh("L")?;
     let squared_singular_values =
         Vec::<f64>::try_from(values.f_clamp_min(0.0)?.f_to_device(tch::Device::Cpu)?)?;
@@ -140,6 +126,27 @@ pub fn right_singular_vectors(
         squared_singular_values,
         vectors,
     })
+}
+
+/// The stack W on `device` in `kind`, and the lower triangle of its Gram matrices, refused when
+/// it would not fit in memory or holds non-finite entries.
+///
+/// Call it under `tch::no_grad_guard()`: parameters loaded from TorchScript require grad, and
+/// with autograd on eigvalsh computes eigenvectors for the backward pass, four times slower.
+fn checked_gram(
+    name: &str,
+    matrices: &Tensor,
+    device: tch::Device,
+    kind: Kind,
+) -> Result<(Tensor, Tensor)> {
+    check_memory(name, matrices, device)?;
+    let w = matrices.f_to_device(device)?.f_to_kind(kind)?;
+    let gram = gram_lower(&w)?;
+    // A non-finite entry makes its Gram row non-finite: test the small matrix, count on failure.
+    if !bool::try_from(gram.f_isfinite()?.f_all()?)? {
+        return Err(non_finite_error(name, matrices)?);
+    }
+    Ok((w, gram))
 }
 
 /// Columns per block of the triangular Gram product; below this width one product is cheaper.

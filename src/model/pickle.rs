@@ -169,6 +169,14 @@ impl Machine<'_> {
         Ok(text)
     }
 
+    /// A memo index written as a text line (protocol 0's PUT and GET).
+    fn line_index(&mut self) -> Result<usize> {
+        let text = self.line()?;
+        text.trim()
+            .parse()
+            .map_err(|_| PickleError(format!("bad memo index {text:?}")))
+    }
+
     fn string(&mut self, len: usize) -> Result<Value> {
         let bytes = self.take(len)?;
         match std::str::from_utf8(bytes) {
@@ -443,19 +451,11 @@ impl Machine<'_> {
                     self.memo_get(i)?;
                 }
                 b'p' => {
-                    let i = self
-                        .line()?
-                        .trim()
-                        .parse()
-                        .map_err(|_| PickleError("bad PUT".into()))?;
+                    let i = self.line_index()?;
                     self.memo_put(i)?;
                 }
                 b'g' => {
-                    let i = self
-                        .line()?
-                        .trim()
-                        .parse()
-                        .map_err(|_| PickleError("bad GET".into()))?;
+                    let i = self.line_index()?;
                     self.memo_get(i)?;
                 }
                 b'c' => {
