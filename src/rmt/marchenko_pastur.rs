@@ -50,31 +50,40 @@ impl MarchenkoPastur {
         ((hi - x) * (x - lo)).sqrt() / (2.0 * std::f64::consts::PI * self.sigma2 * self.gamma() * x)
     }
 
-    /// Cumulative distribution F(x) = ∫ρ, by Gauss-Legendre quadrature after the substitution
-    /// x = λ₋ + (λ₊−λ₋)(1 − cos θ)/2, which removes the square-root edges (error < 1e-12).
+    /// Cumulative distribution F(x) = H(x)/(2πσ²γ), in closed form ([`bulk_integral`]).
     pub fn cdf(&self, x: f64) -> f64 {
         let (lo, hi) = self.edges();
-        if x <= lo {
-            return 0.0;
+        (bulk_integral(lo, hi, x) / (2.0 * std::f64::consts::PI * self.sigma2 * self.gamma()))
+            .clamp(0.0, 1.0)
+    }
+
+    /// The p-quantile, by bisection of the CDF to 1e-14 relative.
+    pub fn quantile(&self, p: f64) -> Result<f64> {
+        if !(0.0..=1.0).contains(&p) {
+            return Err(Error::InvalidOption(format!(
+                "a quantile needs 0 ≤ p ≤ 1, got {p}"
+            )));
         }
-        if x >= hi {
-            return 1.0;
-        }
-        let half_width = (hi - lo) / 2.0;
-        let theta_end = (1.0 - (x - lo) / half_width).clamp(-1.0, 1.0).acos();
-        let norm =
-            half_width * half_width / (2.0 * std::f64::consts::PI * self.sigma2 * self.gamma());
-        let integrand = |theta: f64| {
-            let s = theta.sin();
-            let point = lo + half_width * (1.0 - theta.cos());
-            if point <= 0.0 {
-                // γ = 1, θ → 0: sin²θ / x → 4 / (λ₊ − λ₋) · ... limit is 2/half_width
-                2.0 / half_width
+        let (mut lo, mut hi) = self.edges();
+        while hi - lo > 1e-14 * hi {
+            let mid = (lo + hi) / 2.0;
+            if self.cdf(mid) < p {
+                lo = mid;
             } else {
-                s * s / point
+                hi = mid;
             }
-        };
-        (norm * gauss_legendre(integrand, 0.0, theta_end, 16)).clamp(0.0, 1.0)
+        }
+        Ok((lo + hi) / 2.0)
+    }
+
+    /// Aspect ratio Q = N/M.
+    pub fn q(&self) -> f64 {
+        self.q
+    }
+
+    /// Entry variance σ².
+    pub fn sigma2(&self) -> f64 {
+        self.sigma2
     }
 
     /// Raw moments E[λᵏ] for k = 1..=4: σ², σ⁴(1+γ), σ⁶(1+3γ+γ²), σ⁸(1+6γ+6γ²+γ³).
@@ -91,40 +100,61 @@ impl MarchenkoPastur {
     }
 }
 
-/// Composite Gauss-Legendre rule: `panels` panels of 10 nodes each over [a, b].
-fn gauss_legendre(f: impl Fn(f64) -> f64, a: f64, b: f64, panels: usize) -> f64 {
-    const NODES: [f64; 5] = [
-        0.148_874_338_981_631_2,
-        0.433_395_394_129_247_2,
-        0.679_409_568_299_024_4,
-        0.865_063_366_688_984_5,
-        0.973_906_528_517_171_7,
-    ];
-    const WEIGHTS: [f64; 5] = [
-        0.295_524_224_714_752_9,
-        0.269_266_719_309_996_4,
-        0.219_086_362_515_982,
-        0.149_451_349_150_580_6,
-        0.066_671_344_308_688_1,
-    ];
-    let width = (b - a) / panels as f64;
-    (0..panels)
-        .map(|p| {
-            let mid = a + (p as f64 + 0.5) * width;
-            let half = width / 2.0;
-            NODES
-                .iter()
-                .zip(WEIGHTS)
-                .map(|(&node, weight)| weight * (f(mid - half * node) + f(mid + half * node)))
-                .sum::<f64>()
-                * half
-        })
-        .sum()
+/// statrs' traits, so its tests and generic code (e.g. `inverse_cdf`) apply to the law.
+impl statrs::statistics::Min<f64> for MarchenkoPastur {
+    fn min(&self) -> f64 {
+        self.edges().0
+    }
+}
+
+impl statrs::statistics::Max<f64> for MarchenkoPastur {
+    fn max(&self) -> f64 {
+        self.edges().1
+    }
+}
+
+impl statrs::distribution::ContinuousCDF<f64, f64> for MarchenkoPastur {
+    fn cdf(&self, x: f64) -> f64 {
+        MarchenkoPastur::cdf(self, x)
+    }
+
+    fn inverse_cdf(&self, p: f64) -> f64 {
+        self.quantile(p).unwrap_or(f64::NAN)
+    }
+}
+
+impl statrs::distribution::Continuous<f64, f64> for MarchenkoPastur {
+    fn pdf(&self, x: f64) -> f64 {
+        self.density(x)
+    }
+
+    fn ln_pdf(&self, x: f64) -> f64 {
+        self.density(x).ln()
+    }
+}
+
+/// H(x) = ∫_a^x √((b−t)(t−a))/t dt for 0 ≤ a < b, clamped to [a, b]: the unnormalised
+/// Marchenko-Pastur CDF with free edges (H(b) = π(√b − √a)²/2). With R = √((b−t)(t−a)),
+/// H = R + (a+b)/2·(asin u + π/2) − √(ab)·(asin v + π/2), u = (2x−a−b)/(b−a),
+/// v = ((a+b)x − 2ab)/(x(b−a)); the arcsines are taken as atan2 with √(1−u²) = 2R/(b−a) and
+/// √(1−v²) = 2√(ab)R/(x(b−a)), which keeps full precision at the edges.
+pub fn bulk_integral(a: f64, b: f64, x: f64) -> f64 {
+    use std::f64::consts::FRAC_PI_2;
+    if x <= a {
+        return 0.0;
+    }
+    let x = x.min(b);
+    let r = ((b - x) * (x - a)).max(0.0).sqrt();
+    let root_ab = (a * b).sqrt();
+    let h = r + (a + b) / 2.0 * ((2.0 * x - a - b).atan2(2.0 * r) + FRAC_PI_2)
+        - root_ab * (((a + b) * x - 2.0 * a * b).atan2(2.0 * root_ab * r) + FRAC_PI_2);
+    h.max(0.0)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rmt::quadrature::integrate;
 
     #[test]
     fn edges_and_moments_match_closed_forms() {
@@ -150,7 +180,7 @@ mod tests {
             // First and second moments by quadrature of x·ρ(x) with the same substitution.
             let half = (hi - lo) / 2.0;
             let moment = |k: i32| {
-                gauss_legendre(
+                integrate(
                     |t: f64| {
                         let x = lo + half * (1.0 - t.cos());
                         x.powi(k) * mp.density(x) * half * t.sin()
@@ -181,6 +211,32 @@ mod tests {
                 "x={x}"
             );
             previous = f;
+        }
+    }
+
+    #[test]
+    fn closed_form_cdf_equals_quadrature_of_the_density() {
+        for (q, sigma2) in [(1.0, 1.0), (1.5, 0.7), (8.0, 2.0)] {
+            let mp = MarchenkoPastur::new(q, sigma2).unwrap();
+            let (lo, hi) = mp.edges();
+            for t in [0.01, 0.3, 0.5, 0.9, 0.999] {
+                let x = lo + t * (hi - lo);
+                // θ-substitution removes the square-root edges.
+                let half = (hi - lo) / 2.0;
+                let theta_end = (1.0 - (x - lo) / half).acos();
+                let numeric = integrate(
+                    |theta: f64| {
+                        let point = lo + half * (1.0 - theta.cos());
+                        mp.density(point) * half * theta.sin()
+                    },
+                    0.0,
+                    theta_end,
+                    64,
+                );
+                assert!((mp.cdf(x) - numeric).abs() < 1e-10, "Q={q} x={x}");
+                let back = mp.quantile(mp.cdf(x)).unwrap();
+                assert!((back - x).abs() < 1e-9 * hi, "quantile Q={q}");
+            }
         }
     }
 

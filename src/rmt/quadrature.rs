@@ -1,0 +1,105 @@
+//! Gauss-Legendre quadrature: the workhorse of every integral in [`crate::rmt`].
+
+/// Nodes and weights of the n-point Gauss-Legendre rule on [a, b], by Newton's method on the
+/// Legendre polynomial Pₙ from Tricomi's initial guesses (exact to ~1e-15 for n ≤ 1000).
+pub fn gauss_legendre_rule(n: usize, a: f64, b: f64) -> (Vec<f64>, Vec<f64>) {
+    let mut nodes = vec![0.0; n];
+    let mut weights = vec![0.0; n];
+    let half = (b - a) / 2.0;
+    let mid = (a + b) / 2.0;
+    for i in 0..n.div_ceil(2) {
+        let mut x = (std::f64::consts::PI * (i as f64 + 0.75) / (n as f64 + 0.5)).cos();
+        let mut derivative = 1.0;
+        for _ in 0..100 {
+            let (p, dp) = legendre_with_derivative(n, x);
+            derivative = dp;
+            let step = p / dp;
+            x -= step;
+            if step.abs() < 1e-16 {
+                break;
+            }
+        }
+        let (_, dp) = legendre_with_derivative(n, x);
+        if dp != 0.0 {
+            derivative = dp;
+        }
+        let weight = 2.0 / ((1.0 - x * x) * derivative * derivative);
+        nodes[i] = mid - half * x;
+        nodes[n - 1 - i] = mid + half * x;
+        weights[i] = weight * half;
+        weights[n - 1 - i] = weight * half;
+    }
+    (nodes, weights)
+}
+
+/// Pₙ(x) and Pₙ′(x) by the three-term recurrence.
+fn legendre_with_derivative(n: usize, x: f64) -> (f64, f64) {
+    let (mut previous, mut current) = (1.0, x);
+    if n == 0 {
+        return (1.0, 0.0);
+    }
+    for k in 2..=n {
+        let k = k as f64;
+        let next = ((2.0 * k - 1.0) * x * current - (k - 1.0) * previous) / k;
+        previous = current;
+        current = next;
+    }
+    let n = n as f64;
+    (current, n * (x * current - previous) / (x * x - 1.0))
+}
+
+/// ∫ₐᵇ f by `panels` panels of a 10-point Gauss-Legendre rule: for smooth integrands over long
+/// intervals, where one high-order rule would need many nodes.
+pub fn integrate(f: impl Fn(f64) -> f64, a: f64, b: f64, panels: usize) -> f64 {
+    const NODES: [f64; 5] = [
+        0.148_874_338_981_631_2,
+        0.433_395_394_129_247_2,
+        0.679_409_568_299_024_4,
+        0.865_063_366_688_984_5,
+        0.973_906_528_517_171_7,
+    ];
+    const WEIGHTS: [f64; 5] = [
+        0.295_524_224_714_752_9,
+        0.269_266_719_309_996_4,
+        0.219_086_362_515_982,
+        0.149_451_349_150_580_6,
+        0.066_671_344_308_688_1,
+    ];
+    let width = (b - a) / panels as f64;
+    (0..panels)
+        .map(|p| {
+            let mid = a + (p as f64 + 0.5) * width;
+            let half = width / 2.0;
+            NODES
+                .iter()
+                .zip(WEIGHTS)
+                .map(|(&node, weight)| weight * (f(mid - half * node) + f(mid + half * node)))
+                .sum::<f64>()
+                * half
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules_integrate_polynomials_exactly() {
+        for n in [1, 2, 5, 16, 40, 81] {
+            let (x, w) = gauss_legendre_rule(n, -1.0, 3.0);
+            assert!((w.iter().sum::<f64>() - 4.0).abs() < 1e-13, "n={n}");
+            // Degree 2n−1 is exact: ∫₋₁³ t^(2n−1) dt = (3^(2n) − 1)/(2n).
+            let degree = 2 * n as i32 - 1;
+            let exact = (3f64.powi(degree + 1) - 1.0) / (degree + 1) as f64;
+            let got: f64 = x.iter().zip(&w).map(|(t, w)| w * t.powi(degree)).sum();
+            assert!((got - exact).abs() < 1e-12 * exact.abs(), "n={n}");
+        }
+    }
+
+    #[test]
+    fn composite_rule_integrates_smooth_functions() {
+        let got = integrate(f64::exp, 0.0, 2.0, 4);
+        assert!((got - (2f64.exp() - 1.0)).abs() < 1e-14);
+    }
+}

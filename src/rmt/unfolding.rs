@@ -1,0 +1,198 @@
+//! Unfolding: mapping levels to a spectrum of unit mean density, so spacings can be compared
+//! with universal laws.
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::option_names::option_names;
+
+/// How the smooth part of the level staircase is estimated.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "method")]
+pub enum Unfolding {
+    /// Seed 003 (appendix C): a Gaussian of width σₖ = (ν_{k+a} − ν_{k−a})/2 at each level;
+    /// `window` is a. The 2a levels at each end are dropped.
+    GaussianBroadening {
+        /// Half-width a of the window (window size 2a).
+        window: usize,
+    },
+    /// A least-squares polynomial of this degree fitted to the staircase N(ν) = i; the 2% of
+    /// levels at each end are dropped.
+    Polynomial {
+        /// Degree of the polynomial.
+        degree: usize,
+    },
+}
+
+/// The name of an unfolding method, for options.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UnfoldingMethod {
+    /// [`Unfolding::GaussianBroadening`].
+    #[default]
+    Gaussian,
+    /// [`Unfolding::Polynomial`].
+    Polynomial,
+}
+
+option_names!(UnfoldingMethod, "unfolding", { Gaussian => "gaussian", Polynomial => "polynomial" });
+
+impl Default for Unfolding {
+    fn default() -> Self {
+        Self::GaussianBroadening { window: 15 }
+    }
+}
+
+impl Unfolding {
+    /// The unfolded levels ξᵢ of `levels` (ascending), ends dropped. An error when too few
+    /// levels would remain for statistics (fewer than 10).
+    pub fn unfold(self, levels: &[f64]) -> Result<Vec<f64>> {
+        let m = levels.len();
+        let (unfolded, drop) = match self {
+            Self::GaussianBroadening { window } => {
+                if window == 0 {
+                    return Err(Error::InvalidOption(
+                        "the unfolding window must be ≥ 1".into(),
+                    ));
+                }
+                (gaussian_staircase(levels, window), 2 * window)
+            }
+            Self::Polynomial { degree } => (polynomial_staircase(levels, degree)?, m / 50),
+        };
+        if m < 2 * drop + 10 {
+            return Err(Error::InvalidOption(format!(
+                "{m} levels are too few to unfold with {self:?} (need {})",
+                2 * drop + 10
+            )));
+        }
+        Ok(unfolded[drop..m - drop].to_vec())
+    }
+}
+
+/// N̄(νᵢ) = Σₖ ½[1 + erf((νᵢ − νₖ)/(σₖ√2))], σₖ = (ν_{k+a} − ν_{k−a})/2 with indices clamped to
+/// the spectrum; Gaussians more than 9σₖ away contribute exactly 0 or 1 and are skipped.
+fn gaussian_staircase(levels: &[f64], window: usize) -> Vec<f64> {
+    let m = levels.len();
+    let widths: Vec<f64> = (0..m)
+        .map(|k| {
+            let hi = levels[(k + window).min(m - 1)];
+            let lo = levels[k.saturating_sub(window)];
+            ((hi - lo) / 2.0).max(f64::MIN_POSITIVE)
+        })
+        .collect();
+    let widest = widths.iter().copied().fold(0.0, f64::max);
+    levels
+        .iter()
+        .map(|&x| {
+            // Levels below x − 9·widest count fully; those above x + 9·widest not at all.
+            let first = levels.partition_point(|&v| v < x - 9.0 * widest);
+            let last = levels.partition_point(|&v| v <= x + 9.0 * widest);
+            first as f64
+                + (first..last)
+                    .map(|k| {
+                        let z = (x - levels[k]) / (widths[k] * std::f64::consts::SQRT_2);
+                        0.5 * statrs::function::erf::erfc(-z)
+                    })
+                    .sum::<f64>()
+        })
+        .collect()
+}
+
+/// Least squares of i ≈ p(νᵢ) in the Legendre basis on ν scaled to [−1, 1], solved by
+/// modified Gram-Schmidt QR (well conditioned up to degree ~15).
+fn polynomial_staircase(levels: &[f64], degree: usize) -> Result<Vec<f64>> {
+    let m = levels.len();
+    if degree == 0 || degree >= m {
+        return Err(Error::InvalidOption(format!(
+            "the staircase polynomial needs 1 ≤ degree < {m}, got {degree}"
+        )));
+    }
+    let (lo, hi) = (levels[0], levels[m - 1]);
+    let scale = if hi > lo { 2.0 / (hi - lo) } else { 1.0 };
+    let t: Vec<f64> = levels.iter().map(|v| (v - lo) * scale - 1.0).collect();
+    // Columns P₀(t)…P_d(t).
+    let mut columns: Vec<Vec<f64>> = vec![vec![1.0; m], t.clone()];
+    for k in 2..=degree {
+        let kf = k as f64;
+        let next = (0..m)
+            .map(|i| {
+                ((2.0 * kf - 1.0) * t[i] * columns[k - 1][i] - (kf - 1.0) * columns[k - 2][i]) / kf
+            })
+            .collect();
+        columns.push(next);
+    }
+    columns.truncate(degree + 1);
+    let target: Vec<f64> = (0..m).map(|i| i as f64 + 0.5).collect();
+    let mut q = columns;
+    let mut residual = target;
+    let mut fitted = vec![0.0; m];
+    for j in 0..q.len() {
+        for k in 0..j {
+            let projection = dot(&q[k], &q[j]);
+            let (done, current) = q.split_at_mut(j);
+            for (value, basis) in current[0].iter_mut().zip(&done[k]) {
+                *value -= projection * basis;
+            }
+        }
+        let norm = dot(&q[j], &q[j]).sqrt();
+        if norm < 1e-12 * (m as f64).sqrt() {
+            continue;
+        }
+        q[j].iter_mut().for_each(|v| *v /= norm);
+        let coefficient = dot(&q[j], &residual);
+        for i in 0..m {
+            fitted[i] += coefficient * q[j][i];
+            residual[i] -= coefficient * q[j][i];
+        }
+    }
+    Ok(fitted)
+}
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uniform_levels_unfold_to_unit_spacing() {
+        let levels: Vec<f64> = (0..400).map(|i| 3.0 + 0.25 * i as f64).collect();
+        for method in [Unfolding::default(), Unfolding::Polynomial { degree: 5 }] {
+            // Broadening bends the staircase within a few widths of the ends: look inside.
+            let unfolded = method.unfold(&levels).unwrap();
+            let inner = &unfolded[60..unfolded.len() - 60];
+            for pair in inner.windows(2) {
+                assert!(
+                    (pair[1] - pair[0] - 1.0).abs() < 1e-6,
+                    "{method:?}: {pair:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_smooth_nonuniform_density_is_flattened() {
+        // Levels at the quantiles of density ∝ x on [1, 2]: F(x) = (x² − 1)/3.
+        let m = 2000;
+        let levels: Vec<f64> = (0..m)
+            .map(|i| (1.0 + 3.0 * (i as f64 + 0.5) / m as f64).sqrt())
+            .collect();
+        for method in [Unfolding::default(), Unfolding::Polynomial { degree: 4 }] {
+            let unfolded = method.unfold(&levels).unwrap();
+            let inner = &unfolded[100..unfolded.len() - 100];
+            let spacings: Vec<f64> = inner.windows(2).map(|p| p[1] - p[0]).collect();
+            let worst = spacings.iter().map(|s| (s - 1.0).abs()).fold(0.0, f64::max);
+            assert!(worst < 1e-3, "{method:?}: {worst}");
+        }
+    }
+
+    #[test]
+    fn too_few_levels_are_refused() {
+        let levels: Vec<f64> = (0..40).map(f64::from).collect();
+        assert!(Unfolding::default().unfold(&levels).is_err());
+        assert!(Unfolding::GaussianBroadening { window: 0 }
+            .unfold(&levels)
+            .is_err());
+        assert!(Unfolding::Polynomial { degree: 0 }.unfold(&levels).is_err());
+    }
+}
