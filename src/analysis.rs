@@ -14,6 +14,7 @@ use crate::heavy_tail::randomization::Randomization;
 use crate::model::layers::{self, ConvMode, LayerKind, LayerSelection, SkippedTensor, WeightLayer};
 use crate::model::{dtype_name, FileFormat, Model};
 use crate::rmt::marchenko_pastur::MarchenkoPastur;
+use crate::rmt_suite::{rmt_report, LayerSpectrum, RmtOptions, RmtReport};
 use crate::spectral_metrics::SpectralMetrics;
 use crate::spectrum::{self, Precision};
 
@@ -38,6 +39,9 @@ pub struct AnalyzeOptions {
     /// Compare each ESD with that of its shuffled entries, shuffled with this seed (plus the
     /// layer's index); `None` skips it (it doubles the cost).
     pub randomize: Option<u64>,
+    /// The universal RMT suite: Marchenko-Pastur fits, Tracy-Widom, spacings, and on request
+    /// number variance, Porter-Thomas and the semicircle.
+    pub rmt: RmtOptions,
 }
 
 /// The Marchenko-Pastur bulk predicted from the entries' variance, in the report's convention.
@@ -97,6 +101,9 @@ pub struct LayerReport {
     /// The shuffled-entries comparison, when asked for.
     #[serde(flatten)]
     pub randomization: Option<Randomization>,
+    /// The universal RMT suite's fits and tests.
+    #[serde(flatten)]
+    pub rmt: RmtReport,
     /// The ESD, ascending, when asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub eigenvalues: Option<Vec<f64>>,
@@ -155,6 +162,12 @@ pub struct ModelSummary {
     pub log_spectral_norm: Option<f64>,
     /// Mean stable rank.
     pub stable_rank: Option<f64>,
+    /// Mean λ₊/λmax of the Marchenko-Pastur bulk fit.
+    pub mp_softrank: Option<f64>,
+    /// Eigenvalues beyond the Tracy-Widom edge, over all layers.
+    pub num_spikes_tw: usize,
+    /// Layers with at least one such spike: those that are not pure noise.
+    pub layers_with_tw_spikes: usize,
     /// Layers with 2 ≤ α ≤ 6.
     pub well_trained: usize,
     /// Layers with α < 2.
@@ -177,6 +190,7 @@ impl ModelSummary {
                 .filter_map(|l| l.power_law.as_ref().zip(l.alpha_metrics.as_ref()))
         };
         let count = |label| layers.iter().filter(|l| l.warning == label).count();
+        let bulk = || layers.iter().filter_map(|l| l.rmt.bulk.as_ref());
         Self {
             alpha: mean(fitted().map(|(fit, _)| fit.alpha).collect()),
             alpha_weighted: mean(fitted().map(|(_, m)| m.alpha_weighted).collect()),
@@ -184,6 +198,9 @@ impl ModelSummary {
             log_norm: mean(layers.iter().map(|l| l.metrics.log_norm).collect()),
             log_spectral_norm: mean(layers.iter().map(|l| l.metrics.log_spectral_norm).collect()),
             stable_rank: mean(layers.iter().map(|l| l.metrics.stable_rank).collect()),
+            mp_softrank: mean(bulk().map(|b| b.mp_softrank).collect()),
+            num_spikes_tw: bulk().map(|b| b.num_spikes_tw).sum(),
+            layers_with_tw_spikes: bulk().filter(|b| b.num_spikes_tw > 0).count(),
             well_trained: count(QualityLabel::WellTrained),
             over_trained: count(QualityLabel::OverTrained),
             under_trained: count(QualityLabel::UnderTrained),
@@ -296,6 +313,45 @@ fn analyze_layer(
         }
         None => None,
     };
+    let vectors = if options.rmt.vectors {
+        let started = std::time::Instant::now();
+        let mut pairs = Vec::new();
+        for index in 0..shape.slices as i64 {
+            let decomposition =
+                spectrum::right_singular_vectors(layer.name, &matrices.f_get(index)?, device)?;
+            pairs.extend(
+                decomposition
+                    .squared_singular_values
+                    .into_iter()
+                    .zip(decomposition.vectors),
+            );
+        }
+        *spectra_seconds += started.elapsed().as_secs_f64();
+        Some(pairs)
+    } else {
+        None
+    };
+    let symmetric = if options.rmt.semicircle {
+        let started = std::time::Instant::now();
+        let values = spectrum::symmetric_part_eigenvalues(layer.name, &matrices, device)?;
+        *spectra_seconds += started.elapsed().as_secs_f64();
+        values
+    } else {
+        None
+    };
+    let rmt = rmt_report(
+        LayerSpectrum {
+            pooled: &spectrum.squared_singular_values,
+            by_matrix: &spectrum.by_matrix,
+            n: shape.n,
+            m: shape.m,
+            entry_variance: spectrum.entry_variance,
+            scale,
+        },
+        &options.rmt,
+        vectors,
+        symmetric.as_deref(),
+    );
     let alpha_metrics = power_law
         .as_ref()
         .map(|fit| AlphaMetrics::new(fit.alpha, &eigenvalues));
@@ -317,6 +373,7 @@ fn analyze_layer(
         warning,
         hill,
         randomization,
+        rmt,
         eigenvalues: options.keep_eigenvalues.then_some(eigenvalues),
     }))
 }

@@ -29,6 +29,7 @@ pub mod model;
 mod option_names;
 pub mod report;
 pub mod rmt;
+pub mod rmt_suite;
 pub mod spectral_metrics;
 pub mod spectrum;
 
@@ -38,4 +39,5 @@ pub use error::{Error, Result};
 pub use esd::EsdConvention;
 pub use model::layers::{ConvMode, LayerSelection};
 pub use model::Model;
+pub use rmt_suite::RmtOptions;
 pub use spectrum::Precision;

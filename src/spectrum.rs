@@ -33,6 +33,9 @@ option_names!(Precision, "precision", { F64 => "f64", Fast => "fast" });
 pub struct Spectrum {
     /// Squared singular values σᵢ² of every matrix, pooled and sorted ascending.
     pub squared_singular_values: Vec<f64>,
+    /// The same per matrix of the stack, each ascending: level statistics need one matrix's
+    /// levels, since pooling independent spectra destroys their correlations.
+    pub by_matrix: Vec<Vec<f64>>,
     /// Variance of the matrices' entries (population variance): σ² of Marchenko-Pastur.
     pub entry_variance: f64,
 }
@@ -68,9 +71,12 @@ pub fn spectrum(
             .f_flatten(0, -1)?
             .f_to_device(tch::Device::Cpu)?,
     )?;
+    let m = matrices.size()[2].max(1) as usize;
+    let by_matrix = host.chunks(m).map(<[f64]>::to_vec).collect();
     host.sort_by(f64::total_cmp);
     Ok(Spectrum {
         squared_singular_values: host,
+        by_matrix,
         entry_variance,
     })
 }
@@ -92,6 +98,31 @@ pub fn shuffled(matrices: &Tensor, seed: u64) -> Result<Tensor> {
         })
         .collect::<std::result::Result<Vec<_>, _>>()?;
     Ok(Tensor::f_stack(&rows, 0)?.f_reshape(&size)?)
+}
+
+/// Eigenvalues of the symmetric parts (W + Wᵀ)/√2 of a stack of square matrices, pooled and
+/// ascending, in f64: for i.i.d. entries of variance σ² they follow the semicircle of radius
+/// 2σ√N. `None` when the matrices are not square.
+pub fn symmetric_part_eigenvalues(
+    name: &str,
+    matrices: &Tensor,
+    device: tch::Device,
+) -> Result<Option<Vec<f64>>> {
+    let size = matrices.size();
+    if size.len() != 3 || size[1] != size[2] {
+        return Ok(None);
+    }
+    let _no_grad = tch::no_grad_guard();
+    check_memory(name, matrices, device)?;
+    let w = matrices.f_to_device(device)?.f_to_kind(Kind::Double)?;
+    let symmetric = (&w + w.f_transpose(1, 2)?) / std::f64::consts::SQRT_2;
+    let values = symmetric.f_linalg_eigvalsh("L")?;
+    let mut host = Vec::<f64>::try_from(values.f_flatten(0, -1)?.f_to_device(tch::Device::Cpu)?)?;
+    if host.iter().any(|v| !v.is_finite()) {
+        return Err(non_finite_error(name, matrices)?);
+    }
+    host.sort_by(f64::total_cmp);
+    Ok(Some(host))
 }
 
 /// Eigen-decomposition of WᵀW for one matrix: its right singular vectors with their σ².

@@ -8,7 +8,7 @@ use rmt_torch::report::{render_analysis, OutputFormat};
 use rmt_torch::{analyze, AnalyzeOptions};
 
 use super::output::{progress_bar, write_output};
-use super::{ModelArgs, OutputArgs, SelectionArgs};
+use super::{ModelArgs, OutputArgs, RmtArgs, SelectionArgs};
 
 /// Arguments of `analyze`.
 #[derive(Debug, Args)]
@@ -31,10 +31,29 @@ COLUMNS (JSON/CSV field names follow WeightWatcher's where it has the quantity):
   rand_*, num_traps
                    with --randomize: the ESD of the shuffled entries and its traps
 
+RMT SUITE (is the layer noise? seed 003's zero-information test):
+  bulk_sigma2, bulk_lambda_plus, bulk_fraction, bulk_ks, bulk_ks_p
+                   noise level from the bulk alone (spikes removed), its Marchenko-Pastur edge,
+                   the share of eigenvalues in the bulk, and the bulk's KS test against MP
+  tw_threshold, tw_statistic, tw_p_value, num_spikes_tw (spikes_tw, tw_p)
+                   Tracy-Widom edge test: eigenvalues beyond the TW₁ quantile at --tw-level are
+                   spikes; tw_p_value is the p-value of λmax being the noise edge
+  mp_softrank      bulk_lambda_plus / lambda_max
+  mmp_*            seed 003's modified MP fit: λ₋ at the smallest eigenvalue, λ₊ and σ² free;
+                   mmp_fraction (mmp_frac) is the share of the spectrum that is still MP
+  spacing_*        unfolded level spacings against the GOE surmise (p_goe; large = random
+                   bulk), GUE and Poisson; spacing_ratio ⟨r̃⟩ (GOE 0.5307, Poisson 0.3863)
+  number_variance  with --number-variance: Σ²(L) beside the exact GOE curve and Poisson (JSON)
+  porter_thomas    with --vectors: KS p-value of each right singular vector against N(0, 1/M)
+                   and their moving average (JSON)
+  semicircle_*     with --semicircle: the symmetric part of square layers against Wigner's
+                   semicircle and seed 001's two-component density
+
 EXAMPLES:
   rmt-torch analyze models/digits_cnn_trained.pt
   rmt-torch analyze vgg19.pt --layers classifier --format json -o vgg19.json
-  rmt-torch analyze model.safetensors --convention rmt --conv reshape --eigenvalues -f json")]
+  rmt-torch analyze model.safetensors --convention rmt --conv reshape --eigenvalues -f json
+  rmt-torch analyze model.pt --vectors --number-variance 0.5:10:0.5 -f json -o rmt.json")]
 pub struct AnalyzeArgs {
     #[command(flatten)]
     model: ModelArgs,
@@ -75,6 +94,8 @@ pub struct AnalyzeArgs {
     #[arg(long, short)]
     quiet: bool,
     #[command(flatten)]
+    rmt: RmtArgs,
+    #[command(flatten)]
     selection: SelectionArgs,
     #[command(flatten)]
     output: OutputArgs,
@@ -94,6 +115,7 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
             clip_fingers: args.clip_fingers,
             min_tail: args.min_tail,
         },
+        rmt: args.rmt.to_options()?,
     };
     let format: OutputFormat = args.output.format.parse()?;
     let model = args.model.load()?;

@@ -1,5 +1,6 @@
 //! The command line: clap definitions, validated into library options, then library calls.
 mod analyze;
+mod dist;
 mod doctor;
 mod info;
 mod output;
@@ -30,6 +31,8 @@ enum Command {
     Analyze(analyze::AnalyzeArgs),
     /// List a model's tensors: shape, dtype, and whether each is analysed as a weight matrix.
     Info(info::InfoArgs),
+    /// Evaluate a distribution of the RMT suite: density, CDF, quantile, moments.
+    Dist(dist::DistArgs),
     /// Show the libtorch build, CUDA and thread settings rmt-torch runs with.
     Doctor(doctor::DoctorArgs),
 }
@@ -96,12 +99,109 @@ impl SelectionArgs {
     }
 }
 
+/// Options of the universal RMT suite, shared by every command that reports on spectra.
+#[derive(Debug, Args)]
+struct RmtArgs {
+    /// False-positive rate of the Tracy-Widom spike count (num_spikes_tw) per layer: a random
+    /// matrix has spikes with this probability. Bonferroni-corrected over conv slices.
+    #[arg(long, default_value_t = 0.05, value_name = "P")]
+    tw_level: f64,
+    /// Unfolding before spacing statistics. `gaussian`: Gaussian broadening of the staircase
+    /// (seed 003, window 2a, 2a levels dropped at each end). `polynomial`: a least-squares
+    /// polynomial fit of the staircase (2 % dropped at each end).
+    #[arg(long, default_value = "gaussian", value_parser = ["gaussian", "polynomial"])]
+    unfolding: String,
+    /// Half-window a of the Gaussian broadening.
+    #[arg(long, default_value_t = 15, value_name = "A")]
+    unfolding_window: usize,
+    /// Degree of the staircase polynomial.
+    #[arg(long, default_value_t = 7, value_name = "D")]
+    unfolding_degree: usize,
+    /// Level number variance Σ²(L) at these interval lengths, beside the exact GOE curve and
+    /// Poisson: a list (`1,2,5,10`) or a range START:END[:STEP] (`0.5:10:0.5`).
+    #[arg(long, value_name = "LENGTHS")]
+    number_variance: Option<String>,
+    /// Porter-Thomas test of every right singular vector (entries against N(0, 1/M)); costs an
+    /// eigendecomposition per matrix. JSON carries p-values in ascending-eigenvalue order.
+    #[arg(long)]
+    vectors: bool,
+    /// Window of the Porter-Thomas moving average (seed 003 uses 15).
+    #[arg(long, default_value_t = 15, value_name = "K")]
+    pt_window: usize,
+    /// Compare the symmetric part (W + Wᵀ)/√2 of square matrices with Wigner's semicircle and
+    /// seed 001's two-component density; costs one more eigensolve per square layer.
+    #[arg(long)]
+    semicircle: bool,
+}
+
+impl RmtArgs {
+    fn to_options(&self) -> anyhow::Result<rmt_torch::RmtOptions> {
+        use rmt_torch::rmt::unfolding::{Unfolding, UnfoldingMethod};
+        if !(self.tw_level > 0.0 && self.tw_level < 1.0) {
+            anyhow::bail!("--tw-level must be in (0, 1), got {}", self.tw_level);
+        }
+        let unfolding = match self.unfolding.parse()? {
+            UnfoldingMethod::Gaussian if self.unfolding_window == 0 => {
+                anyhow::bail!("--unfolding-window must be at least 1")
+            }
+            UnfoldingMethod::Gaussian => Unfolding::GaussianBroadening {
+                window: self.unfolding_window,
+            },
+            UnfoldingMethod::Polynomial if self.unfolding_degree == 0 => {
+                anyhow::bail!("--unfolding-degree must be at least 1")
+            }
+            UnfoldingMethod::Polynomial => Unfolding::Polynomial {
+                degree: self.unfolding_degree,
+            },
+        };
+        Ok(rmt_torch::RmtOptions {
+            level: self.tw_level,
+            unfolding,
+            number_variance: self
+                .number_variance
+                .as_deref()
+                .map(parse_lengths)
+                .transpose()?
+                .unwrap_or_default(),
+            vectors: self.vectors,
+            porter_thomas_window: self.pt_window.max(1),
+            semicircle: self.semicircle,
+        })
+    }
+}
+
+/// `1,2,5` or `START:END[:STEP]` (step 1 by default) as positive interval lengths.
+fn parse_lengths(text: &str) -> anyhow::Result<Vec<f64>> {
+    let number = |part: &str| -> anyhow::Result<f64> {
+        match part.trim().parse::<f64>() {
+            Ok(value) if value > 0.0 && value.is_finite() => Ok(value),
+            _ => anyhow::bail!("--number-variance: '{part}' is not a positive number"),
+        }
+    };
+    if text.contains(':') {
+        let parts: Vec<&str> = text.split(':').collect();
+        let (start, end) = (
+            number(parts[0])?,
+            number(parts.get(1).copied().unwrap_or(""))?,
+        );
+        let step = parts.get(2).map(|p| number(p)).transpose()?.unwrap_or(1.0);
+        if parts.len() > 3 || end < start || (end - start) / step > 10_000.0 {
+            anyhow::bail!("--number-variance: '{text}' is not START:END[:STEP] with START ≤ END and at most 10000 steps");
+        }
+        let count = ((end - start) / step + 1e-9).floor() as usize + 1;
+        Ok((0..count).map(|i| start + i as f64 * step).collect())
+    } else {
+        text.split(',').map(number).collect()
+    }
+}
+
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Analyze(args) => analyze::run(args),
         Command::Info(args) => info::run(args),
         Command::Doctor(args) => doctor::run(args),
+        Command::Dist(args) => dist::run(args),
     }
 }
 

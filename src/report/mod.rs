@@ -71,8 +71,11 @@ fn analysis_table(analysis: &Analysis) -> String {
         "D",
         "stable_rank",
         "entropy",
-        "mp_lambda_plus",
         "spikes",
+        "spikes_tw",
+        "tw_p",
+        "mmp_frac",
+        "p_goe",
         "warning",
     ]);
     let optional = |value: Option<f64>| value.map_or_else(|| "-".to_string(), format_number);
@@ -80,6 +83,7 @@ fn analysis_table(analysis: &Analysis) -> String {
         let metrics = &layer.metrics;
         let mp = layer.marchenko_pastur.as_ref();
         let fit = layer.power_law.as_ref();
+        let bulk = layer.rmt.bulk.as_ref();
         table.push(vec![
             layer.name.clone(),
             layer.kind.to_string(),
@@ -93,8 +97,11 @@ fn analysis_table(analysis: &Analysis) -> String {
             optional(fit.map(|f| f.ks_distance)),
             format_number(metrics.stable_rank),
             optional(metrics.entropy),
-            optional(mp.map(|mp| mp.mp_lambda_plus)),
             mp.map_or_else(|| "-".to_string(), |mp| mp.num_spikes.to_string()),
+            bulk.map_or_else(|| "-".to_string(), |b| b.num_spikes_tw.to_string()),
+            optional(bulk.map(|b| b.tw_p_value)),
+            optional(layer.rmt.modified.as_ref().map(|m| m.mmp_fraction)),
+            optional(layer.rmt.spacing.as_ref().map(|s| s.spacing_p_goe)),
             layer.warning.to_string(),
         ]);
     }
@@ -111,15 +118,19 @@ fn analysis_table(analysis: &Analysis) -> String {
     out.push_str(&table.render());
     let summary = &analysis.summary;
     out.push_str(&format!(
-        "\nmean alpha {}, alpha_weighted {}, log_norm {}, stable_rank {}; layers: {} well-trained, {} over-trained, {} under-trained, {} fit failed\n",
+        "\nmean alpha {}, alpha_weighted {}, log_norm {}, stable_rank {}, mp_softrank {}; layers: {} well-trained, {} over-trained, {} under-trained, {} fit failed\n{} of {} layers have spikes beyond the Tracy-Widom edge ({} in all)\n",
         optional(summary.alpha),
         optional(summary.alpha_weighted),
         optional(summary.log_norm),
         optional(summary.stable_rank),
+        optional(summary.mp_softrank),
         summary.well_trained,
         summary.over_trained,
         summary.under_trained,
         summary.fit_failed,
+        summary.layers_with_tw_spikes,
+        analysis.layers.len(),
+        summary.num_spikes_tw,
     ));
     if !analysis.skipped.is_empty() {
         out.push_str(&format!(

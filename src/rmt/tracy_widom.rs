@@ -56,7 +56,7 @@ impl TracyWidom {
         }
         let upper = s.max(0.0) + KERNEL_RANGE;
         // Enough nodes to resolve Ai's oscillations on the negative axis.
-        let nodes = (48.0 + 4.0 * (upper - s)).ceil() as usize;
+        let nodes = (32.0 + 2.0 * (upper - s)).ceil() as usize;
         let (x, w) = gauss_legendre_rule(nodes, s, upper);
         let root_w: Vec<f64> = w.iter().map(|w| w.sqrt()).collect();
         let mut matrix = vec![0.0; nodes * nodes];

@@ -4,4 +4,5 @@ mod cli;
 mod fixtures;
 mod heavy_tail;
 mod loading;
+mod rmt_suite;
 mod spectra;

@@ -1,0 +1,302 @@
+//! The universal RMT suite applied to one layer: is this weight matrix noise, and where is it
+//! not? Seed 003's zero-information hypothesis, with p-values.
+//!
+//! Spectra arrive as squared singular values (per matrix and pooled); everything here is
+//! arithmetic on them through [`crate::rmt`]. Eigenvalue-valued fields are in the report's ESD
+//! convention (`to_reported` converts from the RMT one); σ² is always the weights' variance.
+use serde::Serialize;
+
+use crate::rmt::bulk_fit::{modified_fit, noise_edge_fit};
+use crate::rmt::goodness_of_fit::ks_test;
+use crate::rmt::number_variance::{number_variance, NumberVariance};
+use crate::rmt::porter_thomas::{porter_thomas, PorterThomas};
+use crate::rmt::spacing::{mean_spacing_ratio, spacing_statistics, unit_mean_spacings};
+use crate::rmt::unfolding::Unfolding;
+use crate::rmt::wigner::{Semicircle, TwoComponentSemicircle};
+
+/// Which RMT statistics to compute, and their parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RmtOptions {
+    /// False-positive rate of the Tracy-Widom spike count per layer (default 0.05).
+    pub level: f64,
+    /// How levels are unfolded before spacing and number-variance statistics.
+    pub unfolding: Unfolding,
+    /// Interval lengths L for Σ²(L); empty skips it.
+    pub number_variance: Vec<f64>,
+    /// Porter-Thomas tests of the right singular vectors (an eigendecomposition per matrix).
+    pub vectors: bool,
+    /// Window of the Porter-Thomas moving average (seed 003: 15).
+    pub porter_thomas_window: usize,
+    /// Semicircle tests of the symmetric part of square matrices (one more eigensolve).
+    pub semicircle: bool,
+}
+
+impl Default for RmtOptions {
+    fn default() -> Self {
+        Self {
+            level: 0.05,
+            unfolding: Unfolding::default(),
+            number_variance: Vec::new(),
+            vectors: false,
+            porter_thomas_window: 15,
+            semicircle: false,
+        }
+    }
+}
+
+/// The spectrum of one layer as the suite needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct LayerSpectrum<'a> {
+    /// Pooled squared singular values, ascending.
+    pub pooled: &'a [f64],
+    /// Squared singular values of each matrix, ascending.
+    pub by_matrix: &'a [Vec<f64>],
+    /// Rows N and columns M of each matrix (N ≥ M).
+    pub n: usize,
+    /// Columns M.
+    pub m: usize,
+    /// The weights' variance.
+    pub entry_variance: f64,
+    /// Factor from a squared singular value to a reported eigenvalue.
+    pub scale: f64,
+}
+
+/// Everything the suite reports for a layer; groups that could not be computed are absent.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RmtReport {
+    /// Noise level from the bulk and the Tracy-Widom edge test.
+    #[serde(flatten)]
+    pub bulk: Option<BulkReport>,
+    /// Seed 003's modified Marchenko-Pastur fit.
+    #[serde(flatten)]
+    pub modified: Option<ModifiedReport>,
+    /// Unfolded spacings against the surmises, and the spacing ratio.
+    #[serde(flatten)]
+    pub spacing: Option<SpacingReport>,
+    /// Σ²(L) beside GOE and Poisson, when asked for.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub number_variance: Vec<NumberVariance>,
+    /// Porter-Thomas p-values of the right singular vectors, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub porter_thomas: Option<PorterThomas>,
+    /// Semicircle fits of the symmetric part, for square matrices when asked for.
+    #[serde(flatten)]
+    pub semicircle: Option<SemicircleReport>,
+}
+
+/// The bulk's noise level and the Tracy-Widom test of its edge.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BulkReport {
+    /// σ² of the bulk (the mean of the eigenvalues below the TW threshold, RMT scale).
+    pub bulk_sigma2: f64,
+    /// Marchenko-Pastur edge λ₊ for that σ².
+    pub bulk_lambda_plus: f64,
+    /// Share of the eigenvalues below the TW threshold.
+    pub bulk_fraction: f64,
+    /// KS distance of the bulk to Marchenko-Pastur.
+    pub bulk_ks: Option<f64>,
+    /// Its p-value (near 1 for noise: eigenvalues are more regular than i.i.d. samples).
+    pub bulk_ks_p: Option<f64>,
+    /// The spike threshold: λ₊ moved out by the TW₁ quantile at the chosen level.
+    pub tw_threshold: f64,
+    /// (Nλmax/σ² − μ)/s, TW₁-distributed for noise.
+    pub tw_statistic: f64,
+    /// P-value that λmax is the noise edge (Bonferroni over slices).
+    pub tw_p_value: f64,
+    /// Eigenvalues above the TW threshold.
+    pub num_spikes_tw: usize,
+    /// λ₊ / λmax: 1 for noise, small when a few directions dominate (WeightWatcher's
+    /// mp_softrank with the bulk fitted here).
+    pub mp_softrank: f64,
+}
+
+/// Seed 003's modified Marchenko-Pastur fit.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModifiedReport {
+    /// The fitted σ².
+    pub mmp_sigma2: f64,
+    /// λ₋, the smallest eigenvalue.
+    pub mmp_lambda_minus: f64,
+    /// The fitted upper edge.
+    pub mmp_lambda_plus: f64,
+    /// The fraction of the spectrum following the law.
+    pub mmp_fraction: f64,
+    /// Eigenvalues above the fitted edge.
+    pub mmp_num_spikes: usize,
+    /// KS distance of the eigenvalues inside to the fitted shape.
+    pub mmp_ks: Option<f64>,
+    /// Its p-value.
+    pub mmp_ks_p: Option<f64>,
+}
+
+/// Level-spacing statistics, pooled over the layer's matrices.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SpacingReport {
+    /// Number of unfolded spacings tested.
+    pub spacing_count: usize,
+    /// KS distance to the GOE Wigner surmise.
+    pub spacing_ks_goe: f64,
+    /// Its p-value: large for random weights.
+    pub spacing_p_goe: f64,
+    /// P-value against the GUE surmise.
+    pub spacing_p_gue: f64,
+    /// P-value against Poisson (uncorrelated levels).
+    pub spacing_p_poisson: f64,
+    /// ⟨r̃⟩ of the singular values (GOE 0.5307, Poisson 0.3863); no unfolding involved.
+    pub spacing_ratio: Option<f64>,
+}
+
+/// The symmetric part against the semicircle and its two-component generalisation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SemicircleReport {
+    /// σ² of the semicircle, from the second moment.
+    pub semicircle_sigma2: f64,
+    /// KS distance to it.
+    pub semicircle_ks: f64,
+    /// Its p-value.
+    pub semicircle_ks_p: f64,
+    /// σ₁² of seed 001's two-component density (equal mixture), from the 2nd and 4th moments.
+    pub semicircle2_sigma2_narrow: f64,
+    /// σ₂².
+    pub semicircle2_sigma2_wide: f64,
+    /// KS p-value of the two-component fit.
+    pub semicircle2_ks_p: f64,
+}
+
+/// The suite on one layer. `vectors` are (σ², right singular vector) pairs of every matrix
+/// when Porter-Thomas was asked for; `symmetric` the eigenvalues of (W + Wᵀ)/√2 when the
+/// semicircle was.
+pub fn rmt_report(
+    spectrum: LayerSpectrum<'_>,
+    options: &RmtOptions,
+    vectors: Option<Vec<(f64, Vec<f64>)>>,
+    symmetric: Option<&[f64]>,
+) -> RmtReport {
+    let n = spectrum.n as f64;
+    let q = n / spectrum.m as f64;
+    let to_reported = n * spectrum.scale;
+    let rmt: Vec<f64> = spectrum.pooled.iter().map(|s| s / n).collect();
+    let lambda_max = spectrum.pooled.last().copied().unwrap_or(0.0) * spectrum.scale;
+    let bulk = noise_edge_fit(
+        &rmt,
+        spectrum.n,
+        spectrum.m,
+        spectrum.by_matrix.len(),
+        spectrum.entry_variance,
+        options.level,
+    )
+    .map(|fit| BulkReport {
+        bulk_sigma2: fit.sigma2,
+        bulk_lambda_plus: fit.lambda_plus * to_reported,
+        bulk_fraction: fit.bulk_fraction,
+        bulk_ks: fit.ks.map(|t| t.statistic),
+        bulk_ks_p: fit.ks.map(|t| t.p_value),
+        tw_threshold: fit.threshold * to_reported,
+        tw_statistic: fit.statistic,
+        tw_p_value: fit.p_value,
+        num_spikes_tw: fit.num_spikes,
+        mp_softrank: fit.lambda_plus * to_reported / lambda_max,
+    });
+    let modified = modified_fit(&rmt, q).map(|fit| ModifiedReport {
+        mmp_sigma2: fit.sigma2,
+        mmp_lambda_minus: fit.lambda_minus * to_reported,
+        mmp_lambda_plus: fit.lambda_plus * to_reported,
+        mmp_fraction: fit.fraction,
+        mmp_num_spikes: fit.num_spikes,
+        mmp_ks: fit.ks.map(|t| t.statistic),
+        mmp_ks_p: fit.ks.map(|t| t.p_value),
+    });
+    let unfolded: Vec<Vec<f64>> = spectrum
+        .by_matrix
+        .iter()
+        .filter_map(|levels| options.unfolding.unfold(&singular_values(levels)).ok())
+        .collect();
+    let spacing = spacing_report(&unfolded, spectrum.by_matrix);
+    let number_variance = options
+        .number_variance
+        .iter()
+        .filter_map(|&length| {
+            let values: Vec<NumberVariance> = unfolded
+                .iter()
+                .filter_map(|levels| number_variance(levels, length))
+                .collect();
+            let first = *values.first()?;
+            let mean = values.iter().map(|v| v.value).sum::<f64>() / values.len() as f64;
+            Some(NumberVariance {
+                value: mean,
+                ..first
+            })
+        })
+        .collect();
+    let porter_thomas = vectors.map(|mut pairs| {
+        pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let vectors: Vec<Vec<f64>> = pairs.into_iter().map(|(_, v)| v).collect();
+        porter_thomas(&vectors, options.porter_thomas_window)
+    });
+    let semicircle = symmetric.and_then(|values| semicircle_report(values, spectrum.n));
+    RmtReport {
+        bulk,
+        modified,
+        spacing,
+        number_variance,
+        porter_thomas,
+        semicircle,
+    }
+}
+
+/// Singular values ν = √(σ²) of one matrix, without the numerically zero ones (below
+/// σ²max·M·ε), which are rank deficiency, not levels.
+fn singular_values(squared: &[f64]) -> Vec<f64> {
+    let largest = squared.last().copied().unwrap_or(0.0);
+    let floor = largest * squared.len() as f64 * f64::EPSILON;
+    squared
+        .iter()
+        .filter(|&&s| s > floor)
+        .map(|s| s.sqrt())
+        .collect()
+}
+
+fn spacing_report(unfolded: &[Vec<f64>], by_matrix: &[Vec<f64>]) -> Option<SpacingReport> {
+    let spacings: Vec<f64> = unfolded
+        .iter()
+        .flat_map(|levels| unit_mean_spacings(levels))
+        .collect();
+    let statistics = spacing_statistics(&spacings)?;
+    let ratios: Vec<f64> = by_matrix
+        .iter()
+        .filter_map(|levels| mean_spacing_ratio(&singular_values(levels)))
+        .collect();
+    Some(SpacingReport {
+        spacing_count: statistics.count,
+        spacing_ks_goe: statistics.goe.statistic,
+        spacing_p_goe: statistics.goe.p_value,
+        spacing_p_gue: statistics.gue.p_value,
+        spacing_p_poisson: statistics.poisson.p_value,
+        spacing_ratio: (!ratios.is_empty())
+            .then(|| ratios.iter().sum::<f64>() / ratios.len() as f64),
+    })
+}
+
+/// Semicircle fits of the symmetric part's eigenvalues divided by √N.
+fn semicircle_report(values: &[f64], n: usize) -> Option<SemicircleReport> {
+    let root = (n as f64).sqrt();
+    let x: Vec<f64> = values.iter().map(|v| v / root).collect();
+    let count = x.len() as f64;
+    let m2 = x.iter().map(|v| v * v).sum::<f64>() / count;
+    let m4 = x.iter().map(|v| v.powi(4)).sum::<f64>() / count;
+    if m2.is_nan() || m2 <= 0.0 {
+        return None;
+    }
+    let single = Semicircle { sigma2: m2 };
+    let one = ks_test(&x, |v| single.cdf(v))?;
+    let mixture = TwoComponentSemicircle::from_moments(m2, m4);
+    let two = ks_test(&x, |v| mixture.cdf(v))?;
+    Some(SemicircleReport {
+        semicircle_sigma2: m2,
+        semicircle_ks: one.statistic,
+        semicircle_ks_p: one.p_value,
+        semicircle2_sigma2_narrow: mixture.sigma2_narrow,
+        semicircle2_sigma2_wide: mixture.sigma2_wide,
+        semicircle2_ks_p: two.p_value,
+    })
+}
