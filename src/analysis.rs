@@ -7,6 +7,7 @@ use serde::Serialize;
 use crate::device::{device_name, DeviceChoice};
 use crate::error::Result;
 use crate::esd::EsdConvention;
+use crate::heavy_tail::alternatives::{self, TailAlternatives};
 use crate::heavy_tail::hill::{hill_plateau, HillEstimate};
 use crate::heavy_tail::power_law::{self, PowerLawFit, TailOptions, WEIGHTWATCHER_EVALS_THRESHOLD};
 use crate::heavy_tail::quality::{AlphaMetrics, QualityLabel};
@@ -90,6 +91,10 @@ pub struct LayerReport {
     /// The power-law fit of the ESD's tail; absent when it failed (see `warning`).
     #[serde(flatten)]
     pub power_law: Option<PowerLawFit>,
+    /// Likelihood ratios of the power law against the exponential, log-normal and truncated
+    /// power law on the fitted tail; absent when the fit failed.
+    #[serde(flatten)]
+    pub alternatives: Option<TailAlternatives>,
     /// α̂ and the α-norm; absent when the fit failed.
     #[serde(flatten)]
     pub alpha_metrics: Option<AlphaMetrics>,
@@ -352,6 +357,14 @@ fn analyze_layer(
         vectors,
         symmetric.as_deref(),
     );
+    let alternatives = power_law.as_ref().and_then(|fit| {
+        let tail: Vec<f64> = eigenvalues
+            .iter()
+            .copied()
+            .filter(|&l| l >= fit.xmin && l <= fit.xmax)
+            .collect();
+        alternatives::compare(&tail, fit.xmin, fit.alpha)
+    });
     let alpha_metrics = power_law
         .as_ref()
         .map(|fit| AlphaMetrics::new(fit.alpha, &eigenvalues));
@@ -369,6 +382,7 @@ fn analyze_layer(
         metrics,
         marchenko_pastur,
         power_law,
+        alternatives,
         alpha_metrics,
         warning,
         hill,

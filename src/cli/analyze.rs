@@ -28,6 +28,11 @@ COLUMNS (JSON/CSV field names follow WeightWatcher's where it has the quantity):
   alpha, xmin, D   power-law fit of the tail λ ≥ xmin (WeightWatcher's method); alpha_w = α·log10 λmax
   warning          well-trained (2 ≤ α ≤ 6), over-trained (α < 2), under-trained (α > 6), fit-failed
   hill_alpha       Hill estimator plateau, a fit-free second estimate of α
+  llr_*, p_*       log-likelihood ratio R of the power law against the exponential, log-normal
+                   and truncated power law on the same tail (R > 0 favours the power law) and
+                   the p-value of its sign (Vuong; Wilks for the nested truncated law)
+  tpl_alpha, tpl_lambda, exponential_lambda, lognormal_mu, lognormal_sigma
+                   the alternatives' maximum-likelihood parameters
   rand_*, num_traps
                    with --randomize: the ESD of the shuffled entries and its traps
 
