@@ -188,12 +188,24 @@ def powerlaw_fixtures(out):
             # powerlaw floors underflowed likelihoods at 1e-308, which flatters a bad fit: the
             # same parameters' log-likelihood computed in log space, to compare fits honestly.
             fits[name]["exact_loglikelihood"] = exact_loglikelihoods(fit)
+            # fix_fingers='xmin_peak' as intended: xmin in [0.95·p, 1.5·p], p the left edge of
+            # the fullest of 100 bins of log10 x.
+            counts, edges = np.histogram(np.log10(sample), bins=100)
+            peak = 10 ** edges[np.argmax(counts)]
+            ranged = powerlaw.Fit(sample, xmin=(0.95 * peak, 1.5 * peak), verbose=False,
+                                  parameter_ranges={"alpha": [1, 100]})
+            fits[name]["xmin_peak"] = {"alpha": ranged.alpha, "xmin": ranged.xmin, "D": ranged.D}
             fits[name]["exponential_lambda"] = float(fit.exponential.Lambda)
             fits[name]["lognormal_mu"] = float(fit.lognormal.mu)
             fits[name]["lognormal_sigma"] = float(fit.lognormal.sigma)
             fits[name]["tpl_alpha"] = float(fit.truncated_power_law.alpha)
             fits[name]["tpl_lambda"] = float(fit.truncated_power_law.Lambda)
     (out / "powerlaw_reference.json").write_text(json.dumps(fits))
+    # WeightWatcher's α from float32 and float16-weight ESDs (its CUDA path) on the shipped models.
+    from precision_drift import drift
+    models = Path(__file__).resolve().parent.parent / "models"
+    drifts = {name: drift(str(models / name)) for name in ("digits_mlp_trained.pt", "digits_cnn_trained.pt")}
+    (out / "precision_drift.json").write_text(json.dumps(drifts))
 
 
 def exact_loglikelihoods(fit):

@@ -89,6 +89,11 @@ pub struct AnalyzeArgs {
     /// num_fingers and raw_alpha).
     #[arg(long)]
     clip_fingers: bool,
+    /// Choose xmin near the peak of the log-ESD only, in [0.95·p, 1.5·p] with p the left edge of
+    /// the fullest of 100 bins of log10 λ (WeightWatcher's fix_fingers='xmin_peak', which fails
+    /// every fit in WeightWatcher 0.7.7 under its default pl_package).
+    #[arg(long)]
+    xmin_peak: bool,
     /// Only consider power-law tails of at least N eigenvalues when choosing xmin.
     #[arg(long, default_value_t = 0, value_name = "N")]
     min_tail: usize,
@@ -119,6 +124,7 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
             drop_top: args.xmax_drop,
             clip_fingers: args.clip_fingers,
             min_tail: args.min_tail,
+            xmin_peak: args.xmin_peak,
         },
         rmt: args.rmt.to_options()?,
     };

@@ -68,6 +68,11 @@ pub struct TailOptions {
     /// Only tails of at least this many eigenvalues are candidates (0 or 1: no limit, as in
     /// WeightWatcher); guards α against the noise of a handful of top eigenvalues.
     pub min_tail: usize,
+    /// WeightWatcher's `fix_fingers='xmin_peak'`: xmin only in [0.95·p, 1.5·p], p the left edge
+    /// of the fullest of 100 equal bins of log₁₀λ — the tail starts at the ESD's peak, not in
+    /// the fingers. (WeightWatcher 0.7.7 itself fails every fit with it under its default
+    /// `pl_package`, and under `pl_package='powerlaw'` passes log₁₀(0.95·p) as the lower bound.)
+    pub xmin_peak: bool,
 }
 
 /// Clipping at most this many top eigenvalues (exclusive), as WeightWatcher's `max_fingers`.
@@ -91,15 +96,24 @@ pub fn fit_tail(eigenvalues: &[f64], threshold: f64, options: TailOptions) -> Op
         }
         sorted.truncate(sorted.len() - options.drop_top);
     }
-    if !options.clip_fingers {
-        return fit_min_tail(&sorted, threshold, options.min_tail);
-    }
     let above: Vec<f64> = sorted.iter().copied().filter(|&x| x > threshold).collect();
-    let first = fit_min_tail(&above, threshold, options.min_tail)?;
+    let candidates = Candidates {
+        min_tail: options.min_tail,
+        xmin_range: if options.xmin_peak {
+            let peak = log_esd_peak(&above)?;
+            (0.95 * peak, 1.5 * peak)
+        } else {
+            (f64::NEG_INFINITY, f64::INFINITY)
+        },
+    };
+    if !options.clip_fingers {
+        return fit_candidates(&above, threshold, candidates);
+    }
+    let first = fit_candidates(&above, threshold, candidates)?;
     let mut best = first.clone();
     for clipped in 2..MAX_FINGERS.min(above.len()) {
         let Some(candidate) =
-            fit_min_tail(&above[..above.len() - clipped], threshold, options.min_tail)
+            fit_candidates(&above[..above.len() - clipped], threshold, candidates)
         else {
             break;
         };
@@ -123,11 +137,78 @@ pub fn fit_tail(eigenvalues: &[f64], threshold: f64, options: TailOptions) -> Op
 /// Fits the tail of `eigenvalues` (any order) above `threshold`; `None` when fewer than two
 /// eigenvalues pass the threshold or no candidate gives α > 1.
 pub fn fit(eigenvalues: &[f64], threshold: f64) -> Option<PowerLawFit> {
-    fit_min_tail(eigenvalues, threshold, 0)
+    fit_candidates(eigenvalues, threshold, Candidates::default())
 }
 
-/// [`fit`] with xmin restricted to tails of at least `min_tail` eigenvalues.
-fn fit_min_tail(eigenvalues: &[f64], threshold: f64, min_tail: usize) -> Option<PowerLawFit> {
+/// Which eigenvalues may serve as xmin.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Candidates {
+    /// Tails of at least this many eigenvalues.
+    min_tail: usize,
+    /// xmin within this closed interval.
+    xmin_range: (f64, f64),
+}
+
+impl Default for Candidates {
+    fn default() -> Self {
+        Self {
+            min_tail: 0,
+            xmin_range: (f64::NEG_INFINITY, f64::INFINITY),
+        }
+    }
+}
+
+/// The left edge of the fullest of 100 equal-width bins of log₁₀ x (the first one on ties),
+/// binned as `numpy.histogram` does; `None` for an empty or non-positive sample.
+fn log_esd_peak(values: &[f64]) -> Option<f64> {
+    const BINS: usize = 100;
+    let logs: Vec<f64> = values.iter().map(|x| x.log10()).collect();
+    let (first, last) = logs
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &l| {
+            (lo.min(l), hi.max(l))
+        });
+    if !first.is_finite() || !last.is_finite() {
+        return None;
+    }
+    let (first, last) = if first == last {
+        (first - 0.5, last + 0.5)
+    } else {
+        (first, last)
+    };
+    let step = (last - first) / BINS as f64;
+    let edge = |i: usize| {
+        if i == BINS {
+            last
+        } else {
+            first + i as f64 * step
+        }
+    };
+    let mut counts = [0usize; BINS];
+    for &l in &logs {
+        let mut index = (((l - first) / (last - first)) * BINS as f64) as usize;
+        index = index.min(BINS - 1);
+        if l < edge(index) {
+            index -= 1;
+        } else if index != BINS - 1 && l >= edge(index + 1) {
+            index += 1;
+        }
+        counts[index] += 1;
+    }
+    let fullest = (0..BINS).fold(0, |best, i| if counts[i] > counts[best] { i } else { best });
+    Some(10f64.powf(edge(fullest)))
+}
+
+/// [`fit`] with xmin restricted to `candidates`.
+fn fit_candidates(
+    eigenvalues: &[f64],
+    threshold: f64,
+    candidates: Candidates,
+) -> Option<PowerLawFit> {
+    let Candidates {
+        min_tail,
+        xmin_range,
+    } = candidates;
     let mut data: Vec<f64> = eigenvalues
         .iter()
         .copied()
@@ -147,7 +228,11 @@ fn fit_min_tail(eigenvalues: &[f64], threshold: f64, min_tail: usize) -> Option<
     let mut best: Option<(usize, f64, f64, f64)> = None; // (i, alpha, D, objective)
     for i in 0..data.len() - 1 {
         let n = (data.len() - i) as f64;
-        if data.len() - i < min_tail || (small && data.len() - i < SMALL_N_MIN_TAIL) {
+        if data.len() - i < min_tail
+            || (small && data.len() - i < SMALL_N_MIN_TAIL)
+            || data[i] < xmin_range.0
+            || data[i] > xmin_range.1
+        {
             continue;
         }
         let log_sum = suffix[i] - n * logs[i];
