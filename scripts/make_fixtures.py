@@ -155,6 +155,7 @@ def main():
 
     checkpoint_fixtures(out)
     powerlaw_fixtures(out)
+    jacobian_fixtures(out)
     (out / "reference.json").write_text(json.dumps(reference))
 
 
@@ -231,6 +232,72 @@ class Hostile:
     def __reduce__(self):
         import os
         return (os.system, ("touch hostile-pickle-was-executed",))
+
+
+class TupleOutput(nn.Module):
+    """Returns (logits, hidden): the Jacobian needs --output-index."""
+
+    def __init__(self):
+        super().__init__()
+        self.hidden = nn.Linear(6, 12)
+        self.head = nn.Linear(12, 5)
+
+    def forward(self, x):
+        h = torch.tanh(self.hidden(x))
+        return self.head(h), h
+
+
+class BatchDependent(nn.Module):
+    """Centres each batch by its own mean: a sample's output depends on its batch."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(6, 5)
+
+    def forward(self, x):
+        return self.lin(x - x.mean(0, keepdim=True))
+
+
+class ArgMax(nn.Module):
+    """An output that is not differentiable in the input."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(6, 5)
+
+    def forward(self, x):
+        return self.lin(x).argmax(1, keepdim=True).double()
+
+
+def jacobian_fixtures(out):
+    """Small float64 models, input batches in every format, and torch.func's Jacobians of them."""
+    from torch.func import jacrev, vmap
+    torch.manual_seed(11)
+    mlp = nn.Sequential(nn.Linear(6, 12), nn.Tanh(), nn.Linear(12, 5)).double().eval()
+    cnn = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.Tanh(), nn.Flatten(), nn.Linear(75, 4)).double().eval()
+    batches = {"mlp": torch.randn(4, 6, dtype=torch.float64), "cnn": torch.randn(3, 2, 5, 5, dtype=torch.float64)}
+    singular_values = {}
+    for name, model in (("mlp", mlp), ("cnn", cnn)):
+        torch.jit.script(model).save(str(out / f"jac_{name}.pt"))
+        x = batches[name]
+        torch.save(x, str(out / f"jac_{name}_input.pt"))
+        np.save(out / f"jac_{name}_input.npy", x.numpy())
+        save_file({"x": x, "labels": torch.arange(x.shape[0])}, str(out / f"jac_{name}_input.safetensors"))
+        jac = vmap(jacrev(lambda v: model(v.unsqueeze(0)).squeeze(0)))(x).reshape(x.shape[0], -1, x[0].numel())
+        np.save(out / f"jac_{name}_jacrev.npy", jac.detach().numpy())
+        singular_values[name] = [np.linalg.svd(j, compute_uv=False).tolist() for j in jac.detach().numpy()]
+        j = jac.detach().numpy()
+        mean_gram = np.einsum("boi,boj->ij", j, j) / j.shape[0]
+        singular_values[f"{name}_mean_gram"] = np.linalg.eigvalsh(mean_gram)[::-1].tolist()
+    mlp32 = nn.Sequential(nn.Linear(6, 12), nn.Tanh(), nn.Linear(12, 5)).eval()
+    torch.jit.script(mlp32).save(str(out / "jac_mlp_float32.pt"))
+    np.save(out / "jac_mlp_fortran.npy", np.asfortranarray(batches["mlp"].numpy()))
+    torch.jit.script(TupleOutput().double().eval()).save(str(out / "jac_tuple.pt"))
+    torch.jit.script(BatchDependent().double().eval()).save(str(out / "jac_batch_dependent.pt"))
+    torch.jit.script(ArgMax().double().eval()).save(str(out / "jac_argmax.pt"))
+    torch.save(torch.ones(2, 6, dtype=torch.int64), str(out / "jac_int_input.pt"))
+    torch.save(torch.randn(4, 7, dtype=torch.float64), str(out / "jac_wrong_input.pt"))
+    (out / "jac_singular_values.json").write_text(json.dumps(singular_values))
 
 
 def checkpoint_fixtures(out):

@@ -40,6 +40,10 @@ pub enum Error {
         needed_gib: f64,
         available_gib: f64,
     },
+    /// The input to a computation does not fit it (an input batch the model rejects, a model
+    /// whose samples interact, integer inputs to differentiate, …).
+    #[error("{0}")]
+    InvalidInput(String),
     /// An option's value is out of range or malformed.
     #[error("invalid option: {0}")]
     InvalidOption(String),

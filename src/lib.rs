@@ -25,6 +25,7 @@ pub mod environment;
 pub mod error;
 pub mod esd;
 pub mod heavy_tail;
+pub mod jacobian;
 pub mod model;
 mod option_names;
 pub mod report;

@@ -248,7 +248,7 @@ fn check_memory(name: &str, matrices: &Tensor, device: tch::Device) -> Result<()
 }
 
 /// `MemAvailable` from /proc/meminfo, in bytes; `None` where there is no such file.
-fn available_host_memory() -> Option<f64> {
+pub(crate) fn available_host_memory() -> Option<f64> {
     let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
     let line = meminfo
         .lines()

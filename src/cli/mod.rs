@@ -3,6 +3,7 @@ mod analyze;
 mod dist;
 mod doctor;
 mod info;
+mod jacobian;
 mod output;
 
 use std::path::PathBuf;
@@ -31,6 +32,8 @@ enum Command {
     Analyze(analyze::AnalyzeArgs),
     /// List a model's tensors: shape, dtype, and whether each is analysed as a weight matrix.
     Info(info::InfoArgs),
+    /// Input-output Jacobians of a TorchScript model on an input batch, and their spectra.
+    Jacobian(jacobian::JacobianArgs),
     /// Evaluate a distribution of the RMT suite: density, CDF, quantile, moments.
     Dist(dist::DistArgs),
     /// Show the libtorch build, CUDA and thread settings rmt-torch runs with.
@@ -202,6 +205,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Info(args) => info::run(args),
         Command::Doctor(args) => doctor::run(args),
         Command::Dist(args) => dist::run(args),
+        Command::Jacobian(args) => jacobian::run(args),
     }
 }
 

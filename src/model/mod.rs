@@ -1,6 +1,7 @@
 //! Loading models: every supported file format becomes the same [`Model`], a list of named tensors.
 mod format;
 pub mod layers;
+mod npy;
 mod pickle;
 mod safetensors;
 mod torch_save;
@@ -95,6 +96,64 @@ impl Model {
             other_entries,
         })
     }
+}
+
+/// One tensor from a data file — an input batch, say: a `.npy` array, a `torch.save`d tensor
+/// (or one entry of a saved dict), or one tensor of a safetensors file. `key` names the tensor
+/// when the file holds several. Returns the tensor's name (empty for `.npy`) and the tensor.
+pub fn load_tensor(path: impl AsRef<Path>, key: Option<&str>) -> Result<(String, tch::Tensor)> {
+    let path = path.as_ref();
+    let mut head = [0u8; 6];
+    if let Ok(mut file) = std::fs::File::open(path) {
+        use std::io::Read;
+        let _ = file.read(&mut head);
+    }
+    if head == npy::MAGIC {
+        return Ok((String::new(), npy::read(path)?));
+    }
+    let model = Model::load(path)?;
+    if model.format == FileFormat::TorchScript {
+        return Err(Error::UnsupportedFormat {
+            path: path.to_path_buf(),
+            message: "a TorchScript model, not a tensor file (save the batch with torch.save(tensor), np.save or safetensors)".into(),
+        });
+    }
+    let names = || {
+        model
+            .tensors
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let index = match key {
+        Some(key) => model
+            .tensors
+            .iter()
+            .position(|t| t.name == key)
+            .ok_or_else(|| {
+                Error::InvalidOption(format!(
+                    "{} has no tensor '{key}' (it has: {})",
+                    path.display(),
+                    names()
+                ))
+            })?,
+        None if model.tensors.len() == 1 => 0,
+        None => {
+            return Err(Error::InvalidOption(format!(
+                "{} holds {} tensors; name one with --input-key (it has: {})",
+                path.display(),
+                model.tensors.len(),
+                names()
+            )))
+        }
+    };
+    let named = model
+        .tensors
+        .into_iter()
+        .nth(index)
+        .expect("index found above");
+    Ok((named.name, named.tensor))
 }
 
 /// One tensor of a model as `rmt-torch info` lists it.

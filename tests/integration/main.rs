@@ -3,6 +3,7 @@ mod checkpoints;
 mod cli;
 mod fixtures;
 mod heavy_tail;
+mod jacobian;
 mod loading;
 mod rmt_suite;
 mod spectra;

@@ -1,0 +1,262 @@
+//! Jacobians against torch.func.jacrev and central finite differences, their singular values
+//! against numpy's SVD, and the refusals.
+use rmt_torch::jacobian::{jacobians, Differentiable, PreparedBatch};
+use rmt_torch::model::load_tensor;
+use serde_json::Value;
+use tch::{Device, Kind, Tensor};
+
+use crate::fixtures::{self, floats, run, run_ok};
+
+fn model(name: &str) -> Differentiable {
+    Differentiable::load(&fixtures::file(name), Device::Cpu, true, None).unwrap()
+}
+
+fn input(name: &str) -> Tensor {
+    load_tensor(fixtures::file(name), None).unwrap().1
+}
+
+fn max_relative_difference(a: &Tensor, b: &Tensor) -> f64 {
+    let scale = f64::try_from(b.abs().max()).unwrap();
+    f64::try_from((a - b).abs().max()).unwrap() / scale
+}
+
+#[test]
+fn jacobians_equal_jacrev_for_every_chunk_size() {
+    for name in ["mlp", "cnn"] {
+        let model = model(&format!("jac_{name}.pt"));
+        let batch = input(&format!("jac_{name}_input.pt"));
+        let reference = input(&format!("jac_{name}_jacrev.npy"));
+        for chunk in [1, 3, 7, 1000] {
+            let prepared = PreparedBatch::new(&model, &batch).unwrap();
+            let ours = jacobians(&model, &prepared, Some(chunk), |_, _| {}).unwrap();
+            assert_eq!(ours.size(), reference.size(), "{name}");
+            let difference = max_relative_difference(&ours, &reference);
+            assert!(difference < 1e-12, "{name} chunk {chunk}: {difference}");
+        }
+    }
+}
+
+#[test]
+fn jacobians_equal_central_finite_differences() {
+    for name in ["mlp", "cnn"] {
+        let model = model(&format!("jac_{name}.pt"));
+        let batch = input(&format!("jac_{name}_input.pt"));
+        let prepared = PreparedBatch::new(&model, &batch).unwrap();
+        let ours = jacobians(&model, &prepared, None, |_, _| {}).unwrap();
+        let samples = batch.size()[0];
+        let flat = batch.reshape([samples, -1]);
+        let inputs = flat.size()[1];
+        let h = 1e-6;
+        let mut numeric = Vec::new();
+        for i in 0..inputs {
+            let step = Tensor::zeros([1, inputs], (Kind::Double, Device::Cpu));
+            let _ = step.narrow(1, i, 1).fill_(h);
+            let shifted = |sign: f64| (&flat + &step * sign).reshape(batch.size());
+            let plus = model.forward(&shifted(1.0)).unwrap();
+            let minus = model.forward(&shifted(-1.0)).unwrap();
+            numeric.push((plus - minus) / (2.0 * h));
+        }
+        // numeric[i] is column i of every sample's J: [B, outputs] → [B, outputs, inputs].
+        let numeric = Tensor::stack(&numeric, 2);
+        let difference = max_relative_difference(&ours, &numeric);
+        assert!(difference < 1e-6, "{name}: {difference}");
+    }
+}
+
+#[test]
+fn singular_values_match_numpy_and_every_input_format_agrees() {
+    let reference: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixtures::file("jac_singular_values.json")).unwrap(),
+    )
+    .unwrap();
+    let model = fixtures::file("jac_mlp.pt");
+    let model = model.to_str().unwrap();
+    let mut reports = Vec::new();
+    for (input, extra) in [
+        ("jac_mlp_input.pt", None),
+        ("jac_mlp_input.npy", None),
+        ("jac_mlp_fortran.npy", None),
+        ("jac_mlp_input.safetensors", Some("x")),
+    ] {
+        let path = fixtures::file(input);
+        let mut args = vec![
+            "jacobian",
+            model,
+            "--input",
+            path.to_str().unwrap(),
+            "--f64",
+            "-f",
+            "json",
+        ];
+        if let Some(key) = extra {
+            args.extend(["--input-key", key]);
+        }
+        let json: Value = serde_json::from_str(&run_ok(&args)).unwrap();
+        let samples = json["samples"].as_array().unwrap().clone();
+        assert_eq!(samples.len(), 4, "{input}");
+        for (sample, want) in samples.iter().zip(reference["mlp"].as_array().unwrap()) {
+            let ours = floats(&sample["singular_values"]);
+            let want = floats(want);
+            assert_eq!(ours.len(), want.len());
+            for (a, b) in ours.iter().zip(&want) {
+                assert!((a - b).abs() < 1e-10 * want[0], "{input}: {a} vs numpy {b}");
+            }
+            let mean: f64 = want.iter().map(|s| s * s).sum::<f64>() / want.len() as f64;
+            assert!((sample["mean_sigma2"].as_f64().unwrap() - mean).abs() < 1e-10 * mean);
+        }
+        reports.push(samples);
+    }
+    for other in &reports[1..] {
+        for (a, b) in reports[0].iter().zip(other) {
+            assert_eq!(a["singular_values"], b["singular_values"]);
+        }
+    }
+    // The batch-mean JᵀJ, and CSV.
+    let path = fixtures::file("jac_mlp_input.pt");
+    let args = [
+        "jacobian",
+        model,
+        "--input",
+        path.to_str().unwrap(),
+        "--f64",
+        "--mean-gram",
+        "-f",
+        "json",
+    ];
+    let json: Value = serde_json::from_str(&run_ok(&args)).unwrap();
+    let ours = floats(&json["mean_gram_eigenvalues"]);
+    let want = floats(&reference["mlp_mean_gram"]);
+    assert_eq!(ours.len(), want.len());
+    for (a, b) in ours.iter().zip(&want) {
+        assert!(
+            (a - b).abs() < 1e-10 * want[0],
+            "mean JᵀJ: {a} vs numpy {b}"
+        );
+    }
+    let csv = run_ok(&[
+        "jacobian",
+        model,
+        "--input",
+        path.to_str().unwrap(),
+        "-f",
+        "csv",
+    ]);
+    assert!(
+        csv.lines().next().unwrap().contains("isometry_fraction") && csv.lines().count() == 5,
+        "{csv}"
+    );
+    // float32 model, table output and the sample limit.
+    let table = run_ok(&[
+        "jacobian",
+        fixtures::file("jac_mlp_float32.pt").to_str().unwrap(),
+        "--input",
+        fixtures::file("jac_mlp_input.npy").to_str().unwrap(),
+        "--samples",
+        "2",
+    ]);
+    assert!(
+        table.contains("float32") && table.contains("mean over 2 samples"),
+        "{table}"
+    );
+}
+
+#[test]
+fn tuple_outputs_need_an_index() {
+    let model = fixtures::file("jac_tuple.pt");
+    let input = fixtures::file("jac_mlp_input.pt");
+    let base = [
+        "jacobian",
+        model.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "-f",
+        "json",
+    ];
+    let output = run(&base);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--output-index"));
+    for (index, outputs) in [("0", 5), ("1", 12)] {
+        let mut args = base.to_vec();
+        args.extend(["--output-index", index]);
+        let json: Value = serde_json::from_str(&run_ok(&args)).unwrap();
+        assert_eq!(json["outputs"], outputs);
+    }
+}
+
+#[test]
+fn bad_models_and_inputs_are_refused_in_one_line() {
+    let file = |name: &str| fixtures::file(name).to_str().unwrap().to_string();
+    for (model, input, extra, expect) in [
+        (
+            "jac_batch_dependent.pt",
+            "jac_mlp_input.pt",
+            None,
+            "depends on the other samples",
+        ),
+        ("jac_argmax.pt", "jac_mlp_input.pt", None, "differentiabl"),
+        ("jac_mlp.pt", "jac_int_input.pt", None, "floating-point"),
+        (
+            "jac_mlp.pt",
+            "jac_wrong_input.pt",
+            None,
+            "rejected an input of shape",
+        ),
+        (
+            "jac_mlp.pt",
+            "jac_mlp_input.safetensors",
+            None,
+            "--input-key",
+        ),
+        (
+            "jac_mlp.pt",
+            "jac_mlp_input.safetensors",
+            Some("nope"),
+            "no tensor 'nope'",
+        ),
+        ("jac_mlp.pt", "jac_mlp.pt", None, "not a tensor file"),
+        (
+            "jac_mlp_input.pt",
+            "jac_mlp_input.pt",
+            None,
+            "not a TorchScript model",
+        ),
+        (
+            "jac_tuple.pt",
+            "jac_mlp_input.pt",
+            Some("--output-index=5"),
+            "out of range",
+        ),
+    ] {
+        let (model, input) = (file(model), file(input));
+        let mut args = vec!["jacobian", model.as_str(), "--input", input.as_str()];
+        match extra {
+            Some(flag) if flag.starts_with("--") => args.push(flag),
+            Some(key) => args.extend(["--input-key", key]),
+            None => {}
+        }
+        let output = run(&args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(expect), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn jacobians_on_cuda_equal_the_cpu_ones() {
+    if !tch::Cuda::is_available() {
+        eprintln!("no CUDA device: skipped");
+        return;
+    }
+    let batch = input("jac_cnn_input.pt");
+    let jacobian_on = |device: Device| {
+        let model =
+            Differentiable::load(&fixtures::file("jac_cnn.pt"), device, true, None).unwrap();
+        let prepared = PreparedBatch::new(&model, &batch).unwrap();
+        jacobians(&model, &prepared, None, |_, _| {})
+            .unwrap()
+            .to_device(Device::Cpu)
+    };
+    let (cpu, cuda) = (jacobian_on(Device::Cpu), jacobian_on(Device::Cuda(0)));
+    assert!(max_relative_difference(&cuda, &cpu) < 1e-10);
+}
