@@ -12,7 +12,9 @@ use crate::heavy_tail::hill::{hill_plateau, HillEstimate};
 use crate::heavy_tail::power_law::{self, PowerLawFit, TailOptions, WEIGHTWATCHER_EVALS_THRESHOLD};
 use crate::heavy_tail::quality::{AlphaMetrics, QualityLabel};
 use crate::heavy_tail::randomization::Randomization;
-use crate::model::layers::{self, ConvMode, LayerKind, LayerSelection, SkippedTensor, WeightLayer};
+use crate::model::layers::{
+    self, ConvMode, LayerKind, LayerSelection, MatrixShape, SkippedTensor, WeightLayer,
+};
 use crate::model::{dtype_name, FileFormat, Model};
 use crate::rmt::marchenko_pastur::MarchenkoPastur;
 use crate::rmt_suite::{rmt_report, LayerSpectrum, RmtOptions, RmtReport};
@@ -216,25 +218,25 @@ impl ModelSummary {
 
 /// Analyses every selected weight layer of `model`; `on_layer(done, total, name)` is called before
 /// each layer so callers can show progress.
+///
+/// Two phases: the spectra, one layer after another on the device (libtorch parallelises each
+/// eigensolve), then the statistics of all layers in parallel on the host's cores, where the
+/// fits of a model with many small layers would otherwise leave all but one core idle.
 pub fn analyze(
     model: &Model,
     options: &AnalyzeOptions,
     mut on_layer: impl FnMut(usize, usize, &str),
 ) -> Result<Analysis> {
+    use rayon::prelude::*;
     let device = options.device.resolve()?;
     let (weight_layers, mut skipped) = layers::select(model, &options.selection)?;
     let total = weight_layers.len();
-    let mut reports = Vec::with_capacity(total);
-    let mut timing = Timing::default();
+    let started = std::time::Instant::now();
+    let mut spectra = Vec::with_capacity(total);
     for (index, layer) in weight_layers.iter().enumerate() {
         on_layer(index, total, layer.name);
-        let started = std::time::Instant::now();
-        let mut spectra_seconds = 0.0;
-        let report = analyze_layer(layer, reports.len(), device, options, &mut spectra_seconds)?;
-        timing.spectra_seconds += spectra_seconds;
-        timing.statistics_seconds += started.elapsed().as_secs_f64() - spectra_seconds;
-        match report {
-            Some(report) => reports.push(report),
+        match layer_spectra(layer, spectra.len(), device, options)? {
+            Some(layer_spectra) => spectra.push(layer_spectra),
             None => skipped.push(SkippedTensor {
                 name: layer.name.to_string(),
                 reason: "all eigenvalues are zero (a zero matrix)".into(),
@@ -242,6 +244,16 @@ pub fn analyze(
         }
     }
     on_layer(total, total, "");
+    let spectra_seconds = started.elapsed().as_secs_f64();
+    let started = std::time::Instant::now();
+    let reports: Vec<LayerReport> = spectra
+        .into_par_iter()
+        .map(|layer| layer_report(layer, options))
+        .collect();
+    let timing = Timing {
+        spectra_seconds,
+        statistics_seconds: started.elapsed().as_secs_f64(),
+    };
     Ok(Analysis {
         schema: ANALYSIS_SCHEMA,
         model: model.path.display().to_string(),
@@ -257,35 +269,118 @@ pub fn analyze(
     })
 }
 
-/// The report of one layer; `None` when its spectrum is identically zero.
-fn analyze_layer(
+/// What the device computes for one layer: everything its statistics need, and no tensors.
+struct LayerSpectra {
+    layer_id: usize,
+    name: String,
+    kind: LayerKind,
+    stored_shape: Vec<i64>,
+    dtype: String,
+    shape: MatrixShape,
+    /// Factor from a squared singular value to a reported eigenvalue.
+    scale: f64,
+    /// The reported ESD, ascending.
+    eigenvalues: Vec<f64>,
+    /// Norms, ranks, entropy.
+    metrics: SpectralMetrics,
+    /// WeightWatcher's scale for the same layer (its fit threshold lives there).
+    ww_scale: f64,
+    spectrum: spectrum::Spectrum,
+    /// Squared singular values of the shuffled matrices, when asked for.
+    shuffled: Option<Vec<f64>>,
+    /// (σ², right singular vector) of every matrix, when asked for.
+    vectors: Option<Vec<(f64, Vec<f64>)>>,
+    /// Eigenvalues of the symmetric parts, when asked for and square.
+    symmetric: Option<Vec<f64>>,
+}
+
+/// The spectra of one layer; `None` when it is identically zero.
+fn layer_spectra(
     layer: &WeightLayer<'_>,
     layer_id: usize,
     device: tch::Device,
     options: &AnalyzeOptions,
-    spectra_seconds: &mut f64,
-) -> Result<Option<LayerReport>> {
+) -> Result<Option<LayerSpectra>> {
     let shape = layer.shape;
     let matrices = layer.matrices();
-    let mut timed_spectrum = |matrices: &tch::Tensor| {
-        let started = std::time::Instant::now();
-        let result = spectrum::spectrum(layer.name, matrices, device, options.precision);
-        *spectra_seconds += started.elapsed().as_secs_f64();
-        result
-    };
-    let spectrum = timed_spectrum(&matrices)?;
+    let spectrum = spectrum::spectrum(layer.name, &matrices, device, options.precision)?;
     let scale = options.convention.scale(layer.kind, layer.conv_mode, shape);
-    let reported = |spectrum: &spectrum::Spectrum| -> Vec<f64> {
-        spectrum
-            .squared_singular_values
-            .iter()
-            .map(|s| s * scale)
-            .collect()
-    };
-    let eigenvalues = reported(&spectrum);
+    let eigenvalues: Vec<f64> = spectrum
+        .squared_singular_values
+        .iter()
+        .map(|s| s * scale)
+        .collect();
     let Some(metrics) = SpectralMetrics::from_eigenvalues(&eigenvalues, shape.n) else {
         return Ok(None);
     };
+    let shuffled = match options.randomize {
+        Some(seed) => {
+            let shuffled = spectrum::shuffled(&matrices, seed.wrapping_add(layer_id as u64))?;
+            Some(
+                spectrum::spectrum(layer.name, &shuffled, device, options.precision)?
+                    .squared_singular_values,
+            )
+        }
+        None => None,
+    };
+    let vectors = if options.rmt.vectors {
+        let mut pairs = Vec::new();
+        for index in 0..shape.slices as i64 {
+            let decomposition =
+                spectrum::right_singular_vectors(layer.name, &matrices.f_get(index)?, device)?;
+            pairs.extend(
+                decomposition
+                    .squared_singular_values
+                    .into_iter()
+                    .zip(decomposition.vectors),
+            );
+        }
+        Some(pairs)
+    } else {
+        None
+    };
+    let symmetric = if options.rmt.semicircle {
+        spectrum::symmetric_part_eigenvalues(layer.name, &matrices, device)?
+    } else {
+        None
+    };
+    Ok(Some(LayerSpectra {
+        layer_id,
+        name: layer.name.to_string(),
+        kind: layer.kind,
+        stored_shape: layer.tensor.size(),
+        dtype: dtype_name(layer.tensor.kind()),
+        shape,
+        scale,
+        eigenvalues,
+        metrics,
+        ww_scale: EsdConvention::WeightWatcher.scale(layer.kind, layer.conv_mode, shape),
+        spectrum,
+        shuffled,
+        vectors,
+        symmetric,
+    }))
+}
+
+/// Every statistic of one layer from its spectra: pure arithmetic, safe to run in parallel.
+fn layer_report(layer: LayerSpectra, options: &AnalyzeOptions) -> LayerReport {
+    let LayerSpectra {
+        layer_id,
+        name,
+        kind,
+        stored_shape,
+        dtype,
+        shape,
+        scale,
+        eigenvalues,
+        metrics,
+        ww_scale,
+        spectrum,
+        shuffled,
+        vectors,
+        symmetric,
+    } = layer;
+    let reported = |values: &[f64]| -> Vec<f64> { values.iter().map(|s| s * scale).collect() };
     let sigma2 = spectrum.entry_variance;
     let marchenko_pastur = MarchenkoPastur::new(shape.q(), sigma2).ok().map(|law| {
         // The law is for λ = σ²_sv / N; reported eigenvalues are σ²_sv · scale.
@@ -300,7 +395,6 @@ fn analyze_layer(
         }
     });
     // WeightWatcher's threshold is in its own ESD scale; carry it into the reported one.
-    let ww_scale = EsdConvention::WeightWatcher.scale(layer.kind, layer.conv_mode, shape);
     let threshold = WEIGHTWATCHER_EVALS_THRESHOLD * scale / ww_scale;
     let power_law = power_law::fit_tail(&eigenvalues, threshold, options.tail);
     let above_threshold: Vec<f64> = eigenvalues
@@ -309,41 +403,10 @@ fn analyze_layer(
         .filter(|&l| l > threshold)
         .collect();
     let hill = hill_plateau(&above_threshold);
-    let randomization = match options.randomize {
-        Some(seed) => {
-            let shuffled = spectrum::shuffled(&matrices, seed.wrapping_add(layer_id as u64))?;
-            let shuffled = reported(&timed_spectrum(&shuffled)?);
-            let edge = marchenko_pastur.as_ref().map(|mp| mp.mp_lambda_plus);
-            Some(Randomization::new(&eigenvalues, &shuffled, edge))
-        }
-        None => None,
-    };
-    let vectors = if options.rmt.vectors {
-        let started = std::time::Instant::now();
-        let mut pairs = Vec::new();
-        for index in 0..shape.slices as i64 {
-            let decomposition =
-                spectrum::right_singular_vectors(layer.name, &matrices.f_get(index)?, device)?;
-            pairs.extend(
-                decomposition
-                    .squared_singular_values
-                    .into_iter()
-                    .zip(decomposition.vectors),
-            );
-        }
-        *spectra_seconds += started.elapsed().as_secs_f64();
-        Some(pairs)
-    } else {
-        None
-    };
-    let symmetric = if options.rmt.semicircle {
-        let started = std::time::Instant::now();
-        let values = spectrum::symmetric_part_eigenvalues(layer.name, &matrices, device)?;
-        *spectra_seconds += started.elapsed().as_secs_f64();
-        values
-    } else {
-        None
-    };
+    let randomization = shuffled.map(|shuffled| {
+        let edge = marchenko_pastur.as_ref().map(|mp| mp.mp_lambda_plus);
+        Randomization::new(&eigenvalues, &reported(&shuffled), edge)
+    });
     let rmt = rmt_report(
         LayerSpectrum {
             pooled: &spectrum.squared_singular_values,
@@ -369,12 +432,12 @@ fn analyze_layer(
         .as_ref()
         .map(|fit| AlphaMetrics::new(fit.alpha, &eigenvalues));
     let warning = QualityLabel::of(power_law.as_ref());
-    Ok(Some(LayerReport {
+    LayerReport {
         layer_id,
-        name: layer.name.to_string(),
-        kind: layer.kind,
-        shape: layer.tensor.size(),
-        dtype: dtype_name(layer.tensor.kind()),
+        name,
+        kind,
+        shape: stored_shape,
+        dtype,
         n: shape.n,
         m: shape.m,
         q: shape.q(),
@@ -389,5 +452,5 @@ fn analyze_layer(
         randomization,
         rmt,
         eigenvalues: options.keep_eigenvalues.then_some(eigenvalues),
-    }))
+    }
 }
