@@ -46,3 +46,13 @@ impl Environment {
         }
     }
 }
+
+/// `MemAvailable` from /proc/meminfo, in bytes; `None` where there is no such file.
+pub fn available_memory_bytes() -> Option<f64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo
+        .lines()
+        .find(|line| line.starts_with("MemAvailable:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024.0)
+}

@@ -323,7 +323,8 @@ fn check_samples_independent(model: &Differentiable, x: &Tensor, y: &Tensor) -> 
 fn automatic_chunk(inputs: usize, kind: Kind, device: Device, rows: usize) -> usize {
     let element = kind.elt_size_in_bytes();
     let per_row = inputs * element * ACTIVATION_FACTOR;
-    let available = spectrum::available_host_memory().unwrap_or(4.0 * 1024.0 * 1024.0 * 1024.0);
+    let available =
+        crate::environment::available_memory_bytes().unwrap_or(4.0 * 1024.0 * 1024.0 * 1024.0);
     let cap = if device == Device::Cpu {
         MAX_AUTO_CHUNK_CPU
     } else {

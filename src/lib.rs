@@ -33,6 +33,7 @@ pub mod rmt;
 pub mod rmt_suite;
 pub mod spectral_metrics;
 pub mod spectrum;
+pub mod zoo;
 
 pub use analysis::{analyze, Analysis, AnalyzeOptions, LayerReport};
 pub use device::DeviceChoice;

@@ -232,7 +232,7 @@ fn check_memory(name: &str, matrices: &Tensor, device: tch::Device) -> Result<()
     let size = matrices.size();
     let (slices, m) = (size[0] as f64, size[2] as f64);
     let needed = 8.0 * (matrices.numel() as f64 + 3.0 * slices * m * m);
-    let Some(available) = available_host_memory() else {
+    let Some(available) = crate::environment::available_memory_bytes() else {
         return Ok(());
     };
     if needed > available {
@@ -245,14 +245,4 @@ fn check_memory(name: &str, matrices: &Tensor, device: tch::Device) -> Result<()
         });
     }
     Ok(())
-}
-
-/// `MemAvailable` from /proc/meminfo, in bytes; `None` where there is no such file.
-pub(crate) fn available_host_memory() -> Option<f64> {
-    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = meminfo
-        .lines()
-        .find(|line| line.starts_with("MemAvailable:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024.0)
 }

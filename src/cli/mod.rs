@@ -5,6 +5,7 @@ mod doctor;
 mod info;
 mod jacobian;
 mod output;
+mod zoo;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,6 +35,8 @@ enum Command {
     Info(info::InfoArgs),
     /// Input-output Jacobians of a TorchScript model on an input batch, and their spectra.
     Jacobian(jacobian::JacobianArgs),
+    /// Health checks over a model zoo: analyse every model, rank, apply a policy; exit 0/1/2.
+    Zoo(zoo::ZooArgs),
     /// Evaluate a distribution of the RMT suite: density, CDF, quantile, moments.
     Dist(dist::DistArgs),
     /// Show the libtorch build, CUDA and thread settings rmt-torch runs with.
@@ -206,6 +209,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Doctor(args) => doctor::run(args),
         Command::Dist(args) => dist::run(args),
         Command::Jacobian(args) => jacobian::run(args),
+        Command::Zoo(args) => zoo::run(args),
     }
 }
 

@@ -7,3 +7,4 @@ mod jacobian;
 mod loading;
 mod rmt_suite;
 mod spectra;
+mod zoo;

@@ -1,0 +1,231 @@
+//! `rmt-torch zoo` on a generated zoo: ranking, policy exit codes, shards and their merge, cache.
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::fixtures::{self, run};
+
+/// A zoo of 12 model files in mixed formats (TorchScript, torch.save, safetensors; one in a
+/// subdirectory, one corrupt), plus a file that is not a model. Built fresh under `target/`.
+fn make_zoo(name: &str, corrupt: bool) -> PathBuf {
+    let dir = fixtures::root().join("target").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("nested")).unwrap();
+    for model in [
+        "digits_mlp_init.pt",
+        "digits_mlp_trained.pt",
+        "digits_cnn_init.pt",
+        "digits_cnn_trained.pt",
+    ] {
+        std::fs::copy(fixtures::shipped_model(model), dir.join(model)).unwrap();
+    }
+    for (file, target) in [
+        ("mlp_scripted.pt", "random_mlp.pt"),
+        ("ckpt_mlp_float32_zip.pt", "ckpt_mlp.pt"),
+        ("ckpt_cnn_float16_legacy.pt", "legacy_cnn.pt"),
+        ("ckpt_cnn_float32.safetensors", "cnn.safetensors"),
+        ("ckpt_nested.pt", "nested_checkpoint.pt"),
+        ("ckpt_lstm_float64.safetensors", "lstm.safetensors"),
+        (
+            "ckpt_transformer_float32.safetensors",
+            "nested/transformer.safetensors",
+        ),
+    ] {
+        std::fs::copy(fixtures::file(file), dir.join(target)).unwrap();
+    }
+    std::fs::write(dir.join("notes.txt"), "not a model").unwrap();
+    if corrupt {
+        std::fs::write(
+            dir.join("broken.pt"),
+            b"PK\x03\x04 this is not a zip archive",
+        )
+        .unwrap();
+    }
+    dir
+}
+
+fn zoo(args: &[&str]) -> (Option<i32>, Value) {
+    let mut all = vec!["zoo", "-f", "json", "-q"];
+    all.extend_from_slice(args);
+    let output = run(&all);
+    let json = serde_json::from_slice(&output.stdout).unwrap_or_else(|err| {
+        panic!(
+            "{args:?}: {err}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    (output.status.code(), json)
+}
+
+fn paths(report: &Value) -> Vec<String> {
+    report["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["path"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn health(report: &Value, field: &str) -> Vec<Option<f64>> {
+    report["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["health"][field].as_f64())
+        .collect()
+}
+
+#[test]
+fn zoo_ranks_reports_errors_and_applies_the_policy() {
+    let dir = make_zoo("test-zoo-policy", true);
+    let dir_text = dir.to_str().unwrap();
+    let (code, report) = zoo(&[dir_text, "--cache", "none"]);
+    assert_eq!(code, Some(2), "a corrupt file is exit 2");
+    assert_eq!(report["models"].as_array().unwrap().len(), 12);
+    assert_eq!(report["errors"], 1);
+    let last = report["models"].as_array().unwrap().last().unwrap();
+    assert!(last["path"].as_str().unwrap().ends_with("broken.pt") && last["verdict"] == "error");
+    let alphas: Vec<f64> = health(&report, "alpha_mean")
+        .into_iter()
+        .flatten()
+        .collect();
+    assert!(
+        alphas.windows(2).all(|p| p[0] <= p[1]),
+        "not ranked by alpha_mean: {alphas:?}"
+    );
+    // The trained models carry the most spikes beyond the Tracy-Widom edge.
+    let (_, by_spikes) = zoo(&[
+        dir_text,
+        "--cache",
+        "none",
+        "--rank-by",
+        "num_spikes_tw",
+        "--descending",
+        "--jobs",
+        "2",
+    ]);
+    assert!(
+        paths(&by_spikes)[0].contains("trained"),
+        "{:?}",
+        paths(&by_spikes)
+    );
+
+    std::fs::remove_file(dir.join("broken.pt")).unwrap();
+    let (code, report) = zoo(&[dir_text, "--cache", "none", "--fail-if", "over_trained>0"]);
+    assert_eq!(code, Some(1), "an over-trained layer violates the policy");
+    assert!(report["violated"].as_u64().unwrap() >= 1);
+    let violators: Vec<&Value> = report["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["verdict"] == "violated")
+        .collect();
+    assert!(violators
+        .iter()
+        .all(|m| m["health"]["over_trained"].as_u64().unwrap() > 0));
+    let policy = dir.join("policy.txt");
+    std::fs::write(&policy, "# lenient\nalpha_mean > 1000\n").unwrap();
+    let (code, report) = zoo(&[
+        dir_text,
+        "--cache",
+        "none",
+        "--policy",
+        policy.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0));
+    assert_eq!(report["healthy"], 11);
+    for bad in [
+        &["--fail-if", "alpha>6"][..],
+        &["--rank-by", "nonsense"],
+        &["--shard", "3/3"],
+    ] {
+        let mut args = vec!["zoo", dir_text, "--cache", "none"];
+        args.extend_from_slice(bad);
+        let output = run(&args);
+        assert_eq!(output.status.code(), Some(2), "{bad:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&output.stderr)
+                .trim_end()
+                .lines()
+                .count(),
+            1
+        );
+    }
+}
+
+#[test]
+fn shards_cover_every_model_once_and_merge_to_the_whole() {
+    let dir = make_zoo("test-zoo-shards", false);
+    let dir_text = dir.to_str().unwrap();
+    let (whole_code, whole) = zoo(&[dir_text, "--cache", "none", "--fail-if", "over_trained>0"]);
+    let mut shard_files = Vec::new();
+    let mut seen = Vec::new();
+    for i in 0..3 {
+        let (_, shard) = zoo(&[
+            dir_text,
+            "--cache",
+            "none",
+            "--fail-if",
+            "over_trained>0",
+            "--shard",
+            &format!("{i}/3"),
+        ]);
+        seen.extend(paths(&shard));
+        let file = dir.join(format!("shard-{i}.json"));
+        std::fs::write(&file, serde_json::to_string(&shard).unwrap()).unwrap();
+        shard_files.push(file);
+    }
+    seen.sort();
+    let mut all = paths(&whole);
+    all.sort();
+    assert_eq!(seen, all, "the shards cover every model exactly once");
+    let mut args = vec!["zoo", "merge"];
+    args.extend(shard_files.iter().map(|f| f.to_str().unwrap()));
+    args.extend(["-f", "json"]);
+    let output = run(&args);
+    let merged: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(output.status.code(), whole_code);
+    assert_eq!(paths(&merged), paths(&whole));
+    for field in ["alpha_mean", "num_spikes_tw", "over_trained"] {
+        assert_eq!(health(&merged, field), health(&whole, field), "{field}");
+    }
+    // A shard merged twice is refused.
+    let twice = run(&[
+        "zoo",
+        "merge",
+        shard_files[0].to_str().unwrap(),
+        shard_files[0].to_str().unwrap(),
+    ]);
+    assert_eq!(twice.status.code(), Some(2));
+}
+
+#[test]
+fn the_cache_skips_unchanged_files() {
+    let dir = make_zoo("test-zoo-cache", false);
+    let cache = dir.join("cache");
+    let (dir_text, cache_text) = (dir.to_str().unwrap(), cache.to_str().unwrap());
+    let cached = |report: &Value| -> Vec<bool> {
+        report["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["cached"].as_bool().unwrap())
+            .collect()
+    };
+    let (_, first) = zoo(&[dir_text, "--cache", cache_text]);
+    assert!(cached(&first).iter().all(|c| !c));
+    let (_, second) = zoo(&[dir_text, "--cache", cache_text]);
+    assert!(cached(&second).iter().all(|c| *c));
+    assert_eq!(health(&first, "alpha_mean"), health(&second, "alpha_mean"));
+    std::fs::copy(fixtures::file("mlp_traced.pt"), dir.join("added.pt")).unwrap();
+    let (_, third) = zoo(&[dir_text, "--cache", cache_text]);
+    let fresh: Vec<String> = third["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| !m["cached"].as_bool().unwrap())
+        .map(|m| m["path"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(fresh.len(), 1);
+    assert!(Path::new(&fresh[0]).ends_with("added.pt"));
+}
