@@ -32,8 +32,8 @@ pub enum Error {
     /// The selection left no weight matrix to analyse.
     #[error("no weight matrices to analyse: {0}")]
     NoWeightMatrices(String),
-    /// A layer needs more memory than the device has.
-    #[error("layer '{name}' needs about {needed_gib:.1} GiB on {device} but only {available_gib:.1} GiB are available")]
+    /// A layer (or another result) needs more memory than the device has.
+    #[error("{name} needs about {needed_gib:.1} GiB on {device} but only {available_gib:.1} GiB are available")]
     TooLarge {
         name: String,
         device: String,

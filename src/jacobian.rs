@@ -233,6 +233,7 @@ pub fn jacobians(
     let replicas = chunk.min(outputs as usize).max(1);
     let group = (chunk / replicas).clamp(1, samples.max(1));
     let passes = (outputs as usize).div_ceil(replicas);
+    check_jacobian_memory(model, samples, outputs as usize, inputs as usize)?;
     let mut jacobian = Tensor::f_zeros([rows as i64, inputs], (model.kind, model.device))?;
     let replica = Tensor::f_arange(replicas as i64, (Kind::Int64, model.device))?;
     let mut done = 0;
@@ -315,6 +316,36 @@ fn check_samples_independent(model: &Differentiable, x: &Tensor, y: &Tensor) -> 
                 difference / scale
             )));
         }
+    }
+    Ok(())
+}
+
+/// Refuses Jacobians whose storage, with a float64 copy of one sample's for its spectrum, would
+/// not fit in the host's available memory (checked on the CPU, where running out kills the
+/// process).
+fn check_jacobian_memory(
+    model: &Differentiable,
+    samples: usize,
+    outputs: usize,
+    inputs: usize,
+) -> Result<()> {
+    if model.device != Device::Cpu {
+        return Ok(());
+    }
+    let Some(available) = crate::environment::available_memory_bytes() else {
+        return Ok(());
+    };
+    let entries = (samples * outputs * inputs) as f64;
+    let needed =
+        entries * model.kind.elt_size_in_bytes() as f64 + 8.0 * (outputs * inputs) as f64 * 2.0;
+    if needed > available {
+        const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
+        return Err(Error::TooLarge {
+            name: format!("the Jacobians ({samples} × {outputs} × {inputs}; try --samples)"),
+            device: device_name(model.device),
+            needed_gib: needed / GIB,
+            available_gib: available / GIB,
+        });
     }
     Ok(())
 }

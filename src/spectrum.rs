@@ -238,7 +238,7 @@ fn check_memory(name: &str, matrices: &Tensor, device: tch::Device) -> Result<()
     if needed > available {
         const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
         return Err(Error::TooLarge {
-            name: name.to_string(),
+            name: format!("layer '{name}'"),
             device: device_name(device),
             needed_gib: needed / GIB,
             available_gib: available / GIB,

@@ -65,6 +65,10 @@ pub struct ZooArgs {
     /// Device for the spectra.
     #[arg(long, default_value = "auto")]
     device: String,
+    /// Also write every model's per-layer records as one CSV (a `model` column first, then
+    /// `analyze`'s CSV columns).
+    #[arg(long, value_name = "FILE")]
+    layers_csv: Option<PathBuf>,
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
@@ -180,6 +184,11 @@ pub fn run(args: ZooArgs) -> anyhow::Result<ExitCode> {
     });
     bar.finish_and_clear();
     let report = ZooReport::new(entries, &args.rank_by, args.descending, &rules, shard_label);
+    if let Some(path) = &args.layers_csv {
+        let text = rmt_torch::report::csv::to_csv(&layer_rows(&report))?;
+        std::fs::write(path, text)
+            .map_err(|err| anyhow::anyhow!("cannot write {}: {err}", path.display()))?;
+    }
     write_report(&report, &args.output)
 }
 
@@ -238,6 +247,23 @@ fn csv_rows(report: &ZooReport) -> Vec<serde_json::Value> {
                 );
             }
             serde_json::Value::Object(row)
+        })
+        .collect()
+}
+
+/// Every layer record of every analysed model, with the model's path first.
+fn layer_rows(report: &ZooReport) -> Vec<serde_json::Value> {
+    report
+        .models
+        .iter()
+        .filter_map(|entry| Some((entry, entry.analysis.as_ref()?["layers"].as_array()?)))
+        .flat_map(|(entry, layers)| {
+            layers.iter().filter_map(move |layer| {
+                let mut row = serde_json::Map::new();
+                row.insert("model".into(), entry.path.clone().into());
+                row.extend(layer.as_object()?.clone());
+                Some(serde_json::Value::Object(row))
+            })
         })
         .collect()
 }

@@ -214,7 +214,27 @@ fn the_cache_skips_unchanged_files() {
     };
     let (_, first) = zoo(&[dir_text, "--cache", cache_text]);
     assert!(cached(&first).iter().all(|c| !c));
-    let (_, second) = zoo(&[dir_text, "--cache", cache_text]);
+    let layers_csv = dir.join("layers.csv");
+    let (_, second) = zoo(&[
+        dir_text,
+        "--cache",
+        cache_text,
+        "--layers-csv",
+        layers_csv.to_str().unwrap(),
+    ]);
+    let csv = std::fs::read_to_string(&layers_csv).unwrap();
+    let total_layers: u64 = second["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["health"]["layers"].as_u64().unwrap())
+        .sum();
+    assert!(
+        csv.starts_with("model,layer_id,name"),
+        "{}",
+        csv.lines().next().unwrap()
+    );
+    assert_eq!(csv.lines().count() as u64, total_layers + 1);
     assert!(cached(&second).iter().all(|c| *c));
     assert_eq!(health(&first, "alpha_mean"), health(&second, "alpha_mean"));
     std::fs::copy(fixtures::file("mlp_traced.pt"), dir.join("added.pt")).unwrap();
