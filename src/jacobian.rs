@@ -110,6 +110,28 @@ impl Differentiable {
         })
     }
 
+    /// How many outputs the model returns for `batch`: the length of its tuple, or 1.
+    pub fn output_count(&self, batch: &Tensor) -> Result<usize> {
+        let _guard = tch::no_grad_guard();
+        let first = batch
+            .f_narrow(0, 0, 1)?
+            .f_to_device(self.device)?
+            .f_to_kind(self.kind)?;
+        let output = self
+            .module
+            .forward_is(&[IValue::Tensor(first)])
+            .map_err(|err| {
+                Error::InvalidInput(format!(
+                    "the model rejected the input: {}",
+                    first_line(&err.to_string())
+                ))
+            })?;
+        Ok(match output {
+            IValue::Tuple(items) | IValue::GenericList(items) => items.len(),
+            _ => 1,
+        })
+    }
+
     /// f(x) flattened to [batch, outputs].
     pub fn forward(&self, input: &Tensor) -> Result<Tensor> {
         let output = self
@@ -619,4 +641,41 @@ impl JacobianSummary {
                 .then(|| conditions[conditions.len() / 2]),
         }
     }
+}
+
+/// [`analyze_jacobians`] for every output of a model that returns a tuple of activations
+/// (h₁, …, h_L): the Jacobians ∂h_l/∂x of the partial products of the layer chain, so a user
+/// sees at which depth isometry breaks. A model returning one tensor gives one analysis.
+/// `on_chunk(output, done, total)` reports progress.
+pub fn analyze_each_output(
+    model_path: &Path,
+    input_path: &Path,
+    input_key: Option<&str>,
+    options: &JacobianOptions,
+    mut on_chunk: impl FnMut(usize, usize, usize),
+) -> Result<Vec<JacobianAnalysis>> {
+    let device = options.device.resolve()?;
+    let count = {
+        let model = Differentiable::load(model_path, device, options.float64, None)?;
+        let (_, batch) = crate::model::load_tensor(input_path, input_key)?;
+        if batch.dim() == 0 || batch.size()[0] == 0 {
+            return Err(Error::InvalidInput("the input batch is empty".into()));
+        }
+        model.output_count(&batch)?
+    };
+    (0..count)
+        .map(|index| {
+            let options = JacobianOptions {
+                output_index: (count > 1).then_some(index),
+                ..options.clone()
+            };
+            analyze_jacobians(
+                model_path,
+                input_path,
+                input_key,
+                &options,
+                |done, total| on_chunk(index, done, total),
+            )
+        })
+        .collect()
 }

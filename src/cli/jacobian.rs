@@ -5,7 +5,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 
-use rmt_torch::jacobian::{analyze_jacobians, JacobianAnalysis, JacobianOptions};
+use rmt_torch::jacobian::{
+    analyze_each_output, analyze_jacobians, JacobianAnalysis, JacobianOptions,
+};
 use rmt_torch::report::{csv::to_csv, format_number, table::Table, to_json, OutputFormat};
 
 use super::output::{progress_bar, write_output};
@@ -60,6 +62,11 @@ pub struct JacobianArgs {
     /// A singular value is isometric when |σ − 1| ≤ this.
     #[arg(long, default_value_t = 0.1, value_name = "EPS")]
     isometry_tolerance: f64,
+    /// For a model returning a tuple of activations (h₁, …, h_L): the Jacobian ∂h_l/∂x of
+    /// every one, the partial products of the layer chain, to see at which depth isometry
+    /// breaks (JSON: an array of reports; CSV: an `output` column).
+    #[arg(long, conflicts_with = "output_index")]
+    each_output: bool,
     /// Also the eigenvalues of the batch-mean JᵀJ (JSON: mean_gram_eigenvalues).
     #[arg(long)]
     mean_gram: bool,
@@ -90,25 +97,70 @@ pub fn run(args: JacobianArgs) -> anyhow::Result<ExitCode> {
     }
     let format: OutputFormat = args.output.format.parse()?;
     let bar = progress_bar(args.quiet, "rows of J");
-    let analysis = analyze_jacobians(
-        &args.model,
-        &args.input,
-        args.input_key.as_deref(),
-        &options,
-        |done, total| {
-            bar.set_length(total as u64);
-            bar.set_position(done as u64);
-        },
-    )
+    let analyses = if args.each_output {
+        analyze_each_output(
+            &args.model,
+            &args.input,
+            args.input_key.as_deref(),
+            &options,
+            |output, done, total| {
+                bar.set_message(format!("output {output}"));
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+            },
+        )
+    } else {
+        analyze_jacobians(
+            &args.model,
+            &args.input,
+            args.input_key.as_deref(),
+            &options,
+            |done, total| {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+            },
+        )
+        .map(|analysis| vec![analysis])
+    }
     .with_context(|| format!("Jacobians of {}", args.model.display()))?;
     bar.finish_and_clear();
-    let text = match format {
-        OutputFormat::Json => to_json(&analysis)?,
-        OutputFormat::Csv => to_csv(&analysis.samples)?,
-        OutputFormat::Table => table(&analysis),
+    let text = match (format, args.each_output) {
+        (OutputFormat::Json, false) => to_json(&analyses[0])?,
+        (OutputFormat::Json, true) => to_json(&analyses)?,
+        (OutputFormat::Csv, false) => to_csv(&analyses[0].samples)?,
+        (OutputFormat::Csv, true) => to_csv(&each_output_rows(&analyses))?,
+        (OutputFormat::Table, _) => analyses
+            .iter()
+            .enumerate()
+            .map(|(output, analysis)| {
+                let heading = if args.each_output {
+                    format!("output {output}: ")
+                } else {
+                    String::new()
+                };
+                heading + &table(analysis)
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
     };
     write_output(&args.output, &text)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The samples of every output's analysis, each row with its `output` index first.
+fn each_output_rows(analyses: &[JacobianAnalysis]) -> Vec<serde_json::Value> {
+    analyses
+        .iter()
+        .enumerate()
+        .flat_map(|(output, analysis)| {
+            analysis.samples.iter().filter_map(move |sample| {
+                let mut row = serde_json::Map::new();
+                row.insert("output".into(), output.into());
+                row.extend(serde_json::to_value(sample).ok()?.as_object()?.clone());
+                Some(serde_json::Value::Object(row))
+            })
+        })
+        .collect()
 }
 
 fn table(analysis: &JacobianAnalysis) -> String {

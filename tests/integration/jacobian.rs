@@ -175,12 +175,31 @@ fn tuple_outputs_need_an_index() {
     let output = run(&base);
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("--output-index"));
+    let mut singles = Vec::new();
     for (index, outputs) in [("0", 5), ("1", 12)] {
         let mut args = base.to_vec();
         args.extend(["--output-index", index]);
         let json: Value = serde_json::from_str(&run_ok(&args)).unwrap();
         assert_eq!(json["outputs"], outputs);
+        singles.push(json);
     }
+    // Every output at once: the same analyses, in order.
+    let mut args = base.to_vec();
+    args.push("--each-output");
+    let each: Value = serde_json::from_str(&run_ok(&args)).unwrap();
+    let each = each.as_array().unwrap();
+    assert_eq!(each.len(), 2);
+    for (one, single) in each.iter().zip(&singles) {
+        assert_eq!(
+            one["samples"][0]["singular_values"],
+            single["samples"][0]["singular_values"]
+        );
+    }
+    let mut args = base[..4].to_vec();
+    args.extend(["--each-output", "-f", "csv"]);
+    let csv = run_ok(&args);
+    assert!(csv.starts_with("output,sample,"), "{csv}");
+    assert_eq!(csv.lines().count(), 1 + 2 * 4);
 }
 
 #[test]
