@@ -27,12 +27,14 @@ pub mod esd;
 pub mod heavy_tail;
 pub mod jacobian;
 pub mod model;
+pub mod monitor;
 mod option_names;
 pub mod report;
 pub mod rmt;
 pub mod rmt_suite;
 pub mod spectral_metrics;
 pub mod spectrum;
+pub mod track;
 pub mod zoo;
 
 pub use analysis::{analyze, Analysis, AnalyzeOptions, LayerReport};

@@ -5,6 +5,7 @@ mod doctor;
 mod info;
 mod jacobian;
 mod output;
+mod track;
 mod zoo;
 
 use std::path::PathBuf;
@@ -37,6 +38,8 @@ enum Command {
     Jacobian(jacobian::JacobianArgs),
     /// Health checks over a model zoo: analyse every model, rank, apply a policy; exit 0/1/2.
     Zoo(zoo::ZooArgs),
+    /// Spectral statistics over training: a sequence of checkpoints, or a SpectralMonitor's JSONL.
+    Track(track::TrackArgs),
     /// Evaluate a distribution of the RMT suite: density, CDF, quantile, moments.
     Dist(dist::DistArgs),
     /// Show the libtorch build, CUDA and thread settings rmt-torch runs with.
@@ -210,6 +213,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Dist(args) => dist::run(args),
         Command::Jacobian(args) => jacobian::run(args),
         Command::Zoo(args) => zoo::run(args),
+        Command::Track(args) => track::run(args),
     }
 }
 

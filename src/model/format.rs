@@ -17,6 +17,8 @@ pub enum FileFormat {
     TorchSaveZip,
     /// A Python `torch.save` file in the legacy (pre-1.6) pickle format.
     TorchSaveLegacy,
+    /// Tensors handed over in memory (a training loop's variables), not read from a file.
+    InMemory,
 }
 
 impl fmt::Display for FileFormat {
@@ -26,6 +28,7 @@ impl fmt::Display for FileFormat {
             Self::SafeTensors => "safetensors file",
             Self::TorchSaveZip => "torch.save checkpoint (zip)",
             Self::TorchSaveLegacy => "torch.save checkpoint (legacy pickle)",
+            Self::InMemory => "tensors in memory",
         })
     }
 }

@@ -88,6 +88,12 @@ impl Model {
                 };
                 (checkpoint.tensors, checkpoint.other_entries)
             }
+            FileFormat::InMemory => {
+                return Err(Error::UnsupportedFormat {
+                    path: path.to_path_buf(),
+                    message: "in-memory tensors are not read from files".into(),
+                })
+            }
         };
         Ok(Self {
             path: path.to_path_buf(),
@@ -95,6 +101,22 @@ impl Model {
             tensors,
             other_entries,
         })
+    }
+}
+
+impl Model {
+    /// A model of tensors already in memory (a training loop's variables), labelled `label`.
+    /// The tensors are shared, not copied: analysing them reads and never writes them.
+    pub fn from_tensors(label: &str, tensors: Vec<(String, tch::Tensor)>) -> Self {
+        Self {
+            path: PathBuf::from(label),
+            format: FileFormat::InMemory,
+            tensors: tensors
+                .into_iter()
+                .map(|(name, tensor)| NamedTensor { name, tensor })
+                .collect(),
+            other_entries: Vec::new(),
+        }
     }
 }
 

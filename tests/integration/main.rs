@@ -5,6 +5,7 @@ mod fixtures;
 mod heavy_tail;
 mod jacobian;
 mod loading;
+mod monitor;
 mod rmt_suite;
 mod spectra;
 mod zoo;

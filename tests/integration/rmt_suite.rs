@@ -10,30 +10,7 @@ use rmt_torch::{analyze, AnalyzeOptions, Model, RmtOptions};
 use serde_json::Value;
 use tch::{Device, Tensor};
 
-use crate::fixtures::{run, run_ok, shipped_model};
-
-/// A seeded N(0, 1) stream (SplitMix64 + Box-Muller): libtorch's global generator is shared by
-/// the tests running in parallel, so it cannot give reproducible samples here.
-struct Gaussian(u64);
-
-impl Gaussian {
-    fn uniform(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    fn sample(&mut self) -> f64 {
-        let u = self.uniform().max(f64::MIN_POSITIVE);
-        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * self.uniform()).cos()
-    }
-
-    fn matrix(&mut self, n: usize, m: usize) -> Vec<f64> {
-        (0..n * m).map(|_| self.sample()).collect()
-    }
-}
+use crate::fixtures::{run, run_ok, shipped_model, Gaussian};
 
 fn tensor(values: &[f64], n: usize, m: usize) -> Tensor {
     Tensor::from_slice(values).reshape([1, n as i64, m as i64])

@@ -1,0 +1,124 @@
+//! The training-loop plugin: spectral statistics of a model's weights every k steps, written as
+//! JSON lines, with the same layer selection and metrics as `analyze` (it calls it).
+//!
+//! ```no_run
+//! # fn main() -> rmt_torch::Result<()> {
+//! use rmt_torch::monitor::SpectralMonitor;
+//! let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+//! // … build the model on vs.root() …
+//! let mut monitor = SpectralMonitor::new(Default::default(), 100).with_jsonl("spectra.jsonl")?;
+//! for step in 0..1000 {
+//!     // … one optimiser step …
+//!     monitor.observe_var_store(step, &vs)?;
+//! }
+//! # Ok(())
+//! # }
+//! ```
+use std::io::Write;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::analysis::{analyze, AnalyzeOptions, LayerReport};
+use crate::error::{Error, Result};
+use crate::model::Model;
+
+/// One layer at one step: a line of the monitor's JSONL.
+#[derive(Debug, Clone, Serialize)]
+pub struct MonitorRecord {
+    /// The training step observed.
+    pub step: usize,
+    /// Everything `analyze` reports for the layer.
+    #[serde(flatten)]
+    pub layer: LayerReport,
+}
+
+/// Observes a model's weights during training.
+pub struct SpectralMonitor {
+    options: AnalyzeOptions,
+    every: usize,
+    writer: Option<std::io::BufWriter<std::fs::File>>,
+    seconds: f64,
+    observations: usize,
+}
+
+impl SpectralMonitor {
+    /// A monitor analysing with `options` at every step divisible by `every` (≥ 1).
+    pub fn new(options: AnalyzeOptions, every: usize) -> Self {
+        Self {
+            options,
+            every: every.max(1),
+            writer: None,
+            seconds: 0.0,
+            observations: 0,
+        }
+    }
+
+    /// Also appends each record as a JSON line to `path` (created or truncated).
+    pub fn with_jsonl(mut self, path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let file = std::fs::File::create(path).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        self.writer = Some(std::io::BufWriter::new(file));
+        Ok(self)
+    }
+
+    /// Observes a `tch` VarStore's variables (sorted by name) at `step`; `None` between
+    /// observation steps. Reads the variables under `no_grad` and never modifies them.
+    pub fn observe_var_store(
+        &mut self,
+        step: usize,
+        vs: &tch::nn::VarStore,
+    ) -> Result<Option<Vec<MonitorRecord>>> {
+        if step % self.every != 0 {
+            return Ok(None);
+        }
+        let mut variables: Vec<(String, tch::Tensor)> = vs.variables().into_iter().collect();
+        variables.sort_by(|a, b| a.0.cmp(&b.0));
+        self.observe(step, variables).map(Some)
+    }
+
+    /// Observes named tensors at `step`, whatever the step (the caller decides when).
+    pub fn observe(
+        &mut self,
+        step: usize,
+        tensors: Vec<(String, tch::Tensor)>,
+    ) -> Result<Vec<MonitorRecord>> {
+        let started = std::time::Instant::now();
+        let _guard = tch::no_grad_guard();
+        let shared = tensors
+            .into_iter()
+            .map(|(name, tensor)| (name, tensor.detach()))
+            .collect();
+        let model = Model::from_tensors("<training>", shared);
+        let analysis = analyze(&model, &self.options, |_, _, _| {})?;
+        let records: Vec<MonitorRecord> = analysis
+            .layers
+            .into_iter()
+            .map(|layer| MonitorRecord { step, layer })
+            .collect();
+        if let Some(writer) = &mut self.writer {
+            for record in &records {
+                let line = serde_json::to_string(record).map_err(|err| {
+                    Error::InvalidOption(format!("cannot serialise a record: {err}"))
+                })?;
+                writeln!(writer, "{line}")
+                    .and_then(|()| writer.flush())
+                    .map_err(|source| Error::Io {
+                        path: "monitor JSONL".into(),
+                        source,
+                    })?;
+            }
+        }
+        self.seconds += started.elapsed().as_secs_f64();
+        self.observations += 1;
+        Ok(records)
+    }
+
+    /// Mean wall time of an observation so far, in seconds (its cost to the training loop).
+    pub fn mean_seconds_per_observation(&self) -> Option<f64> {
+        (self.observations > 0).then(|| self.seconds / self.observations as f64)
+    }
+}
