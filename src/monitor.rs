@@ -40,6 +40,8 @@ pub struct SpectralMonitor {
     writer: Option<std::io::BufWriter<std::fs::File>>,
     seconds: f64,
     observations: usize,
+    /// The observation running on a background thread, if any.
+    pending: Option<std::thread::JoinHandle<Result<Vec<MonitorRecord>>>>,
 }
 
 impl SpectralMonitor {
@@ -51,6 +53,7 @@ impl SpectralMonitor {
             writer: None,
             seconds: 0.0,
             observations: 0,
+            pending: None,
         }
     }
 
@@ -87,38 +90,100 @@ impl SpectralMonitor {
         tensors: Vec<(String, tch::Tensor)>,
     ) -> Result<Vec<MonitorRecord>> {
         let started = std::time::Instant::now();
-        let _guard = tch::no_grad_guard();
-        let shared = tensors
-            .into_iter()
-            .map(|(name, tensor)| (name, tensor.detach()))
-            .collect();
-        let model = Model::from_tensors("<training>", shared);
-        let analysis = analyze(&model, &self.options, |_, _, _| {})?;
-        let records: Vec<MonitorRecord> = analysis
-            .layers
-            .into_iter()
-            .map(|layer| MonitorRecord { step, layer })
-            .collect();
-        if let Some(writer) = &mut self.writer {
-            for record in &records {
-                let line = serde_json::to_string(record).map_err(|err| {
-                    Error::InvalidOption(format!("cannot serialise a record: {err}"))
-                })?;
-                writeln!(writer, "{line}")
-                    .and_then(|()| writer.flush())
-                    .map_err(|source| Error::Io {
-                        path: "monitor JSONL".into(),
-                        source,
-                    })?;
-            }
-        }
+        let shared = {
+            let _guard = tch::no_grad_guard();
+            tensors
+                .into_iter()
+                .map(|(name, tensor)| (name, tensor.detach()))
+                .collect()
+        };
+        let records = records_of(step, shared, &self.options)?;
+        self.write(&records)?;
         self.seconds += started.elapsed().as_secs_f64();
         self.observations += 1;
         Ok(records)
     }
 
-    /// Mean wall time of an observation so far, in seconds (its cost to the training loop).
+    /// Like [`SpectralMonitor::observe_var_store`], but the variables are copied (on their
+    /// device) and analysed on a background thread while training goes on; at most one
+    /// observation is in flight, the next waits for it. Its records reach the JSONL when it is
+    /// joined: at the next observation or at [`SpectralMonitor::finish`], which returns them.
+    pub fn observe_var_store_in_background(
+        &mut self,
+        step: usize,
+        vs: &tch::nn::VarStore,
+    ) -> Result<Vec<MonitorRecord>> {
+        if step % self.every != 0 {
+            return Ok(Vec::new());
+        }
+        let finished = self.finish()?;
+        let started = std::time::Instant::now();
+        let mut copies: Vec<(String, tch::Tensor)> = {
+            let _guard = tch::no_grad_guard();
+            vs.variables()
+                .into_iter()
+                .map(|(name, tensor)| (name, tensor.detach().copy()))
+                .collect()
+        };
+        copies.sort_by(|a, b| a.0.cmp(&b.0));
+        let options = self.options.clone();
+        self.pending = Some(std::thread::spawn(move || {
+            records_of(step, copies, &options)
+        }));
+        self.seconds += started.elapsed().as_secs_f64();
+        self.observations += 1;
+        Ok(finished)
+    }
+
+    /// Waits for a background observation, writes its records and returns them (empty when
+    /// none was running).
+    pub fn finish(&mut self) -> Result<Vec<MonitorRecord>> {
+        let Some(handle) = self.pending.take() else {
+            return Ok(Vec::new());
+        };
+        let records = handle
+            .join()
+            .map_err(|_| Error::InvalidInput("the background observation panicked".into()))??;
+        self.write(&records)?;
+        Ok(records)
+    }
+
+    fn write(&mut self, records: &[MonitorRecord]) -> Result<()> {
+        let Some(writer) = &mut self.writer else {
+            return Ok(());
+        };
+        for record in records {
+            let line = serde_json::to_string(record)
+                .map_err(|err| Error::InvalidOption(format!("cannot serialise a record: {err}")))?;
+            writeln!(writer, "{line}")
+                .and_then(|()| writer.flush())
+                .map_err(|source| Error::Io {
+                    path: "monitor JSONL".into(),
+                    source,
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Mean wall time of an observation so far, in seconds: its cost to the training loop (for
+    /// background observations only the copy, not the analysis).
     pub fn mean_seconds_per_observation(&self) -> Option<f64> {
         (self.observations > 0).then(|| self.seconds / self.observations as f64)
     }
+}
+
+/// The records of `tensors` at `step`: `analyze` on them, read under `no_grad`.
+fn records_of(
+    step: usize,
+    tensors: Vec<(String, tch::Tensor)>,
+    options: &AnalyzeOptions,
+) -> Result<Vec<MonitorRecord>> {
+    let _guard = tch::no_grad_guard();
+    let model = Model::from_tensors("<training>", tensors);
+    let analysis = analyze(&model, options, |_, _, _| {})?;
+    Ok(analysis
+        .layers
+        .into_iter()
+        .map(|layer| MonitorRecord { step, layer })
+        .collect())
 }

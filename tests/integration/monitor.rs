@@ -18,6 +18,7 @@ const EVERY: usize = 10;
 /// own generator (libtorch's global one is shared by the tests running in parallel).
 fn train(
     mut monitor: Option<&mut SpectralMonitor>,
+    background: bool,
     checkpoints: Option<&Path>,
 ) -> Vec<(String, Tensor)> {
     let mut rng = Gaussian(21);
@@ -45,7 +46,11 @@ fn train(
         let loss = net.forward(&x).cross_entropy_for_logits(&labels);
         optimizer.backward_step(&loss);
         if let Some(monitor) = monitor.as_deref_mut() {
-            monitor.observe_var_store(step, &vs).unwrap();
+            if background {
+                monitor.observe_var_store_in_background(step, &vs).unwrap();
+            } else {
+                monitor.observe_var_store(step, &vs).unwrap();
+            }
         }
         if let Some(dir) = checkpoints {
             if step % EVERY == 0 {
@@ -79,17 +84,34 @@ fn monitoring_changes_nothing_and_track_reproduces_it() {
     let dir = fixtures::root().join("target/test-monitor");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let plain = train(None, None);
+    let plain = train(None, false, None);
     let log = dir.join("spectra.jsonl");
     let mut monitor = SpectralMonitor::new(AnalyzeOptions::default(), EVERY)
         .with_jsonl(&log)
         .unwrap();
-    let observed = train(Some(&mut monitor), Some(&dir));
-    for ((name, a), (_, b)) in plain.iter().zip(&observed) {
+    let observed = train(Some(&mut monitor), false, Some(&dir));
+    let background_log = dir.join("background.jsonl");
+    let mut background = SpectralMonitor::new(AnalyzeOptions::default(), EVERY)
+        .with_jsonl(&background_log)
+        .unwrap();
+    let observed_in_background = train(Some(&mut background), true, None);
+    assert_eq!(
+        background.finish().unwrap().len(),
+        2,
+        "the last observation's layers"
+    );
+    for ((name, a), ((_, b), (_, c))) in plain
+        .iter()
+        .zip(observed.iter().zip(&observed_in_background))
+    {
         assert_eq!(a.kind(), Kind::Float);
         assert!(
             a.equal(b),
             "{name}: the monitor changed the training trajectory"
+        );
+        assert!(
+            a.equal(c),
+            "{name}: the background monitor changed the training trajectory"
         );
     }
     assert!(monitor.mean_seconds_per_observation().unwrap() > 0.0);
@@ -97,6 +119,20 @@ fn monitoring_changes_nothing_and_track_reproduces_it() {
     // The monitor's records: 2 layers at steps 10, 20, 30, equal to analyze on the checkpoints.
     let records = jsonl(&log);
     assert_eq!(records.len(), 2 * STEPS / EVERY);
+    let background_records = jsonl(&background_log);
+    assert_eq!(background_records.len(), records.len());
+    for (ours, theirs) in background_records.iter().zip(&records) {
+        for field in [
+            "step",
+            "name",
+            "alpha",
+            "lambda_max",
+            "num_spikes_tw",
+            "bulk_sigma2",
+        ] {
+            assert_close(&ours[field], &theirs[field], &format!("background {field}"));
+        }
+    }
     for record in &records {
         let step = record["step"].as_u64().unwrap();
         let model = Model::load(dir.join(format!("ckpt-{step}.safetensors"))).unwrap();
