@@ -34,6 +34,7 @@ pub mod rmt;
 pub mod rmt_suite;
 pub mod spectral_metrics;
 pub mod spectrum;
+pub mod theory;
 pub mod track;
 pub mod zoo;
 

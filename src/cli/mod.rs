@@ -5,6 +5,7 @@ mod doctor;
 mod info;
 mod jacobian;
 mod output;
+mod theory;
 mod track;
 mod zoo;
 
@@ -40,6 +41,8 @@ enum Command {
     Zoo(zoo::ZooArgs),
     /// Spectral statistics over training: a sequence of checkpoints, or a SpectralMonitor's JSONL.
     Track(track::TrackArgs),
+    /// The theory behind the spectra: Hermite linearisation, ridge double descent.
+    Theory(theory::TheoryArgs),
     /// Evaluate a distribution of the RMT suite: density, CDF, quantile, moments.
     Dist(dist::DistArgs),
     /// Show the libtorch build, CUDA and thread settings rmt-torch runs with.
@@ -214,6 +217,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Jacobian(args) => jacobian::run(args),
         Command::Zoo(args) => zoo::run(args),
         Command::Track(args) => track::run(args),
+        Command::Theory(args) => theory::run(args),
     }
 }
 

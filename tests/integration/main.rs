@@ -9,4 +9,5 @@ mod loading;
 mod monitor;
 mod rmt_suite;
 mod spectra;
+mod theory;
 mod zoo;
