@@ -14,8 +14,8 @@ pub const ZOO_SCHEMA: &str = "rmt-torch/zoo/v1";
 /// File extensions taken as model files when a directory is searched.
 const MODEL_EXTENSIONS: &[&str] = &["pt", "pth", "bin", "ckpt", "safetensors", "tar"];
 
-/// Model files under `paths`: files as given, directories searched recursively for
-/// [`MODEL_EXTENSIONS`]; sorted and without duplicates.
+/// Model files under `paths`: files as given, directories searched recursively for .pt .pth
+/// .bin .ckpt .safetensors and .tar files; sorted and without duplicates.
 pub fn find_models(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut found = Vec::new();
     for path in paths {

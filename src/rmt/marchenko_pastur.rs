@@ -86,7 +86,7 @@ impl MarchenkoPastur {
         self.sigma2
     }
 
-    /// Raw moments E[λᵏ] for k = 1..=4: σ², σ⁴(1+γ), σ⁶(1+3γ+γ²), σ⁸(1+6γ+6γ²+γ³).
+    /// Raw moments E\[λᵏ\] for k = 1..=4: σ², σ⁴(1+γ), σ⁶(1+3γ+γ²), σ⁸(1+6γ+6γ²+γ³).
     pub fn moment(&self, k: u32) -> Option<f64> {
         let g = self.gamma();
         let poly = match k {

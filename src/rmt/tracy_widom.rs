@@ -124,7 +124,7 @@ impl TracyWidom {
         Ok((lo + hi) / 2.0)
     }
 
-    /// Mean and variance, from E[X] = ∫₀^∞(1 − F) − ∫₋∞⁰F and E[X²] = 2∫₀^∞ s(1 − F) − 2∫₋∞⁰ sF,
+    /// Mean and variance, from E\[X\] = ∫₀^∞(1 − F) − ∫₋∞⁰F and E\[X²\] = 2∫₀^∞ s(1 − F) − 2∫₋∞⁰ sF,
     /// computed once per law (≈ 0.1 s) and cached.
     pub fn mean_and_variance(self) -> (f64, f64) {
         static CACHE: [OnceLock<(f64, f64)>; 2] = [OnceLock::new(), OnceLock::new()];
