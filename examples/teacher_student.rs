@@ -11,25 +11,8 @@
 //! Run: cargo run --release --example teacher_student [-- --samples 2000 --json]
 use rmt_torch::rmt::goodness_of_fit::ks_test;
 use rmt_torch::rmt::wigner::SpacingLaw;
+use rmt_torch::theory::random::SeededNormal as Rng;
 use serde::Serialize;
-
-/// SplitMix64 with Box-Muller normals.
-struct Rng(u64);
-
-impl Rng {
-    fn uniform(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    fn normal(&mut self) -> f64 {
-        let u = self.uniform().max(f64::MIN_POSITIVE);
-        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * self.uniform()).cos()
-    }
-}
 
 /// Row-major matrix product (a: r×k, b: k×c).
 fn matmul(a: &[f64], b: &[f64], r: usize, k: usize, c: usize) -> Vec<f64> {
@@ -190,7 +173,7 @@ fn main() -> anyhow::Result<()> {
         .find(|p| p[0] == "--samples")
         .and_then(|p| p[1].parse().ok())
         .unwrap_or(2000);
-    let mut rng = Rng(1);
+    let mut rng = Rng::new(1);
 
     // 1. A doubly degenerate teacher (N = 2): the split pair's spacing.
     let pair = Setup::new(2, 4, &[1.0, 1.0], &mut rng);

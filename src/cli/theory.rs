@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use rmt_torch::report::{format_number, table::Table, to_json, OutputFormat};
 use rmt_torch::theory::hermite::{hermite_coefficients, Activation};
-use rmt_torch::theory::ridge::RidgeProblem;
+use rmt_torch::theory::ridge::{simulate_risk, RidgeProblem};
 
 use super::output::write_output;
 use super::OutputArgs;
@@ -60,6 +60,15 @@ struct RidgeArgs {
     /// Label-noise variance.
     #[arg(long, default_value_t = 1.0)]
     sigma2: f64,
+    /// Also simulate ridge regression at this dimension p (n = p/γ samples), beside the curve.
+    #[arg(long, value_name = "P")]
+    simulate: Option<usize>,
+    /// Simulated draws per point.
+    #[arg(long, default_value_t = 10)]
+    trials: usize,
+    /// Seed of the simulation.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
     #[command(flatten)]
     output: OutputArgs,
 }
@@ -69,6 +78,10 @@ struct RiskRow {
     gamma: f64,
     lambda: f64,
     risk: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    simulated: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    simulated_stderr: Option<f64>,
 }
 
 /// Evaluates and prints.
@@ -132,28 +145,42 @@ pub fn run(args: TheoryArgs) -> anyhow::Result<ExitCode> {
             for &lambda in &args.lambda {
                 for &gamma in &gammas {
                     let problem = RidgeProblem::new(gamma, args.r2, args.sigma2)?;
+                    let simulated = args
+                        .simulate
+                        .map(|p| simulate_risk(&problem, lambda, p, args.trials, args.seed))
+                        .transpose()?;
                     rows.push(RiskRow {
                         gamma,
                         lambda,
                         risk: problem.risk(lambda)?,
+                        simulated: simulated.map(|s| s.0),
+                        simulated_stderr: simulated.map(|s| s.1),
                     });
                 }
             }
             let text = match args.output.format.parse()? {
                 OutputFormat::Json => to_json(&rows)?,
-                format => render(
-                    format,
-                    vec!["gamma".into(), "lambda".into(), "risk".into()],
-                    rows.iter()
-                        .map(|r| {
-                            vec![
-                                format_number(r.gamma),
-                                r.lambda.to_string(),
-                                format_number(r.risk),
-                            ]
-                        })
-                        .collect(),
-                ),
+                format => {
+                    let optional =
+                        |v: Option<f64>| v.map_or_else(|| "-".to_string(), format_number);
+                    render(
+                        format,
+                        ["gamma", "lambda", "risk", "simulated", "stderr"]
+                            .map(String::from)
+                            .to_vec(),
+                        rows.iter()
+                            .map(|r| {
+                                vec![
+                                    format_number(r.gamma),
+                                    r.lambda.to_string(),
+                                    format_number(r.risk),
+                                    optional(r.simulated),
+                                    optional(r.simulated_stderr),
+                                ]
+                            })
+                            .collect(),
+                    )
+                }
             };
             write_output(&args.output, &text)?;
         }

@@ -86,26 +86,3 @@ pub fn floats(value: &Value) -> Vec<f64> {
         .map(|v| v.as_f64().expect("number"))
         .collect()
 }
-
-/// A seeded N(0, 1) stream (SplitMix64 + Box-Muller): libtorch's global generator is shared by
-/// the tests running in parallel, so it cannot give reproducible samples here.
-pub struct Gaussian(pub u64);
-
-impl Gaussian {
-    pub fn uniform(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    pub fn sample(&mut self) -> f64 {
-        let u = self.uniform().max(f64::MIN_POSITIVE);
-        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * self.uniform()).cos()
-    }
-
-    pub fn matrix(&mut self, n: usize, m: usize) -> Vec<f64> {
-        (0..n * m).map(|_| self.sample()).collect()
-    }
-}

@@ -4,12 +4,13 @@
 use std::path::Path;
 
 use rmt_torch::monitor::SpectralMonitor;
+use rmt_torch::theory::random::SeededNormal;
 use rmt_torch::{analyze, AnalyzeOptions, Model};
 use serde_json::Value;
 use tch::nn::{self, Module, OptimizerConfig};
 use tch::{Device, Kind, Tensor};
 
-use crate::fixtures::{self, run_ok, Gaussian};
+use crate::fixtures::{self, run_ok};
 
 const STEPS: usize = 30;
 const EVERY: usize = 10;
@@ -21,7 +22,7 @@ fn train(
     background: bool,
     checkpoints: Option<&Path>,
 ) -> Vec<(String, Tensor)> {
-    let mut rng = Gaussian(21);
+    let mut rng = SeededNormal::new(21);
     let vs = nn::VarStore::new(Device::Cpu);
     let root = vs.root();
     let net = nn::seq()
@@ -33,12 +34,12 @@ fn train(
     tch::no_grad(|| {
         for (_, variable) in &mut variables {
             let values: Vec<f32> = (0..variable.numel())
-                .map(|_| (0.1 * rng.sample()) as f32)
+                .map(|_| (0.1 * rng.normal()) as f32)
                 .collect();
             variable.copy_(&Tensor::from_slice(&values).reshape(variable.size()));
         }
     });
-    let inputs: Vec<f32> = (0..256 * 64).map(|_| rng.sample() as f32).collect();
+    let inputs: Vec<f32> = (0..256 * 64).map(|_| rng.normal() as f32).collect();
     let x = Tensor::from_slice(&inputs).reshape([256, 64]);
     let labels = x.narrow(1, 0, 10).argmax(1, false);
     let mut optimizer = nn::Sgd::default().build(&vs, 0.5).unwrap();

@@ -6,11 +6,12 @@ use rmt_torch::rmt::unfolding::Unfolding;
 use rmt_torch::rmt::wigner::SpacingLaw;
 use rmt_torch::rmt_suite::{rmt_report, LayerSpectrum, RmtReport};
 use rmt_torch::spectrum::{spectrum, symmetric_part_eigenvalues, Precision};
+use rmt_torch::theory::random::SeededNormal;
 use rmt_torch::{analyze, AnalyzeOptions, Model, RmtOptions};
 use serde_json::Value;
 use tch::{Device, Tensor};
 
-use crate::fixtures::{run, run_ok, shipped_model, Gaussian};
+use crate::fixtures::{run, run_ok, shipped_model};
 
 fn tensor(values: &[f64], n: usize, m: usize) -> Tensor {
     Tensor::from_slice(values).reshape([1, n as i64, m as i64])
@@ -39,13 +40,13 @@ fn suite(w: &Tensor, options: &RmtOptions) -> RmtReport {
 
 #[test]
 fn gaussian_matrices_pass_the_bulk_test_and_have_tw_spikes_at_the_stated_rate() {
-    let mut rng = Gaussian(3);
+    let mut rng = SeededNormal::new(3);
     let m = 100;
     let mut with_spikes = 0;
     let mut total = 0;
     for q in [1, 2, 4, 8] {
         for _ in 0..50 {
-            let w = tensor(&rng.matrix(q * m, m), q * m, m);
+            let w = tensor(&rng.normals(q * m * m), q * m, m);
             let report = suite(&w, &RmtOptions::default());
             let bulk = report.bulk.expect("bulk fit");
             assert!(bulk.bulk_ks_p.unwrap() > 0.05, "Q={q}: {bulk:?}");
@@ -67,16 +68,16 @@ fn a_planted_spike_is_found_above_the_bbp_threshold_and_not_below() {
     let (n, m) = (800, 400);
     let gamma = m as f64 / n as f64;
     let threshold = gamma.powf(0.25);
-    let mut rng = Gaussian(11);
+    let mut rng = SeededNormal::new(11);
     let mut found_below = 0;
     for _ in 0..10 {
         let noise: Vec<f64> = rng
-            .matrix(n, m)
+            .normals(n * m)
             .iter()
             .map(|x| x / (n as f64).sqrt())
             .collect();
-        let unit = |rng: &mut Gaussian, len: usize| {
-            let v: Vec<f64> = (0..len).map(|_| rng.sample()).collect();
+        let unit = |rng: &mut SeededNormal, len: usize| {
+            let v: Vec<f64> = (0..len).map(|_| rng.normal()).collect();
             let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
             v.into_iter().map(|x| x / norm).collect::<Vec<f64>>()
         };
@@ -105,8 +106,8 @@ fn a_planted_spike_is_found_above_the_bbp_threshold_and_not_below() {
 #[test]
 fn goe_levels_follow_the_surmise_and_poisson_levels_do_not() {
     let n = 1000;
-    let mut rng = Gaussian(5);
-    let g = Tensor::from_slice(&rng.matrix(n, n)).reshape([n as i64, n as i64]);
+    let mut rng = SeededNormal::new(5);
+    let g = Tensor::from_slice(&rng.normals(n * n)).reshape([n as i64, n as i64]);
     let goe = (&g + g.transpose(0, 1)) / (2.0 * n as f64).sqrt();
     let levels = Vec::<f64>::try_from(goe.linalg_eigvalsh("L")).unwrap();
     let unfolded = Unfolding::default().unfold(&levels).unwrap();
@@ -145,8 +146,8 @@ fn goe_levels_follow_the_surmise_and_poisson_levels_do_not() {
 #[test]
 fn haar_vectors_pass_porter_thomas_and_localised_ones_fail() {
     let m = 300;
-    let mut rng = Gaussian(17);
-    let g = Tensor::from_slice(&rng.matrix(m, m)).reshape([m as i64, m as i64]);
+    let mut rng = SeededNormal::new(17);
+    let g = Tensor::from_slice(&rng.normals(m * m)).reshape([m as i64, m as i64]);
     let (_, vectors) = (&g + g.transpose(0, 1)).linalg_eigh("L");
     let rows = Vec::<Vec<f64>>::try_from(vectors.transpose(0, 1).contiguous()).unwrap();
     let haar = porter_thomas(&rows, 15);
@@ -169,8 +170,8 @@ fn haar_vectors_pass_porter_thomas_and_localised_ones_fail() {
 #[test]
 fn square_gaussian_matrices_have_a_semicircular_symmetric_part() {
     let n = 400;
-    let mut rng = Gaussian(23);
-    let values: Vec<f64> = rng.matrix(n, n).iter().map(|x| 0.1 * x).collect();
+    let mut rng = SeededNormal::new(23);
+    let values: Vec<f64> = rng.normals(n * n).iter().map(|x| 0.1 * x).collect();
     let report = suite(&tensor(&values, n, n), &RmtOptions::default());
     let semicircle = report.semicircle.unwrap();
     assert!(

@@ -30,6 +30,27 @@ fn theory_commands_print_the_reference_values() {
     assert_eq!(risks.len(), 4);
     assert!((risks[0] - 1.0).abs() < 1e-12 && (risks[1] - 1.5).abs() < 1e-12);
     assert!((risks[2] - 0.455214).abs() < 1e-6);
+    let json: Value = serde_json::from_str(&run_ok(&[
+        "theory",
+        "ridge",
+        "--gamma",
+        "2",
+        "--lambda",
+        "0.1",
+        "--simulate",
+        "100",
+        "--trials",
+        "4",
+        "-f",
+        "json",
+    ]))
+    .unwrap();
+    let row = &json[0];
+    let (theory, simulated) = (
+        row["risk"].as_f64().unwrap(),
+        row["simulated"].as_f64().unwrap(),
+    );
+    assert!((simulated - theory).abs() < 0.15 * theory, "{row}");
     let table = run_ok(&["theory", "hermite", "--order", "2"]);
     assert!(
         table.contains("gelu") && !table.contains("-0.000000000000"),
