@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use rmt_torch::report::{format_number, table::Table, to_json, OutputFormat};
 use rmt_torch::theory::hermite::{hermite_coefficients, Activation};
+use rmt_torch::theory::kernel::compare_with_linear_equivalent;
 use rmt_torch::theory::ridge::{simulate_risk, RidgeProblem};
 
 use super::output::write_output;
@@ -23,6 +24,9 @@ enum TheoryCommand {
     /// Hermite coefficients aₖ = E[φ(ξ)Heₖ(ξ)]/√k! and ν = E[φ(ξ)²] of activations (seed 002's
     /// linear equivalent of a random layer's conjugate kernel).
     Hermite(HermiteArgs),
+    /// The conjugate kernel K = φ(WX)ᵀφ(WX)/d of a random layer against its Hermite linear
+    /// equivalent K̃: the relative operator-norm error ‖K − K̃‖/‖K‖.
+    Kernel(KernelArgs),
     /// Deterministic-equivalent prediction risk of ridge regression with isotropic features
     /// (Hastie et al.): double descent in γ = p/n, its peak at γ = 1 for a small ridge λ.
     Ridge(RidgeArgs),
@@ -67,6 +71,27 @@ struct RidgeArgs {
     #[arg(long, default_value_t = 10)]
     trials: usize,
     /// Seed of the simulation.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_long_help = "EXAMPLE:\n  rmt-torch theory kernel --activation tanh --n 64 --n 256 --width-ratio 128"
+)]
+struct KernelArgs {
+    /// relu, leaky_relu, tanh, sigmoid, erf, gelu, silu.
+    #[arg(long, default_value = "relu")]
+    activation: String,
+    /// Sample counts n (= input dimension p), repeatable.
+    #[arg(long, default_values_t = [64, 128, 256])]
+    n: Vec<usize>,
+    /// Layer width d as a multiple of n.
+    #[arg(long, default_value_t = 32)]
+    width_ratio: usize,
+    /// Seed of X and W.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     #[command(flatten)]
@@ -131,6 +156,43 @@ pub fn run(args: TheoryArgs) -> anyhow::Result<ExitCode> {
                         .collect();
                     render(format, headers, rows)
                 }
+            };
+            write_output(&args.output, &text)?;
+        }
+        TheoryCommand::Kernel(args) => {
+            let activation: Activation = args.activation.parse()?;
+            let rows = args
+                .n
+                .iter()
+                .map(|&n| {
+                    compare_with_linear_equivalent(
+                        activation,
+                        n,
+                        n,
+                        n * args.width_ratio.max(1),
+                        args.seed,
+                    )
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let text = match args.output.format.parse()? {
+                OutputFormat::Json => to_json(&rows)?,
+                format => render(
+                    format,
+                    ["n", "p", "d", "relative_error", "kernel_norm"]
+                        .map(String::from)
+                        .to_vec(),
+                    rows.iter()
+                        .map(|r| {
+                            vec![
+                                r.n.to_string(),
+                                r.p.to_string(),
+                                r.d.to_string(),
+                                format_number(r.relative_error),
+                                format_number(r.kernel_norm),
+                            ]
+                        })
+                        .collect(),
+                ),
             };
             write_output(&args.output, &text)?;
         }

@@ -51,6 +51,26 @@ fn theory_commands_print_the_reference_values() {
         row["simulated"].as_f64().unwrap(),
     );
     assert!((simulated - theory).abs() < 0.15 * theory, "{row}");
+    let json: Value = serde_json::from_str(&run_ok(&[
+        "theory",
+        "kernel",
+        "--n",
+        "32",
+        "--n",
+        "128",
+        "--width-ratio",
+        "64",
+        "-f",
+        "json",
+    ]))
+    .unwrap();
+    let errors: Vec<f64> = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["relative_error"].as_f64().unwrap())
+        .collect();
+    assert!(errors[1] < errors[0], "{errors:?}");
     let table = run_ok(&["theory", "hermite", "--order", "2"]);
     assert!(
         table.contains("gelu") && !table.contains("-0.000000000000"),
