@@ -105,11 +105,8 @@ impl Law {
         Ok(match self {
             Self::MarchenkoPastur(law) => Some(law.quantile(p)?),
             Self::TracyWidom(law) => Some(law.quantile(p)?),
-            Self::Spacing(law) => Some(bisect(|x| law.cdf(x), p, 0.0, 50.0)),
-            Self::Semicircle(law) => {
-                let radius = 2.0 * law.sigma2.sqrt();
-                Some(bisect(|x| law.cdf(x), p, -radius, radius))
-            }
+            Self::Spacing(law) => Some(law.quantile(p)),
+            Self::Semicircle(law) => Some(law.quantile(p)),
             Self::NumberVariance => None,
         })
     }
@@ -150,19 +147,6 @@ impl Law {
             Self::NumberVariance => Vec::new(),
         }
     }
-}
-
-/// x with cdf(x) = p on [lo, hi], to 1e-13.
-fn bisect(cdf: impl Fn(f64) -> f64, p: f64, mut lo: f64, mut hi: f64) -> f64 {
-    while hi - lo > 1e-13 * hi.abs().max(1.0) {
-        let mid = (lo + hi) / 2.0;
-        if cdf(mid) < p {
-            lo = mid;
-        } else {
-            hi = mid;
-        }
-    }
-    (lo + hi) / 2.0
 }
 
 /// Evaluates what was asked and prints it.

@@ -3,6 +3,7 @@
 //! With Q = N/M ≥ 1 and γ = 1/Q: edges λ± = σ²(1 ± √γ)², density
 //! ρ(x) = √((λ₊−x)(x−λ₋)) / (2πσ²γx) on [λ₋, λ₊] (no atom at 0 since Q ≥ 1).
 use crate::error::{Error, Result};
+use crate::rmt::quadrature::invert_cdf;
 
 /// Marchenko-Pastur law with aspect ratio Q = N/M ≥ 1 and entry variance σ².
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -64,16 +65,8 @@ impl MarchenkoPastur {
                 "a quantile needs 0 ≤ p ≤ 1, got {p}"
             )));
         }
-        let (mut lo, mut hi) = self.edges();
-        while hi - lo > 1e-14 * hi {
-            let mid = (lo + hi) / 2.0;
-            if self.cdf(mid) < p {
-                lo = mid;
-            } else {
-                hi = mid;
-            }
-        }
-        Ok((lo + hi) / 2.0)
+        let (lo, hi) = self.edges();
+        Ok(invert_cdf(|x| self.cdf(x), p, lo, hi, 1e-14))
     }
 
     /// Aspect ratio Q = N/M.

@@ -1,4 +1,5 @@
-//! Gauss-Legendre quadrature: the workhorse of every integral in [`crate::rmt`].
+//! Gauss-Legendre quadrature, the workhorse of every integral in [`crate::rmt`], and the
+//! bisection that turns those CDFs into quantiles.
 
 /// Nodes and weights of the n-point Gauss-Legendre rule on [a, b], by Newton's method on the
 /// Legendre polynomial Pₙ from Tricomi's initial guesses (exact to ~1e-15 for n ≤ 1000).
@@ -80,6 +81,26 @@ pub fn integrate(f: impl Fn(f64) -> f64, a: f64, b: f64, panels: usize) -> f64 {
         .sum()
 }
 
+/// The x in [lo, hi] with cdf(x) = p for a non-decreasing `cdf`, by bisection until the bracket
+/// is narrower than `tolerance`·max(|hi|, 1).
+pub fn invert_cdf(
+    cdf: impl Fn(f64) -> f64,
+    p: f64,
+    mut lo: f64,
+    mut hi: f64,
+    tolerance: f64,
+) -> f64 {
+    while hi - lo > tolerance * hi.abs().max(1.0) {
+        let mid = (lo + hi) / 2.0;
+        if cdf(mid) < p {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    (lo + hi) / 2.0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,6 +116,12 @@ mod tests {
             let got: f64 = x.iter().zip(&w).map(|(t, w)| w * t.powi(degree)).sum();
             assert!((got - exact).abs() < 1e-12 * exact.abs(), "n={n}");
         }
+    }
+
+    #[test]
+    fn inversion_finds_the_quantile() {
+        let x = invert_cdf(|x: f64| 1.0 - (-x).exp(), 0.5, 0.0, 50.0, 1e-14);
+        assert!((x - std::f64::consts::LN_2).abs() < 1e-12);
     }
 
     #[test]

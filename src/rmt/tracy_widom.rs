@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::rmt::quadrature::{gauss_legendre_rule, integrate};
+use crate::rmt::quadrature::{gauss_legendre_rule, integrate, invert_cdf};
 use crate::rmt::special::airy;
 
 /// Beyond this distance from the lower end the kernels are below 1e-16: the quadrature stops there.
@@ -112,16 +112,7 @@ impl TracyWidom {
                 "a quantile needs 0 < p < 1, got {p}"
             )));
         }
-        let (mut lo, mut hi) = SUPPORT;
-        while hi - lo > 1e-12 {
-            let mid = (lo + hi) / 2.0;
-            if self.cdf(mid) < p {
-                lo = mid;
-            } else {
-                hi = mid;
-            }
-        }
-        Ok((lo + hi) / 2.0)
+        Ok(invert_cdf(|s| self.cdf(s), p, SUPPORT.0, SUPPORT.1, 1e-13))
     }
 
     /// Mean and variance, from E\[X\] = ∫₀^∞(1 − F) − ∫₋∞⁰F and E\[X²\] = 2∫₀^∞ s(1 − F) − 2∫₋∞⁰ sF,

@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use crate::option_names::option_names;
+use crate::rmt::quadrature::invert_cdf;
 use std::f64::consts::PI;
 
 /// The semicircle of radius 2σ: ρ(x) = √(4σ² − x²)/(2πσ²), the limit of a symmetric N × N
@@ -27,6 +28,12 @@ impl Semicircle {
     pub fn cdf(&self, x: f64) -> f64 {
         let u = (x / (2.0 * self.sigma2.sqrt())).clamp(-1.0, 1.0);
         0.5 + (u * (1.0 - u * u).sqrt() + u.asin()) / PI
+    }
+
+    /// The p-quantile, by bisection of the CDF (0 ≤ p ≤ 1).
+    pub fn quantile(&self, p: f64) -> f64 {
+        let radius = 2.0 * self.sigma2.sqrt();
+        invert_cdf(|x| self.cdf(x), p, -radius, radius, 1e-14)
     }
 }
 
@@ -111,6 +118,11 @@ impl SpacingLaw {
         }
     }
 
+    /// The p-quantile, by bisection of the CDF (0 ≤ p < 1).
+    pub fn quantile(self, p: f64) -> f64 {
+        invert_cdf(|s| self.cdf(s), p, 0.0, 50.0, 1e-14)
+    }
+
     /// ⟨r̃⟩, the mean ratio of consecutive spacings min/max (Atas et al., PRL 110, 2013): for
     /// the ensembles themselves, not the surmises (Poisson 2 ln 2 − 1).
     pub fn mean_spacing_ratio(self) -> f64 {
@@ -145,6 +157,13 @@ mod tests {
                 "{law}"
             );
         }
+        // Quantiles invert the closed-form CDFs: GOE s = √(−4 ln(1−p)/π), Poisson −ln(1−p).
+        let p = 0.3;
+        assert!(
+            (SpacingLaw::Goe.quantile(p) - (-4.0 * (1.0f64 - p).ln() / PI).sqrt()).abs() < 1e-12
+        );
+        assert!((SpacingLaw::Poisson.quantile(p) + (1.0f64 - p).ln()).abs() < 1e-12);
+        assert!((Semicircle { sigma2: 2.0 }.quantile(0.5)).abs() < 1e-12);
         // E[s²] = 4/π for the GOE surmise.
         let second = integrate(|t| t * t * SpacingLaw::Goe.density(t), 0.0, 40.0, 40);
         assert!((second - 4.0 / PI).abs() < 1e-12);
