@@ -56,3 +56,29 @@ pub fn available_memory_bytes() -> Option<f64> {
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024.0)
 }
+
+/// Refuses work that needs `needed_bytes` of host memory on the CPU when less is available,
+/// before libtorch tries and the process is killed. `what` names it in the error. Other devices
+/// and hosts without /proc/meminfo are not checked.
+pub(crate) fn ensure_host_memory(
+    what: impl FnOnce() -> String,
+    device: tch::Device,
+    needed_bytes: f64,
+) -> crate::Result<()> {
+    if device != tch::Device::Cpu {
+        return Ok(());
+    }
+    let Some(available) = available_memory_bytes() else {
+        return Ok(());
+    };
+    if needed_bytes > available {
+        const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
+        return Err(crate::Error::TooLarge {
+            name: what(),
+            device: crate::device::device_name(device),
+            needed_gib: needed_bytes / GIB,
+            available_gib: available / GIB,
+        });
+    }
+    Ok(())
+}

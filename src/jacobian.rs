@@ -351,25 +351,14 @@ fn check_jacobian_memory(
     outputs: usize,
     inputs: usize,
 ) -> Result<()> {
-    if model.device != Device::Cpu {
-        return Ok(());
-    }
-    let Some(available) = crate::environment::available_memory_bytes() else {
-        return Ok(());
-    };
     let entries = (samples * outputs * inputs) as f64;
     let needed =
         entries * model.kind.elt_size_in_bytes() as f64 + 8.0 * (outputs * inputs) as f64 * 2.0;
-    if needed > available {
-        const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
-        return Err(Error::TooLarge {
-            name: format!("the Jacobians ({samples} × {outputs} × {inputs}; try --samples)"),
-            device: device_name(model.device),
-            needed_gib: needed / GIB,
-            available_gib: available / GIB,
-        });
-    }
-    Ok(())
+    crate::environment::ensure_host_memory(
+        || format!("the Jacobians ({samples} × {outputs} × {inputs}; try --samples)"),
+        model.device,
+        needed,
+    )
 }
 
 /// Rows per backward pass from the host's available memory (half of it for activations).

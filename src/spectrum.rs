@@ -8,7 +8,6 @@
 use serde::Serialize;
 use tch::{Kind, Tensor};
 
-use crate::device::device_name;
 use crate::error::{Error, Result};
 use crate::option_names::option_names;
 
@@ -226,23 +225,8 @@ fn non_finite_error(name: &str, matrices: &Tensor) -> Result<Error> {
 /// Refuses a layer whose f64 copy, Gram matrices and solver workspace would not fit in the
 /// host's available memory, before libtorch tries and the process is killed.
 fn check_memory(name: &str, matrices: &Tensor, device: tch::Device) -> Result<()> {
-    if device != tch::Device::Cpu {
-        return Ok(());
-    }
     let size = matrices.size();
     let (slices, m) = (size[0] as f64, size[2] as f64);
     let needed = 8.0 * (matrices.numel() as f64 + 3.0 * slices * m * m);
-    let Some(available) = crate::environment::available_memory_bytes() else {
-        return Ok(());
-    };
-    if needed > available {
-        const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
-        return Err(Error::TooLarge {
-            name: format!("layer '{name}'"),
-            device: device_name(device),
-            needed_gib: needed / GIB,
-            available_gib: available / GIB,
-        });
-    }
-    Ok(())
+    crate::environment::ensure_host_memory(|| format!("layer '{name}'"), device, needed)
 }
