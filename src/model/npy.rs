@@ -78,10 +78,15 @@ pub fn read(path: &Path) -> Result<Tensor> {
                 .map_err(|_| corrupt(format!("bad dimension '{s}'")))
         })
         .collect::<Result<_>>()?;
-    let count: i64 = shape.iter().product();
+    let length = shape
+        .iter()
+        .try_fold(size as usize, |bytes: usize, &d| {
+            usize::try_from(d).ok().and_then(|d| bytes.checked_mul(d))
+        })
+        .ok_or_else(|| corrupt(format!("impossible shape {shape:?}")))?;
     let data = bytes
-        .get(data_start..data_start + count as usize * size)
-        .ok_or_else(|| corrupt(format!("expected {} data bytes", count as usize * size)))?;
+        .get(data_start..data_start.saturating_add(length))
+        .ok_or_else(|| corrupt(format!("expected {length} data bytes")))?;
     let stored: Vec<i64> = if fortran {
         shape.iter().rev().copied().collect()
     } else {

@@ -101,8 +101,24 @@ fn singular_values_match_numpy_and_every_input_format_agrees() {
             for (a, b) in ours.iter().zip(&want) {
                 assert!((a - b).abs() < 1e-10 * want[0], "{input}: {a} vs numpy {b}");
             }
-            let mean: f64 = want.iter().map(|s| s * s).sum::<f64>() / want.len() as f64;
-            assert!((sample["mean_sigma2"].as_f64().unwrap() - mean).abs() < 1e-10 * mean);
+            // The statistics from numpy's singular values.
+            let count = want.len() as f64;
+            let mean: f64 = want.iter().map(|s| s * s).sum::<f64>() / count;
+            let variance = want.iter().map(|s| (s * s - mean).powi(2)).sum::<f64>() / count;
+            let isometric = want.iter().filter(|s| (*s - 1.0).abs() <= 0.1).count() as f64 / count;
+            let condition = want[0] / want[want.len() - 1];
+            for (field, expected) in [
+                ("mean_sigma2", mean),
+                ("var_sigma2", variance),
+                ("isometry_fraction", isometric),
+                ("condition_number", condition),
+            ] {
+                let got = sample[field].as_f64().unwrap();
+                assert!(
+                    (got - expected).abs() <= 1e-9 * expected.abs().max(1e-12),
+                    "{input} {field}: {got} vs {expected}"
+                );
+            }
         }
         reports.push(samples);
     }
