@@ -11,6 +11,12 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// A file or directory could not be created or written.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// The file's content is not a format rmt-torch reads (or is corrupt beyond recognition).
     #[error("{path}: {message}")]
     UnsupportedFormat { path: PathBuf, message: String },
@@ -53,6 +59,9 @@ pub enum Error {
     /// libtorch reported an error; only its first line is kept.
     #[error("libtorch: {0}")]
     Torch(String),
+    /// A figure could not be drawn or written.
+    #[error("cannot draw figure {0}")]
+    Plot(String),
 }
 
 impl From<tch::TchError> for Error {

@@ -29,6 +29,8 @@ pub struct RmtOptions {
     pub porter_thomas_window: usize,
     /// Semicircle tests of the symmetric part of square matrices (one more eigensolve).
     pub semicircle: bool,
+    /// Keep the unfolded spacings in the report (for the spacing figure).
+    pub keep_spacings: bool,
 }
 
 impl Default for RmtOptions {
@@ -40,6 +42,7 @@ impl Default for RmtOptions {
             vectors: false,
             porter_thomas_window: 15,
             semicircle: false,
+            keep_spacings: false,
         }
     }
 }
@@ -82,6 +85,9 @@ pub struct RmtReport {
     /// Semicircle fits of the symmetric part, for square matrices when asked for.
     #[serde(flatten)]
     pub semicircle: Option<SemicircleReport>,
+    /// The unfolded spacings of every matrix (unit mean each), when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unit_spacings: Option<Vec<f64>>,
 }
 
 /// The bulk's noise level and the Tracy-Widom test of its edge.
@@ -211,7 +217,11 @@ pub fn rmt_report(
         .iter()
         .filter_map(|levels| options.unfolding.unfold(&singular_values(levels)).ok())
         .collect();
-    let spacing = spacing_report(&unfolded, spectrum.by_matrix);
+    let spacings: Vec<f64> = unfolded
+        .iter()
+        .flat_map(|levels| unit_mean_spacings(levels))
+        .collect();
+    let spacing = spacing_report(&spacings, spectrum.by_matrix);
     let number_variance = options
         .number_variance
         .iter()
@@ -241,6 +251,7 @@ pub fn rmt_report(
         number_variance,
         porter_thomas,
         semicircle,
+        unit_spacings: options.keep_spacings.then_some(spacings),
     }
 }
 
@@ -256,12 +267,8 @@ fn singular_values(squared: &[f64]) -> Vec<f64> {
         .collect()
 }
 
-fn spacing_report(unfolded: &[Vec<f64>], by_matrix: &[Vec<f64>]) -> Option<SpacingReport> {
-    let spacings: Vec<f64> = unfolded
-        .iter()
-        .flat_map(|levels| unit_mean_spacings(levels))
-        .collect();
-    let statistics = spacing_statistics(&spacings)?;
+fn spacing_report(spacings: &[f64], by_matrix: &[Vec<f64>]) -> Option<SpacingReport> {
+    let statistics = spacing_statistics(spacings)?;
     let ratios: Vec<f64> = by_matrix
         .iter()
         .filter_map(|levels| mean_spacing_ratio(&singular_values(levels)))

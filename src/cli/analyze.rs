@@ -4,11 +4,14 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 
+use std::path::Path;
+
+use rmt_torch::report::plots::{request_figure_data, write_analysis_figures};
 use rmt_torch::report::{render_analysis, OutputFormat};
-use rmt_torch::{analyze, AnalyzeOptions};
+use rmt_torch::{analyze, Analysis, AnalyzeOptions, Model};
 
 use super::output::{progress_bar, write_output};
-use super::{ModelArgs, OutputArgs, RmtArgs, SelectionArgs};
+use super::{ModelArgs, OutputArgs, PlotArgs, RmtArgs, SelectionArgs};
 
 /// Arguments of `analyze`.
 #[derive(Debug, Args)]
@@ -103,6 +106,12 @@ pub struct AnalyzeArgs {
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
+    /// A second model (e.g. the same network at initialisation) whose ESDs are overlaid on
+    /// this one's in the figures; needs --plots.
+    #[arg(long, value_name = "MODEL", requires = "plots")]
+    baseline: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    plots: PlotArgs,
     #[command(flatten)]
     rmt: RmtArgs,
     #[command(flatten)]
@@ -113,7 +122,7 @@ pub struct AnalyzeArgs {
 
 /// Validates the arguments, analyses the model, writes the report.
 pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
-    let options = AnalyzeOptions {
+    let mut options = AnalyzeOptions {
         device: args.device.parse()?,
         selection: args.selection.to_selection()?,
         convention: args.convention.parse()?,
@@ -129,15 +138,40 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
         rmt: args.rmt.to_options()?,
     };
     let format: OutputFormat = args.output.format.parse()?;
-    let model = args.model.load()?;
-    let bar = progress_bar(args.quiet, "layers");
-    let analysis = analyze(&model, &options, |done, total, name| {
+    args.plots.prepare()?;
+    if args.plots.plots.is_some() {
+        request_figure_data(&mut options);
+    }
+    let key = args.model.key.as_deref();
+    let analysis = analyze_file(&args.model.model, key, &options, args.quiet)?;
+    let baseline = args
+        .baseline
+        .as_deref()
+        .map(|path| analyze_file(path, key, &options, args.quiet))
+        .transpose()?;
+    write_output(&args.output, &render_analysis(&analysis, format)?)?;
+    args.plots.write(args.quiet, |directory, formats| {
+        write_analysis_figures(&analysis, baseline.as_ref(), directory, formats)
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Loads a model (the checkpoint entry `key`, when given) and analyses it with a progress bar
+/// over its layers.
+pub(super) fn analyze_file(
+    path: &Path,
+    key: Option<&str>,
+    options: &AnalyzeOptions,
+    quiet: bool,
+) -> anyhow::Result<Analysis> {
+    let model = Model::load_entry(path, key)?;
+    let bar = progress_bar(quiet, "layers");
+    let analysis = analyze(&model, options, |done, total, name| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
         bar.set_message(name.to_string());
     })
-    .with_context(|| format!("analysing {}", args.model.model.display()))?;
+    .with_context(|| format!("analysing {}", path.display()))?;
     bar.finish_and_clear();
-    write_output(&args.output, &render_analysis(&analysis, format)?)?;
-    Ok(ExitCode::SUCCESS)
+    Ok(analysis)
 }

@@ -8,10 +8,11 @@ use clap::Args;
 use rmt_torch::jacobian::{
     analyze_each_output, analyze_jacobians, JacobianAnalysis, JacobianOptions,
 };
+use rmt_torch::report::plots::write_jacobian_figures;
 use rmt_torch::report::{csv::to_csv, format_number, table::Table, to_json, OutputFormat};
 
 use super::output::{progress_bar, write_output};
-use super::{OutputArgs, RmtArgs};
+use super::{OutputArgs, PlotArgs, RmtArgs};
 
 /// Arguments of `jacobian`.
 #[derive(Debug, Args)]
@@ -74,6 +75,8 @@ pub struct JacobianArgs {
     #[arg(long, short)]
     quiet: bool,
     #[command(flatten)]
+    plots: PlotArgs,
+    #[command(flatten)]
     rmt: RmtArgs,
     #[command(flatten)]
     output: OutputArgs,
@@ -96,6 +99,7 @@ pub fn run(args: JacobianArgs) -> anyhow::Result<ExitCode> {
         anyhow::bail!("--chunk must be at least 1");
     }
     let format: OutputFormat = args.output.format.parse()?;
+    args.plots.prepare()?;
     let bar = progress_bar(args.quiet, "rows of J");
     let analyses = if args.each_output {
         analyze_each_output(
@@ -144,6 +148,9 @@ pub fn run(args: JacobianArgs) -> anyhow::Result<ExitCode> {
             .join("\n"),
     };
     write_output(&args.output, &text)?;
+    args.plots.write(args.quiet, |directory, formats| {
+        write_jacobian_figures(&analyses, directory, formats)
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 

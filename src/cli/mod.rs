@@ -5,6 +5,7 @@ mod doctor;
 mod info;
 mod jacobian;
 mod output;
+mod report;
 mod theory;
 mod track;
 mod zoo;
@@ -35,6 +36,8 @@ enum Command {
     Analyze(analyze::AnalyzeArgs),
     /// List a model's tensors: shape, dtype, and whether each is analysed as a weight matrix.
     Info(info::InfoArgs),
+    /// A self-contained HTML report of one model: summary, layer table, every layer's figures.
+    Report(report::ReportArgs),
     /// Input-output Jacobians of a TorchScript model on an input batch, and their spectra.
     Jacobian(jacobian::JacobianArgs),
     /// Health checks over a model zoo: analyse every model, rank, apply a policy; exit 0/1/2.
@@ -178,6 +181,7 @@ impl RmtArgs {
             vectors: self.vectors,
             porter_thomas_window: self.pt_window.max(1),
             semicircle: self.semicircle,
+            keep_spacings: false,
         })
     }
 }
@@ -212,12 +216,63 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Analyze(args) => analyze::run(args),
         Command::Info(args) => info::run(args),
+        Command::Report(args) => report::run(args),
         Command::Doctor(args) => doctor::run(args),
         Command::Dist(args) => dist::run(args),
         Command::Jacobian(args) => jacobian::run(args),
         Command::Zoo(args) => zoo::run(args),
         Command::Track(args) => track::run(args),
         Command::Theory(args) => theory::run(args),
+    }
+}
+
+/// Figures written beside the numbers.
+#[derive(Debug, Args)]
+struct PlotArgs {
+    /// Write figures into DIR (created when missing), as PNG unless --plot-format says
+    /// otherwise. Text is drawn with a bundled font, so no system fonts are needed.
+    #[arg(long, value_name = "DIR")]
+    plots: Option<PathBuf>,
+    /// Image formats of the figures: `png`, `svg` (text kept as text) or both (`png,svg`).
+    #[arg(long, default_value = "png", value_delimiter = ',', value_parser = ["png", "svg"], value_name = "FORMATS")]
+    plot_format: Vec<String>,
+}
+
+impl PlotArgs {
+    fn formats(&self) -> anyhow::Result<Vec<rmt_torch::report::plots::ImageFormat>> {
+        Ok(self
+            .plot_format
+            .iter()
+            .map(|f| f.parse())
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// Creates the figure directory before any work, so a bad path fails at once.
+    fn prepare(&self) -> anyhow::Result<()> {
+        self.formats()?;
+        if let Some(directory) = &self.plots {
+            rmt_torch::report::plots::create_directory(directory)?;
+        }
+        Ok(())
+    }
+
+    /// Writes figures with `write(directory, formats)` when --plots was given, and says where.
+    fn write(
+        &self,
+        quiet: bool,
+        write: impl FnOnce(
+            &std::path::Path,
+            &[rmt_torch::report::plots::ImageFormat],
+        ) -> rmt_torch::Result<Vec<PathBuf>>,
+    ) -> anyhow::Result<()> {
+        let Some(directory) = &self.plots else {
+            return Ok(());
+        };
+        let written = write(directory, &self.formats()?)?;
+        if !quiet {
+            eprintln!("wrote {} figures to {}", written.len(), directory.display());
+        }
+        Ok(())
     }
 }
 

@@ -1,5 +1,9 @@
 //! Writing results for people (aligned tables) and machines (JSON, CSV).
 pub mod csv;
+#[cfg(feature = "plots")]
+pub mod html;
+#[cfg(feature = "plots")]
+pub mod plots;
 pub mod table;
 
 use crate::error::{Error, Result};

@@ -7,6 +7,7 @@ mod heavy_tail;
 mod jacobian;
 mod loading;
 mod monitor;
+mod plots;
 mod rmt_suite;
 mod spectra;
 mod theory;

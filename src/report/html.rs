@@ -1,0 +1,307 @@
+//! The HTML report: one self-contained file (figures inline as SVG, styles inline, no network)
+//! that a person opens in a browser and sends to a colleague.
+use std::fmt::Write;
+
+use crate::analysis::{Analysis, AnalyzeOptions, LayerReport};
+use crate::environment::Environment;
+use crate::error::Result;
+use crate::report::format_number;
+use crate::report::plots::{layer::layer_figures, model::model_figure, to_svg};
+
+/// The settings an analysis ran with, as (name, value) rows for the report.
+pub fn analysis_settings(options: &AnalyzeOptions) -> Vec<(String, String)> {
+    let rmt = &options.rmt;
+    let tail = &options.tail;
+    let rows = [
+        ("device", options.device.to_string()),
+        ("ESD convention", options.convention.to_string()),
+        ("conv mode", options.selection.conv_mode.to_string()),
+        ("precision", options.precision.to_string()),
+        (
+            "layer pattern",
+            options
+                .selection
+                .name_pattern
+                .as_ref()
+                .map_or_else(|| "all".into(), |p| p.to_string()),
+        ),
+        ("min eigenvalues", options.selection.min_evals.to_string()),
+        ("Tracy-Widom level", format_number(rmt.level)),
+        ("unfolding", format!("{:?}", rmt.unfolding)),
+        (
+            "number variance lengths",
+            format!("{} values", rmt.number_variance.len()),
+        ),
+        ("Porter-Thomas", rmt.vectors.to_string()),
+        ("semicircle", rmt.semicircle.to_string()),
+        ("power-law top dropped", tail.drop_top.to_string()),
+        ("clip fingers", tail.clip_fingers.to_string()),
+        ("xmin near the peak", tail.xmin_peak.to_string()),
+        ("minimum tail", tail.min_tail.to_string()),
+        (
+            "randomisation seed",
+            options
+                .randomize
+                .map_or_else(|| "off".into(), |s| s.to_string()),
+        ),
+    ];
+    rows.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+
+/// The report of `analysis` (its options must have kept eigenvalues and spacings:
+/// [`super::plots::request_figure_data`]), with `baseline`'s ESDs overlaid when given.
+pub fn html_report(
+    analysis: &Analysis,
+    baseline: Option<&Analysis>,
+    settings: &[(String, String)],
+    environment: &Environment,
+) -> Result<String> {
+    let mut html = String::with_capacity(1 << 20);
+    let title = format!("rmt-torch report: {}", analysis.model);
+    let _ = write!(
+        html,
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<h1>{}</h1>\n",
+        escape(&title),
+        escape(&title)
+    );
+    html.push_str(&overview(analysis, baseline));
+    html.push_str("<h2 id=\"layers\">Layers</h2>\n");
+    html.push_str(&layer_table(&analysis.layers));
+    html.push_str("<h2>Across layers</h2>\n<figure>");
+    html.push_str(inline(&to_svg(&model_figure(analysis))?));
+    html.push_str("</figure>\n");
+    for layer in &analysis.layers {
+        let base = baseline.and_then(|b| b.layers.iter().find(|l| l.name == layer.name));
+        let _ = write!(
+            html,
+            "<section id=\"layer-{}\">\n<h2>{} <small>{} {:?}</small></h2>\n<p>{}</p>\n<div class=\"figures\">\n",
+            layer.layer_id,
+            escape(&layer.name),
+            layer.kind,
+            layer.shape,
+            escape(&verdict(layer))
+        );
+        for figure in layer_figures(layer, base) {
+            let _ = writeln!(
+                html,
+                "<figure id=\"layer-{}-{}\">{}</figure>",
+                layer.layer_id,
+                figure.suffix(),
+                inline(&to_svg(&figure)?)
+            );
+        }
+        html.push_str("</div>\n</section>\n");
+    }
+    html.push_str("<h2 id=\"settings\">Settings and versions</h2>\n");
+    let mut rows: Vec<(String, String)> = vec![
+        ("model".into(), analysis.model.clone()),
+        ("format".into(), analysis.format.to_string()),
+        ("computed on".into(), analysis.device.clone()),
+    ];
+    if let Some(base) = baseline {
+        rows.push(("baseline".into(), base.model.clone()));
+    }
+    rows.extend(settings.iter().cloned());
+    if let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(environment) {
+        rows.extend(fields.into_iter().map(|(key, value)| {
+            let value = value
+                .as_str()
+                .map_or_else(|| value.to_string(), str::to_string);
+            (key, value)
+        }));
+    }
+    rows.push((
+        "timing".into(),
+        format!(
+            "spectra {:.2} s, statistics {:.2} s",
+            analysis.timing.spectra_seconds, analysis.timing.statistics_seconds
+        ),
+    ));
+    html.push_str("<table class=\"settings\">\n");
+    for (key, value) in rows {
+        let _ = writeln!(
+            html,
+            "<tr><th>{}</th><td>{}</td></tr>",
+            escape(&key),
+            escape(&value)
+        );
+    }
+    html.push_str("</table>\n");
+    html.push_str(GLOSSARY);
+    html.push_str("</body>\n</html>\n");
+    Ok(html)
+}
+
+const STYLE: &str = "\
+body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:1180px;margin:0 auto;\
+padding:1.5rem;color:#222;line-height:1.45}\
+h1{font-size:1.5rem;margin-bottom:.3rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #ddd}\
+h2 small{font-weight:normal;color:#666;font-size:.8rem}\
+table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}\
+th,td{padding:.25rem .6rem;border-bottom:1px solid #eee;text-align:right}\
+th{background:#f6f6f6}td.name,th.name,.settings th,.settings td{text-align:left}\
+.label{padding:.1rem .45rem;border-radius:.6rem;font-size:.78rem;white-space:nowrap}\
+.well-trained{background:#d8f0d8}.over-trained{background:#f7d4d4}\
+.under-trained{background:#fde4c8}.fit-failed{background:#e4e4e4}\
+.figures{display:grid;grid-template-columns:repeat(auto-fit,minmax(480px,1fr));gap:.5rem}\
+figure{margin:0}svg{max-width:100%;height:auto}\
+.summary{display:flex;flex-wrap:wrap;gap:.6rem}.summary div{background:#f6f6f6;padding:.4rem .8rem;border-radius:.4rem}\
+.summary b{display:block;font-size:1.1rem}";
+
+const GLOSSARY: &str = "<h2>Reading the figures</h2>\n<ul>\n\
+<li><b>ESD</b>: the eigenvalues of WᵀW (in the report's convention) against the Marchenko-Pastur \
+density of a random matrix with the bulk's variance; eigenvalues past the Tracy-Widom threshold are \
+spikes, directions the weights have learned.</li>\n\
+<li><b>Power-law tail</b>: the complementary CDF on log-log axes; a straight line from xmin is a \
+power law of exponent α (Martin &amp; Mahoney: 2 ≤ α ≤ 6 well-trained, α &lt; 2 over-trained, \
+α &gt; 6 under-trained).</li>\n\
+<li><b>Level spacings</b>: nearest-neighbour spacings of the unfolded singular values; random \
+weights follow the GOE Wigner surmise, uncorrelated levels the Poisson law.</li>\n\
+<li><b>Number variance</b>: Σ²(L) grows like log L for random-matrix levels (GOE) and like L for \
+uncorrelated ones.</li>\n\
+<li><b>Porter-Thomas</b>: a random singular vector's entries are Gaussian; p-values below 5 % mark \
+vectors that carry structure, usually at the top of the spectrum.</li>\n</ul>\n";
+
+fn overview(analysis: &Analysis, baseline: Option<&Analysis>) -> String {
+    let summary = &analysis.summary;
+    let optional = |v: Option<f64>| v.map_or_else(|| "–".into(), format_number);
+    let tiles = [
+        ("layers", analysis.layers.len().to_string()),
+        ("mean α", optional(summary.alpha)),
+        ("mean α̂", optional(summary.alpha_weighted)),
+        ("mean log₁₀‖W‖²_F", optional(summary.log_norm)),
+        ("mean stable rank", optional(summary.stable_rank)),
+        (
+            "layers with TW spikes",
+            summary.layers_with_tw_spikes.to_string(),
+        ),
+        ("well-trained", summary.well_trained.to_string()),
+        ("over-trained", summary.over_trained.to_string()),
+        ("under-trained", summary.under_trained.to_string()),
+        ("fit failed", summary.fit_failed.to_string()),
+    ];
+    let mut html = format!(
+        "<p>{} ({}), {} layers analysed on {}{}.</p>\n<div class=\"summary\">",
+        escape(&analysis.model),
+        analysis.format,
+        analysis.layers.len(),
+        escape(&analysis.device),
+        baseline.map_or_else(String::new, |b| format!(
+            "; baseline {} drawn in orange",
+            escape(&b.model)
+        )),
+    );
+    for (name, value) in tiles {
+        let _ = write!(html, "<div>{}<b>{}</b></div>", escape(name), escape(&value));
+    }
+    html.push_str("</div>\n");
+    html
+}
+
+fn layer_table(layers: &[LayerReport]) -> String {
+    let optional = |v: Option<f64>| v.map_or_else(|| "–".into(), format_number);
+    let mut html = String::from(
+        "<table>\n<tr><th>#</th><th class=\"name\">layer</th><th>N × M</th><th>rf</th>\
+         <th>λmax</th><th>α</th><th>α̂</th><th>TW spikes</th><th>MP soft rank</th>\
+         <th>spacing p (GOE)</th><th>label</th></tr>\n",
+    );
+    for layer in layers {
+        let bulk = layer.rmt.bulk.as_ref();
+        let _ = writeln!(
+            html,
+            "<tr><td>{id}</td><td class=\"name\"><a href=\"#layer-{id}\">{}</a></td><td>{} × {}</td>\
+             <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+             <td><span class=\"label {label}\">{label}</span></td></tr>",
+            escape(&layer.name),
+            layer.n,
+            layer.m,
+            layer.rf,
+            format_number(layer.metrics.lambda_max),
+            optional(layer.power_law.as_ref().map(|f| f.alpha)),
+            optional(layer.alpha_metrics.as_ref().map(|m| m.alpha_weighted)),
+            bulk.map_or_else(|| "–".into(), |b| b.num_spikes_tw.to_string()),
+            optional(bulk.map(|b| b.mp_softrank)),
+            optional(layer.rmt.spacing.as_ref().map(|s| s.spacing_p_goe)),
+            id = layer.layer_id,
+            label = layer.warning,
+        );
+    }
+    html.push_str("</table>\n");
+    html
+}
+
+/// One plain-language sentence on what the statistics say about a layer.
+fn verdict(layer: &LayerReport) -> String {
+    let mut parts = Vec::new();
+    parts.push(match &layer.power_law {
+        Some(fit) => format!(
+            "α = {} ± {} ({})",
+            format_number(fit.alpha),
+            format_number(fit.sigma),
+            layer.warning
+        ),
+        None => "no power law could be fitted".into(),
+    });
+    if let Some(bulk) = &layer.rmt.bulk {
+        parts.push(match bulk.num_spikes_tw {
+            0 => format!(
+                "no eigenvalue beyond the Tracy-Widom edge (p = {}): the spectrum is that of noise",
+                format_number(bulk.tw_p_value)
+            ),
+            k => format!(
+                "{k} eigenvalue{} beyond the Tracy-Widom edge: learned structure",
+                if k == 1 { "" } else { "s" }
+            ),
+        });
+    }
+    if let Some(spacing) = &layer.rmt.spacing {
+        parts.push(format!(
+            "level spacings {} the GOE surmise (p = {})",
+            if spacing.spacing_p_goe >= 0.05 {
+                "agree with"
+            } else {
+                "depart from"
+            },
+            format_number(spacing.spacing_p_goe)
+        ));
+    }
+    let mut sentence = parts.join("; ");
+    sentence.push('.');
+    sentence
+}
+
+/// An SVG document as an inline element (the XML prolog, if any, dropped).
+fn inline(svg: &str) -> &str {
+    svg.find("<svg").map_or(svg, |start| &svg[start..])
+}
+
+/// Text safe inside HTML elements and attribute values.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_neutralises_markup() {
+        assert_eq!(
+            escape("<a href=\"x\">'&'</a>"),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
+    }
+}

@@ -1,0 +1,75 @@
+//! The singular-value density of a batch's input-output Jacobians, with the isometry band
+//! |σ − 1| ≤ ε and the statistics of dynamical isometry (Pennington, Schoenholz & Ganguli).
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use super::palette::{DATA, MARKER, THEORY};
+use super::{density_bars, draw_axes, draw_legend, legend_box, legend_line};
+use super::{DrawResult, Figure, FAMILY};
+use crate::jacobian::JacobianAnalysis;
+use crate::report::format_number;
+
+/// Histogram of every sample's singular values pooled, with σ = 1 and the isometry band.
+pub struct JacobianFigure<'a> {
+    /// Caption.
+    pub title: String,
+    /// The analysis (its samples must keep their singular values).
+    pub analysis: &'a JacobianAnalysis,
+}
+
+impl Figure for JacobianFigure<'_> {
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        let analysis = self.analysis;
+        let sigmas: Vec<f64> = analysis
+            .samples
+            .iter()
+            .flat_map(|s| s.singular_values.iter().flatten().copied())
+            .collect();
+        let summary = &analysis.summary;
+        let hi = summary.sigma_max.max(1.0 + analysis.isometry_tolerance) * 1.05;
+        let bars = density_bars(&sigmas, 0.0, hi, 80);
+        let y_hi = bars.iter().map(|b| b.2).fold(0.0, f64::max).max(1e-12) * 1.3;
+        let mut chart = ChartBuilder::on(area)
+            .caption(&self.title, (FAMILY, 18))
+            .margin(12)
+            .x_label_area_size(42)
+            .y_label_area_size(64)
+            .build_cartesian_2d(0.0..hi, 0.0..y_hi)?;
+        draw_axes(&mut chart, "singular value σ of ∂f/∂x", "density", false)?;
+        let tolerance = analysis.isometry_tolerance;
+        chart
+            .draw_series(std::iter::once(Rectangle::new(
+                [((1.0 - tolerance).max(0.0), 0.0), (1.0 + tolerance, y_hi)],
+                MARKER.mix(0.12).filled(),
+            )))?
+            .label(format!(
+                "|σ − 1| ≤ {}: {} of σ",
+                format_number(tolerance),
+                format_number(summary.isometry_fraction)
+            ))
+            .legend(legend_box(MARKER));
+        chart
+            .draw_series(bars.iter().map(|&(left, right, density)| {
+                Rectangle::new([(left, 0.0), (right, density)], DATA.mix(0.5).filled())
+            }))?
+            .label(format!(
+                "{} samples × {} σ; mean σ² = {}, var σ² = {}",
+                summary.samples,
+                analysis.outputs.min(analysis.inputs),
+                format_number(summary.mean_sigma2),
+                format_number(summary.var_sigma2)
+            ))
+            .legend(legend_box(DATA));
+        chart
+            .draw_series(LineSeries::new(
+                [(1.0, 0.0), (1.0, y_hi)],
+                THEORY.stroke_width(2),
+            ))?
+            .label(match summary.median_condition_number {
+                Some(c) => format!("σ = 1 (isometry); median σmax/σmin = {}", format_number(c)),
+                None => "σ = 1 (isometry)".to_string(),
+            })
+            .legend(legend_line(THEORY));
+        draw_legend(&mut chart, SeriesLabelPosition::UpperRight)
+    }
+}

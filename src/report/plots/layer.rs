@@ -1,0 +1,530 @@
+//! The figures of one weight layer (seeds 003 and 004): its ESD against Marchenko-Pastur, the
+//! power-law tail on log-log axes, unfolded spacings against the Wigner surmise, the number
+//! variance against GOE, and Porter-Thomas p-values along the spectrum.
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use super::palette::{ALTERNATIVE, BASELINE, DATA, EXTRA, MARKER, THEORY};
+use super::{density_bars, legend_box, legend_line, sampled_curve, sorted_quantile};
+use super::{draw_axes, draw_legend, DrawResult, Figure, FAMILY};
+use crate::analysis::LayerReport;
+use crate::heavy_tail::power_law::PowerLawFit;
+use crate::report::format_number;
+use crate::rmt::marchenko_pastur::MarchenkoPastur;
+use crate::rmt::number_variance::{goe_number_variance, NumberVariance};
+use crate::rmt::porter_thomas::PorterThomas;
+use crate::rmt::wigner::SpacingLaw;
+use crate::rmt_suite::SpacingReport;
+
+/// Every figure a layer report has the data for, each with the file-name suffix it is saved
+/// under. The ESD needs `keep_eigenvalues`, the spacings `keep_spacings`, the number variance
+/// and Porter-Thomas figures their options; missing data means a missing figure.
+pub fn layer_figures<'a>(
+    layer: &'a LayerReport,
+    baseline: Option<&LayerReport>,
+) -> Vec<LayerFigure<'a>> {
+    let title = |what: &str| format!("{} — {what}", layer.name);
+    let mut figures = Vec::new();
+    if let Some(eigenvalues) = layer.eigenvalues.as_deref().filter(|e| !e.is_empty()) {
+        let bulk = layer.rmt.bulk.as_ref();
+        let baseline_eigenvalues = baseline.and_then(|b| b.eigenvalues.clone());
+        figures.push(LayerFigure::Esd(EsdFigure {
+            title: title("ESD"),
+            eigenvalues,
+            bulk: bulk.and_then(|b| reported_bulk(layer.q, b.bulk_sigma2, b.bulk_lambda_plus)),
+            tw_threshold: bulk.map(|b| (b.tw_threshold, b.num_spikes_tw)),
+            baseline: baseline_eigenvalues,
+        }));
+        if let Some(fit) = &layer.power_law {
+            figures.push(LayerFigure::Tail(TailFigure {
+                title: title("power-law tail"),
+                eigenvalues,
+                fit: fit.clone(),
+            }));
+        }
+    }
+    if let (Some(spacings), Some(report)) = (&layer.rmt.unit_spacings, &layer.rmt.spacing) {
+        figures.push(LayerFigure::Spacing(SpacingFigure {
+            title: title("level spacings"),
+            spacings,
+            report: report.clone(),
+        }));
+    }
+    if !layer.rmt.number_variance.is_empty() {
+        figures.push(LayerFigure::NumberVariance(NumberVarianceFigure {
+            title: title("number variance"),
+            values: &layer.rmt.number_variance,
+        }));
+    }
+    if let Some(porter_thomas) = &layer.rmt.porter_thomas {
+        figures.push(LayerFigure::PorterThomas(PorterThomasFigure {
+            title: title("Porter-Thomas"),
+            test: porter_thomas,
+        }));
+    }
+    figures
+}
+
+/// The Marchenko-Pastur law of the bulk fit in the report's units: σ² rescaled so that its
+/// edge lands on the reported λ₊ (the law scales linearly with σ²).
+fn reported_bulk(q: f64, sigma2: f64, lambda_plus: f64) -> Option<MarchenkoPastur> {
+    let rmt = MarchenkoPastur::new(q, sigma2).ok()?;
+    MarchenkoPastur::new(q, sigma2 * lambda_plus / rmt.edges().1).ok()
+}
+
+/// One of a layer's figures.
+pub enum LayerFigure<'a> {
+    /// [`EsdFigure`].
+    Esd(EsdFigure<'a>),
+    /// [`TailFigure`].
+    Tail(TailFigure<'a>),
+    /// [`SpacingFigure`].
+    Spacing(SpacingFigure<'a>),
+    /// [`NumberVarianceFigure`].
+    NumberVariance(NumberVarianceFigure<'a>),
+    /// [`PorterThomasFigure`].
+    PorterThomas(PorterThomasFigure<'a>),
+}
+
+impl LayerFigure<'_> {
+    /// The suffix of its file name and its anchor in the HTML report.
+    pub fn suffix(&self) -> &'static str {
+        match self {
+            Self::Esd(_) => "esd",
+            Self::Tail(_) => "tail",
+            Self::Spacing(_) => "spacing",
+            Self::NumberVariance(_) => "number_variance",
+            Self::PorterThomas(_) => "porter_thomas",
+        }
+    }
+}
+
+impl Figure for LayerFigure<'_> {
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        match self {
+            Self::Esd(f) => f.draw(area),
+            Self::Tail(f) => f.draw(area),
+            Self::Spacing(f) => f.draw(area),
+            Self::NumberVariance(f) => f.draw(area),
+            Self::PorterThomas(f) => f.draw(area),
+        }
+    }
+}
+
+/// The ESD as a density histogram with the Marchenko-Pastur density of the bulk fit, its edge
+/// λ₊ and the Tracy-Widom spike threshold; a baseline ESD (the model at initialisation)
+/// overlaid as an outline when given.
+pub struct EsdFigure<'a> {
+    /// Caption.
+    pub title: String,
+    /// Eigenvalues, ascending.
+    pub eigenvalues: &'a [f64],
+    /// The bulk's law in the same units.
+    pub bulk: Option<MarchenkoPastur>,
+    /// The Tracy-Widom threshold and the spikes beyond it.
+    pub tw_threshold: Option<(f64, usize)>,
+    /// The baseline's eigenvalues, ascending.
+    pub baseline: Option<Vec<f64>>,
+}
+
+impl Figure for EsdFigure<'_> {
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        let lambda_max = *self.eigenvalues.last().unwrap_or(&1.0);
+        let edge = self
+            .bulk
+            .map(|b| b.edges().1)
+            .into_iter()
+            .chain(self.tw_threshold.map(|t| t.0))
+            .fold(0.0, f64::max);
+        // The bulk is what the eye compares with the law; spikes far out would squash it into
+        // one bar, so the axis stops soon after the edge and the rest is counted in the legend.
+        let axis_end = |sorted: &[f64]| {
+            let last = *sorted.last().unwrap_or(&1.0);
+            (sorted_quantile(sorted, 0.99).max(1.5 * edge)).min(last)
+        };
+        let mut hi = axis_end(self.eigenvalues);
+        if let Some(baseline) = self.baseline.as_deref().filter(|b| !b.is_empty()) {
+            hi = hi.max(axis_end(baseline));
+        }
+        hi = if hi > 0.0 { hi * 1.05 } else { 1.0 };
+        let bins = 80;
+        let bars = density_bars(self.eigenvalues, 0.0, hi, bins);
+        let baseline_bars = self
+            .baseline
+            .as_deref()
+            .map(|b| density_bars(b, 0.0, hi, bins));
+        let tallest = bars
+            .iter()
+            .chain(baseline_bars.iter().flatten())
+            .map(|b| b.2)
+            .fold(0.0, f64::max);
+        let y_hi = if tallest > 0.0 { tallest * 1.25 } else { 1.0 };
+        let mut chart = ChartBuilder::on(area)
+            .caption(&self.title, (FAMILY, 18))
+            .margin(12)
+            .x_label_area_size(42)
+            .y_label_area_size(64)
+            .build_cartesian_2d(0.0..hi, 0.0..y_hi)?;
+        draw_axes(&mut chart, "eigenvalue λ", "density ρ(λ)", false)?;
+        chart
+            .draw_series(bars.iter().map(|&(left, right, density)| {
+                Rectangle::new([(left, 0.0), (right, density)], DATA.mix(0.5).filled())
+            }))?
+            .label(format!("ESD, {} eigenvalues", self.eigenvalues.len()))
+            .legend(legend_box(DATA));
+        if let Some(baseline) = &baseline_bars {
+            let outline = baseline
+                .iter()
+                .flat_map(|&(left, right, density)| [(left, density), (right, density)]);
+            chart
+                .draw_series(LineSeries::new(outline, BASELINE.stroke_width(2)))?
+                .label("baseline ESD")
+                .legend(legend_line(BASELINE));
+        }
+        if let Some(bulk) = self.bulk {
+            let (lo, plus) = bulk.edges();
+            let curve = sampled_curve(|x| bulk.density(x), lo, plus.min(hi), 400, y_hi);
+            chart
+                .draw_series(LineSeries::new(curve, THEORY.stroke_width(2)))?
+                .label(format!(
+                    "Marchenko-Pastur, Q = {}, λ₊ = {}",
+                    format_number(bulk.q()),
+                    format_number(plus)
+                ))
+                .legend(legend_line(THEORY));
+        }
+        if let Some((threshold, spikes)) = self.tw_threshold.filter(|t| t.0 < hi) {
+            chart
+                .draw_series(DashedLineSeries::new(
+                    [(threshold, 0.0), (threshold, y_hi)],
+                    6,
+                    4,
+                    MARKER.stroke_width(2),
+                ))?
+                .label(format!("Tracy-Widom threshold: {spikes} spikes"))
+                .legend(legend_line(MARKER));
+        }
+        let beyond = self.eigenvalues.iter().filter(|&&l| l >= hi).count();
+        if beyond > 0 {
+            chart
+                .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())?
+                .label(format!(
+                    "{beyond} beyond the axis, λmax = {}",
+                    format_number(lambda_max)
+                ))
+                .legend(|(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 12, y), (x + 8, y - 4)], BLACK)
+                });
+        }
+        draw_legend(&mut chart, SeriesLabelPosition::UpperRight)
+    }
+}
+
+/// The empirical complementary CDF of the ESD on log-log axes with the fitted power law from
+/// xmin: a straight line of slope 1 − α where the tail is a power law.
+pub struct TailFigure<'a> {
+    /// Caption.
+    pub title: String,
+    /// Eigenvalues, ascending.
+    pub eigenvalues: &'a [f64],
+    /// The fit.
+    pub fit: PowerLawFit,
+}
+
+/// Points drawn at most, evenly spread over the ranks (the tail in full).
+const MAX_POINTS: usize = 600;
+
+impl Figure for TailFigure<'_> {
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        let positive: Vec<f64> = self
+            .eigenvalues
+            .iter()
+            .copied()
+            .filter(|&l| l > 0.0)
+            .collect();
+        let n = positive.len().max(1) as f64;
+        let survival = |i: usize| (positive.len() - i) as f64 / n;
+        let lo = positive.first().copied().unwrap_or(1e-3);
+        let hi = positive.last().copied().unwrap_or(1.0).max(lo * 10.0);
+        let stride = positive.len().div_ceil(MAX_POINTS).max(1);
+        let points: Vec<(f64, f64)> = positive
+            .iter()
+            .enumerate()
+            .filter(|&(i, &l)| i % stride == 0 || l >= self.fit.xmin)
+            .map(|(i, &l)| (l, survival(i)))
+            .collect();
+        let mut chart = ChartBuilder::on(area)
+            .caption(&self.title, (FAMILY, 18))
+            .margin(12)
+            .x_label_area_size(42)
+            .y_label_area_size(64)
+            .build_cartesian_2d(
+                (lo * 0.8..hi * 1.25).log_scale(),
+                (0.5 / n..1.5).log_scale(),
+            )?;
+        draw_axes(&mut chart, "eigenvalue λ", "P(Λ ≥ λ)", false)?;
+        chart
+            .draw_series(
+                points
+                    .iter()
+                    .map(|&p| Circle::new(p, 2, DATA.mix(0.7).filled())),
+            )?
+            .label("empirical CCDF")
+            .legend(legend_box(DATA));
+        let tail_share = self.fit.num_pl_spikes as f64 / n;
+        let (xmin, alpha) = (self.fit.xmin, self.fit.alpha);
+        let law = (0..=100).map(|i| {
+            let x = xmin * (self.fit.xmax / xmin).powf(i as f64 / 100.0);
+            (x, tail_share * (x / xmin).powf(1.0 - alpha))
+        });
+        chart
+            .draw_series(LineSeries::new(law, THEORY.stroke_width(2)))?
+            .label(format!(
+                "power law α = {} ± {}, D = {}",
+                format_number(alpha),
+                format_number(self.fit.sigma),
+                format_number(self.fit.ks_distance)
+            ))
+            .legend(legend_line(THEORY));
+        chart
+            .draw_series(DashedLineSeries::new(
+                [(xmin, 0.5 / n), (xmin, 1.5)],
+                6,
+                4,
+                MARKER.stroke_width(2),
+            ))?
+            .label(format!(
+                "xmin = {} ({} in the tail)",
+                format_number(xmin),
+                self.fit.num_pl_spikes
+            ))
+            .legend(legend_line(MARKER));
+        draw_legend(&mut chart, SeriesLabelPosition::LowerLeft)
+    }
+}
+
+/// Unfolded nearest-neighbour spacings against the GOE Wigner surmise and Poisson, with the
+/// cumulative distributions in an inset (where KS distances are read).
+pub struct SpacingFigure<'a> {
+    /// Caption.
+    pub title: String,
+    /// Spacings, unit mean.
+    pub spacings: &'a [f64],
+    /// Their tests.
+    pub report: SpacingReport,
+}
+
+impl Figure for SpacingFigure<'_> {
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        let hi = 4.0;
+        let bars = density_bars(self.spacings, 0.0, hi, 40);
+        let y_hi = bars.iter().map(|b| b.2).fold(1.05, f64::max) * 1.1;
+        let mut chart = ChartBuilder::on(area)
+            .caption(&self.title, (FAMILY, 18))
+            .margin(12)
+            .x_label_area_size(42)
+            .y_label_area_size(56)
+            .build_cartesian_2d(0.0..hi, 0.0..y_hi)?;
+        draw_axes(&mut chart, "unfolded spacing s", "P(s)", false)?;
+        chart
+            .draw_series(bars.iter().map(|&(left, right, density)| {
+                Rectangle::new([(left, 0.0), (right, density)], DATA.mix(0.5).filled())
+            }))?
+            .label(format!("{} spacings", self.report.spacing_count))
+            .legend(legend_box(DATA));
+        let laws = [
+            (
+                SpacingLaw::Goe,
+                THEORY,
+                "GOE surmise",
+                self.report.spacing_p_goe,
+            ),
+            (
+                SpacingLaw::Poisson,
+                ALTERNATIVE,
+                "Poisson",
+                self.report.spacing_p_poisson,
+            ),
+        ];
+        for (law, color, name, p_value) in laws {
+            chart
+                .draw_series(LineSeries::new(
+                    sampled_curve(|s| law.density(s), 0.0, hi, 200, y_hi),
+                    color.stroke_width(2),
+                ))?
+                .label(format!("{name} (KS p = {})", format_number(p_value)))
+                .legend(legend_line(color));
+        }
+        draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
+        let (width, height) = area.dim_in_pixel();
+        let inset = area.clone().shrink(
+            (width as i32 * 55 / 100, height as i32 * 45 / 100),
+            (width * 40 / 100, height * 38 / 100),
+        );
+        self.draw_cumulative(&inset, &laws.map(|(law, color, ..)| (law, color)))
+    }
+}
+
+impl SpacingFigure<'_> {
+    fn draw_cumulative<DB: DrawingBackend>(
+        &self,
+        area: &DrawingArea<DB, Shift>,
+        laws: &[(SpacingLaw, RGBColor)],
+    ) -> DrawResult<DB> {
+        let hi = 3.0;
+        let mut sorted = self.spacings.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        let n = sorted.len().max(1) as f64;
+        let stride = sorted.len().div_ceil(MAX_POINTS).max(1);
+        let steps: Vec<(f64, f64)> = sorted
+            .iter()
+            .enumerate()
+            .filter(|&(i, &s)| i % stride == 0 && s <= hi)
+            .map(|(i, &s)| (s, (i + 1) as f64 / n))
+            .collect();
+        area.fill(&WHITE.mix(0.9))?;
+        let mut chart = ChartBuilder::on(area)
+            .margin(4)
+            .x_label_area_size(22)
+            .y_label_area_size(30)
+            .build_cartesian_2d(0.0..hi, 0.0..1.0)?;
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_labels(4)
+            .y_labels(3)
+            .x_desc("s")
+            .label_style((FAMILY, 10))
+            .axis_desc_style((FAMILY, 11))
+            .draw()?;
+        for &(law, color) in laws {
+            chart.draw_series(LineSeries::new(
+                sampled_curve(|s| law.cdf(s), 0.0, hi, 100, 1.0),
+                color.stroke_width(1),
+            ))?;
+        }
+        chart.draw_series(LineSeries::new(steps, DATA.stroke_width(2)))?;
+        chart.draw_series(std::iter::once(Text::new(
+            "cumulative",
+            (0.1, 0.95),
+            (FAMILY, 11),
+        )))?;
+        Ok(())
+    }
+}
+
+/// Σ²(L), the variance of the number of unfolded levels in windows of length L, against the
+/// exact GOE curve (logarithmic: rigid levels) and Poisson (Σ² = L).
+pub struct NumberVarianceFigure<'a> {
+    /// Caption.
+    pub title: String,
+    /// Σ²(L) at each L, with the references.
+    pub values: &'a [NumberVariance],
+}
+
+impl Figure for NumberVarianceFigure<'_> {
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        let l_max = self.values.iter().map(|v| v.length).fold(1.0, f64::max);
+        let y_hi = self
+            .values
+            .iter()
+            .map(|v| v.value)
+            .fold(goe_number_variance(l_max), f64::max)
+            * 1.2;
+        let mut chart = ChartBuilder::on(area)
+            .caption(&self.title, (FAMILY, 18))
+            .margin(12)
+            .x_label_area_size(42)
+            .y_label_area_size(56)
+            .build_cartesian_2d(0.0..l_max * 1.02, 0.0..y_hi)?;
+        draw_axes(
+            &mut chart,
+            "interval length L (mean spacings)",
+            "Σ²(L)",
+            false,
+        )?;
+        chart
+            .draw_series(LineSeries::new(
+                sampled_curve(goe_number_variance, 0.05, l_max, 200, y_hi),
+                THEORY.stroke_width(2),
+            ))?
+            .label("GOE (exact)")
+            .legend(legend_line(THEORY));
+        chart
+            .draw_series(LineSeries::new(
+                sampled_curve(|l| l, 0.0, l_max.min(y_hi), 2, y_hi),
+                ALTERNATIVE.stroke_width(2),
+            ))?
+            .label("Poisson, Σ² = L")
+            .legend(legend_line(ALTERNATIVE));
+        chart
+            .draw_series(
+                self.values
+                    .iter()
+                    .map(|v| Circle::new((v.length, v.value), 4, DATA.filled())),
+            )?
+            .label("layer")
+            .legend(legend_box(DATA));
+        draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)
+    }
+}
+
+/// Porter-Thomas KS p-values of the right singular vectors along the spectrum (ascending
+/// eigenvalue), their moving average, and the 5 % level: random vectors scatter uniformly,
+/// learned directions (at the top) fall below the line.
+pub struct PorterThomasFigure<'a> {
+    /// Caption.
+    pub title: String,
+    /// The test.
+    pub test: &'a PorterThomas,
+}
+
+impl Figure for PorterThomasFigure<'_> {
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        let count = self.test.p_values.len().max(1);
+        let mut chart = ChartBuilder::on(area)
+            .caption(&self.title, (FAMILY, 18))
+            .margin(12)
+            .x_label_area_size(42)
+            .y_label_area_size(56)
+            .build_cartesian_2d(0.0..count as f64, 0.0..1.05)?;
+        draw_axes(
+            &mut chart,
+            "eigenvector rank (ascending eigenvalue)",
+            "KS p-value against N(0, 1/M)",
+            false,
+        )?;
+        chart
+            .draw_series(
+                self.test
+                    .p_values
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, p)| p.is_finite())
+                    .map(|(i, &p)| Circle::new((i as f64, p), 2, DATA.mix(0.6).filled())),
+            )?
+            .label(format!("vectors ({} rejected at 5 %)", self.test.rejected))
+            .legend(legend_box(DATA));
+        chart
+            .draw_series(LineSeries::new(
+                self.test
+                    .windowed
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &p)| (i as f64, p)),
+                EXTRA.stroke_width(2),
+            ))?
+            .label(format!("moving average over {}", self.test.window))
+            .legend(legend_line(EXTRA));
+        chart
+            .draw_series(DashedLineSeries::new(
+                [(0.0, 0.05), (count as f64, 0.05)],
+                6,
+                4,
+                THEORY.stroke_width(2),
+            ))?
+            .label("5 % level")
+            .legend(legend_line(THEORY));
+        draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)
+    }
+}

@@ -1,0 +1,400 @@
+//! Figures drawn with plotters, as SVG (text kept as `<text>`, for browsers and tests) or PNG
+//! (rasterised with the bundled DejaVu Sans, so no fontconfig or system font is needed).
+//!
+//! Each figure is a plain struct of the numbers it shows and implements [`Figure`]; the same
+//! drawing code serves both formats. [`layer`] has the per-layer figures of seeds 003/004,
+//! [`model`] the per-model overview, [`jacobian`] the Jacobian spectrum, [`series`] the
+//! metric-over-time and theory-versus-simulation curves.
+pub mod jacobian;
+pub mod layer;
+pub mod model;
+pub mod series;
+
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+
+use plotters::coord::ranged1d::ValueFormatter;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use crate::analysis::{Analysis, AnalyzeOptions};
+use crate::error::{Error, Result};
+use crate::jacobian::JacobianAnalysis;
+use crate::option_names::option_names;
+
+/// DejaVu Sans (Bitstream Vera licence, `assets/fonts/DejaVuSans-LICENSE.txt`): covers the
+/// Greek letters, sub- and superscripts the axis labels use.
+const FONT: &[u8] = include_bytes!("../../../assets/fonts/DejaVuSans.ttf");
+
+/// The font family every figure's text uses.
+pub(crate) const FAMILY: &str = "sans-serif";
+
+/// Pixel size of a one-panel figure.
+pub const FIGURE_SIZE: (u32, u32) = (720, 440);
+
+/// What drawing a figure returns: plotters' error for the backend in use.
+pub type DrawResult<DB> =
+    std::result::Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
+
+/// Something drawable on any plotters backend.
+pub trait Figure {
+    /// Its size in pixels.
+    fn size(&self) -> (u32, u32) {
+        FIGURE_SIZE
+    }
+
+    /// Draws the figure on `area` (already filled white).
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult<DB>;
+}
+
+/// Image formats of figure files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ImageFormat {
+    /// Raster, for viewers and slides.
+    #[default]
+    Png,
+    /// Vector, text kept as text.
+    Svg,
+}
+
+option_names!(ImageFormat, "image format", { Png => "png", Svg => "svg" });
+
+impl ImageFormat {
+    /// The file extension.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Png => "png",
+            Self::Svg => "svg",
+        }
+    }
+}
+
+fn register_font() {
+    static REGISTER: Once = Once::new();
+    REGISTER.call_once(|| {
+        // The bytes are a valid TrueType font checked in with the sources; a failure here is a
+        // build defect, caught by every figure test.
+        if plotters::style::register_font(FAMILY, FontStyle::Normal, FONT).is_err() {
+            panic!("the bundled DejaVu Sans font does not parse");
+        }
+    });
+}
+
+fn draw_error(what: &str, err: impl std::fmt::Display) -> Error {
+    Error::Plot(format!("{what}: {err}"))
+}
+
+/// The figure as an SVG document.
+pub fn to_svg(figure: &impl Figure) -> Result<String> {
+    register_font();
+    let mut svg = String::new();
+    {
+        let area = SVGBackend::with_string(&mut svg, figure.size()).into_drawing_area();
+        area.fill(&WHITE).map_err(|e| draw_error("svg", e))?;
+        figure.draw(&area).map_err(|e| draw_error("svg", e))?;
+        area.present().map_err(|e| draw_error("svg", e))?;
+    }
+    Ok(svg)
+}
+
+/// Writes the figure to `directory/stem.ext` and returns the path.
+pub fn write_figure(
+    figure: &impl Figure,
+    directory: &Path,
+    stem: &str,
+    format: ImageFormat,
+) -> Result<PathBuf> {
+    let path = directory.join(format!("{stem}.{}", format.extension()));
+    let io_error = |source| Error::Write {
+        path: path.clone(),
+        source,
+    };
+    match format {
+        ImageFormat::Svg => std::fs::write(&path, to_svg(figure)?).map_err(io_error)?,
+        ImageFormat::Png => {
+            register_font();
+            let what = path.display().to_string();
+            let area = BitMapBackend::new(&path, figure.size()).into_drawing_area();
+            area.fill(&WHITE).map_err(|e| draw_error(&what, e))?;
+            figure.draw(&area).map_err(|e| draw_error(&what, e))?;
+            area.present().map_err(|e| draw_error(&what, e))?;
+        }
+    }
+    Ok(path)
+}
+
+/// Writes the figure once per format; returns the paths written.
+pub fn write_formats(
+    figure: &impl Figure,
+    directory: &Path,
+    stem: &str,
+    formats: &[ImageFormat],
+) -> Result<Vec<PathBuf>> {
+    formats
+        .iter()
+        .map(|&format| write_figure(figure, directory, stem, format))
+        .collect()
+}
+
+/// Creates `directory` (and its parents) when missing.
+pub fn create_directory(directory: &Path) -> Result<()> {
+    std::fs::create_dir_all(directory).map_err(|source| Error::Write {
+        path: directory.to_path_buf(),
+        source,
+    })
+}
+
+/// Interval lengths L of the number-variance figure when none were asked for.
+pub const FIGURE_LENGTHS: [f64; 20] = [
+    0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0, 5.5, 6.0, 6.5, 7.0, 7.5, 8.0, 8.5, 9.0, 9.5,
+    10.0,
+];
+
+/// Asks an analysis for what its figures draw: eigenvalues, unfolded spacings and Σ²(L) (on
+/// [`FIGURE_LENGTHS`] unless lengths were chosen). Porter-Thomas stays opt-in (`vectors`): it
+/// costs an eigendecomposition per matrix.
+pub fn request_figure_data(options: &mut AnalyzeOptions) {
+    options.keep_eigenvalues = true;
+    options.rmt.keep_spacings = true;
+    if options.rmt.number_variance.is_empty() {
+        options.rmt.number_variance = FIGURE_LENGTHS.to_vec();
+    }
+}
+
+/// The model overview and every layer's figures in `directory`: `model.EXT` and
+/// `LLL_NAME_KIND.EXT` (LLL the layer index). A baseline analysis overlays the ESDs of its
+/// layers with the same names.
+pub fn write_analysis_figures(
+    analysis: &Analysis,
+    baseline: Option<&Analysis>,
+    directory: &Path,
+    formats: &[ImageFormat],
+) -> Result<Vec<PathBuf>> {
+    create_directory(directory)?;
+    let mut written = write_formats(&model::model_figure(analysis), directory, "model", formats)?;
+    for layer in &analysis.layers {
+        let base = baseline.and_then(|b| b.layers.iter().find(|l| l.name == layer.name));
+        for figure in layer::layer_figures(layer, base) {
+            let stem = format!(
+                "{:03}_{}_{}",
+                layer.layer_id,
+                file_stem(&layer.name),
+                figure.suffix()
+            );
+            written.extend(write_formats(&figure, directory, &stem, formats)?);
+        }
+    }
+    Ok(written)
+}
+
+/// The singular-value figure of each analysis in `directory`: `jacobian.EXT`, or
+/// `jacobian_output_K.EXT` for the outputs of `jacobian --each-output`.
+pub fn write_jacobian_figures(
+    analyses: &[JacobianAnalysis],
+    directory: &Path,
+    formats: &[ImageFormat],
+) -> Result<Vec<PathBuf>> {
+    create_directory(directory)?;
+    let mut written = Vec::new();
+    for (output, analysis) in analyses.iter().enumerate() {
+        let (stem, title) = if analyses.len() == 1 {
+            ("jacobian".to_string(), String::new())
+        } else {
+            (
+                format!("jacobian_output_{output}"),
+                format!(", output {output}"),
+            )
+        };
+        let figure = jacobian::JacobianFigure {
+            title: format!("{}{title} — Jacobian singular values", analysis.model),
+            analysis,
+        };
+        written.extend(write_formats(&figure, directory, &stem, formats)?);
+    }
+    Ok(written)
+}
+
+/// A file-name stem from a tensor name: dots and odd characters become `_`.
+pub fn file_stem(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Colours shared by every figure: data, theory, the alternative law, a baseline, markers.
+pub(crate) mod palette {
+    use plotters::style::RGBColor;
+
+    /// Measured values.
+    pub const DATA: RGBColor = RGBColor(31, 119, 180);
+    /// The random-matrix prediction.
+    pub const THEORY: RGBColor = RGBColor(214, 39, 40);
+    /// The alternative (Poisson, uncorrelated) law.
+    pub const ALTERNATIVE: RGBColor = RGBColor(44, 160, 44);
+    /// A second model (initialisation) overlaid.
+    pub const BASELINE: RGBColor = RGBColor(255, 127, 14);
+    /// Thresholds and edges.
+    pub const MARKER: RGBColor = RGBColor(90, 90, 90);
+    /// A third curve.
+    pub const EXTRA: RGBColor = RGBColor(148, 103, 189);
+}
+
+/// Histogram of `values` on [lo, hi) as (left, right, density) bars, the density normalised by
+/// the count of all values so that the bars and a probability density share one scale.
+pub(crate) fn density_bars(values: &[f64], lo: f64, hi: f64, bins: usize) -> Vec<(f64, f64, f64)> {
+    let width = (hi - lo) / bins as f64;
+    let mut counts = vec![0usize; bins];
+    for &v in values {
+        if v >= lo && v < hi {
+            let bin = (((v - lo) / width) as usize).min(bins - 1);
+            counts[bin] += 1;
+        }
+    }
+    let total = values.len().max(1) as f64;
+    counts
+        .into_iter()
+        .enumerate()
+        .map(|(i, count)| {
+            let left = lo + i as f64 * width;
+            (left, left + width, count as f64 / (total * width))
+        })
+        .collect()
+}
+
+/// `points` evenly spaced samples of `f` on [lo, hi], each value capped at `cap` so curves that
+/// diverge (Marchenko-Pastur at λ₋ = 0) stay inside the chart.
+pub(crate) fn sampled_curve(
+    f: impl Fn(f64) -> f64,
+    lo: f64,
+    hi: f64,
+    points: usize,
+    cap: f64,
+) -> Vec<(f64, f64)> {
+    (0..=points)
+        .map(|i| {
+            let x = lo + (hi - lo) * i as f64 / points as f64;
+            (x, f(x).min(cap))
+        })
+        .collect()
+}
+
+/// The p-quantile of ascending `sorted` values (nearest rank).
+pub(crate) fn sorted_quantile(sorted: &[f64], p: f64) -> f64 {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+/// A legend entry's sample: a short horizontal line in `color`.
+pub(crate) fn legend_line(color: RGBColor) -> impl Fn((i32, i32)) -> PathElement<(i32, i32)> {
+    move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+}
+
+/// A legend entry's sample: a filled square in `color`.
+pub(crate) fn legend_box(color: RGBColor) -> impl Fn((i32, i32)) -> Rectangle<(i32, i32)> {
+    move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.mix(0.5).filled())
+}
+
+/// The legend of every figure: the series labels in a translucent box at `position`.
+pub(crate) fn draw_legend<'a, DB: DrawingBackend + 'a, X: Ranged, Y: Ranged>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    position: SeriesLabelPosition,
+) -> DrawResult<DB> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .label_font((FAMILY, 13))
+        .background_style(WHITE.mix(0.85))
+        .border_style(palette::MARKER.mix(0.5))
+        .draw()
+}
+
+/// The axes of every figure: ticks, no grid, labels with units; with `integer_x`, x tick
+/// labels only at whole numbers (layer indices, steps).
+pub(crate) fn draw_axes<'a, DB, X, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    x_desc: &str,
+    y_desc: &str,
+    integer_x: bool,
+) -> DrawResult<DB>
+where
+    DB: DrawingBackend + 'a,
+    X: Ranged<ValueType = f64> + ValueFormatter<f64>,
+    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
+    let whole = |x: &f64| {
+        if (x - x.round()).abs() < 1e-9 {
+            tick_label(x)
+        } else {
+            String::new()
+        }
+    };
+    let mut mesh = chart.configure_mesh();
+    mesh.disable_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .label_style((FAMILY, 13))
+        .axis_desc_style((FAMILY, 15))
+        .x_label_formatter(&tick_label)
+        .y_label_formatter(&tick_label);
+    if integer_x {
+        mesh.x_label_formatter(&whole);
+    }
+    mesh.draw()
+}
+
+/// A tick label: at most four significant digits, no trailing zeros, powers of ten as 1e-5.
+fn tick_label(value: &f64) -> String {
+    let value = *value;
+    let magnitude = value.abs();
+    if magnitude == 0.0 {
+        return "0".into();
+    }
+    if !(1e-3..1e5).contains(&magnitude) {
+        let text = format!("{value:.1e}");
+        return text.replace(".0e", "e");
+    }
+    let decimals = (3 - magnitude.log10().floor() as i32).clamp(0, 6) as usize;
+    let text = format!("{value:.decimals$}");
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tick_labels_are_short() {
+        let labels: Vec<String> = [0.0, 45.0, 0.1, 0.9000000001, 2.5, 1e-5, 123456.0, 0.0012]
+            .iter()
+            .map(tick_label)
+            .collect();
+        assert_eq!(
+            labels,
+            ["0", "45", "0.1", "0.9", "2.5", "1e-5", "1.2e5", "0.0012"]
+        );
+    }
+
+    #[test]
+    fn density_bars_integrate_to_the_share_inside() {
+        let values = [0.1, 0.2, 0.3, 0.9, 1.5, 2.5];
+        let bars = density_bars(&values, 0.0, 2.0, 4);
+        let area: f64 = bars.iter().map(|(l, r, d)| (r - l) * d).sum();
+        assert!((area - 5.0 / 6.0).abs() < 1e-12, "{area}");
+        assert_eq!(bars[0].2, 3.0 / (6.0 * 0.5));
+    }
+
+    #[test]
+    fn file_stems_are_safe() {
+        assert_eq!(file_stem("features.0/weight:x"), "features_0_weight_x");
+    }
+}

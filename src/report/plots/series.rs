@@ -1,0 +1,211 @@
+//! Curves and point sets on shared axes: metrics over training, metrics across layers, theory
+//! against simulation. One chart type, linear or logarithmic axes, optionally in a grid.
+use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use super::palette::MARKER;
+use super::{draw_axes, draw_legend, legend_box, legend_line};
+use super::{DrawResult, Figure, FAMILY, FIGURE_SIZE};
+
+/// How a series is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mark {
+    /// A solid line through the points.
+    Line,
+    /// A dashed line (a second reference curve).
+    Dashed,
+    /// Filled circles.
+    Points,
+}
+
+/// A named set of (x, y) points.
+#[derive(Debug, Clone)]
+pub struct Series {
+    /// Legend text.
+    pub name: String,
+    /// The points; non-finite ones are skipped.
+    pub points: Vec<(f64, f64)>,
+    /// Line, dashed line or points.
+    pub mark: Mark,
+    /// Its colour.
+    pub color: RGBColor,
+}
+
+/// One chart of several series.
+#[derive(Debug, Clone, Default)]
+pub struct SeriesFigure {
+    /// Caption.
+    pub title: String,
+    /// X-axis label, with units.
+    pub x_desc: String,
+    /// Y-axis label, with units.
+    pub y_desc: String,
+    /// The series, drawn in order.
+    pub series: Vec<Series>,
+    /// Logarithmic x axis (non-positive x skipped).
+    pub log_x: bool,
+    /// Logarithmic y axis (non-positive y skipped).
+    pub log_y: bool,
+    /// Tick labels on the x axis at whole numbers only (layer indices, steps).
+    pub integer_x: bool,
+    /// A shaded horizontal band (y from, y to, legend text), e.g. the well-trained α range.
+    pub band: Option<(f64, f64, String)>,
+}
+
+/// Series colours in order, for figures with one series per layer.
+pub const CYCLE: [RGBColor; 10] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+];
+
+impl SeriesFigure {
+    fn visible(&self, (x, y): (f64, f64)) -> bool {
+        x.is_finite() && y.is_finite() && (!self.log_x || x > 0.0) && (!self.log_y || y > 0.0)
+    }
+
+    fn range(&self, values: impl Iterator<Item = f64>, log: bool) -> (f64, f64) {
+        let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+        if !lo.is_finite() {
+            return if log { (0.1, 10.0) } else { (0.0, 1.0) };
+        }
+        if log {
+            let (lo, hi) = if hi > lo {
+                (lo, hi)
+            } else {
+                (lo / 2.0, hi * 2.0)
+            };
+            (lo / 1.3, hi * 1.3)
+        } else {
+            let pad = if hi > lo {
+                (hi - lo) * 0.06
+            } else {
+                lo.abs().max(1.0) * 0.1
+            };
+            (lo - pad, hi + pad)
+        }
+    }
+
+    fn draw_on<DB, X, Y>(&self, area: &DrawingArea<DB, Shift>, x: X, y: Y) -> DrawResult<DB>
+    where
+        DB: DrawingBackend,
+        X: AsRangedCoord<Value = f64>,
+        Y: AsRangedCoord<Value = f64>,
+        X::CoordDescType: ValueFormatter<f64>,
+        Y::CoordDescType: ValueFormatter<f64>,
+    {
+        let mut chart = ChartBuilder::on(area)
+            .caption(&self.title, (FAMILY, 16))
+            .margin(10)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(x, y)?;
+        draw_axes(&mut chart, &self.x_desc, &self.y_desc, self.integer_x)?;
+        let (x_range, y_range) = (chart.x_range(), chart.y_range());
+        if let Some((from, to, name)) = &self.band {
+            let (from, to) = (from.max(y_range.start), to.min(y_range.end));
+            if from < to {
+                chart
+                    .draw_series(std::iter::once(Rectangle::new(
+                        [(x_range.start, from), (x_range.end, to)],
+                        MARKER.mix(0.12).filled(),
+                    )))?
+                    .label(name.as_str())
+                    .legend(legend_box(MARKER));
+            }
+        }
+        for series in &self.series {
+            let points: Vec<(f64, f64)> = series
+                .points
+                .iter()
+                .copied()
+                .filter(|&p| self.visible(p))
+                .collect();
+            let color = series.color;
+            let drawn = match series.mark {
+                Mark::Line => chart.draw_series(LineSeries::new(points, color.stroke_width(2)))?,
+                Mark::Dashed => {
+                    chart.draw_series(DashedLineSeries::new(points, 6, 4, color.stroke_width(2)))?
+                }
+                Mark::Points => chart.draw_series(
+                    points
+                        .into_iter()
+                        .map(move |p| Circle::new(p, 4, color.filled())),
+                )?,
+            };
+            if !series.name.is_empty() {
+                match series.mark {
+                    Mark::Points => drawn.label(series.name.as_str()).legend(legend_box(color)),
+                    _ => drawn.label(series.name.as_str()).legend(legend_line(color)),
+                };
+            }
+        }
+        if self.series.iter().any(|s| !s.name.is_empty()) || self.band.is_some() {
+            draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
+        }
+        Ok(())
+    }
+}
+
+impl Figure for SeriesFigure {
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        let points = || {
+            self.series
+                .iter()
+                .flat_map(|s| s.points.iter().copied())
+                .filter(|&p| self.visible(p))
+        };
+        let band = self.band.iter().flat_map(|b| [b.0, b.1]);
+        let (x0, x1) = self.range(points().map(|p| p.0), self.log_x);
+        let (y0, y1) = self.range(points().map(|p| p.1).chain(band), self.log_y);
+        match (self.log_x, self.log_y) {
+            (false, false) => self.draw_on(area, x0..x1, y0..y1),
+            (true, false) => self.draw_on(area, (x0..x1).log_scale(), y0..y1),
+            (false, true) => self.draw_on(area, x0..x1, (y0..y1).log_scale()),
+            (true, true) => self.draw_on(area, (x0..x1).log_scale(), (y0..y1).log_scale()),
+        }
+    }
+}
+
+/// Charts in a grid of `columns` columns under one title.
+#[derive(Debug, Clone, Default)]
+pub struct PanelsFigure {
+    /// The title above the grid.
+    pub title: String,
+    /// The charts, row by row.
+    pub panels: Vec<SeriesFigure>,
+    /// Charts per row.
+    pub columns: usize,
+}
+
+impl Figure for PanelsFigure {
+    fn size(&self) -> (u32, u32) {
+        let columns = self.columns.max(1);
+        let rows = self.panels.len().div_ceil(columns).max(1);
+        let (width, height) = FIGURE_SIZE;
+        (
+            width * columns.min(2) as u32,
+            40 + rows as u32 * height * 4 / 5,
+        )
+    }
+
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        let area = area.titled(&self.title, (FAMILY, 20))?;
+        let columns = self.columns.max(1);
+        let rows = self.panels.len().div_ceil(columns).max(1);
+        for (panel, cell) in self.panels.iter().zip(area.split_evenly((rows, columns))) {
+            panel.draw(&cell)?;
+        }
+        Ok(())
+    }
+}
