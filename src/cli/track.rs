@@ -5,10 +5,11 @@ use std::process::ExitCode;
 use clap::Args;
 use serde_json::Value;
 
+use rmt_torch::report::plots::track::write_track_figures;
 use rmt_torch::report::{format_number, table::Table, to_json, OutputFormat};
 
 use super::output::{progress_bar, write_output};
-use super::{OutputArgs, RmtArgs, SelectionArgs};
+use super::{OutputArgs, PlotArgs, RmtArgs, SelectionArgs};
 
 /// Arguments of `track`.
 #[derive(Debug, Args)]
@@ -20,7 +21,8 @@ A SpectralMonitor's JSONL (the library's training-loop plugin) is read with --js
 EXAMPLES:
   rmt-torch track checkpoints/
   rmt-torch track run/ckpt-*.safetensors --metrics alpha,lambda_max,num_spikes_tw -f csv
-  rmt-torch track --jsonl spectra.jsonl --layers fc2")]
+  rmt-torch track --jsonl spectra.jsonl --layers fc2
+  rmt-torch track checkpoints/ --plots figures/   (one figure per metric, ESD snapshots per layer)")]
 pub struct TrackArgs {
     /// Checkpoint files and directories (any format `analyze` reads).
     #[arg(required_unless_present = "jsonl")]
@@ -42,6 +44,8 @@ pub struct TrackArgs {
     #[arg(long, short)]
     quiet: bool,
     #[command(flatten)]
+    plots: PlotArgs,
+    #[command(flatten)]
     rmt: RmtArgs,
     #[command(flatten)]
     selection: SelectionArgs,
@@ -52,6 +56,7 @@ pub struct TrackArgs {
 /// Tracks the statistics and writes them.
 pub fn run(args: TrackArgs) -> anyhow::Result<ExitCode> {
     let format: OutputFormat = args.output.format.parse()?;
+    args.plots.prepare()?;
     let selection = args.selection.to_selection()?;
     let records: Vec<Value> = match &args.jsonl {
         Some(path) => {
@@ -82,6 +87,7 @@ pub fn run(args: TrackArgs) -> anyhow::Result<ExitCode> {
                 device: args.device.parse()?,
                 selection,
                 rmt: args.rmt.to_options()?,
+                keep_eigenvalues: args.plots.plots.is_some(),
                 ..Default::default()
             };
             let paths = rmt_torch::zoo::find_models(&args.paths)?;
@@ -130,6 +136,9 @@ pub fn run(args: TrackArgs) -> anyhow::Result<ExitCode> {
         }
     };
     write_output(&args.output, &text)?;
+    args.plots.write(args.quiet, |directory, formats| {
+        write_track_figures(&records, &args.metrics, directory, formats)
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 

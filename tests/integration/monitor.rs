@@ -180,6 +180,36 @@ fn monitoring_changes_nothing_and_track_reproduces_it() {
             assert_close(&ours[field], &theirs[field], field);
         }
     }
+    // Its figures: one per metric with a line per layer, and each layer's ESD snapshots.
+    let figures = dir.join("figures");
+    run_ok(&[
+        "track",
+        dir.to_str().unwrap(),
+        "--plots",
+        figures.to_str().unwrap(),
+        "--plot-format",
+        "svg",
+        "-q",
+    ]);
+    let svg = |name: &str| {
+        std::fs::read_to_string(figures.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+    };
+    let alpha = svg("alpha.svg");
+    assert!(
+        alpha.contains("power-law exponent α over training") && alpha.contains("training step")
+    );
+    for record in &records[..2] {
+        let name = record["name"].as_str().unwrap();
+        assert!(alpha.contains(name), "alpha figure lacks layer {name}");
+        let snapshots = svg(&format!("esd_{}.svg", name.replace('.', "_")));
+        for step in (EVERY..=STEPS).step_by(EVERY) {
+            assert!(
+                snapshots.contains(&format!("step {step}")),
+                "{name}: step {step}"
+            );
+        }
+    }
+    assert!(svg("num_spikes_tw.svg").contains("Tracy-Widom spikes"));
     // The monitor's JSONL through track, as CSV.
     let csv = run_ok(&[
         "track",

@@ -4,11 +4,12 @@
 //! Each figure is a plain struct of the numbers it shows and implements [`Figure`]; the same
 //! drawing code serves both formats. [`layer`] has the per-layer figures of seeds 003/004,
 //! [`model`] the per-model overview, [`jacobian`] the Jacobian spectrum, [`series`] the
-//! metric-over-time and theory-versus-simulation curves.
+//! metric-over-time and theory-versus-simulation curves, [`track`] spectra over training.
 pub mod jacobian;
 pub mod layer;
 pub mod model;
 pub mod series;
+pub mod track;
 
 use std::path::{Path, PathBuf};
 use std::sync::Once;
