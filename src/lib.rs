@@ -6,7 +6,7 @@
 //!
 //! Data flows one way: [`model`] (load, select layers) → [`spectrum`] (eigenvalues of WᵀW) →
 //! [`esd`] (the reporting convention) → [`spectral_metrics`] and [`rmt`] (pure math on `&[f64]`)
-//! → [`report`] (table, JSON, CSV). [`analysis::analyze`] runs the whole chain, with
+//! → [`report`] (table, JSON, CSV; figures and the HTML page with the default `plots` feature). [`analysis::analyze`] runs the whole chain, with
 //! [`heavy_tail`] (power law and its alternatives) and [`rmt_suite`] (Marchenko-Pastur,
 //! Tracy-Widom, spacings, Porter-Thomas) per layer. Built on it: [`jacobian`] (input-output
 //! Jacobians through autograd), [`monitor`] (the `tch` training-loop plugin), [`track`]
