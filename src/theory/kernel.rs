@@ -48,18 +48,9 @@ pub fn compare_with_linear_equivalent(
         hermite.nu,
     );
     let mut rng = SeededNormal::new(seed);
-    let x =
-        Tensor::from_slice(&rng.normals(p * n)).reshape([p as i64, n as i64]) / (p as f64).sqrt();
-    let w = Tensor::from_slice(&rng.normals(d * p)).reshape([d as i64, p as i64]);
-    let pre = w.matmul(&x);
-    let values = Vec::<f64>::try_from(pre.flatten(0, -1))?;
-    let features = Tensor::from_slice(
-        &values
-            .iter()
-            .map(|&v| activation.apply(v))
-            .collect::<Vec<_>>(),
-    )
-    .reshape([d as i64, n as i64]);
+    let x = gaussian_matrix(&mut rng, p, n, 1.0 / (p as f64).sqrt());
+    let w = gaussian_matrix(&mut rng, d, p, 1.0);
+    let features = elementwise(&w.matmul(&x), |v| activation.apply(v))?;
     let kernel = features.tr().matmul(&features) / d as f64;
     let ones = Tensor::ones([n as i64, n as i64], (Kind::Double, Device::Cpu));
     let identity = Tensor::eye(n as i64, (Kind::Double, Device::Cpu));
@@ -77,6 +68,135 @@ pub fn compare_with_linear_equivalent(
         d,
         relative_error: spectral_norm(&(&kernel - &equivalent))? / kernel_norm,
         kernel_norm,
+    })
+}
+
+/// A rows × cols f64 matrix of seeded N(0, scale²) entries.
+pub(crate) fn gaussian_matrix(
+    rng: &mut SeededNormal,
+    rows: usize,
+    cols: usize,
+    scale: f64,
+) -> Tensor {
+    Tensor::from_slice(&rng.normals(rows * cols)).reshape([rows as i64, cols as i64]) * scale
+}
+
+/// f applied to every entry (the activations' exact definitions, as the Hermite coefficients
+/// use them, rather than libtorch's approximations).
+pub(crate) fn elementwise(tensor: &Tensor, f: impl Fn(f64) -> f64) -> Result<Tensor> {
+    let values = Vec::<f64>::try_from(tensor.flatten(0, -1))?;
+    Ok(Tensor::from_slice(&values.into_iter().map(f).collect::<Vec<_>>()).reshape(tensor.size()))
+}
+
+/// The conjugate kernel at one depth of a deep random network, beside the prediction.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DepthPoint {
+    /// Layers L.
+    pub depth: usize,
+    /// ‖K_L − I‖_F measured.
+    pub distance: f64,
+    /// Its prediction: √(b^{4L}‖K₀ − I‖²_F + n(n−1)/d · Σ_{l<L} b^{4l}).
+    pub predicted: f64,
+    /// The infinite-width part b^{2L}‖K₀ − I‖_F alone: what is left of the input.
+    pub signal: f64,
+    /// Smallest eigenvalue of K_L.
+    pub eigenvalue_min: f64,
+    /// Largest eigenvalue of K_L.
+    pub eigenvalue_max: f64,
+    /// Every eigenvalue of K_L, ascending (for figures; not serialised).
+    #[serde(skip)]
+    pub eigenvalues: Vec<f64>,
+}
+
+/// Seed 002's curse of depth measured on one random network.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DepthProfile {
+    /// The activation, used normalised: φ̃ = (φ − a₀)/√(ν − a₀²).
+    pub activation: Activation,
+    /// Samples.
+    pub n: usize,
+    /// Input dimension.
+    pub p: usize,
+    /// Width of every layer.
+    pub d: usize,
+    /// b = a₁/√(ν − a₀²), the normalised activation's linear coefficient: K_L's input part
+    /// shrinks as b^{2L}.
+    pub slope: f64,
+    /// ‖K₀ − I‖_F of the input kernel XᵀX/p.
+    pub input_distance: f64,
+    /// One point per requested depth.
+    pub points: Vec<DepthPoint>,
+}
+
+/// The conjugate kernels K_L = Y_Lᵀ Y_L/d of a random network with `depths.max()` layers of width
+/// d on n Gaussian inputs in ℝᵖ (columns scaled to norm √p), Y_l = φ̃(W_l Y_{l−1}),
+/// W_l ~ N(0, 1/fan-in). With φ̃ centred and of unit variance every pre-activation stays
+/// N(0, 1), and the linear equivalent gives K_L ≈ b^{2L}K₀ + (1 − b^{2L})I: for b < 1 the
+/// kernel forgets its input as depth grows (seed 002, experiment 3). At finite width every
+/// layer adds fluctuations of variance 1/d to each off-diagonal entry, which later layers
+/// shrink by b² like the input: the prediction carries both.
+pub fn depth_profile(
+    activation: Activation,
+    n: usize,
+    p: usize,
+    d: usize,
+    depths: &[usize],
+    seed: u64,
+) -> Result<DepthProfile> {
+    let deepest = depths.iter().copied().max().unwrap_or(0);
+    if n < 2 || p == 0 || d == 0 || deepest == 0 {
+        return Err(Error::InvalidOption(format!(
+            "the curse of depth needs n ≥ 2, p, d ≥ 1 and a depth ≥ 1 (got n = {n}, p = {p}, d = {d}, depths {depths:?})"
+        )));
+    }
+    let hermite = hermite_coefficients(activation, 1)?;
+    let (a0, a1) = (hermite.coefficients[0], hermite.coefficients[1]);
+    let scale = (hermite.nu - a0 * a0).sqrt();
+    let slope = a1 / scale;
+    let normalised = |v: f64| (activation.apply(v) - a0) / scale;
+    let mut rng = SeededNormal::new(seed);
+    let x = gaussian_matrix(&mut rng, p, n, 1.0);
+    let x = &x / x.square().sum_dim_intlist(0, true, Kind::Double).sqrt() * (p as f64).sqrt();
+    let identity = Tensor::eye(n as i64, (Kind::Double, Device::Cpu));
+    let distance = |kernel: &Tensor| -> Result<f64> {
+        Ok(f64::try_from(
+            (kernel - &identity).square().sum(Kind::Double).sqrt(),
+        )?)
+    };
+    let input_distance = distance(&(x.tr().matmul(&x) / p as f64))?;
+    let noise = (n * (n - 1)) as f64 / d as f64;
+    let mut features = x;
+    let mut points = Vec::new();
+    for depth in 1..=deepest {
+        let fan_in = features.size()[0] as usize;
+        let w = gaussian_matrix(&mut rng, d, fan_in, 1.0 / (fan_in as f64).sqrt());
+        features = elementwise(&w.matmul(&features), normalised)?;
+        if !depths.contains(&depth) {
+            continue;
+        }
+        let kernel = features.tr().matmul(&features) / d as f64;
+        let eigenvalues = Vec::<f64>::try_from(kernel.f_linalg_eigvalsh("L")?)?;
+        let shrink = slope.powi(4);
+        let accumulated: f64 = (0..depth).map(|l| shrink.powi(l as i32)).sum();
+        let signal = slope.powi(2 * depth as i32) * input_distance;
+        points.push(DepthPoint {
+            depth,
+            distance: distance(&kernel)?,
+            predicted: (signal * signal + noise * accumulated).sqrt(),
+            signal,
+            eigenvalue_min: eigenvalues[0],
+            eigenvalue_max: eigenvalues[eigenvalues.len() - 1],
+            eigenvalues,
+        });
+    }
+    Ok(DepthProfile {
+        activation,
+        n,
+        p,
+        d,
+        slope,
+        input_distance,
+        points,
     })
 }
 
@@ -98,5 +218,27 @@ mod tests {
             assert!(large.relative_error < 0.1, "{activation}: {large:?}");
         }
         assert!(compare_with_linear_equivalent(Activation::Relu, 0, 4, 4, 0).is_err());
+    }
+
+    #[test]
+    fn deep_random_kernels_forget_their_input_as_a1_predicts() {
+        for activation in [Activation::Tanh, Activation::Relu] {
+            let profile = depth_profile(activation, 512, 512, 2048, &[1, 2, 5, 10], 3).unwrap();
+            // d = 4n: each layer's fluctuation (n/√d ≈ 11) is comparable to the input's part,
+            // so the test checks both terms; the input's part alone forgets as b^{2L}.
+            for point in &profile.points {
+                let ratio = point.distance / point.predicted;
+                assert!(
+                    (ratio - 1.0).abs() < 0.1,
+                    "{activation} L = {}: {point:?}",
+                    point.depth
+                );
+            }
+            let last = profile.points.last().unwrap();
+            assert!(
+                last.signal < 0.6 * profile.input_distance,
+                "{activation}: {last:?}"
+            );
+        }
     }
 }

@@ -1,8 +1,14 @@
-//! The theory behind the spectra, as closed forms and quadratures to compare networks with:
-//! Hermite linearisation of activations and the deterministic-equivalent risk of ridge
-//! regression (seed 002), and the conjugate kernel of a random layer against its linear
-//! equivalent. Closed forms in pure f64; simulations seeded.
+//! The theory behind the spectra, as closed forms and simulations to compare networks with:
+//! Dyson Brownian motion and its Coulomb gas ([`dyson`], seeds 001 and 004), Hermite
+//! linearisation of activations ([`hermite`]), the conjugate kernel of a random layer against
+//! its linear equivalent and across depth ([`kernel`], seed 002), pre-activation statistics at
+//! initialisation ([`preactivation`], seed 004), and the deterministic-equivalent risks of
+//! ridge regression ([`ridge`]) and random-features ridge ([`random_features`]) with their
+//! double descent. Closed forms in pure f64; simulations seeded ([`random`]).
+pub mod dyson;
 pub mod hermite;
 pub mod kernel;
+pub mod preactivation;
 pub mod random;
+pub mod random_features;
 pub mod ridge;

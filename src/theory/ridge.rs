@@ -118,6 +118,61 @@ pub fn simulate_risk(
     Ok((mean, (variance / trials as f64).sqrt()))
 }
 
+/// One point of a risk curve, with its simulation when asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct RiskPoint {
+    /// γ = p/n.
+    pub gamma: f64,
+    /// λ.
+    pub lambda: f64,
+    /// R(γ, λ).
+    pub risk: f64,
+    /// The simulated mean risk.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub simulated: Option<f64>,
+    /// Its standard error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub simulated_stderr: Option<f64>,
+}
+
+/// How to simulate beside the theory: dimension p, draws per point, seed.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct RidgeSimulation {
+    /// Dimension p (n = p/γ samples).
+    pub p: usize,
+    /// Draws per point.
+    pub trials: usize,
+    /// Seed.
+    pub seed: u64,
+}
+
+/// R(γ, λ) for every λ and γ (λ outer), simulated too when `simulation` is given.
+pub fn risk_sweep(
+    r2: f64,
+    sigma2: f64,
+    gammas: &[f64],
+    lambdas: &[f64],
+    simulation: Option<RidgeSimulation>,
+) -> Result<Vec<RiskPoint>> {
+    let mut points = Vec::with_capacity(gammas.len() * lambdas.len());
+    for &lambda in lambdas {
+        for &gamma in gammas {
+            let problem = RidgeProblem::new(gamma, r2, sigma2)?;
+            let simulated = simulation
+                .map(|s| simulate_risk(&problem, lambda, s.p, s.trials, s.seed))
+                .transpose()?;
+            points.push(RiskPoint {
+                gamma,
+                lambda,
+                risk: problem.risk(lambda)?,
+                simulated: simulated.map(|s| s.0),
+                simulated_stderr: simulated.map(|s| s.1),
+            });
+        }
+    }
+    Ok(points)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,5 +209,24 @@ mod tests {
             );
         }
         assert!(simulate_risk(&RidgeProblem::new(1.0, 1.0, 1.0).unwrap(), 0.0, 10, 1, 0).is_err());
+    }
+
+    #[test]
+    fn simulated_ridge_at_p_512_is_within_5_percent_of_theory_away_from_the_peak() {
+        // Seed 002's first experiment: p = 512, n/p from 0.5 to 2, λ = 1e-5 and 0.1.
+        let gammas = [2.0, 1.0 / 0.6, 1.0 / 1.6, 0.5];
+        let simulation = RidgeSimulation {
+            p: 512,
+            trials: 30,
+            seed: 11,
+        };
+        let points = risk_sweep(1.0, 1.0, &gammas, &[1e-5, 0.1], Some(simulation)).unwrap();
+        for point in &points {
+            let simulated = point.simulated.unwrap();
+            assert!(
+                (simulated - point.risk).abs() < 0.05 * point.risk,
+                "{point:?}"
+            );
+        }
     }
 }
