@@ -44,7 +44,8 @@ enum Command {
     Zoo(zoo::ZooArgs),
     /// Spectral statistics over training: a sequence of checkpoints, or a SpectralMonitor's JSONL.
     Track(track::TrackArgs),
-    /// The theory behind the spectra: Hermite linearisation, ridge double descent.
+    /// The theory behind the spectra: Dyson Brownian motion, Hermite linearisation, the curse of
+    /// depth, pre-activation statistics, ridge and random-features double descent.
     Theory(theory::TheoryArgs),
     /// Evaluate a distribution of the RMT suite: density, CDF, quantile, moments.
     Dist(dist::DistArgs),
@@ -268,6 +269,7 @@ impl PlotArgs {
         let Some(directory) = &self.plots else {
             return Ok(());
         };
+        self.prepare()?;
         let written = write(directory, &self.formats()?)?;
         if !quiet {
             eprintln!("wrote {} figures to {}", written.len(), directory.display());

@@ -2,15 +2,23 @@
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use serde::Serialize;
 
+use rmt_torch::report::plots::theory::{
+    depth_figures, dyson_figures, kernel_figure, preactivation_figure, random_features_figure,
+    ridge_figure,
+};
+use rmt_torch::report::plots::write_formats;
 use rmt_torch::report::{format_number, table::Table, to_json, OutputFormat};
+use rmt_torch::theory::dyson::{run_case, DysonCase, DysonOptions};
 use rmt_torch::theory::hermite::{hermite_coefficients, Activation};
-use rmt_torch::theory::kernel::compare_with_linear_equivalent;
-use rmt_torch::theory::ridge::{simulate_risk, RidgeProblem};
+use rmt_torch::theory::kernel::{compare_with_linear_equivalent, depth_profile};
+use rmt_torch::theory::preactivation::{kernel_recursion, measured_kernels, Ensemble};
+use rmt_torch::theory::random::SeededNormal;
+use rmt_torch::theory::random_features::{feature_sweep, FeatureMap, Task};
+use rmt_torch::theory::ridge::{risk_sweep, RidgeSimulation};
 
 use super::output::write_output;
-use super::OutputArgs;
+use super::{OutputArgs, PlotArgs};
 
 /// Arguments of `theory`.
 #[derive(Debug, Args)]
@@ -30,6 +38,164 @@ enum TheoryCommand {
     /// Deterministic-equivalent prediction risk of ridge regression with isotropic features
     /// (Hastie et al.): double descent in γ = p/n, its peak at γ = 1 for a small ridge λ.
     Ridge(RidgeArgs),
+    /// Ridge regression on N random features (Louart, Liao & Couillet): training and test
+    /// error against their deterministic equivalents; the test error peaks at N = n.
+    RandomFeatures(RandomFeaturesArgs),
+    /// Dyson Brownian motion of eigenvalues and its Coulomb gas: spacings against the Wigner
+    /// surmise, densities against the semicircle and seed 001's two-width pair density.
+    Dyson(DysonArgs),
+    /// The curse of depth: the conjugate kernel K_L of a deep random network forgets its input
+    /// as b^{2L} (b the normalised activation's a₁); ‖K_L − I‖_F against the prediction.
+    Depth(DepthArgs),
+    /// Pre-activation statistics at initialisation (seed 004, eq. 32): the recursion for
+    /// E[z⁽ˡ⁾(x_α)z⁽ˡ⁾(x_β)] against random networks.
+    Preactivation(PreactivationArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(after_long_help = "\
+CASES:
+  pair        N = 2 in one well: spacings follow the Wigner surmise exactly (GOE for β = 1, GUE
+              for β = 2); the density is seed 001's pair density (β = 1)
+  degenerate  N = 10 with four doubly degenerate pairs: each pair still follows the surmise
+  two-width   N = 2 in wells of widths 0.5 and 1.5: seed 001's two-component density (β = 1)
+  semicircle  N eigenvalues in one well: Wigner's semicircle of radius √(2βN)
+
+The motion dxᵢ = −(xᵢ − κᵢ)/σᵢ² dt + β Σ 1/(xᵢ − xⱼ) dt + √2 dBᵢ is integrated by Euler-Maruyama
+steps accepted by Metropolis-Hastings against the Coulomb gas (and refused when eigenvalues would
+cross), so the stationary law is exact and the ordering kept.
+
+EXAMPLES:
+  rmt-torch theory dyson --case pair --beta 2
+  rmt-torch theory dyson --case semicircle --n 60 --plots figures/")]
+struct DysonArgs {
+    /// pair, degenerate, two-width or semicircle.
+    #[arg(long, default_value = "pair")]
+    case: String,
+    /// Repulsion β (1 or 2 have surmises to compare with).
+    #[arg(long, default_value_t = 1.0)]
+    beta: f64,
+    /// Eigenvalues of the semicircle case.
+    #[arg(long, default_value_t = 40)]
+    n: usize,
+    /// Independent chains (default: the case's).
+    #[arg(long)]
+    chains: Option<usize>,
+    /// Configurations recorded per chain (default: the case's).
+    #[arg(long)]
+    samples: Option<usize>,
+    /// Time step in units of 1/g² (default: the case's).
+    #[arg(long)]
+    dt: Option<f64>,
+    /// Seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[command(flatten)]
+    plots: PlotArgs,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_long_help = "EXAMPLE:\n  rmt-torch theory depth --activation tanh --depths 1,2,5,10 --plots figures/"
+)]
+struct DepthArgs {
+    /// relu, leaky_relu, tanh, sigmoid, erf, gelu, silu (used centred and normalised).
+    #[arg(long, default_value = "tanh")]
+    activation: String,
+    /// Samples n (K is n × n).
+    #[arg(long, default_value_t = 512)]
+    n: usize,
+    /// Input dimension p.
+    #[arg(long, default_value_t = 512)]
+    p: usize,
+    /// Width of every layer (the finite-width noise is n²/width per layer).
+    #[arg(long, default_value_t = 2048)]
+    width: usize,
+    /// Depths to report.
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 2, 5, 10])]
+    depths: Vec<usize>,
+    /// Seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[command(flatten)]
+    plots: PlotArgs,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_long_help = "EXAMPLE:\n  rmt-torch theory preactivation --activation relu --sigma-w2 2 --layers 8"
+)]
+struct PreactivationArgs {
+    /// relu, leaky_relu, tanh, sigmoid, erf, gelu, silu.
+    #[arg(long, default_value = "tanh")]
+    activation: String,
+    /// σ_W²: weights are N(0, σ_W²/fan-in).
+    #[arg(long, default_value_t = 1.0)]
+    sigma_w2: f64,
+    /// Layers.
+    #[arg(long, default_value_t = 6)]
+    layers: usize,
+    /// Input dimension n₀ of the two Gaussian inputs.
+    #[arg(long, default_value_t = 64)]
+    input_dim: usize,
+    /// Correlation of the two inputs.
+    #[arg(long, default_value_t = 0.5)]
+    correlation: f64,
+    /// Width of the random networks.
+    #[arg(long, default_value_t = 256)]
+    width: usize,
+    /// Random networks averaged.
+    #[arg(long, default_value_t = 100)]
+    networks: usize,
+    /// Seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[command(flatten)]
+    plots: PlotArgs,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_long_help = "EXAMPLE:\n  rmt-torch theory random-features --features 64:1024:64 --simulate 10 --plots figures/"
+)]
+struct RandomFeaturesArgs {
+    /// relu or erf (their kernels Φ are known in closed form).
+    #[arg(long, default_value = "relu")]
+    activation: String,
+    /// Training samples n.
+    #[arg(long, default_value_t = 256)]
+    n: usize,
+    /// Input dimension p.
+    #[arg(long, default_value_t = 128)]
+    p: usize,
+    /// Test samples.
+    #[arg(long, default_value_t = 512)]
+    n_test: usize,
+    /// Feature counts N: a list or START:END[:STEP].
+    #[arg(long, default_value = "32:1024:32")]
+    features: String,
+    /// Ridge γ > 0.
+    #[arg(long, default_value_t = 1e-3)]
+    ridge: f64,
+    /// Label-noise variance of the linear teacher.
+    #[arg(long, default_value_t = 0.1)]
+    noise: f64,
+    /// Also simulate, averaging this many draws of the features per point.
+    #[arg(long, value_name = "TRIALS")]
+    simulate: Option<usize>,
+    /// Seed of the data and the features.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[command(flatten)]
+    plots: PlotArgs,
+    #[command(flatten)]
+    output: OutputArgs,
 }
 
 #[derive(Debug, Args)]
@@ -74,6 +240,8 @@ struct RidgeArgs {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     #[command(flatten)]
+    plots: PlotArgs,
+    #[command(flatten)]
     output: OutputArgs,
 }
 
@@ -95,18 +263,9 @@ struct KernelArgs {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     #[command(flatten)]
+    plots: PlotArgs,
+    #[command(flatten)]
     output: OutputArgs,
-}
-
-#[derive(Debug, Serialize)]
-struct RiskRow {
-    gamma: f64,
-    lambda: f64,
-    risk: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    simulated: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    simulated_stderr: Option<f64>,
 }
 
 /// Evaluates and prints.
@@ -195,59 +354,288 @@ pub fn run(args: TheoryArgs) -> anyhow::Result<ExitCode> {
                 ),
             };
             write_output(&args.output, &text)?;
+            args.plots.write(false, |directory, formats| {
+                let figure = kernel_figure(&rows, &args.activation);
+                write_formats(&figure, directory, "kernel", formats)
+            })?;
         }
         TheoryCommand::Ridge(args) => {
-            let gammas = super::parse_lengths(&args.gamma).map_err(|err| {
-                anyhow::anyhow!(
-                    "{}",
-                    err.to_string().replace("--number-variance", "--gamma")
-                )
-            })?;
-            let mut rows = Vec::new();
-            for &lambda in &args.lambda {
-                for &gamma in &gammas {
-                    let problem = RidgeProblem::new(gamma, args.r2, args.sigma2)?;
-                    let simulated = args
-                        .simulate
-                        .map(|p| simulate_risk(&problem, lambda, p, args.trials, args.seed))
-                        .transpose()?;
-                    rows.push(RiskRow {
-                        gamma,
-                        lambda,
-                        risk: problem.risk(lambda)?,
-                        simulated: simulated.map(|s| s.0),
-                        simulated_stderr: simulated.map(|s| s.1),
-                    });
-                }
-            }
+            let gammas = parse_list(&args.gamma, "--gamma")?;
+            let simulation = args.simulate.map(|p| RidgeSimulation {
+                p,
+                trials: args.trials,
+                seed: args.seed,
+            });
+            let rows = risk_sweep(args.r2, args.sigma2, &gammas, &args.lambda, simulation)?;
             let text = match args.output.format.parse()? {
                 OutputFormat::Json => to_json(&rows)?,
+                format => render(
+                    format,
+                    [
+                        "gamma",
+                        "lambda",
+                        "risk",
+                        "simulated",
+                        "stderr",
+                        "rel_error",
+                    ]
+                    .map(String::from)
+                    .to_vec(),
+                    rows.iter()
+                        .map(|r| {
+                            vec![
+                                format_number(r.gamma),
+                                r.lambda.to_string(),
+                                format_number(r.risk),
+                                optional(r.simulated),
+                                optional(r.simulated_stderr),
+                                optional(r.simulated.map(|s| s / r.risk - 1.0)),
+                            ]
+                        })
+                        .collect(),
+                ),
+            };
+            write_output(&args.output, &text)?;
+            args.plots.write(false, |directory, formats| {
+                write_formats(&ridge_figure(&rows), directory, "ridge", formats)
+            })?;
+        }
+        TheoryCommand::RandomFeatures(args) => {
+            let map = FeatureMap::of(args.activation.parse()?)?;
+            let counts: Vec<usize> = parse_list(&args.features, "--features")?
+                .into_iter()
+                .map(|f| f.round() as usize)
+                .collect();
+            if args.n == 0 || args.p == 0 || args.n_test == 0 {
+                anyhow::bail!("--n, --p and --n-test must be at least 1");
+            }
+            let task = Task::linear_teacher(args.p, args.n, args.n_test, args.noise, args.seed);
+            let simulation = args.simulate.map(|trials| (trials, args.seed + 1));
+            let points = feature_sweep(map, &task, &counts, args.ridge, simulation)?;
+            let text = match args.output.format.parse()? {
+                OutputFormat::Json => to_json(&points)?,
+                format => render(
+                    format,
+                    [
+                        "features",
+                        "train",
+                        "test",
+                        "train_simulated",
+                        "test_simulated",
+                        "test_stderr",
+                        "test_rel_error",
+                    ]
+                    .map(String::from)
+                    .to_vec(),
+                    points
+                        .iter()
+                        .map(|p| {
+                            let simulated = p.simulated;
+                            vec![
+                                p.features.to_string(),
+                                format_number(p.train_theory),
+                                format_number(p.test_theory),
+                                optional(simulated.map(|s| s.train)),
+                                optional(simulated.map(|s| s.test)),
+                                optional(simulated.map(|s| s.test_stderr)),
+                                optional(simulated.map(|s| s.test / p.test_theory - 1.0)),
+                            ]
+                        })
+                        .collect(),
+                ),
+            };
+            write_output(&args.output, &text)?;
+            args.plots.write(false, |directory, formats| {
+                let figure = random_features_figure(&points, args.n);
+                write_formats(&figure, directory, "random_features", formats)
+            })?;
+        }
+        TheoryCommand::Dyson(args) => {
+            let case: DysonCase = args.case.parse()?;
+            let defaults = case.default_options();
+            let options = DysonOptions {
+                dt: args.dt.unwrap_or(defaults.dt),
+                chains: args.chains.unwrap_or(defaults.chains),
+                samples_per_chain: args.samples.unwrap_or(defaults.samples_per_chain),
+                seed: args.seed,
+                ..defaults
+            };
+            let report = run_case(case, args.beta, args.n, &options)?;
+            let text = match args.output.format.parse()? {
+                OutputFormat::Json => to_json(&report)?,
                 format => {
-                    let optional =
-                        |v: Option<f64>| v.map_or_else(|| "-".to_string(), format_number);
-                    render(
-                        format,
-                        ["gamma", "lambda", "risk", "simulated", "stderr"]
-                            .map(String::from)
-                            .to_vec(),
-                        rows.iter()
-                            .map(|r| {
-                                vec![
-                                    format_number(r.gamma),
-                                    r.lambda.to_string(),
-                                    format_number(r.risk),
-                                    optional(r.simulated),
-                                    optional(r.simulated_stderr),
-                                ]
-                            })
-                            .collect(),
-                    )
+                    let mut rows = vec![
+                        vec!["eigenvalues N".into(), report.n.to_string()],
+                        vec!["configurations".into(), report.configurations.to_string()],
+                        vec!["acceptance".into(), format_number(report.acceptance)],
+                    ];
+                    if let Some(spacing) = &report.spacing {
+                        for (name, test) in [
+                            ("spacing KS p, GOE surmise", spacing.goe),
+                            ("spacing KS p, GUE surmise", spacing.gue),
+                            ("spacing KS p, Poisson", spacing.poisson),
+                        ] {
+                            rows.push(vec![name.into(), format_number(test.p_value)]);
+                        }
+                    }
+                    if let Some(law) = report.expected_surmise {
+                        rows.push(vec!["expected".into(), law.to_string()]);
+                    }
+                    if let Some(test) = &report.density {
+                        rows.push(vec![
+                            "density KS distance".into(),
+                            format_number(test.statistic),
+                        ]);
+                        rows.push(vec!["density KS p".into(), format_number(test.p_value)]);
+                    }
+                    render(format, vec!["statistic".into(), "value".into()], rows)
                 }
             };
             write_output(&args.output, &text)?;
+            let widths = case.gas(args.beta, args.n)?.widths;
+            args.plots.write(false, |directory, formats| {
+                let mut written = Vec::new();
+                for (stem, figure) in dyson_figures(&report, &widths) {
+                    written.extend(write_formats(&figure, directory, &stem, formats)?);
+                }
+                Ok(written)
+            })?;
+        }
+        TheoryCommand::Depth(args) => {
+            let profile = depth_profile(
+                args.activation.parse()?,
+                args.n,
+                args.p,
+                args.width,
+                &args.depths,
+                args.seed,
+            )?;
+            let text = match args.output.format.parse()? {
+                OutputFormat::Json => to_json(&profile)?,
+                format => render(
+                    format,
+                    [
+                        "depth",
+                        "distance",
+                        "predicted",
+                        "rel_error",
+                        "input_part",
+                        "eig_min",
+                        "eig_max",
+                    ]
+                    .map(String::from)
+                    .to_vec(),
+                    profile
+                        .points
+                        .iter()
+                        .map(|p| {
+                            vec![
+                                p.depth.to_string(),
+                                format_number(p.distance),
+                                format_number(p.predicted),
+                                format_number(p.distance / p.predicted - 1.0),
+                                format_number(p.signal),
+                                format_number(p.eigenvalue_min),
+                                format_number(p.eigenvalue_max),
+                            ]
+                        })
+                        .collect(),
+                ),
+            };
+            write_output(&args.output, &text)?;
+            args.plots.write(false, |directory, formats| {
+                let (distance, spectra) = depth_figures(&profile);
+                let mut written = write_formats(&distance, directory, "depth_distance", formats)?;
+                written.extend(write_formats(
+                    &spectra,
+                    directory,
+                    "depth_spectra",
+                    formats,
+                )?);
+                Ok(written)
+            })?;
+        }
+        TheoryCommand::Preactivation(args) => {
+            let activation: Activation = args.activation.parse()?;
+            if !(-1.0..=1.0).contains(&args.correlation) || args.input_dim == 0 {
+                anyhow::bail!("--correlation must be in [−1, 1] and --input-dim at least 1");
+            }
+            let mut rng = SeededNormal::new(args.seed);
+            let x_a = rng.normals(args.input_dim);
+            let orthogonal = (1.0 - args.correlation.powi(2)).sqrt();
+            let x_b: Vec<f64> = x_a
+                .iter()
+                .map(|v| args.correlation * v + orthogonal * rng.normal())
+                .collect();
+            let theory = kernel_recursion(activation, args.sigma_w2, &x_a, &x_b, args.layers)?;
+            let ensemble = Ensemble {
+                width: args.width,
+                networks: args.networks,
+                seed: args.seed + 1,
+            };
+            let measured = measured_kernels(
+                activation,
+                args.sigma_w2,
+                (&x_a, &x_b),
+                args.layers,
+                ensemble,
+            )?;
+            let text = match args.output.format.parse()? {
+                OutputFormat::Json => to_json(&serde_json::json!({
+                    "recursion": theory,
+                    "random_networks": measured,
+                }))?,
+                format => render(
+                    format,
+                    [
+                        "layer",
+                        "K_aa",
+                        "K_aa_mc",
+                        "K_ab",
+                        "K_ab_mc",
+                        "K_bb",
+                        "K_bb_mc",
+                        "stderr_ab",
+                    ]
+                    .map(String::from)
+                    .to_vec(),
+                    theory
+                        .iter()
+                        .zip(&measured)
+                        .map(|(t, m)| {
+                            vec![
+                                t.layer.to_string(),
+                                format_number(t.k_aa),
+                                format_number(m.mean.k_aa),
+                                format_number(t.k_ab),
+                                format_number(m.mean.k_ab),
+                                format_number(t.k_bb),
+                                format_number(m.mean.k_bb),
+                                format_number(m.stderr[1]),
+                            ]
+                        })
+                        .collect(),
+                ),
+            };
+            write_output(&args.output, &text)?;
+            args.plots.write(false, |directory, formats| {
+                let figure = preactivation_figure(&theory, &measured);
+                write_formats(&figure, directory, "preactivation", formats)
+            })?;
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A list `0.5,2` or range `START:END[:STEP]` of positive numbers for option `name`.
+fn parse_list(text: &str, name: &str) -> anyhow::Result<Vec<f64>> {
+    super::parse_lengths(text)
+        .map_err(|err| anyhow::anyhow!("{}", err.to_string().replace("--number-variance", name)))
+}
+
+/// A number for a table cell, or `-`.
+fn optional(value: Option<f64>) -> String {
+    value.map_or_else(|| "-".to_string(), format_number)
 }
 
 /// A table, or CSV with the same columns.

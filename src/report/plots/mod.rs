@@ -9,6 +9,7 @@ pub mod jacobian;
 pub mod layer;
 pub mod model;
 pub mod series;
+pub mod theory;
 pub mod track;
 
 use std::path::{Path, PathBuf};

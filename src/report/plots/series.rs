@@ -4,8 +4,8 @@ use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::palette::MARKER;
-use super::{draw_axes, draw_legend, legend_box, legend_line};
+use super::palette::{DATA, MARKER};
+use super::{density_bars, draw_axes, draw_legend, legend_box, legend_line};
 use super::{DrawResult, Figure, FAMILY, FIGURE_SIZE};
 
 /// How a series is drawn.
@@ -96,6 +96,39 @@ impl SeriesFigure {
         }
     }
 
+    /// The corner of the chart with the fewest points, where the legend hides least.
+    fn emptiest_corner(&self, x: (f64, f64), y: (f64, f64)) -> SeriesLabelPosition {
+        let position = |value: f64, (lo, hi): (f64, f64), log: bool| {
+            if log {
+                (value.ln() - lo.ln()) / (hi.ln() - lo.ln())
+            } else {
+                (value - lo) / (hi - lo)
+            }
+        };
+        let corners = [
+            (SeriesLabelPosition::UpperRight, true, true),
+            (SeriesLabelPosition::UpperLeft, false, true),
+            (SeriesLabelPosition::LowerRight, true, false),
+            (SeriesLabelPosition::LowerLeft, false, false),
+        ];
+        let crowding = |right: bool, upper: bool| {
+            self.series
+                .iter()
+                .flat_map(|s| s.points.iter().copied())
+                .filter(|&p| self.visible(p))
+                .filter(|&(px, py)| {
+                    let (fx, fy) = (position(px, x, self.log_x), position(py, y, self.log_y));
+                    (if right { fx > 0.5 } else { fx < 0.5 })
+                        && (if upper { fy > 0.6 } else { fy < 0.4 })
+                })
+                .count()
+        };
+        corners
+            .into_iter()
+            .min_by_key(|&(_, right, upper)| crowding(right, upper))
+            .map_or(SeriesLabelPosition::UpperRight, |corner| corner.0)
+    }
+
     fn draw_on<DB, X, Y>(&self, area: &DrawingArea<DB, Shift>, x: X, y: Y) -> DrawResult<DB>
     where
         DB: DrawingBackend,
@@ -151,7 +184,9 @@ impl SeriesFigure {
             }
         }
         if self.series.iter().any(|s| !s.name.is_empty()) || self.band.is_some() {
-            draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
+            let corner =
+                self.emptiest_corner((x_range.start, x_range.end), (y_range.start, y_range.end));
+            draw_legend(&mut chart, corner)?;
         }
         Ok(())
     }
@@ -207,5 +242,68 @@ impl Figure for PanelsFigure {
             panel.draw(&cell)?;
         }
         Ok(())
+    }
+}
+
+/// A density histogram of samples with curves over it (a simulation against its law).
+#[derive(Debug, Clone, Default)]
+pub struct HistogramFigure {
+    /// Caption.
+    pub title: String,
+    /// X-axis label.
+    pub x_desc: String,
+    /// Legend text of the bars.
+    pub name: String,
+    /// The samples.
+    pub values: Vec<f64>,
+    /// The histogram's range.
+    pub range: (f64, f64),
+    /// Bars.
+    pub bins: usize,
+    /// Curves drawn over the bars (their points, already sampled).
+    pub curves: Vec<Series>,
+}
+
+impl Figure for HistogramFigure {
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        let (lo, hi) = self.range;
+        let bars = density_bars(&self.values, lo, hi, self.bins.max(1));
+        let tallest = bars
+            .iter()
+            .map(|b| b.2)
+            .chain(
+                self.curves
+                    .iter()
+                    .flat_map(|s| s.points.iter().map(|p| p.1)),
+            )
+            .filter(|v| v.is_finite())
+            .fold(0.0, f64::max);
+        let y_hi = if tallest > 0.0 { tallest * 1.15 } else { 1.0 };
+        let mut chart = ChartBuilder::on(area)
+            .caption(&self.title, (FAMILY, 16))
+            .margin(10)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(lo..hi, 0.0..y_hi)?;
+        draw_axes(&mut chart, &self.x_desc, "density", false)?;
+        chart
+            .draw_series(bars.iter().map(|&(left, right, density)| {
+                Rectangle::new([(left, 0.0), (right, density)], DATA.mix(0.5).filled())
+            }))?
+            .label(self.name.as_str())
+            .legend(legend_box(DATA));
+        for curve in &self.curves {
+            let color = curve.color;
+            let points = curve
+                .points
+                .iter()
+                .map(|&(x, y)| (x, y.min(y_hi)))
+                .filter(|p| p.0.is_finite() && p.1.is_finite());
+            chart
+                .draw_series(LineSeries::new(points, color.stroke_width(2)))?
+                .label(curve.name.as_str())
+                .legend(legend_line(color));
+        }
+        draw_legend(&mut chart, SeriesLabelPosition::UpperRight)
     }
 }
