@@ -280,6 +280,9 @@ pub enum Verdict {
     Violated,
     /// The file could not be analysed.
     Error,
+    /// The file holds no model: one bare tensor (`torch.save(tensor)`, an input batch, say).
+    /// Listed, not ranked, and no reason for a non-zero exit.
+    NotAModel,
 }
 
 /// One model's entry in a zoo report.
@@ -373,8 +376,19 @@ fn zoo_entry(path: &Path, options: &ZooOptions) -> ZooEntry {
     let (health, analysis, from_cache) = match cached {
         Some((health, analysis)) => (health, analysis, true),
         None => {
-            let result =
-                Model::load(path).and_then(|model| analyze(&model, &options.analyze, |_, _, _| {}));
+            let model = match Model::load(path) {
+                Ok(model) if model.is_bare_tensor() => {
+                    return ZooEntry {
+                        verdict: Verdict::NotAModel,
+                        error: Some(
+                            "one bare tensor (torch.save(tensor)): data, not a model; `rmt-torch analyze` reads it if it is a weight".into(),
+                        ),
+                        ..failed(Some(hash), String::new())
+                    }
+                }
+                other => other,
+            };
+            let result = model.and_then(|model| analyze(&model, &options.analyze, |_, _, _| {}));
             let analysis = match result {
                 Ok(analysis) => analysis,
                 Err(err) => return failed(Some(hash), err.to_string()),
@@ -435,6 +449,9 @@ pub struct ZooReport {
     pub violated: usize,
     /// Models that could not be analysed.
     pub errors: usize,
+    /// Files that hold no model (bare tensors).
+    #[serde(default)]
+    pub not_models: usize,
 }
 
 impl ZooReport {
@@ -475,6 +492,7 @@ impl ZooReport {
             healthy: count(Verdict::Healthy),
             violated: count(Verdict::Violated),
             errors: count(Verdict::Error),
+            not_models: count(Verdict::NotAModel),
             models: entries,
         }
     }

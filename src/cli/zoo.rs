@@ -17,7 +17,8 @@ use super::{OutputArgs, RmtArgs, SelectionArgs};
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 #[command(after_long_help = "\
 Every model file found is analysed as `rmt-torch analyze` would (ESD convention ww), summarised,
-ranked and judged; a file that cannot be read is reported and the run goes on.
+ranked and judged; a file that cannot be read is reported and the run goes on. A file that
+holds one bare tensor (torch.save(tensor): an input batch, say) is listed as not a model.
 
 SUMMARY FIELDS (for --rank-by and --fail-if):
   layers, alpha_mean, alpha_weighted_mean, log_norm_mean, log_spectral_norm_mean,
@@ -288,6 +289,7 @@ fn table(report: &ZooReport) -> String {
             Verdict::Healthy => "healthy".to_string(),
             Verdict::Violated => format!("violates {}", entry.violations.join(", ")),
             Verdict::Error => format!("error: {}", entry.error.as_deref().unwrap_or("")),
+            Verdict::NotAModel => format!("skipped: {}", entry.error.as_deref().unwrap_or("")),
         };
         let health = entry.health.as_ref();
         let count = |f: fn(&rmt_torch::zoo::ModelHealth) -> usize| {
@@ -308,7 +310,7 @@ fn table(report: &ZooReport) -> String {
         ]);
     }
     format!(
-        "{}{} models ranked by {}{}: {} healthy, {} violate the policy, {} could not be analysed{}\n",
+        "{}{} files ranked by {}{}: {} healthy, {} violate the policy, {} could not be analysed, {} not models{}\n",
         table.render(),
         report.models.len(),
         report.rank_by,
@@ -316,6 +318,7 @@ fn table(report: &ZooReport) -> String {
         report.healthy,
         report.violated,
         report.errors,
+        report.not_models,
         report.shard.as_ref().map_or(String::new(), |s| format!(" (shard {s})")),
     )
 }

@@ -344,7 +344,8 @@ fn flatten(
     budget: &mut usize,
     out: &mut Vec<(String, Value)>,
 ) {
-    let name_or_root = |name: Option<String>| name.unwrap_or_else(|| "tensor".to_string());
+    let name_or_root =
+        |name: Option<String>| name.unwrap_or_else(|| super::ROOT_TENSOR_NAME.to_string());
     if *budget == 0 {
         return;
     }

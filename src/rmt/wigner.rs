@@ -118,8 +118,15 @@ impl SpacingLaw {
         }
     }
 
-    /// The p-quantile, by bisection of the CDF (0 ≤ p < 1).
+    /// The p-quantile, by bisection of the CDF; 0 for p = 0 and +∞ for p = 1 (the support is
+    /// [0, ∞)).
     pub fn quantile(self, p: f64) -> f64 {
+        if p <= 0.0 {
+            return 0.0;
+        }
+        if p >= 1.0 {
+            return f64::INFINITY;
+        }
         invert_cdf(|s| self.cdf(s), p, 0.0, 50.0, 1e-14)
     }
 
@@ -163,6 +170,8 @@ mod tests {
             (SpacingLaw::Goe.quantile(p) - (-4.0 * (1.0f64 - p).ln() / PI).sqrt()).abs() < 1e-12
         );
         assert!((SpacingLaw::Poisson.quantile(p) + (1.0f64 - p).ln()).abs() < 1e-12);
+        assert_eq!(SpacingLaw::Goe.quantile(1.0), f64::INFINITY);
+        assert_eq!(SpacingLaw::Poisson.quantile(0.0), 0.0);
         assert!((Semicircle { sigma2: 2.0 }.quantile(0.5)).abs() < 1e-12);
         // E[s²] = 4/π for the GOE surmise.
         let second = integrate(|t| t * t * SpacingLaw::Goe.density(t), 0.0, 40.0, 40);

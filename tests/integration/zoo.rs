@@ -6,7 +6,8 @@ use serde_json::Value;
 use crate::fixtures::{self, run};
 
 /// A zoo of 12 model files in mixed formats (TorchScript, torch.save, safetensors; one in a
-/// subdirectory, one corrupt), plus a file that is not a model. Built fresh under `target/`.
+/// subdirectory, one corrupt), a saved input batch (a bare 4-D tensor, no model) and a text
+/// file. Built fresh under `target/`.
 fn make_zoo(name: &str, corrupt: bool) -> PathBuf {
     let dir = fixtures::root().join("target").join(name);
     let _ = std::fs::remove_dir_all(&dir);
@@ -30,6 +31,7 @@ fn make_zoo(name: &str, corrupt: bool) -> PathBuf {
             "ckpt_transformer_float32.safetensors",
             "nested/transformer.safetensors",
         ),
+        ("jac_cnn_input.pt", "inputs_batch.pt"),
     ] {
         std::fs::copy(fixtures::file(file), dir.join(target)).unwrap();
     }
@@ -81,10 +83,23 @@ fn zoo_ranks_reports_errors_and_applies_the_policy() {
     let dir_text = dir.to_str().unwrap();
     let (code, report) = zoo(&[dir_text, "--cache", "none"]);
     assert_eq!(code, Some(2), "a corrupt file is exit 2");
-    assert_eq!(report["models"].as_array().unwrap().len(), 12);
+    assert_eq!(report["models"].as_array().unwrap().len(), 13);
     assert_eq!(report["errors"], 1);
-    let last = report["models"].as_array().unwrap().last().unwrap();
-    assert!(last["path"].as_str().unwrap().ends_with("broken.pt") && last["verdict"] == "error");
+    // The batch is listed as no model, not read as a conv layer nor counted as an error.
+    assert_eq!(report["not_models"], 1);
+    let batch = report["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["path"].as_str().unwrap().ends_with("inputs_batch.pt"))
+        .unwrap();
+    assert_eq!(batch["verdict"], "not_a_model", "{batch}");
+    assert!(batch["health"].is_null());
+    assert!(report["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["path"].as_str().unwrap().ends_with("broken.pt") && m["verdict"] == "error"));
     let alphas: Vec<f64> = health(&report, "alpha_mean")
         .into_iter()
         .flatten()
@@ -204,10 +219,18 @@ fn the_cache_skips_unchanged_files() {
     let dir = make_zoo("test-zoo-cache", false);
     let cache = dir.join("cache");
     let (dir_text, cache_text) = (dir.to_str().unwrap(), cache.to_str().unwrap());
-    let cached = |report: &Value| -> Vec<bool> {
+    // Analyses are cached; the batch, which is no model, is looked at again each time.
+    let analysed = |report: &Value| -> Vec<Value> {
         report["models"]
             .as_array()
             .unwrap()
+            .iter()
+            .filter(|m| m["verdict"] != "not_a_model")
+            .cloned()
+            .collect()
+    };
+    let cached = |report: &Value| -> Vec<bool> {
+        analysed(report)
             .iter()
             .map(|m| m["cached"].as_bool().unwrap())
             .collect()
@@ -223,9 +246,7 @@ fn the_cache_skips_unchanged_files() {
         layers_csv.to_str().unwrap(),
     ]);
     let csv = std::fs::read_to_string(&layers_csv).unwrap();
-    let total_layers: u64 = second["models"]
-        .as_array()
-        .unwrap()
+    let total_layers: u64 = analysed(&second)
         .iter()
         .map(|m| m["health"]["layers"].as_u64().unwrap())
         .sum();
@@ -239,9 +260,7 @@ fn the_cache_skips_unchanged_files() {
     assert_eq!(health(&first, "alpha_mean"), health(&second, "alpha_mean"));
     std::fs::copy(fixtures::file("mlp_traced.pt"), dir.join("added.pt")).unwrap();
     let (_, third) = zoo(&[dir_text, "--cache", cache_text]);
-    let fresh: Vec<String> = third["models"]
-        .as_array()
-        .unwrap()
+    let fresh: Vec<String> = analysed(&third)
         .iter()
         .filter(|m| !m["cached"].as_bool().unwrap())
         .map(|m| m["path"].as_str().unwrap().to_string())
