@@ -474,6 +474,18 @@ pub fn analyze_jacobians(
     options: &JacobianOptions,
     on_chunk: impl FnMut(usize, usize),
 ) -> Result<JacobianAnalysis> {
+    let (model, batch) = load_model_and_batch(model_path, input_path, input_key, options)?;
+    analyze_loaded(&model, &batch, (model_path, input_path), options, on_chunk)
+}
+
+/// The model (with `options.output_index` selected) and the batch (cut to `max_samples`),
+/// after checking the options.
+fn load_model_and_batch(
+    model_path: &Path,
+    input_path: &Path,
+    input_key: Option<&str>,
+    options: &JacobianOptions,
+) -> Result<(Differentiable, Tensor)> {
     if options.isometry_tolerance.is_nan() || options.isometry_tolerance < 0.0 {
         return Err(Error::InvalidOption(format!(
             "the isometry tolerance must be ≥ 0, got {}",
@@ -487,15 +499,27 @@ pub fn analyze_jacobians(
         let count = batch.size().first().copied().unwrap_or(0).min(limit as i64);
         batch = batch.f_narrow(0, 0, count)?;
     }
+    Ok((model, batch))
+}
+
+/// [`analyze_jacobians`] on a loaded model and batch; `paths` (model, input) label the report.
+fn analyze_loaded(
+    model: &Differentiable,
+    batch: &Tensor,
+    (model_path, input_path): (&Path, &Path),
+    options: &JacobianOptions,
+    on_chunk: impl FnMut(usize, usize),
+) -> Result<JacobianAnalysis> {
+    let device = model.device;
     let started = std::time::Instant::now();
-    let prepared = PreparedBatch::new(&model, &batch)?;
+    let prepared = PreparedBatch::new(model, batch)?;
     let check_seconds = started.elapsed().as_secs_f64();
     let started = std::time::Instant::now();
     let inputs_per_sample: usize = batch.size().iter().skip(1).product::<i64>().max(1) as usize;
     let chunk = options.chunk.unwrap_or_else(|| {
         automatic_chunk(inputs_per_sample, model.kind, model.device, usize::MAX)
     });
-    let jacobian = jacobians(&model, &prepared, Some(chunk), on_chunk)?;
+    let jacobian = jacobians(model, &prepared, Some(chunk), on_chunk)?;
     let jacobian_seconds = started.elapsed().as_secs_f64();
     let size = jacobian.size();
     let (samples, outputs, inputs) = (size[0] as usize, size[1] as usize, size[2] as usize);
@@ -643,25 +667,22 @@ pub fn analyze_each_output(
     options: &JacobianOptions,
     mut on_chunk: impl FnMut(usize, usize, usize),
 ) -> Result<Vec<JacobianAnalysis>> {
-    let device = options.device.resolve()?;
-    let count = {
-        let model = Differentiable::load(model_path, device, options.float64, None)?;
-        let (_, batch) = crate::model::load_tensor(input_path, input_key)?;
-        if batch.dim() == 0 || batch.size()[0] == 0 {
-            return Err(Error::InvalidInput("the input batch is empty".into()));
-        }
-        model.output_count(&batch)?
+    let options = JacobianOptions {
+        output_index: None,
+        ..options.clone()
     };
+    let (mut model, batch) = load_model_and_batch(model_path, input_path, input_key, &options)?;
+    if batch.dim() == 0 || batch.size()[0] == 0 {
+        return Err(Error::InvalidInput("the input batch is empty".into()));
+    }
+    let count = model.output_count(&batch)?;
     (0..count)
         .map(|index| {
-            let options = JacobianOptions {
-                output_index: (count > 1).then_some(index),
-                ..options.clone()
-            };
-            analyze_jacobians(
-                model_path,
-                input_path,
-                input_key,
+            model.output_index = (count > 1).then_some(index);
+            analyze_loaded(
+                &model,
+                &batch,
+                (model_path, input_path),
                 &options,
                 |done, total| on_chunk(index, done, total),
             )
