@@ -303,7 +303,20 @@ fn layer_spectra(
 ) -> Result<Option<LayerSpectra>> {
     let shape = layer.shape;
     let matrices = layer.matrices();
-    let spectrum = spectrum::spectrum(layer.name, &matrices, device, options.precision)?;
+    let (spectrum, vectors) = if options.rmt.vectors {
+        let (spectrum, decompositions) =
+            spectrum::spectrum_with_vectors(layer.name, &matrices, device, options.precision)?;
+        let pairs = decompositions
+            .into_iter()
+            .flat_map(|d| d.squared_singular_values.into_iter().zip(d.vectors))
+            .collect::<Vec<_>>();
+        (spectrum, Some(pairs))
+    } else {
+        (
+            spectrum::spectrum(layer.name, &matrices, device, options.precision)?,
+            None,
+        )
+    };
     let scale = options.convention.scale(layer.kind, layer.conv_mode, shape);
     let eigenvalues: Vec<f64> = spectrum
         .squared_singular_values
@@ -322,22 +335,6 @@ fn layer_spectra(
             )
         }
         None => None,
-    };
-    let vectors = if options.rmt.vectors {
-        let mut pairs = Vec::new();
-        for index in 0..shape.slices as i64 {
-            let decomposition =
-                spectrum::right_singular_vectors(layer.name, &matrices.f_get(index)?, device)?;
-            pairs.extend(
-                decomposition
-                    .squared_singular_values
-                    .into_iter()
-                    .zip(decomposition.vectors),
-            );
-        }
-        Some(pairs)
-    } else {
-        None
     };
     let symmetric = if options.rmt.semicircle {
         spectrum::symmetric_part_eigenvalues(layer.name, &matrices, device)?

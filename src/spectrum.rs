@@ -49,6 +49,53 @@ pub fn spectrum(
     device: tch::Device,
     precision: Precision,
 ) -> Result<Spectrum> {
+    Ok(decompose(name, matrices, device, precision, false)?.0)
+}
+
+/// [`spectrum`] and the right singular vectors of every matrix of the stack, from one
+/// eigendecomposition of the Gram matrices (`linalg_eigh` instead of `linalg_eigvalsh`: slower,
+/// and O(M²) memory per matrix, so only on request). With [`Precision::Fast`] the vectors come
+/// from the f32 decomposition.
+pub fn spectrum_with_vectors(
+    name: &str,
+    matrices: &Tensor,
+    device: tch::Device,
+    precision: Precision,
+) -> Result<(Spectrum, Vec<RightSingularVectors>)> {
+    let (spectrum, vectors) = decompose(name, matrices, device, precision, true)?;
+    let Some(vectors) = vectors else {
+        return Ok((spectrum, Vec::new()));
+    };
+    // Columns of each matrix's eigenvector block are the eigenvectors: transpose so that each
+    // row is one.
+    let rows = vectors
+        .f_transpose(1, 2)?
+        .f_contiguous()?
+        .f_to_kind(Kind::Double)?
+        .f_to_device(tch::Device::Cpu)?;
+    let decompositions = spectrum
+        .by_matrix
+        .iter()
+        .enumerate()
+        .map(|(index, values)| {
+            Ok(RightSingularVectors {
+                squared_singular_values: values.clone(),
+                vectors: Vec::<Vec<f64>>::try_from(rows.f_get(index as i64)?)?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok((spectrum, decompositions))
+}
+
+/// The spectrum, and the eigenvectors of the Gram matrices ([slices, M, M], columns) when
+/// `vectors` is asked for.
+fn decompose(
+    name: &str,
+    matrices: &Tensor,
+    device: tch::Device,
+    precision: Precision,
+    vectors: bool,
+) -> Result<(Spectrum, Option<Tensor>)> {
     let _no_grad = tch::no_grad_guard();
     let kind = match precision {
         Precision::F64 => Kind::Double,
@@ -61,10 +108,13 @@ pub fn spectrum(
     let mean = f64::try_from(w.f_sum(w.kind())?)? / count;
     let sum_of_squares = f64::try_from(gram.f_diagonal(0, 1, 2)?.f_sum(Kind::Double)?)?;
     let entry_variance = (sum_of_squares / count - mean * mean).max(0.0);
-    let eigenvalues = gram
-        .f_linalg_eigvalsh("L")?
-        .f_to_kind(Kind::Double)?
-        .f_clamp_min(0.0)?;
+    let (eigenvalues, eigenvectors) = if vectors {
+        let (values, vectors) = gram.f_linalg_eigh("L")?;
+        (values, Some(vectors))
+    } else {
+        (gram.f_linalg_eigvalsh("L")?, None)
+    };
+    let eigenvalues = eigenvalues.f_to_kind(Kind::Double)?.f_clamp_min(0.0)?;
     let mut host = Vec::<f64>::try_from(
         eigenvalues
             .f_flatten(0, -1)?
@@ -73,11 +123,12 @@ pub fn spectrum(
     let m = matrices.size()[2].max(1) as usize;
     let by_matrix = host.chunks(m).map(<[f64]>::to_vec).collect();
     host.sort_by(f64::total_cmp);
-    Ok(Spectrum {
+    let spectrum = Spectrum {
         squared_singular_values: host,
         by_matrix,
         entry_variance,
-    })
+    };
+    Ok((spectrum, eigenvectors))
 }
 
 /// The stack with the entries of each matrix shuffled (a uniform random permutation per
@@ -131,31 +182,6 @@ pub struct RightSingularVectors {
     pub squared_singular_values: Vec<f64>,
     /// `vectors[i]` is the unit eigenvector of WᵀW (length M) for `squared_singular_values[i]`.
     pub vectors: Vec<Vec<f64>>,
-}
-
-/// The right singular vectors of one matrix ([N, M], N ≥ M) in f64, computed on `device` as
-/// eigenvectors of WᵀW, moved to the host once. Only on request: they cost O(M²) memory and a
-/// slower solver than eigenvalues alone.
-pub fn right_singular_vectors(
-    name: &str,
-    matrix: &Tensor,
-    device: tch::Device,
-) -> Result<RightSingularVectors> {
-    let _no_grad = tch::no_grad_guard();
-    let (_, gram) = checked_gram(name, &matrix.f_unsqueeze(0)?, device, Kind::Double)?;
-    let (values, vectors) = gram.f_select(0, 0)?.f_linalg_eigh("L")?;
-    let squared_singular_values =
-        Vec::<f64>::try_from(values.f_clamp_min(0.0)?.f_to_device(tch::Device::Cpu)?)?;
-    // Columns of `vectors` are the eigenvectors: transpose so that each row is one.
-    let rows = vectors
-        .f_transpose(0, 1)?
-        .f_contiguous()?
-        .f_to_device(tch::Device::Cpu)?;
-    let vectors = Vec::<Vec<f64>>::try_from(rows)?;
-    Ok(RightSingularVectors {
-        squared_singular_values,
-        vectors,
-    })
 }
 
 /// The stack W on `device` in `kind`, and the lower triangle of its Gram matrices, refused when

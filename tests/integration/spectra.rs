@@ -3,7 +3,7 @@ use rmt_torch::heavy_tail::power_law;
 use rmt_torch::model::layers::{self, LayerSelection};
 use rmt_torch::rmt::goodness_of_fit::ks_test;
 use rmt_torch::rmt::marchenko_pastur::MarchenkoPastur;
-use rmt_torch::spectrum::{right_singular_vectors, spectrum, Precision};
+use rmt_torch::spectrum::{spectrum, spectrum_with_vectors, Precision};
 use rmt_torch::{analyze, AnalyzeOptions, ConvMode, DeviceChoice, EsdConvention, Model};
 
 use crate::fixtures::{self, floats};
@@ -241,8 +241,11 @@ fn right_singular_vectors_are_orthonormal_eigenvectors() {
     let (layers, _) = layers::select(&model, &LayerSelection::default()).unwrap();
     let layer = &layers[0];
     let matrices = layer.matrices();
-    let decomposition =
-        right_singular_vectors(layer.name, &matrices.get(0), tch::Device::Cpu).unwrap();
+    let (spectrum, decompositions) =
+        spectrum_with_vectors(layer.name, &matrices, tch::Device::Cpu, Precision::F64).unwrap();
+    let decomposition = &decompositions[0];
+    // One decomposition gives both: its eigenvalues are the spectrum's.
+    assert_eq!(spectrum.by_matrix[0], decomposition.squared_singular_values);
     let numpy = floats(
         &fixtures::reference()["large_gram.safetensors"]["large.weight"]["slices"]
             ["squared_singular_values"],
