@@ -20,6 +20,8 @@ struct Regime {
     relative_change: f64,
     /// The monitor's records of the hidden layer, one per observation.
     hidden_layer: Vec<MonitorRecord>,
+    /// What an observation of the whole network (three layers) cost the loop, in seconds.
+    seconds_per_observation: f64,
 }
 
 fn option(args: &[String], name: &str, default: usize) -> usize {
@@ -83,6 +85,7 @@ fn main() -> anyhow::Result<()> {
             alpha,
             accuracy,
             relative_change: change,
+            seconds_per_observation: monitor.mean_seconds_per_observation().unwrap_or(0.0),
             hidden_layer: records
                 .into_iter()
                 .filter(|r| r.layer.name == "fc2.weight")
@@ -93,7 +96,10 @@ fn main() -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&regimes)?);
         return Ok(());
     }
-    println!("hidden layer {hidden}×{hidden}, {steps} full-batch SGD steps on the digits data\n");
+    println!("hidden layer {hidden}×{hidden}, {steps} full-batch SGD steps on the digits data");
+    let cost: f64 = regimes.iter().map(|r| r.seconds_per_observation).sum::<f64>()
+        / regimes.len() as f64;
+    println!("the monitor's cost: {cost:.4} s per observation of the network\n");
     println!(
         "{:>5}  {:>8}  {:>8}  {:>5}  {:>9}  {:>8}  {:>8}",
         "alpha", "accuracy", "|dW|/|W|", "step", "spikes_tw", "mmp_frac", "alpha_PL"
