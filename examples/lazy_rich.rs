@@ -97,7 +97,10 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     println!("hidden layer {hidden}×{hidden}, {steps} full-batch SGD steps on the digits data");
-    let cost: f64 = regimes.iter().map(|r| r.seconds_per_observation).sum::<f64>()
+    let cost: f64 = regimes
+        .iter()
+        .map(|r| r.seconds_per_observation)
+        .sum::<f64>()
         / regimes.len() as f64;
     println!("the monitor's cost: {cost:.4} s per observation of the network\n");
     println!(

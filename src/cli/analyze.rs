@@ -61,7 +61,8 @@ EXAMPLES:
   rmt-torch analyze models/digits_cnn_trained.pt
   rmt-torch analyze vgg19.pt --layers classifier --format json -o vgg19.json
   rmt-torch analyze model.safetensors --convention rmt --conv reshape --eigenvalues -f json
-  rmt-torch analyze model.pt --vectors --number-variance 0.5:10:0.5 -f json -o rmt.json")]
+  rmt-torch analyze model.pt --vectors --number-variance 0.5:10:0.5 -f json -o rmt.json
+  rmt-torch analyze trained.pt --baseline init.pt --vectors --plots figures/ --plot-format png,svg")]
 pub struct AnalyzeArgs {
     #[command(flatten)]
     model: ModelArgs,

@@ -231,7 +231,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 #[derive(Debug, Args)]
 struct PlotArgs {
     /// Write figures into DIR (created when missing), as PNG unless --plot-format says
-    /// otherwise. Text is drawn with a bundled font, so no system fonts are needed.
+    /// otherwise. Text is drawn with a bundled font, so no system fonts are needed. For analyze
+    /// and track the JSON then also carries what the figures draw (eigenvalues; analyze: the
+    /// unfolded spacings and Σ²(L) at L = 0.5…10 unless --number-variance chose lengths).
     #[arg(long, value_name = "DIR")]
     plots: Option<PathBuf>,
     /// Image formats of the figures: `png`, `svg` (text kept as text) or both (`png,svg`).
