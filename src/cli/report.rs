@@ -6,11 +6,13 @@ use anyhow::Context;
 use clap::Args;
 
 use rmt_torch::environment::Environment;
+use rmt_torch::jacobian::{analyze_jacobians, JacobianOptions};
 use rmt_torch::report::html::{analysis_settings, html_report};
 use rmt_torch::report::plots::request_figure_data;
 use rmt_torch::AnalyzeOptions;
 
 use super::analyze::analyze_file;
+use super::output::progress_bar;
 use super::{ModelArgs, RmtArgs, SelectionArgs};
 
 /// Arguments of `report`.
@@ -20,11 +22,13 @@ The page holds a summary of the model (mean α, α̂, log-norm, quality-label co
 every layer with links to its section, the across-layer figure, and per layer: the ESD against
 Marchenko-Pastur with the Tracy-Widom threshold, the power-law tail on log-log axes, level
 spacings against the Wigner surmise (cumulative inset), the number variance against GOE and the
-Porter-Thomas p-values of the singular vectors; then the settings and versions used. Figures are
+Porter-Thomas p-values of the singular vectors; with --input, the input-output Jacobians'
+singular values (dynamical isometry); then the settings and versions used. Figures are
 inline SVG: one file, no network, readable in any browser.
 
 EXAMPLES:
   rmt-torch report models/digits_cnn_trained.pt --baseline models/digits_cnn_init.pt -o cnn.html
+  rmt-torch report model.pt --input batch.pt --jacobian-samples 4 -o model.html
   rmt-torch report resnet50.safetensors --no-vectors --layers 'layer4|fc' -o resnet50.html")]
 pub struct ReportArgs {
     #[command(flatten)]
@@ -38,6 +42,16 @@ pub struct ReportArgs {
     /// Skip the Porter-Thomas figures (they cost an eigendecomposition per matrix).
     #[arg(long)]
     no_vectors: bool,
+    /// An input batch (torch.save tensor, .npy or safetensors): adds a section on the
+    /// input-output Jacobians of a TorchScript model over its first samples.
+    #[arg(long, value_name = "FILE")]
+    input: Option<PathBuf>,
+    /// The tensor to use when the input file holds several.
+    #[arg(long, value_name = "NAME", requires = "input")]
+    input_key: Option<String>,
+    /// Samples of the batch whose Jacobians are computed.
+    #[arg(long, default_value_t = 8, value_name = "N", requires = "input")]
+    jacobian_samples: usize,
     /// Device for the spectra: `auto`, `cpu`, `cuda`, `cuda:N`.
     #[arg(long, default_value = "auto")]
     device: String,
@@ -80,9 +94,34 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
         .as_deref()
         .map(|path| analyze_file(path, key, &options, args.quiet))
         .transpose()?;
+    let jacobian = match &args.input {
+        Some(input) => {
+            let options = JacobianOptions {
+                device: options.device,
+                max_samples: Some(args.jacobian_samples.max(1)),
+                ..JacobianOptions::default()
+            };
+            let bar = progress_bar(args.quiet, "rows of J");
+            let analysis = analyze_jacobians(
+                &args.model.model,
+                input,
+                args.input_key.as_deref(),
+                &options,
+                |done, total| {
+                    bar.set_length(total as u64);
+                    bar.set_position(done as u64);
+                },
+            )
+            .with_context(|| format!("Jacobians of {}", args.model.model.display()))?;
+            bar.finish_and_clear();
+            Some(analysis)
+        }
+        None => None,
+    };
     let html = html_report(
         &analysis,
         baseline.as_ref(),
+        jacobian.as_ref(),
         &analysis_settings(&options),
         &Environment::detect(),
     )?;

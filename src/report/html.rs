@@ -5,7 +5,9 @@ use std::fmt::Write;
 use crate::analysis::{Analysis, AnalyzeOptions, LayerReport};
 use crate::environment::Environment;
 use crate::error::Result;
+use crate::jacobian::JacobianAnalysis;
 use crate::report::format_number;
+use crate::report::plots::jacobian::JacobianFigure;
 use crate::report::plots::{layer::layer_figures, model::model_figure, to_svg};
 
 /// The settings an analysis ran with, as (name, value) rows for the report.
@@ -49,10 +51,12 @@ pub fn analysis_settings(options: &AnalyzeOptions) -> Vec<(String, String)> {
 }
 
 /// The report of `analysis` (its options must have kept eigenvalues and spacings:
-/// [`super::plots::request_figure_data`]), with `baseline`'s ESDs overlaid when given.
+/// [`super::plots::request_figure_data`]), with `baseline`'s ESDs overlaid when given and a
+/// section on the input-output Jacobians when `jacobian` is given.
 pub fn html_report(
     analysis: &Analysis,
     baseline: Option<&Analysis>,
+    jacobian: Option<&JacobianAnalysis>,
     settings: &[(String, String)],
     environment: &Environment,
 ) -> Result<String> {
@@ -72,6 +76,9 @@ pub fn html_report(
     html.push_str("<h2>Across layers</h2>\n<figure>");
     html.push_str(inline(&to_svg(&model_figure(analysis))?));
     html.push_str("</figure>\n");
+    if let Some(jacobian) = jacobian {
+        html.push_str(&jacobian_section(jacobian)?);
+    }
     for layer in &analysis.layers {
         let base = baseline.and_then(|b| b.layers.iter().find(|l| l.name == layer.name));
         let _ = write!(
@@ -198,6 +205,56 @@ fn overview(analysis: &Analysis, baseline: Option<&Analysis>) -> String {
     }
     html.push_str("</div>\n");
     html
+}
+
+/// The Jacobians' summary and singular-value figure.
+fn jacobian_section(jacobian: &JacobianAnalysis) -> Result<String> {
+    let summary = &jacobian.summary;
+    let optional = |v: Option<f64>| v.map_or_else(|| "–".into(), format_number);
+    let rows = [
+        ("input", jacobian.input.clone()),
+        ("samples", summary.samples.to_string()),
+        (
+            "J (outputs × inputs)",
+            format!("{} × {}", jacobian.outputs, jacobian.inputs),
+        ),
+        ("mean σ²", format_number(summary.mean_sigma2)),
+        ("var σ²", format_number(summary.var_sigma2)),
+        (
+            "isometry fraction",
+            format!(
+                "{} (|σ − 1| ≤ {})",
+                format_number(summary.isometry_fraction),
+                format_number(jacobian.isometry_tolerance)
+            ),
+        ),
+        ("largest σ", format_number(summary.sigma_max)),
+        (
+            "median σmax/σmin",
+            optional(summary.median_condition_number),
+        ),
+    ];
+    let mut html = String::from(
+        "<h2 id=\"jacobian\">Input-output Jacobian</h2>\n<p>Dynamical isometry: the singular \
+         values of ∂f/∂x concentrate at 1 when signals neither grow nor fade through the \
+         network.</p>\n<table class=\"settings\">\n",
+    );
+    for (key, value) in rows {
+        let _ = writeln!(
+            html,
+            "<tr><th>{}</th><td>{}</td></tr>",
+            escape(key),
+            escape(&value)
+        );
+    }
+    html.push_str("</table>\n<figure>");
+    let figure = JacobianFigure {
+        title: format!("{} — Jacobian singular values", jacobian.model),
+        analysis: jacobian,
+    };
+    html.push_str(inline(&to_svg(&figure)?));
+    html.push_str("</figure>\n");
+    Ok(html)
 }
 
 fn layer_table(layers: &[LayerReport]) -> String {

@@ -342,3 +342,33 @@ fn the_html_report_is_self_contained_and_opens_in_chromium() {
         "a blank page"
     );
 }
+
+#[test]
+fn the_report_adds_the_jacobians_of_an_input_batch() {
+    let dir = output_dir("report_jacobian");
+    let report = dir.join("report.html");
+    let model = fixtures::file("jac_cnn.pt");
+    let input = fixtures::file("jac_cnn_input.pt");
+    run_ok(&[
+        "report",
+        model.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--jacobian-samples",
+        "2",
+        "-o",
+        report.to_str().unwrap(),
+        "-q",
+    ]);
+    let html = std::fs::read_to_string(&report).unwrap();
+    for wanted in [
+        "Input-output Jacobian",
+        "isometry fraction",
+        "Jacobian singular values",
+    ] {
+        assert!(html.contains(wanted), "report lacks {wanted:?}");
+    }
+    assert!(html.contains("<tr><th>samples</th><td>2</td></tr>"));
+    let without_input = run(&["report", model.to_str().unwrap(), "--input-key", "x"]);
+    assert!(!without_input.status.success(), "--input-key needs --input");
+}
