@@ -84,6 +84,15 @@ impl Differentiable {
         float64: bool,
         output_index: Option<usize>,
     ) -> Result<Self> {
+        let format = crate::model::detect(path)?;
+        if format != crate::model::FileFormat::TorchScript {
+            return Err(Error::UnsupportedFormat {
+                path: path.to_path_buf(),
+                message: format!(
+                    "not a TorchScript model but a {format}: weights without a forward pass (Jacobians need torch.jit.script or torch.jit.trace, then .save)"
+                ),
+            });
+        }
         let mut module =
             CModule::load_on_device(path, device).map_err(|err| Error::UnsupportedFormat {
                 path: path.to_path_buf(),

@@ -256,6 +256,12 @@ fn bad_models_and_inputs_are_refused_in_one_line() {
             "not a TorchScript model",
         ),
         (
+            "ckpt_cnn_float32.safetensors",
+            "jac_mlp_input.pt",
+            None,
+            "not a TorchScript model but a safetensors",
+        ),
+        (
             "jac_tuple.pt",
             "jac_mlp_input.pt",
             Some("--output-index=5"),
