@@ -201,7 +201,10 @@ impl Figure for EsdFigure<'_> {
                     4,
                     MARKER.stroke_width(2),
                 ))?
-                .label(format!("Tracy-Widom threshold: {spikes} spikes"))
+                .label(format!(
+                    "Tracy-Widom threshold: {spikes} spike{}",
+                    if spikes == 1 { "" } else { "s" }
+                ))
                 .legend(legend_line(MARKER));
         }
         let beyond = self.eigenvalues.iter().filter(|&&l| l >= hi).count();
