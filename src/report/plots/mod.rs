@@ -2,7 +2,22 @@
 //! (rasterised with the bundled DejaVu Sans, so no fontconfig or system font is needed).
 //!
 //! Each figure is a plain struct of the numbers it shows and implements [`Figure`]; the same
-//! drawing code serves both formats. [`layer`] has the per-layer figures of seeds 003/004,
+//! drawing code serves both formats.
+//!
+//! ```no_run
+//! use rmt_torch::report::plots::{request_figure_data, write_analysis_figures, ImageFormat};
+//! use rmt_torch::{analyze, AnalyzeOptions, Model};
+//!
+//! let model = Model::load("models/digits_cnn_trained.pt")?;
+//! let mut options = AnalyzeOptions::default();
+//! request_figure_data(&mut options);
+//! let analysis = analyze(&model, &options, |_, _, _| {})?;
+//! let written = write_analysis_figures(&analysis, None, "figures".as_ref(), &[ImageFormat::Png])?;
+//! println!("{} figures", written.len());
+//! # Ok::<(), rmt_torch::Error>(())
+//! ```
+//!
+//! [`layer`] has the per-layer figures of seeds 003/004,
 //! [`model`] the per-model overview, [`jacobian`] the Jacobian spectrum, [`series`] the
 //! metric-over-time and theory-versus-simulation curves, [`track`] spectra over training.
 pub mod jacobian;
