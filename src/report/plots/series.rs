@@ -228,10 +228,7 @@ impl Figure for PanelsFigure {
         let columns = self.columns.max(1);
         let rows = self.panels.len().div_ceil(columns).max(1);
         let (width, height) = FIGURE_SIZE;
-        (
-            width * columns.min(2) as u32,
-            40 + rows as u32 * height * 4 / 5,
-        )
+        (width * columns as u32, 40 + rows as u32 * height * 4 / 5)
     }
 
     fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
