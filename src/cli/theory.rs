@@ -492,10 +492,10 @@ pub fn run(args: TheoryArgs) -> anyhow::Result<ExitCode> {
                 }
             };
             write_output(&args.output, &text)?;
-            let widths = case.gas(args.beta, args.n)?.widths;
+            let gas = case.gas(args.beta, args.n)?;
             args.plots.write(false, |directory, formats| {
                 let mut written = Vec::new();
-                for (stem, figure) in dyson_figures(&report, &widths) {
+                for (stem, figure) in dyson_figures(&report, &gas) {
                     written.extend(write_formats(&figure, directory, &stem, formats)?);
                 }
                 Ok(written)

@@ -74,7 +74,7 @@ pub fn html_report(
     html.push_str("<h2 id=\"layers\">Layers</h2>\n");
     html.push_str(&layer_table(&analysis.layers));
     html.push_str("<h2>Across layers</h2>\n<figure>");
-    html.push_str(inline(&to_svg(&model_figure(analysis))?));
+    html.push_str(&to_svg(&model_figure(analysis))?);
     html.push_str("</figure>\n");
     if let Some(jacobian) = jacobian {
         html.push_str(&jacobian_section(jacobian)?);
@@ -96,7 +96,7 @@ pub fn html_report(
                 "<figure id=\"layer-{}-{}\">{}</figure>",
                 layer.layer_id,
                 figure.suffix(),
-                inline(&to_svg(&figure)?)
+                &to_svg(&figure)?
             );
         }
         html.push_str("</div>\n</section>\n");
@@ -252,7 +252,7 @@ fn jacobian_section(jacobian: &JacobianAnalysis) -> Result<String> {
         title: format!("{} — Jacobian singular values", jacobian.model),
         analysis: jacobian,
     };
-    html.push_str(inline(&to_svg(&figure)?));
+    html.push_str(&to_svg(&figure)?);
     html.push_str("</figure>\n");
     Ok(html)
 }
@@ -327,11 +327,6 @@ fn verdict(layer: &LayerReport) -> String {
     let mut sentence = parts.join("; ");
     sentence.push('.');
     sentence
-}
-
-/// An SVG document as an inline element (the XML prolog, if any, dropped).
-fn inline(svg: &str) -> &str {
-    svg.find("<svg").map_or(svg, |start| &svg[start..])
 }
 
 /// Text safe inside HTML elements and attribute values.

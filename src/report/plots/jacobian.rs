@@ -3,9 +3,11 @@
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::palette::{DATA, MARKER, THEORY};
-use super::{density_bars, draw_axes, draw_legend, legend_box, legend_line};
-use super::{DrawResult, Figure, FAMILY};
+use super::palette::{MARKER, THEORY};
+use super::{
+    chart_frame, density_bars, draw_axes, draw_bars, draw_legend, legend_box, legend_line,
+};
+use super::{DrawResult, Figure};
 use crate::jacobian::JacobianAnalysis;
 use crate::report::format_number;
 
@@ -29,12 +31,7 @@ impl Figure for JacobianFigure<'_> {
         let hi = summary.sigma_max.max(1.0 + analysis.isometry_tolerance) * 1.05;
         let bars = density_bars(&sigmas, 0.0, hi, 80);
         let y_hi = bars.iter().map(|b| b.2).fold(0.0, f64::max).max(1e-12) * 1.3;
-        let mut chart = ChartBuilder::on(area)
-            .caption(&self.title, (FAMILY, 18))
-            .margin(12)
-            .x_label_area_size(42)
-            .y_label_area_size(64)
-            .build_cartesian_2d(0.0..hi, 0.0..y_hi)?;
+        let mut chart = chart_frame(area, &self.title).build_cartesian_2d(0.0..hi, 0.0..y_hi)?;
         draw_axes(&mut chart, "singular value σ of ∂f/∂x", "density", false)?;
         let tolerance = analysis.isometry_tolerance;
         chart
@@ -48,18 +45,17 @@ impl Figure for JacobianFigure<'_> {
                 format_number(summary.isometry_fraction)
             ))
             .legend(legend_box(MARKER));
-        chart
-            .draw_series(bars.iter().map(|&(left, right, density)| {
-                Rectangle::new([(left, 0.0), (right, density)], DATA.mix(0.5).filled())
-            }))?
-            .label(format!(
+        draw_bars(
+            &mut chart,
+            &bars,
+            format!(
                 "{} samples × {} σ; mean σ² = {}, var σ² = {}",
                 summary.samples,
                 analysis.outputs.min(analysis.inputs),
                 format_number(summary.mean_sigma2),
                 format_number(summary.var_sigma2)
-            ))
-            .legend(legend_box(DATA));
+            ),
+        )?;
         chart
             .draw_series(LineSeries::new(
                 [(1.0, 0.0), (1.0, y_hi)],

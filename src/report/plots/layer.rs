@@ -5,7 +5,9 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::palette::{ALTERNATIVE, BASELINE, DATA, EXTRA, MARKER, THEORY};
-use super::{density_bars, legend_box, legend_line, sampled_curve, sorted_quantile};
+use super::{
+    chart_frame, density_bars, draw_bars, legend_box, legend_line, sampled_curve, sorted_quantile,
+};
 use super::{draw_axes, draw_legend, DrawResult, Figure, FAMILY};
 use crate::analysis::LayerReport;
 use crate::heavy_tail::power_law::PowerLawFit;
@@ -21,19 +23,18 @@ use crate::rmt_suite::SpacingReport;
 /// and Porter-Thomas figures their options; missing data means a missing figure.
 pub fn layer_figures<'a>(
     layer: &'a LayerReport,
-    baseline: Option<&LayerReport>,
+    baseline: Option<&'a LayerReport>,
 ) -> Vec<LayerFigure<'a>> {
     let title = |what: &str| format!("{} — {what}", layer.name);
     let mut figures = Vec::new();
     if let Some(eigenvalues) = layer.eigenvalues.as_deref().filter(|e| !e.is_empty()) {
         let bulk = layer.rmt.bulk.as_ref();
-        let baseline_eigenvalues = baseline.and_then(|b| b.eigenvalues.clone());
         figures.push(LayerFigure::Esd(EsdFigure {
             title: title("ESD"),
             eigenvalues,
             bulk: bulk.and_then(|b| reported_bulk(layer.q, b.bulk_sigma2, b.bulk_lambda_plus)),
             tw_threshold: bulk.map(|b| (b.tw_threshold, b.num_spikes_tw)),
-            baseline: baseline_eigenvalues,
+            baseline: baseline.and_then(|b| b.eigenvalues.as_deref()),
         }));
         if let Some(fit) = &layer.power_law {
             figures.push(LayerFigure::Tail(TailFigure {
@@ -124,7 +125,7 @@ pub struct EsdFigure<'a> {
     /// The Tracy-Widom threshold and the spikes beyond it.
     pub tw_threshold: Option<(f64, usize)>,
     /// The baseline's eigenvalues, ascending.
-    pub baseline: Option<Vec<f64>>,
+    pub baseline: Option<&'a [f64]>,
 }
 
 impl Figure for EsdFigure<'_> {
@@ -143,35 +144,26 @@ impl Figure for EsdFigure<'_> {
             (sorted_quantile(sorted, 0.99).max(1.5 * edge)).min(last)
         };
         let mut hi = axis_end(self.eigenvalues);
-        if let Some(baseline) = self.baseline.as_deref().filter(|b| !b.is_empty()) {
+        if let Some(baseline) = self.baseline.filter(|b| !b.is_empty()) {
             hi = hi.max(axis_end(baseline));
         }
         hi = if hi > 0.0 { hi * 1.05 } else { 1.0 };
         let bins = 80;
         let bars = density_bars(self.eigenvalues, 0.0, hi, bins);
-        let baseline_bars = self
-            .baseline
-            .as_deref()
-            .map(|b| density_bars(b, 0.0, hi, bins));
+        let baseline_bars = self.baseline.map(|b| density_bars(b, 0.0, hi, bins));
         let tallest = bars
             .iter()
             .chain(baseline_bars.iter().flatten())
             .map(|b| b.2)
             .fold(0.0, f64::max);
         let y_hi = if tallest > 0.0 { tallest * 1.25 } else { 1.0 };
-        let mut chart = ChartBuilder::on(area)
-            .caption(&self.title, (FAMILY, 18))
-            .margin(12)
-            .x_label_area_size(42)
-            .y_label_area_size(64)
-            .build_cartesian_2d(0.0..hi, 0.0..y_hi)?;
+        let mut chart = chart_frame(area, &self.title).build_cartesian_2d(0.0..hi, 0.0..y_hi)?;
         draw_axes(&mut chart, "eigenvalue λ", "density ρ(λ)", false)?;
-        chart
-            .draw_series(bars.iter().map(|&(left, right, density)| {
-                Rectangle::new([(left, 0.0), (right, density)], DATA.mix(0.5).filled())
-            }))?
-            .label(format!("ESD, {} eigenvalues", self.eigenvalues.len()))
-            .legend(legend_box(DATA));
+        draw_bars(
+            &mut chart,
+            &bars,
+            format!("ESD, {} eigenvalues", self.eigenvalues.len()),
+        )?;
         if let Some(baseline) = &baseline_bars {
             let outline = baseline
                 .iter()
@@ -256,15 +248,10 @@ impl Figure for TailFigure<'_> {
             .filter(|&(i, &l)| i % stride == 0 || l >= self.fit.xmin)
             .map(|(i, &l)| (l, survival(i)))
             .collect();
-        let mut chart = ChartBuilder::on(area)
-            .caption(&self.title, (FAMILY, 18))
-            .margin(12)
-            .x_label_area_size(42)
-            .y_label_area_size(64)
-            .build_cartesian_2d(
-                (lo * 0.8..hi * 1.25).log_scale(),
-                (0.5 / n..1.5).log_scale(),
-            )?;
+        let mut chart = chart_frame(area, &self.title).build_cartesian_2d(
+            (lo * 0.8..hi * 1.25).log_scale(),
+            (0.5 / n..1.5).log_scale(),
+        )?;
         draw_axes(&mut chart, "eigenvalue λ", "P(Λ ≥ λ)", false)?;
         chart
             .draw_series(
@@ -322,19 +309,13 @@ impl Figure for SpacingFigure<'_> {
         let hi = 4.0;
         let bars = density_bars(self.spacings, 0.0, hi, 40);
         let y_hi = bars.iter().map(|b| b.2).fold(1.05, f64::max) * 1.1;
-        let mut chart = ChartBuilder::on(area)
-            .caption(&self.title, (FAMILY, 18))
-            .margin(12)
-            .x_label_area_size(42)
-            .y_label_area_size(56)
-            .build_cartesian_2d(0.0..hi, 0.0..y_hi)?;
+        let mut chart = chart_frame(area, &self.title).build_cartesian_2d(0.0..hi, 0.0..y_hi)?;
         draw_axes(&mut chart, "unfolded spacing s", "P(s)", false)?;
-        chart
-            .draw_series(bars.iter().map(|&(left, right, density)| {
-                Rectangle::new([(left, 0.0), (right, density)], DATA.mix(0.5).filled())
-            }))?
-            .label(format!("{} spacings", self.report.spacing_count))
-            .legend(legend_box(DATA));
+        draw_bars(
+            &mut chart,
+            &bars,
+            format!("{} spacings", self.report.spacing_count),
+        )?;
         let laws = [
             (
                 SpacingLaw::Goe,
@@ -434,12 +415,8 @@ impl Figure for NumberVarianceFigure<'_> {
             .map(|v| v.value)
             .fold(goe_number_variance(l_max), f64::max)
             * 1.2;
-        let mut chart = ChartBuilder::on(area)
-            .caption(&self.title, (FAMILY, 18))
-            .margin(12)
-            .x_label_area_size(42)
-            .y_label_area_size(56)
-            .build_cartesian_2d(0.0..l_max * 1.02, 0.0..y_hi)?;
+        let mut chart =
+            chart_frame(area, &self.title).build_cartesian_2d(0.0..l_max * 1.02, 0.0..y_hi)?;
         draw_axes(
             &mut chart,
             "interval length L (mean spacings)",
@@ -485,12 +462,8 @@ pub struct PorterThomasFigure<'a> {
 impl Figure for PorterThomasFigure<'_> {
     fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
         let count = self.test.p_values.len().max(1);
-        let mut chart = ChartBuilder::on(area)
-            .caption(&self.title, (FAMILY, 18))
-            .margin(12)
-            .x_label_area_size(42)
-            .y_label_area_size(56)
-            .build_cartesian_2d(0.0..count as f64, 0.0..1.05)?;
+        let mut chart =
+            chart_frame(area, &self.title).build_cartesian_2d(0.0..count as f64, 0.0..1.05)?;
         draw_axes(
             &mut chart,
             "eigenvector rank (ascending eigenvalue)",

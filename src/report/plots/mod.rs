@@ -31,6 +31,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Once;
 
 use plotters::coord::ranged1d::ValueFormatter;
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -76,16 +77,6 @@ pub enum ImageFormat {
 
 option_names!(ImageFormat, "image format", { Png => "png", Svg => "svg" });
 
-impl ImageFormat {
-    /// The file extension.
-    pub fn extension(self) -> &'static str {
-        match self {
-            Self::Png => "png",
-            Self::Svg => "svg",
-        }
-    }
-}
-
 fn register_font() {
     static REGISTER: Once = Once::new();
     REGISTER.call_once(|| {
@@ -121,7 +112,8 @@ pub fn write_figure(
     stem: &str,
     format: ImageFormat,
 ) -> Result<PathBuf> {
-    let path = directory.join(format!("{stem}.{}", format.extension()));
+    // The option names are the file extensions.
+    let path = directory.join(format!("{stem}.{format}"));
     let io_error = |source| Error::Write {
         path: path.clone(),
         source,
@@ -282,6 +274,47 @@ pub(crate) fn density_bars(values: &[f64], lo: f64, hi: f64, bins: usize) -> Vec
             (left, left + width, count as f64 / (total * width))
         })
         .collect()
+}
+
+/// The density histogram of `values` as a curve through the bars' midpoints (for overlaying
+/// several distributions on one chart).
+pub(crate) fn density_curve(values: &[f64], lo: f64, hi: f64, bins: usize) -> Vec<(f64, f64)> {
+    density_bars(values, lo, hi, bins)
+        .into_iter()
+        .map(|(left, right, density)| ((left + right) / 2.0, density))
+        .collect()
+}
+
+/// The frame every chart starts from: its caption and the room for tick and axis labels.
+pub(crate) fn chart_frame<'a, 'b, DB: DrawingBackend>(
+    area: &'a DrawingArea<DB, Shift>,
+    title: &str,
+) -> ChartBuilder<'a, 'b, DB> {
+    let mut builder = ChartBuilder::on(area);
+    builder
+        .caption(title, (FAMILY, 17))
+        .margin(12)
+        .x_label_area_size(42)
+        .y_label_area_size(64);
+    builder
+}
+
+/// Density bars in the data colour, labelled for the legend.
+pub(crate) fn draw_bars<'a, DB: DrawingBackend + 'a>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    bars: &[(f64, f64, f64)],
+    label: String,
+) -> DrawResult<DB> {
+    chart
+        .draw_series(bars.iter().map(|&(left, right, density)| {
+            Rectangle::new(
+                [(left, 0.0), (right, density)],
+                palette::DATA.mix(0.5).filled(),
+            )
+        }))?
+        .label(label)
+        .legend(legend_box(palette::DATA));
+    Ok(())
 }
 
 /// `points` evenly spaced samples of `f` on [lo, hi], each value capped at `cap` so curves that

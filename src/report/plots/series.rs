@@ -4,8 +4,10 @@ use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::palette::{DATA, MARKER};
-use super::{density_bars, draw_axes, draw_legend, legend_box, legend_line};
+use super::palette::MARKER;
+use super::{
+    chart_frame, density_bars, draw_axes, draw_bars, draw_legend, legend_box, legend_line,
+};
 use super::{DrawResult, Figure, FAMILY, FIGURE_SIZE};
 
 /// How a series is drawn.
@@ -137,12 +139,7 @@ impl SeriesFigure {
         X::CoordDescType: ValueFormatter<f64>,
         Y::CoordDescType: ValueFormatter<f64>,
     {
-        let mut chart = ChartBuilder::on(area)
-            .caption(&self.title, (FAMILY, 16))
-            .margin(10)
-            .x_label_area_size(40)
-            .y_label_area_size(60)
-            .build_cartesian_2d(x, y)?;
+        let mut chart = chart_frame(area, &self.title).build_cartesian_2d(x, y)?;
         draw_axes(&mut chart, &self.x_desc, &self.y_desc, self.integer_x)?;
         let (x_range, y_range) = (chart.x_range(), chart.y_range());
         if let Some((from, to, name)) = &self.band {
@@ -276,19 +273,9 @@ impl Figure for HistogramFigure {
             .filter(|v| v.is_finite())
             .fold(0.0, f64::max);
         let y_hi = if tallest > 0.0 { tallest * 1.15 } else { 1.0 };
-        let mut chart = ChartBuilder::on(area)
-            .caption(&self.title, (FAMILY, 16))
-            .margin(10)
-            .x_label_area_size(40)
-            .y_label_area_size(60)
-            .build_cartesian_2d(lo..hi, 0.0..y_hi)?;
+        let mut chart = chart_frame(area, &self.title).build_cartesian_2d(lo..hi, 0.0..y_hi)?;
         draw_axes(&mut chart, &self.x_desc, "density", false)?;
-        chart
-            .draw_series(bars.iter().map(|&(left, right, density)| {
-                Rectangle::new([(left, 0.0), (right, density)], DATA.mix(0.5).filled())
-            }))?
-            .label(self.name.as_str())
-            .legend(legend_box(DATA));
+        draw_bars(&mut chart, &bars, self.name.clone())?;
         for curve in &self.curves {
             let color = curve.color;
             let points = curve

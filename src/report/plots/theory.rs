@@ -1,10 +1,10 @@
 //! The figures of `rmt-torch theory`: each closed form beside its simulation.
 use super::palette::{ALTERNATIVE, DATA, EXTRA, THEORY};
 use super::series::{HistogramFigure, Mark, PanelsFigure, Series, SeriesFigure, CYCLE};
-use super::{density_bars, sampled_curve};
+use super::{density_curve, sampled_curve};
 use crate::report::format_number;
 use crate::rmt::wigner::SpacingLaw;
-use crate::theory::dyson::{DysonCase, DysonReport, PairDensity};
+use crate::theory::dyson::{CoulombGas, DysonCase, DysonReport, PairDensity};
 use crate::theory::kernel::{DepthProfile, KernelComparison};
 use crate::theory::preactivation::{MeasuredKernel, PairKernel};
 use crate::theory::random_features::RandomFeaturesPoint;
@@ -12,7 +12,7 @@ use crate::theory::ridge::RiskPoint;
 
 /// The spacing histogram against the surmises, and the eigenvalue density against its law:
 /// (file stem, figure) pairs for what the case has.
-pub fn dyson_figures(report: &DysonReport, widths: &[f64]) -> Vec<(String, HistogramFigure)> {
+pub fn dyson_figures(report: &DysonReport, gas: &CoulombGas) -> Vec<(String, HistogramFigure)> {
     let mut figures = Vec::new();
     let title = format!(
         "Dyson Brownian motion, {} (β = {})",
@@ -52,24 +52,18 @@ pub fn dyson_figures(report: &DysonReport, widths: &[f64]) -> Vec<(String, Histo
     }
     if let Some(test) = &report.density {
         let spread = report.levels.iter().fold(0.0_f64, |m, v| m.max(v.abs())) * 1.05;
-        let (name, curve): (String, Vec<(f64, f64)>) = match report.case {
-            DysonCase::Semicircle => {
-                let radius2 = report.beta * report.n as f64 * 2.0;
-                let circle = crate::rmt::wigner::Semicircle {
-                    sigma2: radius2 / 4.0,
-                };
-                (
-                    format!(
-                        "semicircle, radius √(2βN) (KS D = {})",
-                        format_number(test.statistic)
-                    ),
-                    sampled_curve(|x| circle.density(x), -spread, spread, 300, f64::INFINITY),
-                )
-            }
+        let (name, curve): (String, Vec<(f64, f64)>) = match gas.semicircle() {
+            Some(circle) if report.case == DysonCase::Semicircle => (
+                format!(
+                    "semicircle, radius √(2βN) (KS D = {})",
+                    format_number(test.statistic)
+                ),
+                sampled_curve(|x| circle.density(x), -spread, spread, 300, f64::INFINITY),
+            ),
             _ => {
                 let law = PairDensity {
-                    sigma1: widths[0],
-                    sigma2: widths[1],
+                    sigma1: gas.widths[0],
+                    sigma2: gas.widths[1],
                 };
                 (
                     format!(
@@ -247,10 +241,7 @@ pub fn depth_figures(profile: &DepthProfile) -> (SeriesFigure, SeriesFigure) {
             .enumerate()
             .map(|(index, point)| Series {
                 name: format!("L = {}", point.depth),
-                points: density_bars(&point.eigenvalues, lo, hi, 60)
-                    .into_iter()
-                    .map(|(left, right, density)| ((left + right) / 2.0, density))
-                    .collect(),
+                points: density_curve(&point.eigenvalues, lo, hi, 60),
                 mark: Mark::Line,
                 color: CYCLE[index % CYCLE.len()],
             })

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::series::{Mark, Series, SeriesFigure, CYCLE};
-use super::{create_directory, density_bars, file_stem, write_formats, ImageFormat};
+use super::{create_directory, density_curve, file_stem, write_formats, ImageFormat};
 use crate::error::Result;
 
 /// How a metric is named on an axis: the field's symbol where the field has one.
@@ -119,10 +119,7 @@ pub fn esd_snapshots(records: &[Value], layer: &str) -> Option<SeriesFigure> {
             let bins = ((logs.len() as f64).sqrt().ceil() as usize).clamp(8, 60);
             Series {
                 name: format!("step {step}"),
-                points: density_bars(logs, lo, hi, bins)
-                    .into_iter()
-                    .map(|(left, right, density)| ((left + right) / 2.0, density))
-                    .collect(),
+                points: density_curve(logs, lo, hi, bins),
                 mark: Mark::Line,
                 color: CYCLE[index % CYCLE.len()],
             }
