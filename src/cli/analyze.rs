@@ -143,13 +143,8 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     if args.plots.plots.is_some() {
         request_figure_data(&mut options);
     }
-    let key = args.model.key.as_deref();
-    let analysis = analyze_file(&args.model.model, key, &options, args.quiet)?;
-    let baseline = args
-        .baseline
-        .as_deref()
-        .map(|path| analyze_file(path, key, &options, args.quiet))
-        .transpose()?;
+    let (analysis, baseline) =
+        analyze_with_baseline(&args.model, args.baseline.as_deref(), &options, args.quiet)?;
     write_output(&args.output, &render_analysis(&analysis, format)?)?;
     args.plots.write(args.quiet, |directory, formats| {
         write_analysis_figures(&analysis, baseline.as_ref(), directory, formats)
@@ -157,9 +152,25 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The model and, when given, a baseline model (read with the same checkpoint key), both
+/// analysed with `options`.
+pub(super) fn analyze_with_baseline(
+    model: &ModelArgs,
+    baseline: Option<&Path>,
+    options: &AnalyzeOptions,
+    quiet: bool,
+) -> anyhow::Result<(Analysis, Option<Analysis>)> {
+    let key = model.key.as_deref();
+    let analysis = analyze_file(&model.model, key, options, quiet)?;
+    let baseline = baseline
+        .map(|path| analyze_file(path, key, options, quiet))
+        .transpose()?;
+    Ok((analysis, baseline))
+}
+
 /// Loads a model (the checkpoint entry `key`, when given) and analyses it with a progress bar
 /// over its layers.
-pub(super) fn analyze_file(
+fn analyze_file(
     path: &Path,
     key: Option<&str>,
     options: &AnalyzeOptions,

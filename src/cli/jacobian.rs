@@ -9,7 +9,9 @@ use rmt_torch::jacobian::{
     analyze_each_output, analyze_jacobians, JacobianAnalysis, JacobianOptions,
 };
 use rmt_torch::report::plots::write_jacobian_figures;
-use rmt_torch::report::{csv::to_csv, format_number, table::Table, to_json, OutputFormat};
+use rmt_torch::report::{
+    csv::to_csv, format_number, format_optional, table::Table, to_json, OutputFormat,
+};
 
 use super::output::{progress_bar, write_output};
 use super::{OutputArgs, PlotArgs, RmtArgs};
@@ -182,7 +184,6 @@ fn table(analysis: &JacobianAnalysis) -> String {
         "spikes_tw",
         "p_goe",
     ]);
-    let optional = |value: Option<f64>| value.map_or_else(|| "-".to_string(), format_number);
     for sample in &analysis.samples {
         table.push(vec![
             sample.sample.to_string(),
@@ -190,14 +191,14 @@ fn table(analysis: &JacobianAnalysis) -> String {
             format_number(sample.sigma_min),
             format_number(sample.mean_sigma2),
             format_number(sample.var_sigma2),
-            optional(sample.condition_number),
+            format_optional(sample.condition_number),
             format_number(sample.isometry_fraction),
             sample
                 .rmt
                 .bulk
                 .as_ref()
                 .map_or_else(|| "-".into(), |b| b.num_spikes_tw.to_string()),
-            optional(sample.rmt.spacing.as_ref().map(|s| s.spacing_p_goe)),
+            format_optional(sample.rmt.spacing.as_ref().map(|s| s.spacing_p_goe)),
         ]);
     }
     let summary = &analysis.summary;
@@ -217,6 +218,6 @@ fn table(analysis: &JacobianAnalysis) -> String {
         format_number(summary.isometry_fraction),
         analysis.isometry_tolerance,
         format_number(summary.sigma_max),
-        optional(summary.median_condition_number),
+        format_optional(summary.median_condition_number),
     )
 }

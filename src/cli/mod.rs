@@ -176,7 +176,7 @@ impl RmtArgs {
             number_variance: self
                 .number_variance
                 .as_deref()
-                .map(parse_lengths)
+                .map(|text| parse_positive_list(text, "--number-variance"))
                 .transpose()?
                 .unwrap_or_default(),
             vectors: self.vectors,
@@ -187,12 +187,12 @@ impl RmtArgs {
     }
 }
 
-/// `1,2,5` or `START:END[:STEP]` (step 1 by default) as positive interval lengths.
-fn parse_lengths(text: &str) -> anyhow::Result<Vec<f64>> {
+/// `1,2,5` or `START:END[:STEP]` (step 1 by default) as positive numbers; errors name `option`.
+fn parse_positive_list(text: &str, option: &str) -> anyhow::Result<Vec<f64>> {
     let number = |part: &str| -> anyhow::Result<f64> {
         match part.trim().parse::<f64>() {
             Ok(value) if value > 0.0 && value.is_finite() => Ok(value),
-            _ => anyhow::bail!("--number-variance: '{part}' is not a positive number"),
+            _ => anyhow::bail!("{option}: '{part}' is not a positive number"),
         }
     };
     if text.contains(':') {
@@ -203,7 +203,7 @@ fn parse_lengths(text: &str) -> anyhow::Result<Vec<f64>> {
         );
         let step = parts.get(2).map(|p| number(p)).transpose()?.unwrap_or(1.0);
         if parts.len() > 3 || end < start || (end - start) / step > 10_000.0 {
-            anyhow::bail!("--number-variance: '{text}' is not START:END[:STEP] with START ≤ END and at most 10000 steps");
+            anyhow::bail!("{option}: '{text}' is not START:END[:STEP] with START ≤ END and at most 10000 steps");
         }
         let count = ((end - start) / step + 1e-9).floor() as usize + 1;
         Ok((0..count).map(|i| start + i as f64 * step).collect())

@@ -11,7 +11,7 @@ use rmt_torch::report::html::{analysis_settings, html_report};
 use rmt_torch::report::plots::request_figure_data;
 use rmt_torch::AnalyzeOptions;
 
-use super::analyze::analyze_file;
+use super::analyze::analyze_with_baseline;
 use super::output::progress_bar;
 use super::{ModelArgs, RmtArgs, SelectionArgs};
 
@@ -87,13 +87,8 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
     };
     options.rmt.vectors = !args.no_vectors;
     request_figure_data(&mut options);
-    let key = args.model.key.as_deref();
-    let analysis = analyze_file(&args.model.model, key, &options, args.quiet)?;
-    let baseline = args
-        .baseline
-        .as_deref()
-        .map(|path| analyze_file(path, key, &options, args.quiet))
-        .transpose()?;
+    let (analysis, baseline) =
+        analyze_with_baseline(&args.model, args.baseline.as_deref(), &options, args.quiet)?;
     let jacobian = match &args.input {
         Some(input) => {
             let options = JacobianOptions {

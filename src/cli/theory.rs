@@ -8,7 +8,7 @@ use rmt_torch::report::plots::theory::{
     ridge_figure,
 };
 use rmt_torch::report::plots::write_formats;
-use rmt_torch::report::{format_number, table::Table, to_json, OutputFormat};
+use rmt_torch::report::{format_number, format_optional, table::Table, to_json, OutputFormat};
 use rmt_torch::theory::dyson::{run_case, DysonCase, DysonOptions};
 use rmt_torch::theory::hermite::{hermite_coefficients, Activation};
 use rmt_torch::theory::kernel::{compare_with_linear_equivalent, depth_profile};
@@ -18,7 +18,7 @@ use rmt_torch::theory::random_features::{feature_sweep, FeatureMap, Task};
 use rmt_torch::theory::ridge::{risk_sweep, RidgeSimulation};
 
 use super::output::write_output;
-use super::{OutputArgs, PlotArgs};
+use super::{parse_positive_list, OutputArgs, PlotArgs};
 
 /// Arguments of `theory`.
 #[derive(Debug, Args)]
@@ -360,7 +360,7 @@ pub fn run(args: TheoryArgs) -> anyhow::Result<ExitCode> {
             })?;
         }
         TheoryCommand::Ridge(args) => {
-            let gammas = parse_list(&args.gamma, "--gamma")?;
+            let gammas = parse_positive_list(&args.gamma, "--gamma")?;
             let simulation = args.simulate.map(|p| RidgeSimulation {
                 p,
                 trials: args.trials,
@@ -387,9 +387,9 @@ pub fn run(args: TheoryArgs) -> anyhow::Result<ExitCode> {
                                 format_number(r.gamma),
                                 r.lambda.to_string(),
                                 format_number(r.risk),
-                                optional(r.simulated),
-                                optional(r.simulated_stderr),
-                                optional(r.simulated.map(|s| s / r.risk - 1.0)),
+                                format_optional(r.simulated),
+                                format_optional(r.simulated_stderr),
+                                format_optional(r.simulated.map(|s| s / r.risk - 1.0)),
                             ]
                         })
                         .collect(),
@@ -402,7 +402,7 @@ pub fn run(args: TheoryArgs) -> anyhow::Result<ExitCode> {
         }
         TheoryCommand::RandomFeatures(args) => {
             let map = FeatureMap::of(args.activation.parse()?)?;
-            let counts: Vec<usize> = parse_list(&args.features, "--features")?
+            let counts: Vec<usize> = parse_positive_list(&args.features, "--features")?
                 .into_iter()
                 .map(|f| f.round() as usize)
                 .collect();
@@ -435,10 +435,10 @@ pub fn run(args: TheoryArgs) -> anyhow::Result<ExitCode> {
                                 p.features.to_string(),
                                 format_number(p.train_theory),
                                 format_number(p.test_theory),
-                                optional(simulated.map(|s| s.train)),
-                                optional(simulated.map(|s| s.test)),
-                                optional(simulated.map(|s| s.test_stderr)),
-                                optional(simulated.map(|s| s.test / p.test_theory - 1.0)),
+                                format_optional(simulated.map(|s| s.train)),
+                                format_optional(simulated.map(|s| s.test)),
+                                format_optional(simulated.map(|s| s.test_stderr)),
+                                format_optional(simulated.map(|s| s.test / p.test_theory - 1.0)),
                             ]
                         })
                         .collect(),
@@ -625,17 +625,6 @@ pub fn run(args: TheoryArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// A list `0.5,2` or range `START:END[:STEP]` of positive numbers for option `name`.
-fn parse_list(text: &str, name: &str) -> anyhow::Result<Vec<f64>> {
-    super::parse_lengths(text)
-        .map_err(|err| anyhow::anyhow!("{}", err.to_string().replace("--number-variance", name)))
-}
-
-/// A number for a table cell, or `-`.
-fn optional(value: Option<f64>) -> String {
-    value.map_or_else(|| "-".to_string(), format_number)
 }
 
 /// A table, or CSV with the same columns.

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
-use rmt_torch::report::{format_number, table::Table, to_json, OutputFormat};
+use rmt_torch::report::{format_optional, table::Table, to_json, OutputFormat};
 use rmt_torch::zoo::{
     find_models, read_policy, run_zoo, shard, Rule, Verdict, ZooOptions, ZooReport, HEALTH_FIELDS,
 };
@@ -283,7 +283,6 @@ fn table(report: &ZooReport) -> String {
         "spikes_tw",
         "verdict",
     ]);
-    let optional = |value: Option<f64>| value.map_or_else(|| "-".to_string(), format_number);
     for (rank, entry) in report.models.iter().enumerate() {
         let verdict = match entry.verdict {
             Verdict::Healthy => "healthy".to_string(),
@@ -299,9 +298,9 @@ fn table(report: &ZooReport) -> String {
             (rank + 1).to_string(),
             entry.path.clone(),
             count(|h| h.layers),
-            optional(health.and_then(|h| h.alpha_mean)),
-            optional(health.and_then(|h| h.alpha_weighted_mean)),
-            optional(health.and_then(|h| h.log_norm_mean)),
+            format_optional(health.and_then(|h| h.alpha_mean)),
+            format_optional(health.and_then(|h| h.alpha_weighted_mean)),
+            format_optional(health.and_then(|h| h.log_norm_mean)),
             count(|h| h.over_trained),
             count(|h| h.under_trained),
             count(|h| h.fit_failed),

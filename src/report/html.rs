@@ -6,9 +6,9 @@ use crate::analysis::{Analysis, AnalyzeOptions, LayerReport};
 use crate::environment::Environment;
 use crate::error::Result;
 use crate::jacobian::JacobianAnalysis;
-use crate::report::format_number;
 use crate::report::plots::jacobian::JacobianFigure;
 use crate::report::plots::{layer::layer_figures, model::model_figure, to_svg};
+use crate::report::{format_number, format_optional};
 
 /// The settings an analysis ran with, as (name, value) rows for the report.
 pub fn analysis_settings(options: &AnalyzeOptions) -> Vec<(String, String)> {
@@ -173,13 +173,12 @@ vectors that carry structure, usually at the top of the spectrum.</li>\n</ul>\n"
 
 fn overview(analysis: &Analysis, baseline: Option<&Analysis>) -> String {
     let summary = &analysis.summary;
-    let optional = |v: Option<f64>| v.map_or_else(|| "–".into(), format_number);
     let tiles = [
         ("layers", analysis.layers.len().to_string()),
-        ("mean α", optional(summary.alpha)),
-        ("mean α̂", optional(summary.alpha_weighted)),
-        ("mean log₁₀‖W‖²_F", optional(summary.log_norm)),
-        ("mean stable rank", optional(summary.stable_rank)),
+        ("mean α", format_optional(summary.alpha)),
+        ("mean α̂", format_optional(summary.alpha_weighted)),
+        ("mean log₁₀‖W‖²_F", format_optional(summary.log_norm)),
+        ("mean stable rank", format_optional(summary.stable_rank)),
         (
             "layers with TW spikes",
             summary.layers_with_tw_spikes.to_string(),
@@ -210,7 +209,6 @@ fn overview(analysis: &Analysis, baseline: Option<&Analysis>) -> String {
 /// The Jacobians' summary and singular-value figure.
 fn jacobian_section(jacobian: &JacobianAnalysis) -> Result<String> {
     let summary = &jacobian.summary;
-    let optional = |v: Option<f64>| v.map_or_else(|| "–".into(), format_number);
     let rows = [
         ("input", jacobian.input.clone()),
         ("samples", summary.samples.to_string()),
@@ -231,7 +229,7 @@ fn jacobian_section(jacobian: &JacobianAnalysis) -> Result<String> {
         ("largest σ", format_number(summary.sigma_max)),
         (
             "median σmax/σmin",
-            optional(summary.median_condition_number),
+            format_optional(summary.median_condition_number),
         ),
     ];
     let mut html = String::from(
@@ -258,7 +256,6 @@ fn jacobian_section(jacobian: &JacobianAnalysis) -> Result<String> {
 }
 
 fn layer_table(layers: &[LayerReport]) -> String {
-    let optional = |v: Option<f64>| v.map_or_else(|| "–".into(), format_number);
     let mut html = String::from(
         "<table>\n<tr><th>#</th><th class=\"name\">layer</th><th>N × M</th><th>rf</th>\
          <th>λmax</th><th>α</th><th>α̂</th><th>TW spikes</th><th>MP soft rank</th>\
@@ -276,11 +273,11 @@ fn layer_table(layers: &[LayerReport]) -> String {
             layer.m,
             layer.rf,
             format_number(layer.metrics.lambda_max),
-            optional(layer.power_law.as_ref().map(|f| f.alpha)),
-            optional(layer.alpha_metrics.as_ref().map(|m| m.alpha_weighted)),
-            bulk.map_or_else(|| "–".into(), |b| b.num_spikes_tw.to_string()),
-            optional(bulk.map(|b| b.mp_softrank)),
-            optional(layer.rmt.spacing.as_ref().map(|s| s.spacing_p_goe)),
+            format_optional(layer.power_law.as_ref().map(|f| f.alpha)),
+            format_optional(layer.alpha_metrics.as_ref().map(|m| m.alpha_weighted)),
+            bulk.map_or_else(|| "-".into(), |b| b.num_spikes_tw.to_string()),
+            format_optional(bulk.map(|b| b.mp_softrank)),
+            format_optional(layer.rmt.spacing.as_ref().map(|s| s.spacing_p_goe)),
             id = layer.layer_id,
             label = layer.warning,
         );

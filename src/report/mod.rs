@@ -43,6 +43,11 @@ pub fn format_number(value: f64) -> String {
     }
 }
 
+/// An optional number for a table cell: [`format_number`], or `-` when absent.
+pub fn format_optional(value: Option<f64>) -> String {
+    value.map_or_else(|| "-".to_string(), format_number)
+}
+
 use crate::analysis::Analysis;
 
 /// An analysis in the chosen format: a table of the main columns, the full JSON, or CSV.
@@ -82,7 +87,6 @@ fn analysis_table(analysis: &Analysis) -> String {
         "p_goe",
         "warning",
     ]);
-    let optional = |value: Option<f64>| value.map_or_else(|| "-".to_string(), format_number);
     for layer in &analysis.layers {
         let metrics = &layer.metrics;
         let mp = layer.marchenko_pastur.as_ref();
@@ -96,16 +100,16 @@ fn analysis_table(analysis: &Analysis) -> String {
             layer.rf.to_string(),
             format_number(metrics.lambda_max),
             format_number(metrics.log_norm),
-            optional(fit.map(|f| f.alpha)),
-            optional(layer.alpha_metrics.as_ref().map(|m| m.alpha_weighted)),
-            optional(fit.map(|f| f.ks_distance)),
+            format_optional(fit.map(|f| f.alpha)),
+            format_optional(layer.alpha_metrics.as_ref().map(|m| m.alpha_weighted)),
+            format_optional(fit.map(|f| f.ks_distance)),
             format_number(metrics.stable_rank),
-            optional(metrics.entropy),
+            format_optional(metrics.entropy),
             mp.map_or_else(|| "-".to_string(), |mp| mp.num_spikes.to_string()),
             bulk.map_or_else(|| "-".to_string(), |b| b.num_spikes_tw.to_string()),
-            optional(bulk.map(|b| b.tw_p_value)),
-            optional(layer.rmt.modified.as_ref().map(|m| m.mmp_fraction)),
-            optional(layer.rmt.spacing.as_ref().map(|s| s.spacing_p_goe)),
+            format_optional(bulk.map(|b| b.tw_p_value)),
+            format_optional(layer.rmt.modified.as_ref().map(|m| m.mmp_fraction)),
+            format_optional(layer.rmt.spacing.as_ref().map(|s| s.spacing_p_goe)),
             layer.warning.to_string(),
         ]);
     }
@@ -123,11 +127,11 @@ fn analysis_table(analysis: &Analysis) -> String {
     let summary = &analysis.summary;
     out.push_str(&format!(
         "\nmean alpha {}, alpha_weighted {}, log_norm {}, stable_rank {}, mp_softrank {}; layers: {} well-trained, {} over-trained, {} under-trained, {} fit failed\n{} of {} layers have spikes beyond the Tracy-Widom edge ({} in all)\n",
-        optional(summary.alpha),
-        optional(summary.alpha_weighted),
-        optional(summary.log_norm),
-        optional(summary.stable_rank),
-        optional(summary.mp_softrank),
+        format_optional(summary.alpha),
+        format_optional(summary.alpha_weighted),
+        format_optional(summary.log_norm),
+        format_optional(summary.stable_rank),
+        format_optional(summary.mp_softrank),
         summary.well_trained,
         summary.over_trained,
         summary.under_trained,

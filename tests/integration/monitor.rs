@@ -164,13 +164,18 @@ fn monitoring_changes_nothing_and_track_reproduces_it() {
         }
     }
 
-    // track over the checkpoints: the same records, in step order.
+    // track over the checkpoints: the same records, in step order, and their figures.
+    let figures = dir.join("figures");
     let tracked: Value = serde_json::from_str(&run_ok(&[
         "track",
         dir.to_str().unwrap(),
         "-f",
         "json",
         "-q",
+        "--plots",
+        figures.to_str().unwrap(),
+        "--plot-format",
+        "svg",
     ]))
     .unwrap();
     let tracked = tracked["records"].as_array().unwrap();
@@ -180,17 +185,7 @@ fn monitoring_changes_nothing_and_track_reproduces_it() {
             assert_close(&ours[field], &theirs[field], field);
         }
     }
-    // Its figures: one per metric with a line per layer, and each layer's ESD snapshots.
-    let figures = dir.join("figures");
-    run_ok(&[
-        "track",
-        dir.to_str().unwrap(),
-        "--plots",
-        figures.to_str().unwrap(),
-        "--plot-format",
-        "svg",
-        "-q",
-    ]);
+    // The figures: one per metric with a line per layer, and each layer's ESD snapshots.
     let svg = |name: &str| {
         std::fs::read_to_string(figures.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
     };
