@@ -12,7 +12,8 @@ of --repeat runs (default 1: WeightWatcher's figures take minutes). rmt-torch dr
 ESD against Marchenko-Pastur, the power-law tail, and (where the layer has enough levels)
 spacings and number variance, plus the per-model figure, as PNG; WeightWatcher draws its ESD,
 log-log ESD and power-law fit figures per layer with matplotlib. The table counts the PNG files
-each wrote and prints the ratio of the times.
+each wrote, prints the ratio of the times, and times rmt-torch without figures too (what drawing
+adds).
 """
 import argparse
 import shutil
@@ -21,8 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-BINARY = ROOT / "target" / "release" / "rmt-torch"
+from benchmark import BINARY, ROOT, export
 
 WEIGHTWATCHER = r"""
 import logging, sys, torch, torchvision, weightwatcher as ww
@@ -34,14 +34,6 @@ torch.manual_seed(0)
 model = torchvision.models.get_model(name, weights=None).eval()
 ww.WeightWatcher(model=model).analyze(plot=True, savefig=out)
 """
-
-
-def export(name, out_dir):
-    path = out_dir / f"{name}.pt"
-    if not path.exists():
-        subprocess.run([sys.executable, str(ROOT / "scripts" / "export_torchvision.py"), name, str(path), "--random"],
-                       check=True)
-    return path
 
 
 def timed(command, figures):
@@ -68,15 +60,19 @@ def main():
     for name in args.models:
         path = export(name, out)
         ours_dir, theirs_dir = out / f"{name}-figures-rmt", out / f"{name}-figures-ww"
-        ours = min((timed([str(BINARY), "analyze", str(path), "--quiet", "--device", "cpu", "--format", "json",
-                           "--output", str(out / f"{name}-plots.json"), "--plots", str(ours_dir)], ours_dir)
-                    for _ in range(args.repeat)), key=lambda r: r[0])
+        analyze = [str(BINARY), "analyze", str(path), "--quiet", "--device", "cpu", "--format", "json",
+                   "--output", str(out / f"{name}-plots.json")]
+        ours = min((timed([*analyze, "--plots", str(ours_dir)], ours_dir) for _ in range(args.repeat)),
+                   key=lambda r: r[0])
+        bare = min(timed(analyze, out / f"{name}-no-figures")[0] for _ in range(args.repeat))
         theirs = min((timed([sys.executable, "-c", WEIGHTWATCHER, name, str(theirs_dir)], theirs_dir)
                       for _ in range(args.repeat)), key=lambda r: r[0])
-        rows.append((name, ours, theirs))
-    print(f"{'model':<10} {'rmt-torch s':>12} {'figures':>8} {'WeightWatcher s':>16} {'figures':>8} {'WW/rmt':>7}")
-    for name, (ours_s, ours_n), (theirs_s, theirs_n) in rows:
-        print(f"{name:<10} {ours_s:>12.2f} {ours_n:>8} {theirs_s:>16.2f} {theirs_n:>8} {theirs_s / ours_s:>7.1f}")
+        rows.append((name, bare, ours, theirs))
+    print(f"{'model':<10} {'rmt-torch no figures s':>22} {'rmt-torch s':>12} {'figures':>8} "
+          f"{'WeightWatcher s':>16} {'figures':>8} {'WW/rmt':>7}")
+    for name, bare, (ours_s, ours_n), (theirs_s, theirs_n) in rows:
+        print(f"{name:<10} {bare:>22.2f} {ours_s:>12.2f} {ours_n:>8} {theirs_s:>16.2f} {theirs_n:>8} "
+              f"{theirs_s / ours_s:>7.1f}")
 
 
 if __name__ == "__main__":

@@ -348,16 +348,17 @@ pub fn run_zoo(
 }
 
 fn zoo_entry(path: &Path, options: &ZooOptions) -> ZooEntry {
-    let failed = |hash, message: String| ZooEntry {
+    let unanalysed = |verdict, hash, message: String| ZooEntry {
         path: path.display().to_string(),
         hash,
-        verdict: Verdict::Error,
+        verdict,
         violations: Vec::new(),
         error: Some(message),
         health: None,
         cached: false,
         analysis: None,
     };
+    let failed = |hash, message| unanalysed(Verdict::Error, hash, message);
     let hash = match content_hash(path) {
         Ok(hash) => hash,
         Err(err) => return failed(None, err.to_string()),
@@ -378,13 +379,11 @@ fn zoo_entry(path: &Path, options: &ZooOptions) -> ZooEntry {
         None => {
             let model = match Model::load(path) {
                 Ok(model) if model.is_bare_tensor() => {
-                    return ZooEntry {
-                        verdict: Verdict::NotAModel,
-                        error: Some(
-                            "one bare tensor (torch.save(tensor)): data, not a model; `rmt-torch analyze` reads it if it is a weight".into(),
-                        ),
-                        ..failed(Some(hash), String::new())
-                    }
+                    return unanalysed(
+                        Verdict::NotAModel,
+                        Some(hash),
+                        "one bare tensor (torch.save(tensor)): data, not a model; `rmt-torch analyze` reads it if it is a weight".into(),
+                    );
                 }
                 other => other,
             };

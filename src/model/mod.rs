@@ -37,19 +37,6 @@ pub struct Model {
 /// The name given to the tensor of a `torch.save(tensor)` file, whose root is no dict.
 pub const ROOT_TENSOR_NAME: &str = "tensor";
 
-impl Model {
-    /// True for a `torch.save(tensor)` file: one bare tensor, no names, no other entries —
-    /// typically data (an input batch), not a model's weights.
-    pub fn is_bare_tensor(&self) -> bool {
-        matches!(
-            self.format,
-            FileFormat::TorchSaveZip | FileFormat::TorchSaveLegacy
-        ) && self.other_entries.is_empty()
-            && self.tensors.len() == 1
-            && self.tensors[0].name == ROOT_TENSOR_NAME
-    }
-}
-
 /// The dtype's PyTorch name (`float32`, `bfloat16`, …).
 pub fn dtype_name(kind: tch::Kind) -> String {
     use tch::Kind::*;
@@ -121,6 +108,17 @@ impl Model {
 }
 
 impl Model {
+    /// True for a `torch.save(tensor)` file: one bare tensor, no names, no other entries —
+    /// typically data (an input batch), not a model's weights.
+    pub fn is_bare_tensor(&self) -> bool {
+        matches!(
+            self.format,
+            FileFormat::TorchSaveZip | FileFormat::TorchSaveLegacy
+        ) && self.other_entries.is_empty()
+            && self.tensors.len() == 1
+            && self.tensors[0].name == ROOT_TENSOR_NAME
+    }
+
     /// A model of tensors already in memory (a training loop's variables), labelled `label`.
     /// The tensors are shared, not copied: analysing them reads and never writes them.
     pub fn from_tensors(label: &str, tensors: Vec<(String, tch::Tensor)>) -> Self {

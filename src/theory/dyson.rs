@@ -350,6 +350,10 @@ impl PairDensity {
     }
 }
 
+/// The largest gas of the semicircle case: each step costs N² and the defaults run 80 000
+/// steps, so this takes about a minute on two cores.
+pub const MAX_SEMICIRCLE_N: usize = 500;
+
 /// The experiments of seeds 001 and 004.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -380,6 +384,9 @@ impl DysonCase {
                 vec![0.25; 10],
             ),
             Self::TwoWidth => CoulombGas::new(beta, vec![0.0, 0.0], vec![0.5, 1.5]),
+            Self::Semicircle if n > MAX_SEMICIRCLE_N => Err(Error::InvalidOption(format!(
+                "a gas of {n} eigenvalues costs {n}² per step: at most {MAX_SEMICIRCLE_N}"
+            ))),
             Self::Semicircle => CoulombGas::gaussian(n, beta),
         }
     }
@@ -625,5 +632,9 @@ mod tests {
             ..DysonOptions::default()
         };
         assert!(simulate(&gas, &bad).is_err());
+        assert!(DysonCase::Semicircle
+            .gas(1.0, MAX_SEMICIRCLE_N + 1)
+            .is_err());
+        assert!(DysonCase::Semicircle.gas(1.0, 1).is_err());
     }
 }

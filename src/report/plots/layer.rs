@@ -504,3 +504,23 @@ impl Figure for PorterThomasFigure<'_> {
         draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reported_bulk_keeps_the_law_and_moves_its_edge() {
+        // Rescaling σ² moves both edges by one factor: λ₋/λ₊ = ((1 − 1/√Q)/(1 + 1/√Q))².
+        let (q, lambda_plus) = (4.0, 7.5);
+        let law = reported_bulk(q, 0.3, lambda_plus).unwrap();
+        let (lo, hi) = law.edges();
+        assert!((hi - lambda_plus).abs() < 1e-12);
+        assert!((lo / hi - (0.5f64 / 1.5).powi(2)).abs() < 1e-12);
+        assert!((law.cdf(hi) - 1.0).abs() < 1e-12);
+        assert!(
+            reported_bulk(0.5, 0.3, 1.0).is_none(),
+            "Q < 1 has no law here"
+        );
+    }
+}
