@@ -50,7 +50,7 @@ pub fn compare_with_linear_equivalent(
     let mut rng = SeededNormal::new(seed);
     let x = gaussian_matrix(&mut rng, p, n, 1.0 / (p as f64).sqrt());
     let w = gaussian_matrix(&mut rng, d, p, 1.0);
-    let features = elementwise(&w.matmul(&x), |v| activation.apply(v))?;
+    let features = activate(activation, &w.matmul(&x))?;
     let kernel = features.tr().matmul(&features) / d as f64;
     let ones = Tensor::ones([n as i64, n as i64], (Kind::Double, Device::Cpu));
     let identity = Tensor::eye(n as i64, (Kind::Double, Device::Cpu));
@@ -81,11 +81,19 @@ pub(crate) fn gaussian_matrix(
     Tensor::from_slice(&rng.normals(rows * cols)).reshape([rows as i64, cols as i64]) * scale
 }
 
-/// f applied to every entry (the activations' exact definitions, as the Hermite coefficients
-/// use them, rather than libtorch's approximations).
-pub(crate) fn elementwise(tensor: &Tensor, f: impl Fn(f64) -> f64) -> Result<Tensor> {
-    let values = Vec::<f64>::try_from(tensor.flatten(0, -1))?;
-    Ok(Tensor::from_slice(&values.into_iter().map(f).collect::<Vec<_>>()).reshape(tensor.size()))
+/// φ applied to every entry on the tensor's device, with the definitions of
+/// [`Activation::apply`] (exact GELU, leaky slope 0.01), so simulations and Hermite
+/// coefficients speak of the same function.
+pub(crate) fn activate(activation: Activation, tensor: &Tensor) -> Result<Tensor> {
+    Ok(match activation {
+        Activation::Relu => tensor.f_relu()?,
+        Activation::LeakyRelu => tensor.f_leaky_relu()?,
+        Activation::Tanh => tensor.f_tanh()?,
+        Activation::Sigmoid => tensor.f_sigmoid()?,
+        Activation::Erf => tensor.f_erf()?,
+        Activation::Gelu => tensor.f_gelu("none")?,
+        Activation::Silu => tensor.f_silu()?,
+    })
 }
 
 /// The conjugate kernel at one depth of a deep random network, beside the prediction.
@@ -153,7 +161,6 @@ pub fn depth_profile(
     let (a0, a1) = (hermite.coefficients[0], hermite.coefficients[1]);
     let scale = (hermite.nu - a0 * a0).sqrt();
     let slope = a1 / scale;
-    let normalised = |v: f64| (activation.apply(v) - a0) / scale;
     let mut rng = SeededNormal::new(seed);
     let x = gaussian_matrix(&mut rng, p, n, 1.0);
     let x = &x / x.square().sum_dim_intlist(0, true, Kind::Double).sqrt() * (p as f64).sqrt();
@@ -170,7 +177,7 @@ pub fn depth_profile(
     for depth in 1..=deepest {
         let fan_in = features.size()[0] as usize;
         let w = gaussian_matrix(&mut rng, d, fan_in, 1.0 / (fan_in as f64).sqrt());
-        features = elementwise(&w.matmul(&features), normalised)?;
+        features = (activate(activation, &w.matmul(&features))? - a0) / scale;
         if !depths.contains(&depth) {
             continue;
         }
@@ -218,6 +225,31 @@ mod tests {
             assert!(large.relative_error < 0.1, "{activation}: {large:?}");
         }
         assert!(compare_with_linear_equivalent(Activation::Relu, 0, 4, 4, 0).is_err());
+    }
+
+    #[test]
+    fn tensor_activations_are_the_scalar_ones() {
+        let grid: Vec<f64> = (-400..=400).map(|i| i as f64 / 40.0).collect();
+        let x = Tensor::from_slice(&grid);
+        for activation in [
+            Activation::Relu,
+            Activation::LeakyRelu,
+            Activation::Tanh,
+            Activation::Sigmoid,
+            Activation::Erf,
+            Activation::Gelu,
+            Activation::Silu,
+        ] {
+            let tensor = Vec::<f64>::try_from(activate(activation, &x).unwrap()).unwrap();
+            for (&v, t) in grid.iter().zip(tensor) {
+                let scalar = activation.apply(v);
+                // statrs' erf (behind the scalar erf and GELU) is good to ~1e-11.
+                assert!(
+                    (t - scalar).abs() <= 1e-10 * scalar.abs().max(1.0),
+                    "{activation} at {v}: {t} vs {scalar}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@ use tch::{Kind, Tensor};
 use crate::error::{Error, Result};
 use crate::rmt::quadrature::integrate;
 use crate::theory::hermite::Activation;
-use crate::theory::kernel::{elementwise, gaussian_matrix};
+use crate::theory::kernel::{activate, gaussian_matrix};
 use crate::theory::random::SeededNormal;
 
 /// The 2 × 2 kernel of two inputs at one layer.
@@ -166,7 +166,7 @@ pub fn measured_kernels(
             let gram = z.tr().matmul(&z) / width as f64;
             let entries = Vec::<f64>::try_from(gram.flatten(0, -1).to_kind(Kind::Double))?;
             layer_samples.push([entries[0], entries[1], entries[3]]);
-            activations = elementwise(&z, |v| activation.apply(v))?;
+            activations = activate(activation, &z)?;
         }
     }
     Ok(samples

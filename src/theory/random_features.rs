@@ -14,7 +14,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::error::{Error, Result};
 use crate::theory::hermite::Activation;
-use crate::theory::kernel::{elementwise, gaussian_matrix};
+use crate::theory::kernel::{activate, gaussian_matrix};
 use crate::theory::random::SeededNormal;
 
 /// A regression task: training inputs X (p × n) and targets Y (n), test inputs and targets.
@@ -207,8 +207,8 @@ pub fn simulated_errors(
     let mut test = Vec::with_capacity(trials);
     for _ in 0..trials {
         let w = gaussian_matrix(&mut rng, features, p, 1.0);
-        let sigma = elementwise(&w.matmul(&task.x), |v| activation.apply(v))?;
-        let sigma_test = elementwise(&w.matmul(&task.x_test), |v| activation.apply(v))?;
+        let sigma = activate(activation, &w.matmul(&task.x))?;
+        let sigma_test = activate(activation, &w.matmul(&task.x_test))?;
         let gram = sigma.tr().matmul(&sigma) / n as f64
             + Tensor::eye(n, (Kind::Double, Device::Cpu)) * ridge;
         let solved = Tensor::f_linalg_solve(&gram, &task.y, true)?;
