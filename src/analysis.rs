@@ -2,22 +2,24 @@
 //!
 //! Every command that reports on weights (analyze, and later jacobian, track, zoo) goes through
 //! [`analyze`], so a metric has one definition everywhere.
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::device::{device_name, DeviceChoice};
 use crate::error::Result;
-use crate::esd::EsdConvention;
+use crate::esd::{EsdConvention, EsdScale};
 use crate::heavy_tail::alternatives::{self, TailAlternatives};
 use crate::heavy_tail::hill::{hill_plateau, HillEstimate};
-use crate::heavy_tail::power_law::{self, PowerLawFit, TailOptions, WEIGHTWATCHER_EVALS_THRESHOLD};
+use crate::heavy_tail::power_law::{self, PowerLawFit, TailOptions};
 use crate::heavy_tail::quality::{AlphaMetrics, QualityLabel};
 use crate::heavy_tail::randomization::Randomization;
 use crate::model::layers::{
     self, ConvMode, LayerKind, LayerSelection, MatrixShape, SkippedTensor, WeightLayer,
 };
 use crate::model::{dtype_name, FileFormat, Model};
-use crate::rmt::marchenko_pastur::MarchenkoPastur;
-use crate::rmt_suite::{rmt_report, LayerSpectrum, RmtOptions, RmtReport};
+use crate::option_names::{option_names, serde_as_text};
+use crate::rmt_suite::{
+    rmt_report, LayerSpectrum, RmtOptions, RmtReport, FIGURE_NUMBER_VARIANCE_LENGTHS,
+};
 use crate::spectral_metrics::SpectralMetrics;
 use crate::spectrum::{self, Precision};
 
@@ -47,18 +49,121 @@ pub struct AnalyzeOptions {
     pub rmt: RmtOptions,
 }
 
-/// The Marchenko-Pastur bulk predicted from the entries' variance, in the report's convention.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct MarchenkoPasturBulk {
-    /// Variance of the weight entries, σ² of the law.
-    pub sigma2: f64,
-    /// Lower bulk edge λ₋.
-    pub mp_lambda_minus: f64,
-    /// Upper bulk edge λ₊.
-    pub mp_lambda_plus: f64,
-    /// Eigenvalues above λ₊ (spikes over the bare edge).
-    pub num_spikes: usize,
+impl AnalyzeOptions {
+    /// Checks every parameter once, before any work (in the manner of linfa's parameter
+    /// guards): [`analyze`] calls it, and front ends call it to fail before loading a model.
+    /// Errors are [`crate::Error::InvalidParameter`], naming the parameter.
+    pub fn check(&self) -> Result<()> {
+        self.selection.check()?;
+        self.rmt.check()
+    }
+
+    /// The same options, also keeping what figures draw: eigenvalues, unfolded spacings and
+    /// Σ²(L) (on [`FIGURE_NUMBER_VARIANCE_LENGTHS`] unless lengths were chosen). Porter-Thomas
+    /// stays opt-in (`rmt.vectors`): it costs an eigendecomposition per matrix.
+    pub fn with_figure_data(mut self) -> Self {
+        self.keep_eigenvalues = true;
+        self.rmt.keep_spacings = true;
+        if self.rmt.number_variance.is_empty() {
+            self.rmt.number_variance = FIGURE_NUMBER_VARIANCE_LENGTHS.to_vec();
+        }
+        self
+    }
 }
+
+/// Every field a layer record of `analyze`'s JSON can carry (those of opt-in results and of
+/// statistics a small layer cannot have included), in the order they appear: what `track
+/// --metrics` and other consumers of the records may name.
+pub const LAYER_FIELDS: &[&str] = &[
+    "layer_id",
+    "name",
+    "kind",
+    "shape",
+    "dtype",
+    "N",
+    "M",
+    "Q",
+    "rf",
+    "num_evals",
+    "lambda_min",
+    "lambda_max",
+    "norm",
+    "log_norm",
+    "spectral_norm",
+    "log_spectral_norm",
+    "stable_rank",
+    "matrix_rank",
+    "condition_number",
+    "entropy",
+    "alpha",
+    "xmin",
+    "xmax",
+    "D",
+    "sigma",
+    "num_pl_spikes",
+    "fit_method",
+    "num_fingers",
+    "raw_alpha",
+    "exponential_lambda",
+    "llr_exponential",
+    "p_exponential",
+    "lognormal_mu",
+    "lognormal_sigma",
+    "llr_lognormal",
+    "p_lognormal",
+    "tpl_alpha",
+    "tpl_lambda",
+    "llr_truncated_power_law",
+    "p_truncated_power_law",
+    "alpha_weighted",
+    "log_alpha_norm",
+    "quality",
+    "warning",
+    "hill_alpha",
+    "hill_k_min",
+    "hill_k_max",
+    "hill_plateau_cv",
+    "rand_lambda_max",
+    "rand_distance",
+    "num_traps",
+    "sigma2",
+    "mp_lambda_minus",
+    "mp_lambda_plus",
+    "num_spikes",
+    "bulk_sigma2",
+    "bulk_lambda_plus",
+    "bulk_fraction",
+    "bulk_ks",
+    "bulk_ks_p",
+    "tw_threshold",
+    "tw_statistic",
+    "tw_p_value",
+    "num_spikes_tw",
+    "mp_softrank",
+    "mmp_sigma2",
+    "mmp_lambda_minus",
+    "mmp_lambda_plus",
+    "mmp_fraction",
+    "mmp_num_spikes",
+    "mmp_ks",
+    "mmp_ks_p",
+    "porter_thomas",
+    "eigenvalues",
+    "spacing_count",
+    "spacing_ks_goe",
+    "spacing_p_goe",
+    "spacing_p_gue",
+    "spacing_p_poisson",
+    "spacing_ratio",
+    "number_variance",
+    "semicircle_sigma2",
+    "semicircle_ks",
+    "semicircle_ks_p",
+    "semicircle2_sigma2_narrow",
+    "semicircle2_sigma2_wide",
+    "semicircle2_ks_p",
+    "unit_spacings",
+];
 
 /// Everything reported for one weight layer.
 #[derive(Debug, Clone, Serialize)]
@@ -87,9 +192,6 @@ pub struct LayerReport {
     /// Norms, ranks, entropy.
     #[serde(flatten)]
     pub metrics: SpectralMetrics,
-    /// Marchenko-Pastur edges from the entries' variance; absent for constant tensors.
-    #[serde(flatten)]
-    pub marchenko_pastur: Option<MarchenkoPasturBulk>,
     /// The power-law fit of the ESD's tail; absent when it failed (see `warning`).
     #[serde(flatten)]
     pub power_law: Option<PowerLawFit>,
@@ -100,7 +202,10 @@ pub struct LayerReport {
     /// α̂ and the α-norm; absent when the fit failed.
     #[serde(flatten)]
     pub alpha_metrics: Option<AlphaMetrics>,
-    /// Training-quality label from α (WeightWatcher's `warning` column).
+    /// The layer's label from both readings ([`QualityLabel::of`]): `random-like` when the
+    /// RMT suite cannot tell its spectrum from noise, else the α label.
+    pub quality: QualityLabel,
+    /// The label from α alone, WeightWatcher's `warning` column ([`QualityLabel::from_alpha`]).
     pub warning: QualityLabel,
     /// The Hill estimator's plateau, a fit-free estimate of α; absent for tiny layers.
     #[serde(flatten)]
@@ -155,8 +260,10 @@ pub struct Timing {
 
 /// The model-level summary WeightWatcher reports: means over the layers whose fit succeeded
 /// (α-based metrics) or over every layer (the others), and how many layers carry each label.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelSummary {
+    /// Layers analysed.
+    pub layers: usize,
     /// Mean α over fitted layers.
     pub alpha: Option<f64>,
     /// Mean α̂ over fitted layers.
@@ -175,17 +282,96 @@ pub struct ModelSummary {
     pub num_spikes_tw: usize,
     /// Layers with at least one such spike: those that are not pure noise.
     pub layers_with_tw_spikes: usize,
-    /// Layers with 2 ≤ α ≤ 6.
+    /// Layers whose spectrum the RMT suite cannot tell from noise (quality `random-like`).
+    pub random_like: usize,
+    /// Other layers with 2 ≤ α ≤ 6.
     pub well_trained: usize,
-    /// Layers with α < 2.
+    /// Other layers with α < 2.
     pub over_trained: usize,
-    /// Layers with α > 6.
+    /// Other layers with α > 6.
     pub under_trained: usize,
-    /// Layers whose power-law fit failed.
+    /// Other layers whose power-law fit failed.
     pub fit_failed: usize,
 }
 
+/// A [`ModelSummary`] field by its JSON name: what zoo rankings and policy rules name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SummaryField {
+    /// [`ModelSummary::layers`].
+    Layers,
+    /// [`ModelSummary::alpha`].
+    Alpha,
+    /// [`ModelSummary::alpha_weighted`].
+    AlphaWeighted,
+    /// [`ModelSummary::log_alpha_norm`].
+    LogAlphaNorm,
+    /// [`ModelSummary::log_norm`].
+    LogNorm,
+    /// [`ModelSummary::log_spectral_norm`].
+    LogSpectralNorm,
+    /// [`ModelSummary::stable_rank`].
+    StableRank,
+    /// [`ModelSummary::mp_softrank`].
+    MpSoftrank,
+    /// [`ModelSummary::num_spikes_tw`].
+    NumSpikesTw,
+    /// [`ModelSummary::layers_with_tw_spikes`].
+    LayersWithTwSpikes,
+    /// [`ModelSummary::random_like`].
+    RandomLike,
+    /// [`ModelSummary::well_trained`].
+    WellTrained,
+    /// [`ModelSummary::over_trained`].
+    OverTrained,
+    /// [`ModelSummary::under_trained`].
+    UnderTrained,
+    /// [`ModelSummary::fit_failed`].
+    FitFailed,
+}
+
+option_names!(SummaryField, "summary field", {
+    Layers => "layers",
+    Alpha => "alpha",
+    AlphaWeighted => "alpha_weighted",
+    LogAlphaNorm => "log_alpha_norm",
+    LogNorm => "log_norm",
+    LogSpectralNorm => "log_spectral_norm",
+    StableRank => "stable_rank",
+    MpSoftrank => "mp_softrank",
+    NumSpikesTw => "num_spikes_tw",
+    LayersWithTwSpikes => "layers_with_tw_spikes",
+    RandomLike => "random_like",
+    WellTrained => "well_trained",
+    OverTrained => "over_trained",
+    UnderTrained => "under_trained",
+    FitFailed => "fit_failed",
+});
+
+serde_as_text!(SummaryField);
+
 impl ModelSummary {
+    /// A field's value; `None` for a mean over no layer.
+    pub fn get(&self, field: SummaryField) -> Option<f64> {
+        let count = |n: usize| Some(n as f64);
+        match field {
+            SummaryField::Layers => count(self.layers),
+            SummaryField::Alpha => self.alpha,
+            SummaryField::AlphaWeighted => self.alpha_weighted,
+            SummaryField::LogAlphaNorm => self.log_alpha_norm,
+            SummaryField::LogNorm => self.log_norm,
+            SummaryField::LogSpectralNorm => self.log_spectral_norm,
+            SummaryField::StableRank => self.stable_rank,
+            SummaryField::MpSoftrank => self.mp_softrank,
+            SummaryField::NumSpikesTw => count(self.num_spikes_tw),
+            SummaryField::LayersWithTwSpikes => count(self.layers_with_tw_spikes),
+            SummaryField::RandomLike => count(self.random_like),
+            SummaryField::WellTrained => count(self.well_trained),
+            SummaryField::OverTrained => count(self.over_trained),
+            SummaryField::UnderTrained => count(self.under_trained),
+            SummaryField::FitFailed => count(self.fit_failed),
+        }
+    }
+
     /// Summarises layer reports.
     pub fn of(layers: &[LayerReport]) -> Self {
         let mean = |values: Vec<f64>| {
@@ -196,9 +382,10 @@ impl ModelSummary {
                 .iter()
                 .filter_map(|l| l.power_law.as_ref().zip(l.alpha_metrics.as_ref()))
         };
-        let count = |label| layers.iter().filter(|l| l.warning == label).count();
+        let count = |label| layers.iter().filter(|l| l.quality == label).count();
         let bulk = || layers.iter().filter_map(|l| l.rmt.bulk.as_ref());
         Self {
+            layers: layers.len(),
             alpha: mean(fitted().map(|(fit, _)| fit.alpha).collect()),
             alpha_weighted: mean(fitted().map(|(_, m)| m.alpha_weighted).collect()),
             log_alpha_norm: mean(fitted().map(|(_, m)| m.log_alpha_norm).collect()),
@@ -208,6 +395,7 @@ impl ModelSummary {
             mp_softrank: mean(bulk().map(|b| b.mp_softrank).collect()),
             num_spikes_tw: bulk().map(|b| b.num_spikes_tw).sum(),
             layers_with_tw_spikes: bulk().filter(|b| b.num_spikes_tw > 0).count(),
+            random_like: count(QualityLabel::RandomLike),
             well_trained: count(QualityLabel::WellTrained),
             over_trained: count(QualityLabel::OverTrained),
             under_trained: count(QualityLabel::UnderTrained),
@@ -228,6 +416,7 @@ pub fn analyze(
     mut on_layer: impl FnMut(usize, usize, &str),
 ) -> Result<Analysis> {
     use rayon::prelude::*;
+    options.check()?;
     let device = options.device.resolve()?;
     let (weight_layers, mut skipped) = layers::select(model, &options.selection)?;
     let total = weight_layers.len();
@@ -277,14 +466,12 @@ struct LayerSpectra {
     stored_shape: Vec<i64>,
     dtype: String,
     shape: MatrixShape,
-    /// Factor from a squared singular value to a reported eigenvalue.
-    scale: f64,
+    /// From squared singular values to reported eigenvalues.
+    scale: EsdScale,
     /// The reported ESD, ascending.
     eigenvalues: Vec<f64>,
     /// Norms, ranks, entropy.
     metrics: SpectralMetrics,
-    /// WeightWatcher's scale for the same layer (its fit threshold lives there).
-    ww_scale: f64,
     spectrum: spectrum::Spectrum,
     /// Squared singular values of the shuffled matrices, when asked for.
     shuffled: Option<Vec<f64>>,
@@ -317,12 +504,8 @@ fn layer_spectra(
             None,
         )
     };
-    let scale = options.convention.scale(layer.kind, layer.conv_mode, shape);
-    let eigenvalues: Vec<f64> = spectrum
-        .squared_singular_values
-        .iter()
-        .map(|s| s * scale)
-        .collect();
+    let scale = EsdScale::new(options.convention, layer.kind, layer.conv_mode, shape);
+    let eigenvalues = scale.report_all(&spectrum.squared_singular_values);
     let Some(metrics) = SpectralMetrics::from_eigenvalues(&eigenvalues, shape.n) else {
         return Ok(None);
     };
@@ -351,7 +534,6 @@ fn layer_spectra(
         scale,
         eigenvalues,
         metrics,
-        ww_scale: EsdConvention::WeightWatcher.scale(layer.kind, layer.conv_mode, shape),
         spectrum,
         shuffled,
         vectors,
@@ -371,28 +553,12 @@ fn layer_report(layer: LayerSpectra, options: &AnalyzeOptions) -> LayerReport {
         scale,
         eigenvalues,
         metrics,
-        ww_scale,
         spectrum,
         shuffled,
         vectors,
         symmetric,
     } = layer;
-    let reported = |values: &[f64]| -> Vec<f64> { values.iter().map(|s| s * scale).collect() };
-    let sigma2 = spectrum.entry_variance;
-    let marchenko_pastur = MarchenkoPastur::new(shape.q(), sigma2).ok().map(|law| {
-        // The law is for λ = σ²_sv / N; reported eigenvalues are σ²_sv · scale.
-        let to_reported = shape.n as f64 * scale;
-        let (lo, hi) = law.edges();
-        let mp_lambda_plus = hi * to_reported;
-        MarchenkoPasturBulk {
-            sigma2,
-            mp_lambda_minus: lo * to_reported,
-            mp_lambda_plus,
-            num_spikes: eigenvalues.iter().filter(|&&l| l > mp_lambda_plus).count(),
-        }
-    });
-    // WeightWatcher's threshold is in its own ESD scale; carry it into the reported one.
-    let threshold = WEIGHTWATCHER_EVALS_THRESHOLD * scale / ww_scale;
+    let threshold = scale.fit_threshold();
     let power_law = power_law::fit_tail(&eigenvalues, threshold, options.tail);
     let above_threshold: Vec<f64> = eigenvalues
         .iter()
@@ -400,10 +566,6 @@ fn layer_report(layer: LayerSpectra, options: &AnalyzeOptions) -> LayerReport {
         .filter(|&l| l > threshold)
         .collect();
     let hill = hill_plateau(&above_threshold);
-    let randomization = shuffled.map(|shuffled| {
-        let edge = marchenko_pastur.as_ref().map(|mp| mp.mp_lambda_plus);
-        Randomization::new(&eigenvalues, &reported(&shuffled), edge)
-    });
     let rmt = rmt_report(
         LayerSpectrum {
             pooled: &spectrum.squared_singular_values,
@@ -417,6 +579,10 @@ fn layer_report(layer: LayerSpectra, options: &AnalyzeOptions) -> LayerReport {
         vectors,
         symmetric.as_deref(),
     );
+    let randomization = shuffled.map(|shuffled| {
+        let edge = rmt.marchenko_pastur.as_ref().map(|mp| mp.mp_lambda_plus);
+        Randomization::new(&eigenvalues, &scale.report_all(&shuffled), edge)
+    });
     let alternatives = power_law.as_ref().and_then(|fit| {
         let tail: Vec<f64> = eigenvalues
             .iter()
@@ -428,7 +594,8 @@ fn layer_report(layer: LayerSpectra, options: &AnalyzeOptions) -> LayerReport {
     let alpha_metrics = power_law
         .as_ref()
         .map(|fit| AlphaMetrics::new(fit.alpha, &eigenvalues));
-    let warning = QualityLabel::of(power_law.as_ref());
+    let warning = QualityLabel::from_alpha(power_law.as_ref());
+    let quality = QualityLabel::of(power_law.as_ref(), rmt.is_noise(options.rmt.level));
     LayerReport {
         layer_id,
         name,
@@ -440,14 +607,37 @@ fn layer_report(layer: LayerSpectra, options: &AnalyzeOptions) -> LayerReport {
         q: shape.q(),
         rf: shape.slices,
         metrics,
-        marchenko_pastur,
         power_law,
         alternatives,
         alpha_metrics,
+        quality,
         warning,
         hill,
         randomization,
         rmt,
         eigenvalues: options.keep_eigenvalues.then_some(eigenvalues),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::option_names::OptionNames;
+
+    #[test]
+    fn summary_fields_are_the_json_names() {
+        let summary = ModelSummary::of(&[]);
+        let json = serde_json::to_value(&summary).unwrap();
+        let keys: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(keys, SummaryField::NAMES);
+        for name in SummaryField::NAMES {
+            let field: SummaryField = name.parse().unwrap();
+            assert_eq!(summary.get(field), json[*name].as_f64(), "{name}");
+        }
     }
 }

@@ -53,6 +53,10 @@ pub enum Error {
     /// An option's value is out of range or malformed.
     #[error("invalid option: {0}")]
     InvalidOption(String),
+    /// One analysis parameter is out of range: `name` is its library (and Python keyword)
+    /// spelling, shown as the command-line flag it comes from.
+    #[error("invalid option --{flag}: {reason}", flag = name.replace('_', "-"))]
+    InvalidParameter { name: &'static str, reason: String },
     /// The requested device is not available.
     #[error("device {0} is not available on this machine")]
     DeviceUnavailable(String),
@@ -67,6 +71,16 @@ pub enum Error {
 impl From<tch::TchError> for Error {
     fn from(err: tch::TchError) -> Self {
         Error::Torch(first_line(&err.to_string()))
+    }
+}
+
+impl Error {
+    /// An [`Error::InvalidParameter`] for parameter `name`.
+    pub fn parameter(name: &'static str, reason: impl Into<String>) -> Self {
+        Self::InvalidParameter {
+            name,
+            reason: reason.into(),
+        }
     }
 }
 

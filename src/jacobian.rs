@@ -14,6 +14,7 @@ use tch::{CModule, Device, IValue, Kind, Tensor};
 
 use crate::device::{device_name, DeviceChoice};
 use crate::error::{first_line, Error, Result};
+use crate::esd::EsdScale;
 use crate::rmt_suite::{rmt_report, LayerSpectrum, RmtOptions, RmtReport};
 use crate::spectrum::{self, Precision};
 
@@ -222,7 +223,7 @@ impl PreparedBatch {
     pub fn new(model: &Differentiable, batch: &Tensor) -> Result<Self> {
         if !batch.is_floating_point() {
             return Err(Error::InvalidInput(format!(
-                "the input batch is {:?}: Jacobians need floating-point inputs",
+                "the input batch is {:?}: Jacobians need floating-point inputs; convert it to float the way the model was trained (e.g. torch.save(x.float() / 255, 'batch.pt'))",
                 batch.kind()
             )));
         }
@@ -627,7 +628,7 @@ fn sample_report(
             n,
             m,
             entry_variance: spectrum.entry_variance,
-            scale: 1.0,
+            scale: EsdScale::unscaled(n),
         },
         &options.rmt,
         None,

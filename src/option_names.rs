@@ -1,9 +1,21 @@
 //! The names users type for the library's option enums, defined once per enum.
 
-/// Implements `FromStr` (unknown names are an [`crate::Error::InvalidOption`] that lists the
-/// valid ones) and `Display` for a fieldless enum, from its `Variant => "name"` pairs.
+/// A fieldless option enum whose values have names users type (on the command line, in Python
+/// keywords, in policy files): parsed by `FromStr`, printed by `Display`, listed by [`Self::NAMES`].
+pub trait OptionNames: std::str::FromStr<Err = crate::error::Error> + std::fmt::Display {
+    /// Every accepted name, in the order `--help` lists them.
+    const NAMES: &'static [&'static str];
+}
+
+/// Implements [`OptionNames`], `FromStr` (unknown names are an [`crate::Error::InvalidOption`]
+/// that lists the valid ones) and `Display` for a fieldless enum, from its `Variant => "name"`
+/// pairs.
 macro_rules! option_names {
     ($type:ty, $what:literal, { $($variant:ident => $name:literal),+ $(,)? }) => {
+        impl $crate::option_names::OptionNames for $type {
+            const NAMES: &'static [&'static str] = &[$($name),+];
+        }
+
         impl std::str::FromStr for $type {
             type Err = $crate::error::Error;
             fn from_str(text: &str) -> $crate::error::Result<Self> {
@@ -29,3 +41,24 @@ macro_rules! option_names {
 }
 
 pub(crate) use option_names;
+
+/// Implements `Serialize` and `Deserialize` for a type as its `Display` text, read back with
+/// `FromStr`: rules, shards and field names travel through JSON as users write them.
+macro_rules! serde_as_text {
+    ($type:ty) => {
+        impl serde::Serialize for $type {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_str(self)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $type {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = <String as serde::Deserialize>::deserialize(deserializer)?;
+                text.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+pub(crate) use serde_as_text;

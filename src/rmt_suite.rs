@@ -1,23 +1,38 @@
 //! The universal RMT suite applied to one layer: is this weight matrix noise, and where is it
-//! not? Seed 003's zero-information hypothesis, with p-values.
+//! not? Thamm, Staats & Rosenow's (2022) zero-information hypothesis, with p-values.
 //!
 //! Spectra arrive as squared singular values (per matrix and pooled); everything here is
 //! arithmetic on them through [`crate::rmt`]. Eigenvalue-valued fields are in the report's ESD
-//! convention (`to_reported` converts from the RMT one); σ² is always the weights' variance.
+//! convention ([`EsdScale`] converts from the RMT one); σ² is always the weights' variance.
 use serde::Serialize;
 
+use crate::error::{Error, Result};
+use crate::esd::EsdScale;
 use crate::rmt::bulk_fit::{modified_fit, noise_edge_fit};
 use crate::rmt::goodness_of_fit::ks_test;
+use crate::rmt::marchenko_pastur::MarchenkoPastur;
 use crate::rmt::number_variance::{number_variance, NumberVariance};
 use crate::rmt::porter_thomas::{porter_thomas, PorterThomas};
 use crate::rmt::spacing::{mean_spacing_ratio, spacing_statistics, unit_mean_spacings};
-use crate::rmt::unfolding::Unfolding;
+use crate::rmt::unfolding::{Unfolding, DEFAULT_GAUSSIAN_WINDOW};
 use crate::rmt::wigner::{Semicircle, TwoComponentSemicircle};
+
+/// Default false-positive rate of the Tracy-Widom spike count per layer.
+pub const DEFAULT_TW_LEVEL: f64 = 0.05;
+/// Default window of the Porter-Thomas moving average (Thamm, Staats & Rosenow 2022 use 15).
+pub const DEFAULT_PORTER_THOMAS_WINDOW: usize = 15;
+/// Interval lengths L of Σ²(L) when figures ask for the number variance and none were chosen.
+pub const FIGURE_NUMBER_VARIANCE_LENGTHS: [f64; 20] = [
+    0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0, 5.5, 6.0, 6.5, 7.0, 7.5, 8.0, 8.5, 9.0, 9.5,
+    10.0,
+];
+/// At most this many number-variance lengths (each costs a pass over every unfolded matrix).
+pub const MAX_NUMBER_VARIANCE_LENGTHS: usize = 10_000;
 
 /// Which RMT statistics to compute, and their parameters.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RmtOptions {
-    /// False-positive rate of the Tracy-Widom spike count per layer (default 0.05).
+    /// False-positive rate of the Tracy-Widom spike count per layer ([`DEFAULT_TW_LEVEL`]).
     pub level: f64,
     /// How levels are unfolded before spacing and number-variance statistics.
     pub unfolding: Unfolding,
@@ -25,7 +40,7 @@ pub struct RmtOptions {
     pub number_variance: Vec<f64>,
     /// Porter-Thomas tests of the right singular vectors (an eigendecomposition per matrix).
     pub vectors: bool,
-    /// Window of the Porter-Thomas moving average (seed 003: 15).
+    /// Window of the Porter-Thomas moving average ([`DEFAULT_PORTER_THOMAS_WINDOW`]).
     pub porter_thomas_window: usize,
     /// Semicircle tests of the symmetric part of square matrices (one more eigensolve).
     pub semicircle: bool,
@@ -36,14 +51,57 @@ pub struct RmtOptions {
 impl Default for RmtOptions {
     fn default() -> Self {
         Self {
-            level: 0.05,
-            unfolding: Unfolding::default(),
+            level: DEFAULT_TW_LEVEL,
+            unfolding: Unfolding::GaussianBroadening {
+                window: DEFAULT_GAUSSIAN_WINDOW,
+            },
             number_variance: Vec::new(),
             vectors: false,
-            porter_thomas_window: 15,
+            porter_thomas_window: DEFAULT_PORTER_THOMAS_WINDOW,
             semicircle: false,
             keep_spacings: false,
         }
+    }
+}
+
+impl RmtOptions {
+    /// Checks every parameter; errors name the parameter ([`Error::InvalidParameter`]).
+    pub fn check(&self) -> Result<()> {
+        if !(self.level > 0.0 && self.level < 1.0) {
+            return Err(Error::parameter(
+                "tw_level",
+                format!("must be in (0, 1), got {}", self.level),
+            ));
+        }
+        match self.unfolding {
+            Unfolding::GaussianBroadening { window: 0 } => {
+                return Err(Error::parameter("unfolding_window", "must be at least 1"))
+            }
+            Unfolding::Polynomial { degree: 0 } => {
+                return Err(Error::parameter("unfolding_degree", "must be at least 1"))
+            }
+            _ => {}
+        }
+        if self.number_variance.len() > MAX_NUMBER_VARIANCE_LENGTHS {
+            return Err(Error::parameter(
+                "number_variance",
+                format!("at most {MAX_NUMBER_VARIANCE_LENGTHS} lengths"),
+            ));
+        }
+        if let Some(bad) = self
+            .number_variance
+            .iter()
+            .find(|l| !(l.is_finite() && **l > 0.0))
+        {
+            return Err(Error::parameter(
+                "number_variance",
+                format!("lengths must be positive numbers, got {bad}"),
+            ));
+        }
+        if self.porter_thomas_window == 0 {
+            return Err(Error::parameter("pt_window", "must be at least 1"));
+        }
+        Ok(())
     }
 }
 
@@ -60,17 +118,20 @@ pub struct LayerSpectrum<'a> {
     pub m: usize,
     /// The weights' variance.
     pub entry_variance: f64,
-    /// Factor from a squared singular value to a reported eigenvalue.
-    pub scale: f64,
+    /// From squared singular values to reported eigenvalues.
+    pub scale: EsdScale,
 }
 
 /// Everything the suite reports for a layer; groups that could not be computed are absent.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RmtReport {
+    /// Marchenko-Pastur edges from the entries' variance; absent for constant tensors.
+    #[serde(flatten)]
+    pub marchenko_pastur: Option<MarchenkoPasturBulk>,
     /// Noise level from the bulk and the Tracy-Widom edge test.
     #[serde(flatten)]
     pub bulk: Option<BulkReport>,
-    /// Seed 003's modified Marchenko-Pastur fit.
+    /// Thamm, Staats & Rosenow's (2022) modified Marchenko-Pastur fit.
     #[serde(flatten)]
     pub modified: Option<ModifiedReport>,
     /// Unfolded spacings against the surmises, and the spacing ratio.
@@ -88,6 +149,30 @@ pub struct RmtReport {
     /// The unfolded spacings of every matrix (unit mean each), when asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unit_spacings: Option<Vec<f64>>,
+}
+
+/// The Marchenko-Pastur bulk predicted from the entries' variance, in the report's convention.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MarchenkoPasturBulk {
+    /// Variance of the entries, σ² of the law.
+    pub sigma2: f64,
+    /// Lower bulk edge λ₋.
+    pub mp_lambda_minus: f64,
+    /// Upper bulk edge λ₊.
+    pub mp_lambda_plus: f64,
+    /// Eigenvalues above λ₊ (spikes over the bare edge).
+    pub num_spikes: usize,
+}
+
+impl RmtReport {
+    /// Whether the layer's spectrum is indistinguishable from noise: no eigenvalue beyond the
+    /// Tracy-Widom edge and a bulk the Kolmogorov-Smirnov test accepts as Marchenko-Pastur at
+    /// `level` (Thamm, Staats & Rosenow 2022's zero-information hypothesis). `None` when the
+    /// bulk could not be fitted.
+    pub fn is_noise(&self, level: f64) -> Option<bool> {
+        let bulk = self.bulk.as_ref()?;
+        Some(bulk.num_spikes_tw == 0 && bulk.bulk_ks_p.is_none_or(|p| p >= level))
+    }
 }
 
 /// The bulk's noise level and the Tracy-Widom test of its edge.
@@ -116,7 +201,7 @@ pub struct BulkReport {
     pub mp_softrank: f64,
 }
 
-/// Seed 003's modified Marchenko-Pastur fit.
+/// Thamm, Staats & Rosenow's (2022) modified Marchenko-Pastur fit.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ModifiedReport {
     /// The fitted σ².
@@ -161,7 +246,7 @@ pub struct SemicircleReport {
     pub semicircle_ks: f64,
     /// Its p-value.
     pub semicircle_ks_p: f64,
-    /// σ₁² of seed 001's two-component density (equal mixture), from the 2nd and 4th moments.
+    /// σ₁² of Favoni, Aarts, Lucini & Park's (2024) two-component density (equal mixture), from the 2nd and 4th moments.
     pub semicircle2_sigma2_narrow: f64,
     /// σ₂².
     pub semicircle2_sigma2_wide: f64,
@@ -178,11 +263,27 @@ pub fn rmt_report(
     vectors: Option<Vec<(f64, Vec<f64>)>>,
     symmetric: Option<&[f64]>,
 ) -> RmtReport {
-    let n = spectrum.n as f64;
-    let q = n / spectrum.m as f64;
-    let to_reported = n * spectrum.scale;
-    let rmt: Vec<f64> = spectrum.pooled.iter().map(|s| s / n).collect();
-    let lambda_max = spectrum.pooled.last().copied().unwrap_or(0.0) * spectrum.scale;
+    let scale = spectrum.scale;
+    let q = spectrum.n as f64 / spectrum.m as f64;
+    let to_reported = |lambda: f64| scale.rmt_to_reported(lambda);
+    let rmt: Vec<f64> = spectrum.pooled.iter().map(|&s| scale.to_rmt(s)).collect();
+    let lambda_max = scale.report(spectrum.pooled.last().copied().unwrap_or(0.0));
+    let marchenko_pastur = MarchenkoPastur::new(q, spectrum.entry_variance)
+        .ok()
+        .map(|law| {
+            let (lo, hi) = law.edges();
+            let mp_lambda_plus = to_reported(hi);
+            MarchenkoPasturBulk {
+                sigma2: spectrum.entry_variance,
+                mp_lambda_minus: to_reported(lo),
+                mp_lambda_plus,
+                num_spikes: spectrum
+                    .pooled
+                    .iter()
+                    .filter(|&&s| scale.report(s) > mp_lambda_plus)
+                    .count(),
+            }
+        });
     let bulk = noise_edge_fit(
         &rmt,
         spectrum.n,
@@ -193,20 +294,20 @@ pub fn rmt_report(
     )
     .map(|fit| BulkReport {
         bulk_sigma2: fit.sigma2,
-        bulk_lambda_plus: fit.lambda_plus * to_reported,
+        bulk_lambda_plus: to_reported(fit.lambda_plus),
         bulk_fraction: fit.bulk_fraction,
         bulk_ks: fit.ks.map(|t| t.statistic),
         bulk_ks_p: fit.ks.map(|t| t.p_value),
-        tw_threshold: fit.threshold * to_reported,
+        tw_threshold: to_reported(fit.threshold),
         tw_statistic: fit.statistic,
         tw_p_value: fit.p_value,
         num_spikes_tw: fit.num_spikes,
-        mp_softrank: fit.lambda_plus * to_reported / lambda_max,
+        mp_softrank: to_reported(fit.lambda_plus) / lambda_max,
     });
     let modified = modified_fit(&rmt, q).map(|fit| ModifiedReport {
         mmp_sigma2: fit.sigma2,
-        mmp_lambda_minus: fit.lambda_minus * to_reported,
-        mmp_lambda_plus: fit.lambda_plus * to_reported,
+        mmp_lambda_minus: to_reported(fit.lambda_minus),
+        mmp_lambda_plus: to_reported(fit.lambda_plus),
         mmp_fraction: fit.fraction,
         mmp_num_spikes: fit.num_spikes,
         mmp_ks: fit.ks.map(|t| t.statistic),
@@ -245,6 +346,7 @@ pub fn rmt_report(
     });
     let semicircle = symmetric.and_then(|values| semicircle_report(values, spectrum.n));
     RmtReport {
+        marchenko_pastur,
         bulk,
         modified,
         spacing,

@@ -2,7 +2,7 @@
 //!
 //! The method is the Gram matrix G = WᵀW (M × M, M the smaller side) and `linalg_eigvalsh` of G:
 //! exact to ~1e-12 relative for the eigenvalues that matter, and several times faster than an
-//! SVD on both CPU and GPU (../shared/MEASURED.md). Slices of a convolution are one batched call.
+//! SVD on both CPU and GPU (measured by scripts/benchmark.py). Slices of a convolution are one batched call.
 //! Results are squared singular values σᵢ², unscaled: [`crate::esd`] applies the conventions.
 
 use serde::Serialize;
@@ -134,17 +134,24 @@ fn decompose(
 /// The stack with the entries of each matrix shuffled (a uniform random permutation per
 /// matrix, as WeightWatcher's `randomize` does), on the CPU in the stored dtype.
 ///
-/// Reseeds libtorch's global generator with `seed`, so the result depends on the seed alone.
+/// The permutations come from a generator of their own seeded with `seed` (Fisher-Yates), so
+/// the result depends on the seed alone and libtorch's global generator, which a training loop
+/// under the monitor relies on, is left untouched.
 pub fn shuffled(matrices: &Tensor, seed: u64) -> Result<Tensor> {
     let _no_grad = tch::no_grad_guard();
-    tch::manual_seed(seed as i64);
+    let mut random = crate::theory::random::SeededNormal::new(seed);
     let size = matrices.size();
     let flat = matrices.f_reshape([size[0], -1])?;
     let entries = flat.size()[1];
     let rows = (0..size[0])
         .map(|i| {
-            let permutation = Tensor::f_randperm(entries, (Kind::Int64, tch::Device::Cpu))?;
-            flat.f_get(i)?.f_index_select(0, &permutation)
+            let mut permutation: Vec<i64> = (0..entries).collect();
+            for last in (1..permutation.len()).rev() {
+                let pick = ((random.uniform() * (last + 1) as f64) as usize).min(last);
+                permutation.swap(last, pick);
+            }
+            flat.f_get(i)?
+                .f_index_select(0, &Tensor::from_slice(&permutation))
         })
         .collect::<std::result::Result<Vec<_>, _>>()?;
     Ok(Tensor::f_stack(&rows, 0)?.f_reshape(&size)?)
@@ -255,4 +262,28 @@ fn check_memory(name: &str, matrices: &Tensor, device: tch::Device) -> Result<()
     let (slices, m) = (size[0] as f64, size[2] as f64);
     let needed = 8.0 * (matrices.numel() as f64 + 3.0 * slices * m * m);
     crate::environment::ensure_host_memory(|| format!("layer '{name}'"), device, needed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shuffles_are_seeded_permutations_that_leave_libtorch_alone() {
+        let matrices =
+            Tensor::arange(2 * 6 * 4, (Kind::Double, tch::Device::Cpu)).reshape([2, 6, 4]);
+        let first = shuffled(&matrices, 7).unwrap();
+        assert!(first.equal(&shuffled(&matrices, 7).unwrap()));
+        assert!(!first.equal(&shuffled(&matrices, 8).unwrap()));
+        for i in 0..2 {
+            let sorted = first.get(i).reshape([-1]).sort(0, false).0;
+            assert!(sorted.equal(&matrices.get(i).reshape([-1])));
+        }
+        tch::manual_seed(11);
+        let expected = Tensor::rand([4], (Kind::Double, tch::Device::Cpu));
+        tch::manual_seed(11);
+        let _ = shuffled(&matrices, 3).unwrap();
+        let drawn = Tensor::rand([4], (Kind::Double, tch::Device::Cpu));
+        assert!(drawn.equal(&expected), "the global generator moved");
+    }
 }

@@ -45,17 +45,20 @@ fn last_number(text: &str) -> Option<u64> {
         .ok()
 }
 
-/// Analyses every checkpoint and returns its layers' records ordered by step (then file).
+/// Analyses every checkpoint (the entry `key` of each, as `analyze --key`) and returns its
+/// layers' records ordered by step (then file).
 /// `on_file(done, total, path)` reports progress.
 pub fn track(
     paths: &[PathBuf],
+    key: Option<&str>,
     options: &AnalyzeOptions,
     mut on_file: impl FnMut(usize, usize, &Path),
 ) -> Result<Vec<TrackRecord>> {
+    options.check()?;
     let mut records = Vec::new();
     for (index, path) in paths.iter().enumerate() {
         on_file(index, paths.len(), path);
-        let model = Model::load(path)?;
+        let model = Model::load_entry(path, key)?;
         let step = checkpoint_step(&model).ok_or_else(|| {
             Error::InvalidInput(format!(
                 "{}: no step found (no {} entry, no number in the file name; name files like ckpt-1200.pt)",

@@ -13,9 +13,6 @@
 //! the best D so far: such a candidate cannot win, and most are discarded within a few points.
 use serde::Serialize;
 
-/// WeightWatcher's threshold: eigenvalues at or below it (in its ESD scale) are not fitted.
-pub const WEIGHTWATCHER_EVALS_THRESHOLD: f64 = 1e-5;
-
 /// Below this many eigenvalues WeightWatcher switches to its small-N estimator.
 const SMALL_N_CUTOFF: usize = 20;
 /// The small-N estimator's smallest tail.

@@ -8,10 +8,14 @@ pub const OVER_TRAINED_ALPHA: f64 = 2.0;
 /// α above this: under-trained (Martin & Mahoney; WeightWatcher).
 pub const UNDER_TRAINED_ALPHA: f64 = 6.0;
 
-/// The label of a layer by its α.
+/// The label of a layer: by its α alone (WeightWatcher's `warning`), or by α and the RMT
+/// suite together (`quality`), which calls a spectrum that cannot be told from noise
+/// `random-like` whatever α a fit of its tail gives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum QualityLabel {
+    /// No Tracy-Widom spike and a Marchenko-Pastur bulk: no learned structure to label.
+    RandomLike,
     /// 2 ≤ α ≤ 6.
     WellTrained,
     /// α < 2.
@@ -25,6 +29,7 @@ pub enum QualityLabel {
 impl std::fmt::Display for QualityLabel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
+            Self::RandomLike => "random-like",
             Self::WellTrained => "well-trained",
             Self::OverTrained => "over-trained",
             Self::UnderTrained => "under-trained",
@@ -34,8 +39,21 @@ impl std::fmt::Display for QualityLabel {
 }
 
 impl QualityLabel {
-    /// The label for a fit, or [`QualityLabel::FitFailed`] when there is none.
-    pub fn of(fit: Option<&PowerLawFit>) -> Self {
+    /// The label from both readings: [`QualityLabel::RandomLike`] when `is_noise` (the RMT
+    /// suite's verdict, `None` when it could not judge), else [`QualityLabel::from_alpha`].
+    /// The α ranges of Martin & Mahoney (2021) describe trained correlations; a spectrum that
+    /// is Marchenko-Pastur noise up to the Tracy-Widom edge has none, and a tail fitted to its
+    /// bulk says nothing about training.
+    pub fn of(fit: Option<&PowerLawFit>, is_noise: Option<bool>) -> Self {
+        if is_noise == Some(true) {
+            Self::RandomLike
+        } else {
+            Self::from_alpha(fit)
+        }
+    }
+
+    /// The label for a fit by α alone, or [`QualityLabel::FitFailed`] when there is none.
+    pub fn from_alpha(fit: Option<&PowerLawFit>) -> Self {
         match fit.map(|f| f.alpha) {
             None => Self::FitFailed,
             Some(alpha) if alpha < OVER_TRAINED_ALPHA => Self::OverTrained,
@@ -90,19 +108,29 @@ mod tests {
 
     #[test]
     fn labels_follow_the_thresholds() {
-        assert_eq!(QualityLabel::of(None), QualityLabel::FitFailed);
+        assert_eq!(QualityLabel::from_alpha(None), QualityLabel::FitFailed);
         assert_eq!(
-            QualityLabel::of(Some(&fit_with(1.9))),
+            QualityLabel::from_alpha(Some(&fit_with(1.9))),
             QualityLabel::OverTrained
         );
         assert_eq!(
-            QualityLabel::of(Some(&fit_with(2.0))),
+            QualityLabel::from_alpha(Some(&fit_with(2.0))),
             QualityLabel::WellTrained
         );
         assert_eq!(
-            QualityLabel::of(Some(&fit_with(6.5))),
+            QualityLabel::from_alpha(Some(&fit_with(6.5))),
             QualityLabel::UnderTrained
         );
+        let fit = fit_with(3.0);
+        assert_eq!(
+            QualityLabel::of(Some(&fit), Some(true)),
+            QualityLabel::RandomLike
+        );
+        assert_eq!(
+            QualityLabel::of(Some(&fit), Some(false)),
+            QualityLabel::WellTrained
+        );
+        assert_eq!(QualityLabel::of(None, None), QualityLabel::FitFailed);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! The one place that decides it, for every command: 2-D tensors (Linear, Embedding, RNN/LSTM/GRU
 //! `weight_ih`/`weight_hh`) are one matrix; Conv1d (out, in, k) and Conv2d (out, in, kh, kw)
 //! kernels are either sliced per kernel position (WeightWatcher's default: k or kh·kw matrices of
-//! shape out × in whose eigenvalues are pooled) or reshaped to one out × in·k matrix (seed 003).
+//! shape out × in whose eigenvalues are pooled) or reshaped to one out × in·k matrix (Thamm, Staats & Rosenow (2022)).
 use std::fmt;
 
 use regex::Regex;
@@ -79,18 +79,46 @@ pub struct LayerSelection {
     pub conv_mode: ConvMode,
     /// Only tensors whose dotted name matches (anywhere in the name).
     pub name_pattern: Option<Regex>,
-    /// Layers with fewer pooled eigenvalues are skipped (WeightWatcher 0.7.7: 8, though its docs
-    /// say 10).
+    /// Layers with fewer pooled eigenvalues are skipped ([`DEFAULT_MIN_EVALS`]).
     pub min_evals: usize,
 }
+
+/// Layers with fewer pooled eigenvalues are skipped by default (WeightWatcher 0.7.7's real
+/// default, though its documentation says 10).
+pub const DEFAULT_MIN_EVALS: usize = 8;
 
 impl Default for LayerSelection {
     fn default() -> Self {
         Self {
             conv_mode: ConvMode::Slices,
             name_pattern: None,
-            min_evals: 8,
+            min_evals: DEFAULT_MIN_EVALS,
         }
+    }
+}
+
+impl LayerSelection {
+    /// Only tensors whose name matches the regular expression `pattern`; a malformed pattern
+    /// is an [`Error::InvalidParameter`] of `layers`, with the regex engine's reason.
+    pub fn with_pattern(mut self, pattern: &str) -> Result<Self> {
+        let regex = Regex::new(pattern).map_err(|err| {
+            let reason = err.to_string();
+            let reason = reason.lines().last().unwrap_or_default().trim().to_string();
+            Error::parameter(
+                "layers",
+                format!("'{pattern}' is not a valid regular expression: {reason}"),
+            )
+        })?;
+        self.name_pattern = Some(regex);
+        Ok(self)
+    }
+
+    /// Checks the parameters ([`Error::InvalidParameter`]).
+    pub fn check(&self) -> Result<()> {
+        if self.min_evals == 0 {
+            return Err(Error::parameter("min_evals", "must be at least 1"));
+        }
+        Ok(())
     }
 }
 

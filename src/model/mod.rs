@@ -1,4 +1,5 @@
 //! Loading models: every supported file format becomes the same [`Model`], a list of named tensors.
+pub mod discovery;
 mod format;
 pub mod layers;
 mod npy;

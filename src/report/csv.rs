@@ -48,6 +48,12 @@ pub fn to_csv<T: Serialize>(records: &[T]) -> Result<String> {
     Ok(out)
 }
 
+/// One CSV line of `cells`, each quoted when it holds a comma, a quote or a line break.
+pub fn line<S: AsRef<str>>(cells: &[S]) -> String {
+    let cells: Vec<String> = cells.iter().map(|cell| quote(cell.as_ref())).collect();
+    cells.join(",") + "\n"
+}
+
 fn quote(text: &str) -> String {
     if text.contains([',', '"', '\n']) {
         format!("\"{}\"", text.replace('"', "\"\""))

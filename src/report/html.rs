@@ -51,7 +51,7 @@ pub fn analysis_settings(options: &AnalyzeOptions) -> Vec<(String, String)> {
 }
 
 /// The report of `analysis` (its options must have kept eigenvalues and spacings:
-/// [`super::plots::request_figure_data`]), with `baseline`'s ESDs overlaid when given and a
+/// [`crate::AnalyzeOptions::with_figure_data`]), with `baseline`'s ESDs overlaid when given and a
 /// section on the input-output Jacobians when `jacobian` is given.
 pub fn html_report(
     analysis: &Analysis,

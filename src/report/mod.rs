@@ -43,6 +43,11 @@ pub fn format_number(value: f64) -> String {
     }
 }
 
+/// An optional count for a table cell, or `-` when absent.
+fn count_cell(value: Option<usize>) -> String {
+    value.map_or_else(|| "-".to_string(), |n| n.to_string())
+}
+
 /// An optional number for a table cell: [`format_number`], or `-` when absent.
 pub fn format_optional(value: Option<f64>) -> String {
     value.map_or_else(|| "-".to_string(), format_number)
@@ -66,52 +71,80 @@ pub fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
         .map_err(|err| Error::InvalidOption(format!("cannot serialise to JSON: {err}")))
 }
 
+/// A table column: its header and how a layer fills its cell.
+type Column = (&'static str, fn(&crate::analysis::LayerReport) -> String);
+
 fn analysis_table(analysis: &Analysis) -> String {
-    let mut table = table::Table::new([
-        "layer",
-        "kind",
-        "N",
-        "M",
-        "rf",
-        "lambda_max",
-        "log_norm",
-        "alpha",
-        "alpha_w",
-        "D",
-        "stable_rank",
-        "entropy",
-        "spikes",
-        "spikes_tw",
-        "tw_p",
-        "mmp_frac",
-        "p_goe",
-        "warning",
-    ]);
+    use crate::analysis::LayerReport;
+    let mut columns: Vec<Column> = vec![
+        ("layer", |l| l.name.clone()),
+        ("kind", |l| l.kind.to_string()),
+        ("N", |l| l.n.to_string()),
+        ("M", |l| l.m.to_string()),
+        ("rf", |l| l.rf.to_string()),
+        ("lambda_max", |l| format_number(l.metrics.lambda_max)),
+        ("log_norm", |l| format_number(l.metrics.log_norm)),
+        ("alpha", |l| {
+            format_optional(l.power_law.as_ref().map(|f| f.alpha))
+        }),
+        ("alpha_w", |l| {
+            format_optional(l.alpha_metrics.as_ref().map(|m| m.alpha_weighted))
+        }),
+        ("D", |l| {
+            format_optional(l.power_law.as_ref().map(|f| f.ks_distance))
+        }),
+        ("stable_rank", |l| format_number(l.metrics.stable_rank)),
+        ("entropy", |l| format_optional(l.metrics.entropy)),
+        ("spikes", |l| {
+            count_cell(l.rmt.marchenko_pastur.as_ref().map(|mp| mp.num_spikes))
+        }),
+        ("spikes_tw", |l| {
+            count_cell(l.rmt.bulk.as_ref().map(|b| b.num_spikes_tw))
+        }),
+        ("tw_p", |l| {
+            format_optional(l.rmt.bulk.as_ref().map(|b| b.tw_p_value))
+        }),
+        ("mmp_frac", |l| {
+            format_optional(l.rmt.modified.as_ref().map(|m| m.mmp_fraction))
+        }),
+        ("p_goe", |l| {
+            format_optional(l.rmt.spacing.as_ref().map(|s| s.spacing_p_goe))
+        }),
+    ];
+    let any = |has: fn(&LayerReport) -> bool| analysis.layers.iter().any(has);
+    if any(|l| l.randomization.is_some()) {
+        columns.push(("rand_dist", |l| {
+            format_optional(l.randomization.as_ref().map(|r| r.rand_distance))
+        }));
+        columns.push(("traps", |l| {
+            count_cell(l.randomization.as_ref().map(|r| r.num_traps))
+        }));
+    }
+    if any(|l| l.power_law.as_ref().is_some_and(|f| f.raw_alpha.is_some())) {
+        columns.push(("fingers", |l| {
+            count_cell(l.power_law.as_ref().map(|f| f.num_fingers))
+        }));
+        columns.push(("raw_alpha", |l| {
+            format_optional(l.power_law.as_ref().and_then(|f| f.raw_alpha))
+        }));
+    }
+    if any(|l| l.rmt.porter_thomas.is_some()) {
+        columns.push(("pt_rejected", |l| {
+            l.rmt.porter_thomas.as_ref().map_or_else(
+                || "-".to_string(),
+                |pt| format!("{}/{}", pt.rejected, pt.p_values.len()),
+            )
+        }));
+    }
+    if any(|l| l.rmt.semicircle.is_some()) {
+        columns.push(("p_semicircle", |l| {
+            format_optional(l.rmt.semicircle.as_ref().map(|s| s.semicircle_ks_p))
+        }));
+    }
+    columns.push(("quality", |l| l.quality.to_string()));
+    let mut table = table::Table::new(columns.iter().map(|(header, _)| *header));
     for layer in &analysis.layers {
-        let metrics = &layer.metrics;
-        let mp = layer.marchenko_pastur.as_ref();
-        let fit = layer.power_law.as_ref();
-        let bulk = layer.rmt.bulk.as_ref();
-        table.push(vec![
-            layer.name.clone(),
-            layer.kind.to_string(),
-            layer.n.to_string(),
-            layer.m.to_string(),
-            layer.rf.to_string(),
-            format_number(metrics.lambda_max),
-            format_number(metrics.log_norm),
-            format_optional(fit.map(|f| f.alpha)),
-            format_optional(layer.alpha_metrics.as_ref().map(|m| m.alpha_weighted)),
-            format_optional(fit.map(|f| f.ks_distance)),
-            format_number(metrics.stable_rank),
-            format_optional(metrics.entropy),
-            mp.map_or_else(|| "-".to_string(), |mp| mp.num_spikes.to_string()),
-            bulk.map_or_else(|| "-".to_string(), |b| b.num_spikes_tw.to_string()),
-            format_optional(bulk.map(|b| b.tw_p_value)),
-            format_optional(layer.rmt.modified.as_ref().map(|m| m.mmp_fraction)),
-            format_optional(layer.rmt.spacing.as_ref().map(|s| s.spacing_p_goe)),
-            layer.warning.to_string(),
-        ]);
+        table.push(columns.iter().map(|(_, cell)| cell(layer)).collect());
     }
     let mut out = format!(
         "{} ({}): {} layers on {}, ESD convention {}, conv {}, precision {}\n\n",
@@ -126,12 +159,13 @@ fn analysis_table(analysis: &Analysis) -> String {
     out.push_str(&table.render());
     let summary = &analysis.summary;
     out.push_str(&format!(
-        "\nmean alpha {}, alpha_weighted {}, log_norm {}, stable_rank {}, mp_softrank {}; layers: {} well-trained, {} over-trained, {} under-trained, {} fit failed\n{} of {} layers have spikes beyond the Tracy-Widom edge ({} in all)\n",
+        "\nmean alpha {}, alpha_weighted {}, log_norm {}, stable_rank {}, mp_softrank {}; layers: {} random-like, {} well-trained, {} over-trained, {} under-trained, {} fit failed\n{} of {} layers have spikes beyond the Tracy-Widom edge ({} in all)\n",
         format_optional(summary.alpha),
         format_optional(summary.alpha_weighted),
         format_optional(summary.log_norm),
         format_optional(summary.stable_rank),
         format_optional(summary.mp_softrank),
+        summary.random_like,
         summary.well_trained,
         summary.over_trained,
         summary.under_trained,

@@ -9,7 +9,7 @@ use crate::option_names::option_names;
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "method")]
 pub enum Unfolding {
-    /// Seed 003 (appendix C): a Gaussian of width σₖ = (ν_{k+a} − ν_{k−a})/2 at each level;
+    /// Thamm, Staats & Rosenow (2022) (appendix C): a Gaussian of width σₖ = (ν_{k+a} − ν_{k−a})/2 at each level;
     /// `window` is a. The 2a levels at each end are dropped.
     GaussianBroadening {
         /// Half-width a of the window (window size 2a).
@@ -35,9 +35,16 @@ pub enum UnfoldingMethod {
 
 option_names!(UnfoldingMethod, "unfolding", { Gaussian => "gaussian", Polynomial => "polynomial" });
 
+/// Default half-window a of the Gaussian broadening (Thamm, Staats & Rosenow 2022).
+pub const DEFAULT_GAUSSIAN_WINDOW: usize = 15;
+/// Default degree of the staircase polynomial.
+pub const DEFAULT_POLYNOMIAL_DEGREE: usize = 7;
+
 impl Default for Unfolding {
     fn default() -> Self {
-        Self::GaussianBroadening { window: 15 }
+        Self::GaussianBroadening {
+            window: DEFAULT_GAUSSIAN_WINDOW,
+        }
     }
 }
 

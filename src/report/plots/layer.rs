@@ -1,4 +1,4 @@
-//! The figures of one weight layer (seeds 003 and 004): its ESD against Marchenko-Pastur, the
+//! The figures of one weight layer (Thamm, Staats & Rosenow (2022) and Aarts (2025)): its ESD against Marchenko-Pastur, the
 //! power-law tail on log-log axes, unfolded spacings against the Wigner surmise, the number
 //! variance against GOE, and Porter-Thomas p-values along the spectrum.
 use plotters::coord::Shift;

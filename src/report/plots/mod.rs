@@ -5,19 +5,18 @@
 //! drawing code serves both formats.
 //!
 //! ```no_run
-//! use rmt_torch::report::plots::{request_figure_data, write_analysis_figures, ImageFormat};
+//! use rmt_torch::report::plots::{write_analysis_figures, ImageFormat};
 //! use rmt_torch::{analyze, AnalyzeOptions, Model};
 //!
 //! let model = Model::load("models/digits_cnn_trained.pt")?;
-//! let mut options = AnalyzeOptions::default();
-//! request_figure_data(&mut options);
+//! let options = AnalyzeOptions::default().with_figure_data();
 //! let analysis = analyze(&model, &options, |_, _, _| {})?;
 //! let written = write_analysis_figures(&analysis, None, "figures".as_ref(), &[ImageFormat::Png])?;
 //! println!("{} figures", written.len());
 //! # Ok::<(), rmt_torch::Error>(())
 //! ```
 //!
-//! [`layer`] has the per-layer figures of seeds 003/004,
+//! [`layer`] has the per-layer figures of Thamm, Staats & Rosenow (2022) and Aarts (2025),
 //! [`model`] the per-model overview, [`jacobian`] the Jacobian spectrum, [`series`] the
 //! metric-over-time and theory-versus-simulation curves, [`track`] spectra over training.
 pub mod jacobian;
@@ -35,7 +34,7 @@ use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::analysis::{Analysis, AnalyzeOptions};
+use crate::analysis::Analysis;
 use crate::error::{Error, Result};
 use crate::jacobian::JacobianAnalysis;
 use crate::option_names::option_names;
@@ -151,23 +150,6 @@ pub fn create_directory(directory: &Path) -> Result<()> {
         path: directory.to_path_buf(),
         source,
     })
-}
-
-/// Interval lengths L of the number-variance figure when none were asked for.
-pub const FIGURE_LENGTHS: [f64; 20] = [
-    0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0, 5.5, 6.0, 6.5, 7.0, 7.5, 8.0, 8.5, 9.0, 9.5,
-    10.0,
-];
-
-/// Asks an analysis for what its figures draw: eigenvalues, unfolded spacings and Σ²(L) (on
-/// [`FIGURE_LENGTHS`] unless lengths were chosen). Porter-Thomas stays opt-in (`vectors`): it
-/// costs an eigendecomposition per matrix.
-pub fn request_figure_data(options: &mut AnalyzeOptions) {
-    options.keep_eigenvalues = true;
-    options.rmt.keep_spacings = true;
-    if options.rmt.number_variance.is_empty() {
-        options.rmt.number_variance = FIGURE_LENGTHS.to_vec();
-    }
 }
 
 /// The model overview and every layer's figures in `directory`: `model.EXT` and

@@ -67,7 +67,7 @@ pub fn dyson_figures(report: &DysonReport, gas: &CoulombGas) -> Vec<(String, His
                 };
                 (
                     format!(
-                        "seed 001's pair density (KS p = {})",
+                        "Favoni, Aarts, Lucini & Park's (2024) pair density (KS p = {})",
                         format_number(test.p_value)
                     ),
                     sampled_curve(|x| law.density(x), -spread, spread, 300, f64::INFINITY),
@@ -298,7 +298,7 @@ pub fn preactivation_figure(theory: &[PairKernel], measured: &[MeasuredKernel]) 
     let mut variances = series("K_αα", |k| k.k_aa, DATA);
     variances.extend(series("K_ββ", |k| k.k_bb, ALTERNATIVE));
     PanelsFigure {
-        title: "Pre-activation statistics at initialisation (seed 004, eq. 32)".into(),
+        title: "Pre-activation statistics at initialisation (Aarts (2025), eq. 32)".into(),
         panels: vec![
             SeriesFigure {
                 title: "variances".into(),

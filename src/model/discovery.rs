@@ -1,0 +1,114 @@
+//! Finding model files: the paths given, and directories searched recursively. Only regular
+//! files are listed (a FIFO or a device named `x.pt` would block or never end), and each
+//! directory is entered once however many links lead to it.
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// File extensions taken as model files when a directory is searched.
+pub const MODEL_EXTENSIONS: &[&str] = &["pt", "pth", "bin", "ckpt", "safetensors", "tar"];
+
+/// Model files under `paths`: files as given (they must be regular files), directories
+/// searched recursively for [`MODEL_EXTENSIONS`]; sorted and without duplicates. Finding none
+/// is an error that names the paths searched.
+pub fn find_models(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut found = Vec::new();
+    let mut visited = HashSet::new();
+    for path in paths {
+        let metadata = std::fs::metadata(path).map_err(|source| Error::Io {
+            path: path.clone(),
+            source,
+        })?;
+        if metadata.is_dir() {
+            walk(path, &mut visited, &mut found)?;
+        } else if metadata.is_file() {
+            found.push(path.clone());
+        } else {
+            return Err(Error::UnsupportedFormat {
+                path: path.clone(),
+                message: "not a regular file (a pipe, socket or device is never read)".into(),
+            });
+        }
+    }
+    found.sort();
+    found.dedup();
+    if found.is_empty() {
+        let searched: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        return Err(Error::InvalidInput(format!(
+            "no model files (.{}) found in {}",
+            MODEL_EXTENSIONS.join(" ."),
+            searched.join(", ")
+        )));
+    }
+    Ok(found)
+}
+
+fn walk(dir: &Path, visited: &mut HashSet<PathBuf>, found: &mut Vec<PathBuf>) -> Result<()> {
+    let io = |source| Error::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    // The canonical path identifies a directory whatever link led here: a link to an
+    // ancestor is entered once, not until the path length runs out.
+    if !visited.insert(std::fs::canonicalize(dir).map_err(io)?) {
+        return Ok(());
+    }
+    let mut entries = std::fs::read_dir(dir)
+        .map_err(io)?
+        .map(|entry| entry.map(|e| e.path()))
+        .collect::<std::io::Result<Vec<_>>>()
+        .map_err(io)?;
+    entries.sort();
+    for path in entries {
+        let Ok(metadata) = std::fs::metadata(&path) else {
+            continue; // a dangling link
+        };
+        if metadata.is_dir() {
+            walk(&path, visited, found)?;
+        } else if metadata.is_file() && has_model_extension(&path) {
+            let canonical = std::fs::canonicalize(&path).map_err(io)?;
+            if visited.insert(canonical) {
+                found.push(path);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn has_model_extension(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| MODEL_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_and_special_files_are_not_followed_twice_or_read() {
+        let dir = std::env::temp_dir().join(format!("rmt-torch-discovery-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("a/b")).unwrap();
+        std::fs::write(dir.join("a/b/m.pt"), b"x").unwrap();
+        std::fs::write(dir.join("a/notes.txt"), b"x").unwrap();
+        std::os::unix::fs::symlink(&dir, dir.join("a/b/loop")).unwrap();
+        std::os::unix::fs::symlink(dir.join("a/b/m.pt"), dir.join("a/same.pt")).unwrap();
+        let found = find_models(std::slice::from_ref(&dir)).unwrap();
+        assert_eq!(found.len(), 1, "{found:?}");
+        let fifo = dir.join("pipe.pt");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if made.is_ok_and(|s| s.success()) {
+            assert_eq!(find_models(std::slice::from_ref(&dir)).unwrap().len(), 1);
+            let err = find_models(&[fifo]).unwrap_err().to_string();
+            assert!(err.contains("not a regular file"), "{err}");
+        }
+        std::fs::remove_dir_all(dir.join("a")).unwrap();
+        let err = find_models(std::slice::from_ref(&dir))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no model files"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -1,0 +1,179 @@
+//! Model-zoo health checks: many model files analysed with one engine, summarised per model,
+//! judged against a policy ([`crate::health`]), ranked ([`report`]), cached by content
+//! ([`cache`]) and split across machines ([`shard`]). Discovery of the files lives in
+//! [`crate::model::discovery`].
+pub mod cache;
+pub mod report;
+pub mod shard;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::analysis::{analyze, AnalyzeOptions, ModelSummary};
+use crate::health::{violations, Rule};
+use crate::model::Model;
+
+pub use cache::{content_hash, Cache};
+pub use report::{ZooReport, ZOO_SCHEMA};
+pub use shard::Shard;
+
+/// A model's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// No rule violated.
+    Healthy,
+    /// At least one rule violated.
+    Violated,
+    /// The file could not be analysed.
+    Error,
+    /// The file holds no model: one bare tensor (`torch.save(tensor)`, an input batch, say).
+    /// Listed, not ranked, and no reason for a non-zero exit.
+    NotAModel,
+}
+
+/// One model's entry in a zoo report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ZooEntry {
+    /// The model file.
+    pub path: String,
+    /// Content hash of the file (the cache key with the options).
+    pub hash: Option<String>,
+    /// Healthy, violated, error or not a model.
+    pub verdict: Verdict,
+    /// The rules it violates.
+    pub violations: Vec<Rule>,
+    /// Why it could not be analysed.
+    pub error: Option<String>,
+    /// Its summary, the same as `analyze`'s; absent when it was not analysed.
+    pub summary: Option<ModelSummary>,
+    /// Whether this run took it from the cache.
+    pub cached: bool,
+    /// Per-layer detail: the full `analyze` JSON of the model (absent when not analysed).
+    pub analysis: Option<serde_json::Value>,
+}
+
+/// What the zoo does with each model.
+#[derive(Debug, Clone, Default)]
+pub struct ZooOptions {
+    /// The analysis of each model, exactly as `analyze` would run it.
+    pub analyze: AnalyzeOptions,
+    /// For torch.save checkpoints: the entry holding the weights (as `analyze --key`).
+    pub key: Option<String>,
+    /// Where cached results live; `None` disables the cache.
+    pub cache: Option<Cache>,
+    /// Models analysed at once.
+    pub jobs: usize,
+    /// The policy.
+    pub rules: Vec<Rule>,
+}
+
+impl ZooOptions {
+    /// What makes two runs' results interchangeable: this version and every option that
+    /// changes a number (the cache key beside the content hash).
+    fn fingerprint(&self) -> String {
+        let device = self
+            .analyze
+            .device
+            .resolve()
+            .map_or_else(|err| err.to_string(), crate::device::device_name);
+        format!(
+            "{} {:?} {:?} {device}",
+            env!("CARGO_PKG_VERSION"),
+            self.analyze,
+            self.key
+        )
+    }
+}
+
+/// Analyses `models` (with up to `options.jobs` at once), taking unchanged files from the
+/// cache; `on_model(done, total, path)` reports progress. Options are checked first.
+pub fn run_zoo(
+    models: &[PathBuf],
+    options: &ZooOptions,
+    on_model: impl Fn(usize, usize, &Path) + Sync,
+) -> crate::Result<Vec<ZooEntry>> {
+    use rayon::prelude::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    options.analyze.check()?;
+    let fingerprint = options.fingerprint();
+    let done = AtomicUsize::new(0);
+    let total = models.len();
+    let jobs = options.jobs.max(1);
+    let work = |path: &PathBuf| {
+        let entry = zoo_entry(path, options, &fingerprint);
+        on_model(done.fetch_add(1, Ordering::SeqCst) + 1, total, path);
+        entry
+    };
+    if jobs == 1 {
+        return Ok(models.iter().map(work).collect());
+    }
+    match rayon::ThreadPoolBuilder::new().num_threads(jobs).build() {
+        Ok(pool) => Ok(pool.install(|| models.par_iter().map(work).collect())),
+        Err(_) => Ok(models.iter().map(work).collect()),
+    }
+}
+
+fn zoo_entry(path: &Path, options: &ZooOptions, fingerprint: &str) -> ZooEntry {
+    let unanalysed = |verdict, hash, message: String| ZooEntry {
+        path: path.display().to_string(),
+        hash,
+        verdict,
+        violations: Vec::new(),
+        error: Some(message),
+        summary: None,
+        cached: false,
+        analysis: None,
+    };
+    let failed = |hash, message| unanalysed(Verdict::Error, hash, message);
+    let hash = match content_hash(path) {
+        Ok(hash) => hash,
+        Err(err) => return failed(None, err.to_string()),
+    };
+    let cached = options
+        .cache
+        .as_ref()
+        .and_then(|cache| cache.get(&hash, fingerprint));
+    let ((summary, analysis), from_cache) = match cached {
+        Some(result) => (result, true),
+        None => {
+            let model = match Model::load_entry(path, options.key.as_deref()) {
+                Ok(model) if model.is_bare_tensor() => {
+                    return unanalysed(
+                        Verdict::NotAModel,
+                        Some(hash),
+                        "one bare tensor (torch.save(tensor)): data, not a model; `rmt-torch analyze` reads it if it is a weight".into(),
+                    );
+                }
+                other => other,
+            };
+            let result = model.and_then(|model| analyze(&model, &options.analyze, |_, _, _| {}));
+            let analysis = match result {
+                Ok(analysis) => analysis,
+                Err(err) => return failed(Some(hash), err.to_string()),
+            };
+            let value = serde_json::to_value(&analysis).unwrap_or(serde_json::Value::Null);
+            let result = (analysis.summary, value);
+            if let Some(cache) = &options.cache {
+                cache.put(&hash, fingerprint, &result);
+            }
+            (result, false)
+        }
+    };
+    let violations = violations(&options.rules, &summary);
+    ZooEntry {
+        path: path.display().to_string(),
+        hash: Some(hash),
+        verdict: if violations.is_empty() {
+            Verdict::Healthy
+        } else {
+            Verdict::Violated
+        },
+        violations,
+        error: None,
+        summary: Some(summary),
+        cached: from_cache,
+        analysis: Some(analysis),
+    }
+}
