@@ -9,7 +9,18 @@ use clap::Parser;
 const EXIT_ERROR: u8 = 2;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help and --version print to stdout and succeed.
+        Err(err) if !err.use_stderr() => {
+            let _ = err.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(err) => {
+            eprintln!("{}", one_line_usage_error(&err));
+            return ExitCode::from(EXIT_ERROR);
+        }
+    };
     match cli::run(cli) {
         Ok(code) => code,
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
@@ -32,6 +43,19 @@ fn one_line(err: &anyhow::Error) -> String {
         }
     }
     message
+}
+
+/// clap's message on one line (like every other error), without the usage block: a missing
+/// or conflicting flag reads `error: … not provided: --randomize (see --help)`.
+fn one_line_usage_error(err: &clap::Error) -> String {
+    let text = err.render().to_string();
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .take_while(|line| !line.starts_with("Usage:") && !line.starts_with("For more information"))
+        .filter(|line| !line.is_empty())
+        .collect();
+    format!("{} (see --help)", lines.join(" "))
 }
 
 /// A closed pipe (`rmt-torch analyze … | head`) is not an error.

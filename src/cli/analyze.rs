@@ -4,14 +4,14 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use rmt_torch::report::plots::{request_figure_data, write_analysis_figures};
-use rmt_torch::report::{render_analysis, OutputFormat};
+use rmt_torch::report::plots::write_analysis_figures;
+use rmt_torch::report::render_analysis;
 use rmt_torch::{analyze, Analysis, AnalyzeOptions, Model};
 
 use super::output::{progress_bar, write_output};
-use super::{ModelArgs, OutputArgs, PlotArgs, RmtArgs, SelectionArgs};
+use super::{AnalysisArgs, EntryArgs, OutputArgs, PlotArgs};
 
 /// Arguments of `analyze`.
 #[derive(Debug, Args)]
@@ -29,7 +29,11 @@ COLUMNS (JSON/CSV field names follow WeightWatcher's where it has the quantity):
                    Marchenko-Pastur bulk edges for that variance: σ²(1 ∓ √(1/Q))² (RMT scale)
   num_spikes       eigenvalues above mp_lambda_plus (spikes in the table)
   alpha, xmin, D   power-law fit of the tail λ ≥ xmin (WeightWatcher's method); alpha_w = α·log10 λmax
-  warning          well-trained (2 ≤ α ≤ 6), over-trained (α < 2), under-trained (α > 6), fit-failed
+  quality          random-like when the RMT suite cannot tell the spectrum from noise (no
+                   Tracy-Widom spike and a Marchenko-Pastur bulk at --tw-level), else
+                   well-trained (2 ≤ α ≤ 6), over-trained (α < 2), under-trained (α > 6) or
+                   fit-failed (Martin & Mahoney 2021)
+  warning          the label from α alone, WeightWatcher's column
   hill_alpha       Hill estimator plateau, a fit-free second estimate of α
   llr_*, p_*       log-likelihood ratio R of the power law against the exponential, log-normal
                    and truncated power law on the same tail (R > 0 favours the power law) and
@@ -39,7 +43,7 @@ COLUMNS (JSON/CSV field names follow WeightWatcher's where it has the quantity):
   rand_*, num_traps
                    with --randomize: the ESD of the shuffled entries and its traps
 
-RMT SUITE (is the layer noise? seed 003's zero-information test):
+RMT SUITE (is the layer noise? the zero-information test of Thamm, Staats & Rosenow 2022):
   bulk_sigma2, bulk_lambda_plus, bulk_fraction, bulk_ks, bulk_ks_p
                    noise level from the bulk alone (spikes removed), its Marchenko-Pastur edge,
                    the share of eigenvalues in the bulk, and the bulk's KS test against MP
@@ -47,7 +51,7 @@ RMT SUITE (is the layer noise? seed 003's zero-information test):
                    Tracy-Widom edge test: eigenvalues beyond the TW₁ quantile at --tw-level are
                    spikes; tw_p_value is the p-value of λmax being the noise edge
   mp_softrank      bulk_lambda_plus / lambda_max
-  mmp_*            seed 003's modified MP fit: λ₋ at the smallest eigenvalue, λ₊ and σ² free;
+  mmp_*            the modified MP fit of Thamm, Staats & Rosenow: λ₋ at the smallest eigenvalue, λ₊ and σ² free;
                    mmp_fraction (mmp_frac) is the share of the spectrum that is still MP
   spacing_*        unfolded level spacings against the GOE surmise (p_goe; large = random
                    bulk), GUE and Poisson; spacing_ratio ⟨r̃⟩ (GOE 0.5307, Poisson 0.3863)
@@ -55,7 +59,11 @@ RMT SUITE (is the layer noise? seed 003's zero-information test):
   porter_thomas    with --vectors: KS p-value of each right singular vector against N(0, 1/M)
                    and their moving average (JSON)
   semicircle_*     with --semicircle: the symmetric part of square layers against Wigner's
-                   semicircle and seed 001's two-component density
+                   semicircle and the two-component density of Favoni et al. (2024)
+
+OPT-IN TABLE COLUMNS: --randomize adds rand_dist and traps; --clip-fingers adds fingers and
+raw_alpha; --vectors adds pt_rejected (vectors failing Porter-Thomas at 5 %); --semicircle adds
+p_semicircle.
 
 EXAMPLES:
   rmt-torch analyze models/digits_cnn_trained.pt
@@ -64,104 +72,60 @@ EXAMPLES:
   rmt-torch analyze model.pt --vectors --number-variance 0.5:10:0.5 -f json -o rmt.json
   rmt-torch analyze trained.pt --baseline init.pt --vectors --plots figures/ --plot-format png,svg")]
 pub struct AnalyzeArgs {
+    /// Model file: a TorchScript archive, a torch.save checkpoint (zip or legacy) or a
+    /// safetensors file; the format is read from the content, not the extension.
+    model: PathBuf,
     #[command(flatten)]
-    model: ModelArgs,
-    /// Device for the spectra: `auto` (the first GPU if any, else CPU), `cpu`, `cuda`, `cuda:N`.
-    #[arg(long, default_value = "auto")]
-    device: String,
-    /// ESD convention. `ww`: λ = σ² of W (Conv2d slices halved), WeightWatcher's numbers.
-    /// `rmt`: λ = σ²/N, the eigenvalues of WᵀW/N that Marchenko-Pastur describes.
-    #[arg(long, default_value = "ww", value_parser = ["ww", "rmt"])]
-    convention: String,
-    /// Arithmetic. `f64`: WᵀW and eigenvalues in float64, exact to ~1e-12. `fast`: both in
-    /// float32, about twice as fast; eigenvalues within 1e-4·λmax, α within 0.5 %.
-    #[arg(long, default_value = "f64", value_parser = ["f64", "fast"])]
-    precision: String,
-    /// Include each layer's eigenvalues (ascending) in JSON output.
-    #[arg(long)]
-    eigenvalues: bool,
-    /// Also analyse each layer with its entries shuffled: rand_lambda_max, rand_distance (how
-    /// far the ESD is from its randomised self) and num_traps (shuffled eigenvalues beyond the
-    /// Marchenko-Pastur edge: large isolated entries). Doubles the cost.
-    #[arg(long)]
-    randomize: bool,
-    /// Drop the K largest eigenvalues before the power-law fit (WeightWatcher's xmax=K).
-    #[arg(long, default_value_t = 0, value_name = "K")]
-    xmax_drop: usize,
-    /// Clip power-law "fingers": refit without the top 2–9 eigenvalues and keep the first fit
-    /// whose α is more than 1 lower (WeightWatcher's fix_fingers='clip_xmax'; reports
-    /// num_fingers and raw_alpha).
-    #[arg(long)]
-    clip_fingers: bool,
-    /// Choose xmin near the peak of the log-ESD only, in [0.95·p, 1.5·p] with p the left edge of
-    /// the fullest of 100 bins of log10 λ (WeightWatcher's fix_fingers='xmin_peak', which fails
-    /// every fit in WeightWatcher 0.7.7 under its default pl_package).
-    #[arg(long)]
-    xmin_peak: bool,
-    /// Only consider power-law tails of at least N eigenvalues when choosing xmin.
-    #[arg(long, default_value_t = 0, value_name = "N")]
-    min_tail: usize,
-    /// Seed of the shuffles (the same seed gives the same numbers).
-    #[arg(long, default_value_t = 0, value_name = "N")]
-    seed: u64,
-    /// No progress bar.
-    #[arg(long, short)]
-    quiet: bool,
+    entry: EntryArgs,
     /// A second model (e.g. the same network at initialisation) whose ESDs are overlaid on
     /// this one's in the figures; needs --plots.
     #[arg(long, value_name = "MODEL", requires = "plots")]
-    baseline: Option<std::path::PathBuf>,
+    baseline: Option<PathBuf>,
     #[command(flatten)]
-    plots: PlotArgs,
-    #[command(flatten)]
-    rmt: RmtArgs,
-    #[command(flatten)]
-    selection: SelectionArgs,
+    analysis: AnalysisArgs,
     #[command(flatten)]
     output: OutputArgs,
+    #[command(flatten, next_help_heading = "Figures")]
+    plots: PlotArgs,
 }
 
 /// Validates the arguments, analyses the model, writes the report.
 pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
-    let mut options = AnalyzeOptions {
-        device: args.device.parse()?,
-        selection: args.selection.to_selection()?,
-        convention: args.convention.parse()?,
-        precision: args.precision.parse()?,
-        keep_eigenvalues: args.eigenvalues,
-        randomize: args.randomize.then_some(args.seed),
-        tail: rmt_torch::heavy_tail::power_law::TailOptions {
-            drop_top: args.xmax_drop,
-            clip_fingers: args.clip_fingers,
-            min_tail: args.min_tail,
-            xmin_peak: args.xmin_peak,
-        },
-        rmt: args.rmt.to_options()?,
-    };
-    let format: OutputFormat = args.output.format.parse()?;
+    let mut options = args.analysis.options()?;
+    args.output.prepare(&[&args.model])?;
     args.plots.prepare()?;
     if args.plots.plots.is_some() {
-        request_figure_data(&mut options);
+        options = options.with_figure_data();
     }
-    let (analysis, baseline) =
-        analyze_with_baseline(&args.model, args.baseline.as_deref(), &options, args.quiet)?;
-    write_output(&args.output, &render_analysis(&analysis, format)?)?;
-    args.plots.write(args.quiet, |directory, formats| {
-        write_analysis_figures(&analysis, baseline.as_ref(), directory, formats)
-    })?;
+    let (analysis, baseline) = analyze_with_baseline(
+        &args.model,
+        &args.entry,
+        args.baseline.as_deref(),
+        &options,
+        args.analysis.quiet,
+    )?;
+    write_output(
+        &args.output,
+        &render_analysis(&analysis, args.output.format)?,
+    )?;
+    args.plots
+        .write(args.analysis.quiet, |directory, formats| {
+            write_analysis_figures(&analysis, baseline.as_ref(), directory, formats)
+        })?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// The model and, when given, a baseline model (read with the same checkpoint key), both
 /// analysed with `options`.
 pub(super) fn analyze_with_baseline(
-    model: &ModelArgs,
+    model: &Path,
+    entry: &EntryArgs,
     baseline: Option<&Path>,
     options: &AnalyzeOptions,
     quiet: bool,
 ) -> anyhow::Result<(Analysis, Option<Analysis>)> {
-    let key = model.key.as_deref();
-    let analysis = analyze_file(&model.model, key, options, quiet)?;
+    let key = entry.key.as_deref();
+    let analysis = analyze_file(model, key, options, quiet)?;
     let baseline = baseline
         .map(|path| analyze_file(path, key, options, quiet))
         .transpose()?;

@@ -216,7 +216,7 @@ pub fn run(args: DistArgs) -> anyhow::Result<ExitCode> {
     if values.is_empty() {
         anyhow::bail!("nothing to evaluate: give --pdf, --cdf, --quantile, --moments or --at");
     }
-    let text = match args.output.format.parse()? {
+    let text = match args.output.format {
         OutputFormat::Json => to_json(&values)?,
         OutputFormat::Csv => rmt_torch::report::csv::to_csv(&values)?,
         OutputFormat::Table => {

@@ -22,7 +22,8 @@ pub struct InfoArgs {
 /// Lists the tensors with their verdicts.
 pub fn run(args: InfoArgs) -> anyhow::Result<ExitCode> {
     let selection = args.selection.to_selection()?;
-    let format: OutputFormat = args.output.format.parse()?;
+    let format = args.output.format;
+    args.output.prepare(&[&args.model.model])?;
     let model = args.model.load()?;
     let inventory = model.inventory(&selection);
     let text = match format {

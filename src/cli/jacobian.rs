@@ -13,6 +13,8 @@ use rmt_torch::report::{
     csv::to_csv, format_number, format_optional, table::Table, to_json, OutputFormat,
 };
 
+use rmt_torch::DeviceChoice;
+
 use super::output::{progress_bar, write_output};
 use super::{OutputArgs, PlotArgs, RmtArgs};
 
@@ -49,8 +51,8 @@ pub struct JacobianArgs {
     #[arg(long, value_name = "K")]
     output_index: Option<usize>,
     /// Device: `auto` (the first GPU if any, else CPU), `cpu`, `cuda`, `cuda:N`.
-    #[arg(long, default_value = "auto")]
-    device: String,
+    #[arg(long, default_value_t = DeviceChoice::default())]
+    device: DeviceChoice,
     /// Rows of J per backward pass (each replicates one sample); default: from available
     /// memory, assuming activations take ≤ 256× the input per sample, at most 64 on a CPU
     /// (faster: smaller passes stay in cache) and 512 on a GPU.
@@ -87,7 +89,7 @@ pub struct JacobianArgs {
 /// Computes and writes the Jacobian report.
 pub fn run(args: JacobianArgs) -> anyhow::Result<ExitCode> {
     let options = JacobianOptions {
-        device: args.device.parse()?,
+        device: args.device,
         output_index: args.output_index,
         chunk: args.chunk,
         float64: args.f64,
@@ -100,7 +102,8 @@ pub fn run(args: JacobianArgs) -> anyhow::Result<ExitCode> {
     if args.chunk == Some(0) {
         anyhow::bail!("--chunk must be at least 1");
     }
-    let format: OutputFormat = args.output.format.parse()?;
+    let format = args.output.format;
+    args.output.prepare(&[&args.model, &args.input])?;
     args.plots.prepare()?;
     let bar = progress_bar(args.quiet, "rows of J");
     let analyses = if args.each_output {
@@ -203,7 +206,7 @@ fn table(analysis: &JacobianAnalysis) -> String {
     }
     let summary = &analysis.summary;
     format!(
-        "{}: Jacobians {} outputs × {} inputs (input {:?}) on {}, {}, {} rows per pass\n\n{}\nmean over {} samples: mean σ² {}, var σ² {}, isometry fraction {} (|σ − 1| ≤ {}); largest σ {}, median condition number {}\n",
+        "{}: Jacobians {} outputs × {} inputs (input {:?}) on {}, {}, {} rows per pass\nmean over {} samples: mean σ² {}, var σ² {}, isometry fraction {} (|σ − 1| ≤ {}); largest σ {}, median condition number {}\n\n{}",
         analysis.model,
         analysis.outputs,
         analysis.inputs,
@@ -211,7 +214,6 @@ fn table(analysis: &JacobianAnalysis) -> String {
         analysis.device,
         analysis.dtype,
         analysis.chunk,
-        table.render(),
         summary.samples,
         format_number(summary.mean_sigma2),
         format_number(summary.var_sigma2),
@@ -219,5 +221,6 @@ fn table(analysis: &JacobianAnalysis) -> String {
         analysis.isometry_tolerance,
         format_number(summary.sigma_max),
         format_optional(summary.median_condition_number),
+        table.render(),
     )
 }

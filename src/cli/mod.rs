@@ -14,9 +14,16 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use regex::Regex;
 
-use rmt_torch::LayerSelection;
+use rmt_torch::heavy_tail::power_law::TailOptions;
+use rmt_torch::report::plots::ImageFormat;
+use rmt_torch::report::OutputFormat;
+use rmt_torch::rmt::unfolding::{
+    UnfoldingMethod, DEFAULT_GAUSSIAN_WINDOW, DEFAULT_POLYNOMIAL_DEGREE,
+};
+use rmt_torch::{
+    AnalyzeOptions, ConvMode, DeviceChoice, EsdConvention, LayerSelection, OptionNames, Precision,
+};
 
 /// Random matrix theory diagnostics for PyTorch models.
 ///
@@ -28,6 +35,9 @@ use rmt_torch::LayerSelection;
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Threads for libtorch's kernels and for the statistics (default: every core).
+    #[arg(long, global = true, value_name = "N")]
+    threads: Option<usize>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -53,12 +63,34 @@ enum Command {
     Doctor(doctor::DoctorArgs),
 }
 
+/// A clap value parser for one of the library's option enums: its names are listed in
+/// `--help` and parsed straight into the enum.
+fn choice<T>() -> impl clap::builder::TypedValueParser<Value = T>
+where
+    T: OptionNames + Clone + Send + Sync + 'static,
+{
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(T::NAMES).try_map(|name| name.parse::<T>())
+}
+
+/// The library's defaults, the one place they are written.
+fn defaults() -> AnalyzeOptions {
+    AnalyzeOptions::default()
+}
+
 /// The model file, and where its weights sit when it is a nested checkpoint.
 #[derive(Debug, Args)]
 struct ModelArgs {
     /// Model file: a TorchScript archive, a torch.save checkpoint (zip or legacy) or a
     /// safetensors file; the format is read from the content, not the extension.
     model: PathBuf,
+    #[command(flatten)]
+    entry: EntryArgs,
+}
+
+/// Which entry of a torch.save checkpoint holds the weights.
+#[derive(Debug, Args)]
+struct EntryArgs {
     /// For torch.save checkpoints: the dotted path of the entry holding the weights
     /// (e.g. 'ema.state_dict' or 'models.0'); by default state_dict, model_state_dict, model,
     /// module or net is used when present, else the whole checkpoint.
@@ -70,48 +102,41 @@ impl ModelArgs {
     fn load(&self) -> anyhow::Result<rmt_torch::Model> {
         Ok(rmt_torch::Model::load_entry(
             &self.model,
-            self.key.as_deref(),
+            self.entry.key.as_deref(),
         )?)
     }
 }
 
-/// Options shared by every command that chooses weight matrices.
+/// Which tensors are weight matrices, and how convolutions become matrices.
 #[derive(Debug, Args)]
 struct SelectionArgs {
     /// How convolution kernels become matrices. `slices`: one out×in matrix per kernel
-    /// position, eigenvalues pooled into one ESD (WeightWatcher's default). `reshape`: one
-    /// out×(in·k) matrix per kernel (Thamm, Staats & Rosenow).
-    #[arg(long, default_value = "slices", value_parser = ["slices", "reshape"])]
-    conv: String,
+    /// position, eigenvalues pooled into one ESD (WeightWatcher's default for Conv2d).
+    /// `reshape`: one out×(in·k) matrix per kernel (Thamm, Staats & Rosenow 2022).
+    #[arg(long, value_parser = choice::<ConvMode>(), default_value_t = defaults().selection.conv_mode)]
+    conv: ConvMode,
     /// Analyse only tensors whose dotted name matches this regular expression
     /// (e.g. 'features\.\d+\.weight' or 'fc|classifier').
     #[arg(long, value_name = "REGEX")]
     layers: Option<String>,
-    /// Skip layers whose ESD has fewer eigenvalues than this (8, as WeightWatcher 0.7.7 does).
-    #[arg(long, default_value_t = 8, value_name = "N")]
+    /// Skip layers whose ESD has fewer eigenvalues than this (WeightWatcher 0.7.7's default).
+    #[arg(long, default_value_t = defaults().selection.min_evals, value_name = "N")]
     min_evals: usize,
 }
 
 impl SelectionArgs {
     fn to_selection(&self) -> anyhow::Result<LayerSelection> {
-        let name_pattern = self
-            .layers
-            .as_deref()
-            .map(|pattern| {
-                Regex::new(pattern).map_err(|err| {
-                    let reason = err.to_string();
-                    let reason = reason.lines().last().unwrap_or_default().trim().to_string();
-                    anyhow::anyhow!(
-                        "--layers '{pattern}' is not a valid regular expression: {reason}"
-                    )
-                })
-            })
-            .transpose()?;
-        Ok(LayerSelection {
-            conv_mode: self.conv.parse()?,
-            name_pattern,
+        let selection = LayerSelection {
+            conv_mode: self.conv,
             min_evals: self.min_evals,
-        })
+            ..LayerSelection::default()
+        };
+        let selection = match &self.layers {
+            Some(pattern) => selection.with_pattern(pattern)?,
+            None => selection,
+        };
+        selection.check()?;
+        Ok(selection)
     }
 }
 
@@ -120,59 +145,51 @@ impl SelectionArgs {
 struct RmtArgs {
     /// False-positive rate of the Tracy-Widom spike count (num_spikes_tw) per layer: a random
     /// matrix has spikes with this probability. Bonferroni-corrected over conv slices.
-    #[arg(long, default_value_t = 0.05, value_name = "P")]
+    #[arg(long, default_value_t = defaults().rmt.level, value_name = "P")]
     tw_level: f64,
     /// Unfolding before spacing statistics. `gaussian`: Gaussian broadening of the staircase
-    /// (seed 003, window 2a, 2a levels dropped at each end). `polynomial`: a least-squares
-    /// polynomial fit of the staircase (2 % dropped at each end).
-    #[arg(long, default_value = "gaussian", value_parser = ["gaussian", "polynomial"])]
-    unfolding: String,
+    /// (Thamm, Staats & Rosenow 2022; window 2a, 2a levels dropped at each end). `polynomial`:
+    /// a least-squares polynomial fit of the staircase (2 % dropped at each end).
+    #[arg(long, value_parser = choice::<UnfoldingMethod>(), default_value_t = UnfoldingMethod::default())]
+    unfolding: UnfoldingMethod,
     /// Half-window a of the Gaussian broadening.
-    #[arg(long, default_value_t = 15, value_name = "A")]
+    #[arg(long, default_value_t = DEFAULT_GAUSSIAN_WINDOW, value_name = "A")]
     unfolding_window: usize,
     /// Degree of the staircase polynomial.
-    #[arg(long, default_value_t = 7, value_name = "D")]
+    #[arg(long, default_value_t = DEFAULT_POLYNOMIAL_DEGREE, value_name = "D")]
     unfolding_degree: usize,
     /// Level number variance Σ²(L) at these interval lengths, beside the exact GOE curve and
     /// Poisson: a list (`1,2,5,10`) or a range START:END[:STEP] (`0.5:10:0.5`).
     #[arg(long, value_name = "LENGTHS")]
     number_variance: Option<String>,
     /// Porter-Thomas test of every right singular vector (entries against N(0, 1/M)); costs an
-    /// eigendecomposition per matrix. JSON carries p-values in ascending-eigenvalue order.
+    /// eigendecomposition per matrix. Adds pt_rejected to the table; JSON carries the p-values
+    /// in ascending-eigenvalue order.
     #[arg(long)]
     vectors: bool,
-    /// Window of the Porter-Thomas moving average (seed 003 uses 15).
-    #[arg(long, default_value_t = 15, value_name = "K")]
+    /// Window of the Porter-Thomas moving average (Thamm, Staats & Rosenow 2022 use 15).
+    #[arg(long, default_value_t = defaults().rmt.porter_thomas_window, value_name = "K")]
     pt_window: usize,
     /// Compare the symmetric part (W + Wᵀ)/√2 of square matrices with Wigner's semicircle and
-    /// seed 001's two-component density; costs one more eigensolve per square layer.
+    /// the two-component density of Favoni, Aarts, Lucini & Park; costs one more eigensolve
+    /// per square layer.
     #[arg(long)]
     semicircle: bool,
 }
 
 impl RmtArgs {
     fn to_options(&self) -> anyhow::Result<rmt_torch::RmtOptions> {
-        use rmt_torch::rmt::unfolding::{Unfolding, UnfoldingMethod};
-        if !(self.tw_level > 0.0 && self.tw_level < 1.0) {
-            anyhow::bail!("--tw-level must be in (0, 1), got {}", self.tw_level);
-        }
-        let unfolding = match self.unfolding.parse()? {
-            UnfoldingMethod::Gaussian if self.unfolding_window == 0 => {
-                anyhow::bail!("--unfolding-window must be at least 1")
-            }
-            UnfoldingMethod::Gaussian => Unfolding::GaussianBroadening {
-                window: self.unfolding_window,
-            },
-            UnfoldingMethod::Polynomial if self.unfolding_degree == 0 => {
-                anyhow::bail!("--unfolding-degree must be at least 1")
-            }
-            UnfoldingMethod::Polynomial => Unfolding::Polynomial {
-                degree: self.unfolding_degree,
-            },
-        };
-        Ok(rmt_torch::RmtOptions {
+        use rmt_torch::rmt::unfolding::Unfolding;
+        let options = rmt_torch::RmtOptions {
             level: self.tw_level,
-            unfolding,
+            unfolding: match self.unfolding {
+                UnfoldingMethod::Gaussian => Unfolding::GaussianBroadening {
+                    window: self.unfolding_window,
+                },
+                UnfoldingMethod::Polynomial => Unfolding::Polynomial {
+                    degree: self.unfolding_degree,
+                },
+            },
             number_variance: self
                 .number_variance
                 .as_deref()
@@ -180,10 +197,87 @@ impl RmtArgs {
                 .transpose()?
                 .unwrap_or_default(),
             vectors: self.vectors,
-            porter_thomas_window: self.pt_window.max(1),
+            porter_thomas_window: self.pt_window,
             semicircle: self.semicircle,
             keep_spacings: false,
-        })
+        };
+        options.check()?;
+        Ok(options)
+    }
+}
+
+/// How every command that analyses weights (analyze, report, zoo, track) reads and analyses
+/// them: one set of flags, validated once into the library's [`AnalyzeOptions`].
+#[derive(Debug, Args)]
+struct AnalysisArgs {
+    /// Device for the spectra: `auto` (the first GPU if any, else CPU), `cpu`, `cuda`, `cuda:N`.
+    #[arg(long, default_value_t = defaults().device)]
+    device: DeviceChoice,
+    /// ESD convention. `ww`: λ = σ² of W (Conv2d slices halved), WeightWatcher's numbers.
+    /// `rmt`: λ = σ²/N, the eigenvalues of WᵀW/N that Marchenko-Pastur describes.
+    #[arg(long, value_parser = choice::<EsdConvention>(), default_value_t = defaults().convention)]
+    convention: EsdConvention,
+    /// Arithmetic. `f64`: WᵀW and eigenvalues in float64, exact to ~1e-12. `fast`: both in
+    /// float32, about twice as fast; eigenvalues within 1e-4·λmax, α within 0.5 %.
+    #[arg(long, value_parser = choice::<Precision>(), default_value_t = defaults().precision)]
+    precision: Precision,
+    /// Include each layer's eigenvalues (ascending) in JSON output.
+    #[arg(long)]
+    eigenvalues: bool,
+    /// Also analyse each layer with its entries shuffled: rand_lambda_max, rand_distance (how
+    /// far the ESD is from its randomised self) and num_traps (shuffled eigenvalues beyond the
+    /// Marchenko-Pastur edge: large isolated entries); adds rand_dist and traps to the table.
+    /// Doubles the cost.
+    #[arg(long)]
+    randomize: bool,
+    /// Seed of the shuffles of --randomize (the same seed gives the same numbers; default 0).
+    #[arg(long, value_name = "N", requires = "randomize")]
+    seed: Option<u64>,
+    /// Drop the K largest eigenvalues before the power-law fit (WeightWatcher's xmax=K).
+    #[arg(long, default_value_t = defaults().tail.drop_top, value_name = "K")]
+    xmax_drop: usize,
+    /// Clip power-law "fingers": refit without the top 2–9 eigenvalues and keep the first fit
+    /// whose α is more than 1 lower (WeightWatcher's fix_fingers='clip_xmax'); adds fingers
+    /// and raw_alpha to the table.
+    #[arg(long)]
+    clip_fingers: bool,
+    /// Choose xmin near the peak of the log-ESD only, in [0.95·p, 1.5·p] with p the left edge of
+    /// the fullest of 100 bins of log10 λ (WeightWatcher's fix_fingers='xmin_peak', which fails
+    /// every fit in WeightWatcher 0.7.7 under its default pl_package).
+    #[arg(long)]
+    xmin_peak: bool,
+    /// Only consider power-law tails of at least N eigenvalues when choosing xmin.
+    #[arg(long, default_value_t = defaults().tail.min_tail, value_name = "N")]
+    min_tail: usize,
+    /// No progress bar.
+    #[arg(long, short)]
+    quiet: bool,
+    #[command(flatten, next_help_heading = "Layer selection")]
+    selection: SelectionArgs,
+    #[command(flatten, next_help_heading = "RMT suite")]
+    rmt: RmtArgs,
+}
+
+impl AnalysisArgs {
+    /// The validated library options these flags mean.
+    fn options(&self) -> anyhow::Result<AnalyzeOptions> {
+        let options = AnalyzeOptions {
+            device: self.device,
+            selection: self.selection.to_selection()?,
+            convention: self.convention,
+            precision: self.precision,
+            keep_eigenvalues: self.eigenvalues,
+            tail: TailOptions {
+                drop_top: self.xmax_drop,
+                clip_fingers: self.clip_fingers,
+                min_tail: self.min_tail,
+                xmin_peak: self.xmin_peak,
+            },
+            randomize: self.randomize.then_some(self.seed.unwrap_or(0)),
+            rmt: self.rmt.to_options()?,
+        };
+        options.check()?;
+        Ok(options)
     }
 }
 
@@ -214,6 +308,15 @@ fn parse_positive_list(text: &str, option: &str) -> anyhow::Result<Vec<f64>> {
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Some(threads) = cli.threads {
+        if threads == 0 {
+            anyhow::bail!("invalid option --threads: must be at least 1");
+        }
+        tch::set_num_threads(i32::try_from(threads).unwrap_or(i32::MAX));
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build_global()?;
+    }
     match cli.command {
         Command::Analyze(args) => analyze::run(args),
         Command::Info(args) => info::run(args),
@@ -237,22 +340,13 @@ struct PlotArgs {
     #[arg(long, value_name = "DIR")]
     plots: Option<PathBuf>,
     /// Image formats of the figures: `png`, `svg` (text kept as text) or both (`png,svg`).
-    #[arg(long, default_value = "png", value_delimiter = ',', value_parser = ["png", "svg"], value_name = "FORMATS")]
-    plot_format: Vec<String>,
+    #[arg(long, default_value = "png", value_delimiter = ',', value_parser = choice::<ImageFormat>(), value_name = "FORMATS", requires = "plots")]
+    plot_format: Vec<ImageFormat>,
 }
 
 impl PlotArgs {
-    fn formats(&self) -> anyhow::Result<Vec<rmt_torch::report::plots::ImageFormat>> {
-        Ok(self
-            .plot_format
-            .iter()
-            .map(|f| f.parse())
-            .collect::<Result<_, _>>()?)
-    }
-
     /// Creates the figure directory before any work, so a bad path fails at once.
     fn prepare(&self) -> anyhow::Result<()> {
-        self.formats()?;
         if let Some(directory) = &self.plots {
             rmt_torch::report::plots::create_directory(directory)?;
         }
@@ -263,16 +357,13 @@ impl PlotArgs {
     fn write(
         &self,
         quiet: bool,
-        write: impl FnOnce(
-            &std::path::Path,
-            &[rmt_torch::report::plots::ImageFormat],
-        ) -> rmt_torch::Result<Vec<PathBuf>>,
+        write: impl FnOnce(&std::path::Path, &[ImageFormat]) -> rmt_torch::Result<Vec<PathBuf>>,
     ) -> anyhow::Result<()> {
         let Some(directory) = &self.plots else {
             return Ok(());
         };
         self.prepare()?;
-        let written = write(directory, &self.formats()?)?;
+        let written = write(directory, &self.plot_format)?;
         if !quiet {
             eprintln!("wrote {} figures to {}", written.len(), directory.display());
         }
@@ -285,8 +376,8 @@ impl PlotArgs {
 struct OutputArgs {
     /// Output format: `table` for people, `json` (the full record, documented schema) or
     /// `csv` (one row per layer, JSON's field names) for machines.
-    #[arg(long, short, default_value = "table", value_parser = ["table", "json", "csv"])]
-    format: String,
+    #[arg(long, short, value_parser = choice::<OutputFormat>(), default_value_t = OutputFormat::default())]
+    format: OutputFormat,
     /// Write to this file instead of standard output.
     #[arg(long, short, value_name = "FILE")]
     output: Option<PathBuf>,

@@ -4,7 +4,48 @@ use std::io::{IsTerminal, Write};
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use std::path::Path;
+
 use super::OutputArgs;
+
+impl OutputArgs {
+    /// Checks the output file before any work: see [`check_output_path`].
+    pub fn prepare(&self, inputs: &[&Path]) -> anyhow::Result<()> {
+        match &self.output {
+            Some(path) => check_output_path(path, inputs),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Refuses an output file whose directory is missing, that is a directory, or that is one of
+/// the command's `inputs` (writing it would replace the model being read), before any work.
+pub fn check_output_path(path: &Path, inputs: &[&Path]) -> anyhow::Result<()> {
+    if path.is_dir() {
+        anyhow::bail!("cannot write {}: it is a directory", path.display());
+    }
+    if let Some(parent) = path.parent() {
+        if !parent.as_os_str().is_empty() && !parent.is_dir() {
+            anyhow::bail!(
+                "cannot write {}: {} is not a directory",
+                path.display(),
+                parent.display()
+            );
+        }
+    }
+    if let Ok(target) = std::fs::canonicalize(path) {
+        if inputs
+            .iter()
+            .any(|input| std::fs::canonicalize(input).is_ok_and(|input| input == target))
+        {
+            anyhow::bail!(
+                "cannot write {}: it is an input of this command (refusing to replace it)",
+                path.display()
+            );
+        }
+    }
+    Ok(())
+}
 
 /// Writes `text` to the chosen file or to stdout.
 pub fn write_output(args: &OutputArgs, text: &str) -> anyhow::Result<()> {

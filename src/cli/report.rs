@@ -8,12 +8,11 @@ use clap::Args;
 use rmt_torch::environment::Environment;
 use rmt_torch::jacobian::{analyze_jacobians, JacobianOptions};
 use rmt_torch::report::html::{analysis_settings, html_report};
-use rmt_torch::report::plots::request_figure_data;
-use rmt_torch::AnalyzeOptions;
+use rmt_torch::RmtOptions;
 
 use super::analyze::analyze_with_baseline;
-use super::output::progress_bar;
-use super::{ModelArgs, RmtArgs, SelectionArgs};
+use super::output::{check_output_path, progress_bar};
+use super::{AnalysisArgs, EntryArgs};
 
 /// Arguments of `report`.
 #[derive(Debug, Args)]
@@ -31,19 +30,24 @@ EXAMPLES:
   rmt-torch report model.pt --input batch.pt --jacobian-samples 4 -o model.html
   rmt-torch report resnet50.safetensors --no-vectors --layers 'layer4|fc' -o resnet50.html")]
 pub struct ReportArgs {
+    /// Model file: a TorchScript archive, a torch.save checkpoint (zip or legacy) or a
+    /// safetensors file; the format is read from the content, not the extension.
+    model: PathBuf,
     #[command(flatten)]
-    model: ModelArgs,
+    entry: EntryArgs,
     /// The HTML file to write.
     #[arg(long, short, default_value = "report.html", value_name = "FILE")]
     output: PathBuf,
     /// A second model (e.g. the same network at initialisation) whose ESDs are overlaid.
     #[arg(long, value_name = "MODEL")]
     baseline: Option<PathBuf>,
-    /// Skip the Porter-Thomas figures (they cost an eigendecomposition per matrix).
-    #[arg(long)]
+    /// Skip the Porter-Thomas figures (they cost an eigendecomposition per matrix); the report
+    /// draws them by default.
+    #[arg(long, conflicts_with = "vectors")]
     no_vectors: bool,
     /// An input batch (torch.save tensor, .npy or safetensors): adds a section on the
-    /// input-output Jacobians of a TorchScript model over its first samples.
+    /// input-output Jacobians of a TorchScript model over its first samples, with the RMT
+    /// suite's options below. Running the model executes its code, as torch.jit.load does.
     #[arg(long, value_name = "FILE")]
     input: Option<PathBuf>,
     /// The tensor to use when the input file holds several.
@@ -52,62 +56,50 @@ pub struct ReportArgs {
     /// Samples of the batch whose Jacobians are computed.
     #[arg(long, default_value_t = 8, value_name = "N", requires = "input")]
     jacobian_samples: usize,
-    /// Device for the spectra: `auto`, `cpu`, `cuda`, `cuda:N`.
-    #[arg(long, default_value = "auto")]
-    device: String,
-    /// ESD convention: `ww` (WeightWatcher's numbers) or `rmt` (eigenvalues of WᵀW/N).
-    #[arg(long, default_value = "ww", value_parser = ["ww", "rmt"])]
-    convention: String,
-    /// No progress bar.
-    #[arg(long, short)]
-    quiet: bool,
     #[command(flatten)]
-    rmt: RmtArgs,
-    #[command(flatten)]
-    selection: SelectionArgs,
+    analysis: AnalysisArgs,
 }
 
 /// Analyses the model (and the baseline), writes the page.
 pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
-    if let Some(parent) = args.output.parent() {
-        if !parent.as_os_str().is_empty() && !parent.is_dir() {
-            anyhow::bail!(
-                "cannot write {}: {} is not a directory",
-                args.output.display(),
-                parent.display()
-            );
-        }
+    let mut options = args.analysis.options()?;
+    check_output_path(&args.output, &[&args.model])?;
+    if args.jacobian_samples == 0 {
+        anyhow::bail!("invalid option --jacobian-samples: must be at least 1");
     }
-    let mut options = AnalyzeOptions {
-        device: args.device.parse()?,
-        selection: args.selection.to_selection()?,
-        convention: args.convention.parse()?,
-        rmt: args.rmt.to_options()?,
-        ..AnalyzeOptions::default()
-    };
     options.rmt.vectors = !args.no_vectors;
-    request_figure_data(&mut options);
-    let (analysis, baseline) =
-        analyze_with_baseline(&args.model, args.baseline.as_deref(), &options, args.quiet)?;
+    let options = options.with_figure_data();
+    let quiet = args.analysis.quiet;
+    let (analysis, baseline) = analyze_with_baseline(
+        &args.model,
+        &args.entry,
+        args.baseline.as_deref(),
+        &options,
+        quiet,
+    )?;
     let jacobian = match &args.input {
         Some(input) => {
-            let options = JacobianOptions {
+            let jacobian_options = JacobianOptions {
                 device: options.device,
-                max_samples: Some(args.jacobian_samples.max(1)),
+                max_samples: Some(args.jacobian_samples),
+                rmt: RmtOptions {
+                    vectors: false,
+                    ..options.rmt.clone()
+                },
                 ..JacobianOptions::default()
             };
-            let bar = progress_bar(args.quiet, "rows of J");
+            let bar = progress_bar(quiet, "rows of J");
             let analysis = analyze_jacobians(
-                &args.model.model,
+                &args.model,
                 input,
                 args.input_key.as_deref(),
-                &options,
+                &jacobian_options,
                 |done, total| {
                     bar.set_length(total as u64);
                     bar.set_position(done as u64);
                 },
             )
-            .with_context(|| format!("Jacobians of {}", args.model.model.display()))?;
+            .with_context(|| format!("Jacobians of {}", args.model.display()))?;
             bar.finish_and_clear();
             Some(analysis)
         }
@@ -122,7 +114,7 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
     )?;
     std::fs::write(&args.output, html)
         .with_context(|| format!("cannot write {}", args.output.display()))?;
-    if !args.quiet {
+    if !quiet {
         eprintln!("wrote {}", args.output.display());
     }
     Ok(ExitCode::SUCCESS)

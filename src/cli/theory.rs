@@ -29,7 +29,7 @@ pub struct TheoryArgs {
 
 #[derive(Debug, Subcommand)]
 enum TheoryCommand {
-    /// Hermite coefficients aₖ = E[φ(ξ)Heₖ(ξ)]/√k! and ν = E[φ(ξ)²] of activations (seed 002's
+    /// Hermite coefficients aₖ = E[φ(ξ)Heₖ(ξ)]/√k! and ν = E[φ(ξ)²] of activations (Liao & Mahoney's (2025)
     /// linear equivalent of a random layer's conjugate kernel).
     Hermite(HermiteArgs),
     /// The conjugate kernel K = φ(WX)ᵀφ(WX)/d of a random layer against its Hermite linear
@@ -42,12 +42,12 @@ enum TheoryCommand {
     /// error against their deterministic equivalents; the test error peaks at N = n.
     RandomFeatures(RandomFeaturesArgs),
     /// Dyson Brownian motion of eigenvalues and its Coulomb gas: spacings against the Wigner
-    /// surmise, densities against the semicircle and seed 001's two-width pair density.
+    /// surmise, densities against the semicircle and Favoni, Aarts, Lucini & Park's (2024) two-width pair density.
     Dyson(DysonArgs),
     /// The curse of depth: the conjugate kernel K_L of a deep random network forgets its input
     /// as b^{2L} (b the normalised activation's a₁); ‖K_L − I‖_F against the prediction.
     Depth(DepthArgs),
-    /// Pre-activation statistics at initialisation (seed 004, eq. 32): the recursion for
+    /// Pre-activation statistics at initialisation (Aarts (2025), eq. 32): the recursion for
     /// E[z⁽ˡ⁾(x_α)z⁽ˡ⁾(x_β)] against random networks.
     Preactivation(PreactivationArgs),
 }
@@ -56,9 +56,9 @@ enum TheoryCommand {
 #[command(after_long_help = "\
 CASES:
   pair        N = 2 in one well: spacings follow the Wigner surmise exactly (GOE for β = 1, GUE
-              for β = 2); the density is seed 001's pair density (β = 1)
+              for β = 2); the density is Favoni, Aarts, Lucini & Park's (2024) pair density (β = 1)
   degenerate  N = 10 with four doubly degenerate pairs: each pair still follows the surmise
-  two-width   N = 2 in wells of widths 0.5 and 1.5: seed 001's two-component density (β = 1)
+  two-width   N = 2 in wells of widths 0.5 and 1.5: Favoni, Aarts, Lucini & Park's (2024) two-component density (β = 1)
   semicircle  N eigenvalues in one well: Wigner's semicircle of radius √(2βN)
 
 The motion dxᵢ = −(xᵢ − κᵢ)/σᵢ² dt + β Σ 1/(xᵢ − xⱼ) dt + √2 dBᵢ is integrated by Euler-Maruyama
@@ -296,7 +296,7 @@ pub fn run(args: TheoryArgs) -> anyhow::Result<ExitCode> {
                     )?)
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            let text = match args.output.format.parse()? {
+            let text = match args.output.format {
                 OutputFormat::Json => to_json(&results)?,
                 format => {
                     let mut headers = vec!["activation".to_string()];
@@ -333,7 +333,7 @@ pub fn run(args: TheoryArgs) -> anyhow::Result<ExitCode> {
                     )
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            let text = match args.output.format.parse()? {
+            let text = match args.output.format {
                 OutputFormat::Json => to_json(&rows)?,
                 format => render(
                     format,
@@ -367,7 +367,7 @@ pub fn run(args: TheoryArgs) -> anyhow::Result<ExitCode> {
                 seed: args.seed,
             });
             let rows = risk_sweep(args.r2, args.sigma2, &gammas, &args.lambda, simulation)?;
-            let text = match args.output.format.parse()? {
+            let text = match args.output.format {
                 OutputFormat::Json => to_json(&rows)?,
                 format => render(
                     format,
@@ -412,7 +412,7 @@ pub fn run(args: TheoryArgs) -> anyhow::Result<ExitCode> {
             let task = Task::linear_teacher(args.p, args.n, args.n_test, args.noise, args.seed);
             let simulation = args.simulate.map(|trials| (trials, args.seed + 1));
             let points = feature_sweep(map, &task, &counts, args.ridge, simulation)?;
-            let text = match args.output.format.parse()? {
+            let text = match args.output.format {
                 OutputFormat::Json => to_json(&points)?,
                 format => render(
                     format,
@@ -461,7 +461,7 @@ pub fn run(args: TheoryArgs) -> anyhow::Result<ExitCode> {
                 ..defaults
             };
             let report = run_case(case, args.beta, args.n, &options)?;
-            let text = match args.output.format.parse()? {
+            let text = match args.output.format {
                 OutputFormat::Json => to_json(&report)?,
                 format => {
                     let mut rows = vec![
@@ -510,7 +510,7 @@ pub fn run(args: TheoryArgs) -> anyhow::Result<ExitCode> {
                 &args.depths,
                 args.seed,
             )?;
-            let text = match args.output.format.parse()? {
+            let text = match args.output.format {
                 OutputFormat::Json => to_json(&profile)?,
                 format => render(
                     format,
@@ -580,7 +580,7 @@ pub fn run(args: TheoryArgs) -> anyhow::Result<ExitCode> {
                 args.layers,
                 ensemble,
             )?;
-            let text = match args.output.format.parse()? {
+            let text = match args.output.format {
                 OutputFormat::Json => to_json(&serde_json::json!({
                     "recursion": theory,
                     "random_networks": measured,
@@ -630,9 +630,9 @@ pub fn run(args: TheoryArgs) -> anyhow::Result<ExitCode> {
 /// A table, or CSV with the same columns.
 fn render(format: OutputFormat, headers: Vec<String>, rows: Vec<Vec<String>>) -> String {
     if format == OutputFormat::Csv {
-        let mut out = headers.join(",") + "\n";
+        let mut out = rmt_torch::report::csv::line(&headers);
         for row in rows {
-            out.push_str(&(row.join(",") + "\n"));
+            out.push_str(&rmt_torch::report::csv::line(&row));
         }
         return out;
     }

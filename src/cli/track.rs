@@ -1,15 +1,18 @@
 //! `rmt-torch track`: statistics over training, from checkpoints or a monitor's JSONL.
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
 use serde_json::Value;
 
+use rmt_torch::analysis::LAYER_FIELDS;
+use rmt_torch::model::discovery::find_models;
+use rmt_torch::model::layers::LayerSelection;
 use rmt_torch::report::plots::track::write_track_figures;
 use rmt_torch::report::{format_number, table::Table, to_json, OutputFormat};
 
 use super::output::{progress_bar, write_output};
-use super::{OutputArgs, PlotArgs, RmtArgs, SelectionArgs};
+use super::{AnalysisArgs, EntryArgs, OutputArgs, PlotArgs};
 
 /// Arguments of `track`.
 #[derive(Debug, Args)]
@@ -37,66 +40,44 @@ pub struct TrackArgs {
         default_value = "alpha,alpha_weighted,lambda_max,num_spikes_tw,bulk_sigma2,mmp_fraction,spacing_p_goe"
     )]
     metrics: Vec<String>,
-    /// Device for the spectra.
-    #[arg(long, default_value = "auto")]
-    device: String,
-    /// No progress bar.
-    #[arg(long, short)]
-    quiet: bool,
     #[command(flatten)]
-    plots: PlotArgs,
+    entry: EntryArgs,
     #[command(flatten)]
-    rmt: RmtArgs,
-    #[command(flatten)]
-    selection: SelectionArgs,
+    analysis: AnalysisArgs,
     #[command(flatten)]
     output: OutputArgs,
+    #[command(flatten, next_help_heading = "Figures")]
+    plots: PlotArgs,
 }
 
 /// Tracks the statistics and writes them.
 pub fn run(args: TrackArgs) -> anyhow::Result<ExitCode> {
-    let format: OutputFormat = args.output.format.parse()?;
+    let mut options = args.analysis.options()?;
+    check_metrics(&args.metrics)?;
     args.plots.prepare()?;
-    let selection = args.selection.to_selection()?;
     let records: Vec<Value> = match &args.jsonl {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|err| anyhow::anyhow!("cannot read {}: {err}", path.display()))?;
-            text.lines()
-                .enumerate()
-                .filter(|(_, line)| !line.trim().is_empty())
-                .map(|(number, line)| {
-                    serde_json::from_str::<Value>(line).map_err(|err| {
-                        anyhow::anyhow!(
-                            "{} line {}: not a monitor record: {err}",
-                            path.display(),
-                            number + 1
-                        )
-                    })
-                })
-                .filter(|record| match (record, &selection.name_pattern) {
-                    (Ok(value), Some(pattern)) => {
-                        value["name"].as_str().is_some_and(|n| pattern.is_match(n))
-                    }
-                    _ => true,
-                })
-                .collect::<anyhow::Result<_>>()?
+            args.output.prepare(&[path])?;
+            read_monitor_records(path, &options.selection)?
         }
         None => {
-            let options = rmt_torch::AnalyzeOptions {
-                device: args.device.parse()?,
-                selection,
-                rmt: args.rmt.to_options()?,
-                keep_eigenvalues: args.plots.plots.is_some(),
-                ..Default::default()
-            };
-            let paths = rmt_torch::zoo::find_models(&args.paths)?;
-            let bar = progress_bar(args.quiet, "checkpoints");
-            let records = rmt_torch::track::track(&paths, &options, |done, total, path| {
-                bar.set_length(total as u64);
-                bar.set_position(done as u64);
-                bar.set_message(path.display().to_string());
-            })?;
+            let paths = find_models(&args.paths)?;
+            let inputs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
+            args.output.prepare(&inputs)?;
+            if args.plots.plots.is_some() {
+                options.keep_eigenvalues = true;
+            }
+            let bar = progress_bar(args.analysis.quiet, "checkpoints");
+            let records = rmt_torch::track::track(
+                &paths,
+                args.entry.key.as_deref(),
+                &options,
+                |done, total, path| {
+                    bar.set_length(total as u64);
+                    bar.set_position(done as u64);
+                    bar.set_message(path.display().to_string());
+                },
+            )?;
             bar.finish_and_clear();
             records
                 .iter()
@@ -104,6 +85,7 @@ pub fn run(args: TrackArgs) -> anyhow::Result<ExitCode> {
                 .collect::<Result<_, _>>()?
         }
     };
+    let format = args.output.format;
     let text = match format {
         OutputFormat::Json => to_json(&serde_json::json!({
             "schema": "rmt-torch/track/v1",
@@ -123,9 +105,11 @@ pub fn run(args: TrackArgs) -> anyhow::Result<ExitCode> {
                     args.metrics
                         .iter()
                         .map(|metric| match &record[metric.as_str()] {
-                            Value::Number(n) => {
+                            Value::Number(n) if n.is_f64() => {
                                 n.as_f64().map_or_else(|| n.to_string(), format_number)
                             }
+                            Value::Number(n) => n.to_string(),
+                            Value::String(text) => text.clone(),
                             Value::Null => "-".to_string(),
                             other => other.to_string(),
                         }),
@@ -136,9 +120,10 @@ pub fn run(args: TrackArgs) -> anyhow::Result<ExitCode> {
         }
     };
     write_output(&args.output, &text)?;
-    args.plots.write(args.quiet, |directory, formats| {
-        write_track_figures(&records, &args.metrics, directory, formats)
-    })?;
+    args.plots
+        .write(args.analysis.quiet, |directory, formats| {
+            write_track_figures(&records, &args.metrics, directory, formats)
+        })?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -157,4 +142,63 @@ fn rows(records: &[Value], metrics: &[String]) -> Vec<Value> {
             Value::Object(row)
         })
         .collect()
+}
+
+/// The records of a SpectralMonitor's JSONL whose layer `selection` keeps; a line that is not
+/// a monitor record (a JSON object with a numeric `step` and a string `name`) is an error
+/// naming the file and the line.
+fn read_monitor_records(path: &Path, selection: &LayerSelection) -> anyhow::Result<Vec<Value>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|err| anyhow::anyhow!("cannot read {}: {err}", path.display()))?;
+    let mut records = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let not_a_record = |why: String| {
+            anyhow::anyhow!(
+                "{} line {}: not a SpectralMonitor record: {why}",
+                path.display(),
+                number + 1
+            )
+        };
+        let record: Value =
+            serde_json::from_str(line).map_err(|err| not_a_record(err.to_string()))?;
+        let (Some(_), Some(name)) = (record["step"].as_u64(), record["name"].as_str()) else {
+            return Err(not_a_record(
+                "a record is a JSON object with a whole-number \"step\" and a \"name\"".into(),
+            ));
+        };
+        if selection
+            .name_pattern
+            .as_ref()
+            .is_none_or(|pattern| pattern.is_match(name))
+        {
+            records.push(record);
+        }
+    }
+    if records.is_empty() {
+        anyhow::bail!("{}: no monitor records (after --layers)", path.display());
+    }
+    Ok(records)
+}
+
+/// Refuses a metric that is not a field of the records (a misspelt name): the fields of
+/// `analyze`'s layer records, and the step and source of each.
+fn check_metrics(metrics: &[String]) -> anyhow::Result<()> {
+    let known =
+        |metric: &str| LAYER_FIELDS.contains(&metric) || ["step", "source"].contains(&metric);
+    let unknown: Vec<&str> = metrics
+        .iter()
+        .map(String::as_str)
+        .filter(|metric| !known(metric))
+        .collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "invalid option --metrics: unknown field {} (fields of analyze's layer records: {})",
+        unknown.join(", "),
+        LAYER_FIELDS.join(", ")
+    )
 }

@@ -4,58 +4,63 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
+use rmt_torch::health::{read_policy, Rule};
+use rmt_torch::model::discovery::find_models;
 use rmt_torch::report::{format_optional, table::Table, to_json, OutputFormat};
-use rmt_torch::zoo::{
-    find_models, read_policy, run_zoo, shard, Rule, Verdict, ZooOptions, ZooReport, HEALTH_FIELDS,
-};
+use rmt_torch::zoo::{run_zoo, Cache, Shard, Verdict, ZooOptions, ZooReport};
+use rmt_torch::{OptionNames, SummaryField};
 
-use super::output::{progress_bar, write_output};
-use super::{OutputArgs, RmtArgs, SelectionArgs};
+use super::output::{check_output_path, progress_bar, write_output};
+use super::{choice, AnalysisArgs, EntryArgs, OutputArgs};
 
 /// Arguments of `zoo`.
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 #[command(after_long_help = "\
-Every model file found is analysed as `rmt-torch analyze` would (ESD convention ww), summarised,
-ranked and judged; a file that cannot be read is reported and the run goes on. A file that
-holds one bare tensor (torch.save(tensor): an input batch, say) is listed as not a model.
+Every model file found is analysed exactly as `rmt-torch analyze` would with the same options,
+summarised (the summary of analyze's JSON), ranked and judged; a file that cannot be read is
+reported and the run goes on. A file that holds one bare tensor (torch.save(tensor): an input
+batch, say) is listed as not a model. Finding no model file at all is an error.
 
-SUMMARY FIELDS (for --rank-by and --fail-if):
-  layers, alpha_mean, alpha_weighted_mean, log_norm_mean, log_spectral_norm_mean,
-  stable_rank_mean, mp_softrank_mean, well_trained, over_trained, under_trained, fit_failed,
-  num_spikes_tw, layers_with_tw_spikes
+SUMMARY FIELDS (for --rank-by and --fail-if; the names of analyze's JSON summary):
+  layers, alpha, alpha_weighted, log_alpha_norm, log_norm, log_spectral_norm, stable_rank,
+  mp_softrank (means over layers), num_spikes_tw, layers_with_tw_spikes, random_like,
+  well_trained, over_trained, under_trained, fit_failed (counts)
 
-EXIT CODES: 0 every model healthy, 1 a --fail-if rule violated, 2 a model could not be analysed.
+EXIT CODES: 0 every model healthy, 1 a --fail-if rule violated, 2 a model could not be analysed
+(or the command itself failed: no models, a bad rule, an incomplete set of shards).
 
 EXAMPLES:
-  rmt-torch zoo checkpoints/ --fail-if 'alpha_mean>6' --fail-if 'over_trained>0'
-  rmt-torch zoo models/*.safetensors --rank-by alpha_weighted_mean -f json -o zoo.json
-  rmt-torch zoo zoo/ --shard 3/16 --fail-if 'alpha_mean>6' -f json -o shard-3.json
+  rmt-torch zoo checkpoints/ --fail-if 'alpha>6' --fail-if 'over_trained>0'
+  rmt-torch zoo models/*.safetensors --rank-by alpha_weighted -f json -o zoo.json
+  rmt-torch zoo zoo/ --shard 3/16 --fail-if 'alpha>6' -f json -o shard-3.json
   rmt-torch zoo merge shard-*.json            # all 16 shards: one ranked report, one exit code")]
 pub struct ZooArgs {
     #[command(subcommand)]
     command: Option<ZooCommand>,
     /// Model files and directories (searched recursively for .pt .pth .bin .ckpt .safetensors
-    /// .tar); let the shell expand globs.
+    /// .tar; only regular files are read); let the shell expand globs.
     #[arg(required = true)]
     paths: Vec<PathBuf>,
+    #[command(flatten)]
+    entry: EntryArgs,
     /// Rank by this summary field.
-    #[arg(long, default_value = "alpha_mean", value_name = "FIELD")]
-    rank_by: String,
+    #[arg(long, value_parser = choice::<SummaryField>(), default_value_t = SummaryField::Alpha, value_name = "FIELD")]
+    rank_by: SummaryField,
     /// Larger values first.
     #[arg(long)]
     descending: bool,
     /// A rule that marks a model unhealthy when true: FIELD OP VALUE with OP one of
-    /// > >= < <= == != (repeatable).
+    /// > >= < <= == != and VALUE a finite number (repeatable).
     #[arg(long, value_name = "RULE")]
-    fail_if: Vec<String>,
+    fail_if: Vec<Rule>,
     /// A policy file: one rule per line, `#` comments.
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
     /// Only shard I of N (0-based): models are assigned by a hash of their path, so the shards
-    /// of one run cover every model exactly once; combine them with `zoo merge`.
+    /// of one run cover every model exactly once; combine all N with `zoo merge`.
     #[arg(long, value_name = "I/N")]
-    shard: Option<String>,
+    shard: Option<Shard>,
     /// Cache of results keyed by file content and options; re-runs analyse only new or changed
     /// files. `none` disables it.
     #[arg(long, default_value = ".rmt-torch-cache", value_name = "DIR")]
@@ -63,33 +68,26 @@ pub struct ZooArgs {
     /// Models analysed at once; default from available memory and cores (1 on a GPU).
     #[arg(long, value_name = "N")]
     jobs: Option<usize>,
-    /// Device for the spectra.
-    #[arg(long, default_value = "auto")]
-    device: String,
     /// Also write every model's per-layer records as one CSV (a `model` column first, then
     /// `analyze`'s CSV columns).
     #[arg(long, value_name = "FILE")]
     layers_csv: Option<PathBuf>,
-    /// No progress bar.
-    #[arg(long, short)]
-    quiet: bool,
     #[command(flatten)]
-    rmt: RmtArgs,
-    #[command(flatten)]
-    selection: SelectionArgs,
+    analysis: AnalysisArgs,
     #[command(flatten)]
     output: OutputArgs,
 }
 
 #[derive(Debug, Subcommand)]
 enum ZooCommand {
-    /// Combine the JSON reports of shards into one report (ranked, judged, same exit codes).
+    /// Combine the JSON reports of all N shards into one report (ranked, judged, same exit
+    /// codes); refused unless every shard 0…N−1 is there exactly once.
     Merge(MergeArgs),
 }
 
 #[derive(Debug, Args)]
 struct MergeArgs {
-    /// JSON reports written by `zoo --shard … -f json`.
+    /// JSON reports written by `zoo --shard I/N -f json`.
     #[arg(required = true)]
     reports: Vec<PathBuf>,
     #[command(flatten)]
@@ -99,6 +97,7 @@ struct MergeArgs {
 /// Runs the zoo (or merges shards) and returns its exit code.
 pub fn run(args: ZooArgs) -> anyhow::Result<ExitCode> {
     if let Some(ZooCommand::Merge(merge)) = args.command {
+        merge.output.prepare(&[])?;
         let reports = merge
             .reports
             .iter()
@@ -113,47 +112,20 @@ pub fn run(args: ZooArgs) -> anyhow::Result<ExitCode> {
         let report = ZooReport::merge(reports)?;
         return write_report(&report, &merge.output);
     }
-    if !HEALTH_FIELDS.contains(&args.rank_by.as_str()) {
-        anyhow::bail!(
-            "--rank-by: unknown field '{}' (one of {})",
-            args.rank_by,
-            HEALTH_FIELDS.join(", ")
-        );
-    }
-    let mut rules: Vec<Rule> = args
-        .fail_if
-        .iter()
-        .map(|r| r.parse())
-        .collect::<Result<_, _>>()?;
+    let analyze = args.analysis.options()?;
+    let mut rules = args.fail_if.clone();
     if let Some(policy) = &args.policy {
         rules.extend(read_policy(policy)?);
     }
     let mut models = find_models(&args.paths)?;
-    let shard_label = match &args.shard {
-        Some(text) => {
-            let (index, count) = text
-                .split_once('/')
-                .and_then(|(i, n)| {
-                    Some((
-                        i.trim().parse::<usize>().ok()?,
-                        n.trim().parse::<usize>().ok()?,
-                    ))
-                })
-                .filter(|&(i, n)| n > 0 && i < n)
-                .ok_or_else(|| {
-                    anyhow::anyhow!("--shard must be I/N with 0 ≤ I < N, got '{text}'")
-                })?;
-            models = shard(models, index, count);
-            Some(format!("{index}/{count}"))
-        }
-        None => None,
-    };
-    let analyze = rmt_torch::AnalyzeOptions {
-        device: args.device.parse()?,
-        selection: args.selection.to_selection()?,
-        rmt: args.rmt.to_options()?,
-        ..Default::default()
-    };
+    let inputs: Vec<&std::path::Path> = models.iter().map(PathBuf::as_path).collect();
+    args.output.prepare(&inputs)?;
+    if let Some(path) = &args.layers_csv {
+        check_output_path(path, &inputs)?;
+    }
+    if let Some(shard) = args.shard {
+        models = shard.select(models);
+    }
     let device = analyze.device.resolve()?;
     let jobs = args
         .jobs
@@ -165,26 +137,20 @@ pub fn run(args: ZooArgs) -> anyhow::Result<ExitCode> {
         tch::set_num_threads((cores / jobs).max(1) as i32);
     }
     let options = ZooOptions {
-        options_fingerprint: format!(
-            "{} {:?} {:?} {:?}",
-            env!("CARGO_PKG_VERSION"),
-            args.selection,
-            args.rmt,
-            device
-        ),
         analyze,
-        cache: (args.cache != "none").then(|| PathBuf::from(&args.cache)),
+        key: args.entry.key.clone(),
+        cache: (args.cache != "none").then(|| Cache::new(&args.cache)),
         jobs,
         rules: rules.clone(),
     };
-    let bar = progress_bar(args.quiet, "models");
+    let bar = progress_bar(args.analysis.quiet, "models");
     bar.set_length(models.len() as u64);
     let entries = run_zoo(&models, &options, |done, _, path| {
         bar.set_position(done as u64);
         bar.set_message(path.display().to_string());
-    });
+    })?;
     bar.finish_and_clear();
-    let report = ZooReport::new(entries, &args.rank_by, args.descending, &rules, shard_label);
+    let report = ZooReport::new(entries, args.rank_by, args.descending, &rules, args.shard);
     if let Some(path) = &args.layers_csv {
         let text = rmt_torch::report::csv::to_csv(&layer_rows(&report))?;
         std::fs::write(path, text)
@@ -212,7 +178,7 @@ fn default_jobs(models: &[PathBuf], device: tch::Device) -> usize {
 }
 
 fn write_report(report: &ZooReport, output: &OutputArgs) -> anyhow::Result<ExitCode> {
-    let text = match output.format.parse()? {
+    let text = match output.format {
         OutputFormat::Json => to_json(report)?,
         OutputFormat::Csv => rmt_torch::report::csv::to_csv(&csv_rows(report))?,
         OutputFormat::Table => table(report),
@@ -235,17 +201,23 @@ fn csv_rows(report: &ZooReport) -> Vec<serde_json::Value> {
                 "verdict".into(),
                 serde_json::to_value(entry.verdict).unwrap_or_default(),
             );
-            row.insert("violations".into(), entry.violations.join(" ").into());
+            let violations: Vec<String> = entry.violations.iter().map(Rule::to_string).collect();
+            row.insert("violations".into(), violations.join(" ").into());
             row.insert(
                 "error".into(),
                 entry.error.clone().unwrap_or_default().into(),
             );
-            for field in HEALTH_FIELDS {
-                let value = entry.health.as_ref().and_then(|h| h.field(field).flatten());
-                row.insert(
-                    (*field).into(),
-                    value.map_or(serde_json::Value::Null, Into::into),
-                );
+            let summary = entry
+                .summary
+                .as_ref()
+                .map(serde_json::to_value)
+                .transpose()
+                .unwrap_or_default();
+            for field in SummaryField::NAMES {
+                let value = summary
+                    .as_ref()
+                    .map_or(serde_json::Value::Null, |s| s[*field].clone());
+                row.insert((*field).into(), value);
             }
             serde_json::Value::Object(row)
         })
@@ -274,6 +246,7 @@ fn table(report: &ZooReport) -> String {
         "rank",
         "model",
         "layers",
+        "random",
         "alpha",
         "alpha_w",
         "log_norm",
@@ -286,25 +259,30 @@ fn table(report: &ZooReport) -> String {
     for (rank, entry) in report.models.iter().enumerate() {
         let verdict = match entry.verdict {
             Verdict::Healthy => "healthy".to_string(),
-            Verdict::Violated => format!("violates {}", entry.violations.join(", ")),
+            Verdict::Violated => {
+                let violations: Vec<String> =
+                    entry.violations.iter().map(Rule::to_string).collect();
+                format!("violates {}", violations.join(", "))
+            }
             Verdict::Error => format!("error: {}", entry.error.as_deref().unwrap_or("")),
             Verdict::NotAModel => format!("skipped: {}", entry.error.as_deref().unwrap_or("")),
         };
-        let health = entry.health.as_ref();
-        let count = |f: fn(&rmt_torch::zoo::ModelHealth) -> usize| {
-            health.map_or("-".to_string(), |h| f(h).to_string())
+        let summary = entry.summary.as_ref();
+        let count = |f: fn(&rmt_torch::ModelSummary) -> usize| {
+            summary.map_or("-".to_string(), |s| f(s).to_string())
         };
         table.push(vec![
             (rank + 1).to_string(),
             entry.path.clone(),
-            count(|h| h.layers),
-            format_optional(health.and_then(|h| h.alpha_mean)),
-            format_optional(health.and_then(|h| h.alpha_weighted_mean)),
-            format_optional(health.and_then(|h| h.log_norm_mean)),
-            count(|h| h.over_trained),
-            count(|h| h.under_trained),
-            count(|h| h.fit_failed),
-            count(|h| h.num_spikes_tw),
+            count(|s| s.layers),
+            count(|s| s.random_like),
+            format_optional(summary.and_then(|s| s.alpha)),
+            format_optional(summary.and_then(|s| s.alpha_weighted)),
+            format_optional(summary.and_then(|s| s.log_norm)),
+            count(|s| s.over_trained),
+            count(|s| s.under_trained),
+            count(|s| s.fit_failed),
+            count(|s| s.num_spikes_tw),
             verdict,
         ]);
     }
@@ -318,6 +296,6 @@ fn table(report: &ZooReport) -> String {
         report.violated,
         report.errors,
         report.not_models,
-        report.shard.as_ref().map_or(String::new(), |s| format!(" (shard {s})")),
+        report.shard.map_or(String::new(), |s| format!(" (shard {s})")),
     )
 }
