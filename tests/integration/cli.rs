@@ -21,7 +21,8 @@ fn analyze_json_is_the_documented_schema() {
     assert_eq!(layers.len(), 4);
     let keys = "name N M Q rf num_evals lambda_max norm log_norm spectral_norm log_spectral_norm \
                 stable_rank entropy condition_number sigma2 mp_lambda_plus num_spikes alpha xmin \
-                xmax D sigma num_pl_spikes fit_method alpha_weighted log_alpha_norm warning eigenvalues";
+                xmax D sigma num_pl_spikes fit_method alpha_weighted log_alpha_norm quality warning \
+                eigenvalues";
     for key in keys.split_whitespace() {
         assert!(layers[1].get(key).is_some(), "missing {key}");
     }
@@ -30,6 +31,7 @@ fn analyze_json_is_the_documented_schema() {
     assert_eq!(layers[1]["eigenvalues"].as_array().unwrap().len(), 32 * 9);
     let summary = &json["summary"];
     let labelled: u64 = [
+        "random_like",
         "well_trained",
         "over_trained",
         "under_trained",
@@ -39,7 +41,10 @@ fn analyze_json_is_the_documented_schema() {
     .map(|key| summary[key].as_u64().unwrap())
     .sum();
     assert_eq!(labelled, 4);
-    assert!(summary["alpha"].as_f64().unwrap() > 1.0);
+    assert_eq!(summary["layers"], 4);
+    let alphas: Vec<f64> = layers.iter().filter_map(|l| l["alpha"].as_f64()).collect();
+    let mean = alphas.iter().sum::<f64>() / alphas.len() as f64;
+    assert!((summary["alpha"].as_f64().unwrap() - mean).abs() < 1e-12);
 }
 
 #[test]
@@ -104,9 +109,46 @@ fn info_lists_tensors_and_verdicts() {
     assert!(!verdict("lstm.bias_ih_l0") && !verdict("norm.weight"));
 }
 
+/// `LAYER_FIELDS` is exactly what a layer record can hold: every opt-in result asked for.
+#[test]
+fn layer_fields_list_every_field_of_a_layer_record() {
+    use rmt_torch::analysis::LAYER_FIELDS;
+    use rmt_torch::{analyze, AnalyzeOptions, DeviceChoice, Model, RmtOptions};
+    let options = AnalyzeOptions {
+        device: DeviceChoice::Cpu,
+        randomize: Some(1),
+        tail: rmt_torch::heavy_tail::power_law::TailOptions {
+            clip_fingers: true,
+            ..Default::default()
+        },
+        rmt: RmtOptions {
+            vectors: true,
+            semicircle: true,
+            ..RmtOptions::default()
+        },
+        ..AnalyzeOptions::default()
+    }
+    .with_figure_data();
+    let model = Model::load(fixtures::shipped_model("digits_mlp_trained.pt")).unwrap();
+    let analysis = analyze(&model, &options, |_, _, _| {}).unwrap();
+    let json = serde_json::to_value(&analysis).unwrap();
+    let mut seen: Vec<String> = Vec::new();
+    for layer in json["layers"].as_array().unwrap() {
+        for key in layer.as_object().unwrap().keys() {
+            if !seen.contains(key) {
+                seen.push(key.clone());
+            }
+        }
+    }
+    let mut listed: Vec<String> = LAYER_FIELDS.iter().map(|f| f.to_string()).collect();
+    seen.sort();
+    listed.sort();
+    assert_eq!(seen, listed);
+}
+
 #[test]
 fn doctor_reports_the_linked_libtorch() {
-    let json: Value = serde_json::from_str(&run_ok(&["doctor", "--json"])).unwrap();
+    let json: Value = serde_json::from_str(&run_ok(&["doctor", "-f", "json"])).unwrap();
     assert!(
         json["libtorch_version"]
             .as_str()
@@ -114,7 +156,15 @@ fn doctor_reports_the_linked_libtorch() {
             .starts_with("2.11.0"),
         "{json}"
     );
-    assert_eq!(json["cuda_available"], tch::Cuda::is_available());
+    // Python's torch on the same machine is the independent witness of CUDA.
+    let python = std::process::Command::new(fixtures::python())
+        .args(["-c", "import torch; print(torch.cuda.is_available())"])
+        .output()
+        .unwrap();
+    let python_sees_cuda = String::from_utf8_lossy(&python.stdout).trim() == "True";
+    assert_eq!(json["cuda_available"], python_sees_cuda, "{json}");
+    let csv = run_ok(&["doctor", "-f", "csv"]);
+    assert!(csv.starts_with("setting,value\n"), "{csv}");
 }
 
 /// Each bad input: exit code 2, one line on stderr that says what is wrong, no panic.
@@ -208,6 +258,69 @@ fn bad_input_gets_a_one_line_error() {
                 "tpu".into(),
             ],
             "expected auto, cpu, cuda or cuda:N",
+        ),
+        (
+            vec![
+                "analyze".into(),
+                fixtures::file("mlp_scripted.pt").display().to_string(),
+                "--seed".into(),
+                "3".into(),
+            ],
+            "--randomize",
+        ),
+        (
+            vec![
+                "analyze".into(),
+                fixtures::file("mlp_scripted.pt").display().to_string(),
+                "--plot-format".into(),
+                "svg".into(),
+            ],
+            "--plots",
+        ),
+        (
+            vec![
+                "analyze".into(),
+                fixtures::file("mlp_scripted.pt").display().to_string(),
+                "--tw-level".into(),
+                "1.5".into(),
+            ],
+            "--tw-level: must be in (0, 1)",
+        ),
+        (
+            vec![
+                "analyze".into(),
+                fixtures::file("mlp_scripted.pt").display().to_string(),
+                "--min-evals".into(),
+                "0".into(),
+            ],
+            "--min-evals: must be at least 1",
+        ),
+        (
+            vec![
+                "analyze".into(),
+                fixtures::file("mlp_scripted.pt").display().to_string(),
+                "-o".into(),
+                fixtures::file("mlp_scripted.pt").display().to_string(),
+            ],
+            "refusing to replace it",
+        ),
+        (
+            vec![
+                "analyze".into(),
+                fixtures::file("mlp_scripted.pt").display().to_string(),
+                "--conv".into(),
+                "sliced".into(),
+            ],
+            "invalid value 'sliced'",
+        ),
+        (
+            vec![
+                "report".into(),
+                fixtures::file("mlp_scripted.pt").display().to_string(),
+                "--vectors".into(),
+                "--no-vectors".into(),
+            ],
+            "cannot be used with",
         ),
     ];
     for (args, expected) in cases {

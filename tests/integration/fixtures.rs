@@ -86,3 +86,30 @@ pub fn floats(value: &Value) -> Vec<f64> {
         .map(|v| v.as_f64().expect("number"))
         .collect()
 }
+
+/// Whether a capability a test needs is here. When it is not, the test must return at once:
+/// the skip is printed and appended to `target/test-skips.log` (which `scripts/test` counts and
+/// prints after the run), and under `RMT_TORCH_REQUIRE_<CAPABILITY>=1` the absence fails the
+/// test instead, so that a GPU run or a CI with Chromium cannot pass by skipping.
+pub fn capability(name: &str, present: bool, test: &str) -> bool {
+    if present {
+        return true;
+    }
+    let switch = format!("RMT_TORCH_REQUIRE_{}", name.to_ascii_uppercase());
+    assert!(
+        std::env::var(&switch).as_deref() != Ok("1"),
+        "{test}: {name} is required ({switch}=1) but not available"
+    );
+    let line = format!("{test}: skipped, no {name} (set {switch}=1 to make this a failure)\n");
+    eprint!("{line}");
+    use std::io::Write;
+    let log = root().join("target/test-skips.log");
+    if let Ok(mut file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+    {
+        let _ = file.write_all(line.as_bytes());
+    }
+    false
+}

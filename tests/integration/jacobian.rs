@@ -285,8 +285,11 @@ fn bad_models_and_inputs_are_refused_in_one_line() {
 
 #[test]
 fn jacobians_on_cuda_equal_the_cpu_ones() {
-    if !tch::Cuda::is_available() {
-        eprintln!("no CUDA device: skipped");
+    if !fixtures::capability(
+        "cuda",
+        tch::Cuda::is_available(),
+        "jacobians_on_cuda_equal_the_cpu_ones",
+    ) {
         return;
     }
     let batch = input("jac_cnn_input.pt");
@@ -300,4 +303,36 @@ fn jacobians_on_cuda_equal_the_cpu_ones() {
     };
     let (cpu, cuda) = (jacobian_on(Device::Cpu), jacobian_on(Device::Cuda(0)));
     assert!(max_relative_difference(&cuda, &cpu) < 1e-10);
+}
+
+/// The README's headline: the shipped CNN on its shipped batch, summary first; the raw integer
+/// pixels are refused with the conversion to make.
+#[test]
+fn the_shipped_models_run_on_their_shipped_batches() {
+    for (model, batch) in [
+        ("digits_cnn_trained.pt", "digits_batch.pt"),
+        ("digits_mlp_trained.pt", "digits_mlp_batch.pt"),
+    ] {
+        let model = fixtures::shipped_model(model);
+        let batch = fixtures::shipped_model(batch);
+        let table = run_ok(&[
+            "jacobian",
+            model.to_str().unwrap(),
+            "--input",
+            batch.to_str().unwrap(),
+        ]);
+        let second = table.lines().nth(1).unwrap();
+        assert!(second.starts_with("mean over 16 samples"), "{table}");
+    }
+    let model = fixtures::shipped_model("digits_cnn_trained.pt");
+    let raw = fixtures::shipped_model("digits_images.npy");
+    let output = run(&[
+        "jacobian",
+        model.to_str().unwrap(),
+        "--input",
+        raw.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("x.float() / 255"), "{stderr}");
 }

@@ -220,6 +220,41 @@ fn monitoring_changes_nothing_and_track_reproduces_it() {
         "step,source,name,alpha,lambda_max"
     );
     assert_eq!(csv.lines().count(), 1 + records.len());
+    // Integers print as integers in the table.
+    let table = run_ok(&[
+        "track",
+        "--jsonl",
+        log.to_str().unwrap(),
+        "--metrics",
+        "num_spikes_tw",
+    ]);
+    let row = table.lines().nth(2).unwrap();
+    let cell = row.split_whitespace().last().unwrap();
+    assert!(cell.parse::<u64>().is_ok(), "{row}");
+    // A misspelt metric, and a JSONL line that is not a monitor record, are refused.
+    let bad_line = log.with_extension("bad.jsonl");
+    std::fs::write(&bad_line, "{\"step\": 1, \"name\": \"fc\"}\n[1, 2]\n").unwrap();
+    for (args, expected) in [
+        (
+            vec![
+                "track",
+                "--jsonl",
+                log.to_str().unwrap(),
+                "--metrics",
+                "alpah",
+            ],
+            "--metrics: unknown field alpah",
+        ),
+        (
+            vec!["track", "--jsonl", bad_line.to_str().unwrap()],
+            "line 2: not a SpectralMonitor record",
+        ),
+    ] {
+        let output = fixtures::run(&args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(expected), "{stderr}");
+    }
 }
 
 #[test]

@@ -61,8 +61,11 @@ fn eigenvalues_equal_numpy_svd_squared() {
 
 #[test]
 fn eigenvalues_on_cuda_equal_numpy_svd_squared() {
-    if !tch::Cuda::is_available() {
-        eprintln!("skipped: no CUDA device");
+    if !fixtures::capability(
+        "cuda",
+        tch::Cuda::is_available(),
+        "eigenvalues_on_cuda_equal_numpy_svd_squared",
+    ) {
         return;
     }
     eigenvalues_match_numpy_on(tch::Device::Cuda(0));
@@ -111,7 +114,7 @@ fn conventions_scale_as_documented_and_metrics_match_weightwatcher_definitions()
             let sigma2 = fixtures::reference()[file][&layer.name]["sigma2"]
                 .as_f64()
                 .unwrap();
-            let mp = layer.marchenko_pastur.as_ref().unwrap();
+            let mp = layer.rmt.marchenko_pastur.as_ref().unwrap();
             assert!((mp.sigma2 - sigma2).abs() < 1e-12 * sigma2);
         }
     }
@@ -151,7 +154,7 @@ fn gaussian_matrices_follow_marchenko_pastur() {
                 layer.name
             );
         }
-        let mp = layer.marchenko_pastur.as_ref().unwrap();
+        let mp = layer.rmt.marchenko_pastur.as_ref().unwrap();
         assert!(
             (mp.sigma2 - 1.0).abs() < 0.02,
             "{}: σ² = {}",
@@ -224,7 +227,7 @@ fn trained_weights_leave_the_random_bulk() {
         analysis
             .layers
             .iter()
-            .map(|l| l.marchenko_pastur.as_ref().unwrap().num_spikes)
+            .map(|l| l.rmt.marchenko_pastur.as_ref().unwrap().num_spikes)
             .sum()
     };
     for net in ["mlp", "cnn"] {

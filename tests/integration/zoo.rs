@@ -68,12 +68,12 @@ fn paths(report: &Value) -> Vec<String> {
         .collect()
 }
 
-fn health(report: &Value, field: &str) -> Vec<Option<f64>> {
+fn summary(report: &Value, field: &str) -> Vec<Option<f64>> {
     report["models"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|m| m["health"][field].as_f64())
+        .map(|m| m["summary"][field].as_f64())
         .collect()
 }
 
@@ -94,19 +94,16 @@ fn zoo_ranks_reports_errors_and_applies_the_policy() {
         .find(|m| m["path"].as_str().unwrap().ends_with("inputs_batch.pt"))
         .unwrap();
     assert_eq!(batch["verdict"], "not_a_model", "{batch}");
-    assert!(batch["health"].is_null());
+    assert!(batch["summary"].is_null());
     assert!(report["models"]
         .as_array()
         .unwrap()
         .iter()
         .any(|m| m["path"].as_str().unwrap().ends_with("broken.pt") && m["verdict"] == "error"));
-    let alphas: Vec<f64> = health(&report, "alpha_mean")
-        .into_iter()
-        .flatten()
-        .collect();
+    let alphas: Vec<f64> = summary(&report, "alpha").into_iter().flatten().collect();
     assert!(
         alphas.windows(2).all(|p| p[0] <= p[1]),
-        "not ranked by alpha_mean: {alphas:?}"
+        "not ranked by alpha: {alphas:?}"
     );
     // The trained models carry the most spikes beyond the Tracy-Widom edge.
     let (_, by_spikes) = zoo(&[
@@ -137,9 +134,9 @@ fn zoo_ranks_reports_errors_and_applies_the_policy() {
         .collect();
     assert!(violators
         .iter()
-        .all(|m| m["health"]["over_trained"].as_u64().unwrap() > 0));
+        .all(|m| m["summary"]["over_trained"].as_u64().unwrap() > 0));
     let policy = dir.join("policy.txt");
-    std::fs::write(&policy, "# lenient\nalpha_mean > 1000\n").unwrap();
+    std::fs::write(&policy, "# lenient\nalpha > 1000\n").unwrap();
     let (code, report) = zoo(&[
         dir_text,
         "--cache",
@@ -150,9 +147,13 @@ fn zoo_ranks_reports_errors_and_applies_the_policy() {
     assert_eq!(code, Some(0));
     assert_eq!(report["healthy"], 11);
     for bad in [
-        &["--fail-if", "alpha>6"][..],
+        &["--fail-if", "alpha_mean>6"][..],
+        &["--fail-if", "alpha>nan"],
+        &["--fail-if", "alpha=>6"],
         &["--rank-by", "nonsense"],
         &["--shard", "3/3"],
+        &["--tw-level", "0"],
+        &["--seed", "1"],
     ] {
         let mut args = vec!["zoo", dir_text, "--cache", "none"];
         args.extend_from_slice(bad);
@@ -201,17 +202,56 @@ fn shards_cover_every_model_once_and_merge_to_the_whole() {
     let merged: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(output.status.code(), whole_code);
     assert_eq!(paths(&merged), paths(&whole));
-    for field in ["alpha_mean", "num_spikes_tw", "over_trained"] {
-        assert_eq!(health(&merged, field), health(&whole, field), "{field}");
+    for field in ["alpha", "num_spikes_tw", "over_trained"] {
+        assert_eq!(summary(&merged, field), summary(&whole, field), "{field}");
     }
-    // A shard merged twice is refused.
-    let twice = run(&[
-        "zoo",
-        "merge",
+    // A shard given twice, or a missing shard, is refused: a partial merge would pass CI on
+    // the models it happens to hold.
+    let (first, second) = (
         shard_files[0].to_str().unwrap(),
-        shard_files[0].to_str().unwrap(),
-    ]);
-    assert_eq!(twice.status.code(), Some(2));
+        shard_files[1].to_str().unwrap(),
+    );
+    for (reports, expected) in [
+        (vec![first, first, second], "given twice"),
+        (vec![first, second], "2/3 missing"),
+    ] {
+        let mut args = vec!["zoo", "merge"];
+        args.extend(reports);
+        let output = run(&args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(expected), "{stderr}");
+    }
+}
+
+#[test]
+fn a_zoo_without_models_fails_and_summaries_equal_analyze() {
+    let empty = fixtures::dir().join("test-zoo-empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    std::fs::write(empty.join("notes.txt"), "no models here").unwrap();
+    let output = run(&["zoo", empty.to_str().unwrap(), "--cache", "none"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("no model files"), "{stderr}");
+    // One summary type: the zoo's entry is analyze's summary, field for field, with the same
+    // options (here a non-default convention and key-free checkpoint).
+    let model = fixtures::shipped_model("digits_cnn_trained.pt");
+    let model_text = model.to_str().unwrap();
+    let options = ["--convention", "rmt", "--conv", "reshape"];
+    let mut args = vec!["zoo", model_text, "--cache", "none"];
+    args.extend(options);
+    let (_, report) = zoo(&args[1..]);
+    let mut args = vec!["analyze", model_text, "-f", "json"];
+    args.extend(options);
+    let analysis: Value = serde_json::from_str(&fixtures::run_ok(&args)).unwrap();
+    // The zoo shares libtorch's threads between models, so sums may differ in the last bit.
+    let (zoo_summary, summary) = (&report["models"][0]["summary"], &analysis["summary"]);
+    for (field, value) in summary.as_object().unwrap() {
+        match (value.as_f64(), zoo_summary[field].as_f64()) {
+            (Some(a), Some(b)) => assert!((a - b).abs() <= 1e-12 * a.abs(), "{field}: {a} {b}"),
+            _ => assert_eq!(value, &zoo_summary[field], "{field}"),
+        }
+    }
 }
 
 #[test]
@@ -248,7 +288,7 @@ fn the_cache_skips_unchanged_files() {
     let csv = std::fs::read_to_string(&layers_csv).unwrap();
     let total_layers: u64 = analysed(&second)
         .iter()
-        .map(|m| m["health"]["layers"].as_u64().unwrap())
+        .map(|m| m["summary"]["layers"].as_u64().unwrap())
         .sum();
     assert!(
         csv.starts_with("model,layer_id,name"),
@@ -257,7 +297,7 @@ fn the_cache_skips_unchanged_files() {
     );
     assert_eq!(csv.lines().count() as u64, total_layers + 1);
     assert!(cached(&second).iter().all(|c| *c));
-    assert_eq!(health(&first, "alpha_mean"), health(&second, "alpha_mean"));
+    assert_eq!(summary(&first, "alpha"), summary(&second, "alpha"));
     std::fs::copy(fixtures::file("mlp_traced.pt"), dir.join("added.pt")).unwrap();
     let (_, third) = zoo(&[dir_text, "--cache", cache_text]);
     let fresh: Vec<String> = analysed(&third)
