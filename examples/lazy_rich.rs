@@ -1,4 +1,4 @@
-//! Seed 003's lazy/rich experiment: an MLP on the digits data whose output is scaled by α,
+//! Thamm, Staats & Rosenow's (2022) lazy/rich experiment: an MLP on the digits data whose output is scaled by α,
 //! a_L = softmax(α·f(x)), with the loss divided by α² (Chizat, Oyallon & Bach). Large α moves
 //! the weights little (lazy: the spectrum stays Marchenko-Pastur), small α a lot (rich: spikes
 //! grow beyond the Tracy-Widom edge). The SpectralMonitor records the hidden 256×256 layer.

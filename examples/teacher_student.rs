@@ -1,4 +1,4 @@
-//! Seed 001's teacher-student model y = Z·W·x: a student W learns a teacher W* through a fixed
+//! Favoni, Aarts, Lucini & Park's (2024) teacher-student model y = Z·W·x: a student W learns a teacher W* through a fixed
 //! hidden layer Z by minibatch SGD on noisy labels. Near the teacher, SGD noise makes the
 //! eigenvalues of X = WᵀW a Dyson-Brownian gas:
 //!

@@ -6,7 +6,7 @@
 //! - [`noise_edge_fit`]: σ² of the noise from the bulk alone, and the Tracy-Widom test of the
 //!   edge — eigenvalues beyond the TW₁ quantile are spikes, the rest is the bulk whose mean gives
 //!   σ² (iterated to a fixed point), so a spike does not inflate the noise level it is judged by.
-//! - [`modified_fit`]: seed 003's modified Marchenko-Pastur law: λ₋ fixed at the smallest
+//! - [`modified_fit`]: Thamm, Staats & Rosenow's (2022) modified Marchenko-Pastur law: λ₋ fixed at the smallest
 //!   eigenvalue, λ₊ and σ² free; its mass is the fraction of the spectrum that is still random.
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -108,7 +108,7 @@ fn tw1_quantile(p: f64) -> Option<f64> {
     Some(q)
 }
 
-/// Seed 003's modified Marchenko-Pastur fit, RMT convention.
+/// Thamm, Staats & Rosenow's (2022) modified Marchenko-Pastur fit, RMT convention.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ModifiedFit {
     /// The fitted σ² (sets the density's height).

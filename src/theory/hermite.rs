@@ -1,6 +1,6 @@
 //! Hermite coefficients of activation functions: φ(ξ) = Σ aₖ Heₖ(ξ)/√k! for ξ ~ N(0, 1),
 //! aₖ = E[φ(ξ)Heₖ(ξ)]/√k!, and ν = E[φ(ξ)²]. They give the linear equivalent of a random
-//! layer's conjugate kernel (seed 002, mechanism 2):
+//! layer's conjugate kernel (Liao & Mahoney (2025), mechanism 2):
 //! K̃ = a₀²11ᵀ + a₁²XᵀX + a₂²(1/p)11ᵀ + (ν − a₀² − a₁²)I.
 use serde::Serialize;
 
@@ -111,7 +111,7 @@ mod tests {
 
     #[test]
     fn relu_and_tanh_match_the_reference() {
-        // ../shared/REFERENCE.md
+        // Closed forms: a₀ = 1/√(2π), a₁ = 1/2, a₂ = 1/(2√π), a₃ = 0 for ReLU.
         let relu = hermite_coefficients(Activation::Relu, 3).unwrap();
         let want = [0.3989422804014327, 0.5, 0.28209479177387814, 0.0];
         for (got, want) in relu.coefficients.iter().zip(want) {

@@ -1,4 +1,4 @@
-//! The conjugate kernel of a random layer and its linear equivalent (seed 002, mechanism 2).
+//! The conjugate kernel of a random layer and its linear equivalent (Liao & Mahoney (2025), mechanism 2).
 //!
 //! For data X ∈ ℝ^{p×n} with i.i.d. N(0, 1/p) entries (columns of norm ≈ 1) and a random layer
 //! W ∈ ℝ^{d×p} with N(0, 1) entries, the conjugate kernel K = φ(WX)ᵀφ(WX)/d is close in operator
@@ -116,7 +116,7 @@ pub struct DepthPoint {
     pub eigenvalues: Vec<f64>,
 }
 
-/// Seed 002's curse of depth measured on one random network.
+/// Liao & Mahoney's (2025) curse of depth measured on one random network.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DepthProfile {
     /// The activation, used normalised: φ̃ = (φ − a₀)/√(ν − a₀²).
@@ -140,7 +140,7 @@ pub struct DepthProfile {
 /// d on n Gaussian inputs in ℝᵖ (columns scaled to norm √p), Y_l = φ̃(W_l Y_{l−1}),
 /// W_l ~ N(0, 1/fan-in). With φ̃ centred and of unit variance every pre-activation stays
 /// N(0, 1), and the linear equivalent gives K_L ≈ b^{2L}K₀ + (1 − b^{2L})I: for b < 1 the
-/// kernel forgets its input as depth grows (seed 002, experiment 3). At finite width every
+/// kernel forgets its input as depth grows (Liao & Mahoney (2025), experiment 3). At finite width every
 /// layer adds fluctuations of variance 1/d to each off-diagonal entry, which later layers
 /// shrink by b² like the input: the prediction carries both.
 pub fn depth_profile(

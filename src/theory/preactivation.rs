@@ -1,4 +1,4 @@
-//! Pre-activation statistics of a random network at initialisation (seed 004, eq. 32; Roberts,
+//! Pre-activation statistics of a random network at initialisation (Aarts (2025), eq. 32; Roberts,
 //! Yaida & Hanin): with W⁽ˡ⁾ ~ N(0, σ_W²/n_{l−1}) and no biases, the pre-activations of two
 //! inputs are, at infinite width, Gaussian with E[z⁽ˡ⁾ᵢ(x_α)z⁽ˡ⁾ⱼ(x_β)] = δᵢⱼ K⁽ˡ⁾_αβ and
 //! K⁽¹⁾_αβ = σ_W² x_α·x_β/n₀, K⁽ˡ⁺¹⁾_αβ = σ_W² E[φ(u_α)φ(u_β)], (u_α, u_β) ~ N(0, K⁽ˡ⁾).

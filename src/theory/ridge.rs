@@ -1,6 +1,6 @@
 //! The deterministic-equivalent risk of ridge regression with isotropic features (Hastie,
 //! Montanari, Rosset & Tibshirani), from the Marchenko-Pastur Stieltjes transform: the double
-//! descent of seed 002 (mechanism 3), with its peak at p = n when the ridge λ is small.
+//! descent of Liao & Mahoney (2025) (mechanism 3), with its peak at p = n when the ridge λ is small.
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -179,7 +179,7 @@ mod tests {
 
     #[test]
     fn risk_matches_the_reference_values() {
-        // ../shared/REFERENCE.md, r² = σ² = 1.
+        // Hastie, Montanari, Rosset & Tibshirani (2022), r² = σ² = 1.
         let at = |gamma: f64, lambda: f64| {
             RidgeProblem::new(gamma, 1.0, 1.0)
                 .unwrap()
@@ -213,7 +213,7 @@ mod tests {
 
     #[test]
     fn simulated_ridge_at_p_512_is_within_5_percent_of_theory_away_from_the_peak() {
-        // Seed 002's first experiment: p = 512, n/p from 0.5 to 2, λ = 1e-5 and 0.1.
+        // Liao & Mahoney's (2025) first experiment: p = 512, n/p from 0.5 to 2, λ = 1e-5 and 0.1.
         let gammas = [2.0, 1.0 / 0.6, 1.0 / 1.6, 0.5];
         let simulation = RidgeSimulation {
             p: 512,
