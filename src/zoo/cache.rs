@@ -73,11 +73,85 @@ impl Cache {
         serde_json::from_str(&text).ok()
     }
 
-    /// Stores a result; a cache that cannot be written only costs time on the next run.
+    /// Stores a result; a cache that cannot be written only costs time on the next run. The
+    /// entry is written beside its place and renamed into it, so that runs sharing a cache (the
+    /// tasks of a Slurm array) never read a half-written entry.
     pub fn put(&self, content_hash: &str, options_fingerprint: &str, result: &CachedResult) {
         let _ = std::fs::create_dir_all(&self.directory);
-        if let Ok(text) = serde_json::to_string(result) {
-            let _ = std::fs::write(self.file(content_hash, options_fingerprint), text);
+        let Ok(text) = serde_json::to_string(result) else {
+            return;
+        };
+        let file = self.file(content_hash, options_fingerprint);
+        let partial = file.with_extension(format!(
+            "json.{}.{:?}.partial",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        if std::fs::write(&partial, text).is_err() || std::fs::rename(&partial, &file).is_err() {
+            let _ = std::fs::remove_file(&partial);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Cached (and merged) results must be the computed numbers to the last bit: JSON floats
+    /// are parsed with correct rounding (serde_json's `float_roundtrip`), which its default fast
+    /// parser is not (0.927513512712734 came back as …7341).
+    #[test]
+    fn cached_summaries_come_back_bit_identical() {
+        let directory = std::env::temp_dir().join(format!("rmt-cache-test-{}", std::process::id()));
+        let cache = Cache::new(&directory);
+        let awkward = [
+            0.927513512712734,
+            1.8126061009936365,
+            0.9128493596770858,
+            2.11714818793535,
+            7.732197846819149e-22,
+            f64::MIN_POSITIVE,
+        ];
+        for (i, &value) in awkward.iter().enumerate() {
+            let summary = ModelSummary {
+                layers: 1,
+                alpha: Some(value),
+                alpha_weighted: Some(value * std::f64::consts::PI),
+                log_alpha_norm: Some(-value / 3.0),
+                log_norm: Some(value.ln()),
+                log_spectral_norm: Some(value.sqrt()),
+                stable_rank: Some(1.0 / value),
+                mp_softrank: Some(value.exp().fract()),
+                num_spikes_tw: 0,
+                layers_with_tw_spikes: 0,
+                random_like: 0,
+                well_trained: 1,
+                over_trained: 0,
+                under_trained: 0,
+                fit_failed: 0,
+            };
+            let result = (summary.clone(), serde_json::json!({ "alpha": value }));
+            let hash = format!("{i:016x}");
+            cache.put(&hash, "options", &result);
+            let (back, analysis) = cache.get(&hash, "options").unwrap();
+            assert_eq!(back, summary, "{value:e}");
+            assert_eq!(
+                analysis["alpha"].as_f64().unwrap().to_bits(),
+                value.to_bits()
+            );
+        }
+        let leftovers = std::fs::read_dir(&directory)
+            .unwrap()
+            .filter(|entry| {
+                entry
+                    .as_ref()
+                    .unwrap()
+                    .path()
+                    .to_string_lossy()
+                    .ends_with(".partial")
+            })
+            .count();
+        assert_eq!(leftovers, 0);
+        std::fs::remove_dir_all(&directory).unwrap();
     }
 }

@@ -136,7 +136,11 @@ fn zoo_entry(path: &Path, options: &ZooOptions, fingerprint: &str) -> ZooEntry {
         .as_ref()
         .and_then(|cache| cache.get(&hash, fingerprint));
     let ((summary, analysis), from_cache) = match cached {
-        Some(result) => (result, true),
+        Some((summary, mut analysis)) => {
+            // The same content may have been analysed under another name.
+            analysis["model"] = path.display().to_string().into();
+            ((summary, analysis), true)
+        }
         None => {
             let model = match Model::load_entry(path, options.key.as_deref()) {
                 Ok(model) if model.is_bare_tensor() => {

@@ -308,3 +308,34 @@ fn the_cache_skips_unchanged_files() {
     assert_eq!(fresh.len(), 1);
     assert!(Path::new(&fresh[0]).ends_with("added.pt"));
 }
+
+/// The README's Slurm array recipe on a real single-node Slurm (slurmctld, slurmd and munge
+/// started by `scripts/slurm-zoo-check`): the merged shards equal one `zoo` run, and a failed
+/// array task makes the merge fail. Skipped (and counted) where Slurm cannot be started.
+#[test]
+fn slurm_array_shards_merge_into_the_single_run() {
+    let zoo = make_zoo("zoo-slurm", false);
+    let output = std::process::Command::new(fixtures::root().join("scripts/slurm-zoo-check"))
+        .arg(env!("CARGO_BIN_EXE_rmt-torch"))
+        .arg(&zoo)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if output.status.code() == Some(77) {
+        eprint!("{stderr}");
+        fixtures::capability(
+            "slurm",
+            false,
+            "slurm_array_shards_merge_into_the_single_run",
+        );
+        return;
+    }
+    assert!(
+        output.status.success(),
+        "{}{stderr}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("match the single run"), "{stdout}");
+    assert!(stdout.contains("failed task refused"), "{stdout}");
+}
