@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::analysis::{analyze, AnalyzeOptions, LayerReport};
 use crate::error::{Error, Result};
-use crate::model::Model;
+use crate::model::{EntryValue, Model};
 
 /// Checkpoint entries that hold the training step, in order of preference.
 const STEP_ENTRIES: &[&str] = &["global_step", "step", "iteration", "epoch"];
@@ -32,8 +32,11 @@ pub fn checkpoint_step(model: &Model) -> Option<u64> {
             model
                 .other_entries
                 .iter()
-                .find(|(name, _)| name == key)
-                .and_then(|(_, description)| description.strip_prefix("int ")?.trim().parse().ok())
+                .find(|entry| entry.name == *key)
+                .and_then(|entry| match entry.value {
+                    EntryValue::Int(step) => u64::try_from(step).ok(),
+                    _ => None,
+                })
         })
         .or_else(|| last_number(model.path.file_stem()?.to_str()?))
 }

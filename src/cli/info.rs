@@ -22,6 +22,7 @@ pub struct InfoArgs {
 /// Lists the tensors with their verdicts.
 pub fn run(args: InfoArgs) -> anyhow::Result<ExitCode> {
     let selection = args.selection.to_selection()?;
+    selection.check()?;
     let format = args.output.format;
     args.output.prepare(&[&args.model.model])?;
     let model = args.model.load()?;
@@ -31,9 +32,7 @@ pub fn run(args: InfoArgs) -> anyhow::Result<ExitCode> {
             "model": model.path.display().to_string(),
             "format": model.format,
             "tensors": inventory,
-            "other_entries": model.other_entries.iter()
-                .map(|(name, what)| serde_json::json!({"name": name, "value": what}))
-                .collect::<Vec<_>>(),
+            "other_entries": model.other_entries,
         }))?,
         OutputFormat::Csv => to_csv(&inventory)?,
         OutputFormat::Table => {
@@ -58,8 +57,8 @@ pub fn run(args: InfoArgs) -> anyhow::Result<ExitCode> {
             );
             if !model.other_entries.is_empty() {
                 text.push_str("\nother entries (not analysed):\n");
-                for (name, what) in &model.other_entries {
-                    text.push_str(&format!("  {name}: {what}\n"));
+                for entry in &model.other_entries {
+                    text.push_str(&format!("  {}: {}\n", entry.name, entry.value));
                 }
             }
             text

@@ -30,9 +30,75 @@ pub struct Model {
     pub format: FileFormat,
     /// Its tensors in the file's order.
     pub tensors: Vec<NamedTensor>,
-    /// Checkpoint entries that are not tensors (epochs, optimiser settings, …): name and what
-    /// it is. Empty for TorchScript and safetensors files.
-    pub other_entries: Vec<(String, String)>,
+    /// Checkpoint entries that are not weight tensors (epochs, optimiser settings, …). Empty
+    /// for TorchScript and safetensors files.
+    pub other_entries: Vec<CheckpointEntry>,
+}
+
+/// A checkpoint entry that is not a weight tensor: its dotted name and its value.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct CheckpointEntry {
+    /// The dotted name (`epoch`, `optimizer.param_groups.0.lr`).
+    pub name: String,
+    /// What the entry holds.
+    #[serde(flatten)]
+    pub value: EntryValue,
+}
+
+/// The value of a [`CheckpointEntry`]: scalars as they are, containers and objects by size or
+/// class (JSON: `{"type": "int", "value": 7}`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "type", content = "value", rename_all = "snake_case")]
+pub enum EntryValue {
+    /// Python's `None`.
+    None,
+    /// A bool.
+    Bool(bool),
+    /// An int that fits in 64 bits.
+    Int(i64),
+    /// An int wider than 64 bits.
+    WideInt,
+    /// A float.
+    Float(f64),
+    /// A str.
+    Str(String),
+    /// bytes, by length.
+    Bytes(usize),
+    /// A tuple, by length.
+    Tuple(usize),
+    /// A list, by length.
+    List(usize),
+    /// A dict, by length.
+    Dict(usize),
+    /// A reference to a Python global `module.name`.
+    Reference(String),
+    /// A storage not wrapped in a tensor, by storage type.
+    Storage(String),
+    /// A tensor outside the weights, by shape.
+    Tensor(Vec<i64>),
+    /// An object only Python could rebuild, by class (never rebuilt).
+    Object(String),
+}
+
+impl std::fmt::Display for EntryValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::None => write!(f, "None"),
+            Self::Bool(b) => write!(f, "bool {b}"),
+            Self::Int(i) => write!(f, "int {i}"),
+            Self::WideInt => write!(f, "int (wider than 64 bits)"),
+            Self::Float(x) => write!(f, "float {x}"),
+            Self::Str(s) => write!(f, "str {s:?}"),
+            Self::Bytes(n) => write!(f, "{n} bytes"),
+            Self::Tuple(n) => write!(f, "tuple of {n}"),
+            Self::List(n) => write!(f, "list of {n}"),
+            Self::Dict(n) => write!(f, "dict of {n}"),
+            Self::Reference(name) => write!(f, "reference to {name}"),
+            Self::Storage(kind) => write!(f, "bare {kind}"),
+            Self::Tensor(shape) => write!(f, "tensor {shape:?}"),
+            Self::Object(class) => write!(f, "{class} object (skipped)"),
+        }
+    }
 }
 
 /// The name given to the tensor of a `torch.save(tensor)` file, whose root is no dict.

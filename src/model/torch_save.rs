@@ -8,7 +8,7 @@ use std::path::Path;
 use tch::{Kind, Tensor};
 
 use super::pickle::{self, TensorView, Value};
-use super::NamedTensor;
+use super::{CheckpointEntry, EntryValue, NamedTensor};
 use crate::error::{Error, Result};
 
 /// Keys under which checkpoints commonly keep the model's weights, tried in this order.
@@ -21,8 +21,8 @@ const LEGACY_MAGIC: [u8; 10] = [0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 
 pub struct Checkpoint {
     /// The weights, with dotted names.
     pub tensors: Vec<NamedTensor>,
-    /// Entries that are not weights: (dotted name, what it is).
-    pub other_entries: Vec<(String, String)>,
+    /// Entries that are not weights.
+    pub other_entries: Vec<CheckpointEntry>,
 }
 
 /// Reads a zip-format checkpoint.
@@ -235,7 +235,10 @@ fn build(
                 let tensor = tensor_view(path, &name, storage, &view)?;
                 tensors.push(NamedTensor { name, tensor });
             }
-            other => other_entries.push((name, describe(&other))),
+            other => other_entries.push(CheckpointEntry {
+                name,
+                value: entry_value(&other),
+            }),
         }
     }
     if let Some(prefix) = prefix {
@@ -244,7 +247,10 @@ fn build(
             for (key, value) in dict.borrow().iter() {
                 let key = key_text(key);
                 if key != prefix {
-                    other_entries.push((key, describe(value)));
+                    other_entries.push(CheckpointEntry {
+                        name: key,
+                        value: entry_value(value),
+                    });
                 }
             }
         }
@@ -283,7 +289,7 @@ fn entry_at(path: &Path, root: &Value, key: &str) -> Result<Value> {
                     .map(|(k, _)| key_text(k))
                     .collect::<Vec<_>>()
                     .join(", "),
-                other => format!("a {} has no entries", describe(other)),
+                other => format!("a {} has no entries", entry_value(other)),
             };
             Error::InvalidOption(format!(
                 "--key {key}: no entry '{segment}' in {} (available: {available})",
@@ -318,7 +324,7 @@ fn key_text(key: &Value) -> String {
         Value::Int(i) => i.to_string(),
         Value::Bool(b) => b.to_string(),
         Value::None => "None".into(),
-        other => describe(other),
+        other => entry_value(other).to_string(),
     }
 }
 
@@ -379,22 +385,22 @@ fn flatten(
     }
 }
 
-fn describe(value: &Value) -> String {
+fn entry_value(value: &Value) -> EntryValue {
     match value {
-        Value::None => "None".into(),
-        Value::Bool(b) => format!("bool {b}"),
-        Value::Int(i) => format!("int {i}"),
-        Value::LargeInt(_) => "int (wider than 64 bits)".into(),
-        Value::Float(f) => format!("float {f}"),
-        Value::Str(s) => format!("str {s:?}"),
-        Value::Bytes(b) => format!("{} bytes", b.len()),
-        Value::Tuple(items) => format!("tuple of {}", items.len()),
-        Value::List(list) => format!("list of {}", list.borrow().len()),
-        Value::Dict(dict) => format!("dict of {}", dict.borrow().len()),
-        Value::Global(module, name) => format!("reference to {module}.{name}"),
-        Value::Storage { storage_type, .. } => format!("bare {storage_type}"),
-        Value::Tensor(view) => format!("tensor {:?}", view.size),
-        Value::Object(class) => format!("{class} object (skipped)"),
+        Value::None => EntryValue::None,
+        Value::Bool(b) => EntryValue::Bool(*b),
+        Value::Int(i) => EntryValue::Int(*i),
+        Value::LargeInt(_) => EntryValue::WideInt,
+        Value::Float(f) => EntryValue::Float(*f),
+        Value::Str(s) => EntryValue::Str(s.clone()),
+        Value::Bytes(b) => EntryValue::Bytes(b.len()),
+        Value::Tuple(items) => EntryValue::Tuple(items.len()),
+        Value::List(list) => EntryValue::List(list.borrow().len()),
+        Value::Dict(dict) => EntryValue::Dict(dict.borrow().len()),
+        Value::Global(module, name) => EntryValue::Reference(format!("{module}.{name}")),
+        Value::Storage { storage_type, .. } => EntryValue::Storage(storage_type.clone()),
+        Value::Tensor(view) => EntryValue::Tensor(view.size.clone()),
+        Value::Object(class) => EntryValue::Object(class.clone()),
     }
 }
 

@@ -1,5 +1,5 @@
 //! Python `torch.save` checkpoints read in pure Rust, bit-exact against Python's own tensors.
-use rmt_torch::model::{dtype_name, FileFormat};
+use rmt_torch::model::{dtype_name, EntryValue, FileFormat};
 use rmt_torch::Model;
 
 use crate::fixtures::{self, run};
@@ -62,10 +62,12 @@ fn nested_checkpoints_yield_the_model_and_list_the_rest() {
     let others: Vec<&str> = model
         .other_entries
         .iter()
-        .map(|(name, _)| name.as_str())
+        .map(|entry| entry.name.as_str())
         .collect();
     assert_eq!(others, ["epoch", "optimizer_state_dict", "loss"]);
-    assert_eq!(model.other_entries[0].1, "int 7");
+    assert_eq!(model.other_entries[0].value, EntryValue::Int(7));
+    assert!(matches!(model.other_entries[1].value, EntryValue::Dict(_)));
+    assert!(matches!(model.other_entries[2].value, EntryValue::Float(_)));
 }
 
 #[test]
