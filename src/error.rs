@@ -70,7 +70,7 @@ pub enum Error {
 
 impl From<tch::TchError> for Error {
     fn from(err: tch::TchError) -> Self {
-        Error::Torch(first_line(&err.to_string()))
+        Error::Torch(torch_message(&err.to_string()))
     }
 }
 
@@ -84,15 +84,70 @@ impl Error {
     }
 }
 
-/// Keeps the first meaningful line of a libtorch message: the rest is a C++ backtrace.
-pub(crate) fn first_line(message: &str) -> String {
-    message
-        .lines()
-        .map(str::trim)
-        .find(|line| !line.is_empty() && !line.starts_with("Exception raised from"))
-        .unwrap_or("unknown error")
-        .to_string()
+/// The message of a libtorch error, whole but on one line and without its C++ backtrace. For a
+/// failure inside TorchScript code it is the model's own error (`RuntimeError: Expected 4D
+/// input …`), the lines after the interpreter's traceback.
+pub(crate) fn torch_message(message: &str) -> String {
+    let message = message
+        .strip_prefix("Internal torch error: ")
+        .unwrap_or(message);
+    let message = message
+        .split("\nException raised from")
+        .next()
+        .unwrap_or(message);
+    let lines: Vec<&str> = match message.rfind("<--- HERE") {
+        Some(marker) => message[marker..]
+            .lines()
+            .skip(1)
+            .skip_while(|line| line.is_empty() || line.starts_with(char::is_whitespace))
+            .collect(),
+        None => message.lines().collect(),
+    };
+    let text = lines
+        .iter()
+        .map(|line| line.trim())
+        .filter(|line| !line.is_empty() && !line.starts_with("Exception raised from"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    if text.is_empty() {
+        "unknown error".into()
+    } else {
+        text
+    }
 }
 
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::torch_message;
+
+    #[test]
+    fn torch_messages_keep_the_models_error_and_drop_tracebacks() {
+        let scripted = "Internal torch error: The following operation failed in the TorchScript interpreter.
+Traceback of TorchScript, serialized code (most recent call last):
+  File \"code/__torch__.py\", line 13, in forward
+    x0 = torch.relu((conv1).forward(x, ))
+                     ~~~~~~~~~~~~~~ <--- HERE
+Traceback of TorchScript, original code (most recent call last):
+        return F.conv2d(
+               ~~~~~~~~ <--- HERE
+            input, weight, bias, self.stride, self.padding, self.dilation, self.groups
+        )
+RuntimeError: Expected 3D (unbatched) or 4D (batched) input to conv2d, but got input of size: [16, 64]
+";
+        assert_eq!(
+            torch_message(scripted),
+            "RuntimeError: Expected 3D (unbatched) or 4D (batched) input to conv2d, but got input of size: [16, 64]"
+        );
+        let plain = "Internal torch error: shape '[2, 3]' is invalid for input of size 5
+Exception raised from infer_size_impl at aten/src/ATen/InferSize.h:43 (most recent call first):
+frame #0: c10::Error::Error(...)";
+        assert_eq!(
+            torch_message(plain),
+            "shape '[2, 3]' is invalid for input of size 5"
+        );
+        assert_eq!(torch_message(""), "unknown error");
+    }
+}

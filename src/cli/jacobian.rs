@@ -6,7 +6,8 @@ use anyhow::Context;
 use clap::Args;
 
 use rmt_torch::jacobian::{
-    analyze_each_output, analyze_jacobians, JacobianAnalysis, JacobianOptions,
+    analyze_each_output, analyze_jacobians, JacobianAnalysis, JacobianOptions, SampleCount,
+    DEFAULT_ISOMETRY_TOLERANCE, DEFAULT_SAMPLES,
 };
 use rmt_torch::report::plots::write_jacobian_figures;
 use rmt_torch::report::{
@@ -35,7 +36,7 @@ autograd, in eval mode, and the statistics of its singular values σ:
 
 EXAMPLES:
   rmt-torch jacobian model.pt --input batch.pt
-  rmt-torch jacobian model.pt --input batch.npy --samples 4 --f64 -f json -o jac.json
+  rmt-torch jacobian model.pt --input batch.npy --samples all --f64 -f json -o jac.json
   rmt-torch jacobian detector.pt --input images.safetensors --input-key images --output-index 0")]
 pub struct JacobianArgs {
     /// TorchScript model (torch.jit.script or torch.jit.trace, saved with .save()).
@@ -61,11 +62,11 @@ pub struct JacobianArgs {
     /// Run the model in float64: exact Jacobians, about twice the cost on a CPU.
     #[arg(long)]
     f64: bool,
-    /// Only the first N samples of the batch.
-    #[arg(long, value_name = "N")]
-    samples: Option<usize>,
+    /// The first N samples of the batch, or `all`.
+    #[arg(long, value_name = "N|all", default_value_t = SampleCount::First(DEFAULT_SAMPLES))]
+    samples: SampleCount,
     /// A singular value is isometric when |σ − 1| ≤ this.
-    #[arg(long, default_value_t = 0.1, value_name = "EPS")]
+    #[arg(long, default_value_t = DEFAULT_ISOMETRY_TOLERANCE, value_name = "EPS")]
     isometry_tolerance: f64,
     /// For a model returning a tuple of activations (h₁, …, h_L): the Jacobian ∂h_l/∂x of
     /// every one, the partial products of the layer chain, to see at which depth isometry
@@ -93,15 +94,13 @@ pub fn run(args: JacobianArgs) -> anyhow::Result<ExitCode> {
         output_index: args.output_index,
         chunk: args.chunk,
         float64: args.f64,
-        max_samples: args.samples,
+        samples: args.samples,
         isometry_tolerance: args.isometry_tolerance,
         mean_gram: args.mean_gram,
         keep_singular_values: true,
         rmt: args.rmt.to_options()?,
     };
-    if args.chunk == Some(0) {
-        anyhow::bail!("--chunk must be at least 1");
-    }
+    options.check()?;
     let format = args.output.format;
     args.output.prepare(&[&args.model, &args.input])?;
     args.plots.prepare()?;
@@ -205,8 +204,16 @@ fn table(analysis: &JacobianAnalysis) -> String {
         ]);
     }
     let summary = &analysis.summary;
+    let coverage = if summary.samples < analysis.samples_in_file {
+        format!(
+            "the first {} of {} samples (--samples all for every one)",
+            summary.samples, analysis.samples_in_file
+        )
+    } else {
+        format!("{} samples", summary.samples)
+    };
     format!(
-        "{}: Jacobians {} outputs × {} inputs (input {:?}) on {}, {}, {} rows per pass\nmean over {} samples: mean σ² {}, var σ² {}, isometry fraction {} (|σ − 1| ≤ {}); largest σ {}, median condition number {}\n\n{}",
+        "{}: Jacobians {} outputs × {} inputs (input {:?}) on {}, {}, {} rows per pass\nmean over {}: mean σ² {}, var σ² {}, isometry fraction {} (|σ − 1| ≤ {}); largest σ {}, median condition number {}\n\n{}",
         analysis.model,
         analysis.outputs,
         analysis.inputs,
@@ -214,7 +221,7 @@ fn table(analysis: &JacobianAnalysis) -> String {
         analysis.device,
         analysis.dtype,
         analysis.chunk,
-        summary.samples,
+        coverage,
         format_number(summary.mean_sigma2),
         format_number(summary.var_sigma2),
         format_number(summary.isometry_fraction),

@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::Args;
 
 use rmt_torch::environment::Environment;
-use rmt_torch::jacobian::{analyze_jacobians, JacobianOptions};
+use rmt_torch::jacobian::{analyze_jacobians, JacobianOptions, SampleCount};
 use rmt_torch::report::html::{analysis_settings, html_report};
 use rmt_torch::RmtOptions;
 
@@ -53,9 +53,9 @@ pub struct ReportArgs {
     /// The tensor to use when the input file holds several.
     #[arg(long, value_name = "NAME", requires = "input")]
     input_key: Option<String>,
-    /// Samples of the batch whose Jacobians are computed.
-    #[arg(long, default_value_t = 8, value_name = "N", requires = "input")]
-    jacobian_samples: usize,
+    /// Samples of the batch whose Jacobians are computed (the first N, or `all`).
+    #[arg(long, default_value_t = SampleCount::First(8), value_name = "N|all", requires = "input")]
+    jacobian_samples: SampleCount,
     #[command(flatten)]
     analysis: AnalysisArgs,
 }
@@ -64,9 +64,6 @@ pub struct ReportArgs {
 pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
     let mut options = args.analysis.options()?;
     check_output_path(&args.output, &[&args.model])?;
-    if args.jacobian_samples == 0 {
-        anyhow::bail!("invalid option --jacobian-samples: must be at least 1");
-    }
     options.rmt.vectors = !args.no_vectors;
     let options = options.with_figure_data();
     let quiet = args.analysis.quiet;
@@ -81,7 +78,7 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
         Some(input) => {
             let jacobian_options = JacobianOptions {
                 device: options.device,
-                max_samples: Some(args.jacobian_samples),
+                samples: args.jacobian_samples,
                 rmt: RmtOptions {
                     vectors: false,
                     ..options.rmt.clone()

@@ -1,7 +1,7 @@
 //! TorchScript archives through libtorch's own loader.
 use std::path::Path;
 
-use crate::error::{first_line, Error, Result};
+use crate::error::{torch_message, Error, Result};
 use crate::model::NamedTensor;
 
 /// Loads the parameters (not buffers) of a scripted or traced module, on the CPU, detached from
@@ -10,7 +10,7 @@ pub fn load(path: &Path) -> Result<Vec<NamedTensor>> {
     let corrupt = |err: tch::TchError| Error::Corrupt {
         path: path.to_path_buf(),
         format: "TorchScript archive",
-        message: first_line(&err.to_string()),
+        message: torch_message(&err.to_string()),
     };
     let module = tch::CModule::load_on_device(path, tch::Device::Cpu).map_err(corrupt)?;
     let parameters = module.named_parameters().map_err(corrupt)?;

@@ -171,7 +171,7 @@ fn singular_values_match_numpy_and_every_input_format_agrees() {
         "2",
     ]);
     assert!(
-        table.contains("float32") && table.contains("mean over 2 samples"),
+        table.contains("float32") && table.contains("mean over the first 2 of 4 samples"),
         "{table}"
     );
 }
@@ -335,4 +335,53 @@ fn the_shipped_models_run_on_their_shipped_batches() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("x.float() / 255"), "{stderr}");
+    // The MLP's flat batch given to the CNN: the model's own error, whole, and the shape its
+    // first weight takes.
+    let flat = fixtures::shipped_model("digits_mlp_batch.pt");
+    let output = run(&[
+        "jacobian",
+        model.to_str().unwrap(),
+        "--input",
+        flat.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    for part in [
+        "rejected an input of shape [16, 64]",
+        "RuntimeError: Expected 3D (unbatched) or 4D (batched) input to conv2d, but got input of size: [16, 64]",
+        "conv1.weight [32, 1, 3, 3], takes inputs shaped [batch, 1, height, width]",
+    ] {
+        assert!(stderr.contains(part), "{part}: {stderr}");
+    }
+}
+
+/// A batch larger than the default sample count is cut to its first 32 samples, and says so;
+/// `--samples all` takes every one.
+#[test]
+fn the_default_sample_count_is_small_and_stated() {
+    let batch = fixtures::root().join("target/jacobian-40-samples.npy");
+    Tensor::randn([40, 64], (tch::Kind::Float, Device::Cpu))
+        .write_npy(&batch)
+        .unwrap();
+    let model = fixtures::shipped_model("digits_mlp_trained.pt");
+    let (model, batch) = (model.to_str().unwrap(), batch.to_str().unwrap());
+    let table = run_ok(&["jacobian", model, "--input", batch]);
+    assert!(
+        table.contains("mean over the first 32 of 40 samples (--samples all for every one)"),
+        "{table}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&run_ok(&[
+        "jacobian",
+        model,
+        "--input",
+        batch,
+        "--samples",
+        "all",
+        "-f",
+        "json",
+    ]))
+    .unwrap();
+    assert_eq!(json["samples"].as_array().unwrap().len(), 40);
+    assert_eq!(json["samples_in_file"], 40);
 }

@@ -1,0 +1,237 @@
+//! The model side of Jacobians: loading a TorchScript archive to run it, its forward pass, and
+//! the checks an input batch must pass before it is differentiated.
+use std::path::Path;
+
+use tch::{CModule, Device, IValue, Kind, Tensor};
+
+use crate::error::{torch_message, Error, Result};
+
+/// A model ready for differentiation: in eval mode, on its device, in its dtype.
+pub struct Differentiable {
+    module: CModule,
+    pub(super) device: Device,
+    pub(super) kind: Kind,
+    pub(super) output_index: Option<usize>,
+}
+
+impl Differentiable {
+    /// Loads a TorchScript model onto `device`, in eval mode, converted to float64 when asked.
+    pub fn load(
+        path: &Path,
+        device: Device,
+        float64: bool,
+        output_index: Option<usize>,
+    ) -> Result<Self> {
+        let format = crate::model::detect(path)?;
+        if format != crate::model::FileFormat::TorchScript {
+            return Err(Error::UnsupportedFormat {
+                path: path.to_path_buf(),
+                message: format!(
+                    "not a TorchScript model but a {format}: weights without a forward pass (Jacobians need torch.jit.script or torch.jit.trace, then .save)"
+                ),
+            });
+        }
+        let mut module =
+            CModule::load_on_device(path, device).map_err(|err| Error::UnsupportedFormat {
+                path: path.to_path_buf(),
+                message: format!(
+                    "not a TorchScript model libtorch can run: {}",
+                    torch_message(&err.to_string())
+                ),
+            })?;
+        module.set_eval();
+        let stored = module
+            .named_parameters()?
+            .iter()
+            .find(|(_, t)| t.is_floating_point())
+            .map_or(Kind::Float, |(_, t)| t.kind());
+        let kind = if float64 { Kind::Double } else { stored };
+        if float64 {
+            module.to(device, Kind::Double, false);
+        }
+        Ok(Self {
+            module,
+            device,
+            kind,
+            output_index,
+        })
+    }
+
+    /// How many outputs the model returns for `batch`: the length of its tuple, or 1.
+    pub fn output_count(&self, batch: &Tensor) -> Result<usize> {
+        let _guard = tch::no_grad_guard();
+        let first = batch
+            .f_narrow(0, 0, 1)?
+            .f_to_device(self.device)?
+            .f_to_kind(self.kind)?;
+        let output = self.run(&first)?;
+        Ok(match output {
+            IValue::Tuple(items) | IValue::GenericList(items) => items.len(),
+            _ => 1,
+        })
+    }
+
+    /// The model's forward pass on `input`; a rejection carries the model's own error whole
+    /// and, when the model's first weight tells it, the input shape it takes.
+    fn run(&self, input: &Tensor) -> Result<IValue> {
+        self.module
+            .forward_is(&[IValue::Tensor(input.shallow_clone())])
+            .map_err(|err| {
+                let hint = self
+                    .expected_input()
+                    .map(|hint| format!(" ({hint})"))
+                    .unwrap_or_default();
+                Error::InvalidInput(format!(
+                    "the model rejected an input of shape {:?}: {}{hint}",
+                    input.size(),
+                    torch_message(&err.to_string())
+                ))
+            })
+    }
+
+    /// The input shape the model's first weight implies, in words: a Linear weight
+    /// [out, in] takes [batch, in], a ConvNd weight [out, in, k…] takes [batch, in, …] (in
+    /// channels per group; an archive records no input shape of its own).
+    fn expected_input(&self) -> Option<String> {
+        let parameters = self.module.named_parameters().ok()?;
+        let (name, weight) = parameters
+            .iter()
+            .find(|(name, tensor)| name.ends_with("weight") && tensor.is_floating_point())?;
+        let shape = weight.size();
+        let spatial: &[&str] = match shape.len() {
+            2 => &[],
+            3 => &["length"],
+            4 => &["height", "width"],
+            5 => &["depth", "height", "width"],
+            _ => return None,
+        };
+        let expected: Vec<String> = ["batch".to_string(), shape[1].to_string()]
+            .into_iter()
+            .chain(spatial.iter().map(|s| s.to_string()))
+            .collect();
+        Some(format!(
+            "its first weight, {name} {shape:?}, takes inputs shaped [{}]",
+            expected.join(", ")
+        ))
+    }
+
+    /// f(x) flattened to [batch, outputs].
+    pub fn forward(&self, input: &Tensor) -> Result<Tensor> {
+        let output = self.run(input)?;
+        let tensor = match (output, self.output_index) {
+            (IValue::Tensor(t), None | Some(0)) => t,
+            (IValue::Tuple(items) | IValue::GenericList(items), index) => {
+                let count = items.len();
+                let Some(index) = index else {
+                    return Err(Error::InvalidInput(format!(
+                        "the model returns a tuple of {count}: choose the output with --output-index"
+                    )));
+                };
+                match items.into_iter().nth(index) {
+                    Some(IValue::Tensor(t)) => t,
+                    Some(_) => {
+                        return Err(Error::InvalidInput(format!(
+                            "output {index} of the model is not a tensor"
+                        )))
+                    }
+                    None => {
+                        return Err(Error::InvalidInput(format!(
+                        "--output-index {index} is out of range: the model returns {count} outputs"
+                    )))
+                    }
+                }
+            }
+            (IValue::Tensor(_), Some(index)) => {
+                return Err(Error::InvalidInput(format!(
+                    "--output-index {index}: the model returns a single tensor"
+                )))
+            }
+            (other, _) => {
+                return Err(Error::InvalidInput(format!(
+                    "the model returns {}, not a tensor",
+                    ivalue_kind(&other)
+                )))
+            }
+        };
+        let batch = input.size()[0];
+        if tensor.dim() == 0 || tensor.size()[0] != batch {
+            return Err(Error::InvalidInput(format!(
+                "the model's output {:?} does not keep the batch dimension {batch} first",
+                tensor.size()
+            )));
+        }
+        Ok(tensor.f_reshape([batch, -1])?)
+    }
+}
+
+fn ivalue_kind(value: &IValue) -> &'static str {
+    match value {
+        IValue::None => "None",
+        IValue::Double(_) | IValue::Int(_) | IValue::Bool(_) => "a scalar",
+        IValue::String(_) => "a string",
+        IValue::GenericDict(_) => "a dict",
+        _ => "a non-tensor value",
+    }
+}
+
+/// An input batch validated for a model: on its device and in its dtype, with the model's
+/// output size known and the samples shown not to interact.
+pub struct PreparedBatch {
+    pub(super) x: Tensor,
+    pub(super) outputs: i64,
+}
+
+impl PreparedBatch {
+    /// Checks `batch` ([B, …], floating point) against `model`: runs it once (which also warms
+    /// up TorchScript's executor) and refuses a model whose samples interact.
+    pub fn new(model: &Differentiable, batch: &Tensor) -> Result<Self> {
+        if !batch.is_floating_point() {
+            return Err(Error::InvalidInput(format!(
+                "the input batch is {:?}: Jacobians need floating-point inputs; convert it to float the way the model was trained (e.g. torch.save(x.float() / 255, 'batch.pt'))",
+                batch.kind()
+            )));
+        }
+        if batch.dim() < 2 || batch.size()[0] == 0 {
+            return Err(Error::InvalidInput(format!(
+                "the input batch has shape {:?}: expected [batch, …] with at least one sample and one feature dimension",
+                batch.size()
+            )));
+        }
+        let x = batch.f_to_device(model.device)?.f_to_kind(model.kind)?;
+        let _guard = tch::no_grad_guard();
+        let y = model.forward(&x)?;
+        check_samples_independent(model, &x, &y)?;
+        Ok(Self {
+            outputs: y.size()[1],
+            x,
+        })
+    }
+}
+
+/// Refuses a model whose output for one sample changes with the rest of the batch (batch
+/// statistics in the forward pass): the replication trick would then be wrong.
+fn check_samples_independent(model: &Differentiable, x: &Tensor, y: &Tensor) -> Result<()> {
+    let first = x.f_narrow(0, 0, 1)?;
+    let companion = (&first * 0.5 + 0.25).f_to_kind(model.kind)?;
+    let pair = Tensor::f_cat(&[&first, &companion], 0)?;
+    let alone = model.forward(&first)?;
+    let together = model.forward(&pair)?.f_narrow(0, 0, 1)?;
+    let in_batch = y.f_narrow(0, 0, 1)?;
+    let scale = f64::try_from(alone.f_abs()?.f_max()?.f_to_kind(Kind::Double)?)?.max(1e-30);
+    let tolerance = if model.kind == Kind::Double {
+        1e-10
+    } else {
+        1e-4
+    };
+    for other in [&together, &in_batch] {
+        let difference =
+            f64::try_from((other - &alone).f_abs()?.f_max()?.f_to_kind(Kind::Double)?)?;
+        if difference > tolerance * scale {
+            return Err(Error::InvalidInput(format!(
+                "the model's output for a sample depends on the other samples in its batch (difference {:.2e} in eval mode, e.g. batch statistics in forward): per-sample Jacobians are undefined",
+                difference / scale
+            )));
+        }
+    }
+    Ok(())
+}
