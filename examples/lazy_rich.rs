@@ -68,7 +68,7 @@ fn main() -> anyhow::Result<()> {
         let hidden_weight = |vs: &nn::VarStore| vs.variables()["fc2.weight"].detach().copy();
         let initial = hidden_weight(&vs);
         let mut optimizer = nn::Sgd::default().build(&vs, 0.2)?;
-        let mut monitor = SpectralMonitor::new(Default::default(), steps.div_ceil(3).max(1));
+        let mut monitor = SpectralMonitor::new(Default::default(), steps.div_ceil(3).max(1))?;
         let mut records = monitor.observe_var_store(0, &vs)?.unwrap_or_default();
         for step in 1..=steps {
             let logits = net.forward(&x) * alpha;

@@ -6,7 +6,7 @@
 //! use rmt_torch::monitor::SpectralMonitor;
 //! let vs = tch::nn::VarStore::new(tch::Device::Cpu);
 //! // … build the model on vs.root() …
-//! let mut monitor = SpectralMonitor::new(Default::default(), 100).with_jsonl("spectra.jsonl")?;
+//! let mut monitor = SpectralMonitor::new(Default::default(), 100)?.with_jsonl("spectra.jsonl")?;
 //! for step in 0..1000 {
 //!     // … one optimiser step …
 //!     monitor.observe_var_store(step, &vs)?;
@@ -45,16 +45,21 @@ pub struct SpectralMonitor {
 }
 
 impl SpectralMonitor {
-    /// A monitor analysing with `options` at every step divisible by `every` (≥ 1).
-    pub fn new(options: AnalyzeOptions, every: usize) -> Self {
-        Self {
+    /// A monitor analysing with `options` (the same validated options as `analyze`) at every
+    /// step divisible by `every` (≥ 1).
+    pub fn new(options: AnalyzeOptions, every: usize) -> Result<Self> {
+        options.check()?;
+        if every == 0 {
+            return Err(Error::parameter("every", "must be at least 1"));
+        }
+        Ok(Self {
             options,
-            every: every.max(1),
+            every,
             writer: None,
             seconds: 0.0,
             observations: 0,
             pending: None,
-        }
+        })
     }
 
     /// Also appends each record as a JSON line to `path` (created or truncated).

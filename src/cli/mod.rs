@@ -125,18 +125,17 @@ struct SelectionArgs {
 }
 
 impl SelectionArgs {
+    /// The layer selection these flags mean (checked by the caller's options).
     fn to_selection(&self) -> anyhow::Result<LayerSelection> {
         let selection = LayerSelection {
             conv_mode: self.conv,
             min_evals: self.min_evals,
             ..LayerSelection::default()
         };
-        let selection = match &self.layers {
+        Ok(match &self.layers {
             Some(pattern) => selection.with_pattern(pattern)?,
             None => selection,
-        };
-        selection.check()?;
-        Ok(selection)
+        })
     }
 }
 
@@ -178,6 +177,7 @@ struct RmtArgs {
 }
 
 impl RmtArgs {
+    /// The suite's options these flags mean (checked by the caller's options).
     fn to_options(&self) -> anyhow::Result<rmt_torch::RmtOptions> {
         use rmt_torch::rmt::unfolding::Unfolding;
         let options = rmt_torch::RmtOptions {
@@ -201,7 +201,6 @@ impl RmtArgs {
             semicircle: self.semicircle,
             keep_spacings: false,
         };
-        options.check()?;
         Ok(options)
     }
 }

@@ -268,377 +268,390 @@ struct KernelArgs {
     output: OutputArgs,
 }
 
-/// Evaluates and prints.
+/// Evaluates and prints: each subcommand computes, then writes through the one output path
+/// ([`emit`]) and its figures.
 pub fn run(args: TheoryArgs) -> anyhow::Result<ExitCode> {
     match args.command {
-        TheoryCommand::Hermite(args) => {
-            let names: Vec<String> = if args.activation.is_empty() {
-                [
-                    "relu",
-                    "leaky_relu",
-                    "tanh",
-                    "sigmoid",
-                    "erf",
-                    "gelu",
-                    "silu",
-                ]
-                .map(String::from)
-                .to_vec()
-            } else {
-                args.activation.clone()
-            };
-            let results = names
-                .iter()
-                .map(|name| {
-                    Ok(hermite_coefficients(
-                        name.parse::<Activation>()?,
-                        args.order,
-                    )?)
-                })
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            let text = match args.output.format {
-                OutputFormat::Json => to_json(&results)?,
-                format => {
-                    let mut headers = vec!["activation".to_string()];
-                    headers.extend((0..=args.order).map(|k| format!("a{k}")));
-                    headers.push("nu".into());
-                    let rows: Vec<Vec<String>> = results
-                        .iter()
-                        .map(|r| {
-                            let mut row = vec![r.activation.to_string()];
-                            // Coefficients that vanish by symmetry print as 0, not −0.
-                            let clean = |a: f64| if a.abs() < 5e-13 { 0.0 } else { a };
-                            row.extend(r.coefficients.iter().map(|&a| format!("{:.12}", clean(a))));
-                            row.push(format!("{:.12}", r.nu));
-                            row
-                        })
-                        .collect();
-                    render(format, headers, rows)
-                }
-            };
-            write_output(&args.output, &text)?;
-        }
-        TheoryCommand::Kernel(args) => {
-            let activation: Activation = args.activation.parse()?;
-            let rows = args
-                .n
-                .iter()
-                .map(|&n| {
-                    compare_with_linear_equivalent(
-                        activation,
-                        n,
-                        n,
-                        n * args.width_ratio.max(1),
-                        args.seed,
-                    )
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            let text = match args.output.format {
-                OutputFormat::Json => to_json(&rows)?,
-                format => render(
-                    format,
-                    ["n", "p", "d", "relative_error", "kernel_norm"]
-                        .map(String::from)
-                        .to_vec(),
-                    rows.iter()
-                        .map(|r| {
-                            vec![
-                                r.n.to_string(),
-                                r.p.to_string(),
-                                r.d.to_string(),
-                                format_number(r.relative_error),
-                                format_number(r.kernel_norm),
-                            ]
-                        })
-                        .collect(),
-                ),
-            };
-            write_output(&args.output, &text)?;
-            args.plots.write(false, |directory, formats| {
-                let figure = kernel_figure(&rows, &args.activation);
-                write_formats(&figure, directory, "kernel", formats)
-            })?;
-        }
-        TheoryCommand::Ridge(args) => {
-            let gammas = parse_positive_list(&args.gamma, "--gamma")?;
-            let simulation = args.simulate.map(|p| RidgeSimulation {
-                p,
-                trials: args.trials,
-                seed: args.seed,
-            });
-            let rows = risk_sweep(args.r2, args.sigma2, &gammas, &args.lambda, simulation)?;
-            let text = match args.output.format {
-                OutputFormat::Json => to_json(&rows)?,
-                format => render(
-                    format,
-                    [
-                        "gamma",
-                        "lambda",
-                        "risk",
-                        "simulated",
-                        "stderr",
-                        "rel_error",
-                    ]
-                    .map(String::from)
-                    .to_vec(),
-                    rows.iter()
-                        .map(|r| {
-                            vec![
-                                format_number(r.gamma),
-                                r.lambda.to_string(),
-                                format_number(r.risk),
-                                format_optional(r.simulated),
-                                format_optional(r.simulated_stderr),
-                                format_optional(r.simulated.map(|s| s / r.risk - 1.0)),
-                            ]
-                        })
-                        .collect(),
-                ),
-            };
-            write_output(&args.output, &text)?;
-            args.plots.write(false, |directory, formats| {
-                write_formats(&ridge_figure(&rows), directory, "ridge", formats)
-            })?;
-        }
-        TheoryCommand::RandomFeatures(args) => {
-            let map = FeatureMap::of(args.activation.parse()?)?;
-            let counts: Vec<usize> = parse_positive_list(&args.features, "--features")?
-                .into_iter()
-                .map(|f| f.round() as usize)
-                .collect();
-            if args.n == 0 || args.p == 0 || args.n_test == 0 {
-                anyhow::bail!("--n, --p and --n-test must be at least 1");
-            }
-            let task = Task::linear_teacher(args.p, args.n, args.n_test, args.noise, args.seed);
-            let simulation = args.simulate.map(|trials| (trials, args.seed + 1));
-            let points = feature_sweep(map, &task, &counts, args.ridge, simulation)?;
-            let text = match args.output.format {
-                OutputFormat::Json => to_json(&points)?,
-                format => render(
-                    format,
-                    [
-                        "features",
-                        "train",
-                        "test",
-                        "train_simulated",
-                        "test_simulated",
-                        "test_stderr",
-                        "test_rel_error",
-                    ]
-                    .map(String::from)
-                    .to_vec(),
-                    points
-                        .iter()
-                        .map(|p| {
-                            let simulated = p.simulated;
-                            vec![
-                                p.features.to_string(),
-                                format_number(p.train_theory),
-                                format_number(p.test_theory),
-                                format_optional(simulated.map(|s| s.train)),
-                                format_optional(simulated.map(|s| s.test)),
-                                format_optional(simulated.map(|s| s.test_stderr)),
-                                format_optional(simulated.map(|s| s.test / p.test_theory - 1.0)),
-                            ]
-                        })
-                        .collect(),
-                ),
-            };
-            write_output(&args.output, &text)?;
-            args.plots.write(false, |directory, formats| {
-                let figure = random_features_figure(&points, args.n);
-                write_formats(&figure, directory, "random_features", formats)
-            })?;
-        }
-        TheoryCommand::Dyson(args) => {
-            let case: DysonCase = args.case.parse()?;
-            let defaults = case.default_options();
-            let options = DysonOptions {
-                dt: args.dt.unwrap_or(defaults.dt),
-                chains: args.chains.unwrap_or(defaults.chains),
-                samples_per_chain: args.samples.unwrap_or(defaults.samples_per_chain),
-                seed: args.seed,
-                ..defaults
-            };
-            let report = run_case(case, args.beta, args.n, &options)?;
-            let text = match args.output.format {
-                OutputFormat::Json => to_json(&report)?,
-                format => {
-                    let mut rows = vec![
-                        vec!["eigenvalues N".into(), report.n.to_string()],
-                        vec!["configurations".into(), report.configurations.to_string()],
-                        vec!["acceptance".into(), format_number(report.acceptance)],
-                    ];
-                    if let Some(spacing) = &report.spacing {
-                        for (name, test) in [
-                            ("spacing KS p, GOE surmise", spacing.goe),
-                            ("spacing KS p, GUE surmise", spacing.gue),
-                            ("spacing KS p, Poisson", spacing.poisson),
-                        ] {
-                            rows.push(vec![name.into(), format_number(test.p_value)]);
-                        }
-                    }
-                    if let Some(law) = report.expected_surmise {
-                        rows.push(vec!["expected".into(), law.to_string()]);
-                    }
-                    if let Some(test) = &report.density {
-                        rows.push(vec![
-                            "density KS distance".into(),
-                            format_number(test.statistic),
-                        ]);
-                        rows.push(vec!["density KS p".into(), format_number(test.p_value)]);
-                    }
-                    render(format, vec!["statistic".into(), "value".into()], rows)
-                }
-            };
-            write_output(&args.output, &text)?;
-            let gas = case.gas(args.beta, args.n)?;
-            args.plots.write(false, |directory, formats| {
-                let mut written = Vec::new();
-                for (stem, figure) in dyson_figures(&report, &gas) {
-                    written.extend(write_formats(&figure, directory, &stem, formats)?);
-                }
-                Ok(written)
-            })?;
-        }
-        TheoryCommand::Depth(args) => {
-            let profile = depth_profile(
-                args.activation.parse()?,
-                args.n,
-                args.p,
-                args.width,
-                &args.depths,
-                args.seed,
-            )?;
-            let text = match args.output.format {
-                OutputFormat::Json => to_json(&profile)?,
-                format => render(
-                    format,
-                    [
-                        "depth",
-                        "distance",
-                        "predicted",
-                        "rel_error",
-                        "input_part",
-                        "eig_min",
-                        "eig_max",
-                    ]
-                    .map(String::from)
-                    .to_vec(),
-                    profile
-                        .points
-                        .iter()
-                        .map(|p| {
-                            vec![
-                                p.depth.to_string(),
-                                format_number(p.distance),
-                                format_number(p.predicted),
-                                format_number(p.distance / p.predicted - 1.0),
-                                format_number(p.signal),
-                                format_number(p.eigenvalue_min),
-                                format_number(p.eigenvalue_max),
-                            ]
-                        })
-                        .collect(),
-                ),
-            };
-            write_output(&args.output, &text)?;
-            args.plots.write(false, |directory, formats| {
-                let (distance, spectra) = depth_figures(&profile);
-                let mut written = write_formats(&distance, directory, "depth_distance", formats)?;
-                written.extend(write_formats(
-                    &spectra,
-                    directory,
-                    "depth_spectra",
-                    formats,
-                )?);
-                Ok(written)
-            })?;
-        }
-        TheoryCommand::Preactivation(args) => {
-            let activation: Activation = args.activation.parse()?;
-            if !(-1.0..=1.0).contains(&args.correlation) || args.input_dim == 0 {
-                anyhow::bail!("--correlation must be in [−1, 1] and --input-dim at least 1");
-            }
-            let mut rng = SeededNormal::new(args.seed);
-            let x_a = rng.normals(args.input_dim);
-            let orthogonal = (1.0 - args.correlation.powi(2)).sqrt();
-            let x_b: Vec<f64> = x_a
-                .iter()
-                .map(|v| args.correlation * v + orthogonal * rng.normal())
-                .collect();
-            let theory = kernel_recursion(activation, args.sigma_w2, &x_a, &x_b, args.layers)?;
-            let ensemble = Ensemble {
-                width: args.width,
-                networks: args.networks,
-                seed: args.seed + 1,
-            };
-            let measured = measured_kernels(
-                activation,
-                args.sigma_w2,
-                (&x_a, &x_b),
-                args.layers,
-                ensemble,
-            )?;
-            let text = match args.output.format {
-                OutputFormat::Json => to_json(&serde_json::json!({
-                    "recursion": theory,
-                    "random_networks": measured,
-                }))?,
-                format => render(
-                    format,
-                    [
-                        "layer",
-                        "K_aa",
-                        "K_aa_mc",
-                        "K_ab",
-                        "K_ab_mc",
-                        "K_bb",
-                        "K_bb_mc",
-                        "stderr_ab",
-                    ]
-                    .map(String::from)
-                    .to_vec(),
-                    theory
-                        .iter()
-                        .zip(&measured)
-                        .map(|(t, m)| {
-                            vec![
-                                t.layer.to_string(),
-                                format_number(t.k_aa),
-                                format_number(m.mean.k_aa),
-                                format_number(t.k_ab),
-                                format_number(m.mean.k_ab),
-                                format_number(t.k_bb),
-                                format_number(m.mean.k_bb),
-                                format_number(m.stderr[1]),
-                            ]
-                        })
-                        .collect(),
-                ),
-            };
-            write_output(&args.output, &text)?;
-            args.plots.write(false, |directory, formats| {
-                let figure = preactivation_figure(&theory, &measured);
-                write_formats(&figure, directory, "preactivation", formats)
-            })?;
-        }
+        TheoryCommand::Hermite(args) => hermite(args)?,
+        TheoryCommand::Kernel(args) => kernel(args)?,
+        TheoryCommand::Ridge(args) => ridge(args)?,
+        TheoryCommand::RandomFeatures(args) => random_features(args)?,
+        TheoryCommand::Dyson(args) => dyson(args)?,
+        TheoryCommand::Depth(args) => depth(args)?,
+        TheoryCommand::Preactivation(args) => preactivation(args)?,
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// A table, or CSV with the same columns.
-fn render(format: OutputFormat, headers: Vec<String>, rows: Vec<Vec<String>>) -> String {
-    if format == OutputFormat::Csv {
-        let mut out = rmt_torch::report::csv::line(&headers);
-        for row in rows {
-            out.push_str(&rmt_torch::report::csv::line(&row));
+/// Hermite coefficients of each activation (all of them when none is named).
+fn hermite(args: HermiteArgs) -> anyhow::Result<()> {
+    let names: Vec<String> = if args.activation.is_empty() {
+        [
+            "relu",
+            "leaky_relu",
+            "tanh",
+            "sigmoid",
+            "erf",
+            "gelu",
+            "silu",
+        ]
+        .map(String::from)
+        .to_vec()
+    } else {
+        args.activation.clone()
+    };
+    let results = names
+        .iter()
+        .map(|name| {
+            Ok(hermite_coefficients(
+                name.parse::<Activation>()?,
+                args.order,
+            )?)
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut headers = vec!["activation".to_string()];
+    headers.extend((0..=args.order).map(|k| format!("a{k}")));
+    headers.push("nu".into());
+    let rows: Vec<Vec<String>> = results
+        .iter()
+        .map(|r| {
+            let mut row = vec![r.activation.to_string()];
+            // Coefficients that vanish by symmetry print as 0, not −0.
+            let clean = |a: f64| if a.abs() < 5e-13 { 0.0 } else { a };
+            row.extend(r.coefficients.iter().map(|&a| format!("{:.12}", clean(a))));
+            row.push(format!("{:.12}", r.nu));
+            row
+        })
+        .collect();
+    emit(&args.output, &results, headers, rows)?;
+    Ok(())
+}
+
+/// A random layer's conjugate kernel against its linear equivalent, for each n.
+fn kernel(args: KernelArgs) -> anyhow::Result<()> {
+    let activation: Activation = args.activation.parse()?;
+    let rows = args
+        .n
+        .iter()
+        .map(|&n| {
+            compare_with_linear_equivalent(activation, n, n, n * args.width_ratio.max(1), args.seed)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    emit(
+        &args.output,
+        &rows,
+        ["n", "p", "d", "relative_error", "kernel_norm"]
+            .map(String::from)
+            .to_vec(),
+        rows.iter()
+            .map(|r| {
+                vec![
+                    r.n.to_string(),
+                    r.p.to_string(),
+                    r.d.to_string(),
+                    format_number(r.relative_error),
+                    format_number(r.kernel_norm),
+                ]
+            })
+            .collect(),
+    )?;
+    args.plots.write(false, |directory, formats| {
+        let figure = kernel_figure(&rows, &args.activation);
+        write_formats(&figure, directory, "kernel", formats)
+    })?;
+    Ok(())
+}
+
+/// The ridge risk sweep, with simulations when asked.
+fn ridge(args: RidgeArgs) -> anyhow::Result<()> {
+    let gammas = parse_positive_list(&args.gamma, "--gamma")?;
+    let simulation = args.simulate.map(|p| RidgeSimulation {
+        p,
+        trials: args.trials,
+        seed: args.seed,
+    });
+    let rows = risk_sweep(args.r2, args.sigma2, &gammas, &args.lambda, simulation)?;
+    emit(
+        &args.output,
+        &rows,
+        [
+            "gamma",
+            "lambda",
+            "risk",
+            "simulated",
+            "stderr",
+            "rel_error",
+        ]
+        .map(String::from)
+        .to_vec(),
+        rows.iter()
+            .map(|r| {
+                vec![
+                    format_number(r.gamma),
+                    r.lambda.to_string(),
+                    format_number(r.risk),
+                    format_optional(r.simulated),
+                    format_optional(r.simulated_stderr),
+                    format_optional(r.simulated.map(|s| s / r.risk - 1.0)),
+                ]
+            })
+            .collect(),
+    )?;
+    args.plots.write(false, |directory, formats| {
+        write_formats(&ridge_figure(&rows), directory, "ridge", formats)
+    })?;
+    Ok(())
+}
+
+/// Random-features errors against their deterministic equivalents.
+fn random_features(args: RandomFeaturesArgs) -> anyhow::Result<()> {
+    let map = FeatureMap::of(args.activation.parse()?)?;
+    let counts: Vec<usize> = parse_positive_list(&args.features, "--features")?
+        .into_iter()
+        .map(|f| f.round() as usize)
+        .collect();
+    if args.n == 0 || args.p == 0 || args.n_test == 0 {
+        anyhow::bail!("--n, --p and --n-test must be at least 1");
+    }
+    let task = Task::linear_teacher(args.p, args.n, args.n_test, args.noise, args.seed);
+    let simulation = args.simulate.map(|trials| (trials, args.seed + 1));
+    let points = feature_sweep(map, &task, &counts, args.ridge, simulation)?;
+    emit(
+        &args.output,
+        &points,
+        [
+            "features",
+            "train",
+            "test",
+            "train_simulated",
+            "test_simulated",
+            "test_stderr",
+            "test_rel_error",
+        ]
+        .map(String::from)
+        .to_vec(),
+        points
+            .iter()
+            .map(|p| {
+                let simulated = p.simulated;
+                vec![
+                    p.features.to_string(),
+                    format_number(p.train_theory),
+                    format_number(p.test_theory),
+                    format_optional(simulated.map(|s| s.train)),
+                    format_optional(simulated.map(|s| s.test)),
+                    format_optional(simulated.map(|s| s.test_stderr)),
+                    format_optional(simulated.map(|s| s.test / p.test_theory - 1.0)),
+                ]
+            })
+            .collect(),
+    )?;
+    args.plots.write(false, |directory, formats| {
+        let figure = random_features_figure(&points, args.n);
+        write_formats(&figure, directory, "random_features", formats)
+    })?;
+    Ok(())
+}
+
+/// One Dyson Brownian motion case against its theory.
+fn dyson(args: DysonArgs) -> anyhow::Result<()> {
+    let case: DysonCase = args.case.parse()?;
+    let defaults = case.default_options();
+    let options = DysonOptions {
+        dt: args.dt.unwrap_or(defaults.dt),
+        chains: args.chains.unwrap_or(defaults.chains),
+        samples_per_chain: args.samples.unwrap_or(defaults.samples_per_chain),
+        seed: args.seed,
+        ..defaults
+    };
+    let report = run_case(case, args.beta, args.n, &options)?;
+    let mut rows = vec![
+        vec!["eigenvalues N".into(), report.n.to_string()],
+        vec!["configurations".into(), report.configurations.to_string()],
+        vec!["acceptance".into(), format_number(report.acceptance)],
+    ];
+    if let Some(spacing) = &report.spacing {
+        for (name, test) in [
+            ("spacing KS p, GOE surmise", spacing.goe),
+            ("spacing KS p, GUE surmise", spacing.gue),
+            ("spacing KS p, Poisson", spacing.poisson),
+        ] {
+            rows.push(vec![name.into(), format_number(test.p_value)]);
         }
-        return out;
     }
-    let mut table = Table::new(headers);
-    for row in rows {
-        table.push(row);
+    if let Some(law) = report.expected_surmise {
+        rows.push(vec!["expected".into(), law.to_string()]);
     }
-    table.render()
+    if let Some(test) = &report.density {
+        rows.push(vec![
+            "density KS distance".into(),
+            format_number(test.statistic),
+        ]);
+        rows.push(vec!["density KS p".into(), format_number(test.p_value)]);
+    }
+    emit(
+        &args.output,
+        &report,
+        vec!["statistic".into(), "value".into()],
+        rows,
+    )?;
+    let gas = case.gas(args.beta, args.n)?;
+    args.plots.write(false, |directory, formats| {
+        let mut written = Vec::new();
+        for (stem, figure) in dyson_figures(&report, &gas) {
+            written.extend(write_formats(&figure, directory, &stem, formats)?);
+        }
+        Ok(written)
+    })?;
+    Ok(())
+}
+
+/// The conjugate kernel's distance to the identity over depth.
+fn depth(args: DepthArgs) -> anyhow::Result<()> {
+    let profile = depth_profile(
+        args.activation.parse()?,
+        args.n,
+        args.p,
+        args.width,
+        &args.depths,
+        args.seed,
+    )?;
+    emit(
+        &args.output,
+        &profile,
+        [
+            "depth",
+            "distance",
+            "predicted",
+            "rel_error",
+            "input_part",
+            "eig_min",
+            "eig_max",
+        ]
+        .map(String::from)
+        .to_vec(),
+        profile
+            .points
+            .iter()
+            .map(|p| {
+                vec![
+                    p.depth.to_string(),
+                    format_number(p.distance),
+                    format_number(p.predicted),
+                    format_number(p.distance / p.predicted - 1.0),
+                    format_number(p.signal),
+                    format_number(p.eigenvalue_min),
+                    format_number(p.eigenvalue_max),
+                ]
+            })
+            .collect(),
+    )?;
+    args.plots.write(false, |directory, formats| {
+        let (distance, spectra) = depth_figures(&profile);
+        let mut written = write_formats(&distance, directory, "depth_distance", formats)?;
+        written.extend(write_formats(
+            &spectra,
+            directory,
+            "depth_spectra",
+            formats,
+        )?);
+        Ok(written)
+    })?;
+    Ok(())
+}
+
+/// The pre-activation kernel recursion against random networks.
+fn preactivation(args: PreactivationArgs) -> anyhow::Result<()> {
+    let activation: Activation = args.activation.parse()?;
+    if !(-1.0..=1.0).contains(&args.correlation) || args.input_dim == 0 {
+        anyhow::bail!("--correlation must be in [−1, 1] and --input-dim at least 1");
+    }
+    let mut rng = SeededNormal::new(args.seed);
+    let x_a = rng.normals(args.input_dim);
+    let orthogonal = (1.0 - args.correlation.powi(2)).sqrt();
+    let x_b: Vec<f64> = x_a
+        .iter()
+        .map(|v| args.correlation * v + orthogonal * rng.normal())
+        .collect();
+    let theory = kernel_recursion(activation, args.sigma_w2, &x_a, &x_b, args.layers)?;
+    let ensemble = Ensemble {
+        width: args.width,
+        networks: args.networks,
+        seed: args.seed + 1,
+    };
+    let measured = measured_kernels(
+        activation,
+        args.sigma_w2,
+        (&x_a, &x_b),
+        args.layers,
+        ensemble,
+    )?;
+    emit(
+        &args.output,
+        &serde_json::json!({
+            "recursion": theory,
+            "random_networks": measured,
+        }),
+        [
+            "layer",
+            "K_aa",
+            "K_aa_mc",
+            "K_ab",
+            "K_ab_mc",
+            "K_bb",
+            "K_bb_mc",
+            "stderr_ab",
+        ]
+        .map(String::from)
+        .to_vec(),
+        theory
+            .iter()
+            .zip(&measured)
+            .map(|(t, m)| {
+                vec![
+                    t.layer.to_string(),
+                    format_number(t.k_aa),
+                    format_number(m.mean.k_aa),
+                    format_number(t.k_ab),
+                    format_number(m.mean.k_ab),
+                    format_number(t.k_bb),
+                    format_number(m.mean.k_bb),
+                    format_number(m.stderr[1]),
+                ]
+            })
+            .collect(),
+    )?;
+    args.plots.write(false, |directory, formats| {
+        let figure = preactivation_figure(&theory, &measured);
+        write_formats(&figure, directory, "preactivation", formats)
+    })?;
+    Ok(())
+}
+
+/// The one output path of every theory subcommand: `results` as JSON, or the table (CSV with
+/// the same columns) of `rows` under `headers`.
+fn emit(
+    output: &OutputArgs,
+    results: &impl serde::Serialize,
+    headers: Vec<String>,
+    rows: Vec<Vec<String>>,
+) -> anyhow::Result<()> {
+    let text = match output.format {
+        OutputFormat::Json => to_json(results)?,
+        OutputFormat::Csv => {
+            let mut out = rmt_torch::report::csv::line(&headers);
+            for row in rows {
+                out.push_str(&rmt_torch::report::csv::line(&row));
+            }
+            out
+        }
+        OutputFormat::Table => {
+            let mut table = Table::new(headers);
+            for row in rows {
+                table.push(row);
+            }
+            table.render()
+        }
+    };
+    write_output(output, &text)
 }

@@ -57,10 +57,19 @@ pub fn shipped_model(name: &str) -> PathBuf {
     root().join("models").join(name)
 }
 
-/// Runs the rmt-torch binary with `args`.
+/// Runs the rmt-torch binary with `args`. Commands that take `--device` run on the CPU unless
+/// the test names a device: the references they are compared with were computed there.
 pub fn run(args: &[&str]) -> Output {
+    let mut args: Vec<&str> = args.to_vec();
+    let takes_device = matches!(
+        args.first(),
+        Some(&("analyze" | "report" | "track" | "jacobian"))
+    ) || (args.first() == Some(&"zoo") && args.get(1) != Some(&"merge"));
+    if takes_device && !args.iter().any(|arg| arg.starts_with("--device")) {
+        args.splice(1..1, ["--device", "cpu"]);
+    }
     Command::new(env!("CARGO_BIN_EXE_rmt-torch"))
-        .args(args)
+        .args(&args)
         .env("CI", "1")
         .output()
         .expect("run rmt-torch")
@@ -112,4 +121,10 @@ pub fn capability(name: &str, present: bool, test: &str) -> bool {
         let _ = file.write_all(line.as_bytes());
     }
     false
+}
+
+/// [`capability`] for something found or not: `found` when present, else the skip is logged.
+pub fn available<T>(name: &str, found: Option<T>, test: &str) -> Option<T> {
+    capability(name, found.is_some(), test);
+    found
 }

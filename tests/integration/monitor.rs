@@ -88,11 +88,13 @@ fn monitoring_changes_nothing_and_track_reproduces_it() {
     let plain = train(None, false, None);
     let log = dir.join("spectra.jsonl");
     let mut monitor = SpectralMonitor::new(AnalyzeOptions::default(), EVERY)
+        .unwrap()
         .with_jsonl(&log)
         .unwrap();
     let observed = train(Some(&mut monitor), false, Some(&dir));
     let background_log = dir.join("background.jsonl");
     let mut background = SpectralMonitor::new(AnalyzeOptions::default(), EVERY)
+        .unwrap()
         .with_jsonl(&background_log)
         .unwrap();
     let observed_in_background = train(Some(&mut background), true, None);
@@ -282,4 +284,23 @@ fn track_needs_a_step_for_every_checkpoint() {
         .unwrap()
         .iter()
         .all(|r| r["step"] == 7));
+}
+
+/// The monitor takes the same validated options as `analyze`, and refuses what analyze refuses.
+#[test]
+fn the_monitor_refuses_invalid_options_before_training() {
+    let mut options = AnalyzeOptions::default();
+    options.rmt.level = 1.5;
+    let refused = SpectralMonitor::new(options, 10).err().unwrap();
+    assert_eq!(
+        refused.to_string(),
+        "invalid option --tw-level: must be in (0, 1), got 1.5"
+    );
+    let refused = SpectralMonitor::new(AnalyzeOptions::default(), 0)
+        .err()
+        .unwrap();
+    assert_eq!(
+        refused.to_string(),
+        "invalid option --every: must be at least 1"
+    );
 }

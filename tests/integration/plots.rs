@@ -300,15 +300,13 @@ fn the_html_report_is_self_contained_and_opens_in_chromium() {
     // The model figure, and per layer at least the ESD, tail and Porter-Thomas figures.
     assert!(figures > 4 * 3, "{figures} figures");
 
-    let found = chromium();
-    if !fixtures::capability(
+    let Some(chromium) = fixtures::available(
         "chromium",
-        found.is_some(),
+        chromium(),
         "the_html_report_is_self_contained_and_opens_in_chromium",
-    ) {
+    ) else {
         return;
-    }
-    let Some(chromium) = found else { return };
+    };
     let url = format!("file://{}", report.display());
     let dom = headless(&chromium, &dir.join("profile-dom"))
         .args(["--dump-dom", &url])
