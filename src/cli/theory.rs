@@ -73,7 +73,7 @@ struct DysonArgs {
     #[arg(long, default_value = "pair")]
     case: String,
     /// Repulsion β (1 or 2 have surmises to compare with).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(value_parser = super::finite_number, long, default_value_t = 1.0)]
     beta: f64,
     /// Eigenvalues of the semicircle case.
     #[arg(long, default_value_t = 40)]
@@ -85,7 +85,7 @@ struct DysonArgs {
     #[arg(long)]
     samples: Option<usize>,
     /// Time step in units of 1/g² (default: the case's).
-    #[arg(long)]
+    #[arg(value_parser = super::finite_number, long)]
     dt: Option<f64>,
     /// Seed.
     #[arg(long, default_value_t = 0)]
@@ -134,7 +134,7 @@ struct PreactivationArgs {
     #[arg(long, default_value = "tanh")]
     activation: String,
     /// σ_W²: weights are N(0, σ_W²/fan-in).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(value_parser = super::finite_number, long, default_value_t = 1.0)]
     sigma_w2: f64,
     /// Layers.
     #[arg(long, default_value_t = 6)]
@@ -143,7 +143,7 @@ struct PreactivationArgs {
     #[arg(long, default_value_t = 64)]
     input_dim: usize,
     /// Correlation of the two inputs.
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(value_parser = super::finite_number, long, default_value_t = 0.5)]
     correlation: f64,
     /// Width of the random networks.
     #[arg(long, default_value_t = 256)]
@@ -181,10 +181,10 @@ struct RandomFeaturesArgs {
     #[arg(long, default_value = "32:1024:32")]
     features: String,
     /// Ridge γ > 0.
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(value_parser = super::finite_number, long, default_value_t = 1e-3)]
     ridge: f64,
     /// Label-noise variance of the linear teacher.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(value_parser = super::finite_number, long, default_value_t = 0.1)]
     noise: f64,
     /// Also simulate, averaging this many draws of the features per point.
     #[arg(long, value_name = "TRIALS")]
@@ -222,13 +222,13 @@ struct RidgeArgs {
     #[arg(long, default_value = "0.1:3:0.1")]
     gamma: String,
     /// Ridge penalties λ ≥ 0 (repeatable; 0 = ridgeless).
-    #[arg(long, default_values_t = [1e-5, 0.1])]
+    #[arg(value_parser = super::finite_number, long, default_values_t = [1e-5, 0.1])]
     lambda: Vec<f64>,
     /// Signal strength ‖β‖².
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(value_parser = super::finite_number, long, default_value_t = 1.0)]
     r2: f64,
     /// Label-noise variance.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(value_parser = super::finite_number, long, default_value_t = 1.0)]
     sigma2: f64,
     /// Also simulate ridge regression at this dimension p (n = p/γ samples), beside the curve.
     #[arg(long, value_name = "P")]
@@ -413,7 +413,7 @@ fn random_features(args: RandomFeaturesArgs) -> anyhow::Result<()> {
     if args.n == 0 || args.p == 0 || args.n_test == 0 {
         anyhow::bail!("--n, --p and --n-test must be at least 1");
     }
-    let task = Task::linear_teacher(args.p, args.n, args.n_test, args.noise, args.seed);
+    let task = Task::linear_teacher(args.p, args.n, args.n_test, args.noise, args.seed)?;
     let simulation = args.simulate.map(|trials| (trials, args.seed + 1));
     let points = feature_sweep(map, &task, &counts, args.ridge, simulation)?;
     emit(
@@ -567,6 +567,11 @@ fn preactivation(args: PreactivationArgs) -> anyhow::Result<()> {
         anyhow::bail!("--correlation must be in [−1, 1] and --input-dim at least 1");
     }
     let mut rng = SeededNormal::new(args.seed);
+    rmt_torch::theory::budget::check(
+        format!("input dimension {}", args.input_dim),
+        24.0 * args.input_dim as f64,
+        10.0 * args.input_dim as f64,
+    )?;
     let x_a = rng.normals(args.input_dim);
     let orthogonal = (1.0 - args.correlation.powi(2)).sqrt();
     let x_b: Vec<f64> = x_a

@@ -169,6 +169,22 @@ pub fn simulate(gas: &CoulombGas, options: &DysonOptions) -> Result<DysonSamples
              and sample (got {options:?})"
         )));
     }
+    let time = options.burn_in + options.samples_per_chain as f64 * options.sample_interval;
+    let [chains, samples, wells] =
+        super::budget::sizes([options.chains, options.samples_per_chain, gas.len()]);
+    let operations = chains * (time / options.dt) * 30.0 * wells * wells;
+    let bytes = 8.0 * chains * samples * wells;
+    super::budget::check(
+        format!(
+            "{} chains of {} samples at dt = {} ({} eigenvalues)",
+            options.chains,
+            options.samples_per_chain,
+            options.dt,
+            gas.len()
+        ),
+        bytes,
+        operations,
+    )?;
     let runs: Vec<(Vec<Vec<f64>>, usize, usize)> = (0..options.chains)
         .into_par_iter()
         .map(|chain| {

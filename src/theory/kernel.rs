@@ -40,6 +40,12 @@ pub fn compare_with_linear_equivalent(
             "the conjugate kernel needs n, p, d ≥ 1 (got {n}, {p}, {d})"
         )));
     }
+    let [n_, p_, d_] = super::budget::sizes([n, p, d]);
+    super::budget::check(
+        format!("n = {n}, p = {p}, d = {d}"),
+        8.0 * (p_ * n_ + d_ * p_ + 3.0 * d_ * n_ + 3.0 * n_ * n_),
+        2.0 * d_ * p_ * n_ + 4.0 * d_ * n_ * n_ + 10.0 * n_ * n_ * n_,
+    )?;
     let hermite = hermite_coefficients(activation, 2)?;
     let (a0, a1, a2, nu) = (
         hermite.coefficients[0],
@@ -157,6 +163,14 @@ pub fn depth_profile(
             "the curse of depth needs n ≥ 2, p, d ≥ 1 and a depth ≥ 1 (got n = {n}, p = {p}, d = {d}, depths {depths:?})"
         )));
     }
+    let [n_, p_, d_, deepest_] = super::budget::sizes([n, p, d, deepest]);
+    let bytes = 8.0 * (p_ * n_ + 2.0 * d_ * d_.max(p_) + 3.0 * d_ * n_ + 2.0 * n_ * n_);
+    super::budget::check(
+        format!("n = {n}, p = {p}, width {d}, depths up to {deepest}"),
+        bytes,
+        10.0 * depths.len() as f64 * n_ * n_ * n_
+            + deepest_ * (2.0 * d_ * d_ * n_ + 2.0 * d_ * n_ * n_),
+    )?;
     let hermite = hermite_coefficients(activation, 1)?;
     let (a0, a1) = (hermite.coefficients[0], hermite.coefficients[1]);
     let scale = (hermite.nu - a0 * a0).sqrt();

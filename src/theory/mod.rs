@@ -5,6 +5,7 @@
 //! initialisation ([`preactivation`], Aarts (2025)), and the deterministic-equivalent risks of
 //! ridge regression ([`ridge`]) and random-features ridge ([`random_features`]) with their
 //! double descent. Closed forms in pure f64; simulations seeded ([`random`]).
+pub mod budget;
 pub mod dyson;
 pub mod hermite;
 pub mod kernel;

@@ -58,6 +58,12 @@ pub fn kernel_recursion(
     layers: usize,
 ) -> Result<Vec<PairKernel>> {
     check(sigma_w2, x_a, x_b, layers)?;
+    // Three two-dimensional Gauss-Hermite quadratures per layer.
+    super::budget::check(
+        format!("the recursion over {layers} layers"),
+        0.0,
+        layers as f64 * 3e5,
+    )?;
     let dot = |u: &[f64], v: &[f64]| u.iter().zip(v).map(|(a, b)| a * b).sum::<f64>();
     let n0 = x_a.len() as f64;
     let mut kernel = PairKernel {
@@ -151,6 +157,12 @@ pub fn measured_kernels(
         )));
     }
     let n0 = x_a.len();
+    let [width_, networks_, layers_, n0_] = super::budget::sizes([width, networks, layers, n0]);
+    super::budget::check(
+        format!("{networks} networks of width {width}, {layers} layers deep, input dimension {n0}"),
+        8.0 * (2.0 * width_ * width_.max(n0_) + 4.0 * width_),
+        networks_ * (layers_ * 2.0 * width_ * width_ * 2.0 + 2.0 * width_ * n0_ * 2.0),
+    )?;
     let inputs = Tensor::from_slice(&[x_a, x_b].concat())
         .reshape([2, n0 as i64])
         .tr();

@@ -32,7 +32,26 @@ pub struct Task {
 
 impl Task {
     /// A linear teacher with noise: x ~ N(0, I/p), y = √p·xᵀβ* + ε, ‖β*‖ = 1, ε ~ N(0, σ²).
-    pub fn linear_teacher(p: usize, n: usize, n_test: usize, noise2: f64, seed: u64) -> Self {
+    pub fn linear_teacher(
+        p: usize,
+        n: usize,
+        n_test: usize,
+        noise2: f64,
+        seed: u64,
+    ) -> Result<Self> {
+        if n == 0 || p == 0 || n_test == 0 {
+            return Err(Error::InvalidOption(format!(
+                "a teacher task needs n, p and n_test ≥ 1 (got {n}, {p}, {n_test})"
+            )));
+        }
+        let [n_, p_, t_] = super::budget::sizes([n, p, n_test]);
+        // The deterministic equivalents work on (n + n_test)² kernels.
+        let samples = n_ + t_;
+        super::budget::check(
+            format!("n = {n}, p = {p}, n_test = {n_test}"),
+            8.0 * (2.0 * p_ * samples + 4.0 * samples * samples),
+            60.0 * samples * samples * samples,
+        )?;
         let mut rng = SeededNormal::new(seed);
         let direction = Tensor::from_slice(&rng.normals(p));
         let teacher = &direction / direction.norm();
@@ -44,12 +63,12 @@ impl Task {
         };
         let (x, y) = draw(n);
         let (x_test, y_test) = draw(n_test);
-        Self {
+        Ok(Self {
             x,
             y,
             x_test,
             y_test,
-        }
+        })
     }
 }
 
@@ -201,6 +220,18 @@ pub fn simulated_errors(
     }
     let n = task.x.size()[1];
     let p = task.x.size()[0] as usize;
+    let [f_, p_, n_, t_, trials_] = super::budget::sizes([
+        features,
+        p,
+        n as usize,
+        task.x_test.size()[1] as usize,
+        trials,
+    ]);
+    super::budget::check(
+        format!("{features} features over {trials} trials"),
+        8.0 * (f_ * p_ + 2.0 * f_ * (n_ + t_) + 2.0 * n_ * n_),
+        trials_ * (2.0 * f_ * p_ * (n_ + t_) + 2.0 * f_ * n_ * n_ + n_ * n_ * n_),
+    )?;
     let activation = map.activation();
     let mut rng = SeededNormal::new(seed);
     let mut train = Vec::with_capacity(trials);
@@ -275,7 +306,7 @@ mod tests {
     #[test]
     fn theory_follows_simulation_and_peaks_at_n_features() {
         let n = 256;
-        let task = Task::linear_teacher(128, n, 512, 0.1, 1);
+        let task = Task::linear_teacher(128, n, 512, 0.1, 1).unwrap();
         for map in [FeatureMap::Relu, FeatureMap::Erf] {
             let mut tests = Vec::new();
             for features in [64, 128, 192, 256, 320, 512, 1024] {

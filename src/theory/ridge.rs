@@ -96,6 +96,14 @@ pub fn simulate_risk(
         )));
     }
     let n = ((p as f64 / problem.gamma).round() as usize).max(1);
+    let [n_, p_, trials_] = super::budget::sizes([n, p, trials]);
+    let bytes = 8.0 * (2.0 * n_ * p_ + 2.0 * p_ * p_);
+    let per_trial = 2.0 * n_ * p_ * p_ + p_ * p_ * p_;
+    super::budget::check(
+        format!("a ridge simulation at p = {p}, n = {n} over {trials} trials"),
+        bytes,
+        trials_ * per_trial,
+    )?;
     let mut rng = super::random::SeededNormal::new(seed);
     let options = (Kind::Double, Device::Cpu);
     let risks = (0..trials)
