@@ -35,25 +35,25 @@ pub struct DistArgs {
     #[arg(value_parser = ["mp", "tw1", "tw2", "goe", "gue", "poisson", "semicircle", "goe-number-variance"])]
     name: String,
     /// Aspect ratio Q = N/M ≥ 1 (mp).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(value_parser = super::finite_number, long, default_value_t = 1.0)]
     q: f64,
     /// Variance σ² (mp, semicircle).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(value_parser = super::finite_number, long, default_value_t = 1.0)]
     sigma2: f64,
     /// Evaluate the density at X (repeatable).
-    #[arg(long, value_name = "X", allow_negative_numbers = true)]
+    #[arg(value_parser = super::finite_number, long, value_name = "X", allow_negative_numbers = true)]
     pdf: Vec<f64>,
     /// Evaluate the CDF at X (repeatable).
-    #[arg(long, value_name = "X", allow_negative_numbers = true)]
+    #[arg(value_parser = super::finite_number, long, value_name = "X", allow_negative_numbers = true)]
     cdf: Vec<f64>,
     /// The P-quantile (repeatable).
-    #[arg(long, value_name = "P")]
+    #[arg(value_parser = super::finite_number, long, value_name = "P")]
     quantile: Vec<f64>,
     /// Mean and variance (and raw moments 1–4 for mp).
     #[arg(long)]
     moments: bool,
     /// Σ²(L) for goe-number-variance (repeatable).
-    #[arg(long, value_name = "L")]
+    #[arg(value_parser = super::finite_number, long, value_name = "L")]
     at: Vec<f64>,
     #[command(flatten)]
     output: OutputArgs,

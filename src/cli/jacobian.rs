@@ -39,7 +39,9 @@ EXAMPLES:
   rmt-torch jacobian model.pt --input batch.npy --samples all --f64 -f json -o jac.json
   rmt-torch jacobian detector.pt --input images.safetensors --input-key images --output-index 0")]
 pub struct JacobianArgs {
-    /// TorchScript model (torch.jit.script or torch.jit.trace, saved with .save()).
+    /// TorchScript model (torch.jit.script or torch.jit.trace, saved with .save()). Running it
+    /// executes its code, as torch.jit.load does: its tensor records are checked by rmt-torch's
+    /// own reader first, and loading is given up after 120 s.
     model: PathBuf,
     /// Input batch, first dimension = batch: torch.save(tensor) (or a dict of tensors with
     /// --input-key), a NumPy .npy array, or a safetensors file.
@@ -66,7 +68,7 @@ pub struct JacobianArgs {
     #[arg(long, value_name = "N|all", default_value_t = SampleCount::First(DEFAULT_SAMPLES))]
     samples: SampleCount,
     /// A singular value is isometric when |σ − 1| ≤ this.
-    #[arg(long, default_value_t = DEFAULT_ISOMETRY_TOLERANCE, value_name = "EPS")]
+    #[arg(value_parser = super::finite_number, long, default_value_t = DEFAULT_ISOMETRY_TOLERANCE, value_name = "EPS")]
     isometry_tolerance: f64,
     /// For a model returning a tuple of activations (h₁, …, h_L): the Jacobian ∂h_l/∂x of
     /// every one, the partial products of the layer chain, to see at which depth isometry
@@ -130,7 +132,13 @@ pub fn run(args: JacobianArgs) -> anyhow::Result<ExitCode> {
         )
         .map(|analysis| vec![analysis])
     }
-    .with_context(|| format!("Jacobians of {}", args.model.display()))?;
+    .with_context(|| {
+        format!(
+            "Jacobians of {} on {}",
+            args.model.display(),
+            args.input.display()
+        )
+    })?;
     bar.finish_and_clear();
     let text = match (format, args.each_output) {
         (OutputFormat::Json, false) => to_json(&analyses[0])?,

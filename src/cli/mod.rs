@@ -144,7 +144,7 @@ impl SelectionArgs {
 struct RmtArgs {
     /// False-positive rate of the Tracy-Widom spike count (num_spikes_tw) per layer: a random
     /// matrix has spikes with this probability. Bonferroni-corrected over conv slices.
-    #[arg(long, default_value_t = defaults().rmt.level, value_name = "P")]
+    #[arg(value_parser = finite_number, long, default_value_t = defaults().rmt.level, value_name = "P")]
     tw_level: f64,
     /// Unfolding before spacing statistics. `gaussian`: Gaussian broadening of the staircase
     /// (Thamm, Staats & Rosenow 2022; window 2a, 2a levels dropped at each end). `polynomial`:
@@ -277,6 +277,16 @@ impl AnalysisArgs {
         };
         options.check()?;
         Ok(options)
+    }
+}
+
+/// A number flag's value: any finite f64 (NaN and infinities are refused at parse time, so no
+/// command ever computes with one).
+fn finite_number(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(value) if value.is_finite() => Ok(value),
+        Ok(value) => Err(format!("expected a finite number, got {value}")),
+        Err(_) => Err(format!("expected a number, got `{text}`")),
     }
 }
 

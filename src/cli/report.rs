@@ -96,7 +96,13 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
                     bar.set_position(done as u64);
                 },
             )
-            .with_context(|| format!("Jacobians of {}", args.model.display()))?;
+            .with_context(|| {
+                format!(
+                    "Jacobians of {} on {}",
+                    args.model.display(),
+                    input.display()
+                )
+            })?;
             bar.finish_and_clear();
             Some(analysis)
         }

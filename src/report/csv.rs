@@ -55,6 +55,7 @@ pub fn line<S: AsRef<str>>(cells: &[S]) -> String {
 }
 
 fn quote(text: &str) -> String {
+    let text = &*super::printable(text);
     if text.contains([',', '"', '\n']) {
         format!("\"{}\"", text.replace('"', "\"\""))
     } else {

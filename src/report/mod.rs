@@ -53,6 +53,28 @@ pub fn format_optional(value: Option<f64>) -> String {
     value.map_or_else(|| "-".to_string(), format_number)
 }
 
+/// `text` as it may be printed on one line of a terminal: control characters (newlines and
+/// escape sequences among them) and bidirectional-override marks, which a hostile tensor name could carry to recolour or
+/// rewrite the screen, shown as `\u{…}` escapes.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    let hostile =
+        |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if !text.chars().any(hostile) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(
+        text.chars()
+            .map(|c| {
+                if hostile(c) {
+                    c.escape_unicode().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
+}
+
 use crate::analysis::Analysis;
 
 /// An analysis in the chosen format: a table of the main columns, the full JSON, or CSV.
@@ -181,4 +203,16 @@ fn analysis_table(analysis: &Analysis) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod printable_tests {
+    use super::printable;
+
+    #[test]
+    fn escape_sequences_are_shown_not_obeyed() {
+        assert_eq!(printable("fc1.weight"), "fc1.weight");
+        assert_eq!(printable("\u{1b}[2Jevil\u{7}"), "\\u{1b}[2Jevil\\u{7}");
+        assert_eq!(printable("a\u{202e}b"), "a\\u{202e}b");
+    }
 }

@@ -19,7 +19,11 @@ impl Table {
 
     /// Appends a row (missing cells print empty).
     pub fn push(&mut self, row: Vec<String>) {
-        self.rows.push(row);
+        self.rows.push(
+            row.into_iter()
+                .map(|cell| super::printable(&cell).into_owned())
+                .collect(),
+        );
     }
 
     /// The table as text, columns separated by two spaces, with a rule under the header.
