@@ -47,6 +47,28 @@ class Mixed(nn.Module):
         return b + a
 
 
+class Tree(nn.Module):
+    """TorchScript's module tree in its corners: nested Sequential and ModuleList, BatchNorm
+    buffers, a bias-free Linear, a frozen parameter, a submodule used twice, a parameter
+    registered after the submodules, and a tensor constant in the code."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU())
+        self.blocks = nn.ModuleList([nn.Linear(8, 8, bias=False), nn.Linear(8, 8)])
+        self.shared = nn.Linear(8, 8)
+        self.head = nn.Sequential(nn.Sequential(nn.Linear(8, 4)))
+        self.head[0][0].weight.requires_grad_(False)
+        self.scale = nn.Parameter(torch.randn(4, 4))
+
+    def forward(self, x):
+        h = self.stem(x).mean((2, 3))
+        for block in self.blocks:
+            h = torch.relu(block(h))
+        h = self.shared(self.shared(h))
+        return self.head(h) @ self.scale * torch.tensor([1.0, 2.0, 3.0, 4.0])
+
+
 def gaussian(shape, generator):
     return torch.randn(shape, generator=generator, dtype=torch.float64)
 
@@ -113,6 +135,10 @@ def main():
     reference["mlp_scripted.pt"] = reference_for(params)
     reference["mlp_traced.pt"] = reference_for(params)
 
+    tree = Tree().eval()
+    torch.jit.script(tree).save(str(out / "tree_scripted.pt"))
+    torch.jit.trace(tree, torch.randn(2, 3, 6, 6)).save(str(out / "tree_traced.pt"))
+
     mixed = Mixed().eval()
     torch.jit.script(mixed).save(str(out / "mixed_scripted.pt"))
     reference["mixed_scripted.pt"] = reference_for(dict(mixed.named_parameters()))
@@ -154,6 +180,7 @@ def main():
     (out / "truncated.safetensors").write_bytes(len(header).to_bytes(8, "little") + header + bytes(1000))
 
     checkpoint_fixtures(out)
+    checkpoint_directory_fixtures(out)
     powerlaw_fixtures(out)
     jacobian_fixtures(out)
     (out / "reference.json").write_text(json.dumps(reference))
@@ -224,6 +251,79 @@ def exact_loglikelihoods(fit):
         "lognormal": float(np.sum(lognormal.logpdf(t)) - n * lognormal.logsf(xmin)),
         "truncated_power_law": float(n * log_c - a * np.sum(np.log(t)) - cut * np.sum(t)),
     }
+
+
+def checkpoint_directory_fixtures(out):
+    """Hugging Face checkpoint directories written the way `save_pretrained` writes them:
+    sharded safetensors with their index, sharded torch.save .bin with theirs (the head tied to
+    the embeddings, as language models do), shards without an index, a diffusers-style folder,
+    the same weights in one file, broken directories, and numpy's λmax of every matrix."""
+    import shutil
+
+    gen = torch.Generator().manual_seed(99)
+    names = ["embed.weight", "layers.0.attn.q_proj.weight", "layers.0.mlp.up_proj.weight",
+             "layers.0.norm.weight", "layers.1.attn.q_proj.weight", "layers.1.mlp.up_proj.weight"]
+    shapes = [(100, 32), (32, 32), (64, 32), (32,), (32, 32), (64, 32)]
+    state = {n: gaussian(shape, gen).to(torch.float32) for n, shape in zip(names, shapes)}
+    lam = {n: float(squared_singular_values(t.double().numpy()[None]).max()) for n, t in state.items() if t.dim() == 2}
+    (out / "hf_lambda_max.json").write_text(json.dumps(lam))
+    save_file(state, str(out / "hf_single.safetensors"))
+
+    def fresh(name):
+        d = out / name
+        shutil.rmtree(d, ignore_errors=True)
+        d.mkdir()
+        (d / "config.json").write_text(json.dumps({"model_type": "tiny", "hidden_size": 32}))
+        return d
+
+    # Shards hold the tensors in an order other than the index's (the state dict's).
+    shard_of = {n: (1 if i % 2 else 2) for i, n in enumerate(names)}
+    d = fresh("hf_safetensors_sharded")
+    for k in (1, 2):
+        save_file({n: state[n] for n in reversed(names) if shard_of[n] == k}, str(d / f"model-0000{k}-of-00002.safetensors"))
+    index = {"metadata": {"total_size": 0}, "weight_map": {n: f"model-0000{shard_of[n]}-of-00002.safetensors" for n in names}}
+    (d / "model.safetensors.index.json").write_text(json.dumps(index))
+
+    d = fresh("hf_bin_sharded")
+    tied = dict(state)
+    tied["lm_head.weight"] = tied["embed.weight"]
+    for k in (1, 2):
+        part = {n: tied[n] for n in names if shard_of[n] == k}
+        if k == 2:
+            part["lm_head.weight"] = part["embed.weight"]
+        torch.save(part, str(d / f"pytorch_model-0000{k}-of-00002.bin"))
+    bin_map = {n: f"pytorch_model-0000{shard_of[n]}-of-00002.bin" for n in names}
+    bin_map["lm_head.weight"] = "pytorch_model-00002-of-00002.bin"
+    (d / "pytorch_model.bin.index.json").write_text(json.dumps({"weight_map": bin_map}))
+
+    d = fresh("hf_unindexed")
+    for k in (1, 2):
+        save_file({n: state[n] for n in names if shard_of[n] == k}, str(d / f"model-0000{k}-of-00002.safetensors"))
+
+    d = out / "hf_diffusers"
+    shutil.rmtree(d, ignore_errors=True)
+    (d / "unet").mkdir(parents=True)
+    (d / "text_encoder").mkdir()
+    (d / "model_index.json").write_text(json.dumps({"_class_name": "TinyPipeline"}))
+    save_file({n: state[n] for n in names[:3]}, str(d / "unet" / "diffusion_pytorch_model.safetensors"))
+    save_file({n: state[n] for n in names[3:]}, str(d / "text_encoder" / "model.safetensors"))
+
+    d = fresh("hf_missing_shard")
+    shutil.copy(out / "hf_safetensors_sharded" / "model.safetensors.index.json", d)
+    shutil.copy(out / "hf_safetensors_sharded" / "model-00001-of-00002.safetensors", d)
+    d = fresh("hf_index_lies")
+    for f in (out / "hf_safetensors_sharded").iterdir():
+        shutil.copy(f, d)
+    lying = dict(index["weight_map"])
+    lying["ghost.weight"] = "model-00001-of-00002.safetensors"
+    (d / "model.safetensors.index.json").write_text(json.dumps({"weight_map": lying}))
+    d = fresh("hf_truncated_shard")
+    for f in (out / "hf_safetensors_sharded").iterdir():
+        shutil.copy(f, d)
+    shard = d / "model-00002-of-00002.safetensors"
+    shard.write_bytes(shard.read_bytes()[:-100])
+    d = fresh("hf_escaping_index")
+    (d / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {"w": "../hf_single.safetensors"}}))
 
 
 class Hostile:

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::device::{device_name, DeviceChoice};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::esd::{EsdConvention, EsdScale};
 use crate::heavy_tail::alternatives::{self, TailAlternatives};
 use crate::heavy_tail::hill::{hill_plateau, HillEstimate};
@@ -15,7 +15,7 @@ use crate::heavy_tail::randomization::Randomization;
 use crate::model::layers::{
     self, ConvMode, LayerKind, LayerSelection, MatrixShape, SkippedTensor, WeightLayer,
 };
-use crate::model::{dtype_name, FileFormat, Model};
+use crate::model::{FileFormat, Model};
 use crate::option_names::{option_names, serde_as_text};
 use crate::rmt_suite::{
     rmt_report, LayerSpectrum, RmtOptions, RmtReport, FIGURE_NUMBER_VARIANCE_LENGTHS,
@@ -424,13 +424,32 @@ pub fn analyze(
     let mut spectra = Vec::with_capacity(total);
     for (index, layer) in weight_layers.iter().enumerate() {
         on_layer(index, total, layer.name);
-        match layer_spectra(layer, spectra.len(), device, options)? {
-            Some(layer_spectra) => spectra.push(layer_spectra),
-            None => skipped.push(SkippedTensor {
+        match layer_spectra(layer, spectra.len(), device, options) {
+            Ok(Some(layer_spectra)) => spectra.push(layer_spectra),
+            Ok(None) => skipped.push(SkippedTensor {
                 name: layer.name.to_string(),
                 reason: "all eigenvalues are zero (a zero matrix)".into(),
             }),
+            Err(Error::OutOfRange { exponent, .. }) => skipped.push(SkippedTensor {
+                name: layer.name.to_string(),
+                reason: format!(
+                    "entries of magnitude about 2^{exponent}: its spectrum lies outside float64's range"
+                ),
+            }),
+            Err(err) => return Err(err),
         }
+    }
+    if spectra.is_empty() {
+        let reasons: Vec<String> = skipped
+            .iter()
+            .rev()
+            .take(3)
+            .map(|s| format!("{}: {}", s.name, s.reason))
+            .collect();
+        return Err(Error::NoWeightMatrices(format!(
+            "no weight matrix has a spectrum to analyse ({})",
+            reasons.join("; ")
+        )));
     }
     on_layer(total, total, "");
     let spectra_seconds = started.elapsed().as_secs_f64();
@@ -489,7 +508,7 @@ fn layer_spectra(
     options: &AnalyzeOptions,
 ) -> Result<Option<LayerSpectra>> {
     let shape = layer.shape;
-    let matrices = layer.matrices();
+    let matrices = layer.matrices()?;
     let (spectrum, vectors) = if options.rmt.vectors {
         let (spectrum, decompositions) =
             spectrum::spectrum_with_vectors(layer.name, &matrices, device, options.precision)?;
@@ -528,8 +547,8 @@ fn layer_spectra(
         layer_id,
         name: layer.name.to_string(),
         kind: layer.kind,
-        stored_shape: layer.tensor.size(),
-        dtype: dtype_name(layer.tensor.kind()),
+        stored_shape: layer.tensor.shape.clone(),
+        dtype: layer.tensor.dtype.to_string(),
         shape,
         scale,
         eigenvalues,

@@ -35,6 +35,10 @@ pub enum Error {
     /// WᵀW overflowed although every entry is finite.
     #[error("tensor '{name}': WᵀW overflows (entries too large for the Gram product; try --precision f64)")]
     Overflow { name: String },
+    /// A layer's squared singular values lie outside float64's range (entries far below 1e-150
+    /// or above 1e150) although its entries are finite and not all zero.
+    #[error("tensor '{name}': entries of magnitude about 2^{exponent} have squared singular values outside float64's range; rescale the weights to analyse it")]
+    OutOfRange { name: String, exponent: i32 },
     /// The selection left no weight matrix to analyse.
     #[error("no weight matrices to analyse: {0}")]
     NoWeightMatrices(String),
@@ -95,11 +99,21 @@ pub(crate) fn torch_message(message: &str) -> String {
         .split("\nException raised from")
         .next()
         .unwrap_or(message);
-    let lines: Vec<&str> = match message.rfind("<--- HERE") {
-        Some(marker) => message[marker..]
+    // After TorchScript's last traceback, the model's own error is the first line that reads
+    // `SomeError: …` (frames are indented, or `file(line): function`).
+    let is_error_line = |line: &&str| {
+        line.split_once(": ").is_some_and(|(head, _)| {
+            !head.is_empty()
+                && head
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || c == '_' || c == '.')
+        })
+    };
+    let lines: Vec<&str> = match message.rfind("Traceback of TorchScript") {
+        Some(at) => message[at..]
             .lines()
             .skip(1)
-            .skip_while(|line| line.is_empty() || line.starts_with(char::is_whitespace))
+            .skip_while(|line| !is_error_line(line))
             .collect(),
         None => message.lines().collect(),
     };
@@ -149,5 +163,15 @@ frame #0: c10::Error::Error(...)";
             "shape '[2, 3]' is invalid for input of size 5"
         );
         assert_eq!(torch_message(""), "unknown error");
+        let traced = "The following operation failed in the TorchScript interpreter.
+Traceback of TorchScript, original code (most recent call last):
+/usr/lib/python3/torch/nn/modules/linear.py(134): forward
+/tmp/make.py(5): forward
+RuntimeError: mat1 and mat2 shapes cannot be multiplied (16x64 and 3x2)
+";
+        assert_eq!(
+            torch_message(traced),
+            "RuntimeError: mat1 and mat2 shapes cannot be multiplied (16x64 and 3x2)"
+        );
     }
 }

@@ -101,12 +101,13 @@ fn decompose(
         Precision::F64 => Kind::Double,
         Precision::Fast => Kind::Float,
     };
-    let (w, gram) = checked_gram(name, matrices, device, kind)?;
+    let (w, gram, exponent) = checked_gram(name, matrices, device, kind)?;
+    let (scale, scale2) = (2f64.powi(exponent), 4f64.powi(exponent));
     let count = w.numel() as f64;
     // Summed in the Gram precision: an f64 accumulation of f32 data takes a slow path (1 s for
     // 100M entries), and the error of an f32 mean is negligible beside the variance.
-    let mean = f64::try_from(w.f_sum(w.kind())?)? / count;
-    let sum_of_squares = f64::try_from(gram.f_diagonal(0, 1, 2)?.f_sum(Kind::Double)?)?;
+    let mean = f64::try_from(w.f_sum(w.kind())?)? / count * scale;
+    let sum_of_squares = f64::try_from(gram.f_diagonal(0, 1, 2)?.f_sum(Kind::Double)?)? * scale2;
     let entry_variance = (sum_of_squares / count - mean * mean).max(0.0);
     let (eigenvalues, eigenvectors) = if vectors {
         let (values, vectors) = gram.f_linalg_eigh("L")?;
@@ -114,12 +115,20 @@ fn decompose(
     } else {
         (gram.f_linalg_eigvalsh("L")?, None)
     };
-    let eigenvalues = eigenvalues.f_to_kind(Kind::Double)?.f_clamp_min(0.0)?;
+    let eigenvalues = (eigenvalues.f_to_kind(Kind::Double)?.f_clamp_min(0.0)? * scale2)
+        .f_to_kind(Kind::Double)?;
     let mut host = Vec::<f64>::try_from(
         eigenvalues
             .f_flatten(0, -1)?
             .f_to_device(tch::Device::Cpu)?,
     )?;
+    let beyond = |v: &f64| !v.is_finite() || (exponent < 0 && *v < f64::MIN_POSITIVE);
+    if exponent != 0 && (host.iter().all(beyond) || host.iter().any(|v| !v.is_finite())) {
+        return Err(Error::OutOfRange {
+            name: name.to_string(),
+            exponent,
+        });
+    }
     let m = matrices.size()[2].max(1) as usize;
     let by_matrix = host.chunks(m).map(<[f64]>::to_vec).collect();
     host.sort_by(f64::total_cmp);
@@ -191,8 +200,13 @@ pub struct RightSingularVectors {
     pub vectors: Vec<Vec<f64>>,
 }
 
-/// The stack W on `device` in `kind`, and the lower triangle of its Gram matrices, refused when
-/// it would not fit in memory or holds non-finite entries.
+/// Entries of a layer whose largest magnitude lies outside [2⁻⁴⁰, 2⁴⁰] are scaled by a power of
+/// two (exactly) before WᵀW is formed, so that the Gram product neither underflows nor
+/// overflows; the eigenvalues are scaled back.
+const SAFE_EXPONENT: i32 = 40;
+
+/// The stack W on `device` in `kind`, scaled by 2^−e, the lower triangle of its Gram matrices
+/// and e; refused when it would not fit in memory or holds non-finite entries.
 ///
 /// Call it under `tch::no_grad_guard()`: parameters loaded from TorchScript require grad, and
 /// with autograd on eigvalsh computes eigenvectors for the backward pass, four times slower.
@@ -201,15 +215,37 @@ fn checked_gram(
     matrices: &Tensor,
     device: tch::Device,
     kind: Kind,
-) -> Result<(Tensor, Tensor)> {
+) -> Result<(Tensor, Tensor, i32)> {
     check_memory(name, matrices, device)?;
     let w = matrices.f_to_device(device)?.f_to_kind(kind)?;
+    let largest = if w.numel() == 0 {
+        0.0
+    } else {
+        f64::try_from(matrices.f_abs()?.f_max()?.f_to_kind(Kind::Double)?)?
+    };
+    let exponent = if largest > 0.0 && largest.is_finite() {
+        let exponent = largest.log2().round() as i32;
+        if exponent.abs() > SAFE_EXPONENT {
+            exponent
+        } else {
+            0
+        }
+    } else {
+        0
+    };
+    let w = if exponent == 0 {
+        w
+    } else {
+        // In f64 first: the scaled values may not exist in the stored type.
+        (matrices.f_to_device(device)?.f_to_kind(Kind::Double)? * 2f64.powi(-exponent))
+            .f_to_kind(kind)?
+    };
     let gram = gram_lower(&w)?;
     // A non-finite entry makes its Gram row non-finite: test the small matrix, count on failure.
     if !bool::try_from(gram.f_isfinite()?.f_all()?)? {
         return Err(non_finite_error(name, matrices)?);
     }
-    Ok((w, gram))
+    Ok((w, gram, exponent))
 }
 
 /// Columns per block of the triangular Gram product; below this width one product is cheaper.

@@ -33,6 +33,7 @@ pub fn run(args: InfoArgs) -> anyhow::Result<ExitCode> {
             "format": model.format,
             "tensors": inventory,
             "other_entries": model.other_entries,
+            "directory": model.directory,
         }))?,
         OutputFormat::Csv => to_csv(&inventory)?,
         OutputFormat::Table => {
@@ -55,6 +56,21 @@ pub fn run(args: InfoArgs) -> anyhow::Result<ExitCode> {
                 analysed,
                 table.render()
             );
+            if let Some(layout) = &model.directory {
+                text.push_str("\nread from:\n");
+                if let Some(index) = &layout.index {
+                    text.push_str(&format!("  index {}\n", index.display()));
+                }
+                for file in &layout.files {
+                    text.push_str(&format!("  {}\n", file.display()));
+                }
+                if !layout.components.is_empty() {
+                    text.push_str(&format!(
+                        "  components (name prefixes): {}\n",
+                        layout.components.join(", ")
+                    ));
+                }
+            }
             if !model.other_entries.is_empty() {
                 text.push_str("\nother entries (not analysed):\n");
                 for entry in &model.other_entries {

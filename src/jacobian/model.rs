@@ -1,10 +1,18 @@
 //! The model side of Jacobians: loading a TorchScript archive to run it, its forward pass, and
 //! the checks an input batch must pass before it is differentiated.
 use std::path::Path;
+use std::sync::mpsc;
+use std::time::Duration;
 
 use tch::{CModule, Device, IValue, Kind, Tensor};
 
 use crate::error::{torch_message, Error, Result};
+
+/// The stack libtorch gets to load an archive: its deserialiser recurses over the pickles and
+/// the code, and deeply nested ones overflow an ordinary thread's stack.
+const LOAD_STACK_BYTES: usize = 1 << 30;
+/// Loading runs the archive's code (`__setstate__` methods): past this, it is given up on.
+pub const LOAD_TIME_LIMIT: Duration = Duration::from_secs(120);
 
 /// A model ready for differentiation: in eval mode, on its device, in its dtype.
 pub struct Differentiable {
@@ -12,10 +20,17 @@ pub struct Differentiable {
     pub(super) device: Device,
     pub(super) kind: Kind,
     pub(super) output_index: Option<usize>,
+    /// The example inputs' shapes `torch.jit.trace` recorded, if the archive keeps them.
+    traced_inputs: Option<Vec<Vec<i64>>>,
 }
 
 impl Differentiable {
     /// Loads a TorchScript model onto `device`, in eval mode, converted to float64 when asked.
+    ///
+    /// This runs the archive's code, as `torch.jit.load` does. Before libtorch sees the file,
+    /// every tensor record is checked by rmt-torch's own reader (no record is read past its
+    /// end); libtorch then loads it on a thread with a large stack, given up on after
+    /// [`LOAD_TIME_LIMIT`].
     pub fn load(
         path: &Path,
         device: Device,
@@ -31,14 +46,9 @@ impl Differentiable {
                 ),
             });
         }
-        let mut module =
-            CModule::load_on_device(path, device).map_err(|err| Error::UnsupportedFormat {
-                path: path.to_path_buf(),
-                message: format!(
-                    "not a TorchScript model libtorch can run: {}",
-                    torch_message(&err.to_string())
-                ),
-            })?;
+        crate::model::torchscript::validate(path)?;
+        let traced_inputs = crate::model::torchscript::traced_input_shapes(path)?;
+        let mut module = load_guarded(path, device)?;
         module.set_eval();
         let stored = module
             .named_parameters()?
@@ -54,6 +64,7 @@ impl Differentiable {
             device,
             kind,
             output_index,
+            traced_inputs,
         })
     }
 
@@ -89,10 +100,17 @@ impl Differentiable {
             })
     }
 
-    /// The input shape the model's first weight implies, in words: a Linear weight
-    /// [out, in] takes [batch, in], a ConvNd weight [out, in, k…] takes [batch, in, …] (in
-    /// channels per group; an archive records no input shape of its own).
+    /// The input shape the model expects, in words: the traced example input's when the
+    /// archive records it, else what the first weight implies (a Linear weight [out, in] takes
+    /// [batch, in], a ConvNd weight [out, in, k…] takes [batch, in, …], in channels per group).
     fn expected_input(&self) -> Option<String> {
+        if let Some(first) = self
+            .traced_inputs
+            .as_ref()
+            .and_then(|shapes| shapes.first())
+        {
+            return Some(format!("it was traced with an input of shape {first:?}"));
+        }
         let parameters = self.module.named_parameters().ok()?;
         let (name, weight) = parameters
             .iter()
@@ -234,4 +252,36 @@ fn check_samples_independent(model: &Differentiable, x: &Tensor, y: &Tensor) -> 
         }
     }
     Ok(())
+}
+
+/// `CModule::load_on_device` on its own thread with [`LOAD_STACK_BYTES`] of stack, given up on
+/// after [`LOAD_TIME_LIMIT`].
+fn load_guarded(path: &Path, device: Device) -> Result<CModule> {
+    let refused = |message: String| Error::UnsupportedFormat {
+        path: path.to_path_buf(),
+        message,
+    };
+    let (sender, receiver) = mpsc::channel();
+    let owned = path.to_path_buf();
+    std::thread::Builder::new()
+        .name("torchscript-load".into())
+        .stack_size(LOAD_STACK_BYTES)
+        .spawn(move || {
+            let _ = sender.send(CModule::load_on_device(&owned, device));
+        })
+        .map_err(|err| refused(format!("cannot start the loading thread: {err}")))?;
+    match receiver.recv_timeout(LOAD_TIME_LIMIT) {
+        Ok(Ok(module)) => Ok(module),
+        Ok(Err(err)) => Err(refused(format!(
+            "not a TorchScript model libtorch can run: {}",
+            torch_message(&err.to_string())
+        ))),
+        Err(mpsc::RecvTimeoutError::Timeout) => Err(refused(format!(
+            "libtorch did not finish loading it in {} s (its code may loop, e.g. in __setstate__)",
+            LOAD_TIME_LIMIT.as_secs()
+        ))),
+        Err(mpsc::RecvTimeoutError::Disconnected) => Err(refused(
+            "libtorch's loader stopped without an answer".into(),
+        )),
+    }
 }

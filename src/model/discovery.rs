@@ -1,16 +1,19 @@
-//! Finding model files: the paths given, and directories searched recursively. Only regular
-//! files are listed (a FIFO or a device named `x.pt` would block or never end), and each
-//! directory is entered once however many links lead to it.
+//! Finding models: the paths given, and directories searched recursively. A checkpoint
+//! directory (Hugging Face's layout: an index, shards, `config.json`) is one model, not searched
+//! further. Only regular files are listed (a FIFO or a device named `x.pt` would block or never
+//! end), and each directory is entered once however many links lead to it.
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
+use super::checkpoint_dir::is_checkpoint_dir;
 use crate::error::{Error, Result};
 
 /// File extensions taken as model files when a directory is searched.
 pub const MODEL_EXTENSIONS: &[&str] = &["pt", "pth", "bin", "ckpt", "safetensors", "tar"];
 
-/// Model files under `paths`: files as given (they must be regular files), directories
-/// searched recursively for [`MODEL_EXTENSIONS`]; sorted and without duplicates. Finding none
+/// Models under `paths`: files as given (they must be regular files), checkpoint directories
+/// as one model each, other directories searched recursively for [`MODEL_EXTENSIONS`]; sorted
+/// and without duplicates. Finding none
 /// is an error that names the paths searched.
 pub fn find_models(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut found = Vec::new();
@@ -20,7 +23,9 @@ pub fn find_models(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
             path: path.clone(),
             source,
         })?;
-        if metadata.is_dir() {
+        if metadata.is_dir() && is_checkpoint_dir(path) {
+            found.push(path.clone());
+        } else if metadata.is_dir() {
             walk(path, &mut visited, &mut found)?;
         } else if metadata.is_file() {
             found.push(path.clone());
@@ -36,7 +41,7 @@ pub fn find_models(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     if found.is_empty() {
         let searched: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
         return Err(Error::InvalidInput(format!(
-            "no model files (.{}) found in {}",
+            "no model files (.{}) or checkpoint directories found in {}",
             MODEL_EXTENSIONS.join(" ."),
             searched.join(", ")
         )));
@@ -64,7 +69,9 @@ fn walk(dir: &Path, visited: &mut HashSet<PathBuf>, found: &mut Vec<PathBuf>) ->
         let Ok(metadata) = std::fs::metadata(&path) else {
             continue; // a dangling link
         };
-        if metadata.is_dir() {
+        if metadata.is_dir() && is_checkpoint_dir(&path) {
+            found.push(path);
+        } else if metadata.is_dir() {
             walk(&path, visited, found)?;
         } else if metadata.is_file() && has_model_extension(&path) {
             let canonical = std::fs::canonicalize(&path).map_err(io)?;

@@ -17,6 +17,9 @@ pub enum FileFormat {
     TorchSaveZip,
     /// A Python `torch.save` file in the legacy (pre-1.6) pickle format.
     TorchSaveLegacy,
+    /// A checkpoint directory: weights in one file or over shards, with or without an index
+    /// (Hugging Face's layout), or diffusers-style component folders.
+    CheckpointDirectory,
     /// Tensors handed over in memory (a training loop's variables), not read from a file.
     InMemory,
 }
@@ -28,10 +31,14 @@ impl fmt::Display for FileFormat {
             Self::SafeTensors => "safetensors file",
             Self::TorchSaveZip => "torch.save checkpoint (zip)",
             Self::TorchSaveLegacy => "torch.save checkpoint (legacy pickle)",
+            Self::CheckpointDirectory => "checkpoint directory",
             Self::InMemory => "tensors in memory",
         })
     }
 }
+
+/// What [`detect`] says of a file in none of the formats.
+pub(crate) const UNRECOGNISED: &str = "not a model file rmt-torch reads (expected a TorchScript archive, a safetensors file or a torch.save checkpoint)";
 
 const ZIP_MAGIC: &[u8] = b"PK\x03\x04";
 const PICKLE_PROTO: u8 = 0x80;
@@ -42,8 +49,7 @@ pub fn detect(path: &Path) -> Result<FileFormat> {
         path: path.to_path_buf(),
         source,
     };
-    let mut file = std::fs::File::open(path).map_err(io_error)?;
-    let file_len = file.metadata().map_err(io_error)?.len();
+    let (mut file, file_len) = super::file::open_regular(path)?;
     let mut head = [0u8; 16];
     let read = read_up_to(&mut file, &mut head).map_err(io_error)?;
     let head = &head[..read];
@@ -74,9 +80,7 @@ pub fn detect(path: &Path) -> Result<FileFormat> {
         }
         return Ok(FileFormat::SafeTensors);
     }
-    Err(unsupported(
-        "not a model file rmt-torch reads (expected a TorchScript archive, a safetensors file or a torch.save checkpoint)".into(),
-    ))
+    Err(unsupported(UNRECOGNISED.into()))
 }
 
 fn read_up_to(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {

@@ -8,7 +8,7 @@ use std::fmt;
 
 use regex::Regex;
 use serde::Serialize;
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
 use crate::error::{Error, Result};
 use crate::model::{Model, NamedTensor};
@@ -150,8 +150,8 @@ pub struct WeightLayer<'m> {
     pub shape: MatrixShape,
     /// How convolutions are read.
     pub conv_mode: ConvMode,
-    /// The tensor as loaded.
-    pub tensor: &'m Tensor,
+    /// The tensor (read when its matrices are asked for).
+    pub tensor: &'m NamedTensor,
 }
 
 /// Decides whether a tensor is a weight matrix under `selection`, and its matrix shape.
@@ -161,15 +161,15 @@ pub fn classify(named: &NamedTensor, selection: &LayerSelection) -> Verdict {
             return Verdict::Skipped("name does not match --layers".into());
         }
     }
-    let tensor = &named.tensor;
-    let kind = tensor.kind();
-    if !matches!(
-        kind,
-        Kind::Half | Kind::BFloat16 | Kind::Float | Kind::Double
-    ) {
-        return Verdict::Skipped(format!("not floating point ({})", super::dtype_name(kind)));
+    if let Some(earlier) = &named.tied_to {
+        return Verdict::Skipped(format!(
+            "tied to {earlier} (the same weights, analysed once)"
+        ));
     }
-    let dims: Vec<usize> = tensor.size().iter().map(|&d| d as usize).collect();
+    if let Some(reason) = named.dtype.skip_reason() {
+        return Verdict::Skipped(reason);
+    }
+    let dims: Vec<usize> = named.shape.iter().map(|&d| d.max(0) as usize).collect();
     let layer_kind = match dims.len() {
         0 => return Verdict::Skipped("scalar".into()),
         1 => return Verdict::Skipped("1-D (bias or normalisation vector)".into()),
@@ -227,7 +227,7 @@ pub fn select<'m>(
                 kind,
                 shape,
                 conv_mode: selection.conv_mode,
-                tensor: &named.tensor,
+                tensor: named,
             }),
             Verdict::Skipped(reason) => skipped.push(SkippedTensor {
                 name: named.name.clone(),
@@ -256,38 +256,42 @@ pub fn select<'m>(
 }
 
 impl WeightLayer<'_> {
-    /// The layer as a stack of matrices, shape [slices, N, M] with N ≥ M, in the stored dtype.
-    pub fn matrices(&self) -> Tensor {
-        let t = self.tensor;
-        let stacked = match (self.kind, self.conv_mode) {
-            (LayerKind::Dense, _) => t.unsqueeze(0),
-            (LayerKind::Conv1d, ConvMode::Slices) => t.permute([2, 0, 1]),
-            (LayerKind::Conv2d, ConvMode::Slices) => {
-                let size = t.size();
-                t.permute([2, 3, 0, 1])
-                    .reshape([size[2] * size[3], size[0], size[1]])
-            }
-            (_, ConvMode::Reshape) => t.reshape([1, t.size()[0], -1]),
-        };
-        let rows = stacked.size()[1];
-        let cols = stacked.size()[2];
-        if rows < cols {
-            stacked.transpose(1, 2)
-        } else {
-            stacked
-        }
+    /// The layer as a stack of matrices, shape [slices, N, M] with N ≥ M, in the stored dtype
+    /// (the tensor is read from its file now).
+    pub fn matrices(&self) -> Result<Tensor> {
+        as_matrices(&self.tensor.load()?, self.kind, self.conv_mode)
     }
+}
+
+/// A weight tensor of `kind` as a stack of matrices [slices, N, M], N ≥ M: the one place that
+/// decides how convolutions become matrices.
+pub fn as_matrices(t: &Tensor, kind: LayerKind, conv_mode: ConvMode) -> Result<Tensor> {
+    let stacked = match (kind, conv_mode) {
+        (LayerKind::Dense, _) => t.f_unsqueeze(0)?,
+        (LayerKind::Conv1d, ConvMode::Slices) => t.f_permute([2, 0, 1])?,
+        (LayerKind::Conv2d, ConvMode::Slices) => {
+            let size = t.size();
+            t.f_permute([2, 3, 0, 1])?
+                .f_reshape([size[2] * size[3], size[0], size[1]])?
+        }
+        (_, ConvMode::Reshape) => t.f_reshape([1, t.size()[0], -1])?,
+    };
+    let rows = stacked.size()[1];
+    let cols = stacked.size()[2];
+    Ok(if rows < cols {
+        stacked.f_transpose(1, 2)?
+    } else {
+        stacked
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tch::Kind;
 
     fn named(name: &str, dims: &[i64]) -> NamedTensor {
-        NamedTensor {
-            name: name.into(),
-            tensor: Tensor::zeros(dims, (Kind::Float, tch::Device::Cpu)),
-        }
+        NamedTensor::in_memory(name, Tensor::zeros(dims, (Kind::Float, tch::Device::Cpu)))
     }
 
     #[test]
@@ -351,6 +355,7 @@ mod tests {
     fn slices_are_the_kernel_positions() {
         let t =
             Tensor::arange(2 * 3 * 2 * 2, (Kind::Double, tch::Device::Cpu)).reshape([2, 3, 2, 2]);
+        let named = NamedTensor::in_memory("w", t.shallow_clone());
         let layer = WeightLayer {
             name: "w",
             kind: LayerKind::Conv2d,
@@ -360,9 +365,9 @@ mod tests {
                 slices: 4,
             },
             conv_mode: ConvMode::Slices,
-            tensor: &t,
+            tensor: &named,
         };
-        let m = layer.matrices();
+        let m = layer.matrices().unwrap();
         assert_eq!(m.size(), vec![4, 3, 2]);
         // slice (i=0, j=1) is W[:, :, 0, 1], transposed to in × out
         let expected = t.select(2, 0).select(2, 1).transpose(0, 1);

@@ -1,25 +1,112 @@
-//! Loading models: every supported file format becomes the same [`Model`], a list of named tensors.
+//! Loading models: every supported file format becomes the same [`Model`], an index of named
+//! tensors. Reading a file builds the index — names, dtypes, shapes and where each tensor's
+//! bytes are, all checked against the file — and no tensor is read until it is asked for
+//! ([`NamedTensor::load`]), so that analysing a model holds one layer at a time in memory.
+mod archive;
+mod checkpoint_dir;
 pub mod discovery;
+mod dtype;
+mod file;
 mod format;
 pub mod layers;
 mod npy;
 mod pickle;
 mod safetensors;
+mod stored;
 mod torch_save;
-mod torchscript;
+pub(crate) mod torchscript;
 
 use std::path::{Path, PathBuf};
 
+pub use checkpoint_dir::DirectoryLayout;
+pub use dtype::Dtype;
+pub use file::open_regular;
 pub use format::{detect, FileFormat};
+pub use stored::{SharedFile, StoredTensor, View};
 
 use crate::error::{Error, Result};
 
-/// A tensor with the dotted name it has in the model (`features.0.weight`).
+/// A tensor of a model, by the dotted name it has there (`features.0.weight`): what it is, and
+/// where to read it from.
 pub struct NamedTensor {
     /// The parameter's dotted name.
     pub name: String,
-    /// The tensor, on the CPU, in the dtype it was stored in.
-    pub tensor: tch::Tensor,
+    /// The stored element type.
+    pub dtype: Dtype,
+    /// The stored shape.
+    pub shape: Vec<i64>,
+    /// The earlier tensor this one shares its storage and view with (tied weights, such as a
+    /// language model's head and its embeddings): analysed once, under the earlier name.
+    pub tied_to: Option<String>,
+    source: Source,
+}
+
+/// Where a tensor's values come from.
+enum Source {
+    /// Already in memory (a training loop's variables): shared, never copied or written.
+    Memory(tch::Tensor),
+    /// In a file, read when asked for.
+    Stored(StoredTensor),
+    /// In a file, in a type rmt-torch does not read: listed, never loaded.
+    Unreadable,
+}
+
+impl NamedTensor {
+    /// A tensor already in memory, shared (not copied).
+    pub fn in_memory(name: impl Into<String>, tensor: tch::Tensor) -> Self {
+        Self {
+            name: name.into(),
+            dtype: stored::dtype_of(tensor.kind()),
+            shape: tensor.size(),
+            tied_to: None,
+            source: Source::Memory(tensor),
+        }
+    }
+
+    /// A tensor stored in a file.
+    pub fn stored(name: impl Into<String>, dtype: Dtype, stored: StoredTensor) -> Self {
+        let shape = stored.shape().to_vec();
+        Self {
+            name: name.into(),
+            dtype,
+            shape,
+            tied_to: None,
+            source: Source::Stored(stored),
+        }
+    }
+
+    /// A tensor of a type rmt-torch does not read: listed with its shape, never loaded.
+    pub fn listed(name: impl Into<String>, dtype: Dtype, shape: Vec<i64>) -> Self {
+        Self {
+            name: name.into(),
+            dtype,
+            shape,
+            tied_to: None,
+            source: Source::Unreadable,
+        }
+    }
+
+    /// Whether `other` holds the very same values: the same view of the same bytes of the same
+    /// file (tied weights that `torch.save` stored once).
+    pub fn shares_storage_with(&self, other: &NamedTensor) -> bool {
+        match (&self.source, &other.source) {
+            (Source::Stored(a), Source::Stored(b)) => a.same_place(b),
+            _ => false,
+        }
+    }
+
+    /// The tensor's values on the CPU in the stored dtype, float8 upcast to float32 (read from
+    /// the file now, for a stored tensor: only the bytes its view spans).
+    pub fn load(&self) -> Result<tch::Tensor> {
+        match &self.source {
+            Source::Memory(tensor) => Ok(tensor.shallow_clone()),
+            Source::Stored(stored) => stored.read(&self.dtype, &self.name),
+            Source::Unreadable => Err(Error::InvalidInput(format!(
+                "tensor '{}' is of type {}, which rmt-torch does not read",
+                self.name, self.dtype
+            ))),
+        }
+    }
 }
 
 /// A model's tensors, whichever format they came from.
@@ -33,6 +120,8 @@ pub struct Model {
     /// Checkpoint entries that are not weight tensors (epochs, optimiser settings, …). Empty
     /// for TorchScript and safetensors files.
     pub other_entries: Vec<CheckpointEntry>,
+    /// For a checkpoint directory: the index and the files it was read from.
+    pub directory: Option<DirectoryLayout>,
 }
 
 /// A checkpoint entry that is not a weight tensor: its dotted name and its value.
@@ -101,25 +190,23 @@ impl std::fmt::Display for EntryValue {
     }
 }
 
+/// Marks each tensor that shares its storage and view with an earlier one as tied to it.
+fn with_ties(mut tensors: Vec<NamedTensor>) -> Vec<NamedTensor> {
+    for later in 1..tensors.len() {
+        let (earlier, rest) = tensors.split_at_mut(later);
+        if let Some(first) = earlier.iter().find(|t| t.shares_storage_with(&rest[0])) {
+            rest[0].tied_to = Some(first.tied_to.clone().unwrap_or_else(|| first.name.clone()));
+        }
+    }
+    tensors
+}
+
 /// The name given to the tensor of a `torch.save(tensor)` file, whose root is no dict.
 pub const ROOT_TENSOR_NAME: &str = "tensor";
 
 /// The dtype's PyTorch name (`float32`, `bfloat16`, …).
 pub fn dtype_name(kind: tch::Kind) -> String {
-    use tch::Kind::*;
-    match kind {
-        Half => "float16".into(),
-        BFloat16 => "bfloat16".into(),
-        Float => "float32".into(),
-        Double => "float64".into(),
-        Int8 => "int8".into(),
-        Uint8 => "uint8".into(),
-        Int16 => "int16".into(),
-        Int => "int32".into(),
-        Int64 => "int64".into(),
-        Bool => "bool".into(),
-        other => format!("{other:?}").to_lowercase(),
-    }
+    stored::dtype_of(kind).to_string()
 }
 
 impl Model {
@@ -136,6 +223,22 @@ impl Model {
     /// at a dotted `key` (`a.b.c`; list items by index) instead of found automatically.
     pub fn load_entry(path: impl AsRef<Path>, key: Option<&str>) -> Result<Self> {
         let path = path.as_ref();
+        if path.is_dir() {
+            if key.is_some() {
+                return Err(Error::InvalidOption(
+                    "--key applies to torch.save checkpoints, and this is a checkpoint directory"
+                        .into(),
+                ));
+            }
+            let (tensors, layout) = checkpoint_dir::load(path)?;
+            return Ok(Self {
+                path: path.to_path_buf(),
+                format: FileFormat::CheckpointDirectory,
+                tensors: with_ties(tensors),
+                other_entries: Vec::new(),
+                directory: Some(layout),
+            });
+        }
         let format = format::detect(path)?;
         if key.is_some()
             && !matches!(
@@ -158,18 +261,19 @@ impl Model {
                 };
                 (checkpoint.tensors, checkpoint.other_entries)
             }
-            FileFormat::InMemory => {
+            FileFormat::InMemory | FileFormat::CheckpointDirectory => {
                 return Err(Error::UnsupportedFormat {
                     path: path.to_path_buf(),
-                    message: "in-memory tensors are not read from files".into(),
+                    message: format!("a {format} is not read as a file"),
                 })
             }
         };
         Ok(Self {
             path: path.to_path_buf(),
             format,
-            tensors,
+            tensors: with_ties(tensors),
             other_entries,
+            directory: None,
         })
     }
 }
@@ -194,9 +298,10 @@ impl Model {
             format: FileFormat::InMemory,
             tensors: tensors
                 .into_iter()
-                .map(|(name, tensor)| NamedTensor { name, tensor })
+                .map(|(name, tensor)| NamedTensor::in_memory(name, tensor))
                 .collect(),
             other_entries: Vec::new(),
+            directory: None,
         }
     }
 }
@@ -207,12 +312,20 @@ impl Model {
 pub fn load_tensor(path: impl AsRef<Path>, key: Option<&str>) -> Result<(String, tch::Tensor)> {
     let path = path.as_ref();
     let mut head = [0u8; 6];
-    if let Ok(mut file) = std::fs::File::open(path) {
+    if let Ok((mut file, _)) = file::open_regular(path) {
         use std::io::Read;
         let _ = file.read(&mut head);
     }
     if head == npy::MAGIC {
-        return Ok((String::new(), npy::read(path)?));
+        return Ok((String::new(), npy::index(path, "array")?.load()?));
+    }
+    if let Err(Error::UnsupportedFormat { message, .. }) = detect(path) {
+        if message == format::UNRECOGNISED {
+            return Err(Error::UnsupportedFormat {
+                path: path.to_path_buf(),
+                message: "not a tensor file rmt-torch reads (expected a NumPy .npy array, a torch.save tensor or dict of tensors, or a safetensors file)".into(),
+            });
+        }
     }
     let model = Model::load(path)?;
     if model.format == FileFormat::TorchScript {
@@ -251,12 +364,8 @@ pub fn load_tensor(path: impl AsRef<Path>, key: Option<&str>) -> Result<(String,
             )))
         }
     };
-    let named = model
-        .tensors
-        .into_iter()
-        .nth(index)
-        .expect("index found above");
-    Ok((named.name, named.tensor))
+    let named = &model.tensors[index];
+    Ok((named.name.clone(), named.load()?))
 }
 
 /// One tensor of a model as `rmt-torch info` lists it.
@@ -298,8 +407,8 @@ impl Model {
                 };
                 TensorInfo {
                     name: named.name.clone(),
-                    shape: named.tensor.size(),
-                    dtype: dtype_name(named.tensor.kind()),
+                    shape: named.shape.clone(),
+                    dtype: named.dtype.to_string(),
                     analysed,
                     verdict,
                 }

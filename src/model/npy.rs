@@ -1,40 +1,46 @@
 //! NumPy `.npy` arrays (format versions 1–3): the input batches people save with `np.save`.
 use std::path::Path;
 
-use tch::{Kind, Tensor};
-
+use super::{Dtype, NamedTensor, SharedFile, StoredTensor, View};
 use crate::error::{Error, Result};
+
+/// How errors name the format.
+const FORMAT: &str = ".npy array";
 
 /// The magic bytes every `.npy` file starts with.
 pub const MAGIC: &[u8] = b"\x93NUMPY";
 
-/// Reads a little-endian (or byte-sized) numeric array of any shape, C or Fortran order.
-pub fn read(path: &Path) -> Result<Tensor> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+/// Bytes of header read at most (NumPy writes a few hundred).
+const MAX_HEADER_BYTES: u64 = 1 << 20;
+
+/// Indexes the array of a `.npy` file (little-endian or byte-sized numeric, any shape, C or
+/// Fortran order) under `name`.
+pub fn index(path: &Path, name: &str) -> Result<NamedTensor> {
+    let file = SharedFile::open(path)?;
     let corrupt = |message: String| Error::Corrupt {
         path: path.to_path_buf(),
-        format: ".npy array",
+        format: FORMAT,
         message,
     };
-    if !bytes.starts_with(MAGIC) || bytes.len() < 10 {
+    let head = file.read_range(0, file.len().min(12))?;
+    if !head.starts_with(MAGIC) || head.len() < 10 {
         return Err(corrupt("no NUMPY header".into()));
     }
-    let (header_len, header_start) = match bytes[6] {
-        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-        2 | 3 if bytes.len() >= 12 => (
-            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+    let (header_len, header_start) = match head[6] {
+        1 => (u64::from(u16::from_le_bytes([head[8], head[9]])), 10),
+        2 | 3 if head.len() >= 12 => (
+            u64::from(u32::from_le_bytes([head[8], head[9], head[10], head[11]])),
             12,
         ),
         version => return Err(corrupt(format!("unsupported format version {version}"))),
     };
+    if header_len > MAX_HEADER_BYTES || header_start + header_len > file.len() {
+        return Err(corrupt("truncated header".into()));
+    }
     let data_start = header_start + header_len;
-    let header = bytes
-        .get(header_start..data_start)
-        .and_then(|h| std::str::from_utf8(h).ok())
-        .ok_or_else(|| corrupt("truncated header".into()))?;
+    let header_bytes = file.read_range(header_start, header_len)?;
+    let header =
+        std::str::from_utf8(&header_bytes).map_err(|_| corrupt("header is not text".into()))?;
     let field = |key: &str| -> Result<&str> {
         let start = header
             .find(&format!("'{key}'"))
@@ -47,22 +53,13 @@ pub fn read(path: &Path) -> Result<Tensor> {
         .strip_prefix('\'')
         .and_then(|d| d.split('\'').next())
         .ok_or_else(|| corrupt("malformed descr".into()))?;
-    let (kind, size) = match descr {
-        "<f8" => (Kind::Double, 8),
-        "<f4" => (Kind::Float, 4),
-        "<f2" => (Kind::Half, 2),
-        "<i8" => (Kind::Int64, 8),
-        "<i4" => (Kind::Int, 4),
-        "|u1" => (Kind::Uint8, 1),
-        "|i1" => (Kind::Int8, 1),
-        "|b1" => (Kind::Bool, 1),
-        other => {
-            return Err(Error::UnsupportedFormat {
-                path: path.to_path_buf(),
-                message: format!(".npy dtype {other} is not supported (use float32 or float64)"),
-            })
-        }
-    };
+    let dtype = Dtype::of_numpy(descr);
+    if dtype.size().is_none() {
+        return Err(Error::UnsupportedFormat {
+            path: path.to_path_buf(),
+            message: format!(".npy dtype {descr} is not supported (use float32 or float64)"),
+        });
+    }
     let fortran = field("fortran_order")?.starts_with("True");
     let shape_text = field("shape")?;
     let shape_text = shape_text
@@ -75,27 +72,28 @@ pub fn read(path: &Path) -> Result<Tensor> {
         .filter(|s| !s.is_empty())
         .map(|s| {
             s.parse::<i64>()
-                .map_err(|_| corrupt(format!("bad dimension '{s}'")))
+                .ok()
+                .filter(|&d| d >= 0)
+                .ok_or_else(|| corrupt(format!("bad dimension '{s}'")))
         })
         .collect::<Result<_>>()?;
-    let length = shape
+    let numel = shape
         .iter()
-        .try_fold(size as usize, |bytes: usize, &d| {
-            usize::try_from(d).ok().and_then(|d| bytes.checked_mul(d))
-        })
+        .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64))
         .ok_or_else(|| corrupt(format!("impossible shape {shape:?}")))?;
-    let data = bytes
-        .get(data_start..data_start.saturating_add(length))
-        .ok_or_else(|| corrupt(format!("expected {length} data bytes")))?;
-    let stored: Vec<i64> = if fortran {
-        shape.iter().rev().copied().collect()
+    // Fortran order: the same bytes read with the strides reversed.
+    let view = if fortran {
+        let reversed: Vec<i64> = shape.iter().rev().copied().collect();
+        let mut stride = View::contiguous(&reversed).stride;
+        stride.reverse();
+        View {
+            offset: 0,
+            size: shape.clone(),
+            stride,
+        }
     } else {
-        shape.clone()
+        View::contiguous(&shape)
     };
-    let tensor = Tensor::f_from_data_size(data, &stored, kind)?;
-    if fortran && shape.len() > 1 {
-        let reversed: Vec<i64> = (0..shape.len() as i64).rev().collect();
-        return Ok(tensor.f_permute(&reversed)?.f_contiguous()?);
-    }
-    Ok(tensor)
+    let stored = StoredTensor::new(&file, FORMAT, name, &dtype, (data_start, numel), view)?;
+    Ok(NamedTensor::stored(name, dtype, stored))
 }

@@ -3,8 +3,16 @@
 //! Globals are recorded by name, never imported or called: `collections.OrderedDict` becomes a
 //! dict, `torch._utils._rebuild_tensor_v2` a [`Value::Tensor`] description, and any other
 //! `REDUCE`/`NEWOBJ`/`BUILD` on a global becomes an inert [`Value::Object`] that callers refuse
-//! with a message naming the class. Persistent ids (tensor storages) are handed to the caller.
+//! with a message naming the class. Instances of TorchScript classes (`__torch__.…`, what
+//! `torch.jit.save` pickles a module as) become [`Value::ScriptObject`]s holding their attributes
+//! as plain data; their code is never run. Persistent ids (tensor storages) are handed to the
+//! caller.
+//!
+//! Nothing a pickle says is trusted to be small: strings and bytes are shared (`Rc`), so a memo
+//! entry fetched a million times costs a million pointers, not a million copies, and containers
+//! are freed iteratively ([`Items`]), so a tuple nested 200 000 deep cannot overflow the stack.
 use std::cell::RefCell;
+use std::ops::{Deref, DerefMut};
 use std::rc::Rc;
 
 /// A value on the unpickler's stack.
@@ -21,15 +29,15 @@ pub enum Value {
     /// A float.
     Float(f64),
     /// A str.
-    Str(String),
+    Str(Rc<str>),
     /// bytes or bytearray.
-    Bytes(Vec<u8>),
+    Bytes(Rc<[u8]>),
     /// A tuple.
-    Tuple(Rc<Vec<Value>>),
+    Tuple(Rc<Items>),
     /// A list (shared, since the memo and the stack hold the same object).
-    List(Rc<RefCell<Vec<Value>>>),
+    List(Rc<RefCell<Items>>),
     /// A dict or OrderedDict, in insertion order.
-    Dict(Rc<RefCell<Vec<(Value, Value)>>>),
+    Dict(Rc<RefCell<Pairs>>),
     /// A global `module.name`, not yet called.
     Global(String, String),
     /// A tensor storage named by a persistent id: (storage type, key, numel).
@@ -42,6 +50,104 @@ pub enum Value {
     Tensor(TensorView),
     /// An object of a class that would need Python to rebuild.
     Object(String),
+    /// An instance of a TorchScript class, with the attributes its BUILD set.
+    ScriptObject(Rc<ScriptObject>),
+}
+
+/// An instance of a TorchScript class (`__torch__.torch.nn.modules.linear.Linear`): what
+/// `torch.jit.save` pickles a module as. Its state is the dict of its attributes (parameters,
+/// buffers, submodules, constants), in the class's slot order.
+#[derive(Debug)]
+pub struct ScriptObject {
+    /// The qualified class name.
+    pub class: String,
+    /// The attributes, once BUILD has set them.
+    pub state: RefCell<Option<Value>>,
+}
+
+/// The items of a tuple or list, freed iteratively (see [`dismantle`]).
+#[derive(Debug, Clone, Default)]
+pub struct Items(pub Vec<Value>);
+
+/// The entries of a dict, freed iteratively (see [`dismantle`]).
+#[derive(Debug, Clone, Default)]
+pub struct Pairs(pub Vec<(Value, Value)>);
+
+impl Deref for Items {
+    type Target = Vec<Value>;
+    fn deref(&self) -> &Vec<Value> {
+        &self.0
+    }
+}
+
+impl DerefMut for Items {
+    fn deref_mut(&mut self) -> &mut Vec<Value> {
+        &mut self.0
+    }
+}
+
+impl Deref for Pairs {
+    type Target = Vec<(Value, Value)>;
+    fn deref(&self) -> &Vec<(Value, Value)> {
+        &self.0
+    }
+}
+
+impl DerefMut for Pairs {
+    fn deref_mut(&mut self) -> &mut Vec<(Value, Value)> {
+        &mut self.0
+    }
+}
+
+impl Drop for Items {
+    fn drop(&mut self) {
+        dismantle(std::mem::take(&mut self.0));
+    }
+}
+
+impl Drop for Pairs {
+    fn drop(&mut self) {
+        dismantle(
+            std::mem::take(&mut self.0)
+                .into_iter()
+                .flat_map(|(key, value)| [key, value])
+                .collect(),
+        );
+    }
+}
+
+/// Frees values with an explicit stack instead of recursion: every container whose last
+/// reference this is hands its children to the stack and is dropped empty.
+fn dismantle(mut pending: Vec<Value>) {
+    while let Some(value) = pending.pop() {
+        match value {
+            Value::Tuple(items) => {
+                if let Ok(mut items) = Rc::try_unwrap(items) {
+                    pending.append(&mut items.0);
+                }
+            }
+            Value::List(list) => {
+                if let Ok(list) = Rc::try_unwrap(list) {
+                    pending.append(&mut list.into_inner().0);
+                }
+            }
+            Value::Dict(dict) => {
+                if let Ok(dict) = Rc::try_unwrap(dict) {
+                    let mut pairs = dict.into_inner();
+                    for (key, value) in pairs.0.drain(..) {
+                        pending.push(key);
+                        pending.push(value);
+                    }
+                }
+            }
+            Value::ScriptObject(object) => {
+                if let Ok(object) = Rc::try_unwrap(object) {
+                    pending.extend(object.state.into_inner());
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 /// A strided view of a storage, as torch pickles a tensor.
@@ -81,13 +187,23 @@ pub struct Unpickled {
 
 impl Drop for Unpickled {
     fn drop(&mut self) {
+        // Emptying every container breaks the cycles; what they held is freed iteratively.
+        let mut held = Vec::new();
         for container in &self.containers {
             match container {
-                Value::List(list) => list.borrow_mut().clear(),
-                Value::Dict(dict) => dict.borrow_mut().clear(),
+                Value::List(list) => held.append(&mut list.borrow_mut().0),
+                Value::Dict(dict) => {
+                    for (key, value) in dict.borrow_mut().0.drain(..) {
+                        held.push(key);
+                        held.push(value);
+                    }
+                }
+                Value::ScriptObject(object) => held.extend(object.state.borrow_mut().take()),
                 _ => {}
             }
         }
+        held.push(std::mem::replace(&mut self.root, Value::None));
+        dismantle(held);
     }
 }
 
@@ -180,7 +296,7 @@ impl Machine<'_> {
     fn string(&mut self, len: usize) -> Result<Value> {
         let bytes = self.take(len)?;
         match std::str::from_utf8(bytes) {
-            Ok(text) => Ok(Value::Str(text.to_string())),
+            Ok(text) => Ok(Value::Str(text.into())),
             Err(_) => error("a str that is not UTF-8"),
         }
     }
@@ -366,33 +482,33 @@ impl Machine<'_> {
                 }
                 b'V' => {
                     let text = self.line()?;
-                    self.stack.push(Value::Str(text));
+                    self.stack.push(Value::Str(text.into()));
                 }
                 b'S' => {
                     let text = self.line()?;
                     let unquoted = text.trim().trim_matches(|c| c == '\'' || c == '"');
-                    self.stack.push(Value::Str(unquoted.to_string()));
+                    self.stack.push(Value::Str(unquoted.into()));
                 }
                 b'T' | b'B' => {
                     let n = self.u32()? as usize;
-                    let bytes = self.take(n)?.to_vec();
+                    let bytes = self.take(n)?.into();
                     self.stack.push(Value::Bytes(bytes));
                 }
                 b'U' | b'C' => {
                     let n = self.u8()? as usize;
-                    let bytes = self.take(n)?.to_vec();
+                    let bytes = self.take(n)?.into();
                     self.stack.push(Value::Bytes(bytes));
                 }
                 0x8e | 0x96 => {
                     let n = usize::try_from(self.u64()?)
                         .map_err(|_| PickleError("bytes too long".into()))?;
-                    let bytes = self.take(n)?.to_vec();
+                    let bytes = self.take(n)?.into();
                     self.stack.push(Value::Bytes(bytes));
                 }
-                b')' => self.stack.push(Value::Tuple(Rc::new(Vec::new()))),
+                b')' => self.stack.push(Value::Tuple(Rc::new(Items::default()))),
                 b't' => {
                     let items = self.pop_mark()?;
-                    self.stack.push(Value::Tuple(Rc::new(items)));
+                    self.stack.push(Value::Tuple(Rc::new(Items(items))));
                 }
                 0x85..=0x87 => {
                     let n = (opcode - 0x84) as usize;
@@ -400,17 +516,17 @@ impl Machine<'_> {
                         return error("stack underflow");
                     }
                     let items = self.stack.split_off(self.stack.len() - n);
-                    self.stack.push(Value::Tuple(Rc::new(items)));
+                    self.stack.push(Value::Tuple(Rc::new(Items(items))));
                 }
-                b']' => self.push_container(Value::List(Rc::new(RefCell::new(Vec::new())))),
+                b']' => self.push_container(Value::List(Rc::new(RefCell::new(Items::default())))),
                 b'l' => {
                     let items = self.pop_mark()?;
-                    self.push_container(Value::List(Rc::new(RefCell::new(items))));
+                    self.push_container(Value::List(Rc::new(RefCell::new(Items(items)))));
                 }
-                b'}' => self.push_container(Value::Dict(Rc::new(RefCell::new(Vec::new())))),
+                b'}' => self.push_container(Value::Dict(Rc::new(RefCell::new(Pairs::default())))),
                 b'd' => {
                     let items = self.pop_mark()?;
-                    self.push_container(Value::Dict(Rc::new(RefCell::new(Vec::new()))));
+                    self.push_container(Value::Dict(Rc::new(RefCell::new(Pairs::default()))));
                     self.set_items(items)?;
                 }
                 b'a' => {
@@ -467,9 +583,9 @@ impl Machine<'_> {
                     let name = self.pop()?;
                     let module = self.pop()?;
                     match (module, name) {
-                        (Value::Str(module), Value::Str(name)) => {
-                            self.stack.push(Value::Global(module, name))
-                        }
+                        (Value::Str(module), Value::Str(name)) => self
+                            .stack
+                            .push(Value::Global(module.to_string(), name.to_string())),
                         _ => return error("STACK_GLOBAL without two strings"),
                     }
                 }
@@ -490,13 +606,28 @@ impl Machine<'_> {
                 0x81 => {
                     let _args = self.pop()?;
                     let class = self.pop()?;
-                    self.stack.push(Value::Object(class_name(&class)));
+                    match &class {
+                        Value::Global(module, _) if is_torchscript_module(module) => {
+                            let object = Value::ScriptObject(Rc::new(ScriptObject {
+                                class: class_name(&class),
+                                state: RefCell::new(None),
+                            }));
+                            self.push_container(object);
+                        }
+                        _ => self.stack.push(Value::Object(class_name(&class))),
+                    }
                 }
                 b'b' => {
-                    let _state = self.pop()?;
-                    // BUILD sets attributes: harmless on dicts (OrderedDict._metadata), and an
-                    // object stays an inert Object whatever its state.
-                    self.top()?;
+                    let state = self.pop()?;
+                    // BUILD sets attributes: kept on a TorchScript object, harmless on dicts
+                    // (OrderedDict._metadata), and any other object stays inert.
+                    if let Value::ScriptObject(object) = self.top()? {
+                        let mut slot = object.state.borrow_mut();
+                        if slot.is_some() {
+                            return error(format!("{} is built twice", object.class));
+                        }
+                        *slot = Some(state);
+                    }
                 }
                 b'0' => {
                     self.pop()?;
@@ -530,6 +661,11 @@ fn same_key(a: &Value, b: &Value) -> bool {
     }
 }
 
+/// `__torch__` and its submodules: where `torch.jit.save` puts a scripted module's classes.
+fn is_torchscript_module(module: &str) -> bool {
+    module == "__torch__" || module.starts_with("__torch__.")
+}
+
 fn kind_name(value: &Value) -> &'static str {
     match value {
         Value::None => "None",
@@ -544,7 +680,7 @@ fn kind_name(value: &Value) -> &'static str {
         Value::Global(..) => "global",
         Value::Storage { .. } => "storage",
         Value::Tensor(_) => "tensor",
-        Value::Object(_) => "object",
+        Value::Object(_) | Value::ScriptObject(_) => "object",
     }
 }
 
@@ -562,7 +698,7 @@ fn storage_from_persistent_id(pid: &Value) -> Result<Value> {
     };
     match items.as_slice() {
         [Value::Str(tag), storage_type, Value::Str(key), _location, Value::Int(numel), ..]
-            if tag == "storage" && *numel >= 0 =>
+            if &**tag == "storage" && *numel >= 0 =>
         {
             let storage_type = match storage_type {
                 Value::Global(_, name) => name.clone(),
@@ -570,7 +706,7 @@ fn storage_from_persistent_id(pid: &Value) -> Result<Value> {
             };
             Ok(Value::Storage {
                 storage_type,
-                key: key.clone(),
+                key: key.to_string(),
                 numel: *numel as usize,
             })
         }
@@ -603,7 +739,7 @@ fn reduce(callable: Value, args: Value) -> Result<Value> {
     };
     match (module.as_str(), name.as_str()) {
         ("collections", "OrderedDict") | ("builtins", "dict") | ("__builtin__", "dict") => {
-            Ok(Value::Dict(Rc::new(RefCell::new(Vec::new()))))
+            Ok(Value::Dict(Rc::new(RefCell::new(Pairs::default()))))
         }
         ("torch._utils", "_rebuild_tensor_v2") | ("torch._utils", "_rebuild_tensor") => {
             match args_list {
@@ -626,6 +762,16 @@ fn reduce(callable: Value, args: Value) -> Result<Value> {
                 _ => error("_rebuild_tensor_v2 with unexpected arguments"),
             }
         }
+        // TorchScript's typed containers: the data is the first argument; the type tag is
+        // only a hint for TorchScript's own loader.
+        ("torch.jit._pickle", "restore_type_tag")
+        | ("torch.jit._pickle", "build_intlist")
+        | ("torch.jit._pickle", "build_doublelist")
+        | ("torch.jit._pickle", "build_boollist")
+        | ("torch.jit._pickle", "build_tensorlist") => match args_list.first() {
+            Some(data) => Ok(data.clone()),
+            None => error(format!("{module}.{name} without arguments")),
+        },
         ("torch._utils", "_rebuild_parameter")
         | ("torch._utils", "_rebuild_parameter_with_state") => match args_list.first() {
             Some(tensor @ Value::Tensor(_)) => Ok(tensor.clone()),
@@ -656,7 +802,7 @@ mod tests {
             panic!("not a tuple")
         };
         assert!(matches!(tuple[0], Value::Bool(true)));
-        assert!(matches!(&tuple[1], Value::Str(s) if s == "x"));
+        assert!(matches!(&tuple[1], Value::Str(s) if &**s == "x"));
         // pickle.dumps([1, 2.5, None], protocol=2)
         let (list, _) = read(b"\x80\x02]q\x00(K\x01G@\x04\x00\x00\x00\x00\x00\x00Ne.").unwrap();
         let Value::List(list) = list.root.clone() else {
@@ -707,7 +853,7 @@ mod tests {
             panic!("not a dict")
         };
         let root = root.borrow();
-        assert!(matches!(&root[0], (Value::Str(k), Value::Int(1)) if k == "epoch"));
+        assert!(matches!(&root[0], (Value::Str(k), Value::Int(1)) if &**k == "epoch"));
         let Value::Dict(state) = &root[1].1 else {
             panic!("no state dict")
         };
@@ -762,5 +908,81 @@ mod tests {
         let data = b"cos\nsystem\n(S'echo hi'\ntR.";
         let (unpickled, _) = read(data).unwrap();
         assert!(matches!(unpickled.root, Value::Object(ref class) if class == "os.system"));
+    }
+
+    /// 200 000 nested tuples, `((((…),),),)`: read and freed without recursion (the default
+    /// 2 MiB test thread's stack would overflow otherwise), and a list holding itself.
+    #[test]
+    fn deep_and_cyclic_pickles_are_freed_iteratively() {
+        const DEPTH: usize = 200_000;
+        let mut data = b"\x80\x02)".to_vec();
+        data.extend(std::iter::repeat_n(0x85u8, DEPTH)); // TUPLE1
+        data.push(b'.');
+        let (unpickled, _) = read(&data).unwrap();
+        let mut depth = 0;
+        let mut current = unpickled.root.clone();
+        while let Value::Tuple(items) = current {
+            depth += 1;
+            match items.first() {
+                Some(inner) => current = inner.clone(),
+                None => break,
+            }
+        }
+        assert_eq!(depth, DEPTH + 1);
+        drop(unpickled);
+        // The same nesting left on the stack of a pickle that then fails.
+        let mut failing = b"\x80\x02)".to_vec();
+        failing.extend(std::iter::repeat_n(0x85u8, DEPTH));
+        failing.push(0xff);
+        assert!(read(&failing).is_err());
+        // l = []; l.append(l)
+        let (cyclic, _) = read(b"\x80\x02]q\x00h\x00a.").unwrap();
+        drop(cyclic);
+    }
+
+    /// A 1 MiB bytes object memoised once and fetched 100 000 times: shared, not copied (a
+    /// copy per fetch would be 100 GB).
+    #[test]
+    fn memo_fetches_share_instead_of_copying() {
+        let mut data = b"\x80\x02(".to_vec();
+        data.push(b'B');
+        data.extend((1u32 << 20).to_le_bytes());
+        data.extend(std::iter::repeat_n(7u8, 1 << 20));
+        data.extend(b"q\x00");
+        for _ in 0..100_000 {
+            data.extend(b"h\x00");
+        }
+        data.extend(b"l.");
+        let (unpickled, _) = read(&data).unwrap();
+        let Value::List(list) = &unpickled.root else {
+            panic!("not a list")
+        };
+        let list = list.borrow();
+        assert_eq!(list.len(), 100_001);
+        let (Value::Bytes(first), Value::Bytes(last)) = (&list[0], &list[100_000]) else {
+            panic!("not bytes")
+        };
+        assert!(Rc::ptr_eq(first, last));
+    }
+
+    /// What `torch.jit.save` writes: a `__torch__` class instance whose BUILD state holds its
+    /// attributes; another class's instance stays inert.
+    #[test]
+    fn torchscript_objects_keep_their_attributes() {
+        // GLOBAL '__torch__ M', EMPTY_TUPLE, NEWOBJ, {'training': False, 'n': 3}, BUILD
+        let data = b"\x80\x02c__torch__\nM\n)\x81}(X\x08\x00\x00\x00training\x89X\x01\x00\x00\x00nK\x03ub.";
+        let (unpickled, _) = read(data).unwrap();
+        let Value::ScriptObject(object) = &unpickled.root else {
+            panic!("not a script object: {:?}", unpickled.root)
+        };
+        assert_eq!(object.class, "__torch__.M");
+        let state = object.state.borrow();
+        let Some(Value::Dict(attributes)) = &*state else {
+            panic!("no state")
+        };
+        assert_eq!(attributes.borrow().len(), 2);
+        let other = b"\x80\x02cos\nM\n)\x81}b.";
+        let (unpickled, _) = read(other).unwrap();
+        assert!(matches!(unpickled.root, Value::Object(ref class) if class == "os.M"));
     }
 }

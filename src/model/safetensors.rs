@@ -1,50 +1,52 @@
 //! safetensors files: an 8-byte little-endian header length, a JSON header mapping each tensor
 //! to its dtype, shape and byte range, then the raw little-endian data.
 //!
-//! Read here rather than through tch so that tensors keep the file's order (the state dict's)
-//! and every malformed header gets a precise message.
+//! Read here rather than through tch so that tensors keep the file's order (the state dict's),
+//! every malformed header gets a precise message, and no tensor is read before it is analysed:
+//! the index records each tensor's byte range, checked against the file.
 use std::path::Path;
 
 use serde::Deserialize;
-use tch::{Kind, Tensor};
 
+use super::{Dtype, NamedTensor, SharedFile, StoredTensor, View};
 use crate::error::{Error, Result};
-use crate::model::NamedTensor;
+
+/// How errors name the format.
+const FORMAT: &str = "safetensors file";
+
+/// Headers longer than this are refused (the format's own reference limit is 100 MB).
+const MAX_HEADER_BYTES: u64 = 100_000_000;
 
 #[derive(Deserialize)]
 struct TensorEntry {
     dtype: String,
-    shape: Vec<usize>,
-    data_offsets: [usize; 2],
+    shape: Vec<u64>,
+    data_offsets: [u64; 2],
 }
 
-/// Loads every tensor of a safetensors file, in the order of their data in the file, on the CPU.
+/// Indexes every tensor of a safetensors file, in the order of their data in the file.
 pub fn load(path: &Path) -> Result<Vec<NamedTensor>> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let file = SharedFile::open(path)?;
     let corrupt = |message: String| Error::Corrupt {
         path: path.to_path_buf(),
-        format: "safetensors file",
+        format: FORMAT,
         message,
     };
-    let header_len = bytes
-        .get(..8)
-        .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize)
-        .ok_or_else(|| corrupt("shorter than its 8-byte header length".into()))?;
-    let data_start = 8usize
-        .checked_add(header_len)
-        .filter(|&end| end <= bytes.len())
-        .ok_or_else(|| {
-            corrupt(format!(
-                "header of {header_len} bytes runs past the end of the file"
-            ))
-        })?;
+    let length = file
+        .read_range(0, 8)
+        .map_err(|_| corrupt("shorter than its 8-byte header length".into()))?;
+    let header_len = u64::from_le_bytes(length.try_into().expect("8 bytes"));
+    if header_len > MAX_HEADER_BYTES || 8 + header_len > file.len() {
+        return Err(corrupt(format!(
+            "header of {header_len} bytes runs past the end of the file ({} bytes) or over {MAX_HEADER_BYTES}",
+            file.len()
+        )));
+    }
+    let data_start = 8 + header_len;
+    let data_len = file.len() - data_start;
     let header: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(&bytes[8..data_start])
+        serde_json::from_slice(&file.read_range(8, header_len)?)
             .map_err(|err| corrupt(format!("header is not valid JSON: {err}")))?;
-    let data = &bytes[data_start..];
 
     let mut entries = Vec::new();
     for (name, value) in header {
@@ -60,39 +62,40 @@ pub fn load(path: &Path) -> Result<Vec<NamedTensor>> {
     entries
         .into_iter()
         .map(|(name, entry)| {
-            let kind = kind_of(&entry.dtype)
-                .ok_or_else(|| corrupt(format!("tensor '{name}': unsupported dtype {}", entry.dtype)))?;
+            let dtype = Dtype::of_safetensors(&entry.dtype);
             let [begin, end] = entry.data_offsets;
-            let numel = entry.shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
-            let expected = numel.and_then(|n| n.checked_mul(kind.elt_size_in_bytes()));
-            if begin > end || end > data.len() || expected != Some(end - begin) {
+            let shape: Option<Vec<i64>> = entry
+                .shape
+                .iter()
+                .map(|&d| i64::try_from(d).ok())
+                .collect();
+            let numel = entry
+                .shape
+                .iter()
+                .try_fold(1u64, |acc, &d| acc.checked_mul(d));
+            let expected = numel.zip(dtype.size()).and_then(|(n, s)| n.checked_mul(s as u64));
+            let (Some(shape), Some(numel)) = (shape, numel) else {
+                return Err(corrupt(format!("tensor '{name}': impossible shape {:?}", entry.shape)));
+            };
+            if begin > end || end > data_len || expected.is_some_and(|bytes| bytes != end - begin) {
                 return Err(corrupt(format!(
-                    "tensor '{name}': bytes {begin}..{end} do not hold a {} {:?} tensor within the {} data bytes",
-                    entry.dtype,
-                    entry.shape,
-                    data.len()
+                    "tensor '{name}': bytes {begin}..{end} do not hold a {} {:?} tensor within the {data_len} data bytes",
+                    entry.dtype, entry.shape
                 )));
             }
-            let shape: Vec<i64> = entry.shape.iter().map(|&d| d as i64).collect();
-            let tensor = Tensor::f_from_data_size(&data[begin..end], &shape, kind)?;
-            Ok(NamedTensor { name, tensor })
+            if dtype.size().is_none() {
+                // A type rmt-torch does not read (4-bit packed, say): listed, never loaded.
+                return Ok(NamedTensor::listed(name, dtype, shape));
+            }
+            let stored = StoredTensor::new(
+                &file,
+                FORMAT,
+                &name,
+                &dtype,
+                (data_start + begin, numel),
+                View::contiguous(&shape),
+            )?;
+            Ok(NamedTensor::stored(name, dtype, stored))
         })
         .collect()
-}
-
-/// libtorch's kind for a safetensors dtype name.
-fn kind_of(dtype: &str) -> Option<Kind> {
-    Some(match dtype {
-        "F64" => Kind::Double,
-        "F32" => Kind::Float,
-        "F16" => Kind::Half,
-        "BF16" => Kind::BFloat16,
-        "I64" => Kind::Int64,
-        "I32" => Kind::Int,
-        "I16" => Kind::Int16,
-        "I8" => Kind::Int8,
-        "U8" => Kind::Uint8,
-        "BOOL" => Kind::Bool,
-        _ => return None,
-    })
 }

@@ -2,14 +2,17 @@
 //! format, state dicts and nested checkpoints, every real dtype. No Python code ever runs: the
 //! pickle is read by [`super::pickle`], which only describes what it would have built.
 use std::collections::HashMap;
-use std::io::Read;
 use std::path::Path;
 
-use tch::{Kind, Tensor};
-
+use super::archive::{pickled_tensor, Archive};
 use super::pickle::{self, TensorView, Value};
-use super::{CheckpointEntry, EntryValue, NamedTensor};
+use super::{CheckpointEntry, Dtype, EntryValue, NamedTensor, SharedFile};
 use crate::error::{Error, Result};
+
+/// How errors name a zip checkpoint …
+const FORMAT: &str = "torch.save checkpoint";
+/// … and a legacy one.
+const LEGACY_FORMAT: &str = "legacy torch.save checkpoint";
 
 /// Keys under which checkpoints commonly keep the model's weights, tried in this order.
 const STATE_DICT_KEYS: [&str; 5] = ["state_dict", "model_state_dict", "model", "module", "net"];
@@ -25,182 +28,142 @@ pub struct Checkpoint {
     pub other_entries: Vec<CheckpointEntry>,
 }
 
-/// Reads a zip-format checkpoint.
+/// Reads a zip-format checkpoint's index.
 pub fn load_zip(path: &Path, key: Option<&str>) -> Result<Checkpoint> {
-    let corrupt = |message: String| Error::Corrupt {
-        path: path.to_path_buf(),
-        format: "torch.save checkpoint",
-        message,
-    };
-    let file = std::fs::File::open(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let mut archive = zip::ZipArchive::new(file).map_err(|err| corrupt(err.to_string()))?;
-    let pickle_name = archive
-        .file_names()
-        .find(|name| name.ends_with("data.pkl"))
-        .map(str::to_string)
-        .ok_or_else(|| corrupt("no data.pkl in the archive".into()))?;
-    let prefix = pickle_name.trim_end_matches("data.pkl").to_string();
-    let pickle_bytes = {
-        let mut entry = archive
-            .by_name(&pickle_name)
-            .map_err(|err| corrupt(format!("data.pkl: {err}")))?;
-        let mut bytes = Vec::with_capacity(entry.size() as usize);
-        entry
-            .read_to_end(&mut bytes)
-            .map_err(|err| corrupt(format!("data.pkl: {err}")))?;
-        bytes
-    };
-    let (unpickled, _) =
-        pickle::read(&pickle_bytes).map_err(|err| corrupt(format!("data.pkl: {}", err.0)))?;
-    let root = &unpickled.root;
-    build(path, root, key, |view| {
-        let (kind, len) = storage_layout(path, view)?;
-        let name = format!("{prefix}data/{}", view.key);
-        let mut entry = archive
-            .by_name(&name)
-            .map_err(|err| corrupt(format!("{name}: {err}")))?;
-        if entry.size() != len as u64 {
-            return Err(corrupt(format!(
-                "storage {} holds {} bytes, not {} elements of {}",
-                view.key,
-                entry.size(),
-                view.storage_numel,
-                view.storage_type
-            )));
-        }
-        // Straight from the archive into the tensor's memory: one copy of each storage.
-        let tensor = Tensor::f_empty([view.storage_numel as i64], (kind, tch::Device::Cpu))?;
-        // SAFETY: `tensor` is a fresh, contiguous CPU tensor of exactly `len` bytes that nothing
-        // else references until this function returns it.
-        let buffer = unsafe { std::slice::from_raw_parts_mut(tensor.data_ptr() as *mut u8, len) };
-        entry
-            .read_exact(buffer)
-            .map_err(|err| corrupt(format!("{name}: {err}")))?;
-        Ok(tensor)
+    let mut archive = Archive::open(path, FORMAT)?;
+    let unpickled = archive.unpickle("data.pkl")?;
+    build(path, &unpickled.root, key, |name, view| {
+        archive.named_tensor("data", name, view)
     })
 }
 
-/// Reads a legacy (pre-1.6) checkpoint: magic number, protocol, system info, the object, the
-/// storage keys, then each storage as an 8-byte element count and its raw bytes.
+/// The legacy format's pickles come first and are small: they are parsed from a prefix of the
+/// file this long, and from the whole file only if they do not fit in it.
+const LEGACY_PICKLES_PREFIX: u64 = 64 << 20;
+
+/// Reads a legacy (pre-1.6) checkpoint's index: magic number, protocol, system info, the
+/// object, the storage keys, then each storage as an 8-byte element count and its raw bytes.
 pub fn load_legacy(path: &Path, key: Option<&str>) -> Result<Checkpoint> {
     let corrupt = |message: String| Error::Corrupt {
         path: path.to_path_buf(),
-        format: "legacy torch.save checkpoint",
+        format: LEGACY_FORMAT,
         message,
     };
-    let bytes = std::fs::read(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let mut pos = 0;
-    let mut next_pickle = |what: &str| -> Result<pickle::Unpickled> {
-        let (unpickled, used) =
-            pickle::read(&bytes[pos..]).map_err(|err| corrupt(format!("{what}: {}", err.0)))?;
-        pos += used;
-        Ok(unpickled)
-    };
-    match &next_pickle("magic number")?.root {
-        Value::LargeInt(bytes) if bytes[..] == LEGACY_MAGIC => {}
-        _ => return Err(corrupt("not a torch.save file (wrong magic number)".into())),
+    let file = SharedFile::open(path)?;
+    let prefix = file.read_range(0, file.len().min(LEGACY_PICKLES_PREFIX))?;
+    let pickles = match legacy_pickles(&prefix) {
+        Err(_) if (prefix.len() as u64) < file.len() => {
+            legacy_pickles(&file.read_range(0, file.len())?)
+        }
+        parsed => parsed,
     }
-    next_pickle("protocol version")?;
-    next_pickle("system info")?;
-    let object = next_pickle("object")?;
+    .map_err(corrupt)?;
+    let LegacyPickles {
+        object,
+        keys,
+        end: mut pos,
+    } = pickles;
     let root = &object.root;
-    let keys_pickle = next_pickle("storage keys")?;
-    let keys = match &keys_pickle.root {
-        Value::List(list) => list
-            .borrow()
-            .iter()
-            .map(|key| match key {
-                Value::Str(key) => Ok(key.clone()),
-                _ => Err(corrupt("a storage key that is not a string".into())),
-            })
-            .collect::<Result<Vec<_>>>()?,
-        _ => return Err(corrupt("storage keys are not a list".into())),
-    };
     let element_sizes = storage_element_sizes(root);
     let mut storages = HashMap::new();
     for key in keys {
         let Some(&element_size) = element_sizes.get(&key) else {
             return Err(corrupt(format!("storage {key} is used by no tensor")));
         };
-        let count = bytes
-            .get(pos..pos + 8)
-            .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize)
-            .ok_or_else(|| corrupt(format!("truncated before storage {key}")))?;
+        let count_bytes = file
+            .read_range(pos, 8)
+            .map_err(|_| corrupt(format!("truncated before storage {key}")))?;
+        let count = u64::from_le_bytes(count_bytes.try_into().expect("8 bytes"));
         let start = pos + 8;
         let end = count
             .checked_mul(element_size)
             .and_then(|len| start.checked_add(len))
-            .filter(|&end| end <= bytes.len())
+            .filter(|&end| end <= file.len())
             .ok_or_else(|| corrupt(format!("storage {key} runs past the end of the file")))?;
-        storages.insert(key, &bytes[start..end]);
+        storages.insert(key, (start, count));
         pos = end;
     }
-    build(path, root, key, |view| {
-        let (kind, len) = storage_layout(path, view)?;
-        let bytes = storages
+    build(path, root, key, |name, view| {
+        let &(start, count) = storages
             .get(&view.key)
             .ok_or_else(|| corrupt(format!("storage {} is missing", view.key)))?;
-        if bytes.len() != len {
+        if count != view.storage_numel as u64 {
             return Err(corrupt(format!(
-                "storage {} holds {} bytes, not {} elements of {}",
-                view.key,
-                bytes.len(),
-                view.storage_numel,
-                view.storage_type
+                "storage {} holds {count} elements, not the {} its tensors claim",
+                view.key, view.storage_numel
             )));
         }
-        Ok(Tensor::f_from_data_size(
-            bytes,
-            &[view.storage_numel as i64],
-            kind,
-        )?)
+        pickled_tensor(&file, LEGACY_FORMAT, name, view, (start, count))
+    })
+}
+
+/// What a legacy checkpoint's pickles hold, and the byte where its storages begin.
+struct LegacyPickles {
+    object: pickle::Unpickled,
+    keys: Vec<String>,
+    end: u64,
+}
+
+fn legacy_pickles(bytes: &[u8]) -> std::result::Result<LegacyPickles, String> {
+    let mut pos = 0;
+    let mut next_pickle = |what: &str| -> std::result::Result<pickle::Unpickled, String> {
+        let (unpickled, used) =
+            pickle::read(&bytes[pos..]).map_err(|err| format!("{what}: {}", err.0))?;
+        pos += used;
+        Ok(unpickled)
+    };
+    match &next_pickle("magic number")?.root {
+        Value::LargeInt(bytes) if bytes[..] == LEGACY_MAGIC => {}
+        _ => return Err("not a torch.save file (wrong magic number)".into()),
+    }
+    next_pickle("protocol version")?;
+    next_pickle("system info")?;
+    let object = next_pickle("object")?;
+    let keys_pickle = next_pickle("storage keys")?;
+    let keys = match &keys_pickle.root {
+        Value::List(list) => list
+            .borrow()
+            .iter()
+            .map(|key| match key {
+                Value::Str(key) => Ok(key.to_string()),
+                _ => Err("a storage key that is not a string".to_string()),
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()?,
+        _ => return Err("storage keys are not a list".into()),
+    };
+    Ok(LegacyPickles {
+        object,
+        keys,
+        end: pos as u64,
     })
 }
 
 /// The element size of every storage the object's tensors use, by key.
-fn storage_element_sizes(root: &Value) -> HashMap<String, usize> {
+fn storage_element_sizes(root: &Value) -> HashMap<String, u64> {
     walk(root)
         .into_iter()
         .filter_map(|(_, value)| match value {
-            Value::Tensor(view) => {
-                storage_kind(&view.storage_type).map(|kind| (view.key, kind.elt_size_in_bytes()))
-            }
+            Value::Tensor(view) => Dtype::of_storage(&view.storage_type)
+                .size()
+                .map(|size| (view.key, size as u64)),
             _ => None,
         })
         .collect()
 }
 
-/// libtorch's kind for a pickled storage type.
-fn storage_kind(storage_type: &str) -> Option<Kind> {
-    Some(match storage_type {
-        "FloatStorage" => Kind::Float,
-        "DoubleStorage" => Kind::Double,
-        "HalfStorage" => Kind::Half,
-        "BFloat16Storage" => Kind::BFloat16,
-        "LongStorage" => Kind::Int64,
-        "IntStorage" => Kind::Int,
-        "ShortStorage" => Kind::Int16,
-        "CharStorage" => Kind::Int8,
-        "ByteStorage" => Kind::Uint8,
-        "BoolStorage" => Kind::Bool,
-        _ => return None,
-    })
-}
-
-/// Finds the weights in the unpickled object and materialises them from their storages.
+/// Finds the weights in the unpickled object and indexes each with `tensor(name, view)`.
 fn build(
     path: &Path,
     root: &Value,
     key: Option<&str>,
-    mut read_storage: impl FnMut(&TensorView) -> Result<Tensor>,
+    mut tensor: impl FnMut(&str, &TensorView) -> Result<NamedTensor>,
 ) -> Result<Checkpoint> {
-    if let Value::Object(class) = root {
+    let class = match root {
+        Value::Object(class) => Some(class.as_str()),
+        Value::ScriptObject(object) => Some(object.class.as_str()),
+        _ => None,
+    };
+    if let Some(class) = class {
         return Err(Error::UnsupportedFormat {
             path: path.to_path_buf(),
             message: format!(
@@ -221,20 +184,9 @@ fn build(
     let entries = walk(&weights);
     let mut tensors = Vec::new();
     let mut other_entries = Vec::new();
-    let mut storages: HashMap<String, Tensor> = HashMap::new();
     for (name, value) in entries {
         match value {
-            Value::Tensor(view) => {
-                let storage = match storages.get(&view.key) {
-                    Some(storage) => storage,
-                    None => {
-                        let tensor = read_storage(&view)?;
-                        storages.entry(view.key.clone()).or_insert(tensor)
-                    }
-                };
-                let tensor = tensor_view(path, &name, storage, &view)?;
-                tensors.push(NamedTensor { name, tensor });
-            }
+            Value::Tensor(view) => tensors.push(tensor(&name, &view)?),
             other => other_entries.push(CheckpointEntry {
                 name,
                 value: entry_value(&other),
@@ -320,7 +272,7 @@ fn weights_root(root: &Value) -> (Value, Option<String>) {
 
 fn key_text(key: &Value) -> String {
     match key {
-        Value::Str(text) => text.clone(),
+        Value::Str(text) => text.to_string(),
         Value::Int(i) => i.to_string(),
         Value::Bool(b) => b.to_string(),
         Value::None => "None".into(),
@@ -392,7 +344,7 @@ fn entry_value(value: &Value) -> EntryValue {
         Value::Int(i) => EntryValue::Int(*i),
         Value::LargeInt(_) => EntryValue::WideInt,
         Value::Float(f) => EntryValue::Float(*f),
-        Value::Str(s) => EntryValue::Str(s.clone()),
+        Value::Str(s) => EntryValue::Str(s.to_string()),
         Value::Bytes(b) => EntryValue::Bytes(b.len()),
         Value::Tuple(items) => EntryValue::Tuple(items.len()),
         Value::List(list) => EntryValue::List(list.borrow().len()),
@@ -401,62 +353,8 @@ fn entry_value(value: &Value) -> EntryValue {
         Value::Storage { storage_type, .. } => EntryValue::Storage(storage_type.clone()),
         Value::Tensor(view) => EntryValue::Tensor(view.size.clone()),
         Value::Object(class) => EntryValue::Object(class.clone()),
+        Value::ScriptObject(object) => EntryValue::Object(object.class.clone()),
     }
-}
-
-/// A storage's element kind and its size in bytes.
-fn storage_layout(path: &Path, view: &TensorView) -> Result<(Kind, usize)> {
-    let corrupt = |message: String| Error::Corrupt {
-        path: path.to_path_buf(),
-        format: "torch.save checkpoint",
-        message,
-    };
-    let kind = storage_kind(&view.storage_type).ok_or_else(|| {
-        corrupt(format!(
-            "storage {} has unsupported type {}",
-            view.key, view.storage_type
-        ))
-    })?;
-    let len = view
-        .storage_numel
-        .checked_mul(kind.elt_size_in_bytes())
-        .ok_or_else(|| corrupt(format!("storage {} is impossibly large", view.key)))?;
-    Ok((kind, len))
-}
-
-/// The tensor a view describes, copied out of its storage (contiguous).
-fn tensor_view(path: &Path, label: &str, storage: &Tensor, view: &TensorView) -> Result<Tensor> {
-    let corrupt = |message: String| Error::Corrupt {
-        path: path.to_path_buf(),
-        format: "torch.save checkpoint",
-        message,
-    };
-    if view.size.len() != view.stride.len() || view.size.iter().chain(&view.stride).any(|&d| d < 0)
-    {
-        return Err(corrupt(format!(
-            "{label}: bad size {:?} / stride {:?}",
-            view.size, view.stride
-        )));
-    }
-    let empty = view.size.contains(&0);
-    let last = view
-        .size
-        .iter()
-        .zip(&view.stride)
-        .try_fold(view.offset as i64, |acc, (&n, &s)| {
-            (n.max(1) - 1)
-                .checked_mul(s)
-                .and_then(|step| acc.checked_add(step))
-        });
-    if !empty && last.is_none_or(|last| last as usize >= view.storage_numel) {
-        return Err(corrupt(format!(
-            "{label}: view (offset {}, size {:?}, stride {:?}) reaches past its {} elements",
-            view.offset, view.size, view.stride, view.storage_numel
-        )));
-    }
-    Ok(storage
-        .f_as_strided(&view.size, &view.stride, view.offset as i64)?
-        .f_contiguous()?)
 }
 
 #[cfg(test)]
@@ -469,7 +367,7 @@ mod tests {
     #[test]
     fn walking_is_bounded_for_cycles_and_shared_structures() {
         // l = [l]: a cycle, cut at the depth limit.
-        let cycle = Rc::new(RefCell::new(Vec::new()));
+        let cycle = Rc::new(RefCell::new(pickle::Items::default()));
         cycle.borrow_mut().push(Value::List(cycle.clone()));
         let leaves = walk(&Value::List(cycle.clone()));
         assert_eq!(leaves.len(), 1);
@@ -477,7 +375,10 @@ mod tests {
         // lₖ = [lₖ₊₁, lₖ₊₁] over 60 levels: 2⁶⁰ paths, cut by the visit budget.
         let mut level = Value::Int(0);
         for _ in 0..60 {
-            level = Value::List(Rc::new(RefCell::new(vec![level.clone(), level])));
+            level = Value::List(Rc::new(RefCell::new(pickle::Items(vec![
+                level.clone(),
+                level,
+            ]))));
         }
         let start = std::time::Instant::now();
         let leaves = walk(&level);

@@ -21,24 +21,70 @@ pub(crate) fn hash_bytes(bytes: &[u8]) -> u64 {
     fnv1a(bytes, FNV_OFFSET)
 }
 
-/// A file's content hash (FNV-1a 64 over its bytes, read in blocks), as 16 hex digits.
+/// A model's content hash as 16 hex digits: FNV-1a 64 over a file's bytes (read in blocks), or
+/// for a checkpoint directory over the relative name, length and bytes of every regular file in
+/// it and in its component folders, in name order.
 pub fn content_hash(path: &Path) -> Result<String> {
-    use std::io::Read;
-    let io = |source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut file = std::fs::File::open(path).map_err(io)?;
-    let mut buffer = vec![0u8; 1 << 20];
     let mut state = FNV_OFFSET;
+    if path.is_dir() {
+        for (name, file) in directory_files(path)? {
+            state = fnv1a(name.as_bytes(), state);
+            state = hash_file(&file, state)?;
+        }
+    } else {
+        state = hash_file(path, state)?;
+    }
+    Ok(format!("{state:016x}"))
+}
+
+/// FNV-1a over the length and bytes of the regular file `path`, continuing from `state`.
+fn hash_file(path: &Path, mut state: u64) -> Result<u64> {
+    use std::io::Read;
+    let (mut file, len) = crate::model::open_regular(path)?;
+    state = fnv1a(&len.to_le_bytes(), state);
+    let mut buffer = vec![0u8; 1 << 20];
     loop {
-        let read = file.read(&mut buffer).map_err(io)?;
+        let read = file.read(&mut buffer).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
         if read == 0 {
-            break;
+            return Ok(state);
         }
         state = fnv1a(&buffer[..read], state);
     }
-    Ok(format!("{state:016x}"))
+}
+
+/// The regular files of a directory and of its subfolders one level down, by relative name.
+fn directory_files(dir: &Path) -> Result<Vec<(String, std::path::PathBuf)>> {
+    let list = |dir: &Path| -> Result<Vec<std::path::PathBuf>> {
+        let entries = std::fs::read_dir(dir).map_err(|source| Error::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        Ok(entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
+    };
+    let mut files = Vec::new();
+    for entry in list(dir)? {
+        if entry.is_dir() {
+            files.extend(list(&entry)?.into_iter().filter(|p| p.is_file()));
+        } else if entry.is_file() {
+            files.push(entry);
+        }
+    }
+    let mut named: Vec<(String, std::path::PathBuf)> = files
+        .into_iter()
+        .map(|file| {
+            let name = file
+                .strip_prefix(dir)
+                .unwrap_or(&file)
+                .to_string_lossy()
+                .into_owned();
+            (name, file)
+        })
+        .collect();
+    named.sort();
+    Ok(named)
 }
 
 /// A directory of cached results, one JSON file per (content, options) key.

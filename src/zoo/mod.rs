@@ -109,7 +109,13 @@ pub fn run_zoo(
     if jobs == 1 {
         return Ok(models.iter().map(work).collect());
     }
-    match rayon::ThreadPoolBuilder::new().num_threads(jobs).build() {
+    // Workers get a main thread's stack: a model's reader must not fail on a worker where it
+    // would succeed alone.
+    match rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs)
+        .stack_size(8 << 20)
+        .build()
+    {
         Ok(pool) => Ok(pool.install(|| models.par_iter().map(work).collect())),
         Err(_) => Ok(models.iter().map(work).collect()),
     }

@@ -180,15 +180,7 @@ fn gaussian_model(planted: usize) -> Model {
     for k in 0..planted as i64 {
         let _ = w.get(37 * k + 3).get(11 * k + 5).fill_(40.0);
     }
-    Model {
-        path: "in-memory".into(),
-        format: rmt_torch::model::FileFormat::SafeTensors,
-        tensors: vec![rmt_torch::model::NamedTensor {
-            name: "w".into(),
-            tensor: w,
-        }],
-        other_entries: Vec::new(),
-    }
+    Model::from_tensors("in-memory", vec![("w".into(), w)])
 }
 
 #[test]

@@ -26,13 +26,16 @@ fn every_fixture_lists_every_tensor_as_python_sees_it() {
                 .iter()
                 .map(|d| d.as_i64().unwrap())
                 .collect();
-            assert_eq!(named.tensor.size(), shape, "{file}: {}", named.name);
+            assert_eq!(named.shape, shape, "{file}: {}", named.name);
             assert_eq!(
-                dtype_name(named.tensor.kind()),
+                named.dtype.to_string(),
                 want["dtype"].as_str().unwrap(),
                 "{file}: {}",
                 named.name
             );
+            let tensor = named.load().unwrap();
+            assert_eq!(tensor.size(), shape, "{file}: {}", named.name);
+            assert_eq!(dtype_name(tensor.kind()), named.dtype.to_string());
         }
     }
 }
@@ -44,7 +47,7 @@ fn scripted_and_traced_archives_hold_the_same_parameters() {
     let names = |m: &Model| m.tensors.iter().map(|t| t.name.clone()).collect::<Vec<_>>();
     assert_eq!(names(&scripted), names(&traced));
     for (a, b) in scripted.tensors.iter().zip(&traced.tensors) {
-        assert!(a.tensor.equal(&b.tensor), "{}", a.name);
+        assert!(a.load().unwrap().equal(&b.load().unwrap()), "{}", a.name);
     }
 }
 
@@ -56,4 +59,43 @@ fn the_format_comes_from_the_content_not_the_extension() {
         Model::load(&renamed).unwrap().format,
         FileFormat::SafeTensors
     );
+}
+
+/// rmt-torch reads TorchScript weights with its own reader (data.pkl and the code's
+/// `__parameters__`), never by running the archive: on every TorchScript archive the tests
+/// make or ship, it yields exactly libtorch's `named_parameters` — names, order, dtypes and
+/// values bit for bit.
+#[test]
+fn torchscript_weights_read_as_data_equal_libtorchs_parameters() {
+    let mut archives = Vec::new();
+    for directory in [
+        fixtures::dir().to_path_buf(),
+        fixtures::root().join("models"),
+    ] {
+        for entry in std::fs::read_dir(&directory).unwrap() {
+            let path = entry.unwrap().path();
+            if rmt_torch::model::detect(&path).ok() == Some(FileFormat::TorchScript) {
+                archives.push(path);
+            }
+        }
+    }
+    assert!(archives.len() >= 16, "{} archives", archives.len());
+    for path in archives {
+        let ours = Model::load(&path).unwrap();
+        let module = tch::CModule::load(&path).unwrap();
+        let theirs = module.named_parameters().unwrap();
+        let names = |list: Vec<&str>| list.join(", ");
+        assert_eq!(
+            names(ours.tensors.iter().map(|t| t.name.as_str()).collect()),
+            names(theirs.iter().map(|(name, _)| name.as_str()).collect()),
+            "{}",
+            path.display()
+        );
+        for (mine, (name, tensor)) in ours.tensors.iter().zip(&theirs) {
+            let mine = mine.load().unwrap();
+            assert_eq!(mine.kind(), tensor.kind(), "{name}");
+            assert_eq!(mine.size(), tensor.size(), "{name}");
+            assert!(mine.equal(tensor), "{}: {name}", path.display());
+        }
+    }
 }
