@@ -1,9 +1,11 @@
 //! Integration tests: one binary, fixtures generated once per run by scripts/make_fixtures.py.
 mod checkpoints;
 mod cli;
+mod directories;
 mod examples;
 mod fixtures;
 mod heavy_tail;
+mod hostile;
 mod jacobian;
 mod loading;
 mod monitor;

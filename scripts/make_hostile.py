@@ -1,0 +1,491 @@
+"""A corpus of hostile and broken inputs for rmt-torch's readers, with the outcome each must have.
+
+Usage: .venv/bin/python scripts/make_hostile.py OUT_DIR
+
+Writes the files into OUT_DIR and OUT_DIR/cases.json: a list of
+{"name", "args" (with {file} for the input), "exit", "stderr" (a substring the one-line error
+must hold, or null), "stdout" (a substring the output must hold, or null)}. Every case that
+fails must fail with exit 2 and one line on stderr naming the file; none may crash, hang or
+exit 0 with a wrong answer. tests/integration/hostile.rs runs them.
+
+Categories: torch.save zip archives (every record size, offset, stride and count lied about,
+pickles that amplify, nest deeply or name code), TorchScript archives (short records, missing
+code, deep module trees), legacy torch.save files, safetensors headers, .npy input batches,
+files that are not regular files, numbers that must not pass silently, and options and theory
+sizes that must be refused.
+"""
+import io
+import json
+import os
+import struct
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+from torch import nn
+
+OUT = Path(sys.argv[1])
+OUT.mkdir(parents=True, exist_ok=True)
+CASES = []
+MODELS = Path(__file__).resolve().parent.parent / "models"
+MLP = str(MODELS / "digits_mlp_trained.pt")
+
+
+def case(name, data=None, args=("analyze", "{file}"), exit=2, stderr=None, stdout=None):
+    """Registers a case; `data` (bytes) is written to OUT/name when given."""
+    if data is not None:
+        (OUT / name).write_bytes(data)
+    CASES.append(
+        {"name": name, "args": list(args), "exit": exit, "stderr": stderr, "stdout": stdout}
+    )
+
+
+# ----------------------------------------------------------------------------------------
+# A tiny pickler for protocol 2: exactly the opcodes torch.save writes, so that every field
+# can be given any value.
+def s(text):
+    data = text.encode()
+    return b"X" + struct.pack("<I", len(data)) + data
+
+
+def integer(n):
+    if -(2**31) <= n < 2**31:
+        return b"J" + struct.pack("<i", n)
+    return b"\x8a\x08" + struct.pack("<q", n)
+
+
+def tup(*items):
+    return b"(" + b"".join(items) + b"t"
+
+
+def glob(module, name):
+    return b"c" + module.encode() + b"\n" + name.encode() + b"\n"
+
+
+def ordered_dict(pairs):
+    return glob("collections", "OrderedDict") + b")R" + b"(" + b"".join(s(k) + v for k, v in pairs) + b"u"
+
+
+def tensor(key, numel, offset, size, stride, storage="FloatStorage"):
+    pid = tup(s("storage"), glob("torch", storage), s(key), s("cpu"), integer(numel))
+    return (
+        glob("torch._utils", "_rebuild_tensor_v2")
+        + tup(
+            pid + b"Q",
+            integer(offset),
+            tup(*map(integer, size)),
+            tup(*map(integer, stride)),
+            b"\x89",
+            glob("collections", "OrderedDict") + b")R",
+        )
+        + b"R"
+    )
+
+
+def pickle_of(body):
+    return b"\x80\x02" + body + b"."
+
+
+def zipped(entries, compression=zipfile.ZIP_STORED):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression) as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def checkpoint(pickle_bytes, storages, compression=zipfile.ZIP_STORED):
+    """A torch.save-style zip: archive/data.pkl and archive/data/<key>."""
+    entries = {"archive/data.pkl": pickle_bytes, "archive/version": b"3\n"}
+    for key, data in storages.items():
+        entries[f"archive/data/{key}"] = data
+    return zipped(entries, compression)
+
+
+W = np.random.default_rng(0).standard_normal((32, 16)).astype(np.float32)
+W_BYTES = W.tobytes()
+
+
+def weights(view=(0, (32, 16), (16, 1)), numel=512, storage="FloatStorage", key="0"):
+    offset, size, stride = view
+    return pickle_of(ordered_dict([("fc.weight", tensor(key, numel, offset, size, stride, storage))]))
+
+
+# ----------------------------------------------------------------------------------------
+# torch.save zip archives.
+case("zip_valid.pt", checkpoint(weights(), {"0": W_BYTES}), exit=0, stdout="fc.weight")
+case("zip_short_storage.pt", checkpoint(weights(), {"0": W_BYTES[:100]}), stderr="holds 100 bytes, not 512 elements")
+case("zip_long_storage.pt", checkpoint(weights(), {"0": W_BYTES + b"\0" * 64}), stderr="holds 2112 bytes, not 512 elements")
+case("zip_missing_storage.pt", checkpoint(weights(), {}), stderr="data/0 is missing")
+case("zip_view_past_end.pt", checkpoint(weights(view=(1, (32, 16), (16, 1))), {"0": W_BYTES}), stderr="reaches past its storage")
+case("zip_stride_past_end.pt", checkpoint(weights(view=(0, (32, 16), (17, 1))), {"0": W_BYTES}), stderr="reaches past its storage")
+case("zip_negative_stride.pt", checkpoint(weights(view=(0, (32, 16), (-16, 1))), {"0": W_BYTES}), stderr="bad size")
+case("zip_negative_size.pt", checkpoint(weights(view=(0, (-32, 16), (16, 1))), {"0": W_BYTES}), stderr="bad size")
+case("zip_rank_mismatch.pt", checkpoint(weights(view=(0, (32, 16), (16,))), {"0": W_BYTES}), stderr="bad size")
+case("zip_huge_shape.pt", checkpoint(weights(view=(0, (2**40, 2**40), (0, 0))), {"0": W_BYTES}), stderr="overflows")
+case("zip_expanded_terabytes.pt", checkpoint(weights(view=(0, (2**20, 2**20), (0, 0))), {"0": W_BYTES}), stderr="needs about")
+case("zip_huge_numel.pt", checkpoint(weights(numel=2**62), {"0": W_BYTES}), stderr="not 4611686018427387904 elements")
+case("zip_numel_negative.pt", checkpoint(weights(numel=-5), {"0": W_BYTES}), stderr="persistent id")
+case("zip_offset_negative.pt", checkpoint(weights(view=(-1, (32, 16), (16, 1))), {"0": W_BYTES}), stderr="_rebuild_tensor_v2")
+case("zip_unknown_storage.pt", checkpoint(weights(storage="MysteryStorage"), {"0": W_BYTES}), stderr="MysteryStorage")
+case(
+    "zip_complex_storage.pt",
+    checkpoint(weights(storage="ComplexFloatStorage", numel=256, view=(0, (16, 16), (16, 1))), {"0": W_BYTES}),
+    stderr="complex",
+)
+case(
+    "zip_complex_beside_real.pt",
+    checkpoint(
+        pickle_of(
+            ordered_dict(
+                [
+                    ("z", tensor("0", 256, 0, (16, 16), (16, 1), "ComplexFloatStorage")),
+                    ("fc.weight", tensor("1", 512, 0, (32, 16), (16, 1))),
+                ]
+            )
+        ),
+        {"0": W_BYTES, "1": W_BYTES},
+    ),
+    exit=0,
+    stdout="fc.weight",
+)
+case("zip_deflated_storage.pt", checkpoint(weights(), {"0": W_BYTES}, zipfile.ZIP_DEFLATED), stderr="compressed")
+case("zip_no_data_pkl.pt", zipped({"archive/version": b"3\n", "archive/data/0": W_BYTES}), stderr="neither TorchScript code nor")
+case("zip_empty.pt", zipped({}), stderr="not a model file")
+case("zip_pickle_garbage.pt", checkpoint(b"\x80\x02\xff\xfe", {"0": W_BYTES}), stderr="unsupported pickle opcode")
+case("zip_pickle_empty.pt", checkpoint(b"", {"0": W_BYTES}), stderr="truncated")
+case("zip_pickle_protocol_9.pt", checkpoint(b"\x80\x09N.", {}), stderr="newer than 5")
+case("zip_pickle_stack_underflow.pt", checkpoint(b"\x80\x02u.", {}), stderr="MARK")
+case("zip_pickle_memo_unset.pt", checkpoint(b"\x80\x02h\x07.", {}), stderr="never set")
+case("zip_pickle_memo_huge_index.pt", checkpoint(b"\x80\x02Nr\xff\xff\xff\x7f.", {}), stderr="memo index")
+case("zip_pickle_string_claims_2gb.pt", checkpoint(b"\x80\x02X\xff\xff\xff\x7f", {}), stderr="truncated")
+case("zip_pickle_bytes_claims_exabytes.pt", checkpoint(b"\x80\x02\x8e" + struct.pack("<Q", 2**62), {}), stderr="truncated")
+case("zip_pickle_not_utf8.pt", checkpoint(b"\x80\x02X\x02\x00\x00\x00\xff\xfe.", {}), stderr="UTF-8")
+case("zip_pickle_os_system.pt", checkpoint(pickle_of(glob("os", "system") + tup(s("echo pwned")) + b"R"), {}), stderr="os.system")
+case("zip_pickle_whole_module.pt", checkpoint(pickle_of(glob("__main__", "Net") + b")\x81}b"), {}), stderr="__main__.Net")
+case("zip_pickle_eval_builtin.pt", checkpoint(pickle_of(glob("builtins", "eval") + tup(s("1+1")) + b"R"), {}), stderr="builtins.eval")
+case("zip_pickle_not_a_dict.pt", checkpoint(pickle_of(integer(7)), {}), stderr="no weight matrices")
+case("zip_pickle_list_of_nothing.pt", checkpoint(pickle_of(b"]"), {}), stderr="no weight matrices")
+case("zip_persistent_id_int.pt", checkpoint(pickle_of(integer(3) + b"Q"), {}), stderr="persistent id")
+case("zip_persistent_id_other_tag.pt", checkpoint(pickle_of(tup(s("module"), s("x")) + b"Q"), {}), stderr="persistent id")
+case("zip_rebuild_without_args.pt", checkpoint(pickle_of(glob("torch._utils", "_rebuild_tensor_v2") + b")R"), {}), stderr="_rebuild_tensor_v2")
+case("zip_rebuild_size_strings.pt", checkpoint(pickle_of(ordered_dict([("w", glob("torch._utils", "_rebuild_tensor_v2") + tup(tup(s("storage"), glob("torch", "FloatStorage"), s("0"), s("cpu"), integer(4)) + b"Q", integer(0), tup(s("a")), tup(integer(1)), b"\x89", b"N") + b"R")])), {"0": W_BYTES[:16]}), stderr="tensor size")
+# Amplification and nesting.
+memo_bomb = b"\x80\x02(" + b"B" + struct.pack("<I", 1 << 20) + b"\x07" * (1 << 20) + b"q\x00" + b"h\x00" * 200_000 + b"l."
+case("zip_memo_bomb.pt", checkpoint(memo_bomb, {}), stderr="no weight matrices")
+deep_tuple = b"\x80\x02)" + b"\x85" * 200_000 + b"."
+case("zip_deep_tuple.pt", checkpoint(deep_tuple, {}), stderr="no weight matrices")
+deep_list = b"\x80\x02" + b"]" * 100_000 + b"a" * 99_999 + b"."
+case("zip_deep_list.pt", checkpoint(deep_list, {}), stderr="no weight matrices")
+deep_dict = b"\x80\x02" + b"}" * 50_000 + (s("k") + b"\x93" if False else b"") + b"."
+case("zip_deep_dicts_unbuilt.pt", checkpoint(deep_dict, {}), stderr="no weight matrices")
+cycle = b"\x80\x02]q\x00h\x00a."
+case("zip_self_containing_list.pt", checkpoint(cycle, {}), stderr="no weight matrices")
+wide = b"\x80\x02]q\x00(" + b"h\x00h\x00" * 30 + b"e."
+case("zip_shared_lists.pt", checkpoint(b"\x80\x02" + b"]" + b"".join([b"q\x00(h\x00h\x00l" for _ in range(40)]) + b".", {}), stderr="no weight matrices")
+case("zip_many_marks.pt", checkpoint(b"\x80\x02" + b"(" * 1_000_000 + b".", {}), stderr="stack underflow")
+# Zip headers that lie.
+valid_zip = bytearray(checkpoint(weights(), {"0": W_BYTES}))
+
+
+def patch_sizes(data, entry, size):
+    """Sets the uncompressed size of `entry` in its local and central headers."""
+    data = bytearray(data)
+    name = entry.encode()
+    local = data.find(b"PK\x03\x04" + b"")
+    while local != -1:
+        name_len = struct.unpack_from("<H", data, local + 26)[0]
+        if data[local + 30 : local + 30 + name_len] == name:
+            struct.pack_into("<I", data, local + 22, size)
+        local = data.find(b"PK\x03\x04", local + 4)
+    central = data.find(b"PK\x01\x02")
+    while central != -1:
+        name_len = struct.unpack_from("<H", data, central + 28)[0]
+        if data[central + 46 : central + 46 + name_len] == name:
+            struct.pack_into("<I", data, central + 24, size)
+        central = data.find(b"PK\x01\x02", central + 4)
+    return bytes(data)
+
+
+case("zip_pickle_declares_2gb.pt", patch_sizes(valid_zip, "archive/data.pkl", 0x7FFF_FFF0), stderr="data.pkl declares 2147483632 bytes")
+case("zip_storage_declares_2gb.pt", patch_sizes(valid_zip, "archive/data/0", 0x7FFF_FFF0), stderr="holds 2147483632 bytes, not 512")
+case("zip_pickle_declares_less.pt", patch_sizes(valid_zip, "archive/data.pkl", 10), stderr="data.pkl: truncated")
+eocd = valid_zip.rfind(b"PK\x05\x06")
+lying_count = bytearray(valid_zip)
+struct.pack_into("<HH", lying_count, eocd + 8, 0xFFFF, 0xFFFF)
+case("zip_central_directory_count_lies.pt", bytes(lying_count), stderr="archive")
+lying_offset = bytearray(valid_zip)
+struct.pack_into("<I", lying_offset, eocd + 16, 0x7FFF_FFFF)
+case("zip_central_directory_offset_lies.pt", bytes(lying_offset), stderr="archive")
+for cut in (5, 30, 100, len(valid_zip) // 3, len(valid_zip) // 2, len(valid_zip) - 40, len(valid_zip) - 1):
+    case(f"zip_truncated_at_{cut}.pt", bytes(valid_zip[:cut]))
+flipped = bytearray(valid_zip)
+for at in range(60, len(flipped), 97):
+    flipped[at] ^= 0xFF
+case("zip_bytes_flipped.pt", bytes(flipped))
+
+# ----------------------------------------------------------------------------------------
+# TorchScript archives.
+class Small(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(64, 32)
+        self.fc2 = nn.Linear(32, 10)
+
+    def forward(self, x):
+        return self.fc2(torch.relu(self.fc1(x.flatten(1))))
+
+
+torch.manual_seed(0)
+scripted_path = OUT / "ts_valid.pt"
+torch.jit.script(Small().eval()).save(str(scripted_path))
+case("ts_valid.pt", exit=0, stdout="fc1.weight")
+with zipfile.ZipFile(scripted_path) as archive:
+    TS = {name: archive.read(name) for name in archive.namelist()}
+prefix = next(name for name in TS if name.endswith("data.pkl"))[: -len("data.pkl")]
+
+
+def script_variant(changes=(), removed=()):
+    entries = {name: data for name, data in TS.items() if name not in {prefix + r for r in removed}}
+    for record, data in dict(changes).items():
+        entries[prefix + record] = data
+    return zipped(entries)
+
+
+short = {f"data/{k}": TS[prefix + f"data/{k}"][:8] for k in ["0"]}
+case("ts_short_record.pt", script_variant(short), stderr="holds 8 bytes")
+case("ts_short_record_jacobian.pt", script_variant(short), args=("jacobian", "{file}", "--input", str(MODELS / "digits_mlp_batch.pt")), stderr="holds 8 bytes")
+case("ts_missing_record.pt", script_variant(removed=["data/0"]), stderr="data/0 is missing")
+case("ts_missing_code.pt", script_variant(removed=["code/__torch__/torch/nn/modules/linear.py"]), stderr="code of class")
+case("ts_data_pkl_plain_dict.pt", script_variant({"data.pkl": pickle_of(ordered_dict([]))}), stderr="does not hold a scripted module")
+case("ts_data_pkl_garbage.pt", script_variant({"data.pkl": b"\x80\x02\xff"}), stderr="unsupported pickle opcode")
+case("ts_data_pkl_missing.pt", script_variant(removed=["data.pkl"]), stderr="archive")
+deep_modules = b"\x80\x02" + (glob("__torch__", "M") + b")\x81}(" + s("m")) * 2000 + b"N" + b"ub" * 2000 + b"."
+case(
+    "ts_deep_modules.pt",
+    zipped({"deep/data.pkl": deep_modules, "deep/code/__torch__.py": b"class M(Module):\n  __parameters__ = []\n", "deep/constants.pkl": pickle_of(b")")}),
+    stderr="nested deeper than",
+)
+case("ts_constants_short.pt", script_variant({"constants.pkl": pickle_of(tup(tensor("0", 1000, 0, (1000,), (1,))) ), "constants/0": b"\0" * 16}), args=("jacobian", "{file}", "--input", str(MODELS / "digits_mlp_batch.pt")), stderr="holds 16 bytes")
+ts_bytes = scripted_path.read_bytes()
+for cut in (10, 200, len(ts_bytes) // 2, len(ts_bytes) - 30):
+    case(f"ts_truncated_at_{cut}.pt", ts_bytes[:cut])
+
+# ----------------------------------------------------------------------------------------
+# Legacy torch.save files.
+buffer = io.BytesIO()
+torch.save({"fc.weight": torch.from_numpy(W)}, buffer, _use_new_zipfile_serialization=False)
+LEGACY = buffer.getvalue()
+case("legacy_valid.pt", LEGACY, exit=0, stdout="fc.weight")
+wrong_magic = bytearray(LEGACY)
+wrong_magic[5] ^= 0xFF
+case("legacy_wrong_magic.pt", bytes(wrong_magic), stderr="legacy torch.save checkpoint")
+count_at = len(LEGACY) - len(W_BYTES) - 8
+for label, count in (("huge", 2**60), ("short", 10), ("long", 10_000)):
+    patched = bytearray(LEGACY)
+    struct.pack_into("<Q", patched, count_at, count)
+    case(f"legacy_storage_count_{label}.pt", bytes(patched), stderr="storage")
+for cut in (3, 20, 60, count_at - 5, count_at + 4, len(LEGACY) - 100, len(LEGACY) - 1):
+    case(f"legacy_truncated_at_{cut}.pt", LEGACY[:cut])
+
+# ----------------------------------------------------------------------------------------
+# safetensors headers.
+def safetensors(header, data=b"", length=None):
+    text = json.dumps(header).encode() if not isinstance(header, bytes) else header
+    return struct.pack("<Q", len(text) if length is None else length) + text + data
+
+
+good = {"fc.weight": {"dtype": "F32", "shape": [32, 16], "data_offsets": [0, 2048]}}
+case("st_valid.safetensors", safetensors(good, W_BYTES), exit=0, stdout="fc.weight")
+case("st_header_claims_exabytes.safetensors", safetensors(good, W_BYTES, length=2**62), stderr="header")
+case("st_header_past_end.safetensors", safetensors(good, W_BYTES, length=100_000), stderr="header")
+case("st_header_not_json.safetensors", safetensors(b"{not json", W_BYTES), stderr="not valid JSON")
+case("st_header_not_object.safetensors", safetensors(b"[1, 2]", W_BYTES), stderr="not a model file")
+case("st_header_deep_json.safetensors", safetensors(b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"), stderr="not valid JSON")
+case("st_header_empty_object.safetensors", safetensors({}, b""), stderr="no tensors")
+case("st_only_length.safetensors", struct.pack("<Q", 0), stderr="safetensors")
+case("st_seven_bytes.safetensors", b"\x08\x00\x00\x00\x00\x00\x00", stderr="not a model file")
+for label, entry in {
+    "offsets_reversed": {"dtype": "F32", "shape": [32, 16], "data_offsets": [2048, 0]},
+    "offsets_past_data": {"dtype": "F32", "shape": [32, 16], "data_offsets": [0, 4096]},
+    "offsets_short": {"dtype": "F32", "shape": [32, 16], "data_offsets": [0, 100]},
+    "shape_overflow": {"dtype": "F32", "shape": [2**40, 2**40], "data_offsets": [0, 2048]},
+    "shape_negative": {"dtype": "F32", "shape": [-32, 16], "data_offsets": [0, 2048]},
+    "shape_string": {"dtype": "F32", "shape": ["32", 16], "data_offsets": [0, 2048]},
+    "offsets_negative": {"dtype": "F32", "shape": [32, 16], "data_offsets": [-8, 2040]},
+    "offsets_one": {"dtype": "F32", "shape": [32, 16], "data_offsets": [0]},
+    "dtype_missing": {"shape": [32, 16], "data_offsets": [0, 2048]},
+    "dtype_number": {"dtype": 32, "shape": [32, 16], "data_offsets": [0, 2048]},
+}.items():
+    case(f"st_{label}.safetensors", safetensors({"fc.weight": entry}, W_BYTES), stderr="fc.weight")
+case(
+    "st_unknown_dtype.safetensors",
+    safetensors({"fc.weight": {"dtype": "F4", "shape": [32, 16], "data_offsets": [0, 256]}}, W_BYTES[:256]),
+    stderr="not floating point (F4)",
+)
+case(
+    "st_complex_only.safetensors",
+    safetensors({"z": {"dtype": "C64", "shape": [16, 16], "data_offsets": [0, 2048]}}, W_BYTES),
+    stderr="complex",
+)
+f8 = torch.from_numpy(W).to(torch.float8_e4m3fn)
+save_file({"fc.weight": f8}, str(OUT / "st_float8.safetensors"))
+case("st_float8.safetensors", args=("analyze", "{file}", "-f", "json"), exit=0, stdout="float8_e4m3fn")
+st_bytes = safetensors(good, W_BYTES)
+for cut in (4, 9, 40, len(st_bytes) - 100, len(st_bytes) - 1):
+    case(f"st_truncated_at_{cut}.safetensors", st_bytes[:cut])
+
+# ----------------------------------------------------------------------------------------
+# .npy input batches (through jacobian --input).
+def npy(header, data=b"", version=1, length=None):
+    text = header.encode()
+    if version == 1:
+        head = b"\x93NUMPY\x01\x00" + struct.pack("<H", len(text) if length is None else length)
+    else:
+        head = b"\x93NUMPY\x02\x00" + struct.pack("<I", len(text) if length is None else length)
+    return head + text + data
+
+
+BATCH = np.random.default_rng(1).standard_normal((4, 64)).astype(np.float32)
+
+
+def batch_case(name, data, stderr, exit=2):
+    case(name, data, args=("jacobian", MLP, "--input", "{file}"), exit=exit, stderr=stderr)
+
+
+batch_case("npy_valid.npy", npy("{'descr': '<f4', 'fortran_order': False, 'shape': (4, 64), }", BATCH.tobytes()), None, exit=0)
+batch_case("npy_short_data.npy", npy("{'descr': '<f4', 'fortran_order': False, 'shape': (4, 64), }", BATCH.tobytes()[:100]), "runs past the end")
+batch_case("npy_shape_overflow.npy", npy("{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296), }", b""), "impossible shape")
+batch_case("npy_shape_negative.npy", npy("{'descr': '<f4', 'fortran_order': False, 'shape': (-4, 64), }", b""), "bad dimension")
+batch_case("npy_big_endian.npy", npy("{'descr': '>f4', 'fortran_order': False, 'shape': (4, 64), }", BATCH.tobytes()), ">f4 is not supported")
+batch_case("npy_object_dtype.npy", npy("{'descr': '|O', 'fortran_order': False, 'shape': (4,), }", b"\0" * 32), "|O is not supported")
+batch_case("npy_version_9.npy", b"\x93NUMPY\x09\x00" + b"\0" * 20, "unsupported format version 9")
+batch_case("npy_header_past_end.npy", npy("{'descr': '<f4'}", length=60000), "truncated header")
+batch_case("npy_header_claims_4gb.npy", npy("{'descr': '<f4'}", version=2, length=0xFFFF_FFF0), "truncated header")
+batch_case("npy_no_shape.npy", npy("{'descr': '<f4', 'fortran_order': False, }", b""), "lacks 'shape'")
+batch_case("npy_no_descr.npy", npy("{'fortran_order': False, 'shape': (4, 64), }", b""), "lacks 'descr'")
+batch_case("npy_header_binary.npy", npy("{'descr': '<f4', \xff}", b""), ".npy")
+batch_case("npy_integers.npy", npy("{'descr': '|u1', 'fortran_order': False, 'shape': (4, 64), }", bytes(256)), "x.float() / 255")
+batch_case("npy_fortran_valid.npy", npy("{'descr': '<f4', 'fortran_order': True, 'shape': (4, 64), }", np.asfortranarray(BATCH).tobytes(order="F")), None, exit=0)
+batch_case("npy_magic_only.npy", b"\x93NUMPY", "no NUMPY header")
+batch_case("batch_text.txt", b"0.1, 0.2, 0.3\n", "not a tensor file")
+batch_case("batch_wrong_shape.npy", npy("{'descr': '<f4', 'fortran_order': False, 'shape': (4, 7), }", bytes(112)), "RuntimeError")
+
+# ----------------------------------------------------------------------------------------
+# Files that are not regular files, or not models.
+fifo = OUT / "fifo.pt"
+if fifo.exists():
+    fifo.unlink()
+os.mkfifo(fifo)
+case("fifo.pt", stderr="named pipe")
+(OUT / "directory.pt").mkdir(exist_ok=True)
+case("directory.pt", stderr="a directory")
+device = OUT / "device.pt"
+if device.is_symlink() or device.exists():
+    device.unlink()
+device.symlink_to("/dev/zero")
+case("device.pt", stderr="a device")
+loop = OUT / "loop.pt"
+if loop.is_symlink():
+    loop.unlink()
+loop.symlink_to("loop.pt")
+case("loop.pt", stderr="loop.pt")
+case("missing.pt", stderr="No such file")
+case("empty.pt", b"", stderr="empty")
+case("text.pt", b"just some text\n" * 10, stderr="not a model file")
+case("random.bin", np.random.default_rng(7).bytes(4096), stderr="not a model file")
+case("pdf.pt", b"%PDF-1.4\n" + bytes(100), stderr="not a model file")
+
+# ----------------------------------------------------------------------------------------
+# Numbers that must not pass silently.
+def tensors(name, **named):
+    save_file({key: value.contiguous() for key, value in named.items()}, str(OUT / name))
+
+
+rng = torch.Generator().manual_seed(3)
+base = torch.randn(60, 40, generator=rng, dtype=torch.float64)
+with_nan = base.clone()
+with_nan[3, 4] = float("nan")
+tensors("num_nan.safetensors", w=with_nan)
+case("num_nan.safetensors", stderr="non-finite")
+with_inf = base.clone()
+with_inf[0, 0] = float("inf")
+tensors("num_inf.safetensors", w=with_inf)
+case("num_inf.safetensors", stderr="non-finite")
+tensors("num_all_zero.safetensors", w=torch.zeros(60, 40))
+case("num_all_zero.safetensors", stderr="zero matrix")
+tensors("num_tiny_only.safetensors", w=base * 1e-200)
+case("num_tiny_only.safetensors", stderr="outside float64's range")
+tensors("num_huge_only.safetensors", w=base * 1e200)
+case("num_huge_only.safetensors", stderr="outside float64's range")
+tensors("num_tiny_beside_normal.safetensors", tiny=base * 1e-200, normal=base)
+case("num_tiny_beside_normal.safetensors", args=("analyze", "{file}", "-f", "json"), exit=0, stdout="outside float64's range")
+tensors("num_row_vector.safetensors", w=torch.randn(1, 48))
+case("num_row_vector.safetensors", stderr="eigenvalues < minimum")
+tensors("num_only_bias.safetensors", bias=torch.randn(48))
+case("num_only_bias.safetensors", stderr="1-D")
+tensors("num_scaled_1e150.safetensors", w=base * 1e-150)
+case("num_scaled_1e150.safetensors", args=("analyze", "{file}", "-f", "json"), exit=0, stdout="e-298")
+tensors("num_escape_name.safetensors", **{"\x1b[31mred\x1b[0m\nname": base})
+case("num_escape_name.safetensors", exit=0, stdout="\\u{1b}[31mred")
+tensors("num_integer_only.safetensors", steps=torch.arange(64).reshape(8, 8))
+case("num_integer_only.safetensors", stderr="not floating point")
+
+# ----------------------------------------------------------------------------------------
+# Options and sizes that must be refused before any work.
+VALID = str(OUT / "st_valid.safetensors")
+
+
+def refused(name, args, stderr):
+    case(name, args=args, stderr=stderr)
+
+
+refused("opt_fail_if_nan", ("zoo", str(OUT / "zoo_ok"), "--fail-if", "alpha>nan"), "finite")
+refused("opt_fail_if_unknown_field", ("zoo", str(OUT / "zoo_ok"), "--fail-if", "alpah>3"), "alpah")
+refused("opt_tw_level", ("analyze", VALID, "--tw-level", "2"), "--tw-level")
+refused("opt_tw_level_nan", ("analyze", VALID, "--tw-level", "nan"), "finite number")
+refused("opt_min_evals_zero", ("analyze", VALID, "--min-evals", "0"), "--min-evals")
+refused("opt_output_is_input", ("analyze", VALID, "-o", VALID), "input")
+refused("opt_output_is_directory", ("analyze", VALID, "-o", str(OUT)), "directory")
+refused("opt_dist_cdf_nan", ("dist", "tw1", "--cdf", "nan"), "finite number")
+refused("opt_dist_quantile_inf", ("dist", "tw1", "--quantile", "inf"), "finite number")
+refused("opt_threads_zero", ("--threads", "0", "analyze", VALID), "--threads")
+refused("opt_samples_zero", ("jacobian", MLP, "--input", str(MODELS / "digits_mlp_batch.pt"), "--samples", "0"), "--samples")
+refused("opt_isometry_negative", ("jacobian", MLP, "--input", str(MODELS / "digits_mlp_batch.pt"), "--isometry-tolerance=-1"), "--isometry-tolerance")
+refused("opt_layers_bad_regex", ("analyze", VALID, "--layers", "(["), "--layers")
+refused("opt_key_on_safetensors", ("analyze", VALID, "--key", "model"), "--key")
+for label, args in {
+    "kernel_n": ("theory", "kernel", "--n", "1000000"),
+    "kernel_width": ("theory", "kernel", "--width-ratio", "100000000"),
+    "depth_n": ("theory", "depth", "--n", "100000"),
+    "depth_width": ("theory", "depth", "--width", "1000000"),
+    "depth_depths": ("theory", "depth", "--depths", "1000000000"),
+    "random_features_n": ("theory", "random-features", "--n", "1000000"),
+    "random_features_features": ("theory", "random-features", "--features", "100000000", "--simulate", "3"),
+    "preactivation_width": ("theory", "preactivation", "--width", "1000000"),
+    "preactivation_input": ("theory", "preactivation", "--input-dim", "1000000000000"),
+    "preactivation_layers": ("theory", "preactivation", "--layers", "1000000000"),
+    "dyson_samples": ("theory", "dyson", "--samples", "1000000000000"),
+    "dyson_dt": ("theory", "dyson", "--dt", "1e-12"),
+    "dyson_chains": ("theory", "dyson", "--chains", "1000000000"),
+    "ridge_simulate": ("theory", "ridge", "--simulate", "10000000"),
+    "ridge_trials": ("theory", "ridge", "--simulate", "100", "--trials", "1000000000000"),
+}.items():
+    refused(f"theory_{label}", args, "")
+
+# A zoo with a good model and hostile ones: the run completes, the bad ones are errors.
+zoo = OUT / "zoo_ok"
+zoo.mkdir(exist_ok=True)
+(zoo / "good.safetensors").write_bytes((OUT / "st_valid.safetensors").read_bytes())
+zoo_bad = OUT / "zoo_mixed"
+zoo_bad.mkdir(exist_ok=True)
+(zoo_bad / "good.safetensors").write_bytes((OUT / "st_valid.safetensors").read_bytes())
+(zoo_bad / "deep.pt").write_bytes(checkpoint(b"\x80\x02)" + b"\x85" * 50_000 + b".", {}))
+(zoo_bad / "short.pt").write_bytes(checkpoint(weights(), {"0": W_BYTES[:100]}))
+case("zoo_mixed", args=("zoo", str(zoo_bad), "--cache", "none"), exit=2, stdout="good.safetensors")
+
+(OUT / "cases.json").write_text(json.dumps(CASES, indent=1))
+print(f"{len(CASES)} hostile cases in {OUT}")
