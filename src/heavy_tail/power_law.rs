@@ -5,9 +5,12 @@
 //! αᵢ = 1 + n / Σ_{j≥i} ln(xⱼ/xᵢ) and the KS distance
 //! Dᵢ = max_j |1 − (xⱼ/xᵢ)^{1−αᵢ} − j/n| (Dᵢ = 1 when αᵢ ≤ 1); the fit keeps the first argmin
 //! of D, with σ = (α − 1)/√n. Tails of fewer than 20 points use WeightWatcher's small-N variant:
-//! the bias-corrected α = 1 + (n − 1)/Σ ln(xⱼ/xᵢ), tails of at least 8 points, and xmin chosen by
-//! J = D − 0.868/√n, falling back to the whole data from its smallest value when no tail is
-//! long enough (where WeightWatcher would report α = 1 for identical values, this reports no fit).
+//! the bias-corrected α = 1 + (n − 1)/Σ ln(xⱼ/xᵢ) and tails of at least 8 points, falling back
+//! to the whole data from its smallest value when no tail is long enough (where WeightWatcher
+//! would report α = 1 for identical values, this reports no fit). WeightWatcher 0.7.7's
+//! `fit_powerlaw_smallN` picks xmin by J = D − 0.868/√n, but its `WWFit` constructor then
+//! re-selects the first minimum of D over every candidate (`np.argmin(self.Ds)`), and that is
+//! what it reports: so here too xmin is the first argmin of D in both variants.
 //!
 //! Each candidate's D is computed exactly, but the scan over a tail stops as soon as it exceeds
 //! the best D so far: such a candidate cannot win, and most are discarded within a few points.
@@ -222,7 +225,7 @@ fn fit_candidates(
         suffix[i] = suffix[i + 1] + logs[i];
     }
     let small = data.len() < SMALL_N_CUTOFF;
-    let mut best: Option<(usize, f64, f64, f64)> = None; // (i, alpha, D, objective)
+    let mut best: Option<(usize, f64, f64)> = None; // (i, alpha, D)
     for i in 0..data.len() - 1 {
         let n = (data.len() - i) as f64;
         if data.len() - i < min_tail
@@ -243,18 +246,16 @@ fn fit_candidates(
         };
         if alpha.is_nan() || alpha <= 1.0 {
             if !small && best.is_none() {
-                best = Some((i, alpha, 1.0, 1.0));
+                best = Some((i, alpha, 1.0));
             }
             continue;
         }
-        let offset = if small { -0.868 / n.sqrt() } else { 0.0 };
-        let bound = best.map_or(f64::INFINITY, |(_, _, _, objective)| objective - offset);
+        let bound = best.map_or(f64::INFINITY, |(_, _, distance)| distance);
         let Some(distance) = ks_distance(&logs[i..], alpha, bound) else {
             continue;
         };
-        let objective = distance + offset;
-        if best.is_none_or(|(_, _, _, best_objective)| objective < best_objective) {
-            best = Some((i, alpha, distance, objective));
+        if best.is_none_or(|(_, _, best_distance)| distance < best_distance) {
+            best = Some((i, alpha, distance));
         }
     }
     if small && best.is_none() {
@@ -264,10 +265,10 @@ fn fit_candidates(
         if log_sum > 1e-12 {
             let alpha = 1.0 + (n - 1.0) / log_sum;
             let distance = ks_distance(&logs, alpha, f64::INFINITY).unwrap_or(1.0);
-            best = Some((0, alpha, distance, distance));
+            best = Some((0, alpha, distance));
         }
     }
-    let (i, alpha, ks_distance, _) = best?;
+    let (i, alpha, ks_distance) = best?;
     if alpha.is_nan() || alpha <= 1.0 {
         return None;
     }
