@@ -154,12 +154,36 @@ pub struct WeightLayer<'m> {
     pub tensor: &'m NamedTensor,
 }
 
+/// The per-parameter buffers optimizers keep beside the weights (Adam's moments, SGD's momentum,
+/// RMSprop's and Adadelta's averages): tensors of a checkpoint's optimizer state, never layers.
+const OPTIMIZER_MOMENTS: [&str; 7] = [
+    "exp_avg",
+    "exp_avg_sq",
+    "max_exp_avg_sq",
+    "momentum_buffer",
+    "square_avg",
+    "acc_delta",
+    "grad_avg",
+];
+
+/// The optimizer buffer a tensor's name ends in, if any (`optimizer.state.0.exp_avg`).
+fn optimizer_moment(name: &str) -> Option<&'static str> {
+    let last = name.rsplit('.').next()?;
+    OPTIMIZER_MOMENTS
+        .iter()
+        .copied()
+        .find(|moment| *moment == last)
+}
+
 /// Decides whether a tensor is a weight matrix under `selection`, and its matrix shape.
 pub fn classify(named: &NamedTensor, selection: &LayerSelection) -> Verdict {
     if let Some(pattern) = &selection.name_pattern {
         if !pattern.is_match(&named.name) {
             return Verdict::Skipped("name does not match --layers".into());
         }
+    }
+    if let Some(moment) = optimizer_moment(&named.name) {
+        return Verdict::Skipped(format!("optimizer state ({moment}), not a weight"));
     }
     if let Some(earlier) = &named.tied_to {
         return Verdict::Skipped(format!(
@@ -297,6 +321,11 @@ mod tests {
     #[test]
     fn classifies_by_rank_and_orients_rows_first() {
         let sel = LayerSelection::default();
+        let moment = classify(&named("optimizer.state.0.exp_avg_sq", &[10, 300]), &sel);
+        assert_eq!(
+            moment,
+            Verdict::Skipped("optimizer state (exp_avg_sq), not a weight".into())
+        );
         let dense = classify(&named("fc.weight", &[10, 300]), &sel);
         assert_eq!(
             dense,

@@ -15,7 +15,14 @@ const FORMAT: &str = "torch.save checkpoint";
 const LEGACY_FORMAT: &str = "legacy torch.save checkpoint";
 
 /// Keys under which checkpoints commonly keep the model's weights, tried in this order.
-const STATE_DICT_KEYS: [&str; 5] = ["state_dict", "model_state_dict", "model", "module", "net"];
+const STATE_DICT_KEYS: [&str; 6] = [
+    "state_dict",
+    "model_state_dict",
+    "model_state",
+    "model",
+    "module",
+    "net",
+];
 
 /// The legacy format's magic number 0x1950a86a20f9469cfc6c, as pickle's little-endian bytes.
 const LEGACY_MAGIC: [u8; 10] = [0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19];

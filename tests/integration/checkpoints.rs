@@ -133,6 +133,23 @@ fn key_selects_any_entry_of_a_checkpoint() {
         .tensors
         .iter()
         .all(|t| t.name.ends_with("momentum_buffer")));
+    // Optimizer buffers are listed, never analysed as layers.
+    let inventory = optimiser.inventory(&Default::default());
+    assert!(
+        inventory
+            .iter()
+            .all(|t| !t.analysed && t.verdict.contains("optimizer state (momentum_buffer)")),
+        "{inventory:?}"
+    );
+    let output = run(&[
+        "analyze",
+        path.to_str().unwrap(),
+        "--key",
+        "optimizer_state_dict",
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("optimizer state"), "{stderr}");
     let weights = Model::load_entry(&path, Some("model_state_dict")).unwrap();
     let automatic = Model::load(&path).unwrap();
     assert_eq!(weights.tensors.len(), automatic.tensors.len());
