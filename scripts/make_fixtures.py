@@ -8,7 +8,9 @@ torch.save pickles), and `reference.json`: for every weight tensor of every mode
 dtype and the squared singular values that numpy's float64 SVD gives (pooled over conv slices,
 and for the reshaped kernel), plus WeightWatcher-style metrics computed by numpy.
 """
+import io
 import json
+import struct
 import sys
 from pathlib import Path
 
@@ -253,6 +255,29 @@ def exact_loglikelihoods(fit):
     }
 
 
+def as_python2_pickles(data, count):
+    """The first `count` pickles of `data` rewritten the way Python 2 pickled str (as
+    SHORT_BINSTRING or BINSTRING, where Python 3 writes BINUNICODE); the rest copied."""
+    import pickletools
+    stream = io.BytesIO(data)
+    out = bytearray()
+    for _ in range(count):
+        ops = list(pickletools.genops(stream))
+        end = stream.tell()
+        for k, (op, arg, pos) in enumerate(ops):
+            next_pos = ops[k + 1][2] if k + 1 < len(ops) else end
+            if op.name == "BINUNICODE":
+                raw = arg.encode()
+                if len(raw) < 256:
+                    out += b"U" + bytes([len(raw)]) + raw
+                else:
+                    out += b"T" + struct.pack("<I", len(raw)) + raw
+            else:
+                out += data[pos:next_pos]
+        stream.seek(end)
+    return bytes(out) + data[stream.tell():]
+
+
 def checkpoint_directory_fixtures(out):
     """Hugging Face checkpoint directories written the way `save_pretrained` writes them:
     sharded safetensors with their index, sharded torch.save .bin with theirs (the head tied to
@@ -427,6 +452,13 @@ def checkpoint_fixtures(out):
     torch.save(nested, str(out / "ckpt_nested.pt"))
     save_file({k: v.contiguous() for k, v in mlp.state_dict().items()}, str(out / "ckpt_nested.safetensors"))
     pairs.append(["ckpt_nested.pt", "ckpt_nested.safetensors"])
+    # As Python 2-era torch wrote it: every str a SHORT_BINSTRING/BINSTRING, not BINUNICODE.
+    buffer = io.BytesIO()
+    torch.save(mlp.state_dict(), buffer, _use_new_zipfile_serialization=False)
+    (out / "ckpt_py2_legacy.pt").write_bytes(as_python2_pickles(buffer.getvalue(), 5))
+    py2 = torch.load(str(out / "ckpt_py2_legacy.pt"), weights_only=False)
+    assert all(torch.equal(py2[k], v) for k, v in mlp.state_dict().items())
+    pairs.append(["ckpt_py2_legacy.pt", "ckpt_nested.safetensors"])
     batch = torch.randn(4, 3, 5, 5)
     torch.save(batch, str(out / "ckpt_tensor.pt"))
     save_file({"tensor": batch}, str(out / "ckpt_tensor.safetensors"))

@@ -489,13 +489,27 @@ impl Machine<'_> {
                     let unquoted = text.trim().trim_matches(|c| c == '\'' || c == '"');
                     self.stack.push(Value::Str(unquoted.into()));
                 }
-                b'T' | b'B' => {
-                    let n = self.u32()? as usize;
-                    let bytes = self.take(n)?.into();
-                    self.stack.push(Value::Bytes(bytes));
+                // Python 2's str (BINSTRING, SHORT_BINSTRING): text, as torch.load reads it
+                // (encoding='utf-8'); bytes when it is not UTF-8.
+                b'T' | b'U' => {
+                    let n = if opcode == b'T' {
+                        self.u32()? as usize
+                    } else {
+                        self.u8()? as usize
+                    };
+                    let bytes = self.take(n)?;
+                    let value = match std::str::from_utf8(bytes) {
+                        Ok(text) => Value::Str(text.into()),
+                        Err(_) => Value::Bytes(bytes.into()),
+                    };
+                    self.stack.push(value);
                 }
-                b'U' | b'C' => {
-                    let n = self.u8()? as usize;
+                b'B' | b'C' => {
+                    let n = if opcode == b'B' {
+                        self.u32()? as usize
+                    } else {
+                        self.u8()? as usize
+                    };
                     let bytes = self.take(n)?.into();
                     self.stack.push(Value::Bytes(bytes));
                 }
