@@ -287,7 +287,7 @@ fn table(report: &ZooReport) -> String {
         ]);
     }
     format!(
-        "{}{} files ranked by {}{}: {} healthy, {} violate the policy, {} could not be analysed, {} not models{}\n",
+        "{}{} models ranked by {}{}: {} healthy, {} violate the policy, {} could not be analysed, {} not models{}\n",
         table.render(),
         report.models.len(),
         report.rank_by,
