@@ -46,8 +46,7 @@ impl Differentiable {
                 ),
             });
         }
-        crate::model::torchscript::validate(path)?;
-        let traced_inputs = crate::model::torchscript::traced_input_shapes(path)?;
+        let traced_inputs = crate::model::torchscript::validate(path)?;
         let mut module = load_guarded(path, device)?;
         module.set_eval();
         let stored = module

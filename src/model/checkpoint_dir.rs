@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use super::{FileFormat, NamedTensor};
+use super::NamedTensor;
 use crate::error::{Error, Result};
 
 /// The index files that map tensor names to shards, in the order they are looked for.
@@ -45,8 +45,8 @@ pub fn is_checkpoint_dir(dir: &Path) -> bool {
 
 /// Indexes every tensor of the checkpoint directory `dir`.
 pub fn load(dir: &Path) -> Result<(Vec<NamedTensor>, DirectoryLayout)> {
-    if let Some(layout) = weights_layout(dir)? {
-        let tensors = read_layout(dir, &layout)?;
+    if let Some((layout, map)) = weights_layout(dir)? {
+        let tensors = read_layout(&layout, &map)?;
         return Ok((tensors, layout));
     }
     // diffusers: a model_index.json and one folder per component.
@@ -66,14 +66,14 @@ pub fn load(dir: &Path) -> Result<(Vec<NamedTensor>, DirectoryLayout)> {
         components: Vec::new(),
     };
     for component in components {
-        let Some(inner) = weights_layout(&component)? else {
+        let Some((inner, map)) = weights_layout(&component)? else {
             continue;
         };
         let name = component
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        for mut tensor in read_layout(&component, &inner)? {
+        for mut tensor in read_layout(&inner, &map)? {
             tensor.name = format!("{name}.{}", tensor.name);
             tensors.push(tensor);
         }
@@ -93,30 +93,40 @@ pub fn load(dir: &Path) -> Result<(Vec<NamedTensor>, DirectoryLayout)> {
     Ok((tensors, layout))
 }
 
-/// The weight files of `dir` and its index, if it holds weights directly.
-fn weights_layout(dir: &Path) -> Result<Option<DirectoryLayout>> {
+/// An index's weight map: (tensor name, shard file) in the index's order.
+type WeightMap = Vec<(String, String)>;
+
+/// The weight files of `dir`, if it holds weights directly, and its index's weight map (empty
+/// without an index).
+fn weights_layout(dir: &Path) -> Result<Option<(DirectoryLayout, WeightMap)>> {
     for index in INDEXES {
         let path = dir.join(index);
         if path.is_file() {
-            let files = index_shards(&path)?
-                .into_iter()
-                .map(|shard| dir.join(shard))
-                .collect();
-            return Ok(Some(DirectoryLayout {
+            let map = weight_map(&path)?;
+            let mut files: Vec<PathBuf> = Vec::new();
+            for (_, shard) in &map {
+                let file = dir.join(shard);
+                if !files.contains(&file) {
+                    files.push(file);
+                }
+            }
+            let layout = DirectoryLayout {
                 index: Some(path),
                 files,
                 components: Vec::new(),
-            }));
+            };
+            return Ok(Some((layout, map)));
         }
     }
     for single in SINGLE_FILES {
         let path = dir.join(single);
         if path.is_file() {
-            return Ok(Some(DirectoryLayout {
+            let layout = DirectoryLayout {
                 index: None,
                 files: vec![path],
                 components: Vec::new(),
-            }));
+            };
+            return Ok(Some((layout, Vec::new())));
         }
     }
     // Shards without their index: `model-00001-of-00002.safetensors`, in order.
@@ -136,27 +146,16 @@ fn weights_layout(dir: &Path) -> Result<Option<DirectoryLayout>> {
         })
         .collect();
     shards.sort();
-    Ok((!shards.is_empty()).then_some(DirectoryLayout {
+    let layout = DirectoryLayout {
         index: None,
         files: shards,
         components: Vec::new(),
-    }))
+    };
+    Ok((!layout.files.is_empty()).then_some((layout, Vec::new())))
 }
 
-/// The shard files an index names, in the order they first appear in its weight map.
-fn index_shards(index: &Path) -> Result<Vec<String>> {
-    let map = weight_map(index)?;
-    let mut shards: Vec<String> = Vec::new();
-    for (_, shard) in &map {
-        if !shards.contains(shard) {
-            shards.push(shard.clone());
-        }
-    }
-    Ok(shards)
-}
-
-/// An index's weight map: (tensor name, shard file) in the index's order.
-fn weight_map(index: &Path) -> Result<Vec<(String, String)>> {
+/// The weight map of the index file `index`.
+fn weight_map(index: &Path) -> Result<WeightMap> {
     let corrupt = |message: String| Error::Corrupt {
         path: index.to_path_buf(),
         format: "checkpoint index",
@@ -192,63 +191,42 @@ fn is_plain_file_name(name: &str) -> bool {
     !name.is_empty() && !name.contains('/') && !name.contains('\\') && name != ".." && name != "."
 }
 
-/// Every tensor of the layout's files, in the index's order when there is one.
-fn read_layout(dir: &Path, layout: &DirectoryLayout) -> Result<Vec<NamedTensor>> {
-    let mut by_file: Vec<Vec<NamedTensor>> = Vec::new();
-    for file in &layout.files {
+/// Every tensor of the layout's files, in the order of the index's weight `map` when there is
+/// one; a tensor the index names must be in the shard it names.
+fn read_layout(layout: &DirectoryLayout, map: &WeightMap) -> Result<Vec<NamedTensor>> {
+    let mut remaining: HashMap<(usize, String), NamedTensor> = HashMap::new();
+    let mut shard_order: Vec<(usize, String)> = Vec::new();
+    for (position, file) in layout.files.iter().enumerate() {
         if !file.is_file() {
             return Err(Error::Corrupt {
-                path: dir.to_path_buf(),
+                path: file.parent().unwrap_or(file).to_path_buf(),
                 format: "checkpoint directory",
                 message: format!("shard {} is missing", file.display()),
             });
         }
-        let format = super::detect(file)?;
-        let tensors = match format {
-            FileFormat::SafeTensors => super::safetensors::load(file)?,
-            FileFormat::TorchSaveZip => super::torch_save::load_zip(file, None)?.tensors,
-            FileFormat::TorchSaveLegacy => super::torch_save::load_legacy(file, None)?.tensors,
-            other => {
-                return Err(Error::UnsupportedFormat {
-                    path: file.clone(),
-                    message: format!("a {other} cannot be a checkpoint shard"),
-                })
-            }
-        };
-        by_file.push(tensors);
-    }
-    let Some(index) = &layout.index else {
-        return Ok(by_file.into_iter().flatten().collect());
-    };
-    // The index's order; a tensor the index names must be in the shard it names.
-    let mut remaining: HashMap<(usize, String), NamedTensor> = HashMap::new();
-    let mut shard_order: Vec<(usize, String)> = Vec::new();
-    for (position, tensors) in by_file.into_iter().enumerate() {
+        let (_, tensors, _) = super::read_file(file, None)?;
         for tensor in tensors {
             shard_order.push((position, tensor.name.clone()));
             remaining.insert((position, tensor.name.clone()), tensor);
         }
     }
     let mut ordered = Vec::with_capacity(remaining.len());
-    for (name, shard) in weight_map(index)? {
-        let position = layout
-            .files
-            .iter()
-            .position(|file| {
-                file.file_name()
-                    .is_some_and(|n| n.to_string_lossy() == shard)
-            })
-            .expect("every shard of the weight map is in the layout");
-        let tensor = remaining
-            .remove(&(position, name.clone()))
-            .ok_or_else(|| Error::Corrupt {
-                path: index.clone(),
-                format: "checkpoint index",
-                message: format!("it maps '{name}' to {shard}, which does not hold it"),
-            })?;
-        ordered.push(tensor);
+    if let Some(index) = &layout.index {
+        let directory = index.parent().unwrap_or(index);
+        for (name, shard) in map {
+            let file = directory.join(shard);
+            let position = layout.files.iter().position(|f| *f == file);
+            let tensor = position
+                .and_then(|position| remaining.remove(&(position, name.clone())))
+                .ok_or_else(|| Error::Corrupt {
+                    path: index.clone(),
+                    format: "checkpoint index",
+                    message: format!("it maps '{name}' to {shard}, which does not hold it"),
+                })?;
+            ordered.push(tensor);
+        }
     }
-    // Tensors a shard holds beyond the index (rare): after, in shard order.
+    // Without an index, and tensors a shard holds beyond the index (rare): in shard order.
     for key in shard_order {
         if let Some(tensor) = remaining.remove(&key) {
             ordered.push(tensor);

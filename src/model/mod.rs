@@ -239,35 +239,7 @@ impl Model {
                 directory: Some(layout),
             });
         }
-        let format = format::detect(path)?;
-        if key.is_some()
-            && !matches!(
-                format,
-                FileFormat::TorchSaveZip | FileFormat::TorchSaveLegacy
-            )
-        {
-            return Err(Error::InvalidOption(format!(
-                "--key applies to torch.save checkpoints, and this is a {format}"
-            )));
-        }
-        let (tensors, other_entries) = match format {
-            FileFormat::TorchScript => (torchscript::load(path)?, Vec::new()),
-            FileFormat::SafeTensors => (safetensors::load(path)?, Vec::new()),
-            FileFormat::TorchSaveZip | FileFormat::TorchSaveLegacy => {
-                let checkpoint = if format == FileFormat::TorchSaveZip {
-                    torch_save::load_zip(path, key)?
-                } else {
-                    torch_save::load_legacy(path, key)?
-                };
-                (checkpoint.tensors, checkpoint.other_entries)
-            }
-            FileFormat::InMemory | FileFormat::CheckpointDirectory => {
-                return Err(Error::UnsupportedFormat {
-                    path: path.to_path_buf(),
-                    message: format!("a {format} is not read as a file"),
-                })
-            }
-        };
+        let (format, tensors, other_entries) = read_file(path, key)?;
         Ok(Self {
             path: path.to_path_buf(),
             format,
@@ -276,6 +248,44 @@ impl Model {
             directory: None,
         })
     }
+}
+
+/// The index of one model file, whatever its format (detected from its content), and the
+/// checkpoint entries beside the weights; `key` picks a `torch.save` checkpoint's entry.
+fn read_file(
+    path: &Path,
+    key: Option<&str>,
+) -> Result<(FileFormat, Vec<NamedTensor>, Vec<CheckpointEntry>)> {
+    let format = format::detect(path)?;
+    if key.is_some()
+        && !matches!(
+            format,
+            FileFormat::TorchSaveZip | FileFormat::TorchSaveLegacy
+        )
+    {
+        return Err(Error::InvalidOption(format!(
+            "--key applies to torch.save checkpoints, and this is a {format}"
+        )));
+    }
+    let (tensors, other_entries) = match format {
+        FileFormat::TorchScript => (torchscript::load(path)?, Vec::new()),
+        FileFormat::SafeTensors => (safetensors::load(path)?, Vec::new()),
+        FileFormat::TorchSaveZip | FileFormat::TorchSaveLegacy => {
+            let checkpoint = if format == FileFormat::TorchSaveZip {
+                torch_save::load_zip(path, key)?
+            } else {
+                torch_save::load_legacy(path, key)?
+            };
+            (checkpoint.tensors, checkpoint.other_entries)
+        }
+        FileFormat::InMemory | FileFormat::CheckpointDirectory => {
+            return Err(Error::UnsupportedFormat {
+                path: path.to_path_buf(),
+                message: format!("a {format} is not read as a file"),
+            })
+        }
+    };
+    Ok((format, tensors, other_entries))
 }
 
 impl Model {
@@ -319,15 +329,15 @@ pub fn load_tensor(path: impl AsRef<Path>, key: Option<&str>) -> Result<(String,
     if head == npy::MAGIC {
         return Ok((String::new(), npy::index(path, "array")?.load()?));
     }
-    if let Err(Error::UnsupportedFormat { message, .. }) = detect(path) {
-        if message == format::UNRECOGNISED {
-            return Err(Error::UnsupportedFormat {
+    let model = Model::load(path).map_err(|err| match err {
+        Error::UnsupportedFormat { message, .. } if message == format::UNRECOGNISED => {
+            Error::UnsupportedFormat {
                 path: path.to_path_buf(),
                 message: "not a tensor file rmt-torch reads (expected a NumPy .npy array, a torch.save tensor or dict of tensors, or a safetensors file)".into(),
-            });
+            }
         }
-    }
-    let model = Model::load(path)?;
+        other => other,
+    })?;
     if model.format == FileFormat::TorchScript {
         return Err(Error::UnsupportedFormat {
             path: path.to_path_buf(),

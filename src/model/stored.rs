@@ -115,18 +115,19 @@ impl View {
             .try_fold(1u64, |acc, &n| acc.checked_mul(u64::try_from(n).ok()?))
     }
 
-    /// The storage elements the view touches, `first..=last`; `None` for an empty view.
+    /// The storage elements a non-empty view touches, `first..=last` (sizes and strides
+    /// non-negative); `None` when the last index overflows 64 bits.
     fn span(&self) -> Option<(u64, u64)> {
-        if self.size.contains(&0) {
-            return None;
-        }
-        let extent = self
+        let last = self
             .size
             .iter()
             .zip(&self.stride)
-            .map(|(&n, &s)| (n as u64 - 1) * s as u64)
-            .sum::<u64>();
-        Some((self.offset, self.offset + extent))
+            .try_fold(self.offset, |acc, (&n, &s)| {
+                (n.max(1) as u64 - 1)
+                    .checked_mul(s as u64)
+                    .and_then(|step| acc.checked_add(step))
+            })?;
+        Some((self.offset, last))
     }
 }
 
@@ -180,16 +181,7 @@ impl StoredTensor {
         }
         view.numel()
             .ok_or_else(|| corrupt(format!("shape {:?} overflows", view.size)))?;
-        let last = view
-            .size
-            .iter()
-            .zip(&view.stride)
-            .try_fold(view.offset, |acc, (&n, &s)| {
-                (n.max(1) as u64 - 1)
-                    .checked_mul(s as u64)
-                    .and_then(|step| acc.checked_add(step))
-            });
-        if !view.size.contains(&0) && last.is_none_or(|last| last >= storage_numel) {
+        if !view.size.contains(&0) && view.span().is_none_or(|(_, last)| last >= storage_numel) {
             return Err(corrupt(format!(
                 "view (offset {}, size {:?}, stride {:?}) reaches past its storage of {storage_numel} elements",
                 view.offset, view.size, view.stride
@@ -223,7 +215,11 @@ impl StoredTensor {
         })?;
         let element = kind.elt_size_in_bytes() as u64;
         let numel = self.view.numel().unwrap_or(u64::MAX);
-        let Some((first, last)) = self.view.span() else {
+        // Checked when the view joined the index: non-empty views have a span.
+        let span = (!self.view.size.contains(&0))
+            .then(|| self.view.span())
+            .flatten();
+        let Some((first, last)) = span else {
             return Ok(Tensor::f_empty(
                 self.view.size.as_slice(),
                 (kind, tch::Device::Cpu),

@@ -40,8 +40,10 @@ pub fn load(path: &Path) -> Result<Vec<NamedTensor>> {
 
 /// Checks every tensor record of an archive — the parameters and buffers of `data.pkl` and the
 /// tensors of `constants.pkl` — against its storage, as [`load`] does, so that an archive
-/// handed to libtorch to be run holds no record that is read past its end.
-pub fn validate(path: &Path) -> Result<()> {
+/// handed to libtorch to be run holds no record that is read past its end. Returns the shapes
+/// of the example inputs `torch.jit.trace` recorded for `forward`, when the archive keeps them
+/// (`traced_inputs.pkl`, PyTorch ≥ 2.0; only their shapes: torch writes their storages empty).
+pub fn validate(path: &Path) -> Result<Option<Vec<Vec<i64>>>> {
     let mut archive = Archive::open(path, FORMAT)?;
     for (record, folder) in [("data.pkl", "data"), ("constants.pkl", "constants")] {
         if !archive.has(record) {
@@ -55,14 +57,6 @@ pub fn validate(path: &Path) -> Result<()> {
             archive.named_tensor(folder, &label, &view)?;
         }
     }
-    Ok(())
-}
-
-/// The shapes of the example inputs `torch.jit.trace` recorded for `forward`, when the archive
-/// keeps them (`traced_inputs.pkl`, PyTorch ≥ 2.0; only their shapes: torch writes their
-/// storages empty).
-pub fn traced_input_shapes(path: &Path) -> Result<Option<Vec<Vec<i64>>>> {
-    let mut archive = Archive::open(path, FORMAT)?;
     if !archive.has("traced_inputs.pkl") {
         return Ok(None);
     }
