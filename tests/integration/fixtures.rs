@@ -17,6 +17,21 @@ pub fn python() -> PathBuf {
         .unwrap_or_else(|| root().join(".venv/bin/python"))
 }
 
+/// Runs a Python `script` from `.venv` with `args` and parses the JSON it prints.
+pub fn python_json<T: serde::de::DeserializeOwned>(script: &str, args: &[&Path]) -> T {
+    let output = Command::new(python())
+        .args(["-c", script])
+        .args(args)
+        .output()
+        .expect("run python");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("the script prints JSON")
+}
+
 /// The fixtures directory, generated on first use.
 pub fn dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();

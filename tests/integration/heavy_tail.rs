@@ -398,16 +398,7 @@ for k in range(300):
                   "D": float(fit.D), "differs_from_j": bool(fit.alphas[j_choice] != fit.alpha)})
 json.dump(cases, sys.stdout)
 "#;
-    let output = Command::new(fixtures::python())
-        .args(["-c", script])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let cases: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout).unwrap();
+    let cases: Vec<serde_json::Value> = fixtures::python_json(script, &[]);
     let mut differing = 0;
     for case in &cases {
         let data = fixtures::floats(&case["data"]);

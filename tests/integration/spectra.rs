@@ -291,3 +291,72 @@ fn right_singular_vectors_are_orthonormal_eigenvectors() {
         );
     }
 }
+
+/// Weights far from 1 are scaled by an exact power of two before WᵀW is formed: λ(2ᵏW) = 4ᵏλ(W)
+/// holds exactly, in f64 and in the f32 Gram of `--precision fast`, whose squares of entries
+/// near 2^±70 would underflow or overflow unscaled (closed-form reference: the spectrum of W).
+#[test]
+fn spectra_scale_exactly_with_the_weights() {
+    let w = tch::Tensor::randn([96, 40], (tch::Kind::Double, tch::Device::Cpu));
+    for (precision, exponents) in [
+        (Precision::F64, [-500, -60, 60, 500]),
+        (Precision::Fast, [-70, -50, 50, 70]),
+    ] {
+        let options = AnalyzeOptions {
+            device: DeviceChoice::Cpu,
+            precision,
+            keep_eigenvalues: true,
+            ..AnalyzeOptions::default()
+        };
+        let eigenvalues = |scale: f64| {
+            let model = Model::from_tensors("w", vec![("w".into(), &w * scale)]);
+            analyze(&model, &options, |_, _, _| {}).unwrap().layers[0]
+                .eigenvalues
+                .clone()
+                .unwrap()
+        };
+        let reference = eigenvalues(1.0);
+        for k in exponents {
+            let scaled = eigenvalues(2f64.powi(k));
+            let factor = 4f64.powi(k);
+            for (a, b) in scaled.iter().zip(&reference) {
+                assert!(
+                    (a / factor - b).abs() <= 1e-12 * b.abs(),
+                    "{precision:?} 2^{k}: {a} vs {b} × 4^{k}"
+                );
+            }
+        }
+    }
+}
+
+/// float8 weights are analysed by upcasting: their eigenvalues equal numpy's SVD of the same
+/// values in float32.
+#[test]
+fn float8_weights_match_numpy_on_their_upcast_values() {
+    let path = fixtures::root().join("target/float8.safetensors");
+    let script = r#"
+import json, sys
+import numpy as np
+import torch
+from safetensors.torch import save_file
+w = (torch.randn(80, 30, generator=torch.Generator().manual_seed(4)) * 0.5).to(torch.float8_e4m3fn)
+save_file({"w": w}, sys.argv[1])
+s = np.linalg.svd(w.to(torch.float32).double().numpy(), compute_uv=False)
+print(json.dumps(sorted((s ** 2).tolist())))
+"#;
+    let numpy: Vec<f64> = fixtures::python_json(script, &[&path]);
+    let model = Model::load(&path).unwrap();
+    assert_eq!(model.tensors[0].dtype.to_string(), "float8_e4m3fn");
+    let options = AnalyzeOptions {
+        device: DeviceChoice::Cpu,
+        keep_eigenvalues: true,
+        ..AnalyzeOptions::default()
+    };
+    let analysis = analyze(&model, &options, |_, _, _| {}).unwrap();
+    assert_eq!(analysis.layers[0].dtype, "float8_e4m3fn");
+    assert_spectra_equal(
+        analysis.layers[0].eigenvalues.as_ref().unwrap(),
+        &numpy,
+        "float8",
+    );
+}
