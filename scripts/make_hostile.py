@@ -180,11 +180,10 @@ deep_tuple = b"\x80\x02)" + b"\x85" * 200_000 + b"."
 case("zip_deep_tuple.pt", checkpoint(deep_tuple, {}), stderr="no weight matrices")
 deep_list = b"\x80\x02" + b"]" * 100_000 + b"a" * 99_999 + b"."
 case("zip_deep_list.pt", checkpoint(deep_list, {}), stderr="no weight matrices")
-deep_dict = b"\x80\x02" + b"}" * 50_000 + (s("k") + b"\x93" if False else b"") + b"."
+deep_dict = b"\x80\x02" + b"}" * 50_000 + b"."
 case("zip_deep_dicts_unbuilt.pt", checkpoint(deep_dict, {}), stderr="no weight matrices")
 cycle = b"\x80\x02]q\x00h\x00a."
 case("zip_self_containing_list.pt", checkpoint(cycle, {}), stderr="no weight matrices")
-wide = b"\x80\x02]q\x00(" + b"h\x00h\x00" * 30 + b"e."
 case("zip_shared_lists.pt", checkpoint(b"\x80\x02" + b"]" + b"".join([b"q\x00(h\x00h\x00l" for _ in range(40)]) + b".", {}), stderr="no weight matrices")
 case("zip_many_marks.pt", checkpoint(b"\x80\x02" + b"(" * 1_000_000 + b".", {}), stderr="stack underflow")
 # Zip headers that lie.
@@ -398,6 +397,33 @@ case("empty.pt", b"", stderr="empty")
 case("text.pt", b"just some text\n" * 10, stderr="not a model file")
 case("random.bin", np.random.default_rng(7).bytes(4096), stderr="not a model file")
 case("pdf.pt", b"%PDF-1.4\n" + bytes(100), stderr="not a model file")
+
+# ----------------------------------------------------------------------------------------
+# Checkpoint directories whose index lies (every other shape of a broken directory is in
+# tests/integration/directories.rs).
+def directory(name, index):
+    d = OUT / name
+    d.mkdir(exist_ok=True)
+    (d / "model.safetensors.index.json").write_bytes(index)
+    (d / "model-00001-of-00001.safetensors").write_bytes(safetensors(good, W_BYTES))
+
+
+directory("dir_index_not_json", b"{weight_map")
+case("dir_index_not_json", stderr="not valid JSON")
+directory("dir_index_deep_json", b'{"weight_map": ' + b"[" * 100_000 + b"]" * 100_000 + b"}")
+case("dir_index_deep_json", stderr="not valid JSON")
+directory("dir_index_no_map", b'{"metadata": {}}')
+case("dir_index_no_map", stderr="no weight_map")
+directory("dir_index_shard_number", b'{"weight_map": {"fc.weight": 7}}')
+case("dir_index_shard_number", stderr="not a file name")
+directory("dir_index_absolute_shard", b'{"weight_map": {"fc.weight": "/etc/passwd"}}')
+case("dir_index_absolute_shard", stderr="not a file name")
+directory("dir_index_ghost", b'{"weight_map": {"ghost.weight": "model-00001-of-00001.safetensors"}}')
+case("dir_index_ghost", stderr="does not hold it")
+empty_dir = OUT / "dir_config_only"
+empty_dir.mkdir(exist_ok=True)
+(empty_dir / "config.json").write_text("{}")
+case("dir_config_only", stderr="without model weights")
 
 # ----------------------------------------------------------------------------------------
 # Numbers that must not pass silently.

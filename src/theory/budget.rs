@@ -5,8 +5,8 @@ use std::fmt::Display;
 
 use crate::error::{Error, Result};
 
-/// The work limit: floating-point operations one theory command may ask for (a few minutes of a
-/// 2-core machine; the defaults need seconds).
+/// The work limit: floating-point operations one theory command may ask for (the defaults ask
+/// for at most a few 10⁹).
 pub const MAX_OPERATIONS: f64 = 1e12;
 
 /// Refuses a simulation of the sizes `what` describes (`n = 64, d = 6400000000`) when it needs
@@ -14,7 +14,7 @@ pub const MAX_OPERATIONS: f64 = 1e12;
 pub fn check(what: impl Display, bytes: f64, operations: f64) -> Result<()> {
     if operations.is_nan() || operations > MAX_OPERATIONS {
         return Err(Error::InvalidOption(format!(
-            "{what} asks for about {operations:.1e} floating-point operations, over the limit of {MAX_OPERATIONS:.0e} (minutes on a laptop)"
+            "{what} asks for about {operations:.1e} floating-point operations, over the limit of {MAX_OPERATIONS:.0e}"
         )));
     }
     crate::environment::ensure_host_memory(|| what.to_string(), tch::Device::Cpu, bytes)
