@@ -50,21 +50,48 @@ impl fmt::Display for DeviceChoice {
 impl DeviceChoice {
     /// The libtorch device this choice means on this machine; an absent GPU is an error.
     pub fn resolve(self) -> Result<tch::Device> {
-        match self {
-            Self::Auto => Ok(tch::Device::cuda_if_available()),
-            Self::Cpu => Ok(tch::Device::Cpu),
+        let device = match self {
+            Self::Auto => tch::Device::cuda_if_available(),
+            Self::Cpu => tch::Device::Cpu,
             Self::Cuda(index) => {
                 let count = usize::try_from(tch::Cuda::device_count()).unwrap_or(0);
-                if index < count {
-                    Ok(tch::Device::Cuda(index))
-                } else {
-                    Err(Error::DeviceUnavailable(format!(
+                if index >= count {
+                    return Err(Error::DeviceUnavailable(format!(
                         "cuda:{index} ({count} CUDA devices found)"
-                    )))
+                    )));
                 }
+                tch::Device::Cuda(index)
             }
+        };
+        if device.is_cuda() {
+            load_cuda_linear_algebra(device)?;
         }
+        Ok(device)
     }
+}
+
+/// libtorch loads its CUDA linear algebra (`libtorch_cuda_linalg`) lazily, on the first
+/// eigensolve, and that first call is not thread-safe: two threads starting at once fail with
+/// "lazy wrapper should be called at most once" (seen on an H100, libtorch 2.11). So one tiny
+/// eigensolve runs once per process, before any analysis can use the GPU from several threads.
+fn load_cuda_linear_algebra(device: tch::Device) -> Result<()> {
+    static LOADED: std::sync::OnceLock<std::result::Result<(), String>> =
+        std::sync::OnceLock::new();
+    LOADED
+        .get_or_init(|| {
+            let _no_grad = tch::no_grad_guard();
+            tch::Tensor::f_eye(2, (tch::Kind::Double, device))
+                .and_then(|identity| identity.f_linalg_eigvalsh("L"))
+                .map(drop)
+                .map_err(|err| err.to_string())
+        })
+        .clone()
+        .map_err(|err| {
+            Error::DeviceUnavailable(format!(
+                "{}: its linear algebra library did not load ({err})",
+                device_name(device)
+            ))
+        })
 }
 
 /// A device's name as users write it (`cpu`, `cuda:0`).

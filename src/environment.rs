@@ -10,6 +10,10 @@ pub struct Environment {
     pub libtorch_version: &'static str,
     /// The libtorch library directory linked at build time (the binary's rpath).
     pub libtorch_lib: &'static str,
+    /// The directory the running process loaded libtorch from: differs from `libtorch_lib` when
+    /// `LD_LIBRARY_PATH` points elsewhere (a GPU machine's own torch). `None` where the process
+    /// map cannot be read (not Linux).
+    pub libtorch_loaded_from: Option<String>,
     /// Whether a CUDA device is usable.
     pub cuda_available: bool,
     /// Number of CUDA devices.
@@ -28,6 +32,20 @@ pub struct Environment {
     pub has_openmp: bool,
 }
 
+/// The directory of the `libtorch_cpu` this process mapped, from `/proc/self/maps`.
+fn loaded_libtorch_dir() -> Option<String> {
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    maps.lines()
+        .filter_map(|line| line.split_whitespace().nth(5))
+        .map(std::path::Path::new)
+        .find(|path| {
+            path.file_name()
+                .is_some_and(|name| name.to_string_lossy().starts_with("libtorch_cpu."))
+        })
+        .and_then(|path| path.parent())
+        .map(|dir| dir.display().to_string())
+}
+
 impl Environment {
     /// Queries libtorch.
     pub fn detect() -> Self {
@@ -35,6 +53,7 @@ impl Environment {
             rmt_torch_version: env!("CARGO_PKG_VERSION"),
             libtorch_version: option_env!("RMT_TORCH_LIBTORCH_VERSION").unwrap_or("unknown"),
             libtorch_lib: option_env!("RMT_TORCH_LIBTORCH_LIB").unwrap_or("unknown"),
+            libtorch_loaded_from: loaded_libtorch_dir(),
             cuda_available: tch::Cuda::is_available(),
             cuda_device_count: tch::Cuda::device_count(),
             cudnn_available: tch::Cuda::cudnn_is_available(),

@@ -18,10 +18,11 @@ pub enum Precision {
     /// W and WᵀW in f64: eigenvalues agree with an f64 SVD to ~1e-12 relative.
     #[default]
     F64,
-    /// WᵀW and its eigenvalues in f32, promoted to f64 for every statistic: about twice as fast.
-    /// Eigenvalues within 1e-4·λmax of the f64 path and α within 0.5 % (AlexNet, VGG19,
-    /// ResNet50: at worst 5.1e-5 and 0.31 %, measured by `scripts/benchmark.py`); the smallest
-    /// eigenvalues are round-off.
+    /// WᵀW and its eigenvalues in f32, promoted to f64 for every statistic: about twice as fast
+    /// on a CPU (on a GPU no faster than f64). Eigenvalues within 1e-4·λmax of the f64 path on a
+    /// CPU and 5e-4·λmax on a CUDA GPU, whose f32 eigensolver is less accurate, and α within
+    /// 0.5 % (AlexNet, VGG19, ResNet50: at worst 5.1e-5 on the CPU, 2.2e-4 on an H100, and
+    /// 0.31 %, measured by `scripts/benchmark.py`); the smallest eigenvalues are round-off.
     Fast,
 }
 

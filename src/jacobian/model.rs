@@ -235,10 +235,13 @@ fn check_samples_independent(model: &Differentiable, x: &Tensor, y: &Tensor) -> 
     let together = model.forward(&pair)?.f_narrow(0, 0, 1)?;
     let in_batch = y.f_narrow(0, 0, 1)?;
     let scale = f64::try_from(alone.f_abs()?.f_max()?.f_to_kind(Kind::Double)?)?.max(1e-30);
-    let tolerance = if model.kind == Kind::Double {
-        1e-10
-    } else {
-        1e-4
+    // Batch statistics move an output by O(1) of its scale; arithmetic alone by far less. On a
+    // GPU, cuDNN convolves float32 in TF32 and picks its kernels by batch size: 2.8e-4 on
+    // ResNet18 (H100), where the CPU stays below 1e-6.
+    let tolerance = match (model.kind, model.device.is_cuda()) {
+        (Kind::Double, _) => 1e-10,
+        (_, false) => 1e-4,
+        (_, true) => 1e-2,
     };
     for other in [&together, &in_batch] {
         let difference =

@@ -156,6 +156,16 @@ fn doctor_reports_the_linked_libtorch() {
             .starts_with("2.11.0"),
         "{json}"
     );
+    // The process loaded a libtorch: the linked one, or the one LD_LIBRARY_PATH names.
+    let real = |dir: &str| std::fs::canonicalize(dir).ok();
+    let loaded = real(json["libtorch_loaded_from"].as_str().unwrap());
+    let search_path = std::env::var("LD_LIBRARY_PATH").unwrap_or_default();
+    assert!(
+        loaded.is_some()
+            && (loaded == real(json["libtorch_lib"].as_str().unwrap())
+                || search_path.split(':').any(|dir| real(dir) == loaded)),
+        "{json}"
+    );
     // Python's torch on the same machine is the independent witness of CUDA.
     let python = std::process::Command::new(fixtures::python())
         .args(["-c", "import torch; print(torch.cuda.is_available())"])
