@@ -15,7 +15,8 @@ every tool the fastest of --repeat runs (default 2):
 - WeightWatcher 0.7.7: torchvision builds the model, `analyze()` with its defaults.
 The references also report their compute-only time (model already in memory), kept in the JSON.
 "stats %" is the share of rmt-torch's f64 run spent on everything computed from the eigenvalues
-(power-law fits, Hill, metrics), from its JSON `timing`. Also checked: the fast path's eigenvalues and α against the f64 path (max |Δλ|/λmax and max
+(power-law fits, Hill, metrics), from its JSON `timing`; "spectra/limit" is rmt-torch's
+spectra phase (reading each layer, Gram products, eigensolves) over PyTorch's compute-only time. Also checked: the fast path's eigenvalues and α against the f64 path (max |Δλ|/λmax and max
 relative Δα over layers), and our per-layer spectral_norm, log_norm, stable_rank, entropy, alpha,
 xmin, D, alpha_weighted against WeightWatcher's (ESD convention ww, same layers).
 """
@@ -145,6 +146,8 @@ def main():
         row = {"model": name, "layers": len(exact["layers"]), "rmt_f64_s": t_rmt, "rmt_fast_s": t_fast,
                "torch_f64_s": t_torch, "torch_f64_compute_only_s": t_torch_compute,
                "rmt_statistics_share": exact["timing"]["statistics_seconds"] / t_rmt,
+               "rmt_spectra_s": exact["timing"]["spectra_seconds"],
+               "rmt_spectra_over_torch_compute": exact["timing"]["spectra_seconds"] / t_torch_compute,
                **dict(zip(["fast_max_eig_err", "fast_max_alpha_err"], fast_error(exact, fast)))}
         if not args.no_ww:
             details_csv = out_dir / f"{name}_ww_details.csv"
@@ -157,7 +160,7 @@ def main():
 
     print()
     header = (f"{'model':10} {'rmt f64':>8} {'rmt fast':>9} {'torch f64':>10} {'WW':>8} {'torch/rmt':>10} "
-              f"{'WW/rmt':>7} {'WW/fast':>8} {'fast err':>9} {'stats %':>8}")
+              f"{'WW/rmt':>7} {'WW/fast':>8} {'fast err':>9} {'stats %':>8} {'spectra/limit':>14}")
     print(header)
     print("-" * len(header))
     def cell(value, width, spec):
@@ -168,7 +171,8 @@ def main():
         print(f"{r['model']:10} {r['rmt_f64_s']:8.2f} {r['rmt_fast_s']:9.2f} {r['torch_f64_s']:10.2f} "
               f"{cell(ww, 8, '.2f')} {r['torch_f64_s'] / r['rmt_f64_s']:10.2f} "
               f"{cell(ww and ww / r['rmt_f64_s'], 7, '.1f')} {cell(ww and ww / r['rmt_fast_s'], 8, '.1f')} "
-              f"{r['fast_max_eig_err']:9.1e} {100 * r['rmt_statistics_share']:8.1f}")
+              f"{r['fast_max_eig_err']:9.1e} {100 * r['rmt_statistics_share']:8.1f} "
+              f"{r['rmt_spectra_over_torch_compute']:14.2f}")
     (out_dir / "benchmark.json").write_text(json.dumps(rows, indent=2))
 
 

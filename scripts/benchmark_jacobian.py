@@ -80,8 +80,12 @@ def rmt_seconds(binary, out, name, device, repeat):
     best_total, best_jacobian, report = float("inf"), float("inf"), None
     for _ in range(repeat):
         start = time.perf_counter()
-        text = subprocess.run([str(binary), "jacobian", str(out / f"{name}.pt"), "--input", str(out / f"{name}_batch.pt"),
-                               "--device", device, "-f", "json", "-q"], check=True, capture_output=True, text=True).stdout
+        result = subprocess.run([str(binary), "jacobian", str(out / f"{name}.pt"), "--input",
+                                 str(out / f"{name}_batch.pt"), "--device", device, "-f", "json", "-q"],
+                                capture_output=True, text=True)
+        if result.returncode != 0:
+            raise SystemExit(f"rmt-torch jacobian {name} failed ({result.returncode}): {result.stderr.strip()}")
+        text = result.stdout
         best_total = min(best_total, time.perf_counter() - start)
         report = json.loads(text)
         best_jacobian = min(best_jacobian, report["timing"]["jacobian_seconds"])

@@ -23,7 +23,7 @@ fn example(name: &str, args: &[&str]) -> Value {
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
-/// Seed 003: the rich regime (α = 0.5) grows spikes beyond the Tracy-Widom edge in the hidden
+/// Thamm, Staats & Rosenow (2022): the rich regime (α = 0.5) grows spikes beyond the Tracy-Widom edge in the hidden
 /// layer and moves its weights most; the lazy one (α = 5) stays Marchenko-Pastur.
 #[test]
 fn lazy_and_rich_regimes_are_told_apart_by_the_monitor() {
@@ -52,7 +52,7 @@ fn lazy_and_rich_regimes_are_told_apart_by_the_monitor() {
         .all(|r| r["hidden_layer"][0]["num_spikes_tw"] == 0));
 }
 
-/// Seed 001: the split of a degenerate teacher pair follows the Wigner surmise, and eigenvalue
+/// Favoni, Aarts, Lucini & Park (2024): the split of a degenerate teacher pair follows the Wigner surmise, and eigenvalue
 /// fluctuations depend on learning rate / batch size only (4× the ratio, 2× the spread).
 #[test]
 fn teacher_student_shows_level_repulsion_and_the_linear_scaling_rule() {

@@ -17,9 +17,17 @@ pub fn python() -> PathBuf {
         .unwrap_or_else(|| root().join(".venv/bin/python"))
 }
 
+/// The Python of [`python`], made to compute references on the CPU: on a GPU machine
+/// WeightWatcher would otherwise drop to float32 and float16 weights.
+pub fn reference_python() -> Command {
+    let mut command = Command::new(python());
+    command.env("CUDA_VISIBLE_DEVICES", "");
+    command
+}
+
 /// Runs a Python `script` from `.venv` with `args` and parses the JSON it prints.
 pub fn python_json<T: serde::de::DeserializeOwned>(script: &str, args: &[&Path]) -> T {
-    let output = Command::new(python())
+    let output = reference_python()
         .args(["-c", script])
         .args(args)
         .output()
@@ -43,7 +51,7 @@ pub fn dir() -> &'static Path {
             "{} not found: run scripts/setup --test (or set RMT_TORCH_PYTHON)",
             python.display()
         );
-        let status = Command::new(&python)
+        let status = reference_python()
             .arg(root().join("scripts/make_fixtures.py"))
             .arg(&dir)
             .status()

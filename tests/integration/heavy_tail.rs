@@ -1,7 +1,6 @@
 //! The power-law fit and α metrics against WeightWatcher 0.7.7 itself, layer by layer.
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::Command;
 
 use rmt_torch::heavy_tail::alternatives;
 use rmt_torch::heavy_tail::power_law::{self, TailOptions};
@@ -19,7 +18,7 @@ fn weightwatcher_details(
     let stem = format!("{kind}{kwargs}").replace(|c: char| !c.is_ascii_alphanumeric(), "_");
     let out = fixtures::dir().join(format!("{stem}.ww.csv"));
     // WeightWatcher chatters on stdout and stderr: shown only if it fails.
-    let output = Command::new(fixtures::python())
+    let output = fixtures::reference_python()
         .arg(fixtures::root().join("scripts/ww_reference.py"))
         .args([kind, model.to_str().unwrap(), out.to_str().unwrap(), kwargs])
         .output()

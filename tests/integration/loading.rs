@@ -79,7 +79,8 @@ fn torchscript_weights_read_as_data_equal_libtorchs_parameters() {
             }
         }
     }
-    assert!(archives.len() >= 16, "{} archives", archives.len());
+    // The fixtures script makes 11 and 4 are shipped; other tests may add more.
+    assert!(archives.len() >= 15, "{} archives", archives.len());
     for path in archives {
         let ours = Model::load(&path).unwrap();
         let module = tch::CModule::load(&path).unwrap();

@@ -1,5 +1,5 @@
-//! Figures (`--plots`) and the HTML report: valid PNG and SVG with the expected text, seed 003's
-//! picture for the shipped CNN at initialisation and after training, and the report opened in
+//! Figures (`--plots`) and the HTML report: valid PNG and SVG with the expected text, Thamm,
+//! Staats & Rosenow's (2022) picture for the shipped CNN at initialisation and after training, and the report opened in
 //! headless Chromium.
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -108,7 +108,7 @@ fn analyze_writes_png_and_svg_figures_with_labelled_axes() {
     );
 }
 
-/// Seed 003's picture: at initialisation the ESD is a Marchenko-Pastur bulk with nothing past
+/// Thamm, Staats & Rosenow's (2022) picture: at initialisation the ESD is a Marchenko-Pastur bulk with nothing past
 /// the Tracy-Widom edge and random singular vectors; after training, spikes leave the bulk and
 /// the top singular vectors fail Porter-Thomas.
 #[test]
