@@ -113,6 +113,9 @@ impl SpectralMonitor {
     /// device) and analysed on a background thread while training goes on; at most one
     /// observation is in flight, the next waits for it. Its records reach the JSONL when it is
     /// joined: at the next observation or at [`SpectralMonitor::finish`], which returns them.
+    /// On the CPU, while one of its eigensolves runs, libtorch runs on one thread for the whole
+    /// process (the price of numbers that do not depend on the thread count): training on the
+    /// CPU slows for that time; on a GPU nothing changes.
     pub fn observe_var_store_in_background(
         &mut self,
         step: usize,

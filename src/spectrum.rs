@@ -105,17 +105,26 @@ fn decompose(
     let (w, gram, exponent) = checked_gram(name, matrices, device, kind)?;
     let (scale, scale2) = (2f64.powi(exponent), 4f64.powi(exponent));
     let count = w.numel() as f64;
-    // Summed in the Gram precision: an f64 accumulation of f32 data takes a slow path (1 s for
-    // 100M entries), and the error of an f32 mean is negligible beside the variance.
-    let mean = f64::try_from(w.f_sum(w.kind())?)? / count * scale;
+    // Row sums in the Gram precision (an f64 accumulation of f32 data takes a slow path: 1 s for
+    // 100M entries; the error of an f32 mean is negligible beside the variance), then summed
+    // here in order: a whole-tensor sum splits by thread count, and its last bits with it.
+    let row_sums = Vec::<f64>::try_from(
+        w.f_sum_dim_intlist(-1, false, w.kind())?
+            .f_flatten(0, -1)?
+            .f_to_kind(Kind::Double)?
+            .f_to_device(tch::Device::Cpu)?,
+    )?;
+    let mean = row_sums.iter().sum::<f64>() / count * scale;
     let sum_of_squares = f64::try_from(gram.f_diagonal(0, 1, 2)?.f_sum(Kind::Double)?)? * scale2;
     let entry_variance = (sum_of_squares / count - mean * mean).max(0.0);
-    let (eigenvalues, eigenvectors) = if vectors {
-        let (values, vectors) = gram.f_linalg_eigh("L")?;
-        (values, Some(vectors))
-    } else {
-        (gram.f_linalg_eigvalsh("L")?, None)
-    };
+    let (eigenvalues, eigenvectors) = eigensolve_on_one_thread(&gram, || {
+        Ok(if vectors {
+            let (values, vectors) = gram.f_linalg_eigh("L")?;
+            (values, Some(vectors))
+        } else {
+            (gram.f_linalg_eigvalsh("L")?, None)
+        })
+    })?;
     let eigenvalues = (eigenvalues.f_to_kind(Kind::Double)?.f_clamp_min(0.0)? * scale2)
         .f_to_kind(Kind::Double)?;
     let mut host = Vec::<f64>::try_from(
@@ -183,7 +192,7 @@ pub fn symmetric_part_eigenvalues(
     check_memory(name, matrices, device)?;
     let w = matrices.f_to_device(device)?.f_to_kind(Kind::Double)?;
     let symmetric = (&w + w.f_transpose(1, 2)?) / std::f64::consts::SQRT_2;
-    let values = symmetric.f_linalg_eigvalsh("L")?;
+    let values = eigensolve_on_one_thread(&symmetric, || Ok(symmetric.f_linalg_eigvalsh("L")?))?;
     let mut host = Vec::<f64>::try_from(values.f_flatten(0, -1)?.f_to_device(tch::Device::Cpu)?)?;
     if host.iter().any(|v| !v.is_finite()) {
         return Err(non_finite_error(name, matrices)?);
@@ -199,6 +208,45 @@ pub struct RightSingularVectors {
     pub squared_singular_values: Vec<f64>,
     /// `vectors[i]` is the unit eigenvector of WᵀW (length M) for `squared_singular_values[i]`.
     pub vectors: Vec<Vec<f64>>,
+}
+
+/// Runs `solve`, an eigensolve of `matrix`, with libtorch on one thread when the matrix is on
+/// the CPU. LAPACK's threaded reduction to tridiagonal form adds in an order set by the thread
+/// count, so the same matrix gives eigenvalues that differ in the last bits at 1 and 2 threads,
+/// and fits on flat likelihoods magnify that; on one thread every `--threads` (and `zoo`,
+/// which shares the cores out) gives the same numbers. While any such solve runs, libtorch's
+/// thread count is 1 for the whole process (it is global): the first to enter sets it, the
+/// last to leave restores it, so solves on concurrent threads stay deterministic too.
+pub(crate) fn eigensolve_on_one_thread<T>(
+    matrix: &Tensor,
+    solve: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    if matrix.device() != tch::Device::Cpu {
+        return solve();
+    }
+    static SOLVING: std::sync::Mutex<(usize, i32)> = std::sync::Mutex::new((0, 1));
+    struct OneThread;
+    impl Drop for OneThread {
+        fn drop(&mut self) {
+            let mut state = SOLVING.lock().unwrap_or_else(|poison| poison.into_inner());
+            state.0 -= 1;
+            if state.0 == 0 {
+                tch::set_num_threads(state.1);
+            }
+        }
+    }
+    let guard = {
+        let mut state = SOLVING.lock().unwrap_or_else(|poison| poison.into_inner());
+        if state.0 == 0 {
+            state.1 = tch::get_num_threads();
+            tch::set_num_threads(1);
+        }
+        state.0 += 1;
+        OneThread
+    };
+    let result = solve();
+    drop(guard);
+    result
 }
 
 /// Entries of a layer whose largest magnitude lies outside [2⁻⁴⁰, 2⁴⁰] are scaled by a power of

@@ -9,6 +9,7 @@ use serde::Serialize;
 use tch::{Device, Kind, Tensor};
 
 use crate::error::{Error, Result};
+use crate::spectrum::eigensolve_on_one_thread;
 use crate::theory::hermite::{hermite_coefficients, Activation};
 use crate::theory::random::SeededNormal;
 
@@ -64,7 +65,7 @@ pub fn compare_with_linear_equivalent(
         + x.tr().matmul(&x) * (a1 * a1)
         + identity * (nu - a0 * a0 - a1 * a1);
     let spectral_norm = |m: &Tensor| -> Result<f64> {
-        let values = m.f_linalg_eigvalsh("L")?;
+        let values = eigensolve_on_one_thread(m, || Ok(m.f_linalg_eigvalsh("L")?))?;
         Ok(f64::try_from(values.abs().max())?)
     };
     let kernel_norm = spectral_norm(&kernel)?;
@@ -196,7 +197,9 @@ pub fn depth_profile(
             continue;
         }
         let kernel = features.tr().matmul(&features) / d as f64;
-        let eigenvalues = Vec::<f64>::try_from(kernel.f_linalg_eigvalsh("L")?)?;
+        let eigenvalues = Vec::<f64>::try_from(eigensolve_on_one_thread(&kernel, || {
+            Ok(kernel.f_linalg_eigvalsh("L")?)
+        })?)?;
         let shrink = slope.powi(4);
         let accumulated: f64 = (0..depth).map(|l| shrink.powi(l as i32)).sum();
         let signal = slope.powi(2 * depth as i32) * input_distance;
