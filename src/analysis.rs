@@ -42,7 +42,7 @@ pub struct AnalyzeOptions {
     /// How the top of each ESD is treated before the power-law fit.
     pub tail: TailOptions,
     /// Compare each ESD with that of its shuffled entries, shuffled with this seed (plus the
-    /// layer's index); `None` skips it (it doubles the cost).
+    /// layer's position among the selected tensors); `None` skips it (it doubles the cost).
     pub randomize: Option<u64>,
     /// The universal RMT suite: Marchenko-Pastur fits, Tracy-Widom, spacings, and on request
     /// number variance, Porter-Thomas and the semicircle.
@@ -407,9 +407,10 @@ impl ModelSummary {
 /// Analyses every selected weight layer of `model`; `on_layer(done, total, name)` is called before
 /// each layer so callers can show progress.
 ///
-/// Two phases: the spectra, one layer after another on the device (libtorch parallelises each
-/// eigensolve), then the statistics of all layers in parallel on the host's cores, where the
-/// fits of a model with many small layers would otherwise leave all but one core idle.
+/// Two phases: the spectra (one layer after another on a GPU, several layers at once on the
+/// CPU, bounded by memory), then the statistics of all layers in parallel on the host's
+/// cores, where the fits of a model with many small layers would otherwise leave all but one
+/// core idle.
 pub fn analyze(
     model: &Model,
     options: &AnalyzeOptions,
@@ -422,10 +423,16 @@ pub fn analyze(
     let total = weight_layers.len();
     let started = std::time::Instant::now();
     let mut spectra = Vec::with_capacity(total);
-    for (index, layer) in weight_layers.iter().enumerate() {
-        on_layer(index, total, layer.name);
-        match layer_spectra(layer, spectra.len(), device, options) {
-            Ok(Some(layer_spectra)) => spectra.push(layer_spectra),
+    let results = all_spectra(&weight_layers, device, options, &mut on_layer);
+    for (layer, result) in weight_layers.iter().zip(results) {
+        let Some(result) = result else {
+            continue;
+        };
+        match result {
+            Ok(Some(mut layer_spectra)) => {
+                layer_spectra.layer_id = spectra.len();
+                spectra.push(layer_spectra);
+            }
             Ok(None) => skipped.push(SkippedTensor {
                 name: layer.name.to_string(),
                 reason: "all eigenvalues are zero (a zero matrix)".into(),
@@ -500,18 +507,158 @@ struct LayerSpectra {
     symmetric: Option<Vec<f64>>,
 }
 
-/// The spectra of one layer; `None` when it is identically zero.
+/// One selected layer read from the model, with what its record needs: owned, so that its
+/// spectra can be computed on another thread.
+struct LoadedLayer {
+    /// Position among the selected layers: seeds its shuffles.
+    index: usize,
+    name: String,
+    kind: LayerKind,
+    conv_mode: ConvMode,
+    shape: MatrixShape,
+    stored_shape: Vec<i64>,
+    dtype: String,
+    /// Its stack of matrices [slices, N, M].
+    matrices: tch::Tensor,
+}
+
+impl LoadedLayer {
+    fn load(layer: &WeightLayer<'_>, index: usize) -> Result<Self> {
+        Ok(Self {
+            index,
+            name: layer.name.to_string(),
+            kind: layer.kind,
+            conv_mode: layer.conv_mode,
+            shape: layer.shape,
+            stored_shape: layer.tensor.shape.clone(),
+            dtype: layer.tensor.dtype.to_string(),
+            matrices: layer.matrices()?,
+        })
+    }
+}
+
+/// The spectra of every selected layer, in order; `None` for layers not reached because an
+/// earlier one failed.
+///
+/// On a GPU, one layer after another. On the CPU, whose eigensolves run on one thread (so that
+/// the numbers do not depend on the thread count), up to one layer per libtorch thread at once,
+/// each with its share of the threads. Layers are read here, in order, each only once it may
+/// start: while fewer layers than threads are in flight and their working sets fit in half the
+/// available memory (one always may). So at most one layer per thread is resident, and a model
+/// larger than memory still streams.
+fn all_spectra(
+    layers: &[WeightLayer<'_>],
+    device: tch::Device,
+    options: &AnalyzeOptions,
+    on_layer: &mut impl FnMut(usize, usize, &str),
+) -> Vec<Option<Result<Option<LayerSpectra>>>> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{mpsc, Condvar, Mutex};
+    let total = layers.len();
+    let threads = tch::get_num_threads().max(1);
+    let workers = (threads as usize).min(total);
+    let mut results: Vec<Option<Result<Option<LayerSpectra>>>> = (0..total).map(|_| None).collect();
+    if device != tch::Device::Cpu || workers <= 1 {
+        for (index, layer) in layers.iter().enumerate() {
+            on_layer(index, total, layer.name);
+            let result = LoadedLayer::load(layer, index)
+                .and_then(|loaded| layer_spectra(loaded, device, options));
+            let failed = result.is_err();
+            results[index] = Some(result);
+            if failed {
+                break;
+            }
+        }
+        return results;
+    }
+    let budget = crate::environment::available_memory_bytes().map_or(f64::INFINITY, |b| b / 2.0);
+    // Layers in flight and their working sets' bytes.
+    let in_flight = (Mutex::new((0usize, 0.0f64)), Condvar::new());
+    let failed = AtomicBool::new(false);
+    let (jobs, queue) = mpsc::channel::<(LoadedLayer, f64)>();
+    let queue = Mutex::new(queue);
+    let (done, finished) = mpsc::channel();
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            let (queue, done, in_flight, failed) = (&queue, done.clone(), &in_flight, &failed);
+            scope.spawn(move || {
+                tch::set_num_threads((threads / workers as i32).max(1));
+                loop {
+                    let job = queue.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                    let Ok((loaded, bytes)) = job else { break };
+                    let index = loaded.index;
+                    let result = layer_spectra(loaded, device, options);
+                    crate::environment::release_freed_memory();
+                    failed.fetch_or(result.is_err(), Ordering::Relaxed);
+                    {
+                        let mut busy = in_flight.0.lock().unwrap_or_else(|p| p.into_inner());
+                        busy.0 -= 1;
+                        busy.1 -= bytes;
+                    }
+                    in_flight.1.notify_all();
+                    if done.send((index, result)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(done);
+        for (index, layer) in layers.iter().enumerate() {
+            let shape = layer.shape;
+            let bytes =
+                spectrum::working_set_bytes(shape.slices as f64, shape.n as f64, shape.m as f64);
+            {
+                let mut busy = in_flight.0.lock().unwrap_or_else(|p| p.into_inner());
+                while busy.0 >= workers || (busy.0 > 0 && busy.1 + bytes > budget) {
+                    busy = in_flight.1.wait(busy).unwrap_or_else(|p| p.into_inner());
+                }
+                busy.0 += 1;
+                busy.1 += bytes;
+            }
+            if failed.load(Ordering::Relaxed) {
+                break;
+            }
+            on_layer(index, total, layer.name);
+            let loaded = match LoadedLayer::load(layer, index) {
+                Ok(loaded) => loaded,
+                Err(err) => {
+                    results[index] = Some(Err(err));
+                    break;
+                }
+            };
+            if jobs.send((loaded, bytes)).is_err() {
+                break;
+            }
+        }
+        drop(jobs);
+        for (index, result) in finished {
+            results[index] = Some(result);
+        }
+    });
+    tch::set_num_threads(threads);
+    results
+}
+
+/// The spectra of one layer; `None` when it is identically zero. Its `layer_id` is set by the
+/// caller, once the layers before it are known to have spectra.
 fn layer_spectra(
-    layer: &WeightLayer<'_>,
-    layer_id: usize,
+    layer: LoadedLayer,
     device: tch::Device,
     options: &AnalyzeOptions,
 ) -> Result<Option<LayerSpectra>> {
-    let shape = layer.shape;
-    let matrices = layer.matrices()?;
+    let LoadedLayer {
+        index,
+        name,
+        kind,
+        conv_mode,
+        shape,
+        stored_shape,
+        dtype,
+        matrices,
+    } = layer;
     let (spectrum, vectors) = if options.rmt.vectors {
         let (spectrum, decompositions) =
-            spectrum::spectrum_with_vectors(layer.name, &matrices, device, options.precision)?;
+            spectrum::spectrum_with_vectors(&name, &matrices, device, options.precision)?;
         let pairs = decompositions
             .into_iter()
             .flat_map(|d| d.squared_singular_values.into_iter().zip(d.vectors))
@@ -519,36 +666,36 @@ fn layer_spectra(
         (spectrum, Some(pairs))
     } else {
         (
-            spectrum::spectrum(layer.name, &matrices, device, options.precision)?,
+            spectrum::spectrum(&name, &matrices, device, options.precision)?,
             None,
         )
     };
-    let scale = EsdScale::new(options.convention, layer.kind, layer.conv_mode, shape);
+    let scale = EsdScale::new(options.convention, kind, conv_mode, shape);
     let eigenvalues = scale.report_all(&spectrum.squared_singular_values);
     let Some(metrics) = SpectralMetrics::from_eigenvalues(&eigenvalues, shape.n) else {
         return Ok(None);
     };
     let shuffled = match options.randomize {
         Some(seed) => {
-            let shuffled = spectrum::shuffled(&matrices, seed.wrapping_add(layer_id as u64))?;
+            let shuffled = spectrum::shuffled(&matrices, seed.wrapping_add(index as u64))?;
             Some(
-                spectrum::spectrum(layer.name, &shuffled, device, options.precision)?
+                spectrum::spectrum(&name, &shuffled, device, options.precision)?
                     .squared_singular_values,
             )
         }
         None => None,
     };
     let symmetric = if options.rmt.semicircle {
-        spectrum::symmetric_part_eigenvalues(layer.name, &matrices, device)?
+        spectrum::symmetric_part_eigenvalues(&name, &matrices, device)?
     } else {
         None
     };
     Ok(Some(LayerSpectra {
-        layer_id,
-        name: layer.name.to_string(),
-        kind: layer.kind,
-        stored_shape: layer.tensor.shape.clone(),
-        dtype: layer.tensor.dtype.to_string(),
+        layer_id: index,
+        name,
+        kind,
+        stored_shape,
+        dtype,
         shape,
         scale,
         eigenvalues,

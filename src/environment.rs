@@ -76,6 +76,24 @@ pub fn available_memory_bytes() -> Option<f64> {
     Some(kib * 1024.0)
 }
 
+/// Hands the memory freed in this process back to the system. glibc keeps what a thread frees
+/// in that thread's arena for reuse, so with a layer in flight per thread the resident size grows
+/// by up to a layer's working set per thread, never returned; `malloc_trim` returns it (a few
+/// milliseconds). A no-op elsewhere than glibc.
+pub(crate) fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        extern "C" {
+            fn malloc_trim(pad: usize) -> std::ffi::c_int;
+        }
+        // SAFETY: malloc_trim takes no pointers and only returns free pages of glibc's heaps to
+        // the kernel; it is thread-safe.
+        unsafe {
+            malloc_trim(0);
+        }
+    }
+}
+
 /// Refuses work that needs `needed_bytes` of host memory on the CPU when less is available,
 /// before libtorch tries and the process is killed. `what` names it in the error. Other devices
 /// and hosts without /proc/meminfo are not checked.

@@ -344,9 +344,14 @@ fn non_finite_error(name: &str, matrices: &Tensor) -> Result<Error> {
 /// host's available memory, before libtorch tries and the process is killed.
 fn check_memory(name: &str, matrices: &Tensor, device: tch::Device) -> Result<()> {
     let size = matrices.size();
-    let (slices, m) = (size[0] as f64, size[2] as f64);
-    let needed = 8.0 * (matrices.numel() as f64 + 3.0 * slices * m * m);
+    let needed = working_set_bytes(size[0] as f64, size[1] as f64, size[2] as f64);
     crate::environment::ensure_host_memory(|| format!("layer '{name}'"), device, needed)
+}
+
+/// Bytes the spectrum of a stack of `slices` N × M matrices needs at once: its f64 copy, the
+/// Gram matrices and the eigensolver's workspace.
+pub(crate) fn working_set_bytes(slices: f64, n: f64, m: f64) -> f64 {
+    8.0 * slices * m * (n + 3.0 * m)
 }
 
 #[cfg(test)]

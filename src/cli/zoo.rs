@@ -131,11 +131,6 @@ pub fn run(args: ZooArgs) -> anyhow::Result<ExitCode> {
         .jobs
         .unwrap_or_else(|| default_jobs(&models, device))
         .max(1);
-    // libtorch's threads are shared out between the models analysed at once.
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if jobs > 1 {
-        tch::set_num_threads((cores / jobs).max(1) as i32);
-    }
     let options = ZooOptions {
         analyze,
         key: args.entry.key.clone(),

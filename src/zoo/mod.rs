@@ -110,10 +110,13 @@ pub fn run_zoo(
         return Ok(models.iter().map(work).collect());
     }
     // Workers get a main thread's stack: a model's reader must not fail on a worker where it
-    // would succeed alone.
+    // would succeed alone. libtorch's threads are shared out between the models analysed at
+    // once (its thread count is each thread's own).
+    let per_model = (tch::get_num_threads() / jobs as i32).max(1);
     match rayon::ThreadPoolBuilder::new()
         .num_threads(jobs)
         .stack_size(8 << 20)
+        .start_handler(move |_| tch::set_num_threads(per_model))
         .build()
     {
         Ok(pool) => Ok(pool.install(|| models.par_iter().map(work).collect())),
