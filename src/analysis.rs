@@ -15,6 +15,7 @@ use crate::heavy_tail::randomization::Randomization;
 use crate::model::layers::{
     self, ConvMode, LayerKind, LayerSelection, MatrixShape, SkippedTensor, WeightLayer,
 };
+use crate::model::roles::{self, Part, Sublayer};
 use crate::model::{FileFormat, Model};
 use crate::option_names::{option_names, serde_as_text};
 use crate::rmt_suite::{
@@ -78,6 +79,8 @@ pub const LAYER_FIELDS: &[&str] = &[
     "layer_id",
     "name",
     "kind",
+    "block",
+    "role",
     "shape",
     "dtype",
     "N",
@@ -174,6 +177,11 @@ pub struct LayerReport {
     pub name: String,
     /// Dense, conv1d or conv2d.
     pub kind: LayerKind,
+    /// The transformer block the weight belongs to, read from its name; `None` outside blocks
+    /// and in models that are not transformers.
+    pub block: Option<usize>,
+    /// Its part of a transformer ([`roles::role_of`]); `None` when its name is not one.
+    pub role: Option<Part>,
     /// The tensor's shape as stored.
     pub shape: Vec<i64>,
     /// The stored dtype (the spectrum is always f64).
@@ -244,8 +252,65 @@ pub struct Analysis {
     pub skipped: Vec<SkippedTensor>,
     /// Means over the layers and label counts.
     pub summary: ModelSummary,
+    /// A transformer's blocks in order, attention against MLP; empty for other models.
+    pub blocks: Vec<BlockSummary>,
     /// Where the time went.
     pub timing: Timing,
+}
+
+/// One transformer block: the mean α of its attention and of its MLP weights whose fit
+/// succeeded — α against depth, the picture drawn for LLMs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BlockSummary {
+    /// The block's number.
+    pub block: usize,
+    /// Mean α of the query, key, value (or fused) and output projections.
+    pub attention_alpha: Option<f64>,
+    /// Attention weights analysed.
+    pub attention_layers: usize,
+    /// Mean α of the gate, up and down projections.
+    pub mlp_alpha: Option<f64>,
+    /// MLP weights analysed.
+    pub mlp_layers: usize,
+}
+
+impl BlockSummary {
+    /// The blocks of `layers`, in order of block number.
+    pub fn of(layers: &[LayerReport]) -> Vec<Self> {
+        let mut blocks: Vec<usize> = layers.iter().filter_map(|l| l.block).collect();
+        blocks.sort_unstable();
+        blocks.dedup();
+        blocks
+            .into_iter()
+            .map(|block| {
+                let of = |sublayer| {
+                    let members: Vec<&LayerReport> = layers
+                        .iter()
+                        .filter(|l| {
+                            l.block == Some(block)
+                                && l.role.and_then(Part::sublayer) == Some(sublayer)
+                        })
+                        .collect();
+                    let alphas: Vec<f64> = members
+                        .iter()
+                        .filter_map(|l| l.power_law.as_ref().map(|fit| fit.alpha))
+                        .collect();
+                    let mean = (!alphas.is_empty())
+                        .then(|| alphas.iter().sum::<f64>() / alphas.len() as f64);
+                    (mean, members.len())
+                };
+                let (attention_alpha, attention_layers) = of(Sublayer::Attention);
+                let (mlp_alpha, mlp_layers) = of(Sublayer::Mlp);
+                Self {
+                    block,
+                    attention_alpha,
+                    attention_layers,
+                    mlp_alpha,
+                    mlp_layers,
+                }
+            })
+            .collect()
+    }
 }
 
 /// Wall time of an analysis, split between the eigensolver work and everything computed from
@@ -478,6 +543,7 @@ pub fn analyze(
         conv_mode: options.selection.conv_mode,
         precision: options.precision,
         summary: ModelSummary::of(&reports),
+        blocks: BlockSummary::of(&reports),
         layers: reports,
         skipped,
         timing,
@@ -762,8 +828,11 @@ fn layer_report(layer: LayerSpectra, options: &AnalyzeOptions) -> LayerReport {
         .map(|fit| AlphaMetrics::new(fit.alpha, &eigenvalues));
     let warning = QualityLabel::from_alpha(power_law.as_ref());
     let quality = QualityLabel::of(power_law.as_ref(), rmt.is_noise(options.rmt.level));
+    let role = roles::role_of(&name);
     LayerReport {
         layer_id,
+        block: role.and_then(|r| r.block),
+        role: role.map(|r| r.part),
         name,
         kind,
         shape: stored_shape,

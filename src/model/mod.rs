@@ -11,6 +11,7 @@ mod format;
 pub mod layers;
 mod npy;
 mod pickle;
+pub mod roles;
 mod safetensors;
 mod stored;
 mod torch_save;

@@ -163,6 +163,14 @@ fn analysis_table(analysis: &Analysis) -> String {
             format_optional(l.rmt.semicircle.as_ref().map(|s| s.semicircle_ks_p))
         }));
     }
+    if any(|l| l.role.is_some()) {
+        columns.insert(
+            2,
+            ("role", |l| {
+                l.role.map_or_else(|| "-".into(), |r| r.to_string())
+            }),
+        );
+    }
     columns.push(("quality", |l| l.quality.to_string()));
     let mut table = table::Table::new(columns.iter().map(|(header, _)| *header));
     for layer in &analysis.layers {
@@ -196,6 +204,21 @@ fn analysis_table(analysis: &Analysis) -> String {
         analysis.layers.len(),
         summary.num_spikes_tw,
     ));
+    if !analysis.blocks.is_empty() {
+        let mut blocks =
+            table::Table::new(["block", "attention alpha", "layers", "mlp alpha", "layers"]);
+        for block in &analysis.blocks {
+            blocks.push(vec![
+                block.block.to_string(),
+                format_optional(block.attention_alpha),
+                block.attention_layers.to_string(),
+                format_optional(block.mlp_alpha),
+                block.mlp_layers.to_string(),
+            ]);
+        }
+        out.push_str("\nper transformer block (mean alpha of the fitted weights):\n");
+        out.push_str(&blocks.render());
+    }
     if !analysis.skipped.is_empty() {
         out.push_str(&format!(
             "\n{} tensors skipped (rmt-torch info lists why)\n",

@@ -61,11 +61,14 @@ fn csv_has_one_row_per_layer_under_json_names() {
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 3);
     assert!(
-        lines[0].starts_with("layer_id,name,kind,dtype,N,M,Q,rf,num_evals,lambda_min,lambda_max"),
+        lines[0].starts_with(
+            "layer_id,name,kind,block,role,dtype,N,M,Q,rf,num_evals,lambda_min,lambda_max"
+        ),
         "{}",
         lines[0]
     );
-    assert!(lines[1].starts_with("0,fc1.weight,dense,float32,512,64,8.0,1,64,"));
+    // Not a transformer: no block, no role (empty cells).
+    assert!(lines[1].starts_with("0,fc1.weight,dense,,,float32,512,64,8.0,1,64,"));
 }
 
 #[test]

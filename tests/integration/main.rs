@@ -14,4 +14,5 @@ mod plots;
 mod rmt_suite;
 mod spectra;
 mod theory;
+mod transformers;
 mod zoo;
