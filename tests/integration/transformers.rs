@@ -1,5 +1,6 @@
 //! Transformer-aware reading: every weight of a Llama-shaped and a GPT-2-shaped checkpoint gets
-//! its block and part, and the per-block summary is the mean α of each half of each block.
+//! its block and part, and the per-block summary (table, JSON, figure) is the mean α of each
+//! half of each block.
 use serde_json::Value;
 
 use crate::fixtures::{self, run_ok};
@@ -109,7 +110,23 @@ fn transformer_weights_get_their_block_and_part() {
                 );
             }
         }
-        let table = run_ok(&["analyze", path.to_str().unwrap()]);
+        let figures = dir.join(format!("{file}-figures"));
+        let table = run_ok(&[
+            "analyze",
+            path.to_str().unwrap(),
+            "--plots",
+            figures.to_str().unwrap(),
+            "--plot-format",
+            "svg",
+        ]);
         assert!(table.contains("per transformer block"), "{table}");
+        let figure = std::fs::read_to_string(figures.join("blocks.svg")).unwrap();
+        for text in [
+            "α by transformer block",
+            "attention (q, k, v, o)",
+            "MLP (gate, up, down)",
+        ] {
+            assert!(figure.contains(text), "{file}: blocks.svg lacks {text}");
+        }
     }
 }

@@ -152,8 +152,8 @@ pub fn create_directory(directory: &Path) -> Result<()> {
     })
 }
 
-/// The model overview and every layer's figures in `directory`: `model.EXT` and
-/// `LLL_NAME_KIND.EXT` (LLL the layer index). A baseline analysis overlays the ESDs of its
+/// The model overview and every layer's figures in `directory`: `model.EXT`, `blocks.EXT` for
+/// a transformer, and `LLL_NAME_KIND.EXT` (LLL the layer index). A baseline analysis overlays the ESDs of its
 /// layers with the same names.
 pub fn write_analysis_figures(
     analysis: &Analysis,
@@ -163,6 +163,9 @@ pub fn write_analysis_figures(
 ) -> Result<Vec<PathBuf>> {
     create_directory(directory)?;
     let mut written = write_formats(&model::model_figure(analysis), directory, "model", formats)?;
+    if let Some(blocks) = model::blocks_figure(analysis) {
+        written.extend(write_formats(&blocks, directory, "blocks", formats)?);
+    }
     for layer in &analysis.layers {
         let base = baseline.and_then(|b| b.layers.iter().find(|l| l.name == layer.name));
         for figure in layer::layer_figures(layer, base) {

@@ -1,10 +1,11 @@
 //! The per-model overview: α, α̂, log-norm and Tracy-Widom spikes against layer index, each
-//! layer coloured by its quality label (WeightWatcher's layer plots, in one figure).
+//! layer coloured by its quality label (WeightWatcher's layer plots, in one figure); and for a
+//! transformer, α by block, attention against MLP.
 use plotters::style::RGBColor;
 
 use super::palette::{ALTERNATIVE, BASELINE, MARKER, THEORY};
 use super::series::{Mark, PanelsFigure, Series, SeriesFigure};
-use crate::analysis::{Analysis, LayerReport};
+use crate::analysis::{Analysis, BlockSummary, LayerReport};
 use crate::heavy_tail::quality::QualityLabel;
 
 const LABELS: [(QualityLabel, RGBColor); 4] = [
@@ -56,4 +57,43 @@ pub fn model_figure(analysis: &Analysis) -> PanelsFigure {
         ],
         columns: 2,
     }
+}
+
+/// A transformer's α by depth: the mean α of each block's attention and of its MLP weights
+/// against the block number; `None` for models without blocks.
+pub fn blocks_figure(analysis: &Analysis) -> Option<SeriesFigure> {
+    if analysis.blocks.is_empty() {
+        return None;
+    }
+    let half = |name: &str, color, mean: fn(&BlockSummary) -> Option<f64>| {
+        let points: Vec<(f64, f64)> = analysis
+            .blocks
+            .iter()
+            .filter_map(|b| Some((b.block as f64, mean(b)?)))
+            .collect();
+        [Mark::Line, Mark::Points].map(|mark| Series {
+            name: if mark == Mark::Line {
+                name.to_string()
+            } else {
+                String::new()
+            },
+            points: points.clone(),
+            mark,
+            color,
+        })
+    };
+    let series = half("attention (q, k, v, o)", ALTERNATIVE, |b| b.attention_alpha)
+        .into_iter()
+        .chain(half("MLP (gate, up, down)", THEORY, |b| b.mlp_alpha))
+        .filter(|s| !s.points.is_empty())
+        .collect();
+    Some(SeriesFigure {
+        title: format!("{} — α by transformer block", analysis.model),
+        x_desc: "block".into(),
+        y_desc: "mean power-law exponent α".into(),
+        series,
+        integer_x: true,
+        band: Some((2.0, 6.0, "2 ≤ α ≤ 6".into())),
+        ..SeriesFigure::default()
+    })
 }
