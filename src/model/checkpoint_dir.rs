@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use super::file::directory_entries;
 use super::NamedTensor;
 use crate::error::{Error, Result};
 
@@ -50,15 +51,10 @@ pub fn load(dir: &Path) -> Result<(Vec<NamedTensor>, DirectoryLayout)> {
         return Ok((tensors, layout));
     }
     // diffusers: a model_index.json and one folder per component.
-    let mut components: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|source| Error::Io {
-            path: dir.to_path_buf(),
-            source,
-        })?
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
+    let components: Vec<PathBuf> = directory_entries(dir)?
+        .into_iter()
         .filter(|path| path.is_dir())
         .collect();
-    components.sort();
     let mut tensors = Vec::new();
     let mut layout = DirectoryLayout {
         index: None,
@@ -130,12 +126,8 @@ fn weights_layout(dir: &Path) -> Result<Option<(DirectoryLayout, WeightMap)>> {
         }
     }
     // Shards without their index: `model-00001-of-00002.safetensors`, in order.
-    let mut shards: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|source| Error::Io {
-            path: dir.to_path_buf(),
-            source,
-        })?
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
+    let shards: Vec<PathBuf> = directory_entries(dir)?
+        .into_iter()
         .filter(|path| {
             path.file_name()
                 .and_then(|n| n.to_str())
@@ -145,7 +137,6 @@ fn weights_layout(dir: &Path) -> Result<Option<(DirectoryLayout, WeightMap)>> {
                 })
         })
         .collect();
-    shards.sort();
     let layout = DirectoryLayout {
         index: None,
         files: shards,

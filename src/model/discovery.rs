@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use super::checkpoint_dir::is_checkpoint_dir;
+use super::file::directory_entries;
 use crate::error::{Error, Result};
 
 /// File extensions taken as model files when a directory is searched.
@@ -59,13 +60,7 @@ fn walk(dir: &Path, visited: &mut HashSet<PathBuf>, found: &mut Vec<PathBuf>) ->
     if !visited.insert(std::fs::canonicalize(dir).map_err(io)?) {
         return Ok(());
     }
-    let mut entries = std::fs::read_dir(dir)
-        .map_err(io)?
-        .map(|entry| entry.map(|e| e.path()))
-        .collect::<std::io::Result<Vec<_>>>()
-        .map_err(io)?;
-    entries.sort();
-    for path in entries {
+    for path in directory_entries(dir)? {
         let Ok(metadata) = std::fs::metadata(&path) else {
             continue; // a dangling link
         };

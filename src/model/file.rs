@@ -1,7 +1,7 @@
 //! Opening the files rmt-torch reads: regular files only (a FIFO would block for ever, a device
-//! never end).
+//! never end); listing the directories it reads.
 use std::fs::File;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
@@ -28,6 +28,22 @@ pub fn open_regular(path: &Path) -> Result<(File, u64)> {
         });
     }
     Ok((file, metadata.len()))
+}
+
+/// The paths in directory `dir`, sorted; an unreadable directory or entry is an error naming
+/// `dir`.
+pub(crate) fn directory_entries(dir: &Path) -> Result<Vec<PathBuf>> {
+    let io = |source| Error::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut entries = std::fs::read_dir(dir)
+        .map_err(io)?
+        .map(|entry| entry.map(|e| e.path()))
+        .collect::<std::io::Result<Vec<_>>>()
+        .map_err(io)?;
+    entries.sort();
+    Ok(entries)
 }
 
 fn describe(kind: std::fs::FileType) -> &'static str {

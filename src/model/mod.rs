@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 
 pub use checkpoint_dir::DirectoryLayout;
 pub use dtype::Dtype;
+pub(crate) use file::directory_entries;
 pub use file::open_regular;
 pub use format::{detect, FileFormat};
 pub use stored::{SharedFile, StoredTensor, View};

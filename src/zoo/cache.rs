@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use crate::analysis::ModelSummary;
 use crate::error::{Error, Result};
+use crate::model::directory_entries;
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 
@@ -57,17 +58,14 @@ fn hash_file(path: &Path, mut state: u64) -> Result<u64> {
 
 /// The regular files of a directory and of its subfolders one level down, by relative name.
 fn directory_files(dir: &Path) -> Result<Vec<(String, std::path::PathBuf)>> {
-    let list = |dir: &Path| -> Result<Vec<std::path::PathBuf>> {
-        let entries = std::fs::read_dir(dir).map_err(|source| Error::Io {
-            path: dir.to_path_buf(),
-            source,
-        })?;
-        Ok(entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
-    };
     let mut files = Vec::new();
-    for entry in list(dir)? {
+    for entry in directory_entries(dir)? {
         if entry.is_dir() {
-            files.extend(list(&entry)?.into_iter().filter(|p| p.is_file()));
+            files.extend(
+                directory_entries(&entry)?
+                    .into_iter()
+                    .filter(|p| p.is_file()),
+            );
         } else if entry.is_file() {
             files.push(entry);
         }
