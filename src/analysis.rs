@@ -553,11 +553,7 @@ pub fn analyze(
 /// What the device computes for one layer: everything its statistics need, and no tensors.
 struct LayerSpectra {
     layer_id: usize,
-    name: String,
-    kind: LayerKind,
-    stored_shape: Vec<i64>,
-    dtype: String,
-    shape: MatrixShape,
+    meta: LayerMeta,
     /// From squared singular values to reported eigenvalues.
     scale: EsdScale,
     /// The reported ESD, ascending.
@@ -573,17 +569,22 @@ struct LayerSpectra {
     symmetric: Option<Vec<f64>>,
 }
 
-/// One selected layer read from the model, with what its record needs: owned, so that its
-/// spectra can be computed on another thread.
-struct LoadedLayer {
-    /// Position among the selected layers: seeds its shuffles.
-    index: usize,
+/// What a layer's record says of the tensor itself, owned so that it can travel with the
+/// layer's matrices and spectra between threads.
+struct LayerMeta {
     name: String,
     kind: LayerKind,
     conv_mode: ConvMode,
     shape: MatrixShape,
     stored_shape: Vec<i64>,
     dtype: String,
+}
+
+/// One selected layer read from the model.
+struct LoadedLayer {
+    /// Position among the selected layers: seeds its shuffles.
+    index: usize,
+    meta: LayerMeta,
     /// Its stack of matrices [slices, N, M].
     matrices: tch::Tensor,
 }
@@ -592,12 +593,14 @@ impl LoadedLayer {
     fn load(layer: &WeightLayer<'_>, index: usize) -> Result<Self> {
         Ok(Self {
             index,
-            name: layer.name.to_string(),
-            kind: layer.kind,
-            conv_mode: layer.conv_mode,
-            shape: layer.shape,
-            stored_shape: layer.tensor.shape.clone(),
-            dtype: layer.tensor.dtype.to_string(),
+            meta: LayerMeta {
+                name: layer.name.to_string(),
+                kind: layer.kind,
+                conv_mode: layer.conv_mode,
+                shape: layer.shape,
+                stored_shape: layer.tensor.shape.clone(),
+                dtype: layer.tensor.dtype.to_string(),
+            },
             matrices: layer.matrices()?,
         })
     }
@@ -638,8 +641,7 @@ fn all_spectra(
         return results;
     }
     let budget = crate::environment::available_memory_bytes().map_or(f64::INFINITY, |b| b / 2.0);
-    // Layers in flight and their working sets' bytes.
-    let in_flight = (Mutex::new((0usize, 0.0f64)), Condvar::new());
+    let in_flight: InFlight = (Mutex::new((0, 0.0)), Condvar::new());
     let failed = AtomicBool::new(false);
     let (jobs, queue) = mpsc::channel::<(LoadedLayer, f64)>();
     let queue = Mutex::new(queue);
@@ -652,16 +654,16 @@ fn all_spectra(
                 loop {
                     let job = queue.lock().unwrap_or_else(|p| p.into_inner()).recv();
                     let Ok((loaded, bytes)) = job else { break };
+                    let slot = Slot {
+                        in_flight,
+                        failed,
+                        bytes,
+                    };
                     let index = loaded.index;
                     let result = layer_spectra(loaded, device, options);
                     crate::environment::release_freed_memory();
                     failed.fetch_or(result.is_err(), Ordering::Relaxed);
-                    {
-                        let mut busy = in_flight.0.lock().unwrap_or_else(|p| p.into_inner());
-                        busy.0 -= 1;
-                        busy.1 -= bytes;
-                    }
-                    in_flight.1.notify_all();
+                    drop(slot);
                     if done.send((index, result)).is_err() {
                         break;
                     }
@@ -675,7 +677,9 @@ fn all_spectra(
                 spectrum::working_set_bytes(shape.slices as f64, shape.n as f64, shape.m as f64);
             {
                 let mut busy = in_flight.0.lock().unwrap_or_else(|p| p.into_inner());
-                while busy.0 >= workers || (busy.0 > 0 && busy.1 + bytes > budget) {
+                while !failed.load(Ordering::Relaxed)
+                    && (busy.0 >= workers || (busy.0 > 0 && busy.1 + bytes > budget))
+                {
                     busy = in_flight.1.wait(busy).unwrap_or_else(|p| p.into_inner());
                 }
                 busy.0 += 1;
@@ -705,6 +709,33 @@ fn all_spectra(
     results
 }
 
+/// A layer's place among those in flight (their count and working-set bytes), given back when
+/// dropped: also when its worker panics, which then stops the reading of further layers, so
+/// the reader never waits for a worker that is gone.
+struct Slot<'a> {
+    in_flight: &'a InFlight,
+    failed: &'a std::sync::atomic::AtomicBool,
+    bytes: f64,
+}
+
+/// Layers in flight and their working sets' bytes, with the reader's wake-up call.
+type InFlight = (std::sync::Mutex<(usize, f64)>, std::sync::Condvar);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.failed
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        {
+            let mut busy = self.in_flight.0.lock().unwrap_or_else(|p| p.into_inner());
+            busy.0 -= 1;
+            busy.1 -= self.bytes;
+        }
+        self.in_flight.1.notify_all();
+    }
+}
+
 /// The spectra of one layer; `None` when it is identically zero. Its `layer_id` is set by the
 /// caller, once the layers before it are known to have spectra.
 fn layer_spectra(
@@ -714,17 +745,13 @@ fn layer_spectra(
 ) -> Result<Option<LayerSpectra>> {
     let LoadedLayer {
         index,
-        name,
-        kind,
-        conv_mode,
-        shape,
-        stored_shape,
-        dtype,
+        meta,
         matrices,
     } = layer;
+    let (name, shape) = (meta.name.as_str(), meta.shape);
     let (spectrum, vectors) = if options.rmt.vectors {
         let (spectrum, decompositions) =
-            spectrum::spectrum_with_vectors(&name, &matrices, device, options.precision)?;
+            spectrum::spectrum_with_vectors(name, &matrices, device, options.precision)?;
         let pairs = decompositions
             .into_iter()
             .flat_map(|d| d.squared_singular_values.into_iter().zip(d.vectors))
@@ -732,11 +759,11 @@ fn layer_spectra(
         (spectrum, Some(pairs))
     } else {
         (
-            spectrum::spectrum(&name, &matrices, device, options.precision)?,
+            spectrum::spectrum(name, &matrices, device, options.precision)?,
             None,
         )
     };
-    let scale = EsdScale::new(options.convention, kind, conv_mode, shape);
+    let scale = EsdScale::new(options.convention, meta.kind, meta.conv_mode, shape);
     let eigenvalues = scale.report_all(&spectrum.squared_singular_values);
     let Some(metrics) = SpectralMetrics::from_eigenvalues(&eigenvalues, shape.n) else {
         return Ok(None);
@@ -745,24 +772,20 @@ fn layer_spectra(
         Some(seed) => {
             let shuffled = spectrum::shuffled(&matrices, seed.wrapping_add(index as u64))?;
             Some(
-                spectrum::spectrum(&name, &shuffled, device, options.precision)?
+                spectrum::spectrum(name, &shuffled, device, options.precision)?
                     .squared_singular_values,
             )
         }
         None => None,
     };
     let symmetric = if options.rmt.semicircle {
-        spectrum::symmetric_part_eigenvalues(&name, &matrices, device)?
+        spectrum::symmetric_part_eigenvalues(name, &matrices, device)?
     } else {
         None
     };
     Ok(Some(LayerSpectra {
         layer_id: index,
-        name,
-        kind,
-        stored_shape,
-        dtype,
-        shape,
+        meta,
         scale,
         eigenvalues,
         metrics,
@@ -777,11 +800,15 @@ fn layer_spectra(
 fn layer_report(layer: LayerSpectra, options: &AnalyzeOptions) -> LayerReport {
     let LayerSpectra {
         layer_id,
-        name,
-        kind,
-        stored_shape,
-        dtype,
-        shape,
+        meta:
+            LayerMeta {
+                name,
+                kind,
+                shape,
+                stored_shape,
+                dtype,
+                ..
+            },
         scale,
         eigenvalues,
         metrics,
