@@ -27,27 +27,15 @@ fn tolerance(key: &str) -> Option<f64> {
     }
 }
 
-/// Every numeric field of two layer records that differs by more than its [`tolerance`], as
-/// "layer key: a vs b" lines.
+/// Every field of two layer records that differs by more than its [`tolerance`].
 fn differences(ours: &Value, theirs: &Value) -> Vec<String> {
-    let mut found = Vec::new();
-    let (Some(ours), Some(theirs)) = (ours.as_object(), theirs.as_object()) else {
-        return vec![format!("not records: {ours} / {theirs}")];
-    };
-    for (key, a) in ours {
-        let Some(tolerance) = tolerance(key).filter(|_| key != "eigenvalues") else {
-            continue;
-        };
-        let b = &theirs[key];
-        let agree = match (a.as_f64(), b.as_f64()) {
-            (Some(x), Some(y)) => (x - y).abs() <= tolerance * x.abs().max(y.abs()).max(1e-12),
-            _ => a == b,
-        };
-        if !agree {
-            found.push(format!("{} {key}: {a} vs {b}", ours["name"]));
-        }
-    }
-    found
+    let name = ours["name"].as_str().unwrap_or("?");
+    fixtures::json_differences(ours, theirs, &|key| {
+        tolerance(key).filter(|_| key != "eigenvalues")
+    })
+    .into_iter()
+    .map(|difference| format!("{name}{difference}"))
+    .collect()
 }
 
 /// `Precision::Fast`'s documented bound on a GPU, in units of λmax.

@@ -151,3 +151,61 @@ pub fn available<T>(name: &str, found: Option<T>, test: &str) -> Option<T> {
     capability(name, found.is_some(), test);
     found
 }
+
+/// Every difference between two JSON documents, as "path: ours vs theirs" lines: numbers
+/// compared relatively with the tolerance `tolerance(key)` of their field (below 1e-12 in
+/// magnitude, absolutely as if they were 1e-12; `None`: the field is not compared, nor anything
+/// inside it), everything else exactly.
+pub fn json_differences(
+    ours: &Value,
+    theirs: &Value,
+    tolerance: &dyn Fn(&str) -> Option<f64>,
+) -> Vec<String> {
+    fn walk(
+        ours: &Value,
+        theirs: &Value,
+        path: &str,
+        bound: f64,
+        tolerance: &dyn Fn(&str) -> Option<f64>,
+    ) -> Vec<String> {
+        match (ours, theirs) {
+            (Value::Object(a), Value::Object(b)) => {
+                let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+                keys.sort();
+                keys.dedup();
+                keys.into_iter()
+                    .filter_map(|key| Some((key, tolerance(key)?)))
+                    .flat_map(|(key, bound)| {
+                        let missing = Value::Null;
+                        let (x, y) = (a.get(key), b.get(key));
+                        let path = format!("{path}.{key}");
+                        walk(
+                            x.unwrap_or(&missing),
+                            y.unwrap_or(&missing),
+                            &path,
+                            bound,
+                            tolerance,
+                        )
+                    })
+                    .collect()
+            }
+            (Value::Array(a), Value::Array(b)) if a.len() == b.len() => a
+                .iter()
+                .zip(b)
+                .enumerate()
+                .flat_map(|(i, (x, y))| walk(x, y, &format!("{path}[{i}]"), bound, tolerance))
+                .collect(),
+            (Value::Number(a), Value::Number(b)) => {
+                let (x, y) = (a.as_f64().unwrap(), b.as_f64().unwrap());
+                if (x - y).abs() <= bound * x.abs().max(y.abs()).max(1e-12) {
+                    Vec::new()
+                } else {
+                    vec![format!("{path}: {x} vs {y}")]
+                }
+            }
+            (a, b) if a == b => Vec::new(),
+            (a, b) => vec![format!("{path}: {a} vs {b}")],
+        }
+    }
+    walk(ours, theirs, "", 0.0, tolerance)
+}

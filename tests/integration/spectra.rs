@@ -361,50 +361,6 @@ print(json.dumps(sorted((s ** 2).tolist())))
     );
 }
 
-/// Every number of two JSON documents, paired by path, that differs by more than 1e-12
-/// relative; strings, booleans and shapes must be equal. `timing` is not compared.
-fn json_differences(
-    ours: &serde_json::Value,
-    theirs: &serde_json::Value,
-    path: &str,
-) -> Vec<String> {
-    use serde_json::Value;
-    match (ours, theirs) {
-        (Value::Object(a), Value::Object(b)) => {
-            let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
-            keys.sort();
-            keys.dedup();
-            keys.into_iter()
-                .filter(|key| key.as_str() != "timing")
-                .flat_map(|key| {
-                    let missing = Value::Null;
-                    json_differences(
-                        a.get(key).unwrap_or(&missing),
-                        b.get(key).unwrap_or(&missing),
-                        &format!("{path}.{key}"),
-                    )
-                })
-                .collect()
-        }
-        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => a
-            .iter()
-            .zip(b)
-            .enumerate()
-            .flat_map(|(i, (x, y))| json_differences(x, y, &format!("{path}[{i}]")))
-            .collect(),
-        (Value::Number(a), Value::Number(b)) => {
-            let (x, y) = (a.as_f64().unwrap(), b.as_f64().unwrap());
-            if (x - y).abs() <= 1e-12 * x.abs().max(y.abs()) {
-                Vec::new()
-            } else {
-                vec![format!("{path}: {x} vs {y}")]
-            }
-        }
-        (a, b) if a == b => Vec::new(),
-        (a, b) => vec![format!("{path}: {a} vs {b}")],
-    }
-}
-
 /// The same file gives the same JSON whatever the thread count: eigensolves run on one
 /// thread (LAPACK's threaded tridiagonal reduction sums in a thread-dependent order, and the
 /// lognormal fit of the trained CNN's fc1, on a flat likelihood, once moved by 23 % with it),
@@ -423,7 +379,9 @@ fn results_do_not_depend_on_the_thread_count() {
             args.extend(extra);
             serde_json::from_str(&fixtures::run_ok(&args)).unwrap()
         };
-        let differences = json_differences(&at("1"), &at("2"), "");
+        let differences = fixtures::json_differences(&at("1"), &at("2"), &|key| {
+            (key != "timing").then_some(1e-12)
+        });
         assert!(
             differences.is_empty(),
             "{} {extra:?}: {}",
