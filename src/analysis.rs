@@ -96,6 +96,10 @@ pub const LAYER_FIELDS: &[&str] = &[
     "log_spectral_norm",
     "stable_rank",
     "matrix_rank",
+    "sv_max",
+    "sv_min",
+    "rank_loss",
+    "weak_rank_loss",
     "condition_number",
     "entropy",
     "alpha",
@@ -244,6 +248,8 @@ pub struct Analysis {
     pub convention: EsdConvention,
     /// How convolutions were read.
     pub conv_mode: ConvMode,
+    /// Whether WeightWatcher 0.7.7's layer rules, rank and entropy were applied (`--ww-compat`).
+    pub ww_compat: bool,
     /// Gram arithmetic.
     pub precision: Precision,
     /// One record per analysed layer.
@@ -541,6 +547,7 @@ pub fn analyze(
         device: device_name(device),
         convention: options.convention,
         conv_mode: options.selection.conv_mode,
+        ww_compat: options.selection.ww_compat,
         precision: options.precision,
         summary: ModelSummary::of(&reports),
         blocks: BlockSummary::of(&reports),
@@ -749,7 +756,7 @@ fn layer_spectra(
         matrices,
     } = layer;
     let (name, shape) = (meta.name.as_str(), meta.shape);
-    let (spectrum, vectors) = if options.rmt.vectors {
+    let (mut spectrum, mut vectors) = if options.rmt.vectors {
         let (spectrum, decompositions) =
             spectrum::spectrum_with_vectors(name, &matrices, device, options.precision)?;
         let pairs = decompositions
@@ -763,9 +770,21 @@ fn layer_spectra(
             None,
         )
     };
+    let ww_compat = options.selection.ww_compat;
+    if ww_compat {
+        spectrum.resolve_round_off(name, &matrices, device)?;
+    }
+    if meta.kind == LayerKind::Conv1d && meta.conv_mode == ConvMode::WeightWatcher {
+        spectrum.keep_largest(shape.m);
+        if let Some(pairs) = &mut vectors {
+            pairs.sort_by(|a, b| b.0.total_cmp(&a.0));
+            pairs.truncate(shape.m);
+        }
+    }
     let scale = EsdScale::new(options.convention, meta.kind, meta.conv_mode, shape);
     let eigenvalues = scale.report_all(&spectrum.squared_singular_values);
-    let Some(metrics) = SpectralMetrics::from_eigenvalues(&eigenvalues, shape.n) else {
+    let Some(metrics) = SpectralMetrics::new(&eigenvalues, &spectrum, &scale, shape.n, ww_compat)
+    else {
         return Ok(None);
     };
     let shuffled = match options.randomize {

@@ -33,7 +33,7 @@ impl EsdConvention {
     fn factor(self, kind: LayerKind, conv_mode: ConvMode, rows: usize) -> f64 {
         match self {
             Self::Rmt => 1.0 / rows as f64,
-            Self::WeightWatcher if kind == LayerKind::Conv2d && conv_mode == ConvMode::Slices => {
+            Self::WeightWatcher if kind == LayerKind::Conv2d && conv_mode != ConvMode::Reshape => {
                 0.5
             }
             Self::WeightWatcher => 1.0,
@@ -88,6 +88,11 @@ impl EsdScale {
     /// Squared singular values as reported eigenvalues.
     pub fn report_all(&self, squared: &[f64]) -> Vec<f64> {
         squared.iter().map(|&s| self.report(s)).collect()
+    }
+
+    /// A squared singular value in WeightWatcher's ESD scale (its Conv2d slices halved).
+    pub fn to_weightwatcher(&self, squared: f64) -> f64 {
+        squared * self.weightwatcher_factor
     }
 
     /// A squared singular value in the RMT scale, σ²/N.

@@ -40,6 +40,57 @@ pub struct Spectrum {
     pub entry_variance: f64,
 }
 
+/// Below this fraction of its matrix's largest σ², a Gram eigenvalue is round-off rather than a
+/// measurement (its absolute error is ~M·ε·σ²max, ε = 2.2e-16).
+const GRAM_RESOLUTION: f64 = 1e-9;
+
+impl Spectrum {
+    /// Recomputes the squared singular values by an f64 SVD (`linalg_svdvals`) when any matrix
+    /// has values below [`GRAM_RESOLUTION`] of its largest: there the Gram matrix cannot tell
+    /// σ = 1e-9·σmax from σ = 0, and WeightWatcher's rank (σ > σmax·N·ε) can. `--ww-compat`
+    /// does this for every layer; it costs an SVD only on (nearly) rank-deficient ones.
+    pub fn resolve_round_off(
+        &mut self,
+        name: &str,
+        matrices: &Tensor,
+        device: tch::Device,
+    ) -> Result<()> {
+        let unresolved = self.by_matrix.iter().any(|values| {
+            let largest = values.iter().copied().fold(0.0, f64::max);
+            values.iter().any(|&v| v < largest * GRAM_RESOLUTION)
+        });
+        if !unresolved {
+            return Ok(());
+        }
+        let _no_grad = tch::no_grad_guard();
+        check_memory(name, matrices, device)?;
+        let w = matrices.f_to_device(device)?.f_to_kind(Kind::Double)?;
+        // torch.svd without U and V: linalg_svdvals's binding always passes a driver, which the
+        // CPU refuses.
+        let (_, singular_values, _) = eigensolve_on_one_thread(&w, || Ok(w.f_svd(true, false)?))?;
+        let rows = Vec::<Vec<f64>>::try_from(singular_values.f_to_device(tch::Device::Cpu)?)?;
+        self.by_matrix = rows
+            .into_iter()
+            .map(|row| {
+                let mut squared: Vec<f64> = row.iter().map(|s| s * s).collect();
+                squared.sort_by(f64::total_cmp);
+                squared
+            })
+            .collect();
+        self.squared_singular_values = self.by_matrix.concat();
+        self.squared_singular_values.sort_by(f64::total_cmp);
+        Ok(())
+    }
+
+    /// Keeps only the `count` largest values, as the spectrum of one matrix: WeightWatcher's
+    /// Conv1d ESD, the top min(out, in, k) of its per-channel SVDs ([`crate::ConvMode::WeightWatcher`]).
+    pub fn keep_largest(&mut self, count: usize) {
+        let start = self.squared_singular_values.len().saturating_sub(count);
+        self.squared_singular_values.drain(..start);
+        self.by_matrix = vec![self.squared_singular_values.clone()];
+    }
+}
+
 /// The spectrum of `matrices` ([slices, N, M], N ≥ M), moved to the host once.
 ///
 /// `name` only labels errors. Non-finite entries are an error, never a NaN spectrum. The entry

@@ -122,15 +122,46 @@ struct SelectionArgs {
     /// Skip layers whose ESD has fewer eigenvalues than this (WeightWatcher 0.7.7's default).
     #[arg(long, default_value_t = defaults().selection.min_evals, value_name = "N")]
     min_evals: usize,
+    /// Skip layers whose ESD has more eigenvalues than this (default: none; 15000 with
+    /// --ww-compat, WeightWatcher's max_evals).
+    #[arg(long, value_name = "N")]
+    max_evals: Option<usize>,
+    /// Skip layers whose larger side N exceeds this, such as large embeddings (default: none;
+    /// 50000 with --ww-compat, WeightWatcher's max_N).
+    #[arg(long, value_name = "N")]
+    max_n: Option<usize>,
+    /// WeightWatcher 0.7.7's own rules, for numbers and a layer set that equal its
+    /// analyze(): only the `weight` of Linear, Conv1d, Conv2d and Embedding layers (LSTM, GRU
+    /// and attention in_proj weights are skipped), --max-evals 15000 and --max-n 50000 unless
+    /// given, Conv1d as one SVD of the 3-D kernel keeping the top min(out, in, k) values
+    /// (`--conv ww`), its rank and entropy definitions, and CSV with its DataFrame's columns.
+    /// The README's "Differences from WeightWatcher" lists what changes, and why the defaults
+    /// differ.
+    #[arg(long)]
+    ww_compat: bool,
 }
 
 impl SelectionArgs {
     /// The layer selection these flags mean (checked by the caller's options).
     fn to_selection(&self) -> anyhow::Result<LayerSelection> {
+        let base = if self.ww_compat {
+            LayerSelection::weightwatcher()
+        } else {
+            LayerSelection::default()
+        };
+        // --conv keeps its default under --ww-compat unless it was changed (then check() says
+        // why it cannot be).
+        let conv_mode = if self.ww_compat && self.conv == ConvMode::Slices {
+            base.conv_mode
+        } else {
+            self.conv
+        };
         let selection = LayerSelection {
-            conv_mode: self.conv,
+            conv_mode,
             min_evals: self.min_evals,
-            ..LayerSelection::default()
+            max_evals: self.max_evals.or(base.max_evals),
+            max_n: self.max_n.or(base.max_n),
+            ..base
         };
         Ok(match &self.layers {
             Some(pattern) => selection.with_pattern(pattern)?,

@@ -2,8 +2,10 @@
 //!
 //! The one place that decides it, for every command: 2-D tensors (Linear, Embedding, RNN/LSTM/GRU
 //! `weight_ih`/`weight_hh`) are one matrix; Conv1d (out, in, k) and Conv2d (out, in, kh, kw)
-//! kernels are either sliced per kernel position (WeightWatcher's default: k or kh·kw matrices of
-//! shape out × in whose eigenvalues are pooled) or reshaped to one out × in·k matrix (Thamm, Staats & Rosenow (2022)).
+//! kernels are either sliced per kernel position (k or kh·kw matrices of shape out × in whose
+//! eigenvalues are pooled: WeightWatcher's reading of Conv2d) or reshaped to one out × in·k matrix
+//! (Thamm, Staats & Rosenow 2022). [`LayerSelection::weightwatcher`] applies WeightWatcher 0.7.7's
+//! own rules instead (`--ww-compat`): which layers it analyses, and its reading of Conv1d.
 use std::fmt;
 
 use regex::Regex;
@@ -23,9 +25,14 @@ pub enum ConvMode {
     Slices,
     /// One out × (in·k) matrix for the whole kernel (Thamm, Staats & Rosenow).
     Reshape,
+    /// WeightWatcher 0.7.7's reading: Conv2d as `slices`; a Conv1d kernel (out, in, k) as one
+    /// SVD of the 3-D tensor, i.e. the in × k matrix of every output channel, their singular
+    /// values pooled and only the largest min(out, in, k) kept, with N = max(out, in, k).
+    #[serde(rename = "ww")]
+    WeightWatcher,
 }
 
-option_names!(ConvMode, "conv mode", { Slices => "slices", Reshape => "reshape" });
+option_names!(ConvMode, "conv mode", { Slices => "slices", Reshape => "reshape", WeightWatcher => "ww" });
 
 /// What kind of layer a weight tensor belongs to, read from its rank.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -81,11 +88,28 @@ pub struct LayerSelection {
     pub name_pattern: Option<Regex>,
     /// Layers with fewer pooled eigenvalues are skipped ([`DEFAULT_MIN_EVALS`]).
     pub min_evals: usize,
+    /// Layers with more pooled eigenvalues are skipped (none by default; WeightWatcher's
+    /// `max_evals` under [`Self::weightwatcher`]).
+    pub max_evals: Option<usize>,
+    /// Layers whose larger side N exceeds this are skipped (none by default; WeightWatcher's
+    /// `max_N` under [`Self::weightwatcher`]).
+    pub max_n: Option<usize>,
+    /// WeightWatcher 0.7.7's rules (`--ww-compat`): only module `weight` parameters (no
+    /// recurrent `weight_ih`/`weight_hh`, no `in_proj_weight`), tied weights analysed once per
+    /// name, Conv1d read as [`ConvMode::WeightWatcher`]; and, in the analysis, its rank and
+    /// entropy definitions.
+    pub ww_compat: bool,
 }
 
 /// Layers with fewer pooled eigenvalues are skipped by default (WeightWatcher 0.7.7's real
 /// default, though its documentation says 10).
 pub const DEFAULT_MIN_EVALS: usize = 8;
+
+/// WeightWatcher 0.7.7's `max_evals`: layers with more pooled eigenvalues are not analysed.
+pub const WEIGHTWATCHER_MAX_EVALS: usize = 15_000;
+
+/// WeightWatcher 0.7.7's `max_N`: layers with a larger side N above it are not analysed.
+pub const WEIGHTWATCHER_MAX_N: usize = 50_000;
 
 impl Default for LayerSelection {
     fn default() -> Self {
@@ -93,11 +117,25 @@ impl Default for LayerSelection {
             conv_mode: ConvMode::Slices,
             name_pattern: None,
             min_evals: DEFAULT_MIN_EVALS,
+            max_evals: None,
+            max_n: None,
+            ww_compat: false,
         }
     }
 }
 
 impl LayerSelection {
+    /// WeightWatcher 0.7.7's selection and reading of layers, with its limits.
+    pub fn weightwatcher() -> Self {
+        Self {
+            conv_mode: ConvMode::WeightWatcher,
+            max_evals: Some(WEIGHTWATCHER_MAX_EVALS),
+            max_n: Some(WEIGHTWATCHER_MAX_N),
+            ww_compat: true,
+            ..Self::default()
+        }
+    }
+
     /// Only tensors whose name matches the regular expression `pattern`; a malformed pattern
     /// is an [`Error::InvalidParameter`] of `layers`, with the regex engine's reason.
     pub fn with_pattern(mut self, pattern: &str) -> Result<Self> {
@@ -117,6 +155,24 @@ impl LayerSelection {
     pub fn check(&self) -> Result<()> {
         if self.min_evals == 0 {
             return Err(Error::parameter("min_evals", "must be at least 1"));
+        }
+        if let Some(max_evals) = self.max_evals.filter(|&max| max < self.min_evals) {
+            return Err(Error::parameter(
+                "max_evals",
+                format!("{max_evals} is below min_evals {}", self.min_evals),
+            ));
+        }
+        if self.max_n == Some(0) {
+            return Err(Error::parameter("max_n", "must be at least 1"));
+        }
+        if self.ww_compat && self.conv_mode != ConvMode::WeightWatcher {
+            return Err(Error::parameter(
+                "conv",
+                format!(
+                    "ww_compat reads convolutions as WeightWatcher does (conv mode ww), not as {}",
+                    self.conv_mode
+                ),
+            ));
         }
         Ok(())
     }
@@ -185,7 +241,7 @@ pub fn classify(named: &NamedTensor, selection: &LayerSelection) -> Verdict {
     if let Some(moment) = optimizer_moment(&named.name) {
         return Verdict::Skipped(format!("optimizer state ({moment}), not a weight"));
     }
-    if let Some(earlier) = &named.tied_to {
+    if let Some(earlier) = named.tied_to.as_ref().filter(|_| !selection.ww_compat) {
         return Verdict::Skipped(format!(
             "tied to {earlier} (the same weights, analysed once)"
         ));
@@ -202,12 +258,24 @@ pub fn classify(named: &NamedTensor, selection: &LayerSelection) -> Verdict {
         4 => LayerKind::Conv2d,
         rank => return Verdict::Skipped(format!("{rank}-D tensors are not analysed")),
     };
+    if selection.ww_compat && named.name.rsplit('.').next() != Some("weight") {
+        return Verdict::Skipped(
+            "not a module's `weight` (WeightWatcher reads only Linear, Conv1d, Conv2d and \
+             Embedding weights: no recurrent or attention in_proj weights)"
+                .into(),
+        );
+    }
     if dims.contains(&0) {
         return Verdict::Skipped("empty tensor".into());
     }
     let (rows, cols, slices) = match (layer_kind, selection.conv_mode) {
         (LayerKind::Dense, _) => (dims[0], dims[1], 1),
-        (_, ConvMode::Slices) => (dims[0], dims[1], dims[2..].iter().product()),
+        (LayerKind::Conv1d, ConvMode::WeightWatcher) => {
+            (*dims.iter().max().unwrap(), *dims.iter().min().unwrap(), 1)
+        }
+        (_, ConvMode::Slices | ConvMode::WeightWatcher) => {
+            (dims[0], dims[1], dims[2..].iter().product())
+        }
         (_, ConvMode::Reshape) => (dims[0], dims[1..].iter().product(), 1),
     };
     let shape = MatrixShape {
@@ -215,18 +283,33 @@ pub fn classify(named: &NamedTensor, selection: &LayerSelection) -> Verdict {
         m: rows.min(cols),
         slices,
     };
+    let matrices = || {
+        if slices > 1 {
+            format!("{rows}×{cols} ×{slices} slices")
+        } else {
+            format!("{rows}×{cols}")
+        }
+    };
     if shape.num_evals() < selection.min_evals {
         return Verdict::Skipped(format!(
-            "{} eigenvalues < minimum {} ({}×{}{})",
+            "{} eigenvalues < minimum {} ({})",
             shape.num_evals(),
             selection.min_evals,
-            rows,
-            cols,
-            if slices > 1 {
-                format!(" ×{slices} slices")
-            } else {
-                String::new()
-            }
+            matrices()
+        ));
+    }
+    if let Some(max_evals) = selection.max_evals.filter(|&max| shape.num_evals() > max) {
+        return Verdict::Skipped(format!(
+            "{} eigenvalues > maximum {max_evals} ({})",
+            shape.num_evals(),
+            matrices()
+        ));
+    }
+    if let Some(max_n) = selection.max_n.filter(|&max| shape.n > max) {
+        return Verdict::Skipped(format!(
+            "N = {} > maximum {max_n} ({})",
+            shape.n,
+            matrices()
         ));
     }
     Verdict::Weight {
@@ -288,12 +371,15 @@ impl WeightLayer<'_> {
 }
 
 /// A weight tensor of `kind` as a stack of matrices [slices, N, M], N ≥ M: the one place that
-/// decides how convolutions become matrices.
+/// decides how convolutions become matrices. The exception is a Conv1d read as
+/// [`ConvMode::WeightWatcher`]: its out matrices of max(in, k) × min(in, k), of whose pooled
+/// spectrum only the largest [`MatrixShape::m`] values are kept.
 pub fn as_matrices(t: &Tensor, kind: LayerKind, conv_mode: ConvMode) -> Result<Tensor> {
     let stacked = match (kind, conv_mode) {
         (LayerKind::Dense, _) => t.f_unsqueeze(0)?,
         (LayerKind::Conv1d, ConvMode::Slices) => t.f_permute([2, 0, 1])?,
-        (LayerKind::Conv2d, ConvMode::Slices) => {
+        (LayerKind::Conv1d, ConvMode::WeightWatcher) => t.shallow_clone(),
+        (LayerKind::Conv2d, ConvMode::Slices | ConvMode::WeightWatcher) => {
             let size = t.size();
             t.f_permute([2, 3, 0, 1])?
                 .f_reshape([size[2] * size[3], size[0], size[1]])?

@@ -5,6 +5,7 @@ pub mod html;
 #[cfg(feature = "plots")]
 pub mod plots;
 pub mod table;
+pub mod weightwatcher;
 
 use crate::error::{Error, Result};
 use crate::option_names::option_names;
@@ -77,10 +78,12 @@ pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
 
 use crate::analysis::Analysis;
 
-/// An analysis in the chosen format: a table of the main columns, the full JSON, or CSV.
+/// An analysis in the chosen format: a table of the main columns, the full JSON, or CSV (with
+/// WeightWatcher's columns under `ww_compat`).
 pub fn render_analysis(analysis: &Analysis, format: OutputFormat) -> Result<String> {
     match format {
         OutputFormat::Json => to_json(analysis),
+        OutputFormat::Csv if analysis.ww_compat => csv::to_csv(&weightwatcher::details(analysis)),
         OutputFormat::Csv => csv::to_csv(&analysis.layers),
         OutputFormat::Table => Ok(analysis_table(analysis)),
     }
