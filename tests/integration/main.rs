@@ -15,4 +15,5 @@ mod rmt_suite;
 mod spectra;
 mod theory;
 mod transformers;
+mod ww_compat;
 mod zoo;

