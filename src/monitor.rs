@@ -83,9 +83,8 @@ impl SpectralMonitor {
         if step % self.every != 0 {
             return Ok(None);
         }
-        let mut variables: Vec<(String, tch::Tensor)> = vs.variables().into_iter().collect();
-        variables.sort_by(|a, b| a.0.cmp(&b.0));
-        self.observe(step, variables).map(Some)
+        self.observe_model(step, &Model::from_var_store(TRAINING, vs))
+            .map(Some)
     }
 
     /// Observes named tensors at `step`, whatever the step (the caller decides when).
@@ -94,15 +93,24 @@ impl SpectralMonitor {
         step: usize,
         tensors: Vec<(String, tch::Tensor)>,
     ) -> Result<Vec<MonitorRecord>> {
-        let started = std::time::Instant::now();
-        let shared = {
+        let shared: Vec<(String, tch::Tensor)> = {
             let _guard = tch::no_grad_guard();
             tensors
                 .into_iter()
                 .map(|(name, tensor)| (name, tensor.detach()))
                 .collect()
         };
-        let records = records_of(step, shared, &self.options)?;
+        let model = Model::from_tensors(
+            TRAINING,
+            shared.iter().map(|(name, tensor)| (name.as_str(), tensor)),
+        );
+        self.observe_model(step, &model)
+    }
+
+    /// Observes a model's tensors at `step`, whatever the step (the caller decides when).
+    pub fn observe_model(&mut self, step: usize, model: &Model) -> Result<Vec<MonitorRecord>> {
+        let started = std::time::Instant::now();
+        let records = records_of(step, model, &self.options)?;
         self.write(&records)?;
         self.seconds += started.elapsed().as_secs_f64();
         self.observations += 1;
@@ -136,7 +144,11 @@ impl SpectralMonitor {
         copies.sort_by(|a, b| a.0.cmp(&b.0));
         let options = self.options.clone();
         self.pending = Some(std::thread::spawn(move || {
-            records_of(step, copies, &options)
+            let model = Model::from_tensors(
+                TRAINING,
+                copies.iter().map(|(name, tensor)| (name.as_str(), tensor)),
+            );
+            records_of(step, &model, &options)
         }));
         self.seconds += started.elapsed().as_secs_f64();
         self.observations += 1;
@@ -180,15 +192,13 @@ impl SpectralMonitor {
     }
 }
 
-/// The records of `tensors` at `step`: `analyze` on them, read under `no_grad`.
-fn records_of(
-    step: usize,
-    tensors: Vec<(String, tch::Tensor)>,
-    options: &AnalyzeOptions,
-) -> Result<Vec<MonitorRecord>> {
+/// The label of the models a monitor observes.
+const TRAINING: &str = "<training>";
+
+/// The records of `model` at `step`: `analyze` on it, read under `no_grad`.
+fn records_of(step: usize, model: &Model, options: &AnalyzeOptions) -> Result<Vec<MonitorRecord>> {
     let _guard = tch::no_grad_guard();
-    let model = Model::from_tensors("<training>", tensors);
-    let analysis = analyze(&model, options, |_, _, _| {})?;
+    let analysis = analyze(model, options, |_, _, _| {})?;
     Ok(analysis
         .layers
         .into_iter()

@@ -16,6 +16,7 @@ mod safetensors;
 mod stored;
 mod torch_save;
 pub(crate) mod torchscript;
+pub use torchscript::{load_module, LOAD_TIME_LIMIT};
 
 use std::path::{Path, PathBuf};
 
@@ -302,19 +303,69 @@ impl Model {
             && self.tensors[0].name == ROOT_TENSOR_NAME
     }
 
-    /// A model of tensors already in memory (a training loop's variables), labelled `label`.
-    /// The tensors are shared, not copied: analysing them reads and never writes them.
-    pub fn from_tensors(label: &str, tensors: Vec<(String, tch::Tensor)>) -> Self {
+    /// A model of tensors already in memory, labelled `label` (what reports show as its path),
+    /// from `(name, tensor)` pairs in order. The tensors are shared (shallow clones of the same
+    /// storage, on whatever device they live), never copied or written.
+    ///
+    /// ```
+    /// let weight = tch::Tensor::randn([64, 32], (tch::Kind::Float, tch::Device::Cpu));
+    /// let model = rmt_torch::Model::from_tensors("in memory", [("fc.weight", &weight)]);
+    /// assert_eq!(model.tensors[0].name, "fc.weight");
+    /// ```
+    pub fn from_tensors<'t, N: Into<String>>(
+        label: &str,
+        tensors: impl IntoIterator<Item = (N, &'t tch::Tensor)>,
+    ) -> Self {
         Self {
             path: PathBuf::from(label),
             format: FileFormat::InMemory,
             tensors: tensors
                 .into_iter()
-                .map(|(name, tensor)| NamedTensor::in_memory(name, tensor))
+                .map(|(name, tensor)| NamedTensor::in_memory(name, tensor.shallow_clone()))
                 .collect(),
             other_entries: Vec::new(),
             directory: None,
         }
+    }
+
+    /// The parameters of a loaded TorchScript module as its `named_parameters()` lists them
+    /// (dotted names, the same as in its file), shared with the module: a service analyses the
+    /// model it already holds without reading its file again. libtorch lists no buffers, and no
+    /// weight matrix is one.
+    ///
+    /// ```no_run
+    /// let module = tch::CModule::load("models/digits_cnn_trained.pt")?;
+    /// let model = rmt_torch::Model::from_module("digits_cnn", &module)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn from_module(label: &str, module: &tch::CModule) -> Result<Self> {
+        let parameters = module.named_parameters()?;
+        Ok(Self::from_tensors(
+            label,
+            parameters
+                .iter()
+                .map(|(name, tensor)| (name.as_str(), tensor)),
+        ))
+    }
+
+    /// The variables of a `tch` VarStore, shared with it, sorted by name (a VarStore keeps no
+    /// order): what the training monitor analyses.
+    ///
+    /// ```
+    /// let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+    /// let _layer = tch::nn::linear(vs.root() / "fc", 32, 64, Default::default());
+    /// let model = rmt_torch::Model::from_var_store("training", &vs);
+    /// assert_eq!(model.tensors.len(), 2);
+    /// ```
+    pub fn from_var_store(label: &str, vs: &tch::nn::VarStore) -> Self {
+        let mut variables: Vec<(String, tch::Tensor)> = vs.variables().into_iter().collect();
+        variables.sort_by(|a, b| a.0.cmp(&b.0));
+        Self::from_tensors(
+            label,
+            variables
+                .iter()
+                .map(|(name, tensor)| (name.as_str(), tensor)),
+        )
     }
 }
 

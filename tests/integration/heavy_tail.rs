@@ -144,7 +144,7 @@ fn gaussian_model(planted: usize) -> Model {
     for k in 0..planted as i64 {
         let _ = w.get(37 * k + 3).get(11 * k + 5).fill_(40.0);
     }
-    Model::from_tensors("in-memory", vec![("w".into(), w)])
+    Model::from_tensors("in-memory", [("w", &w)])
 }
 
 #[test]

@@ -309,7 +309,7 @@ fn spectra_scale_exactly_with_the_weights() {
             ..AnalyzeOptions::default()
         };
         let eigenvalues = |scale: f64| {
-            let model = Model::from_tensors("w", vec![("w".into(), &w * scale)]);
+            let model = Model::from_tensors("w", [("w", &(&w * scale))]);
             analyze(&model, &options, |_, _, _| {}).unwrap().layers[0]
                 .eigenvalues
                 .clone()
