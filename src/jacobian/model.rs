@@ -1,18 +1,10 @@
 //! The model side of Jacobians: loading a TorchScript archive to run it, its forward pass, and
 //! the checks an input batch must pass before it is differentiated.
 use std::path::Path;
-use std::sync::mpsc;
-use std::time::Duration;
 
 use tch::{CModule, Device, IValue, Kind, Tensor};
 
 use crate::error::{torch_message, Error, Result};
-
-/// The stack libtorch gets to load an archive: its deserialiser recurses over the pickles and
-/// the code, and deeply nested ones overflow an ordinary thread's stack.
-const LOAD_STACK_BYTES: usize = 1 << 30;
-/// Loading runs the archive's code (`__setstate__` methods): past this, it is given up on.
-pub const LOAD_TIME_LIMIT: Duration = Duration::from_secs(120);
 
 /// A model ready for differentiation: in eval mode, on its device, in its dtype.
 pub struct Differentiable {
@@ -27,27 +19,15 @@ pub struct Differentiable {
 impl Differentiable {
     /// Loads a TorchScript model onto `device`, in eval mode, converted to float64 when asked.
     ///
-    /// This runs the archive's code, as `torch.jit.load` does. Before libtorch sees the file,
-    /// every tensor record is checked by rmt-torch's own reader (no record is read past its
-    /// end); libtorch then loads it on a thread with a large stack, given up on after
-    /// [`LOAD_TIME_LIMIT`].
+    /// This runs the archive's code, as `torch.jit.load` does, through
+    /// [`crate::model::torchscript::load_module`]'s checks.
     pub fn load(
         path: &Path,
         device: Device,
         float64: bool,
         output_index: Option<usize>,
     ) -> Result<Self> {
-        let format = crate::model::detect(path)?;
-        if format != crate::model::FileFormat::TorchScript {
-            return Err(Error::UnsupportedFormat {
-                path: path.to_path_buf(),
-                message: format!(
-                    "not a TorchScript model but a {format}: weights without a forward pass (Jacobians need torch.jit.script or torch.jit.trace, then .save)"
-                ),
-            });
-        }
-        let traced_inputs = crate::model::torchscript::validate(path)?;
-        let mut module = load_guarded(path, device)?;
+        let (mut module, traced_inputs) = crate::model::torchscript::load_module(path, device)?;
         module.set_eval();
         let stored = module
             .named_parameters()?
@@ -254,36 +234,4 @@ fn check_samples_independent(model: &Differentiable, x: &Tensor, y: &Tensor) -> 
         }
     }
     Ok(())
-}
-
-/// `CModule::load_on_device` on its own thread with [`LOAD_STACK_BYTES`] of stack, given up on
-/// after [`LOAD_TIME_LIMIT`].
-fn load_guarded(path: &Path, device: Device) -> Result<CModule> {
-    let refused = |message: String| Error::UnsupportedFormat {
-        path: path.to_path_buf(),
-        message,
-    };
-    let (sender, receiver) = mpsc::channel();
-    let owned = path.to_path_buf();
-    std::thread::Builder::new()
-        .name("torchscript-load".into())
-        .stack_size(LOAD_STACK_BYTES)
-        .spawn(move || {
-            let _ = sender.send(CModule::load_on_device(&owned, device));
-        })
-        .map_err(|err| refused(format!("cannot start the loading thread: {err}")))?;
-    match receiver.recv_timeout(LOAD_TIME_LIMIT) {
-        Ok(Ok(module)) => Ok(module),
-        Ok(Err(err)) => Err(refused(format!(
-            "not a TorchScript model libtorch can run: {}",
-            torch_message(&err.to_string())
-        ))),
-        Err(mpsc::RecvTimeoutError::Timeout) => Err(refused(format!(
-            "libtorch did not finish loading it in {} s (its code may loop, e.g. in __setstate__)",
-            LOAD_TIME_LIMIT.as_secs()
-        ))),
-        Err(mpsc::RecvTimeoutError::Disconnected) => Err(refused(
-            "libtorch's loader stopped without an answer".into(),
-        )),
-    }
 }

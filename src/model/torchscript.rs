@@ -2,14 +2,86 @@
 //! instances of `__torch__` classes whose attributes hold the parameters (tensor views of the
 //! archive's storages, the same records a `torch.save` zip holds), and each class's compiled
 //! code declares which attributes are parameters (`__parameters__ = ["weight", "bias", ]`).
-//! Every storage's size, offset and stride is checked before a tensor exists.
+//! Every storage's size, offset and stride is checked before a tensor exists. Where a user
+//! asks for the model to be run ([`load_module`]: Jacobians, a service's predictions), libtorch
+//! loads it only after those checks.
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use tch::{CModule, Device};
 
 use super::archive::Archive;
 use super::pickle::{ScriptObject, TensorView, Value};
-use crate::error::Result;
+use crate::error::{torch_message, Error, Result};
 use crate::model::NamedTensor;
+
+/// The stack libtorch gets to load an archive: its deserialiser recurses over the pickles and
+/// the code, and deeply nested ones overflow an ordinary thread's stack.
+const LOAD_STACK_BYTES: usize = 1 << 30;
+/// Loading runs the archive's code (`__setstate__` methods): past this, it is given up on.
+pub const LOAD_TIME_LIMIT: Duration = Duration::from_secs(120);
+
+/// Loads a TorchScript archive to run it, on `device`, as `torch.jit.load` does (its code runs).
+/// First the file must be a TorchScript archive and every tensor record is checked by
+/// rmt-torch's own reader ([`validate`]: no record is read past its end); libtorch then loads it
+/// on a thread with a large stack, given up on after [`LOAD_TIME_LIMIT`]. Returns the module and
+/// the example inputs' shapes `torch.jit.trace` recorded, when the archive keeps them.
+///
+/// ```no_run
+/// let (module, _) = rmt_torch::model::load_module(
+///     "models/digits_mlp_trained.pt".as_ref(),
+///     tch::Device::Cpu,
+/// )?;
+/// let model = rmt_torch::Model::from_module("digits_mlp", &module)?;
+/// # Ok::<(), rmt_torch::Error>(())
+/// ```
+pub fn load_module(path: &Path, device: Device) -> Result<(CModule, Option<Vec<Vec<i64>>>)> {
+    let format = crate::model::detect(path)?;
+    if format != crate::model::FileFormat::TorchScript {
+        return Err(Error::UnsupportedFormat {
+            path: path.to_path_buf(),
+            message: format!(
+                "not a TorchScript model but a {format}: weights without a forward pass (running a model needs torch.jit.script or torch.jit.trace, then .save)"
+            ),
+        });
+    }
+    let traced_inputs = validate(path)?;
+    Ok((load_guarded(path, device)?, traced_inputs))
+}
+
+/// `CModule::load_on_device` on its own thread with [`LOAD_STACK_BYTES`] of stack, given up on
+/// after [`LOAD_TIME_LIMIT`].
+fn load_guarded(path: &Path, device: Device) -> Result<CModule> {
+    let refused = |message: String| Error::UnsupportedFormat {
+        path: path.to_path_buf(),
+        message,
+    };
+    let (sender, receiver) = mpsc::channel();
+    let owned = path.to_path_buf();
+    std::thread::Builder::new()
+        .name("torchscript-load".into())
+        .stack_size(LOAD_STACK_BYTES)
+        .spawn(move || {
+            let _ = sender.send(CModule::load_on_device(&owned, device));
+        })
+        .map_err(|err| refused(format!("cannot start the loading thread: {err}")))?;
+    match receiver.recv_timeout(LOAD_TIME_LIMIT) {
+        Ok(Ok(module)) => Ok(module),
+        Ok(Err(err)) => Err(refused(format!(
+            "not a TorchScript model libtorch can run: {}",
+            torch_message(&err.to_string())
+        ))),
+        Err(mpsc::RecvTimeoutError::Timeout) => Err(refused(format!(
+            "libtorch did not finish loading it in {} s (its code may loop, e.g. in __setstate__)",
+            LOAD_TIME_LIMIT.as_secs()
+        ))),
+        Err(mpsc::RecvTimeoutError::Disconnected) => Err(refused(
+            "libtorch's loader stopped without an answer".into(),
+        )),
+    }
+}
 
 /// How errors name the format.
 const FORMAT: &str = "TorchScript archive";
