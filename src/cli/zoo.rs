@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
-use rmt_torch::health::{read_policy, Rule};
+use rmt_torch::health::{Policy, Rule};
 use rmt_torch::model::discovery::find_models;
 use rmt_torch::report::{format_optional, table::Table, to_json, OutputFormat};
 use rmt_torch::zoo::{run_zoo, Cache, Shard, Verdict, ZooOptions, ZooReport};
@@ -113,9 +113,11 @@ pub fn run(args: ZooArgs) -> anyhow::Result<ExitCode> {
         return write_report(&report, &merge.output);
     }
     let analyze = args.analysis.options()?;
-    let mut rules = args.fail_if.clone();
-    if let Some(policy) = &args.policy {
-        rules.extend(read_policy(policy)?);
+    let mut policy = Policy {
+        rules: args.fail_if.clone(),
+    };
+    if let Some(path) = &args.policy {
+        policy.rules.extend(Policy::read(path)?.rules);
     }
     let mut models = find_models(&args.paths)?;
     let inputs: Vec<&std::path::Path> = models.iter().map(PathBuf::as_path).collect();
@@ -136,7 +138,7 @@ pub fn run(args: ZooArgs) -> anyhow::Result<ExitCode> {
         key: args.entry.key.clone(),
         cache: (args.cache != "none").then(|| Cache::new(&args.cache)),
         jobs,
-        rules: rules.clone(),
+        policy: policy.clone(),
     };
     let bar = progress_bar(args.analysis.quiet, "models");
     bar.set_length(models.len() as u64);
@@ -145,7 +147,13 @@ pub fn run(args: ZooArgs) -> anyhow::Result<ExitCode> {
         bar.set_message(path.display().to_string());
     })?;
     bar.finish_and_clear();
-    let report = ZooReport::new(entries, args.rank_by, args.descending, &rules, args.shard);
+    let report = ZooReport::new(
+        entries,
+        args.rank_by,
+        args.descending,
+        &policy.rules,
+        args.shard,
+    );
     if let Some(path) = &args.layers_csv {
         let text = rmt_torch::report::csv::to_csv(&layer_rows(&report))?;
         std::fs::write(path, text)

@@ -11,27 +11,13 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::{analyze, AnalyzeOptions, ModelSummary};
-use crate::health::{violations, Rule};
+pub use crate::health::Verdict;
+use crate::health::{Policy, Rule};
 use crate::model::Model;
 
 pub use cache::{content_hash, Cache};
 pub use report::{ZooReport, ZOO_SCHEMA};
 pub use shard::Shard;
-
-/// A model's verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Verdict {
-    /// No rule violated.
-    Healthy,
-    /// At least one rule violated.
-    Violated,
-    /// The file could not be analysed.
-    Error,
-    /// The file holds no model: one bare tensor (`torch.save(tensor)`, an input batch, say).
-    /// Listed, not ranked, and no reason for a non-zero exit.
-    NotAModel,
-}
 
 /// One model's entry in a zoo report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -66,7 +52,7 @@ pub struct ZooOptions {
     /// Models analysed at once.
     pub jobs: usize,
     /// The policy.
-    pub rules: Vec<Rule>,
+    pub policy: Policy,
 }
 
 impl ZooOptions {
@@ -174,15 +160,11 @@ fn zoo_entry(path: &Path, options: &ZooOptions, fingerprint: &str) -> ZooEntry {
             (result, false)
         }
     };
-    let violations = violations(&options.rules, &summary);
+    let (verdict, violations) = options.policy.judge(&summary);
     ZooEntry {
         path: path.display().to_string(),
         hash: Some(hash),
-        verdict: if violations.is_empty() {
-            Verdict::Healthy
-        } else {
-            Verdict::Violated
-        },
+        verdict,
         violations,
         error: None,
         summary: Some(summary),
