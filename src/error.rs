@@ -8,46 +8,75 @@ pub enum Error {
     /// The file could not be opened or read.
     #[error("cannot read {path}: {source}")]
     Io {
+        /// The file.
         path: PathBuf,
+        /// What the operating system said.
         source: std::io::Error,
     },
     /// A file or directory could not be created or written.
     #[error("cannot write {path}: {source}")]
     Write {
+        /// The file.
         path: PathBuf,
+        /// What the operating system said.
         source: std::io::Error,
     },
     /// The file's content is not a format rmt-torch reads (or is corrupt beyond recognition).
     #[error("{path}: {message}")]
-    UnsupportedFormat { path: PathBuf, message: String },
+    UnsupportedFormat {
+        /// The file.
+        path: PathBuf,
+        /// Why it is not read.
+        message: String,
+    },
     /// The file is a recognised format but its content is damaged or truncated.
     #[error("{path}: corrupt or truncated {format}: {message}")]
     Corrupt {
+        /// The file.
         path: PathBuf,
+        /// The format it was read as.
         format: &'static str,
+        /// What is wrong with it.
         message: String,
     },
     /// A tensor holds NaN or infinite values, so no spectrum of it means anything.
     #[error(
         "tensor '{name}' has {count} non-finite values (NaN or Inf): its spectrum is undefined"
     )]
-    NonFinite { name: String, count: i64 },
+    NonFinite {
+        /// The tensor.
+        name: String,
+        /// How many of its entries are NaN or infinite.
+        count: i64,
+    },
     /// WᵀW overflowed although every entry is finite.
     #[error("tensor '{name}': WᵀW overflows (entries too large for the Gram product; try --precision f64)")]
-    Overflow { name: String },
+    Overflow {
+        /// The tensor.
+        name: String,
+    },
     /// A layer's squared singular values lie outside float64's range (entries far below 1e-150
     /// or above 1e150) although its entries are finite and not all zero.
     #[error("tensor '{name}': entries of magnitude about 2^{exponent} have squared singular values outside float64's range; rescale the weights to analyse it")]
-    OutOfRange { name: String, exponent: i32 },
+    OutOfRange {
+        /// The tensor.
+        name: String,
+        /// The power of two of its largest entries.
+        exponent: i32,
+    },
     /// The selection left no weight matrix to analyse.
     #[error("no weight matrices to analyse: {0}")]
     NoWeightMatrices(String),
     /// A layer (or another result) needs more memory than the device has.
     #[error("{name} needs about {needed_gib:.1} GiB on {device} but only {available_gib:.1} GiB are available")]
     TooLarge {
+        /// The tensor or result.
         name: String,
+        /// The device.
         device: String,
+        /// GiB it needs.
         needed_gib: f64,
+        /// GiB available.
         available_gib: f64,
     },
     /// The input to a computation does not fit it (an input batch the model rejects, a model
@@ -60,7 +89,12 @@ pub enum Error {
     /// One analysis parameter is out of range: `name` is its library (and Python keyword)
     /// spelling, shown as the command-line flag it comes from.
     #[error("invalid option --{flag}: {reason}", flag = name.replace('_', "-"))]
-    InvalidParameter { name: &'static str, reason: String },
+    InvalidParameter {
+        /// The parameter's library spelling.
+        name: &'static str,
+        /// Why its value is refused.
+        reason: String,
+    },
     /// The requested device is not available.
     #[error("device {0} is not available on this machine")]
     DeviceUnavailable(String),

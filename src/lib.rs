@@ -13,6 +13,14 @@
 //! (checkpoints over training), [`zoo`] (many models, policies, shards) and [`theory`] (closed
 //! forms to compare with).
 //!
+//! A service analyses the model it already holds: [`Model::from_module`] (a `tch::CModule`),
+//! [`Model::from_var_store`] and [`Model::from_tensors`] share its tensors; [`health::check`]
+//! gates a deployment on a [`health::Policy`] (the rules of `zoo --fail-if`), and [`metrics`]
+//! exports the verdicts as Prometheus metrics (`examples/service.rs` puts them together).
+//! Cargo features: `plots` (figures, the HTML report), `cli` (what only the binary needs: clap,
+//! anyhow, indicatif) and `prometheus` ([`metrics`]), all on by default; a service takes
+//! `default-features = false, features = ["prometheus"]`.
+//!
 //! ```no_run
 //! use rmt_torch::{analyze, AnalyzeOptions, Model};
 //!
@@ -24,6 +32,8 @@
 //! }
 //! # Ok::<(), rmt_torch::Error>(())
 //! ```
+#![warn(missing_docs)]
+
 pub mod analysis;
 pub mod device;
 pub mod environment;
@@ -32,6 +42,8 @@ pub mod esd;
 pub mod health;
 pub mod heavy_tail;
 pub mod jacobian;
+#[cfg(feature = "prometheus")]
+pub mod metrics;
 pub mod model;
 pub mod monitor;
 mod option_names;

@@ -182,7 +182,12 @@ impl LayerSelection {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     /// A weight matrix (or stack of them) to analyse.
-    Weight { kind: LayerKind, shape: MatrixShape },
+    Weight {
+        /// Its layer kind.
+        kind: LayerKind,
+        /// The matrices it is analysed as.
+        shape: MatrixShape,
+    },
     /// Not analysed, and why.
     Skipped(String),
 }
