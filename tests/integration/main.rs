@@ -12,6 +12,7 @@ mod loading;
 mod monitor;
 mod plots;
 mod rmt_suite;
+mod service;
 mod spectra;
 mod theory;
 mod transformers;
