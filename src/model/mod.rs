@@ -333,9 +333,10 @@ impl Model {
     /// model it already holds without reading its file again. libtorch lists no buffers, and no
     /// weight matrix is one.
     ///
-    /// ```no_run
+    /// ```
     /// let module = tch::CModule::load("models/digits_cnn_trained.pt")?;
     /// let model = rmt_torch::Model::from_module("digits_cnn", &module)?;
+    /// assert_eq!(model.tensors[0].name, "conv1.weight");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn from_module(label: &str, module: &tch::CModule) -> Result<Self> {

@@ -29,7 +29,7 @@ pub const LOAD_TIME_LIMIT: Duration = Duration::from_secs(120);
 /// on a thread with a large stack, given up on after [`LOAD_TIME_LIMIT`]. Returns the module and
 /// the example inputs' shapes `torch.jit.trace` recorded, when the archive keeps them.
 ///
-/// ```no_run
+/// ```
 /// let (module, _) = rmt_torch::model::load_module(
 ///     "models/digits_mlp_trained.pt".as_ref(),
 ///     tch::Device::Cpu,
