@@ -144,29 +144,14 @@ struct SelectionArgs {
 impl SelectionArgs {
     /// The layer selection these flags mean (checked by the caller's options).
     fn to_selection(&self) -> anyhow::Result<LayerSelection> {
-        let base = if self.ww_compat {
-            LayerSelection::weightwatcher()
-        } else {
-            LayerSelection::default()
-        };
-        // --conv keeps its default under --ww-compat unless it was changed (then check() says
-        // why it cannot be).
-        let conv_mode = if self.ww_compat && self.conv == ConvMode::Slices {
-            base.conv_mode
-        } else {
-            self.conv
-        };
-        let selection = LayerSelection {
-            conv_mode,
-            min_evals: self.min_evals,
-            max_evals: self.max_evals.or(base.max_evals),
-            max_n: self.max_n.or(base.max_n),
-            ..base
-        };
-        Ok(match &self.layers {
-            Some(pattern) => selection.with_pattern(pattern)?,
-            None => selection,
-        })
+        Ok(LayerSelection::chosen(
+            self.conv,
+            self.layers.as_deref(),
+            self.min_evals,
+            self.max_evals,
+            self.max_n,
+            self.ww_compat,
+        )?)
     }
 }
 

@@ -136,6 +136,40 @@ impl LayerSelection {
         }
     }
 
+    /// The selection a front end's choices mean (the CLI's flags, the Python package's
+    /// keywords): `ww_compat` starts from [`Self::weightwatcher`], whose limits apply unless
+    /// given, and reads convolutions as WeightWatcher does unless `conv` asks for `reshape`
+    /// (which [`Self::check`] then refuses).
+    pub fn chosen(
+        conv: ConvMode,
+        pattern: Option<&str>,
+        min_evals: usize,
+        max_evals: Option<usize>,
+        max_n: Option<usize>,
+        ww_compat: bool,
+    ) -> Result<Self> {
+        let base = if ww_compat {
+            Self::weightwatcher()
+        } else {
+            Self::default()
+        };
+        let selection = Self {
+            conv_mode: if ww_compat && conv == ConvMode::Slices {
+                base.conv_mode
+            } else {
+                conv
+            },
+            min_evals,
+            max_evals: max_evals.or(base.max_evals),
+            max_n: max_n.or(base.max_n),
+            ..base
+        };
+        match pattern {
+            Some(pattern) => selection.with_pattern(pattern),
+            None => Ok(selection),
+        }
+    }
+
     /// Only tensors whose name matches the regular expression `pattern`; a malformed pattern
     /// is an [`Error::InvalidParameter`] of `layers`, with the regex engine's reason.
     pub fn with_pattern(mut self, pattern: &str) -> Result<Self> {
