@@ -1,0 +1,216 @@
+"""rmt-torch in process: random matrix theory diagnostics of PyTorch models.
+
+The same Rust engine as the ``rmt-torch`` command line, called on the tensors themselves (no
+copy, no file, the GIL released while it computes)::
+
+    import rmt_torch, torchvision
+    model = torchvision.models.resnet18(weights="DEFAULT")
+    analysis = rmt_torch.analyze(model)
+    analysis.summary["alpha"]          # mean power-law exponent (WeightWatcher's alpha)
+    analysis.to_pandas()               # one row per layer, WeightWatcher's column names
+    rmt_torch.esd(model, "fc.weight")  # one layer's eigenvalues (WeightWatcher's get_ESD)
+
+Options are the CLI's analysis flags as keywords (``layers``, ``conv``, ``convention``,
+``precision``, ``device``, ``min_evals``, ``ww_compat``, ``eigenvalues``, ``randomize``, …;
+``help(rmt_torch.analyze)`` lists them), with the same defaults.
+"""
+import json
+import os
+import re
+import threading
+from collections.abc import Mapping
+
+import torch  # first: the extension uses the libtorch this import loads
+
+from . import _rmt_torch
+from ._rmt_torch import DeviceError, Error, FileError, InputError, OptionError, TorchError
+
+__version__ = _rmt_torch.__version__
+__all__ = [
+    "analyze",
+    "esd",
+    "Analysis",
+    "SpectralMonitor",
+    "Error",
+    "FileError",
+    "OptionError",
+    "InputError",
+    "DeviceError",
+    "TorchError",
+]
+
+
+
+def _named_tensors(obj, prefix=""):
+    """(name, tensor) pairs of a module's parameters or of a (nested) mapping of tensors."""
+    if isinstance(obj, torch.nn.Module):
+        return [(name, p.detach()) for name, p in obj.named_parameters()]
+    if isinstance(obj, Mapping):
+        pairs = []
+        for key, value in obj.items():
+            name = f"{prefix}{key}"
+            if isinstance(value, torch.Tensor):
+                pairs.append((name, value.detach()))
+            elif isinstance(value, Mapping):
+                pairs.extend(_named_tensors(value, name + "."))
+            elif isinstance(value, torch.nn.Module):
+                pairs.extend((f"{name}.{inner}", t) for inner, t in _named_tensors(value))
+        return pairs
+    raise TypeError(
+        f"expected an nn.Module, a mapping of names to tensors or a path, got {type(obj).__name__}"
+    )
+
+
+class Analysis:
+    """One model's analysis: exactly what ``rmt-torch analyze -f json`` writes.
+
+    ``layers`` is a list of dicts with the keys of the CLI's JSON layer records, ``summary``
+    the model's means and label counts, ``skipped`` the tensors not analysed and why,
+    ``blocks`` a transformer's per-block summary; ``to_json()`` and ``to_pandas()`` export it.
+    """
+
+    def __init__(self, record):
+        self.record = record
+        self.layers = record["layers"]
+        self.summary = record["summary"]
+        self.skipped = record["skipped"]
+        self.blocks = record.get("blocks", [])
+
+    def to_json(self, **kwargs):
+        """The analysis as the CLI's JSON text."""
+        return json.dumps(self.record, **kwargs)
+
+    def to_pandas(self):
+        """One row per layer (its scalar fields), under the JSON's names, which are
+        WeightWatcher's where it has the quantity (``alpha``, ``alpha_weighted``, ``log_norm``,
+        ``stable_rank``, ``lambda_max``, ``D``, ``xmin``, ``entropy``…), plus its ``longname``
+        (the module's name: the tensor's without ``.weight``) to join on. Needs pandas."""
+        try:
+            import pandas
+        except ImportError as err:
+            raise ImportError(
+                "Analysis.to_pandas needs pandas: pip install pandas (or rmt-torch[pandas])"
+            ) from err
+        rows = [
+            {
+                "longname": layer["name"].removesuffix(".weight"),
+                **{k: v for k, v in layer.items() if not isinstance(v, (list, dict))},
+            }
+            for layer in self.layers
+        ]
+        return pandas.DataFrame(rows)
+
+    def __repr__(self):
+        alpha = self.summary.get("alpha")
+        alpha = "none" if alpha is None else f"{alpha:.3f}"
+        return f"<rmt_torch.Analysis {self.record['model']}: {len(self.layers)} layers, mean alpha {alpha}>"
+
+
+def _keywords(options):
+    return json.dumps(options)
+
+
+def analyze(obj, *, key=None, label=None, **options):
+    """Analyses a model's weight matrices; returns an :class:`Analysis`.
+
+    ``obj`` is an ``nn.Module`` (its ``named_parameters()``), a mapping of names to tensors (a
+    state dict, nested as a checkpoint nests it: names are joined with dots), or a path to any
+    file the CLI reads (TorchScript, torch.save checkpoints read without unpickling code,
+    safetensors, Hugging Face checkpoint directories; ``key`` picks a checkpoint's entry).
+    Tensors are shared with the engine, not copied; tensors on a GPU are analysed there
+    unless ``device`` says otherwise.
+
+    Keyword options (the CLI's flags, same defaults): ``device`` ("auto", "cpu", "cuda",
+    "cuda:N"), ``layers`` (a regular expression on names), ``conv`` ("slices", "reshape",
+    "ww"), ``convention`` ("ww", "rmt"), ``precision`` ("f64", "fast"), ``min_evals``,
+    ``max_evals``, ``max_n``, ``ww_compat`` (WeightWatcher 0.7.7's rules), ``eigenvalues``
+    (keep each ESD), ``randomize`` and ``seed``, ``xmax_drop``, ``clip_fingers``,
+    ``xmin_peak``, ``min_tail``, ``tw_level``, ``unfolding`` ("gaussian", "polynomial") with
+    ``unfolding_window`` / ``unfolding_degree``, ``number_variance`` (a list of lengths),
+    ``vectors``, ``pt_window``, ``semicircle``. Errors raise :class:`rmt_torch.Error`
+    subclasses with the CLI's messages.
+    """
+    if isinstance(obj, (str, os.PathLike)):
+        text = _rmt_torch.analyze_path(os.fspath(obj), key, _keywords(options))
+    else:
+        if key is not None:
+            raise OptionError("invalid option: key picks a checkpoint entry of a file; index the mapping instead")
+        pairs = _named_tensors(obj)
+        label = label or (type(obj).__name__ if isinstance(obj, torch.nn.Module) else "<state dict>")
+        text = _rmt_torch.analyze_tensors(
+            label, [name for name, _ in pairs], [tensor for _, tensor in pairs], _keywords(options)
+        )
+    return Analysis(json.loads(text))
+
+
+def esd(obj, layer, **options):
+    """The eigenvalues of one layer's ESD, ascending, as a float64 numpy array (WeightWatcher's
+    ``get_ESD``); ``layer`` is its tensor's name (``"fc.weight"``). Options as :func:`analyze`."""
+    import numpy
+
+    options.update(layers=f"^{re.escape(layer)}$", eigenvalues=True, min_evals=1)
+    try:
+        analysis = analyze(obj, **options)
+    except InputError as err:
+        raise InputError(f"no weight matrix named {layer}: {err}") from err
+    return numpy.asarray(analysis.layers[0]["eigenvalues"], dtype=numpy.float64)
+
+
+class SpectralMonitor:
+    """Watches a model's weight spectra during training: every ``every``-th step given to
+    :meth:`observe`, the weights are analysed as :func:`analyze` would and one JSON line per
+    layer is appended to ``jsonl`` (what ``rmt-torch track --jsonl`` reads).
+
+    With ``background=True`` a snapshot of the weights (a copy on their device) is analysed on
+    another thread while training goes on; one observation is in flight at a time, the next
+    waits for it, and :meth:`finish` waits for the last. Options as :func:`analyze`.
+    """
+
+    def __init__(self, model, every=100, jsonl=None, background=False, **options):
+        self.model = model
+        self.every = every
+        self.background = background
+        self._monitor = _rmt_torch.Monitor(_keywords(options), every, None if jsonl is None else os.fspath(jsonl))
+        self._thread = None
+        self._error = None
+        self.records = []
+
+    def _run(self, step, pairs):
+        try:
+            lines = self._monitor.observe(step, [n for n, _ in pairs], [t for _, t in pairs])
+            self.records.extend(json.loads(line) for line in lines)
+        except Error as err:
+            self._error = err
+
+    def observe(self, step):
+        """Observes the model at ``step`` when ``step`` is a multiple of ``every``."""
+        if step % self.every != 0:
+            return
+        self.finish()
+        with torch.no_grad():
+            pairs = _named_tensors(self.model)
+            if self.background:
+                pairs = [(name, tensor.clone()) for name, tensor in pairs]
+        if self.background:
+            self._thread = threading.Thread(target=self._run, args=(step, pairs), daemon=True)
+            self._thread.start()
+        else:
+            self._run(step, pairs)
+            self._raise()
+
+    def finish(self):
+        """Waits for an observation in flight; raises its error, if any."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        self._raise()
+        return self.records
+
+    def _raise(self):
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def mean_seconds_per_observation(self):
+        """Seconds an observation took on average (None before the first)."""
+        return self._monitor.mean_seconds()

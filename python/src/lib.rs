@@ -1,0 +1,352 @@
+//! `rmt_torch._rmt_torch`: the rmt-torch library inside Python. The package's `__init__.py`
+//! turns modules, state dicts and paths into the calls below; tensors arrive as the
+//! `torch.Tensor`s themselves (pyo3-tch shares their storage), results leave as the CLI's JSON.
+use pyo3::create_exception;
+use pyo3::exceptions::PyException;
+use pyo3::prelude::*;
+use pyo3_tch::PyTensor;
+use serde_json::{Map, Value};
+
+use rmt_torch::heavy_tail::power_law::TailOptions;
+use rmt_torch::monitor::SpectralMonitor;
+use rmt_torch::rmt::unfolding::{Unfolding, DEFAULT_GAUSSIAN_WINDOW, DEFAULT_POLYNOMIAL_DEGREE};
+use rmt_torch::{analyze, AnalyzeOptions, ConvMode, LayerSelection, Model, RmtOptions};
+
+create_exception!(
+    _rmt_torch,
+    Error,
+    PyException,
+    "An rmt-torch error: the CLI's one-line message."
+);
+create_exception!(
+    _rmt_torch,
+    FileError,
+    Error,
+    "A model file that cannot be read: missing, unreadable, not a model, corrupt."
+);
+create_exception!(
+    _rmt_torch,
+    OptionError,
+    Error,
+    "An option that is unknown, out of range or malformed."
+);
+create_exception!(
+    _rmt_torch,
+    InputError,
+    Error,
+    "Weights or inputs that cannot be analysed: non-finite, no weight matrix, out of range."
+);
+create_exception!(
+    _rmt_torch,
+    DeviceError,
+    Error,
+    "A device that is not available, or too small for a layer."
+);
+create_exception!(_rmt_torch, TorchError, Error, "An error libtorch reported.");
+
+/// The library's error as the Python exception of its kind.
+fn python_error(err: rmt_torch::Error) -> PyErr {
+    use rmt_torch::Error as E;
+    let message = err.to_string();
+    match err {
+        E::Io { .. } | E::Write { .. } | E::UnsupportedFormat { .. } | E::Corrupt { .. } => {
+            FileError::new_err(message)
+        }
+        E::InvalidOption(_) | E::InvalidParameter { .. } => OptionError::new_err(message),
+        E::DeviceUnavailable(_) | E::TooLarge { .. } => DeviceError::new_err(message),
+        E::Torch(_) => TorchError::new_err(message),
+        _ => InputError::new_err(message),
+    }
+}
+
+fn option_error(message: String) -> PyErr {
+    OptionError::new_err(message)
+}
+
+/// The keyword options, one per CLI analysis flag (same names, `_` for `-`, same defaults).
+const KEYWORDS: [&str; 25] = [
+    "device",
+    "layers",
+    "conv",
+    "convention",
+    "precision",
+    "min_evals",
+    "max_evals",
+    "max_n",
+    "ww_compat",
+    "eigenvalues",
+    "randomize",
+    "seed",
+    "xmax_drop",
+    "clip_fingers",
+    "xmin_peak",
+    "min_tail",
+    "tw_level",
+    "unfolding",
+    "unfolding_window",
+    "unfolding_degree",
+    "number_variance",
+    "vectors",
+    "pt_window",
+    "semicircle",
+    "figure_data",
+];
+
+/// The analysis options that keyword arguments (a JSON object) mean.
+fn options(keywords: &str) -> PyResult<AnalyzeOptions> {
+    let keywords: Map<String, Value> = serde_json::from_str(keywords)
+        .map_err(|err| option_error(format!("options are not a JSON object: {err}")))?;
+    if let Some(unknown) = keywords
+        .keys()
+        .find(|key| !KEYWORDS.contains(&key.as_str()))
+    {
+        return Err(option_error(format!(
+            "unknown option '{unknown}' (one of {})",
+            KEYWORDS.join(", ")
+        )));
+    }
+    let defaults = AnalyzeOptions::default();
+    let get = |key: &str| keywords.get(key).filter(|value| !value.is_null());
+    let text = |key: &str| -> PyResult<Option<&str>> {
+        get(key)
+            .map(|value| {
+                value
+                    .as_str()
+                    .ok_or_else(|| option_error(format!("{key} must be a string, not {value}")))
+            })
+            .transpose()
+    };
+    let count = |key: &str| -> PyResult<Option<usize>> {
+        get(key)
+            .map(|value| {
+                value.as_u64().map(|n| n as usize).ok_or_else(|| {
+                    option_error(format!("{key} must be a non-negative integer, not {value}"))
+                })
+            })
+            .transpose()
+    };
+    let flag = |key: &str| -> PyResult<bool> {
+        get(key).map_or(Ok(false), |value| {
+            value
+                .as_bool()
+                .ok_or_else(|| option_error(format!("{key} must be True or False, not {value}")))
+        })
+    };
+    let number = |key: &str| -> PyResult<Option<f64>> {
+        get(key)
+            .map(|value| {
+                value.as_f64().filter(|v| v.is_finite()).ok_or_else(|| {
+                    option_error(format!("{key} must be a finite number, not {value}"))
+                })
+            })
+            .transpose()
+    };
+    let conv = match text("conv")? {
+        Some(name) => name.parse().map_err(python_error)?,
+        None => ConvMode::Slices,
+    };
+    let selection = LayerSelection::chosen(
+        conv,
+        text("layers")?,
+        count("min_evals")?.unwrap_or(defaults.selection.min_evals),
+        count("max_evals")?,
+        count("max_n")?,
+        flag("ww_compat")?,
+    )
+    .map_err(python_error)?;
+    let unfolding = match text("unfolding")?.unwrap_or("gaussian") {
+        "gaussian" => Unfolding::GaussianBroadening {
+            window: count("unfolding_window")?.unwrap_or(DEFAULT_GAUSSIAN_WINDOW),
+        },
+        "polynomial" => Unfolding::Polynomial {
+            degree: count("unfolding_degree")?.unwrap_or(DEFAULT_POLYNOMIAL_DEGREE),
+        },
+        other => {
+            return Err(option_error(format!(
+                "unfolding '{other}': expected gaussian or polynomial"
+            )))
+        }
+    };
+    let number_variance = match get("number_variance") {
+        None => Vec::new(),
+        Some(value) => serde_json::from_value::<Vec<f64>>(value.clone()).map_err(|_| {
+            option_error(format!(
+                "number_variance must be a list of numbers, not {value}"
+            ))
+        })?,
+    };
+    let randomize = match get("randomize") {
+        None | Some(Value::Bool(false)) => None,
+        Some(Value::Bool(true)) => Some(count("seed")?.unwrap_or(0) as u64),
+        Some(value) => {
+            return Err(option_error(format!(
+                "randomize must be True or False, not {value}"
+            )))
+        }
+    };
+    let options = AnalyzeOptions {
+        device: match text("device")? {
+            Some(name) => name.parse().map_err(python_error)?,
+            None => defaults.device,
+        },
+        selection,
+        convention: match text("convention")? {
+            Some(name) => name.parse().map_err(python_error)?,
+            None => defaults.convention,
+        },
+        precision: match text("precision")? {
+            Some(name) => name.parse().map_err(python_error)?,
+            None => defaults.precision,
+        },
+        keep_eigenvalues: flag("eigenvalues")?,
+        tail: TailOptions {
+            drop_top: count("xmax_drop")?.unwrap_or(defaults.tail.drop_top),
+            clip_fingers: flag("clip_fingers")?,
+            min_tail: count("min_tail")?.unwrap_or(defaults.tail.min_tail),
+            xmin_peak: flag("xmin_peak")?,
+        },
+        randomize,
+        rmt: RmtOptions {
+            level: number("tw_level")?.unwrap_or(defaults.rmt.level),
+            unfolding,
+            number_variance,
+            vectors: flag("vectors")?,
+            porter_thomas_window: count("pt_window")?.unwrap_or(defaults.rmt.porter_thomas_window),
+            semicircle: flag("semicircle")?,
+            keep_spacings: false,
+        },
+    };
+    let options = if flag("figure_data")? {
+        options.with_figure_data()
+    } else {
+        options
+    };
+    options.check().map_err(python_error)?;
+    Ok(options)
+}
+
+/// Builds the model with `model` and analyses it, the GIL released (tensors are not `Sync`, so
+/// the model is made on the thread that analyses it); the analysis as the CLI's JSON.
+fn analysis_json(
+    py: Python<'_>,
+    options: &AnalyzeOptions,
+    model: impl FnOnce() -> rmt_torch::Result<Model> + Send,
+) -> PyResult<String> {
+    py.allow_threads(|| {
+        let _no_grad = tch::no_grad_guard();
+        let analysis = analyze(&model()?, options, |_, _, _| {})?;
+        rmt_torch::report::to_json(&analysis)
+    })
+    .map_err(python_error)
+}
+
+/// The tensors pyo3-tch unpacked (sharing the Python tensors' storage).
+fn unwrapped(tensors: Vec<PyTensor>) -> Vec<tch::Tensor> {
+    tensors.into_iter().map(|tensor| tensor.0).collect()
+}
+
+/// The analysis of a model file (every format the CLI reads), as JSON; `key` picks a
+/// checkpoint's entry as `--key` does.
+#[pyfunction]
+#[pyo3(signature = (path, key, keywords))]
+fn analyze_path(py: Python<'_>, path: &str, key: Option<&str>, keywords: &str) -> PyResult<String> {
+    let options = options(keywords)?;
+    analysis_json(py, &options, || Model::load_entry(path, key))
+}
+
+/// The analysis of named tensors (shared, never copied), as JSON; `label` names the model.
+#[pyfunction]
+fn analyze_tensors(
+    py: Python<'_>,
+    label: &str,
+    names: Vec<String>,
+    tensors: Vec<PyTensor>,
+    keywords: &str,
+) -> PyResult<String> {
+    let options = options(keywords)?;
+    let tensors = unwrapped(tensors);
+    analysis_json(py, &options, move || {
+        Ok(Model::from_tensors(
+            label,
+            names.iter().map(String::as_str).zip(&tensors),
+        ))
+    })
+}
+
+/// The data pointers of the tensors as the library sees them: equal to `t.data_ptr()` when
+/// nothing was copied on the way in.
+#[pyfunction]
+fn shared_data_pointers(tensors: Vec<PyTensor>) -> Vec<usize> {
+    tensors.iter().map(|t| t.data_ptr() as usize).collect()
+}
+
+/// The training monitor: `analyze` of the weights every `every`-th step, records appended to a
+/// JSONL file that `rmt-torch track --jsonl` reads.
+#[pyclass(name = "Monitor")]
+struct Monitor {
+    monitor: SpectralMonitor,
+}
+
+#[pymethods]
+impl Monitor {
+    #[new]
+    #[pyo3(signature = (keywords, every, jsonl=None))]
+    fn new(keywords: &str, every: usize, jsonl: Option<&str>) -> PyResult<Self> {
+        let monitor = SpectralMonitor::new(options(keywords)?, every).map_err(python_error)?;
+        let monitor = match jsonl {
+            Some(path) => monitor.with_jsonl(path).map_err(python_error)?,
+            None => monitor,
+        };
+        Ok(Self { monitor })
+    }
+
+    /// Analyses the named tensors at `step` (the GIL released) and writes their records;
+    /// returns them as JSON lines.
+    fn observe(
+        &mut self,
+        py: Python<'_>,
+        step: usize,
+        names: Vec<String>,
+        tensors: Vec<PyTensor>,
+    ) -> PyResult<Vec<String>> {
+        let monitor = &mut self.monitor;
+        let tensors = unwrapped(tensors);
+        py.allow_threads(move || {
+            let model =
+                Model::from_tensors("<training>", names.iter().map(String::as_str).zip(&tensors));
+            let records = monitor.observe_model(step, &model)?;
+            records
+                .iter()
+                .map(|record| {
+                    serde_json::to_string(record).map_err(|err| {
+                        rmt_torch::Error::InvalidOption(format!("cannot serialise a record: {err}"))
+                    })
+                })
+                .collect::<rmt_torch::Result<Vec<_>>>()
+        })
+        .map_err(python_error)
+    }
+
+    /// Seconds per observation so far (None before the first).
+    fn mean_seconds(&self) -> Option<f64> {
+        self.monitor.mean_seconds_per_observation()
+    }
+}
+
+/// The extension module; `rmt_torch/__init__.py` imports torch before it, whose libtorch it uses.
+#[pymodule]
+fn _rmt_torch(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add_function(wrap_pyfunction!(analyze_path, m)?)?;
+    m.add_function(wrap_pyfunction!(analyze_tensors, m)?)?;
+    m.add_function(wrap_pyfunction!(shared_data_pointers, m)?)?;
+    m.add_class::<Monitor>()?;
+    m.add("Error", py.get_type::<Error>())?;
+    m.add("FileError", py.get_type::<FileError>())?;
+    m.add("OptionError", py.get_type::<OptionError>())?;
+    m.add("InputError", py.get_type::<InputError>())?;
+    m.add("DeviceError", py.get_type::<DeviceError>())?;
+    m.add("TorchError", py.get_type::<TorchError>())?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

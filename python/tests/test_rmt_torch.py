@@ -1,0 +1,181 @@
+"""rmt_torch in process, against the CLI on the same weights and against WeightWatcher 0.7.7.
+
+Run by scripts/test after `cargo test --release` (which builds target/release/rmt-torch).
+"""
+import json
+import logging
+import math
+import os
+import subprocess
+from pathlib import Path
+
+import numpy
+import pytest
+import torch
+
+import rmt_torch
+
+ROOT = Path(__file__).resolve().parents[2]
+CLI = ROOT / "target" / "release" / "rmt-torch"
+SHIPPED = ROOT / "models" / "digits_cnn_trained.pt"
+
+
+def cli_json(path, *args):
+    assert CLI.exists(), f"{CLI} not found: cargo test --release builds it"
+    output = subprocess.run(
+        [str(CLI), "analyze", str(path), "--device", "cpu", "-f", "json", "-q", *args],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(output.stdout)
+
+
+def differences(ours, theirs, path="", tolerance=1e-12):
+    """Every difference between two JSON values: numbers relatively, the rest exactly."""
+    if isinstance(ours, dict) and isinstance(theirs, dict):
+        if ours.keys() != theirs.keys():
+            return [f"{path}: keys {sorted(ours.keys() ^ theirs.keys())}"]
+        return [d for key in ours for d in differences(ours[key], theirs[key], f"{path}.{key}", tolerance)]
+    if isinstance(ours, list) and isinstance(theirs, list):
+        if len(ours) != len(theirs):
+            return [f"{path}: length {len(ours)} vs {len(theirs)}"]
+        return [d for i, (a, b) in enumerate(zip(ours, theirs)) for d in differences(a, b, f"{path}[{i}]", tolerance)]
+    numbers = (int, float)
+    if isinstance(ours, numbers) and isinstance(theirs, numbers) and not isinstance(ours, bool):
+        if abs(ours - theirs) <= tolerance * max(abs(theirs), 1e-12):
+            return []
+    elif ours == theirs:
+        return []
+    return [f"{path}: {ours!r} vs {theirs!r}"]
+
+
+def comparable(record):
+    """An analysis record without what names its source or times it."""
+    return {k: v for k, v in record.items() if k not in ("model", "format", "timing")}
+
+
+@pytest.mark.parametrize("source", ["path", "module", "state_dict", "nested checkpoint"])
+def test_in_process_equals_the_cli(source):
+    module = torch.jit.load(str(SHIPPED))
+    obj = {
+        "path": SHIPPED,
+        "module": module,
+        "state_dict": module.state_dict(),
+        "nested checkpoint": {"epoch": 3, "model": module.state_dict()},
+    }[source]
+    ours = rmt_torch.analyze(obj, device="cpu", randomize=True, seed=5, number_variance=[1, 2, 5]).record
+    if source == "nested checkpoint":
+        for entry in ours["layers"] + ours["skipped"]:
+            assert entry["name"].startswith("model.")
+            entry["name"] = entry["name"].removeprefix("model.")
+    theirs = cli_json(SHIPPED, "--randomize", "--seed", "5", "--number-variance", "1,2,5")
+    assert differences(comparable(ours), comparable(theirs)) == []
+
+
+def test_options_mirror_the_cli_and_bad_ones_raise():
+    analysis = rmt_torch.analyze(SHIPPED, device="cpu", conv="reshape", layers="conv", convention="rmt")
+    theirs = cli_json(SHIPPED, "--conv", "reshape", "--layers", "conv", "--convention", "rmt")
+    assert differences(comparable(analysis.record), comparable(theirs)) == []
+    with pytest.raises(rmt_torch.OptionError, match="unknown option 'bogus'"):
+        rmt_torch.analyze(SHIPPED, bogus=1)
+    with pytest.raises(rmt_torch.OptionError, match="min-evals"):
+        rmt_torch.analyze(SHIPPED, min_evals=0)
+    with pytest.raises(rmt_torch.OptionError, match="conv mode"):
+        rmt_torch.analyze(SHIPPED, conv="diagonal")
+    with pytest.raises(rmt_torch.FileError, match="no-such-model.pt"):
+        rmt_torch.analyze(ROOT / "no-such-model.pt")
+    with pytest.raises(rmt_torch.InputError, match="non-finite"):
+        rmt_torch.analyze({"w": torch.full((20, 10), math.nan)})
+    with pytest.raises(rmt_torch.InputError, match="no weight matrices"):
+        rmt_torch.analyze({"w": torch.ones(20, 10, dtype=torch.int64)})
+    with pytest.raises(TypeError, match="nn.Module, a mapping"):
+        rmt_torch.analyze(42)
+
+
+def test_tensors_are_shared_not_copied():
+    module = torch.nn.Sequential(torch.nn.Linear(300, 200), torch.nn.Linear(200, 100))
+    tensors = [p.detach() for p in module.parameters()]
+    assert rmt_torch._rmt_torch.shared_data_pointers(tensors) == [t.data_ptr() for t in tensors]
+    before = [t.clone() for t in tensors]
+    rmt_torch.analyze(module, device="cpu")
+    assert all(torch.equal(a, b) for a, b in zip(before, tensors)), "the weights were written"
+
+
+def test_esd_is_one_layers_eigenvalues():
+    module = torch.jit.load(str(SHIPPED))
+    eigenvalues = rmt_torch.esd(module, "fc1.weight", device="cpu")
+    theirs = cli_json(SHIPPED, "--eigenvalues", "--layers", "^fc1\\.weight$")["layers"][0]["eigenvalues"]
+    assert eigenvalues.dtype == numpy.float64
+    numpy.testing.assert_allclose(eigenvalues, theirs, rtol=1e-12)
+    weight = module.state_dict()["fc1.weight"].double()
+    numpy.testing.assert_allclose(
+        eigenvalues, numpy.sort(torch.linalg.svdvals(weight).numpy() ** 2), rtol=1e-9, atol=1e-12
+    )
+    with pytest.raises(rmt_torch.InputError, match="no-such"):
+        rmt_torch.esd(module, "no-such.weight")
+
+
+@pytest.mark.parametrize("name", ["alexnet", "resnet18"])
+def test_to_pandas_matches_weightwatcher_in_memory(name):
+    torchvision = pytest.importorskip("torchvision")
+    weightwatcher = pytest.importorskip("weightwatcher")
+    logging.getLogger("weightwatcher").setLevel(logging.ERROR)
+    torch.manual_seed(0)
+    model = torchvision.models.get_model(name, weights=None).eval()
+    ours = rmt_torch.analyze(model, device="cpu").to_pandas().set_index("longname")
+    theirs = weightwatcher.WeightWatcher(model=model).analyze().set_index("longname")
+    assert sorted(ours.index) == sorted(theirs.index)
+    for column in ["alpha", "alpha_weighted", "log_norm", "stable_rank", "lambda_max", "D", "xmin"]:
+        numpy.testing.assert_allclose(
+            ours.loc[theirs.index, column], theirs[column], rtol=1e-10, err_msg=column
+        )
+
+
+def test_monitor_records_equal_analyze_and_track_reads_them(tmp_path):
+    torch.manual_seed(1)
+    model = torch.nn.Sequential(torch.nn.Linear(32, 64), torch.nn.Tanh(), torch.nn.Linear(64, 8))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    jsonl = tmp_path / "spectra.jsonl"
+    monitor = rmt_torch.SpectralMonitor(model, every=10, jsonl=jsonl, background=True, device="cpu")
+    snapshots = {}
+    x, y = torch.randn(256, 32), torch.randn(256, 8)
+    for step in range(31):
+        if step % 10 == 0:
+            snapshots[step] = {k: v.clone() for k, v in model.state_dict().items()}
+        monitor.observe(step)
+        optimizer.zero_grad()
+        torch.nn.functional.mse_loss(model(x), y).backward()
+        optimizer.step()
+    records = monitor.finish()
+    assert sorted({r["step"] for r in records}) == [0, 10, 20, 30]
+    for step, state in snapshots.items():
+        expected = rmt_torch.analyze(state, device="cpu").layers
+        observed = [r for r in records if r["step"] == step]
+        for ours, theirs in zip(observed, expected):
+            ours = {k: v for k, v in ours.items() if k != "step"}
+            assert differences(ours, theirs) == [], step
+    assert monitor.mean_seconds_per_observation() > 0
+    lines = jsonl.read_text().splitlines()
+    assert len(lines) == len(records)
+    tracked = subprocess.run(
+        [str(CLI), "track", "--jsonl", str(jsonl), "-f", "json"], check=True, capture_output=True, text=True
+    )
+    assert "0.weight" in tracked.stdout and "2.weight" in tracked.stdout
+
+
+def test_cuda_tensors_are_analysed_on_their_gpu():
+    if not torch.cuda.is_available():
+        if os.environ.get("RMT_TORCH_REQUIRE_CUDA") == "1":
+            pytest.fail("RMT_TORCH_REQUIRE_CUDA=1 but torch sees no CUDA device")
+        with open(ROOT / "target" / "test-skips.log", "a") as skips:
+            skips.write("python: test_cuda_tensors_are_analysed_on_their_gpu (no CUDA GPU)\n")
+        pytest.skip("no CUDA GPU")
+    torch.manual_seed(2)
+    weights = {"w": torch.randn(512, 256, dtype=torch.float64)}
+    on_gpu = rmt_torch.analyze({"w": weights["w"].cuda()})
+    on_cpu = rmt_torch.analyze(weights, device="cpu")
+    assert on_gpu.record["device"].startswith("cuda")
+    numpy.testing.assert_allclose(
+        on_gpu.layers[0]["lambda_max"], on_cpu.layers[0]["lambda_max"], rtol=1e-10
+    )
