@@ -29,6 +29,7 @@ __version__ = _rmt_torch.__version__
 __all__ = [
     "analyze",
     "esd",
+    "jacobian",
     "Analysis",
     "SpectralMonitor",
     "Error",
@@ -154,6 +155,38 @@ def esd(obj, layer, **options):
     except InputError as err:
         raise InputError(f"no weight matrix named {layer}: {err}") from err
     return numpy.asarray(analysis.layers[0]["eigenvalues"], dtype=numpy.float64)
+
+
+def jacobian(module, batch, **options):
+    """Spectra of the input-output Jacobians J(x) = ∂f(x)/∂x of ``module`` on ``batch``, with
+    the statistics of ``rmt-torch jacobian`` (singular values, isometry, the RMT suite);
+    returns its JSON record as a dict (``samples``: one record per sample, ``summary``).
+
+    ``module`` is a TorchScript module or an ``nn.Module``, which is traced on ``batch`` in
+    memory (``torch.jit.trace``; no file is written). Keyword options (the CLI's flags):
+    ``device``, ``output_index`` (for tuple outputs), ``chunk``, ``float64``, ``samples``
+    (an int or "all"; 32 by default), ``isometry_tolerance``, ``mean_gram``,
+    ``singular_values``, ``tw_level``.
+    """
+    import io
+
+    if not isinstance(batch, torch.Tensor):
+        raise TypeError(f"batch must be a torch.Tensor, got {type(batch).__name__}")
+    if not isinstance(module, torch.jit.ScriptModule):
+        if not isinstance(module, torch.nn.Module):
+            raise TypeError(f"module must be an nn.Module or a ScriptModule, got {type(module).__name__}")
+        original, was_training = module, module.training
+        original.eval()
+        try:
+            with torch.no_grad():
+                module = torch.jit.trace(original, batch[:1], check_trace=False)
+        finally:
+            original.train(was_training)
+    buffer = io.BytesIO()
+    torch.jit.save(module, buffer)
+    label = getattr(module, "original_name", type(module).__name__)
+    text = _rmt_torch.jacobian_module(buffer.getvalue(), batch.detach(), label, _keywords(options))
+    return json.loads(text)
 
 
 class SpectralMonitor:

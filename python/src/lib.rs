@@ -8,6 +8,7 @@ use pyo3_tch::PyTensor;
 use serde_json::{Map, Value};
 
 use rmt_torch::heavy_tail::power_law::TailOptions;
+use rmt_torch::jacobian::{analyze_in_memory, Differentiable, JacobianOptions, SampleCount};
 use rmt_torch::monitor::SpectralMonitor;
 use rmt_torch::rmt::unfolding::{Unfolding, DEFAULT_GAUSSIAN_WINDOW, DEFAULT_POLYNOMIAL_DEGREE};
 use rmt_torch::{analyze, AnalyzeOptions, ConvMode, LayerSelection, Model, RmtOptions};
@@ -273,6 +274,110 @@ fn analyze_tensors(
     })
 }
 
+/// Keywords of [`jacobian_module`]: `rmt-torch jacobian`'s flags.
+const JACOBIAN_KEYWORDS: [&str; 9] = [
+    "device",
+    "output_index",
+    "chunk",
+    "float64",
+    "samples",
+    "isometry_tolerance",
+    "mean_gram",
+    "singular_values",
+    "tw_level",
+];
+
+/// The Jacobian options that keyword arguments (a JSON object) mean.
+fn jacobian_options(keywords: &str) -> PyResult<JacobianOptions> {
+    let keywords: Map<String, Value> = serde_json::from_str(keywords)
+        .map_err(|err| option_error(format!("options are not a JSON object: {err}")))?;
+    if let Some(unknown) = keywords
+        .keys()
+        .find(|key| !JACOBIAN_KEYWORDS.contains(&key.as_str()))
+    {
+        return Err(option_error(format!(
+            "unknown option '{unknown}' (one of {})",
+            JACOBIAN_KEYWORDS.join(", ")
+        )));
+    }
+    let defaults = JacobianOptions::default();
+    let get = |key: &str| keywords.get(key).filter(|value| !value.is_null());
+    let wrong = |key: &str, what: &str| {
+        option_error(format!("{key} must be {what}, not {}", keywords[key]))
+    };
+    let count = |key: &str| -> PyResult<Option<usize>> {
+        get(key)
+            .map(|v| {
+                v.as_u64()
+                    .map(|n| n as usize)
+                    .ok_or_else(|| wrong(key, "a non-negative integer"))
+            })
+            .transpose()
+    };
+    let flag = |key: &str, default: bool| -> PyResult<bool> {
+        get(key).map_or(Ok(default), |v| {
+            v.as_bool().ok_or_else(|| wrong(key, "True or False"))
+        })
+    };
+    let number = |key: &str| -> PyResult<Option<f64>> {
+        get(key)
+            .map(|v| v.as_f64().ok_or_else(|| wrong(key, "a number")))
+            .transpose()
+    };
+    let samples = match get("samples") {
+        None => defaults.samples,
+        Some(Value::String(text)) => text.parse().map_err(option_error)?,
+        Some(_) => SampleCount::First(count("samples")?.unwrap_or_default()),
+    };
+    let options = JacobianOptions {
+        device: match get("device").and_then(Value::as_str) {
+            Some(name) => name.parse().map_err(python_error)?,
+            None => defaults.device,
+        },
+        output_index: count("output_index")?,
+        chunk: count("chunk")?,
+        float64: flag("float64", false)?,
+        samples,
+        isometry_tolerance: number("isometry_tolerance")?.unwrap_or(defaults.isometry_tolerance),
+        mean_gram: flag("mean_gram", false)?,
+        keep_singular_values: flag("singular_values", defaults.keep_singular_values)?,
+        rmt: RmtOptions {
+            level: number("tw_level")?.unwrap_or(defaults.rmt.level),
+            ..defaults.rmt
+        },
+    };
+    options.check().map_err(python_error)?;
+    Ok(options)
+}
+
+/// Jacobian spectra of a TorchScript module serialised in memory (`torch.jit.save` to a
+/// buffer: the caller's own module, run as it asked) on `batch`, as `rmt-torch jacobian`'s JSON.
+#[pyfunction]
+fn jacobian_module(
+    py: Python<'_>,
+    archive: Vec<u8>,
+    batch: PyTensor,
+    label: &str,
+    keywords: &str,
+) -> PyResult<String> {
+    let options = jacobian_options(keywords)?;
+    let batch = batch.0;
+    py.allow_threads(move || {
+        let device = options.device.resolve()?;
+        let module = tch::CModule::load_data_on_device(&mut std::io::Cursor::new(archive), device)?;
+        let model = Differentiable::from_module(
+            module,
+            device,
+            options.float64,
+            options.output_index,
+            None,
+        )?;
+        let analysis = analyze_in_memory(&model, &batch, label, &options, |_, _| {})?;
+        rmt_torch::report::to_json(&analysis)
+    })
+    .map_err(python_error)
+}
+
 /// The data pointers of the tensors as the library sees them: equal to `t.data_ptr()` when
 /// nothing was copied on the way in.
 #[pyfunction]
@@ -340,6 +445,7 @@ fn _rmt_torch(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(analyze_path, m)?)?;
     m.add_function(wrap_pyfunction!(analyze_tensors, m)?)?;
     m.add_function(wrap_pyfunction!(shared_data_pointers, m)?)?;
+    m.add_function(wrap_pyfunction!(jacobian_module, m)?)?;
     m.add_class::<Monitor>()?;
     m.add("Error", py.get_type::<Error>())?;
     m.add("FileError", py.get_type::<FileError>())?;

@@ -179,3 +179,35 @@ def test_cuda_tensors_are_analysed_on_their_gpu():
     numpy.testing.assert_allclose(
         on_gpu.layers[0]["lambda_max"], on_cpu.layers[0]["lambda_max"], rtol=1e-10
     )
+
+
+def test_jacobian_of_a_module_in_memory():
+    torch.manual_seed(4)
+    module = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.Tanh(), torch.nn.Linear(32, 8))
+    batch = torch.randn(3, 16)
+    report = rmt_torch.jacobian(module, batch, float64=True)
+    assert module.training, "the caller's module is left as it was"
+    reference = module.double()
+    for sample, record in zip(batch.double(), report["samples"]):
+        exact = torch.autograd.functional.jacobian(reference, sample)
+        numpy.testing.assert_allclose(
+            sorted(record["singular_values"]), sorted(torch.linalg.svdvals(exact).tolist()), rtol=1e-10
+        )
+
+    scripted = torch.jit.load(str(ROOT / "models" / "digits_mlp_trained.pt"))
+    batch = torch.load(ROOT / "models" / "digits_mlp_batch.pt", weights_only=True)
+    ours = rmt_torch.jacobian(scripted, batch, device="cpu", float64=True, samples=4)
+    output = subprocess.run(
+        [str(CLI), "jacobian", str(ROOT / "models" / "digits_mlp_trained.pt"), "--input",
+         str(ROOT / "models" / "digits_mlp_batch.pt"), "--device", "cpu", "--f64", "--samples", "4",
+         "-f", "json", "-q"],
+        check=True, capture_output=True, text=True,
+    )
+    theirs = json.loads(output.stdout)
+    skip = ("model", "input", "timing", "chunk")
+    assert differences({k: v for k, v in ours.items() if k not in skip},
+                       {k: v for k, v in theirs.items() if k not in skip}, tolerance=1e-10) == []
+    with pytest.raises(rmt_torch.OptionError, match="unknown option 'layers'"):
+        rmt_torch.jacobian(scripted, batch, layers="fc")
+    with pytest.raises(TypeError, match="batch must be a torch.Tensor"):
+        rmt_torch.jacobian(scripted, [1, 2, 3])

@@ -161,6 +161,26 @@ pub fn analyze_jacobians(
     analyze_loaded(&model, &batch, sources, options, on_chunk)
 }
 
+/// [`analyze_jacobians`] of a model and a batch already in memory (a Python caller's traced
+/// module, say); `label` names the model in the report. The batch is cut to `options.samples`.
+pub fn analyze_in_memory(
+    model: &Differentiable,
+    batch: &Tensor,
+    label: &str,
+    options: &JacobianOptions,
+    on_chunk: impl FnMut(usize, usize),
+) -> Result<JacobianAnalysis> {
+    options.check()?;
+    let samples_in_file = batch.size().first().copied().unwrap_or(0).max(0) as usize;
+    let batch = batch.f_narrow(0, 0, options.samples.of(samples_in_file) as i64)?;
+    let sources = Sources {
+        model: Path::new(label),
+        input: Path::new("<in memory>"),
+        samples_in_file,
+    };
+    analyze_loaded(model, &batch, sources, options, on_chunk)
+}
+
 /// The model (with `options.output_index` selected) and the batch (cut to `options.samples`),
 /// after checking the options.
 fn load_model_and_batch<'a>(

@@ -27,7 +27,20 @@ impl Differentiable {
         float64: bool,
         output_index: Option<usize>,
     ) -> Result<Self> {
-        let (mut module, traced_inputs) = crate::model::torchscript::load_module(path, device)?;
+        let (module, traced_inputs) = crate::model::torchscript::load_module(path, device)?;
+        Self::from_module(module, device, float64, output_index, traced_inputs)
+    }
+
+    /// A TorchScript module already in memory (one the caller scripted or traced itself) and
+    /// loaded onto `device`, in eval mode, converted to float64 when asked.
+    /// `traced_inputs` are the example inputs' shapes, when known.
+    pub fn from_module(
+        mut module: CModule,
+        device: Device,
+        float64: bool,
+        output_index: Option<usize>,
+        traced_inputs: Option<Vec<Vec<i64>>>,
+    ) -> Result<Self> {
         module.set_eval();
         let stored = module
             .named_parameters()?
