@@ -26,12 +26,33 @@ from . import _rmt_torch
 from ._rmt_torch import DeviceError, Error, FileError, InputError, OptionError, TorchError
 
 __version__ = _rmt_torch.__version__
+
+# Trainer adapters, imported on first use so that neither trainer is needed otherwise.
+_ADAPTERS = {
+    "LightningSpectralCallback": ("rmt_torch.lightning_callback", "lightning"),
+    "TrainerSpectralCallback": ("rmt_torch.hf_callback", "transformers"),
+}
+
+
+def __getattr__(name):
+    if name not in _ADAPTERS:
+        raise AttributeError(f"module 'rmt_torch' has no attribute {name!r}")
+    module, package = _ADAPTERS[name]
+    try:
+        import importlib
+
+        return getattr(importlib.import_module(module), name)
+    except ImportError as err:
+        raise ImportError(f"rmt_torch.{name} needs the {package} package: pip install {package}") from err
+
 __all__ = [
     "analyze",
     "esd",
     "jacobian",
     "Analysis",
     "SpectralMonitor",
+    "LightningSpectralCallback",
+    "TrainerSpectralCallback",
     "Error",
     "FileError",
     "OptionError",
@@ -243,6 +264,23 @@ class SpectralMonitor:
         if self._error is not None:
             error, self._error = self._error, None
             raise error
+
+    def latest_metrics(self):
+        """Summary metrics of the latest finished observation, as trainers log them:
+        ``rmt/alpha`` (mean α over the fitted layers), ``rmt/alpha_weighted``,
+        ``rmt/spikes_tw`` (eigenvalues beyond the Tracy-Widom edge, all layers) and
+        ``rmt/layers``; empty before the first."""
+        if not self.records:
+            return {}
+        step = self.records[-1]["step"]
+        layers = [r for r in self.records if r["step"] == step]
+        fitted = [r for r in layers if r.get("alpha") is not None]
+        metrics = {"rmt/layers": float(len(layers)),
+                   "rmt/spikes_tw": float(sum(r.get("num_spikes_tw") or 0 for r in layers))}
+        if fitted:
+            metrics["rmt/alpha"] = sum(r["alpha"] for r in fitted) / len(fitted)
+            metrics["rmt/alpha_weighted"] = sum(r["alpha_weighted"] for r in fitted) / len(fitted)
+        return metrics
 
     def mean_seconds_per_observation(self):
         """Seconds an observation took on average (None before the first)."""

@@ -211,3 +211,71 @@ def test_jacobian_of_a_module_in_memory():
         rmt_torch.jacobian(scripted, batch, layers="fc")
     with pytest.raises(TypeError, match="batch must be a torch.Tensor"):
         rmt_torch.jacobian(scripted, [1, 2, 3])
+
+
+def track_reads(jsonl):
+    """`rmt-torch track --jsonl` on the file: its steps."""
+    output = subprocess.run(
+        [str(CLI), "track", "--jsonl", str(jsonl), "-f", "json"], check=True, capture_output=True, text=True
+    )
+    return output.stdout
+
+
+def test_lightning_callback_logs_and_writes_what_track_reads(tmp_path):
+    lightning = pytest.importorskip("lightning")
+
+    class Tiny(lightning.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.net = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.Tanh(), torch.nn.Linear(32, 4))
+
+        def training_step(self, batch, batch_idx):
+            x, y = batch
+            return torch.nn.functional.cross_entropy(self.net(x), y)
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    torch.manual_seed(5)
+    data = torch.utils.data.TensorDataset(torch.randn(256, 16), torch.randint(0, 4, (256,)))
+    jsonl = tmp_path / "lightning.jsonl"
+    callback = rmt_torch.LightningSpectralCallback(every=5, jsonl=jsonl, device="cpu")
+    trainer = lightning.Trainer(
+        max_epochs=3, accelerator="cpu", logger=lightning.pytorch.loggers.CSVLogger(tmp_path),
+        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, log_every_n_steps=5,
+        callbacks=[callback],
+    )
+    trainer.fit(Tiny(), torch.utils.data.DataLoader(data, batch_size=32))
+    steps = sorted({json.loads(line)["step"] for line in jsonl.read_text().splitlines()})
+    assert steps == [5, 10, 15, 20], steps
+    assert "net.0.weight" in track_reads(jsonl)
+    logged = (Path(trainer.logger.log_dir) / "metrics.csv").read_text()
+    assert "rmt/alpha" in logged and "rmt/spikes_tw" in logged
+
+
+def test_transformers_trainer_callback_logs_and_writes_what_track_reads(tmp_path):
+    transformers = pytest.importorskip("transformers")
+
+    class Tiny(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.Tanh(), torch.nn.Linear(32, 4))
+
+        def forward(self, x, labels=None):
+            logits = self.net(x)
+            return {"loss": torch.nn.functional.cross_entropy(logits, labels), "logits": logits}
+
+    torch.manual_seed(6)
+    data = [{"x": torch.randn(16), "labels": torch.tensor(i % 4)} for i in range(160)]
+    jsonl = tmp_path / "trainer.jsonl"
+    callback = rmt_torch.TrainerSpectralCallback(every=5, jsonl=jsonl, device="cpu")
+    args = transformers.TrainingArguments(
+        output_dir=str(tmp_path / "out"), max_steps=20, per_device_train_batch_size=8, logging_steps=5,
+        report_to=[], save_strategy="no", use_cpu=True, disable_tqdm=True, learning_rate=0.05,
+    )
+    trainer = transformers.Trainer(model=Tiny(), args=args, train_dataset=data, callbacks=[callback])
+    trainer.train()
+    steps = sorted({json.loads(line)["step"] for line in jsonl.read_text().splitlines()})
+    assert steps == [5, 10, 15, 20], steps
+    assert "net.0.weight" in track_reads(jsonl)
+    assert any("rmt/alpha" in entry for entry in trainer.state.log_history)

@@ -1,0 +1,37 @@
+"""rmt_torch's SpectralMonitor as a PyTorch Lightning callback (imported only with Lightning)."""
+try:
+    from lightning.pytorch import Callback
+except ImportError:  # the standalone package name
+    from pytorch_lightning import Callback
+
+from . import SpectralMonitor
+
+
+class LightningSpectralCallback(Callback):
+    """Every ``every``-th optimizer step, analyses the module's weights (a
+    :class:`rmt_torch.SpectralMonitor`), appends the records to ``jsonl`` and logs the summary
+    (``rmt/alpha``, ``rmt/alpha_weighted``, ``rmt/spikes_tw``, ``rmt/layers``) to the
+    trainer's logger. Options as :func:`rmt_torch.analyze`."""
+
+    def __init__(self, every=100, jsonl=None, background=False, **options):
+        super().__init__()
+        self.every, self.jsonl, self.background, self.options = every, jsonl, background, options
+        self.monitor = None
+
+    def on_fit_start(self, trainer, pl_module):
+        self.monitor = SpectralMonitor(
+            pl_module, every=self.every, jsonl=self.jsonl, background=self.background, **self.options
+        )
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        step = trainer.global_step
+        if step % self.every != 0 or step == getattr(self, "_last_step", None):
+            return
+        self._last_step = step
+        self.monitor.observe(step)
+        metrics = self.monitor.latest_metrics()
+        if metrics:
+            pl_module.log_dict(metrics, on_step=True, on_epoch=False)
+
+    def on_fit_end(self, trainer, pl_module):
+        self.monitor.finish()
