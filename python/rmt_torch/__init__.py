@@ -139,8 +139,8 @@ def analyze(obj, *, key=None, label=None, **options):
     state dict, nested as a checkpoint nests it: names are joined with dots), or a path to any
     file the CLI reads (TorchScript, torch.save checkpoints read without unpickling code,
     safetensors, Hugging Face checkpoint directories; ``key`` picks a checkpoint's entry).
-    Tensors are shared with the engine, not copied; tensors on a GPU are analysed there
-    unless ``device`` says otherwise.
+    Tensors are shared with the engine, not copied; tensors all on one GPU are analysed on
+    that GPU unless ``device`` says otherwise.
 
     Keyword options (the CLI's flags, same defaults): ``device`` ("auto", "cpu", "cuda",
     "cuda:N"), ``layers`` (a regular expression on names), ``conv`` ("slices", "reshape",
@@ -158,6 +158,9 @@ def analyze(obj, *, key=None, label=None, **options):
         if key is not None:
             raise OptionError("invalid option: key picks a checkpoint entry of a file; index the mapping instead")
         pairs = _named_tensors(obj)
+        devices = {tensor.device for _, tensor in pairs}
+        if "device" not in options and len(devices) == 1 and next(iter(devices)).type == "cuda":
+            options["device"] = f"cuda:{next(iter(devices)).index or 0}"
         label = label or (type(obj).__name__ if isinstance(obj, torch.nn.Module) else "<state dict>")
         text = _rmt_torch.analyze_tensors(
             label, [name for name, _ in pairs], [tensor for _, tensor in pairs], _keywords(options)

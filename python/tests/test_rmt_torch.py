@@ -173,7 +173,7 @@ def test_cuda_tensors_are_analysed_on_their_gpu():
         pytest.skip("no CUDA GPU")
     torch.manual_seed(2)
     weights = {"w": torch.randn(512, 256, dtype=torch.float64)}
-    on_gpu = rmt_torch.analyze({"w": weights["w"].cuda()})
+    on_gpu = rmt_torch.analyze({"w": weights["w"].cuda()})  # no device: the tensors' own
     on_cpu = rmt_torch.analyze(weights, device="cpu")
     assert on_gpu.record["device"].startswith("cuda")
     numpy.testing.assert_allclose(
@@ -211,6 +211,10 @@ def test_jacobian_of_a_module_in_memory():
         rmt_torch.jacobian(scripted, batch, layers="fc")
     with pytest.raises(TypeError, match="batch must be a torch.Tensor"):
         rmt_torch.jacobian(scripted, [1, 2, 3])
+    with pytest.raises(rmt_torch.InputError, match="rejected an input of shape"):
+        rmt_torch.jacobian(scripted, torch.randn(2, 5))
+    with pytest.raises(rmt_torch.InputError, match="floating-point"):
+        rmt_torch.jacobian(scripted, torch.randint(0, 3, (2, 64)))
 
 
 def track_reads(jsonl):
