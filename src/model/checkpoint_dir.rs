@@ -152,12 +152,7 @@ fn weight_map(index: &Path) -> Result<WeightMap> {
         format: "checkpoint index",
         message,
     };
-    let (file, len) = super::file::open_regular(index)?;
-    if len > 256 << 20 {
-        return Err(corrupt(format!("{len} bytes is too large for an index")));
-    }
-    let text: serde_json::Value = serde_json::from_reader(std::io::BufReader::new(file))
-        .map_err(|err| corrupt(format!("not valid JSON: {err}")))?;
+    let text = super::file::read_json(index, 256 << 20, "checkpoint index")?;
     let map = text
         .get("weight_map")
         .and_then(|map| map.as_object())

@@ -5,6 +5,22 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
+/// A small JSON file (an index, a `config.json`) of at most `max_bytes`, parsed; errors name
+/// the file, calling it a corrupt `format`.
+pub fn read_json(path: &Path, max_bytes: u64, format: &'static str) -> Result<serde_json::Value> {
+    let corrupt = |message: String| Error::Corrupt {
+        path: path.to_path_buf(),
+        format,
+        message,
+    };
+    let (file, len) = open_regular(path)?;
+    if len > max_bytes {
+        return Err(corrupt(format!("{len} bytes is too large for a {format}")));
+    }
+    serde_json::from_reader(std::io::BufReader::new(file))
+        .map_err(|err| corrupt(format!("not valid JSON: {err}")))
+}
+
 /// Opens `path` for reading if it is a regular file (after following symlinks); returns the
 /// file and its length.
 pub fn open_regular(path: &Path) -> Result<(File, u64)> {
