@@ -636,7 +636,7 @@ fn all_spectra(
     let mut results: Vec<Option<Result<Option<LayerSpectra>>>> = (0..total).map(|_| None).collect();
     if device != tch::Device::Cpu || workers <= 1 {
         for (index, layer) in layers.iter().enumerate() {
-            on_layer(index, total, layer.name);
+            on_layer(index, total, &layer.name);
             let result = LoadedLayer::load(layer, index)
                 .and_then(|loaded| layer_spectra(loaded, device, options));
             let failed = result.is_err();
@@ -695,7 +695,7 @@ fn all_spectra(
             if failed.load(Ordering::Relaxed) {
                 break;
             }
-            on_layer(index, total, layer.name);
+            on_layer(index, total, &layer.name);
             let loaded = match LoadedLayer::load(layer, index) {
                 Ok(loaded) => loaded,
                 Err(err) => {

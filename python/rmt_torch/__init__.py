@@ -145,7 +145,8 @@ def analyze(obj, *, key=None, label=None, **options):
     Keyword options (the CLI's flags, same defaults): ``device`` ("auto", "cpu", "cuda",
     "cuda:N"), ``layers`` (a regular expression on names), ``conv`` ("slices", "reshape",
     "ww"), ``convention`` ("ww", "rmt"), ``precision`` ("f64", "fast"), ``min_evals``,
-    ``max_evals``, ``max_n``, ``ww_compat`` (WeightWatcher 0.7.7's rules), ``eigenvalues``
+    ``max_evals``, ``max_n``, ``ww_compat`` (WeightWatcher 0.7.7's rules), ``split_fused``
+    (q, k and v of fused projections, head counts from a path's config.json), ``eigenvalues``
     (keep each ESD), ``randomize`` and ``seed``, ``xmax_drop``, ``clip_fingers``,
     ``xmin_peak``, ``min_tail``, ``tw_level``, ``unfolding`` ("gaussian", "polynomial") with
     ``unfolding_window`` / ``unfolding_degree``, ``number_variance`` (a list of lengths),

@@ -65,7 +65,7 @@ fn option_error(message: String) -> PyErr {
 }
 
 /// The keyword options, one per CLI analysis flag (same names, `_` for `-`, same defaults).
-const KEYWORDS: [&str; 25] = [
+const KEYWORDS: [&str; 26] = [
     "device",
     "layers",
     "conv",
@@ -75,6 +75,7 @@ const KEYWORDS: [&str; 25] = [
     "max_evals",
     "max_n",
     "ww_compat",
+    "split_fused",
     "eigenvalues",
     "randomize",
     "seed",
@@ -146,15 +147,18 @@ fn options(keywords: &str) -> PyResult<AnalyzeOptions> {
         Some(name) => name.parse().map_err(python_error)?,
         None => ConvMode::Slices,
     };
-    let selection = LayerSelection::chosen(
-        conv,
-        text("layers")?,
-        count("min_evals")?.unwrap_or(defaults.selection.min_evals),
-        count("max_evals")?,
-        count("max_n")?,
-        flag("ww_compat")?,
-    )
-    .map_err(python_error)?;
+    let selection = LayerSelection {
+        split_fused: flag("split_fused")?,
+        ..LayerSelection::chosen(
+            conv,
+            text("layers")?,
+            count("min_evals")?.unwrap_or(defaults.selection.min_evals),
+            count("max_evals")?,
+            count("max_n")?,
+            flag("ww_compat")?,
+        )
+        .map_err(python_error)?
+    };
     let unfolding = match text("unfolding")?.unwrap_or("gaussian") {
         "gaussian" => Unfolding::GaussianBroadening {
             window: count("unfolding_window")?.unwrap_or(DEFAULT_GAUSSIAN_WINDOW),

@@ -139,19 +139,27 @@ struct SelectionArgs {
     /// differ.
     #[arg(long)]
     ww_compat: bool,
+    /// Split fused query-key-value projections (GPT-2's c_attn, qkv_proj, query_key_value,
+    /// Wqkv, qkv, in_proj_weight) into q, k and v layers named NAME[q], NAME[k], NAME[v], with
+    /// the head counts (grouped-query attention included) of the checkpoint's config.json.
+    #[arg(long)]
+    split_fused: bool,
 }
 
 impl SelectionArgs {
     /// The layer selection these flags mean (checked by the caller's options).
     fn to_selection(&self) -> anyhow::Result<LayerSelection> {
-        Ok(LayerSelection::chosen(
-            self.conv,
-            self.layers.as_deref(),
-            self.min_evals,
-            self.max_evals,
-            self.max_n,
-            self.ww_compat,
-        )?)
+        Ok(LayerSelection {
+            split_fused: self.split_fused,
+            ..LayerSelection::chosen(
+                self.conv,
+                self.layers.as_deref(),
+                self.min_evals,
+                self.max_evals,
+                self.max_n,
+                self.ww_compat,
+            )?
+        })
     }
 }
 

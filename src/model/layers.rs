@@ -13,6 +13,8 @@ use serde::Serialize;
 use tch::Tensor;
 
 use crate::error::{Error, Result};
+use crate::model::fused::{self, AttentionHeads};
+use crate::model::roles::{self, Part};
 use crate::model::{Model, NamedTensor};
 use crate::option_names::option_names;
 
@@ -94,6 +96,8 @@ pub struct LayerSelection {
     /// Layers whose larger side N exceeds this are skipped (none by default; WeightWatcher's
     /// `max_N` under [`Self::weightwatcher`]).
     pub max_n: Option<usize>,
+    /// Split fused query-key-value projections into q, k and v ([`crate::model::fused`]).
+    pub split_fused: bool,
     /// WeightWatcher 0.7.7's rules (`--ww-compat`): only module `weight` parameters (no
     /// recurrent `weight_ih`/`weight_hh`, no `in_proj_weight`), tied weights analysed once per
     /// name, Conv1d read as [`ConvMode::WeightWatcher`]; and, in the analysis, its rank and
@@ -119,6 +123,7 @@ impl Default for LayerSelection {
             min_evals: DEFAULT_MIN_EVALS,
             max_evals: None,
             max_n: None,
+            split_fused: false,
             ww_compat: false,
         }
     }
@@ -237,8 +242,8 @@ pub struct SkippedTensor {
 
 /// A weight tensor chosen for analysis.
 pub struct WeightLayer<'m> {
-    /// The tensor's dotted name.
-    pub name: &'m str,
+    /// The tensor's dotted name (with `[q]`, `[k]` or `[v]` for a part of a fused projection).
+    pub name: String,
     /// Its layer kind.
     pub kind: LayerKind,
     /// The matrices it is analysed as.
@@ -247,6 +252,8 @@ pub struct WeightLayer<'m> {
     pub conv_mode: ConvMode,
     /// The tensor (read when its matrices are asked for).
     pub tensor: &'m NamedTensor,
+    /// For a part of a split fused projection: the dimension and the indices it keeps.
+    pub rows: Option<(usize, Vec<i64>)>,
 }
 
 /// The per-parameter buffers optimizers keep beside the weights (Adam's moments, SGD's momentum,
@@ -366,15 +373,67 @@ pub fn select<'m>(
 ) -> Result<(Vec<WeightLayer<'m>>, Vec<SkippedTensor>)> {
     let mut layers = Vec::new();
     let mut skipped = Vec::new();
+    let heads = if selection.split_fused {
+        model
+            .config_dir()
+            .map(AttentionHeads::from_config_dir)
+            .transpose()?
+            .flatten()
+    } else {
+        None
+    };
     for named in &model.tensors {
         match classify(named, selection) {
-            Verdict::Weight { kind, shape } => layers.push(WeightLayer {
-                name: &named.name,
-                kind,
-                shape,
-                conv_mode: selection.conv_mode,
-                tensor: named,
-            }),
+            Verdict::Weight { kind, shape } => {
+                let fused = selection.split_fused
+                    && roles::role_of(&named.name).is_some_and(|r| r.part == Part::FusedQkv);
+                if !fused {
+                    layers.push(WeightLayer {
+                        name: named.name.clone(),
+                        kind,
+                        shape,
+                        conv_mode: selection.conv_mode,
+                        tensor: named,
+                        rows: None,
+                    });
+                    continue;
+                }
+                match fused::split(&named.name, &named.shape, heads) {
+                    Ok(split) => {
+                        for (indices, suffix) in split.parts.into_iter().zip(fused::PART_SUFFIXES) {
+                            let mut dims = named.shape.clone();
+                            dims[split.dim] = indices.len() as i64;
+                            let (rows, cols) = (dims[0].max(0) as usize, dims[1].max(0) as usize);
+                            layers.push(WeightLayer {
+                                name: format!("{}{suffix}", named.name),
+                                kind,
+                                shape: MatrixShape {
+                                    n: rows.max(cols),
+                                    m: rows.min(cols),
+                                    slices: 1,
+                                },
+                                conv_mode: selection.conv_mode,
+                                tensor: named,
+                                rows: Some((split.dim, indices)),
+                            });
+                        }
+                    }
+                    Err(reason) => {
+                        skipped.push(SkippedTensor {
+                            name: format!("{}[q,k,v]", named.name),
+                            reason: format!("not split (analysed as stored): {reason}"),
+                        });
+                        layers.push(WeightLayer {
+                            name: named.name.clone(),
+                            kind,
+                            shape,
+                            conv_mode: selection.conv_mode,
+                            tensor: named,
+                            rows: None,
+                        });
+                    }
+                }
+            }
             Verdict::Skipped(reason) => skipped.push(SkippedTensor {
                 name: named.name.clone(),
                 reason,
@@ -405,7 +464,14 @@ impl WeightLayer<'_> {
     /// The layer as a stack of matrices, shape [slices, N, M] with N ≥ M, in the stored dtype
     /// (the tensor is read from its file now).
     pub fn matrices(&self) -> Result<Tensor> {
-        as_matrices(&self.tensor.load()?, self.kind, self.conv_mode)
+        let tensor = self.tensor.load()?;
+        let tensor = match &self.rows {
+            Some((dim, indices)) => {
+                tensor.f_index_select(*dim as i64, &Tensor::from_slice(indices))?
+            }
+            None => tensor,
+        };
+        as_matrices(&tensor, self.kind, self.conv_mode)
     }
 }
 
@@ -511,7 +577,7 @@ mod tests {
             Tensor::arange(2 * 3 * 2 * 2, (Kind::Double, tch::Device::Cpu)).reshape([2, 3, 2, 2]);
         let named = NamedTensor::in_memory("w", t.shallow_clone());
         let layer = WeightLayer {
-            name: "w",
+            name: "w".into(),
             kind: LayerKind::Conv2d,
             shape: MatrixShape {
                 n: 3,
@@ -520,6 +586,7 @@ mod tests {
             },
             conv_mode: ConvMode::Slices,
             tensor: &named,
+            rows: None,
         };
         let m = layer.matrices().unwrap();
         assert_eq!(m.size(), vec![4, 3, 2]);

@@ -8,6 +8,7 @@ pub mod discovery;
 mod dtype;
 mod file;
 mod format;
+pub mod fused;
 pub mod layers;
 mod npy;
 mod pickle;
@@ -325,6 +326,16 @@ impl Model {
                 .collect(),
             other_entries: Vec::new(),
             directory: None,
+        }
+    }
+
+    /// Where the model's `config.json` would be: the checkpoint directory itself, or the folder
+    /// of a single weight file (a Hugging Face snapshot's `model.safetensors`).
+    pub fn config_dir(&self) -> Option<&Path> {
+        match self.directory {
+            Some(_) => Some(&self.path),
+            None if self.format == FileFormat::InMemory => None,
+            None => self.path.parent(),
         }
     }
 

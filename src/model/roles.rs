@@ -85,6 +85,16 @@ const BLOCK_LISTS: [&str; 7] = [
 
 /// The role of the tensor called `name`, when its name follows a known transformer scheme.
 pub fn role_of(name: &str) -> Option<Role> {
+    if let Some((base, part)) = [
+        ("[q]", Part::Query),
+        ("[k]", Part::Key),
+        ("[v]", Part::Value),
+    ]
+    .into_iter()
+    .find_map(|(suffix, part)| Some((name.strip_suffix(suffix)?, part)))
+    {
+        return role_of(base).map(|role| Role { part, ..role });
+    }
     let lower = name.to_ascii_lowercase();
     let mut segments: Vec<&str> = lower.split('.').collect();
     match segments.last() {

@@ -37,9 +37,9 @@ fn eigenvalues_match_numpy_on(device: tch::Device) {
         for (mode, conv_mode) in [("slices", ConvMode::Slices), ("reshape", ConvMode::Reshape)] {
             let (layers, _) = layers::select(&model, &selection(conv_mode)).unwrap();
             for layer in layers {
-                let want = &tensors[layer.name][mode];
+                let want = &tensors[layer.name.as_str()][mode];
                 let ours = spectrum(
-                    layer.name,
+                    &layer.name,
                     &layer.matrices().unwrap(),
                     device,
                     Precision::F64,
@@ -190,7 +190,7 @@ fn fast_precision_stays_within_its_stated_error() {
         for layer in layers {
             let run = |precision| {
                 spectrum(
-                    layer.name,
+                    &layer.name,
                     &layer.matrices().unwrap(),
                     tch::Device::Cpu,
                     precision,
@@ -256,7 +256,7 @@ fn right_singular_vectors_are_orthonormal_eigenvectors() {
     let layer = &layers[0];
     let matrices = layer.matrices().unwrap();
     let (spectrum, decompositions) =
-        spectrum_with_vectors(layer.name, &matrices, tch::Device::Cpu, Precision::F64).unwrap();
+        spectrum_with_vectors(&layer.name, &matrices, tch::Device::Cpu, Precision::F64).unwrap();
     let decomposition = &decompositions[0];
     // One decomposition gives both: its eigenvalues are the spectrum's.
     assert_eq!(spectrum.by_matrix[0], decomposition.squared_singular_values);

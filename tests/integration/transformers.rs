@@ -130,3 +130,107 @@ fn transformer_weights_get_their_block_and_part() {
         }
     }
 }
+
+/// Tiny GPT-2, GPT-NeoX and Phi-3 (grouped-query attention: 4 query heads, 2 key-value heads)
+/// from `transformers` itself, seeded, written by `save_pretrained` in several shards; prints
+/// λmax = σmax² of q, k and v of every fused projection, sliced here by each model's layout.
+const MAKE_PRETRAINED: &str = r#"
+import json, sys, torch, transformers
+out = sys.argv[1]
+configs = {
+    "gpt2": transformers.GPT2Config(n_embd=64, n_head=4, n_layer=2, vocab_size=300, n_positions=64),
+    "gpt_neox": transformers.GPTNeoXConfig(hidden_size=64, num_attention_heads=4, num_hidden_layers=1,
+                                           intermediate_size=128, vocab_size=300),
+    "phi3": transformers.Phi3Config(hidden_size=64, num_attention_heads=4, num_key_value_heads=2,
+                                    num_hidden_layers=1, intermediate_size=128, vocab_size=300,
+                                    pad_token_id=0),
+}
+expected = {}
+for name, config in configs.items():
+    torch.manual_seed(0)
+    model = transformers.AutoModelForCausalLM.from_config(config)
+    model.save_pretrained(f"{out}/{name}", max_shard_size="60KB", safe_serialization=True)
+    parts = {}
+    for key, w in model.state_dict().items():
+        w = w.detach().double()
+        if key.endswith("c_attn.weight"):
+            q, k, v = w[:, :64], w[:, 64:128], w[:, 128:]
+        elif key.endswith("query_key_value.weight"):
+            per_head = w.view(4, 3, 16, 64)
+            q, k, v = (per_head[:, i].reshape(64, 64) for i in range(3))
+        elif key.endswith("qkv_proj.weight"):
+            q, k, v = w[:64], w[64:96], w[96:]
+        else:
+            continue
+        for suffix, part in zip(("[q]", "[k]", "[v]"), (q, k, v)):
+            parts[key + suffix] = torch.linalg.svdvals(part).max().item() ** 2
+    expected[name] = parts
+print(json.dumps(expected))
+"#;
+
+#[test]
+fn fused_projections_split_by_the_config_s_head_counts() {
+    let dir = fixtures::root().join("target/test-transformers-pretrained");
+    std::fs::create_dir_all(&dir).unwrap();
+    let expected: Value = fixtures::python_json(MAKE_PRETRAINED, &[dir.as_path()]);
+    let mut compared = 0;
+    for (model, parts) in expected.as_object().unwrap() {
+        let path = dir.join(model);
+        let path = path.to_str().unwrap();
+        let shards = std::fs::read_dir(dir.join(model))
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".safetensors")
+            })
+            .count();
+        assert!(shards > 1, "{model}: save_pretrained wrote one shard");
+        let split: Value = serde_json::from_str(&run_ok(&[
+            "analyze",
+            path,
+            "--split-fused",
+            "--min-evals",
+            "1",
+            "-f",
+            "json",
+        ]))
+        .unwrap();
+        let layers = split["layers"].as_array().unwrap();
+        for (name, lambda_max) in parts.as_object().unwrap() {
+            let layer = layers
+                .iter()
+                .find(|l| l["name"] == name.as_str())
+                .unwrap_or_else(|| panic!("{model}: no layer {name}"));
+            let (ours, want) = (
+                layer["lambda_max"].as_f64().unwrap(),
+                lambda_max.as_f64().unwrap(),
+            );
+            assert!(
+                (ours - want).abs() <= 1e-10 * want,
+                "{model} {name}: {ours} vs {want}"
+            );
+            let role = &layer["role"];
+            let part = &name[name.len() - 2..name.len() - 1];
+            let want_role = match part {
+                "q" => "query",
+                "k" => "key",
+                _ => "value",
+            };
+            assert_eq!(role, want_role, "{model} {name}");
+            compared += 1;
+        }
+        // Without the flag the fused projection is one layer, as stored.
+        let stored: Value =
+            serde_json::from_str(&run_ok(&["analyze", path, "-f", "json"])).unwrap();
+        assert!(stored["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["role"] == "fused_qkv" && !l["name"].as_str().unwrap().ends_with(']')));
+    }
+    // GPT-2: 2 blocks, NeoX and Phi-3: 1 block each; q, k and v of each.
+    assert_eq!(compared, 12);
+}

@@ -1,0 +1,230 @@
+//! Fused query-key-value projections split into q, k and v (`--split-fused`), with the head
+//! counts of the checkpoint's `config.json` (grouped-query attention included).
+//!
+//! Where q, k and v sit in the fused tensor, along its output dimension:
+//! - `c_attn` (GPT-2's Conv1D, stored in × out): [q; k; v] along dimension 1, equal parts;
+//! - `in_proj_weight` (`nn.MultiheadAttention`), `qkv_proj` (Phi-3), `Wqkv` (MPT), `qkv` (ViT,
+//!   timm): [q; k; v] along dimension 0, q of heads·head_dim rows and k, v of kv_heads·head_dim;
+//! - `query_key_value`: GPT-NeoX and BLOOM interleave per head, (heads, 3, head_dim); Falcon with
+//!   `new_decoder_architecture` groups per key-value head, (kv_heads, heads/kv_heads + 2,
+//!   head_dim); older multi-query Falcon keeps [q; k; v].
+//!
+//! Without a `config.json`, heads = kv_heads (three equal parts; interleaved needs the heads).
+use std::path::Path;
+
+use crate::error::Result;
+
+/// Attention head counts read from a checkpoint's `config.json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttentionHeads {
+    /// Query heads.
+    pub heads: usize,
+    /// Key-value heads (fewer than `heads` under grouped-query attention).
+    pub kv_heads: usize,
+    /// Falcon's `new_decoder_architecture`: `query_key_value` grouped per key-value head.
+    pub grouped: bool,
+}
+
+/// Largest `config.json` read (real ones are a few kB).
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+impl AttentionHeads {
+    /// The head counts of `config.json` in `dir`, when it has them; an unreadable or malformed
+    /// config is an error naming it.
+    pub fn from_config_dir(dir: &Path) -> Result<Option<Self>> {
+        let path = dir.join("config.json");
+        if !path.is_file() {
+            return Ok(None);
+        }
+        let config = crate::model::file::read_json(&path, MAX_CONFIG_BYTES, "config.json")?;
+        Ok(Self::from_config(&config))
+    }
+
+    /// The head counts of a parsed config (its `text_config` for multimodal models).
+    pub fn from_config(config: &serde_json::Value) -> Option<Self> {
+        let config = config.get("text_config").unwrap_or(config);
+        let number = |keys: &[&str]| {
+            keys.iter()
+                .find_map(|key| config.get(*key)?.as_u64())
+                .map(|n| n as usize)
+                .filter(|&n| n > 0)
+        };
+        let heads = number(&["num_attention_heads", "n_head", "num_heads", "n_heads"])?;
+        let multi_query = config.get("multi_query").and_then(|v| v.as_bool()) == Some(true);
+        let kv_heads = number(&[
+            "num_key_value_heads",
+            "num_kv_heads",
+            "n_head_kv",
+            "kv_n_heads",
+        ])
+        .unwrap_or(if multi_query { 1 } else { heads });
+        let grouped = config
+            .get("new_decoder_architecture")
+            .and_then(|v| v.as_bool())
+            == Some(true);
+        (heads % kv_heads == 0).then_some(Self {
+            heads,
+            kv_heads,
+            grouped,
+        })
+    }
+}
+
+/// The rows (or columns) of q, k and v in a fused tensor: indices along `dim`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FusedSplit {
+    /// The dimension they are stacked along.
+    pub dim: usize,
+    /// Indices of q, k and v along `dim`, in that order.
+    pub parts: [Vec<i64>; 3],
+}
+
+/// The suffixes that name the parts of a split tensor (`….c_attn.weight[q]`).
+pub const PART_SUFFIXES: [&str; 3] = ["[q]", "[k]", "[v]"];
+
+/// How the fused tensor `name` of `shape` splits, or why it cannot.
+pub fn split(
+    name: &str,
+    shape: &[i64],
+    heads: Option<AttentionHeads>,
+) -> std::result::Result<FusedSplit, String> {
+    let lower = name.to_ascii_lowercase();
+    let mut segments = lower.rsplit('.');
+    let last = match segments.next() {
+        Some("weight") => segments.next().unwrap_or_default(),
+        Some(other) => other,
+        None => "",
+    };
+    if shape.len() != 2 {
+        return Err(format!("a fused projection is 2-D, not {shape:?}"));
+    }
+    let dim = usize::from(last == "c_attn");
+    let rows = shape[dim].max(0) as usize;
+    let contiguous = |q: usize, kv: usize| -> std::result::Result<[Vec<i64>; 3], String> {
+        if q + 2 * kv != rows {
+            return Err(format!(
+                "{rows} fused rows are not q {q} + k {kv} + v {kv} (check config.json's head counts)"
+            ));
+        }
+        let range = |start: usize, len: usize| (start as i64..(start + len) as i64).collect();
+        Ok([range(0, q), range(q, kv), range(q + kv, kv)])
+    };
+    let heads = heads.unwrap_or(AttentionHeads {
+        heads: 0,
+        kv_heads: 0,
+        grouped: false,
+    });
+    let (q, kv) = if heads.heads == 0 {
+        (rows / 3, rows / 3)
+    } else {
+        let head_dim = rows / (heads.heads + 2 * heads.kv_heads);
+        (heads.heads * head_dim, heads.kv_heads * head_dim)
+    };
+    let parts = match last {
+        "query_key_value" if heads.heads == 0 => {
+            return Err("query_key_value interleaves heads: needs config.json's head counts".into())
+        }
+        "query_key_value" if heads.kv_heads == heads.heads || heads.grouped => {
+            let groups = heads.kv_heads;
+            let per_group = heads.heads / groups + 2;
+            let head_dim = rows / (groups * per_group);
+            if groups * per_group * head_dim != rows {
+                return Err(format!(
+                    "{rows} fused rows do not divide into {groups} groups of {per_group} heads"
+                ));
+            }
+            let queries = per_group - 2;
+            let mut parts: [Vec<i64>; 3] = Default::default();
+            for group in 0..groups {
+                let base = group * per_group * head_dim;
+                let spans = [
+                    (base, queries * head_dim),
+                    (base + queries * head_dim, head_dim),
+                    (base + (queries + 1) * head_dim, head_dim),
+                ];
+                for (part, (start, len)) in parts.iter_mut().zip(spans) {
+                    part.extend(start as i64..(start + len) as i64);
+                }
+            }
+            parts
+        }
+        "c_attn" | "in_proj_weight" | "qkv_proj" | "wqkv" | "qkv" | "query_key_value" => {
+            contiguous(q, kv)?
+        }
+        other => return Err(format!("{other} is not a fused projection rmt-torch knows")),
+    };
+    Ok(FusedSplit { dim, parts })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn heads(heads: usize, kv_heads: usize, grouped: bool) -> Option<AttentionHeads> {
+        Some(AttentionHeads {
+            heads,
+            kv_heads,
+            grouped,
+        })
+    }
+
+    #[test]
+    fn layouts_of_the_known_fused_projections() {
+        // GPT-2: in × 3·out, thirds along the columns.
+        let gpt2 = split("h.0.attn.c_attn.weight", &[8, 24], None).unwrap();
+        assert_eq!(gpt2.dim, 1);
+        assert_eq!(gpt2.parts[1], (8..16).collect::<Vec<i64>>());
+        // Phi-3 with grouped-query attention: 4 query heads, 2 kv heads of 2 dims.
+        let phi = split(
+            "layers.0.self_attn.qkv_proj.weight",
+            &[16, 8],
+            heads(4, 2, false),
+        )
+        .unwrap();
+        assert_eq!(phi.dim, 0);
+        assert_eq!(phi.parts.each_ref().map(Vec::len), [8, 4, 4]);
+        assert_eq!(phi.parts[2][0], 12);
+        // GPT-NeoX: per head (q, k, v) of head_dim 2.
+        let neox = split(
+            "layers.0.attention.query_key_value.weight",
+            &[12, 4],
+            heads(2, 2, false),
+        )
+        .unwrap();
+        assert_eq!(neox.parts[0], vec![0, 1, 6, 7]);
+        assert_eq!(neox.parts[1], vec![2, 3, 8, 9]);
+        assert_eq!(neox.parts[2], vec![4, 5, 10, 11]);
+        // Falcon's grouped layout: 4 query heads over 2 kv heads, head_dim 1.
+        let falcon = split(
+            "h.0.self_attention.query_key_value.weight",
+            &[8, 4],
+            heads(4, 2, true),
+        )
+        .unwrap();
+        assert_eq!(falcon.parts[0], vec![0, 1, 4, 5]);
+        assert_eq!(falcon.parts[1], vec![2, 6]);
+        assert_eq!(falcon.parts[2], vec![3, 7]);
+        // Multi-query Falcon: [q; k; v].
+        let multi = split(
+            "h.0.self_attention.query_key_value.weight",
+            &[6, 4],
+            heads(4, 1, false),
+        )
+        .unwrap();
+        assert_eq!(multi.parts.each_ref().map(Vec::len), [4, 1, 1]);
+        assert!(split("h.0.attention.query_key_value.weight", &[12, 4], None).is_err());
+        assert!(split("x.qkv_proj.weight", &[10, 4], heads(4, 2, false)).is_err());
+    }
+
+    #[test]
+    fn head_counts_from_configs() {
+        let llama: serde_json::Value =
+            serde_json::json!({"num_attention_heads": 32, "num_key_value_heads": 8});
+        assert_eq!(AttentionHeads::from_config(&llama), heads(32, 8, false));
+        let falcon = serde_json::json!({"n_head": 71, "multi_query": true});
+        assert_eq!(AttentionHeads::from_config(&falcon), heads(71, 1, false));
+        let gpt2 = serde_json::json!({"n_head": 12});
+        assert_eq!(AttentionHeads::from_config(&gpt2), heads(12, 12, false));
+        assert_eq!(AttentionHeads::from_config(&serde_json::json!({})), None);
+    }
+}
