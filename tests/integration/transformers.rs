@@ -131,11 +131,13 @@ fn transformer_weights_get_their_block_and_part() {
     }
 }
 
-/// Tiny GPT-2, GPT-NeoX and Phi-3 (grouped-query attention: 4 query heads, 2 key-value heads)
-/// from `transformers` itself, seeded, written by `save_pretrained` in several shards; prints
-/// λmax = σmax² of q, k and v of every fused projection, sliced here by each model's layout.
+/// Tiny GPT-2, GPT-NeoX, Phi-3 (grouped-query attention: 4 query heads, 2 key-value heads), BERT
+/// and Llama from `transformers` itself, seeded, written by `save_pretrained` in several shards;
+/// prints λmax = σmax² of every 2-D weight in the shards' index (`matrices`) and of q, k and v
+/// of every fused projection, sliced here by each model's layout (`parts`).
 const MAKE_PRETRAINED: &str = r#"
 import json, sys, torch, transformers
+from safetensors import safe_open
 out = sys.argv[1]
 configs = {
     "gpt2": transformers.GPT2Config(n_embd=64, n_head=4, n_layer=2, vocab_size=300, n_positions=64),
@@ -144,12 +146,24 @@ configs = {
     "phi3": transformers.Phi3Config(hidden_size=64, num_attention_heads=4, num_key_value_heads=2,
                                     num_hidden_layers=1, intermediate_size=128, vocab_size=300,
                                     pad_token_id=0),
+    "bert": transformers.BertConfig(hidden_size=64, num_attention_heads=4, num_hidden_layers=1,
+                                    intermediate_size=128, vocab_size=300),
+    "llama": transformers.LlamaConfig(hidden_size=64, num_attention_heads=4, num_key_value_heads=2,
+                                      num_hidden_layers=1, intermediate_size=128, vocab_size=300),
 }
-expected = {}
+expected = {"parts": {}, "matrices": {}}
+sigma_max2 = lambda w: torch.linalg.svdvals(w.detach().double()).max().item() ** 2
 for name, config in configs.items():
     torch.manual_seed(0)
     model = transformers.AutoModelForCausalLM.from_config(config)
-    model.save_pretrained(f"{out}/{name}", max_shard_size="60KB", safe_serialization=True)
+    model.save_pretrained(f"{out}/{name}", max_shard_size="60KB")
+    weight_map = json.load(open(f"{out}/{name}/model.safetensors.index.json"))["weight_map"]
+    saved = {}
+    for key, shard in weight_map.items():
+        with safe_open(f"{out}/{name}/{shard}", framework="pt") as f:
+            saved[key] = f.get_tensor(key)
+    expected["matrices"][name] = {key: sigma_max2(w) for key, w in saved.items() if w.dim() == 2}
+    state = model.state_dict()
     parts = {}
     for key, w in model.state_dict().items():
         w = w.detach().double()
@@ -163,18 +177,50 @@ for name, config in configs.items():
         else:
             continue
         for suffix, part in zip(("[q]", "[k]", "[v]"), (q, k, v)):
-            parts[key + suffix] = torch.linalg.svdvals(part).max().item() ** 2
-    expected[name] = parts
+            parts[key + suffix] = sigma_max2(part)
+    if parts:
+        expected["parts"][name] = parts
 print(json.dumps(expected))
 "#;
 
 #[test]
-fn fused_projections_split_by_the_config_s_head_counts() {
+fn save_pretrained_shards_read_whole_and_fused_projections_split() {
     let dir = fixtures::root().join("target/test-transformers-pretrained");
     std::fs::create_dir_all(&dir).unwrap();
     let expected: Value = fixtures::python_json(MAKE_PRETRAINED, &[dir.as_path()]);
+    let mut matrices = 0;
+    for (model, weights) in expected["matrices"].as_object().unwrap() {
+        let path = dir.join(model);
+        let analysis: Value = serde_json::from_str(&run_ok(&[
+            "analyze",
+            path.to_str().unwrap(),
+            "--min-evals",
+            "1",
+            "-f",
+            "json",
+        ]))
+        .unwrap();
+        let layers = analysis["layers"].as_array().unwrap();
+        assert_eq!(layers.len(), weights.as_object().unwrap().len(), "{model}");
+        for (name, lambda_max) in weights.as_object().unwrap() {
+            let layer = layers
+                .iter()
+                .find(|l| l["name"] == name.as_str())
+                .unwrap_or_else(|| panic!("{model}: no layer {name}"));
+            let (ours, want) = (
+                layer["lambda_max"].as_f64().unwrap(),
+                lambda_max.as_f64().unwrap(),
+            );
+            assert!(
+                (ours - want).abs() <= 1e-10 * want,
+                "{model} {name}: {ours} vs {want}"
+            );
+            matrices += 1;
+        }
+    }
+    assert!(matrices > 40, "{matrices} matrices compared");
     let mut compared = 0;
-    for (model, parts) in expected.as_object().unwrap() {
+    for (model, parts) in expected["parts"].as_object().unwrap() {
         let path = dir.join(model);
         let path = path.to_str().unwrap();
         let shards = std::fs::read_dir(dir.join(model))
