@@ -22,9 +22,23 @@ pub(crate) fn hash_bytes(bytes: &[u8]) -> u64 {
     fnv1a(bytes, FNV_OFFSET)
 }
 
-/// A model's content hash as 16 hex digits: FNV-1a 64 over a file's bytes (read in blocks), or
-/// for a checkpoint directory over the relative name, length and bytes of every regular file in
-/// it and in its component folders, in name order.
+/// Files up to this size are hashed whole.
+const WHOLE_FILE_BYTES: u64 = 64 << 20;
+/// Of a larger file, the first and the last this many bytes are hashed (a safetensors header,
+/// the start of a zip's central directory)…
+const EDGE_BYTES: u64 = 1 << 20;
+/// …and this many blocks of [`SAMPLE_BYTES`], evenly spaced in between.
+const SAMPLES: u64 = 256;
+/// The size of each sampled block.
+const SAMPLE_BYTES: u64 = 4096;
+
+/// A model's content hash as 16 hex digits: FNV-1a 64 over a file's length and bytes, or for a
+/// checkpoint directory over the relative name, length and bytes of every regular file in it
+/// and in its component folders, in name order. A file over 64 MiB (an LLM shard) is hashed by
+/// its length, its first and last MiB and 256 blocks of 4 KiB evenly spaced between them: about
+/// 3 MiB read whatever its size, so a 15 GB checkpoint is checked in well under a second. An
+/// edit that keeps a file's length and touches none of those bytes is not seen; a re-saved or
+/// re-trained checkpoint changes them all.
 pub fn content_hash(path: &Path) -> Result<String> {
     let mut state = FNV_OFFSET;
     if path.is_dir() {
@@ -38,17 +52,33 @@ pub fn content_hash(path: &Path) -> Result<String> {
     Ok(format!("{state:016x}"))
 }
 
-/// FNV-1a over the length and bytes of the regular file `path`, continuing from `state`.
+/// FNV-1a over the length and bytes of the regular file `path` (sampled above
+/// [`WHOLE_FILE_BYTES`]), continuing from `state`.
 fn hash_file(path: &Path, mut state: u64) -> Result<u64> {
-    use std::io::Read;
+    use std::io::{Read, Seek, SeekFrom};
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let (mut file, len) = crate::model::open_regular(path)?;
     state = fnv1a(&len.to_le_bytes(), state);
+    if len > WHOLE_FILE_BYTES {
+        let between = len - 2 * EDGE_BYTES - SAMPLE_BYTES;
+        let spans = [(0, EDGE_BYTES), (len - EDGE_BYTES, EDGE_BYTES)]
+            .into_iter()
+            .chain((0..SAMPLES).map(|i| (EDGE_BYTES + between * i / (SAMPLES - 1), SAMPLE_BYTES)));
+        let mut buffer = vec![0u8; EDGE_BYTES as usize];
+        for (offset, length) in spans {
+            let block = &mut buffer[..length as usize];
+            file.seek(SeekFrom::Start(offset)).map_err(io)?;
+            file.read_exact(block).map_err(io)?;
+            state = fnv1a(block, state);
+        }
+        return Ok(state);
+    }
     let mut buffer = vec![0u8; 1 << 20];
     loop {
-        let read = file.read(&mut buffer).map_err(|source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let read = file.read(&mut buffer).map_err(io)?;
         if read == 0 {
             return Ok(state);
         }
@@ -197,5 +227,43 @@ mod tests {
             .count();
         assert_eq!(leftovers, 0);
         std::fs::remove_dir_all(&directory).unwrap();
+    }
+
+    #[test]
+    fn large_files_are_hashed_by_their_edges_and_samples() {
+        use std::io::{Seek, SeekFrom, Write};
+        let path = std::env::temp_dir().join(format!("rmt-hash-test-{}", std::process::id()));
+        let len = WHOLE_FILE_BYTES + 5_000_003;
+        let mut file = std::fs::File::create(&path).unwrap();
+        let block: Vec<u8> = (0..1 << 20).map(|i| (i * 7 % 251) as u8).collect();
+        let mut written = 0;
+        while written < len {
+            let n = (len - written).min(block.len() as u64) as usize;
+            file.write_all(&block[..n]).unwrap();
+            written += n as u64;
+        }
+        let original = content_hash(&path).unwrap();
+        let between = len - 2 * EDGE_BYTES - SAMPLE_BYTES;
+        let sampled = EDGE_BYTES + between * 100 / (SAMPLES - 1) + 17;
+        for offset in [3, len - 5, sampled] {
+            file.seek(SeekFrom::Start(offset)).unwrap();
+            file.write_all(&[255]).unwrap();
+            assert_ne!(
+                content_hash(&path).unwrap(),
+                original,
+                "a change at {offset}"
+            );
+            file.seek(SeekFrom::Start(offset)).unwrap();
+            file.write_all(&block[(offset % (1 << 20)) as usize..][..1])
+                .unwrap();
+            assert_eq!(
+                content_hash(&path).unwrap(),
+                original,
+                "restored at {offset}"
+            );
+        }
+        file.set_len(len + 1).unwrap();
+        assert_ne!(content_hash(&path).unwrap(), original, "a longer file");
+        std::fs::remove_file(&path).unwrap();
     }
 }
