@@ -65,17 +65,30 @@ pub fn write_output(args: &OutputArgs, text: &str) -> anyhow::Result<()> {
 /// A progress bar over `what` on stderr, hidden with `--quiet`, in CI, or when stderr is not a
 /// terminal.
 pub fn progress_bar(quiet: bool, what: &str) -> ProgressBar {
+    styled_bar(
+        quiet,
+        &format!("{{spinner}} {what} {{pos}}/{{len}} [{{bar:30}}] {{elapsed}} {{wide_msg}}"),
+    )
+}
+
+/// [`progress_bar`] counting bytes, with the rate: `zoo` over models of very different sizes.
+pub fn bytes_progress_bar(quiet: bool, what: &str) -> ProgressBar {
+    styled_bar(
+        quiet,
+        &format!("{{spinner}} {what} {{binary_bytes}}/{{binary_total_bytes}} [{{bar:30}}] {{binary_bytes_per_sec}} {{elapsed}} {{wide_msg}}"),
+    )
+}
+
+fn styled_bar(quiet: bool, template: &str) -> ProgressBar {
     let visible = !quiet && std::io::stderr().is_terminal() && std::env::var_os("CI").is_none();
     if !visible {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new(0);
     bar.set_style(
-        ProgressStyle::with_template(&format!(
-            "{{spinner}} {what} {{pos}}/{{len}} [{{bar:30}}] {{elapsed}} {{wide_msg}}"
-        ))
-        .expect("valid template")
-        .progress_chars("=> "),
+        ProgressStyle::with_template(template)
+            .expect("valid template")
+            .progress_chars("=> "),
     );
     bar
 }

@@ -7,10 +7,10 @@ use clap::{Args, Subcommand};
 use rmt_torch::health::{Policy, Rule};
 use rmt_torch::model::discovery::find_models;
 use rmt_torch::report::{format_optional, table::Table, to_json, OutputFormat};
-use rmt_torch::zoo::{run_zoo, Cache, Shard, Verdict, ZooOptions, ZooReport};
+use rmt_torch::zoo::{model_bytes, run_zoo, Cache, Shard, Verdict, ZooOptions, ZooReport};
 use rmt_torch::{OptionNames, SummaryField};
 
-use super::output::{check_output_path, progress_bar, write_output};
+use super::output::{bytes_progress_bar, check_output_path, write_output};
 use super::{choice, AnalysisArgs, EntryArgs, OutputArgs};
 
 /// Arguments of `zoo`.
@@ -140,11 +140,15 @@ pub fn run(args: ZooArgs) -> anyhow::Result<ExitCode> {
         jobs,
         policy: policy.clone(),
     };
-    let bar = progress_bar(args.analysis.quiet, "models");
-    bar.set_length(models.len() as u64);
-    let entries = run_zoo(&models, &options, |done, _, path| {
-        bar.set_position(done as u64);
-        bar.set_message(path.display().to_string());
+    let bytes: std::collections::HashMap<&PathBuf, u64> = models
+        .iter()
+        .map(|path| (path, model_bytes(path)))
+        .collect();
+    let bar = bytes_progress_bar(args.analysis.quiet, "models");
+    bar.set_length(bytes.values().sum());
+    let entries = run_zoo(&models, &options, |done, total, path| {
+        bar.inc(bytes.get(&path.to_path_buf()).copied().unwrap_or(0));
+        bar.set_message(format!("{done}/{total} {}", path.display()));
     })?;
     bar.finish_and_clear();
     let report = ZooReport::new(
@@ -163,15 +167,15 @@ pub fn run(args: ZooArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// One model at a time on a GPU; on a CPU as many as fit in half the available memory at three
-/// times the largest file (its tensors, their f64 copy and Gram matrices), at most one per core.
+/// times the largest model (its tensors, their f64 copy and Gram matrices; a checkpoint
+/// directory counts all its files), at most one per core.
 fn default_jobs(models: &[PathBuf], device: tch::Device) -> usize {
     if device != tch::Device::Cpu {
         return 1;
     }
     let largest = models
         .iter()
-        .filter_map(|p| std::fs::metadata(p).ok())
-        .map(|m| m.len())
+        .map(|p| model_bytes(p))
         .max()
         .unwrap_or(1)
         .max(1) as f64;

@@ -86,6 +86,22 @@ fn hash_file(path: &Path, mut state: u64) -> Result<u64> {
     }
 }
 
+/// The bytes of a model: a file's length, or the total of a checkpoint directory's regular
+/// files (those its content hash covers); 0 when it cannot be read.
+pub fn model_bytes(path: &Path) -> u64 {
+    if path.is_dir() {
+        directory_files(path).map_or(0, |files| {
+            files
+                .iter()
+                .filter_map(|(_, file)| std::fs::metadata(file).ok())
+                .map(|metadata| metadata.len())
+                .sum()
+        })
+    } else {
+        std::fs::metadata(path).map_or(0, |metadata| metadata.len())
+    }
+}
+
 /// The regular files of a directory and of its subfolders one level down, by relative name.
 fn directory_files(dir: &Path) -> Result<Vec<(String, std::path::PathBuf)>> {
     let mut files = Vec::new();

@@ -15,7 +15,7 @@ pub use crate::health::Verdict;
 use crate::health::{Policy, Rule};
 use crate::model::Model;
 
-pub use cache::{content_hash, Cache};
+pub use cache::{content_hash, model_bytes, Cache};
 pub use report::{ZooReport, ZOO_SCHEMA};
 pub use shard::Shard;
 
