@@ -420,6 +420,34 @@ directory("dir_index_absolute_shard", b'{"weight_map": {"fc.weight": "/etc/passw
 case("dir_index_absolute_shard", stderr="not a file name")
 directory("dir_index_ghost", b'{"weight_map": {"ghost.weight": "model-00001-of-00001.safetensors"}}')
 case("dir_index_ghost", stderr="does not hold it")
+# config.json as --split-fused reads it: a fused GPT-2 projection beside each.
+fused = {"h.0.attn.c_attn.weight": {"dtype": "F32", "shape": [16, 48], "data_offsets": [0, 3072]}}
+
+
+def fused_directory(name, config):
+    d = OUT / name
+    d.mkdir(exist_ok=True)
+    (d / "model.safetensors").write_bytes(safetensors(fused, W_BYTES + W_BYTES[:1024]))
+    target = d / "config.json"
+    if isinstance(config, bytes):
+        target.write_bytes(config)
+    elif not target.is_dir():
+        target.mkdir()
+
+
+fused_directory("cfg_not_json", b"{num_attention_heads")
+case("cfg_not_json", args=("analyze", "{file}", "--split-fused"), stderr="not valid JSON")
+fused_directory("cfg_deep_json", b"[" * 100_000 + b"]" * 100_000)
+case("cfg_deep_json", args=("analyze", "{file}", "--split-fused"), stderr="not valid JSON")
+fused_directory("cfg_too_large", b" " * (2 << 20) + b"{}")
+case("cfg_too_large", args=("analyze", "{file}", "--split-fused"), stderr="too large")
+fused_directory("cfg_is_a_directory", None)
+case("cfg_is_a_directory", args=("analyze", "{file}", "--split-fused"), stderr="not a regular file")
+fused_directory("cfg_huge_heads", b'{"num_attention_heads": 18446744073709551615, "num_key_value_heads": 1}')
+case("cfg_huge_heads", args=("analyze", "{file}", "--split-fused", "-f", "json"), exit=0, stdout="not split")
+fused_directory("cfg_zero_heads", b'{"n_head": 0}')
+case("cfg_zero_heads", args=("analyze", "{file}", "--split-fused", "-f", "json"), exit=0, stdout="c_attn.weight[q]")
+
 empty_dir = OUT / "dir_config_only"
 empty_dir.mkdir(exist_ok=True)
 (empty_dir / "config.json").write_text("{}")

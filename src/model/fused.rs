@@ -33,7 +33,7 @@ impl AttentionHeads {
     /// config is an error naming it.
     pub fn from_config_dir(dir: &Path) -> Result<Option<Self>> {
         let path = dir.join("config.json");
-        if !path.is_file() {
+        if !path.exists() {
             return Ok(None);
         }
         let config = crate::model::file::read_json(&path, MAX_CONFIG_BYTES, "config.json")?;
@@ -99,60 +99,62 @@ pub fn split(
         return Err(format!("a fused projection is 2-D, not {shape:?}"));
     }
     let dim = usize::from(last == "c_attn");
-    let rows = shape[dim].max(0) as usize;
-    let contiguous = |q: usize, kv: usize| -> std::result::Result<[Vec<i64>; 3], String> {
-        if q + 2 * kv != rows {
-            return Err(format!(
-                "{rows} fused rows are not q {q} + k {kv} + v {kv} (check config.json's head counts)"
-            ));
-        }
-        let range = |start: usize, len: usize| (start as i64..(start + len) as i64).collect();
-        Ok([range(0, q), range(q, kv), range(q + kv, kv)])
-    };
-    let heads = heads.unwrap_or(AttentionHeads {
-        heads: 0,
-        kv_heads: 0,
-        grouped: false,
+    let rows = shape[dim].max(0) as u128;
+    // Counts in u128: head counts come from a file and may be anything up to u64::MAX.
+    let (heads, kv_heads, grouped) = heads.map_or((0, 0, false), |h| {
+        (h.heads as u128, h.kv_heads as u128, h.grouped)
     });
-    let (q, kv) = if heads.heads == 0 {
-        (rows / 3, rows / 3)
-    } else {
-        let head_dim = rows / (heads.heads + 2 * heads.kv_heads);
-        (heads.heads * head_dim, heads.kv_heads * head_dim)
-    };
-    let parts = match last {
-        "query_key_value" if heads.heads == 0 => {
+    if heads > 0 && (kv_heads == 0 || heads % kv_heads != 0) {
+        return Err(format!(
+            "{heads} query heads do not share {kv_heads} key-value heads"
+        ));
+    }
+    // Index ranges [start, start + len) per part, each list of spans checked to cover `rows`.
+    let spans: [Vec<(u128, u128)>; 3] = match last {
+        "query_key_value" if heads == 0 => {
             return Err("query_key_value interleaves heads: needs config.json's head counts".into())
         }
-        "query_key_value" if heads.kv_heads == heads.heads || heads.grouped => {
-            let groups = heads.kv_heads;
-            let per_group = heads.heads / groups + 2;
-            let head_dim = rows / (groups * per_group);
-            if groups * per_group * head_dim != rows {
+        "query_key_value" if kv_heads == heads || grouped => {
+            let per_group = heads / kv_heads + 2;
+            let head_dim = rows / (kv_heads * per_group);
+            if kv_heads * per_group * head_dim != rows || head_dim == 0 {
                 return Err(format!(
-                    "{rows} fused rows do not divide into {groups} groups of {per_group} heads"
+                    "{rows} fused rows do not divide into {kv_heads} groups of {per_group} heads"
                 ));
             }
             let queries = per_group - 2;
-            let mut parts: [Vec<i64>; 3] = Default::default();
-            for group in 0..groups {
+            let mut spans: [Vec<(u128, u128)>; 3] = Default::default();
+            for group in 0..kv_heads {
                 let base = group * per_group * head_dim;
-                let spans = [
-                    (base, queries * head_dim),
-                    (base + queries * head_dim, head_dim),
-                    (base + (queries + 1) * head_dim, head_dim),
-                ];
-                for (part, (start, len)) in parts.iter_mut().zip(spans) {
-                    part.extend(start as i64..(start + len) as i64);
-                }
+                spans[0].push((base, queries * head_dim));
+                spans[1].push((base + queries * head_dim, head_dim));
+                spans[2].push((base + (queries + 1) * head_dim, head_dim));
             }
-            parts
+            spans
         }
         "c_attn" | "in_proj_weight" | "qkv_proj" | "wqkv" | "qkv" | "query_key_value" => {
-            contiguous(q, kv)?
+            let (q, kv) = if heads == 0 {
+                (rows / 3, rows / 3)
+            } else {
+                let head_dim = rows / (heads + 2 * kv_heads);
+                (heads * head_dim, kv_heads * head_dim)
+            };
+            if q + 2 * kv != rows || kv == 0 {
+                return Err(format!(
+                    "{rows} fused rows are not q {q} + k {kv} + v {kv} (check config.json's head counts)"
+                ));
+            }
+            [vec![(0, q)], vec![(q, kv)], vec![(q + kv, kv)]]
         }
         other => return Err(format!("{other} is not a fused projection rmt-torch knows")),
     };
+    // Every span lies within `rows`, which came from an i64 shape.
+    let parts = spans.map(|spans| {
+        spans
+            .into_iter()
+            .flat_map(|(start, len)| start as i64..(start + len) as i64)
+            .collect()
+    });
     Ok(FusedSplit { dim, parts })
 }
 
@@ -214,6 +216,11 @@ mod tests {
         assert_eq!(multi.parts.each_ref().map(Vec::len), [4, 1, 1]);
         assert!(split("h.0.attention.query_key_value.weight", &[12, 4], None).is_err());
         assert!(split("x.qkv_proj.weight", &[10, 4], heads(4, 2, false)).is_err());
+        // Head counts a hostile config.json could hold: refused, never an overflow.
+        let huge = usize::MAX;
+        assert!(split("x.qkv_proj.weight", &[12, 4], heads(huge, huge, false)).is_err());
+        assert!(split("x.query_key_value.weight", &[12, 4], heads(huge, 1, true)).is_err());
+        assert!(split("x.query_key_value.weight", &[12, 4], heads(4, 0, false)).is_err());
     }
 
     #[test]
