@@ -241,6 +241,7 @@ pub struct SkippedTensor {
 }
 
 /// A weight tensor chosen for analysis.
+#[derive(Clone)]
 pub struct WeightLayer<'m> {
     /// The tensor's dotted name (with `[q]`, `[k]` or `[v]` for a part of a fused projection).
     pub name: String,
@@ -383,61 +384,39 @@ pub fn select<'m>(
         None
     };
     for named in &model.tensors {
-        match classify(named, selection) {
-            Verdict::Weight { kind, shape } => {
-                let fused = selection.split_fused
-                    && roles::role_of(&named.name).is_some_and(|r| r.part == Part::FusedQkv);
-                if !fused {
-                    layers.push(WeightLayer {
-                        name: named.name.clone(),
-                        kind,
-                        shape,
-                        conv_mode: selection.conv_mode,
-                        tensor: named,
-                        rows: None,
-                    });
-                    continue;
-                }
-                match fused::split(&named.name, &named.shape, heads) {
-                    Ok(split) => {
-                        for (indices, suffix) in split.parts.into_iter().zip(fused::PART_SUFFIXES) {
-                            let mut dims = named.shape.clone();
-                            dims[split.dim] = indices.len() as i64;
-                            let (rows, cols) = (dims[0].max(0) as usize, dims[1].max(0) as usize);
-                            layers.push(WeightLayer {
-                                name: format!("{}{suffix}", named.name),
-                                kind,
-                                shape: MatrixShape {
-                                    n: rows.max(cols),
-                                    m: rows.min(cols),
-                                    slices: 1,
-                                },
-                                conv_mode: selection.conv_mode,
-                                tensor: named,
-                                rows: Some((split.dim, indices)),
-                            });
-                        }
-                    }
-                    Err(reason) => {
-                        skipped.push(SkippedTensor {
-                            name: format!("{}[q,k,v]", named.name),
-                            reason: format!("not split (analysed as stored): {reason}"),
-                        });
-                        layers.push(WeightLayer {
-                            name: named.name.clone(),
-                            kind,
-                            shape,
-                            conv_mode: selection.conv_mode,
-                            tensor: named,
-                            rows: None,
-                        });
-                    }
-                }
+        let (kind, shape) = match classify(named, selection) {
+            Verdict::Weight { kind, shape } => (kind, shape),
+            Verdict::Skipped(reason) => {
+                skipped.push(SkippedTensor {
+                    name: named.name.clone(),
+                    reason,
+                });
+                continue;
             }
-            Verdict::Skipped(reason) => skipped.push(SkippedTensor {
-                name: named.name.clone(),
-                reason,
-            }),
+        };
+        let whole = WeightLayer {
+            name: named.name.clone(),
+            kind,
+            shape,
+            conv_mode: selection.conv_mode,
+            tensor: named,
+            rows: None,
+        };
+        let fused = selection.split_fused
+            && roles::role_of(&named.name).is_some_and(|r| r.part == Part::FusedQkv);
+        if !fused {
+            layers.push(whole);
+            continue;
+        }
+        match fused::split(&named.name, &named.shape, heads) {
+            Ok(split) => layers.extend(whole.parts(split)),
+            Err(reason) => {
+                skipped.push(SkippedTensor {
+                    name: format!("{}[q,k,v]", named.name),
+                    reason: format!("not split (analysed as stored): {reason}"),
+                });
+                layers.push(whole);
+            }
         }
     }
     if layers.is_empty() {
@@ -461,6 +440,30 @@ pub fn select<'m>(
 }
 
 impl WeightLayer<'_> {
+    /// The q, k and v layers of this fused projection, as `split` places them.
+    fn parts(self, split: fused::FusedSplit) -> impl Iterator<Item = Self> {
+        let dim = split.dim;
+        split
+            .parts
+            .into_iter()
+            .zip(fused::PART_SUFFIXES)
+            .map(move |(indices, suffix)| {
+                let mut dims = self.tensor.shape.clone();
+                dims[dim] = indices.len() as i64;
+                let (rows, cols) = (dims[0].max(0) as usize, dims[1].max(0) as usize);
+                WeightLayer {
+                    name: format!("{}{suffix}", self.name),
+                    shape: MatrixShape {
+                        n: rows.max(cols),
+                        m: rows.min(cols),
+                        slices: 1,
+                    },
+                    rows: Some((dim, indices)),
+                    ..self.clone()
+                }
+            })
+    }
+
     /// The layer as a stack of matrices, shape [slices, N, M] with N ≥ M, in the stored dtype
     /// (the tensor is read from its file now).
     pub fn matrices(&self) -> Result<Tensor> {
