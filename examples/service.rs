@@ -171,10 +171,12 @@ async fn predict(
             .context("\"shape\" must be a list of integers")?;
         let data: Vec<f32> = serde_json::from_value(request["data"].clone())
             .context("\"data\" must be a list of numbers")?;
-        let count: i64 = shape.iter().product();
-        if shape.iter().any(|&d| d <= 0) || count != data.len() as i64 {
+        let count = shape
+            .iter()
+            .try_fold(1i64, |count, &d| count.checked_mul(d).filter(|_| d > 0));
+        if count != Some(data.len() as i64) {
             bail!(
-                "\"data\" has {} numbers, \"shape\" {shape:?} needs {count}",
+                "\"data\" has {} numbers; \"shape\" {shape:?} must be positive sizes with that product",
                 data.len()
             );
         }

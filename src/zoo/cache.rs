@@ -36,8 +36,7 @@ const SAMPLE_BYTES: u64 = 4096;
 /// checkpoint directory over the relative name, length and bytes of every regular file in it
 /// and in its component folders, in name order. A file over 64 MiB (an LLM shard) is hashed by
 /// its length, its first and last MiB and 256 blocks of 4 KiB evenly spaced between them: about
-/// 3 MiB read whatever its size, so a 15 GB checkpoint is checked in well under a second. An
-/// edit that keeps a file's length and touches none of those bytes is not seen; a re-saved or
+/// 3 MiB read whatever its size. An edit that keeps a file's length and touches none of those bytes is not seen; a re-saved or
 /// re-trained checkpoint changes them all.
 pub fn content_hash(path: &Path) -> Result<String> {
     let mut state = FNV_OFFSET;

@@ -278,6 +278,14 @@ fn the_example_service_gates_serves_exports_and_survives_a_bad_swap() {
         r#"{"shape": [2, 64], "data": [1]}"#,
     );
     assert_eq!(status, 400, "a wrong-sized input is refused, not a crash");
+    for hostile in [
+        r#"{"shape": [4611686018427387904, 4], "data": [1]}"#,
+        r#"{"shape": [-1, -64], "data": [1]}"#,
+        r#"{"shape": "big", "data": [1]}"#,
+    ] {
+        let (status, _) = request(service.port, "POST", "/predict", hostile);
+        assert_eq!(status, 400, "{hostile}");
+    }
 
     let (status, text) = request(service.port, "GET", "/metrics", "");
     assert_eq!(status, 200);
