@@ -183,6 +183,28 @@ for name, config in configs.items():
 print(json.dumps(expected))
 "#;
 
+/// The layer `name` of `model`'s records, its λmax checked against numpy's to 1e-10.
+fn layer_with_lambda_max<'a>(
+    layers: &'a [Value],
+    model: &str,
+    name: &str,
+    lambda_max: &Value,
+) -> &'a Value {
+    let layer = layers
+        .iter()
+        .find(|l| l["name"] == name)
+        .unwrap_or_else(|| panic!("{model}: no layer {name}"));
+    let (ours, want) = (
+        layer["lambda_max"].as_f64().unwrap(),
+        lambda_max.as_f64().unwrap(),
+    );
+    assert!(
+        (ours - want).abs() <= 1e-10 * want,
+        "{model} {name}: {ours} vs {want}"
+    );
+    layer
+}
+
 #[test]
 fn save_pretrained_shards_read_whole_and_fused_projections_split() {
     let dir = fixtures::root().join("target/test-transformers-pretrained");
@@ -203,18 +225,7 @@ fn save_pretrained_shards_read_whole_and_fused_projections_split() {
         let layers = analysis["layers"].as_array().unwrap();
         assert_eq!(layers.len(), weights.as_object().unwrap().len(), "{model}");
         for (name, lambda_max) in weights.as_object().unwrap() {
-            let layer = layers
-                .iter()
-                .find(|l| l["name"] == name.as_str())
-                .unwrap_or_else(|| panic!("{model}: no layer {name}"));
-            let (ours, want) = (
-                layer["lambda_max"].as_f64().unwrap(),
-                lambda_max.as_f64().unwrap(),
-            );
-            assert!(
-                (ours - want).abs() <= 1e-10 * want,
-                "{model} {name}: {ours} vs {want}"
-            );
+            layer_with_lambda_max(layers, model, name, lambda_max);
             matrices += 1;
         }
     }
@@ -246,18 +257,7 @@ fn save_pretrained_shards_read_whole_and_fused_projections_split() {
         .unwrap();
         let layers = split["layers"].as_array().unwrap();
         for (name, lambda_max) in parts.as_object().unwrap() {
-            let layer = layers
-                .iter()
-                .find(|l| l["name"] == name.as_str())
-                .unwrap_or_else(|| panic!("{model}: no layer {name}"));
-            let (ours, want) = (
-                layer["lambda_max"].as_f64().unwrap(),
-                lambda_max.as_f64().unwrap(),
-            );
-            assert!(
-                (ours - want).abs() <= 1e-10 * want,
-                "{model} {name}: {ours} vs {want}"
-            );
+            let layer = layer_with_lambda_max(layers, model, name, lambda_max);
             let role = &layer["role"];
             let part = &name[name.len() - 2..name.len() - 1];
             let want_role = match part {
