@@ -94,77 +94,98 @@ const KEYWORDS: [&str; 26] = [
     "figure_data",
 ];
 
+/// Keyword arguments as the package passes them: a JSON object of known names (a `None` is as
+/// if the keyword were not given).
+struct Keywords(Map<String, Value>);
+
+impl Keywords {
+    /// The keywords of `text`, refusing any name not in `known`.
+    fn parse(text: &str, known: &[&str]) -> PyResult<Self> {
+        let keywords: Map<String, Value> = serde_json::from_str(text)
+            .map_err(|err| option_error(format!("options are not a JSON object: {err}")))?;
+        if let Some(unknown) = keywords.keys().find(|key| !known.contains(&key.as_str())) {
+            return Err(option_error(format!(
+                "unknown option '{unknown}' (one of {})",
+                known.join(", ")
+            )));
+        }
+        Ok(Self(keywords))
+    }
+
+    fn get(&self, key: &str) -> Option<&Value> {
+        self.0.get(key).filter(|value| !value.is_null())
+    }
+
+    /// The value of `key` read by `read`, or an error saying it must be `what`.
+    fn read<'a, T>(
+        &'a self,
+        key: &str,
+        what: &str,
+        read: impl Fn(&'a Value) -> Option<T>,
+    ) -> PyResult<Option<T>> {
+        self.get(key)
+            .map(|value| {
+                read(value)
+                    .ok_or_else(|| option_error(format!("{key} must be {what}, not {value}")))
+            })
+            .transpose()
+    }
+
+    fn text(&self, key: &str) -> PyResult<Option<&str>> {
+        self.read(key, "a string", Value::as_str)
+    }
+
+    fn count(&self, key: &str) -> PyResult<Option<usize>> {
+        self.read(key, "a non-negative integer", |v| {
+            v.as_u64().map(|n| n as usize)
+        })
+    }
+
+    fn flag(&self, key: &str, default: bool) -> PyResult<bool> {
+        Ok(self
+            .read(key, "True or False", Value::as_bool)?
+            .unwrap_or(default))
+    }
+
+    fn number(&self, key: &str) -> PyResult<Option<f64>> {
+        self.read(key, "a finite number", |v| {
+            v.as_f64().filter(|v| v.is_finite())
+        })
+    }
+}
+
 /// The analysis options that keyword arguments (a JSON object) mean.
 fn options(keywords: &str) -> PyResult<AnalyzeOptions> {
-    let keywords: Map<String, Value> = serde_json::from_str(keywords)
-        .map_err(|err| option_error(format!("options are not a JSON object: {err}")))?;
-    if let Some(unknown) = keywords
-        .keys()
-        .find(|key| !KEYWORDS.contains(&key.as_str()))
-    {
-        return Err(option_error(format!(
-            "unknown option '{unknown}' (one of {})",
-            KEYWORDS.join(", ")
-        )));
-    }
+    let keywords = Keywords::parse(keywords, &KEYWORDS)?;
     let defaults = AnalyzeOptions::default();
-    let get = |key: &str| keywords.get(key).filter(|value| !value.is_null());
-    let text = |key: &str| -> PyResult<Option<&str>> {
-        get(key)
-            .map(|value| {
-                value
-                    .as_str()
-                    .ok_or_else(|| option_error(format!("{key} must be a string, not {value}")))
-            })
-            .transpose()
-    };
-    let count = |key: &str| -> PyResult<Option<usize>> {
-        get(key)
-            .map(|value| {
-                value.as_u64().map(|n| n as usize).ok_or_else(|| {
-                    option_error(format!("{key} must be a non-negative integer, not {value}"))
-                })
-            })
-            .transpose()
-    };
-    let flag = |key: &str| -> PyResult<bool> {
-        get(key).map_or(Ok(false), |value| {
-            value
-                .as_bool()
-                .ok_or_else(|| option_error(format!("{key} must be True or False, not {value}")))
-        })
-    };
-    let number = |key: &str| -> PyResult<Option<f64>> {
-        get(key)
-            .map(|value| {
-                value.as_f64().filter(|v| v.is_finite()).ok_or_else(|| {
-                    option_error(format!("{key} must be a finite number, not {value}"))
-                })
-            })
-            .transpose()
-    };
-    let conv = match text("conv")? {
+    let conv = match keywords.text("conv")? {
         Some(name) => name.parse().map_err(python_error)?,
         None => ConvMode::Slices,
     };
     let selection = LayerSelection {
-        split_fused: flag("split_fused")?,
+        split_fused: keywords.flag("split_fused", false)?,
         ..LayerSelection::chosen(
             conv,
-            text("layers")?,
-            count("min_evals")?.unwrap_or(defaults.selection.min_evals),
-            count("max_evals")?,
-            count("max_n")?,
-            flag("ww_compat")?,
+            keywords.text("layers")?,
+            keywords
+                .count("min_evals")?
+                .unwrap_or(defaults.selection.min_evals),
+            keywords.count("max_evals")?,
+            keywords.count("max_n")?,
+            keywords.flag("ww_compat", false)?,
         )
         .map_err(python_error)?
     };
-    let unfolding = match text("unfolding")?.unwrap_or("gaussian") {
+    let unfolding = match keywords.text("unfolding")?.unwrap_or("gaussian") {
         "gaussian" => Unfolding::GaussianBroadening {
-            window: count("unfolding_window")?.unwrap_or(DEFAULT_GAUSSIAN_WINDOW),
+            window: keywords
+                .count("unfolding_window")?
+                .unwrap_or(DEFAULT_GAUSSIAN_WINDOW),
         },
         "polynomial" => Unfolding::Polynomial {
-            degree: count("unfolding_degree")?.unwrap_or(DEFAULT_POLYNOMIAL_DEGREE),
+            degree: keywords
+                .count("unfolding_degree")?
+                .unwrap_or(DEFAULT_POLYNOMIAL_DEGREE),
         },
         other => {
             return Err(option_error(format!(
@@ -172,7 +193,7 @@ fn options(keywords: &str) -> PyResult<AnalyzeOptions> {
             )))
         }
     };
-    let number_variance = match get("number_variance") {
+    let number_variance = match keywords.get("number_variance") {
         None => Vec::new(),
         Some(value) => serde_json::from_value::<Vec<f64>>(value.clone()).map_err(|_| {
             option_error(format!(
@@ -180,9 +201,9 @@ fn options(keywords: &str) -> PyResult<AnalyzeOptions> {
             ))
         })?,
     };
-    let randomize = match get("randomize") {
+    let randomize = match keywords.get("randomize") {
         None | Some(Value::Bool(false)) => None,
-        Some(Value::Bool(true)) => Some(count("seed")?.unwrap_or(0) as u64),
+        Some(Value::Bool(true)) => Some(keywords.count("seed")?.unwrap_or(0) as u64),
         Some(value) => {
             return Err(option_error(format!(
                 "randomize must be True or False, not {value}"
@@ -190,38 +211,44 @@ fn options(keywords: &str) -> PyResult<AnalyzeOptions> {
         }
     };
     let options = AnalyzeOptions {
-        device: match text("device")? {
+        device: match keywords.text("device")? {
             Some(name) => name.parse().map_err(python_error)?,
             None => defaults.device,
         },
         selection,
-        convention: match text("convention")? {
+        convention: match keywords.text("convention")? {
             Some(name) => name.parse().map_err(python_error)?,
             None => defaults.convention,
         },
-        precision: match text("precision")? {
+        precision: match keywords.text("precision")? {
             Some(name) => name.parse().map_err(python_error)?,
             None => defaults.precision,
         },
-        keep_eigenvalues: flag("eigenvalues")?,
+        keep_eigenvalues: keywords.flag("eigenvalues", false)?,
         tail: TailOptions {
-            drop_top: count("xmax_drop")?.unwrap_or(defaults.tail.drop_top),
-            clip_fingers: flag("clip_fingers")?,
-            min_tail: count("min_tail")?.unwrap_or(defaults.tail.min_tail),
-            xmin_peak: flag("xmin_peak")?,
+            drop_top: keywords
+                .count("xmax_drop")?
+                .unwrap_or(defaults.tail.drop_top),
+            clip_fingers: keywords.flag("clip_fingers", false)?,
+            min_tail: keywords
+                .count("min_tail")?
+                .unwrap_or(defaults.tail.min_tail),
+            xmin_peak: keywords.flag("xmin_peak", false)?,
         },
         randomize,
         rmt: RmtOptions {
-            level: number("tw_level")?.unwrap_or(defaults.rmt.level),
+            level: keywords.number("tw_level")?.unwrap_or(defaults.rmt.level),
             unfolding,
             number_variance,
-            vectors: flag("vectors")?,
-            porter_thomas_window: count("pt_window")?.unwrap_or(defaults.rmt.porter_thomas_window),
-            semicircle: flag("semicircle")?,
+            vectors: keywords.flag("vectors", false)?,
+            porter_thomas_window: keywords
+                .count("pt_window")?
+                .unwrap_or(defaults.rmt.porter_thomas_window),
+            semicircle: keywords.flag("semicircle", false)?,
             keep_spacings: false,
         },
     };
-    let options = if flag("figure_data")? {
+    let options = if keywords.flag("figure_data", false)? {
         options.with_figure_data()
     } else {
         options
@@ -293,60 +320,29 @@ const JACOBIAN_KEYWORDS: [&str; 9] = [
 
 /// The Jacobian options that keyword arguments (a JSON object) mean.
 fn jacobian_options(keywords: &str) -> PyResult<JacobianOptions> {
-    let keywords: Map<String, Value> = serde_json::from_str(keywords)
-        .map_err(|err| option_error(format!("options are not a JSON object: {err}")))?;
-    if let Some(unknown) = keywords
-        .keys()
-        .find(|key| !JACOBIAN_KEYWORDS.contains(&key.as_str()))
-    {
-        return Err(option_error(format!(
-            "unknown option '{unknown}' (one of {})",
-            JACOBIAN_KEYWORDS.join(", ")
-        )));
-    }
+    let keywords = Keywords::parse(keywords, &JACOBIAN_KEYWORDS)?;
     let defaults = JacobianOptions::default();
-    let get = |key: &str| keywords.get(key).filter(|value| !value.is_null());
-    let wrong = |key: &str, what: &str| {
-        option_error(format!("{key} must be {what}, not {}", keywords[key]))
-    };
-    let count = |key: &str| -> PyResult<Option<usize>> {
-        get(key)
-            .map(|v| {
-                v.as_u64()
-                    .map(|n| n as usize)
-                    .ok_or_else(|| wrong(key, "a non-negative integer"))
-            })
-            .transpose()
-    };
-    let flag = |key: &str, default: bool| -> PyResult<bool> {
-        get(key).map_or(Ok(default), |v| {
-            v.as_bool().ok_or_else(|| wrong(key, "True or False"))
-        })
-    };
-    let number = |key: &str| -> PyResult<Option<f64>> {
-        get(key)
-            .map(|v| v.as_f64().ok_or_else(|| wrong(key, "a number")))
-            .transpose()
-    };
-    let samples = match get("samples") {
+    let samples = match keywords.get("samples") {
         None => defaults.samples,
         Some(Value::String(text)) => text.parse().map_err(option_error)?,
-        Some(_) => SampleCount::First(count("samples")?.unwrap_or_default()),
+        Some(_) => SampleCount::First(keywords.count("samples")?.unwrap_or_default()),
     };
     let options = JacobianOptions {
-        device: match get("device").and_then(Value::as_str) {
+        device: match keywords.text("device")? {
             Some(name) => name.parse().map_err(python_error)?,
             None => defaults.device,
         },
-        output_index: count("output_index")?,
-        chunk: count("chunk")?,
-        float64: flag("float64", false)?,
+        output_index: keywords.count("output_index")?,
+        chunk: keywords.count("chunk")?,
+        float64: keywords.flag("float64", false)?,
         samples,
-        isometry_tolerance: number("isometry_tolerance")?.unwrap_or(defaults.isometry_tolerance),
-        mean_gram: flag("mean_gram", false)?,
-        keep_singular_values: flag("singular_values", defaults.keep_singular_values)?,
+        isometry_tolerance: keywords
+            .number("isometry_tolerance")?
+            .unwrap_or(defaults.isometry_tolerance),
+        mean_gram: keywords.flag("mean_gram", false)?,
+        keep_singular_values: keywords.flag("singular_values", defaults.keep_singular_values)?,
         rmt: RmtOptions {
-            level: number("tw_level")?.unwrap_or(defaults.rmt.level),
+            level: keywords.number("tw_level")?.unwrap_or(defaults.rmt.level),
             ..defaults.rmt
         },
     };
