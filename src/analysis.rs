@@ -679,9 +679,13 @@ fn all_spectra(
         }
         drop(done);
         for (index, layer) in layers.iter().enumerate() {
-            let shape = layer.shape;
-            let bytes =
-                spectrum::working_set_bytes(shape.slices as f64, shape.n as f64, shape.m as f64);
+            let (slices, n, m) = (
+                layer.shape.slices as f64,
+                layer.shape.n as f64,
+                layer.shape.m as f64,
+            );
+            let stored = slices * n * m * layer.tensor.dtype.loaded_size() as f64;
+            let bytes = stored + spectrum::gram_working_set_bytes(slices, n, m);
             {
                 let mut busy = in_flight.0.lock().unwrap_or_else(|p| p.into_inner());
                 while !failed.load(Ordering::Relaxed)

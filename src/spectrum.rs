@@ -63,7 +63,7 @@ impl Spectrum {
             return Ok(());
         }
         let _no_grad = tch::no_grad_guard();
-        check_memory(name, matrices, device)?;
+        check_memory(name, full_copy_working_set_bytes(matrices), device)?;
         let w = matrices.f_to_device(device)?.f_to_kind(Kind::Double)?;
         // torch.svd without U and V: linalg_svdvals's binding always passes a driver, which the
         // CPU refuses.
@@ -153,18 +153,11 @@ fn decompose(
         Precision::F64 => Kind::Double,
         Precision::Fast => Kind::Float,
     };
-    let (w, gram, exponent) = checked_gram(name, matrices, device, kind)?;
+    let (gram, row_sums, exponent) = checked_gram(name, matrices, device, kind)?;
     let (scale, scale2) = (2f64.powi(exponent), 4f64.powi(exponent));
-    let count = w.numel() as f64;
-    // Row sums in the Gram precision (an f64 accumulation of f32 data takes a slow path: 1 s for
-    // 100M entries; the error of an f32 mean is negligible beside the variance), then summed
-    // here in order: a whole-tensor sum splits by thread count, and its last bits with it.
-    let row_sums = Vec::<f64>::try_from(
-        w.f_sum_dim_intlist(-1, false, w.kind())?
-            .f_flatten(0, -1)?
-            .f_to_kind(Kind::Double)?
-            .f_to_device(tch::Device::Cpu)?,
-    )?;
+    let count = matrices.numel() as f64;
+    // Row sums added here in order: a whole-tensor sum splits by thread count, and its last
+    // bits with it.
     let mean = row_sums.iter().sum::<f64>() / count * scale;
     let sum_of_squares = f64::try_from(gram.f_diagonal(0, 1, 2)?.f_sum(Kind::Double)?)? * scale2;
     let entry_variance = (sum_of_squares / count - mean * mean).max(0.0);
@@ -240,7 +233,7 @@ pub fn symmetric_part_eigenvalues(
         return Ok(None);
     }
     let _no_grad = tch::no_grad_guard();
-    check_memory(name, matrices, device)?;
+    check_memory(name, full_copy_working_set_bytes(matrices), device)?;
     let w = matrices.f_to_device(device)?.f_to_kind(Kind::Double)?;
     let symmetric = (&w + w.f_transpose(1, 2)?) / std::f64::consts::SQRT_2;
     let values = eigensolve_on_one_thread(&symmetric, || Ok(symmetric.f_linalg_eigvalsh("L")?))?;
@@ -305,8 +298,14 @@ pub(crate) fn eigensolve_on_one_thread<T>(
 /// overflows; the eigenvalues are scaled back.
 const SAFE_EXPONENT: i32 = 40;
 
-/// The stack W on `device` in `kind`, scaled by 2^−e, the lower triangle of its Gram matrices
-/// and e; refused when it would not fit in memory or holds non-finite entries.
+/// The lower triangle of the Gram matrices of the stack W, scaled by 2^−e, in `kind` on `device`,
+/// the sum of each of W's rows (slice-major, for the entry mean) and e; refused when it would
+/// not fit in memory or holds non-finite entries.
+///
+/// W is converted to `kind` a band of rows at a time ([`GRAM_CHUNK_BYTES`]) and the bands' Gram
+/// matrices summed in order, so that a layer costs its stored bytes plus one band, never a full
+/// f64 copy: a 32000 × 2048 bfloat16 embedding is 131 MB as stored and would be 524 MB in f64.
+/// The bands depend on the shape alone, so the numbers do not depend on the thread count.
 ///
 /// Call it under `tch::no_grad_guard()`: parameters loaded from TorchScript require grad, and
 /// with autograd on eigvalsh computes eigenvectors for the backward pass, four times slower.
@@ -315,13 +314,26 @@ fn checked_gram(
     matrices: &Tensor,
     device: tch::Device,
     kind: Kind,
-) -> Result<(Tensor, Tensor, i32)> {
-    check_memory(name, matrices, device)?;
-    let w = matrices.f_to_device(device)?.f_to_kind(kind)?;
-    let largest = if w.numel() == 0 {
+) -> Result<(Tensor, Vec<f64>, i32)> {
+    let [slices, n, m] = matrices.size()[..] else {
+        return Err(Error::InvalidInput(format!(
+            "layer '{name}': expected a stack of matrices, got shape {:?}",
+            matrices.size()
+        )));
+    };
+    check_memory(
+        name,
+        gram_working_set_bytes(slices as f64, n as f64, m as f64),
+        device,
+    )?;
+    let stored = matrices.f_to_device(device)?;
+    let largest = if stored.numel() == 0 {
         0.0
     } else {
-        f64::try_from(matrices.f_abs()?.f_max()?.f_to_kind(Kind::Double)?)?
+        let extreme = |t: Tensor| -> Result<f64> { Ok(f64::try_from(t.f_to_kind(Kind::Double)?)?) };
+        extreme(stored.f_max()?)?
+            .abs()
+            .max(extreme(stored.f_min()?)?.abs())
     };
     let exponent = if largest > 0.0 && largest.is_finite() {
         let exponent = largest.log2().round() as i32;
@@ -333,20 +345,44 @@ fn checked_gram(
     } else {
         0
     };
-    let w = if exponent == 0 {
-        w
-    } else {
-        // In f64 first: the scaled values may not exist in the stored type.
-        (matrices.f_to_device(device)?.f_to_kind(Kind::Double)? * 2f64.powi(-exponent))
-            .f_to_kind(kind)?
+    let band_rows = (GRAM_CHUNK_BYTES / (slices * m * kind.elt_size_in_bytes() as i64).max(1))
+        .clamp(1, n.max(1));
+    // One band's Gram matrices and row sums (in the Gram precision: an f64 accumulation of f32
+    // data takes a slow path, 1 s for 100M entries, and an f32 mean's error is negligible
+    // beside the variance).
+    let band = |start: i64| -> Result<(Tensor, Tensor)> {
+        let band = stored.f_narrow(1, start, band_rows.min(n - start))?;
+        let band = if exponent == 0 {
+            band.f_to_kind(kind)?
+        } else {
+            // In f64 first: the scaled values may not exist in the stored type.
+            (band.f_to_kind(Kind::Double)? * 2f64.powi(-exponent)).f_to_kind(kind)?
+        };
+        Ok((gram_lower(&band)?, band.f_sum_dim_intlist(-1, false, kind)?))
     };
-    let gram = gram_lower(&w)?;
+    let (mut gram, first_sums) = band(0)?;
+    let mut row_sums = vec![first_sums];
+    for start in (band_rows..n).step_by(band_rows as usize) {
+        let (band_gram, sums) = band(start)?;
+        _ = gram.f_add_(&band_gram)?;
+        row_sums.push(sums);
+    }
     // A non-finite entry makes its Gram row non-finite: test the small matrix, count on failure.
     if !bool::try_from(gram.f_isfinite()?.f_all()?)? {
         return Err(non_finite_error(name, matrices)?);
     }
-    Ok((w, gram, exponent))
+    let row_sums = Vec::<f64>::try_from(
+        Tensor::f_cat(&row_sums, 1)?
+            .f_flatten(0, -1)?
+            .f_to_kind(Kind::Double)?
+            .f_to_device(tch::Device::Cpu)?,
+    )?;
+    Ok((gram, row_sums, exponent))
 }
+
+/// Bytes of W converted to the Gram precision at once (see [`checked_gram`]): large enough that
+/// each band's product runs at full BLAS speed.
+const GRAM_CHUNK_BYTES: i64 = 32 << 20;
 
 /// Columns per block of the triangular Gram product; below this width one product is cheaper.
 const GRAM_BLOCK: i64 = 512;
@@ -391,17 +427,25 @@ fn non_finite_error(name: &str, matrices: &Tensor) -> Result<Error> {
     })
 }
 
-/// Refuses a layer whose f64 copy, Gram matrices and solver workspace would not fit in the
-/// host's available memory, before libtorch tries and the process is killed.
-fn check_memory(name: &str, matrices: &Tensor, device: tch::Device) -> Result<()> {
-    let size = matrices.size();
-    let needed = working_set_bytes(size[0] as f64, size[1] as f64, size[2] as f64);
+/// Refuses a computation on `matrices` that needs `needed` more bytes, before libtorch tries
+/// and the process is killed.
+fn check_memory(name: &str, needed: f64, device: tch::Device) -> Result<()> {
     crate::environment::ensure_host_memory(|| format!("layer '{name}'"), device, needed)
 }
 
-/// Bytes the spectrum of a stack of `slices` N × M matrices needs at once: its f64 copy, the
-/// Gram matrices and the eigensolver's workspace.
-pub(crate) fn working_set_bytes(slices: f64, n: f64, m: f64) -> f64 {
+/// Bytes the Gram spectrum of a stack of `slices` N × M matrices needs beyond the stack itself:
+/// one band of W in f64 (see [`checked_gram`]), the Gram matrices and the eigensolver's
+/// workspace.
+pub(crate) fn gram_working_set_bytes(slices: f64, n: f64, m: f64) -> f64 {
+    let row = 8.0 * slices * m;
+    (row * n).min(GRAM_CHUNK_BYTES as f64 + row) + 3.0 * m * row
+}
+
+/// Bytes an SVD or a symmetric part of the stack needs beyond the stack: its whole f64 copy,
+/// and workspace as for the Gram path.
+fn full_copy_working_set_bytes(matrices: &Tensor) -> f64 {
+    let size = matrices.size();
+    let (slices, n, m) = (size[0] as f64, size[1] as f64, size[2] as f64);
     8.0 * slices * m * (n + 3.0 * m)
 }
 
@@ -426,5 +470,39 @@ mod tests {
         let _ = shuffled(&matrices, 3).unwrap();
         let drawn = Tensor::rand([4], (Kind::Double, tch::Device::Cpu));
         assert!(drawn.equal(&expected), "the global generator moved");
+    }
+
+    /// A bfloat16 stack of several Gram bands whose spectrum is known exactly: row i of slice s
+    /// is (s + 1)(j + 1)·e_j with j = i mod M, so WᵀW = diag(count_j (s + 1)²(j + 1)²), every
+    /// entry an integer that f64 holds exactly.
+    #[test]
+    fn gram_summed_over_bands_is_exact() {
+        let (slices, n, m) = (2_usize, 70_001_usize, 64_usize);
+        let mut entries = vec![0.0; slices * n * m];
+        for s in 0..slices {
+            for i in 0..n {
+                entries[(s * n + i) * m + i % m] = ((s + 1) * (i % m + 1)) as f64;
+            }
+        }
+        let matrices = Tensor::from_slice(&entries)
+            .reshape([slices as i64, n as i64, m as i64])
+            .to_kind(Kind::BFloat16);
+        let bands = GRAM_CHUNK_BYTES / (slices * m * 8) as i64;
+        assert!((n as i64) > 2 * bands, "the test must span several bands");
+        let result = spectrum("bands", &matrices, tch::Device::Cpu, Precision::F64).unwrap();
+        for (s, values) in result.by_matrix.iter().enumerate() {
+            let mut expected: Vec<f64> = (0..m)
+                .map(|j| {
+                    let count = (n - 1 - j) / m + 1;
+                    (count * (s + 1).pow(2) * (j + 1).pow(2)) as f64
+                })
+                .collect();
+            expected.sort_by(f64::total_cmp);
+            assert_eq!(values, &expected);
+        }
+        let count = (slices * n * m) as f64;
+        let mean = entries.iter().sum::<f64>() / count;
+        let variance = entries.iter().map(|v| v * v).sum::<f64>() / count - mean * mean;
+        assert!((result.entry_variance - variance).abs() <= 1e-12 * variance);
     }
 }

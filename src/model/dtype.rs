@@ -51,6 +51,15 @@ impl Dtype {
         })
     }
 
+    /// Bytes per element once read into memory: float8 is upcast to float32 as it is read (its
+    /// bytes and the float32 copy), an unknown type counted as float64.
+    pub fn loaded_size(&self) -> usize {
+        match self {
+            Self::F8E4M3 | Self::F8E5M2 => 1 + 4,
+            _ => self.size().unwrap_or(8),
+        }
+    }
+
     /// Whether the type is a real floating-point type rmt-torch analyses.
     pub fn is_float(&self) -> bool {
         matches!(
