@@ -185,6 +185,7 @@ def main():
     checkpoint_directory_fixtures(out)
     powerlaw_fixtures(out)
     jacobian_fixtures(out)
+    hessian_fixtures(out)
     (out / "reference.json").write_text(json.dumps(reference))
 
 
@@ -423,6 +424,51 @@ def jacobian_fixtures(out):
     torch.save(torch.ones(2, 6, dtype=torch.int64), str(out / "jac_int_input.pt"))
     torch.save(torch.randn(4, 7, dtype=torch.float64), str(out / "jac_wrong_input.pt"))
     (out / "jac_singular_values.json").write_text(json.dumps(singular_values))
+
+
+def hessian_fixtures(out):
+    """A float64 classifier with a batch, class labels and regression targets, and its exact
+    loss Hessians from torch.autograd.functional.hessian: every eigenvalue, the top eigenvector
+    (parameters flattened in order) and the trace, for
+    cross-entropy and mean squared error over all parameters, and for the block of the last
+    layer (parameters named `2.…`)."""
+    from torch.autograd.functional import hessian
+    from torch.func import functional_call
+    torch.manual_seed(5)
+    model = nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 3)).double().eval()
+    x = torch.randn(40, 5, dtype=torch.float64)
+    labels = torch.randint(0, 3, (40,))
+    targets = torch.randn(40, 3, dtype=torch.float64)
+    torch.jit.script(model).save(str(out / "hess_mlp.pt"))
+    np.save(out / "hess_x.npy", x.numpy())
+    np.save(out / "hess_labels.npy", labels.numpy())
+    np.save(out / "hess_targets.npy", targets.numpy())
+    names = [name for name, _ in model.named_parameters()]
+    reference = {}
+    for loss_name, loss, y in (("cross-entropy", nn.functional.cross_entropy, labels),
+                               ("mse", nn.functional.mse_loss, targets)):
+        for block, chosen in (("all", names), ("last", [n for n in names if n.startswith("2.")])):
+            fixed = {n: p.detach() for n, p in model.named_parameters() if n not in chosen}
+            shapes = [dict(model.named_parameters())[n].shape for n in chosen]
+            flat = torch.cat([dict(model.named_parameters())[n].detach().reshape(-1) for n in chosen])
+
+            def objective(theta):
+                params, offset = dict(fixed), 0
+                for n, shape in zip(chosen, shapes):
+                    size = int(np.prod(shape))
+                    params[n] = theta[offset:offset + size].reshape(shape)
+                    offset += size
+                return loss(functional_call(model, params, (x,)), y)
+
+            h = hessian(objective, flat).numpy()
+            values, vectors = np.linalg.eigh(h)
+            reference[f"{loss_name}/{block}"] = {
+                "eigenvalues": values.tolist(),
+                "top_vector": vectors[:, -1].tolist(),
+                "trace": float(np.trace(h)),
+                "loss": float(objective(flat)),
+            }
+    (out / "hess_reference.json").write_text(json.dumps(reference))
 
 
 def checkpoint_fixtures(out):

@@ -9,7 +9,7 @@
 //! → [`report`] (table, JSON, CSV; figures and the HTML page with the default `plots` feature). [`analysis::analyze`] runs the whole chain, with
 //! [`heavy_tail`] (power law and its alternatives) and [`rmt_suite`] (Marchenko-Pastur,
 //! Tracy-Widom, spacings, Porter-Thomas) per layer. Built on it: [`jacobian`] (input-output
-//! Jacobians through autograd), [`monitor`] (the `tch` training-loop plugin), [`track`]
+//! Jacobians through autograd), [`hessian`] (loss Hessian spectra by Lanczos), [`monitor`] (the `tch` training-loop plugin), [`track`]
 //! (checkpoints over training), [`zoo`] (many models, policies, shards) and [`theory`] (closed
 //! forms to compare with).
 //!
@@ -41,6 +41,7 @@ pub mod error;
 pub mod esd;
 pub mod health;
 pub mod heavy_tail;
+pub mod hessian;
 pub mod jacobian;
 #[cfg(feature = "prometheus")]
 pub mod metrics;

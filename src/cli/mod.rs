@@ -2,6 +2,7 @@
 mod analyze;
 mod dist;
 mod doctor;
+mod hessian;
 mod info;
 mod jacobian;
 mod output;
@@ -50,6 +51,9 @@ enum Command {
     Report(report::ReportArgs),
     /// Input-output Jacobians of a TorchScript model on an input batch, and their spectra.
     Jacobian(jacobian::JacobianArgs),
+    /// The loss Hessian of a TorchScript model on a batch: top eigenvalues, trace and spectral
+    /// density by Lanczos, without forming it.
+    Hessian(hessian::HessianArgs),
     /// Health checks over a model zoo: analyse every model, rank, apply a policy; exit 0/1/2.
     Zoo(zoo::ZooArgs),
     /// Spectral statistics over training: a sequence of checkpoints, or a SpectralMonitor's JSONL.
@@ -357,6 +361,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Doctor(args) => doctor::run(args),
         Command::Dist(args) => dist::run(args),
         Command::Jacobian(args) => jacobian::run(args),
+        Command::Hessian(args) => hessian::run(args),
         Command::Zoo(args) => zoo::run(args),
         Command::Track(args) => track::run(args),
         Command::Theory(args) => theory::run(args),

@@ -9,8 +9,8 @@ use crate::error::{torch_message, Error, Result};
 /// A model ready for differentiation: in eval mode, on its device, in its dtype.
 pub struct Differentiable {
     module: CModule,
-    pub(super) device: Device,
-    pub(super) kind: Kind,
+    pub(crate) device: Device,
+    pub(crate) kind: Kind,
     pub(super) output_index: Option<usize>,
     /// The example inputs' shapes `torch.jit.trace` recorded, if the archive keeps them.
     traced_inputs: Option<Vec<Vec<i64>>>,
@@ -58,6 +58,11 @@ impl Differentiable {
             output_index,
             traced_inputs,
         })
+    }
+
+    /// The module's parameters by dotted name (the tensors themselves, not copies).
+    pub fn named_parameters(&self) -> Result<Vec<(String, Tensor)>> {
+        Ok(self.module.named_parameters()?)
     }
 
     /// How many outputs the model returns for `batch`: the length of its tuple, or 1.

@@ -6,6 +6,7 @@ mod directories;
 mod examples;
 mod fixtures;
 mod heavy_tail;
+mod hessian;
 mod hostile;
 mod jacobian;
 mod loading;

@@ -1,0 +1,230 @@
+//! `rmt-torch hessian`: the loss Hessian's top eigenvalues, trace and spectral density by
+//! Lanczos, without forming it.
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+
+use rmt_torch::hessian::{analyze_hessian, HessianAnalysis, HessianOptions, Loss};
+use rmt_torch::report::{format_number, table::Table, to_json, OutputFormat};
+use rmt_torch::DeviceChoice;
+
+use super::output::{progress_bar, write_output};
+use super::{choice, finite_number, OutputArgs};
+
+/// Arguments of `hessian`.
+#[derive(Debug, Args)]
+#[command(after_long_help = "\
+H = ∇²L(θ), the Hessian of the mean loss over the batch with respect to the model's parameters
+(or those --layers names: that block of H), in eval mode. H is never formed: each product Hv is
+one more backward pass through the gradient (double backward), as PyHessian (Yao et al. 2020)
+computes them. Random vectors are seeded (--seed).
+
+  top_eigenvalues    the --top-k largest eigenvalues, descending, by Lanczos with full
+                     reorthogonalisation from a Gaussian start; each with its residual
+                     ‖Hy − λy‖, a bound on its error; stopped when every residual is below
+                     --tolerance·|λ| or after --max-iterations steps (`converged` says which)
+  trace              --trace N: Hutchinson's estimate, the mean of vᵀHv over N Rademacher
+                     vectors, with its standard error (trace_stderr)
+  density            --density R: stochastic Lanczos quadrature, R runs of --density-steps
+                     each (Ubaru, Chen & Saad 2017): each run's nodes (Ritz values) and weights
+                     in the JSON, and their average broadened by Gaussians of variance
+                     1e-5·max(1, range) on 1000 points, integrating to 1
+
+Outliers above the bulk of the density are the learned structure (Ghorbani, Krishnan & Xiao
+2019; Papyan 2020): for a K-class classifier about K of them.
+
+EXAMPLES:
+  rmt-torch hessian model.pt --input x.pt --target labels.pt
+  rmt-torch hessian model.pt --input x.npy --target y.npy --loss mse --f64 --trace 100 -f json
+  rmt-torch hessian model.pt --input x.pt --target labels.pt --layers 'fc\\.' --density 3")]
+pub struct HessianArgs {
+    /// TorchScript model (torch.jit.script or torch.jit.trace, saved with .save()). Running it
+    /// executes its code, as torch.jit.load does: its tensor records are checked by rmt-torch's
+    /// own reader first, and loading is given up after 120 s.
+    model: PathBuf,
+    /// Input batch, first dimension = samples: torch.save(tensor) (or a dict of tensors with
+    /// --input-key), a NumPy .npy array, or a safetensors file.
+    #[arg(long, value_name = "FILE")]
+    input: PathBuf,
+    /// The tensor to use when the input file holds several.
+    #[arg(long, value_name = "NAME")]
+    input_key: Option<String>,
+    /// Targets, one per sample: class indices [B] for cross-entropy, values with the model's
+    /// output size for mse; the same formats as --input.
+    #[arg(long, value_name = "FILE")]
+    target: PathBuf,
+    /// The tensor to use when the target file holds several.
+    #[arg(long, value_name = "NAME")]
+    target_key: Option<String>,
+    /// The loss, averaged over samples as PyTorch's reduction="mean": `cross-entropy` (the
+    /// model returns logits) or `mse` (mean over every output element).
+    #[arg(long, value_parser = choice::<Loss>(), default_value_t = Loss::CrossEntropy)]
+    loss: Loss,
+    /// Only parameters whose dotted name matches this regular expression: the Hessian block of
+    /// those layers (e.g. 'fc' or 'layer4\.'). Default: every floating-point parameter.
+    #[arg(long, value_name = "REGEX")]
+    layers: Option<regex::Regex>,
+    /// Samples per forward pass: stream the batch (a whole dataset) in mini-batches; every
+    /// product then reruns the forward pass of each. Default: the whole batch at once.
+    #[arg(long, value_name = "N")]
+    batch_size: Option<usize>,
+    /// How many of the largest eigenvalues (0: none).
+    #[arg(long, default_value_t = HessianOptions::default().top_k, value_name = "K")]
+    top_k: usize,
+    /// Also the eigenvectors of the top eigenvalues (JSON: `top[i].eigenvector`, in the order of
+    /// `parameters`).
+    #[arg(long)]
+    eigenvectors: bool,
+    /// Stop when every top eigenvalue's residual ‖Hy − λy‖ ≤ TOL·|λ|.
+    #[arg(long, value_parser = finite_number, default_value_t = HessianOptions::default().tolerance, value_name = "TOL")]
+    tolerance: f64,
+    /// Lanczos steps at most for the top eigenvalues (each one Hessian-vector product; the
+    /// vectors are kept, 8 bytes per parameter each).
+    #[arg(long, default_value_t = HessianOptions::default().max_iterations, value_name = "N")]
+    max_iterations: usize,
+    /// Hutchinson's trace from N Rademacher vectors (N products), with its standard error.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    trace: usize,
+    /// The spectral density by stochastic Lanczos quadrature from R runs.
+    #[arg(long, value_name = "R", default_value_t = 0)]
+    density: usize,
+    /// Lanczos steps per density run.
+    #[arg(long, default_value_t = HessianOptions::default().density_steps, value_name = "N")]
+    density_steps: usize,
+    /// Seed of the random vectors.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Run the model in float64: products exact to round-off, about twice the cost on a CPU.
+    #[arg(long)]
+    f64: bool,
+    /// Device: `auto` (the first GPU if any, else CPU), `cpu`, `cuda`, `cuda:N`.
+    #[arg(long, default_value_t = DeviceChoice::default())]
+    device: DeviceChoice,
+    /// No progress bar.
+    #[arg(long, short)]
+    quiet: bool,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+/// Computes and writes the Hessian report.
+pub fn run(args: HessianArgs) -> anyhow::Result<ExitCode> {
+    let options = HessianOptions {
+        device: args.device,
+        float64: args.f64,
+        loss: args.loss,
+        parameters: args.layers.clone(),
+        batch_size: args.batch_size,
+        top_k: args.top_k,
+        eigenvectors: args.eigenvectors,
+        tolerance: args.tolerance,
+        max_iterations: args.max_iterations,
+        trace_samples: args.trace,
+        density_runs: args.density,
+        density_steps: args.density_steps,
+        seed: args.seed,
+    };
+    options.check()?;
+    if args.output.format == OutputFormat::Csv {
+        anyhow::bail!("hessian writes `table` or `json` (its report is not one row per item)");
+    }
+    args.output
+        .prepare(&[&args.model, &args.input, &args.target])?;
+    let bar = progress_bar(args.quiet, "Hessian-vector products");
+    let analysis = analyze_hessian(
+        &args.model,
+        (&args.input, args.input_key.as_deref()),
+        (&args.target, args.target_key.as_deref()),
+        &options,
+        |done, planned| {
+            bar.set_length(planned.max(done) as u64);
+            bar.set_position(done as u64);
+        },
+    )
+    .with_context(|| {
+        format!(
+            "Hessian of {} on {}",
+            args.model.display(),
+            args.input.display()
+        )
+    })?;
+    bar.finish_and_clear();
+    let text = match args.output.format {
+        OutputFormat::Json => to_json(&analysis)?,
+        _ => table(&analysis),
+    };
+    write_output(&args.output, &text)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn table(analysis: &HessianAnalysis) -> String {
+    let mut lines = vec![format!(
+        "{}: Hessian of the {} loss ({}) over {} parameters in {} tensors, {} samples{} on {}, {}",
+        analysis.model,
+        analysis.loss,
+        format_number(analysis.loss_value),
+        analysis.dimension,
+        analysis.parameters.len(),
+        analysis.samples,
+        if analysis.batch_size < analysis.samples {
+            format!(" in mini-batches of {}", analysis.batch_size)
+        } else {
+            String::new()
+        },
+        analysis.device,
+        analysis.dtype,
+    )];
+    if !analysis.top.is_empty() {
+        let mut top = Table::new(["rank", "eigenvalue", "residual"]);
+        for (rank, pair) in analysis.top.iter().enumerate() {
+            top.push(vec![
+                (rank + 1).to_string(),
+                format_number(pair.eigenvalue),
+                format!("{:.1e}", pair.residual),
+            ]);
+        }
+        lines.push(format!(
+            "top eigenvalues: {} Lanczos steps, {}\n\n{}",
+            analysis.lanczos_iterations,
+            if analysis.converged {
+                format!("every residual ≤ {:e}·|λ|", analysis.tolerance)
+            } else {
+                format!(
+                    "NOT converged to {:e}·|λ| (raise --max-iterations)",
+                    analysis.tolerance
+                )
+            },
+            top.render()
+        ));
+    }
+    if let Some(trace) = analysis.trace {
+        lines.push(format!(
+            "trace: {} ± {} (Hutchinson, {} vectors)",
+            format_number(trace),
+            analysis
+                .trace_stderr
+                .map_or_else(|| "-".to_string(), format_number),
+            analysis.trace_samples
+        ));
+    }
+    if let Some(density) = &analysis.density {
+        let nodes = density.nodes.iter().flatten();
+        let (low, high) = nodes.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+            (lo.min(v), hi.max(v))
+        });
+        lines.push(format!(
+            "density: {} runs of stochastic Lanczos quadrature, nodes in [{}, {}] (JSON: density)",
+            density.nodes.len(),
+            format_number(low),
+            format_number(high)
+        ));
+    }
+    lines.push(format!(
+        "{} Hessian-vector products, {} s each",
+        analysis.products,
+        format_number(analysis.timing.seconds_per_product)
+    ));
+    lines.join("\n") + "\n"
+}
