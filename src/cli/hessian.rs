@@ -23,8 +23,11 @@ computes them. Random vectors are seeded (--seed).
 
   top_eigenvalues    the --top-k largest eigenvalues, descending, by Lanczos with full
                      reorthogonalisation from a Gaussian start; each with its residual
-                     ‖Hy − λy‖, a bound on its error; stopped when every residual is below
-                     --tolerance·|λ| or after --max-iterations steps (`converged` says which)
+                     ‖Hy − λy‖, a bound on its error (never below the products' own
+                     precision); restarted on H deflated by the eigenvectors found, so that
+                     repeated eigenvalues are found as often as they occur; stopped when every
+                     residual is below --tolerance·|λ| or after --max-iterations steps per
+                     run (`converged` says which)
   trace              --trace N: Hutchinson's estimate, the mean of vᵀHv over N Rademacher
                      vectors, with its standard error (trace_stderr)
   density            --density R: stochastic Lanczos quadrature, R runs of --density-steps
@@ -77,7 +80,8 @@ pub struct HessianArgs {
     /// `parameters`).
     #[arg(long)]
     eigenvectors: bool,
-    /// Stop when every top eigenvalue's residual ‖Hy − λy‖ ≤ TOL·|λ|.
+    /// Stop when every top eigenvalue's residual ‖Hy − λy‖ ≤ TOL·|λ|, or has reached the
+    /// precision of the products (float32: 1.2e-7·λmax; --f64 for more).
     #[arg(long, value_parser = finite_number, default_value_t = HessianOptions::default().tolerance, value_name = "TOL")]
     tolerance: f64,
     /// Lanczos steps at most for the top eigenvalues (each one Hessian-vector product; the
@@ -189,7 +193,10 @@ fn table(analysis: &HessianAnalysis) -> String {
             "top eigenvalues: {} Lanczos steps, {}\n\n{}",
             analysis.lanczos_iterations,
             if analysis.converged {
-                format!("every residual ≤ {:e}·|λ|", analysis.tolerance)
+                format!(
+                    "converged: every residual ≤ {:e}·|λ| or at the precision of {} products",
+                    analysis.tolerance, analysis.dtype
+                )
             } else {
                 format!(
                     "NOT converged to {:e}·|λ| (raise --max-iterations)",

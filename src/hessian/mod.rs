@@ -42,9 +42,10 @@ pub struct HessianOptions {
     pub top_k: usize,
     /// Keep the eigenvectors of the top eigenvalues in the report.
     pub eigenvectors: bool,
-    /// A Ritz value θ counts as converged when its residual ‖Hy − θy‖ ≤ this · |θ|.
+    /// A Ritz value θ counts as converged when its residual ‖Hy − θy‖ ≤ this · |θ| (or has
+    /// reached the products' precision).
     pub tolerance: f64,
-    /// Lanczos steps at most for the top eigenvalues.
+    /// Lanczos steps at most per run for the top eigenvalues.
     pub max_iterations: usize,
     /// Hutchinson samples for the trace (0: no trace).
     pub trace_samples: usize,
@@ -352,7 +353,8 @@ struct Found {
 /// the eigenvectors found so far, (I − YYᵀ)H(I − YYᵀ), until a run finds nothing above the
 /// k-th eigenvalue held: the second run is the check, and costs little when nothing is
 /// repeated (it stops once its largest Ritz value has converged below the k-th). Within a run,
-/// a Ritz value θ has converged when β·|last component of its T-eigenvector| ≤ tolerance·|θ|.
+/// a Ritz value θ has converged when its residual bound (see [`top_residuals`]) ≤
+/// tolerance·|θ|, or has reached the products' precision.
 fn top_eigenpairs(
     hessian: &mut LossHessian,
     options: &HessianOptions,
@@ -361,8 +363,11 @@ fn top_eigenpairs(
 ) -> Result<(Vec<Eigenpair>, usize, bool)> {
     let dimension = hessian.dimension() as usize;
     let k = options.top_k.min(dimension);
+    let precision = product_precision(hessian.kind());
     let tolerance = options.tolerance;
-    let converged = |value: f64, residual: f64| residual <= tolerance * value.abs().max(1e-300);
+    // At the products' precision a residual can fall no further: converged there too.
+    let converged =
+        |value: f64, residual: f64, floor: f64| residual <= (tolerance * value.abs()).max(floor);
     let mut found: Vec<Found> = Vec::new();
     let mut steps_taken = 0;
     let mut all_converged = true;
@@ -389,13 +394,14 @@ fn top_eigenpairs(
         let wanted = k.min(free);
         let stop = |t: &Tridiagonal, beta: f64| -> Result<bool> {
             let ritz = t.eigen()?;
-            let top = top_residuals(&ritz, beta, wanted);
+            let floor = precision * largest_magnitude(&ritz);
+            let top = top_residuals(&ritz, beta, wanted, floor);
             if let (Some(kth), Some(&(value, residual))) = (kth, top.first()) {
-                if converged(value, residual) && value <= kth + residual {
+                if converged(value, residual, floor) && value <= kth + residual {
                     return Ok(true);
                 }
             }
-            Ok(top.len() == wanted && top.iter().all(|&(v, r)| converged(v, r)))
+            Ok(top.len() == wanted && top.iter().all(|&(v, r)| converged(v, r, floor)))
         };
         let mut apply = |v: &Tensor| -> Result<Tensor> {
             let product = deflate(hessian.apply(&deflate(v.shallow_clone())?)?)?;
@@ -407,7 +413,8 @@ fn top_eigenpairs(
         let ritz = run.tridiagonal.eigen()?;
         let count = ritz.values.len();
         let mut added = false;
-        for (rank, (value, residual)) in top_residuals(&ritz, run.last_beta, wanted)
+        let floor = precision * largest_magnitude(&ritz);
+        for (rank, (value, residual)) in top_residuals(&ritz, run.last_beta, wanted, floor)
             .into_iter()
             .enumerate()
         {
@@ -418,7 +425,7 @@ fn top_eigenpairs(
             if !beats {
                 break;
             }
-            all_converged &= converged(value, residual);
+            all_converged &= converged(value, residual, floor);
             let coefficients = &ritz.vectors[count - 1 - rank];
             let mut vector = run.basis[0].f_zeros_like()?;
             for (q, &c) in run.basis.iter().zip(coefficients) {
@@ -457,16 +464,34 @@ fn top_eigenpairs(
     Ok((pairs, steps_taken, all_converged))
 }
 
-/// The `k` largest Ritz values, descending, each with its residual bound β·|sₘ|.
-fn top_residuals(ritz: &RitzValues, beta: f64, k: usize) -> Vec<(f64, f64)> {
+/// The `k` largest Ritz values, descending, each with its residual bound: β·|sₘ| (sₘ the last
+/// component of its T-eigenvector), which holds for the products as computed, and at least
+/// `floor`: the products' precision times the largest |θ| (float32 models: 1.2e-7 of it),
+/// since the products themselves are only that exact.
+fn top_residuals(ritz: &RitzValues, beta: f64, k: usize, floor: f64) -> Vec<(f64, f64)> {
     let count = ritz.values.len();
     (0..k.min(count))
         .map(|rank| {
             let index = count - 1 - rank;
             let last = ritz.vectors[index].last().copied().unwrap_or(0.0);
-            (ritz.values[index], beta * last.abs())
+            (ritz.values[index], (beta * last.abs()).max(floor))
         })
         .collect()
+}
+
+/// The largest |θ| of a run: the scale of the operator it has seen.
+fn largest_magnitude(ritz: &RitzValues) -> f64 {
+    ritz.values.iter().fold(0.0_f64, |m, v| m.max(v.abs()))
+}
+
+/// The relative precision of products computed in `kind`: its unit round-off.
+fn product_precision(kind: Kind) -> f64 {
+    match kind {
+        Kind::Double => f64::EPSILON,
+        Kind::Half => 9.8e-4,
+        Kind::BFloat16 => 7.8e-3,
+        _ => f32::EPSILON as f64,
+    }
 }
 
 /// Hutchinson's tr H ≈ mean of vᵀHv over Rademacher vectors v, and the standard error of that
