@@ -264,3 +264,51 @@ fn bad_targets_and_options_are_one_line_errors() {
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
 }
+
+#[test]
+fn agrees_with_pyhessian_in_fewer_products() {
+    let script = fixtures::root().join("scripts/pyhessian_reference.py");
+    let output = fixtures::reference_python()
+        .arg(&script)
+        .args([
+            fixtures::file("hess_mlp.pt"),
+            fixtures::file("hess_x.npy"),
+            fixtures::file("hess_labels.npy"),
+        ])
+        .args(["--top-k", "2", "--tolerance", "1e-6", "--trace", "300"])
+        .output()
+        .expect("run python");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let theirs: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let ours = hessian("cross-entropy", &["--top-k", "2", "--trace", "300"]);
+    // Power iteration stopped at a relative change of 1e-6 is about that exact.
+    for (a, b) in floats(&ours["top_eigenvalues"])
+        .iter()
+        .zip(floats(&theirs["top_eigenvalues"]))
+    {
+        assert!((a - b).abs() < 1e-4 * a.abs(), "{a} vs PyHessian {b}");
+    }
+    let top_products = ours["products"].as_u64().unwrap() - 300;
+    assert!(
+        top_products < theirs["top_products"].as_u64().unwrap(),
+        "{top_products} products against PyHessian's {}",
+        theirs["top_products"]
+    );
+    let (trace, stderr) = (
+        ours["trace"].as_f64().unwrap(),
+        ours["trace_stderr"].as_f64().unwrap(),
+    );
+    let (their_trace, their_stderr) = (
+        theirs["trace"].as_f64().unwrap(),
+        theirs["trace_stderr"].as_f64().unwrap(),
+    );
+    let band = 4.0 * (stderr.powi(2) + their_stderr.powi(2)).sqrt();
+    assert!(
+        (trace - their_trace).abs() <= band,
+        "{trace} ± {stderr} vs PyHessian {their_trace} ± {their_stderr}"
+    );
+}
