@@ -7,11 +7,12 @@ use anyhow::Context;
 use clap::Args;
 
 use rmt_torch::hessian::{analyze_hessian, HessianAnalysis, HessianOptions, Loss};
+use rmt_torch::report::plots::write_hessian_figures;
 use rmt_torch::report::{format_number, table::Table, to_json, OutputFormat};
 use rmt_torch::DeviceChoice;
 
 use super::output::{progress_bar, write_output};
-use super::{choice, finite_number, OutputArgs};
+use super::{choice, finite_number, OutputArgs, PlotArgs};
 
 /// Arguments of `hessian`.
 #[derive(Debug, Args)]
@@ -110,6 +111,8 @@ pub struct HessianArgs {
     #[arg(long, short)]
     quiet: bool,
     #[command(flatten)]
+    plots: PlotArgs,
+    #[command(flatten)]
     output: OutputArgs,
 }
 
@@ -136,6 +139,10 @@ pub fn run(args: HessianArgs) -> anyhow::Result<ExitCode> {
     }
     args.output
         .prepare(&[&args.model, &args.input, &args.target])?;
+    args.plots.prepare()?;
+    if args.plots.plots.is_some() && args.density == 0 {
+        anyhow::bail!("--plots draws the spectral density: add --density R (e.g. --density 3)");
+    }
     let bar = progress_bar(args.quiet, "Hessian-vector products");
     let analysis = analyze_hessian(
         &args.model,
@@ -160,6 +167,9 @@ pub fn run(args: HessianArgs) -> anyhow::Result<ExitCode> {
         _ => table(&analysis),
     };
     write_output(&args.output, &text)?;
+    args.plots.write(args.quiet, |directory, formats| {
+        write_hessian_figures(&analysis, directory, formats)
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -139,6 +139,14 @@ pub fn pypi_model(name: &str) -> PathBuf {
     path
 }
 
+/// A fresh output directory under target/test-output.
+pub fn output_dir(name: &str) -> PathBuf {
+    let dir = root().join("target/test-output").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 /// A shipped model in models/.
 pub fn shipped_model(name: &str) -> PathBuf {
     root().join("models").join(name)

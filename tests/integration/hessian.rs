@@ -312,3 +312,45 @@ fn agrees_with_pyhessian_in_fewer_products() {
         "{trace} ± {stderr} vs PyHessian {their_trace} ± {their_stderr}"
     );
 }
+
+#[test]
+fn plots_draw_the_density_with_the_top_eigenvalues() {
+    let directory = fixtures::output_dir("hessian_plots");
+    let ours = hessian(
+        "cross-entropy",
+        &[
+            "--density",
+            "2",
+            "--top-k",
+            "3",
+            "--plots",
+            directory.to_str().unwrap(),
+            "--plot-format",
+            "svg",
+        ],
+    );
+    assert!(ours["density"].is_object());
+    let svg = std::fs::read_to_string(directory.join("hessian_density.svg")).unwrap();
+    for text in [
+        "hess_mlp.pt: loss Hessian spectral density",
+        "SLQ density (2 runs)",
+        "top 3 eigenvalues (Lanczos)",
+    ] {
+        assert!(svg.contains(text), "{text} missing");
+    }
+    let model = fixtures::file("hess_mlp.pt");
+    let input = fixtures::file("hess_x.npy");
+    let labels = fixtures::file("hess_labels.npy");
+    let output = run(&[
+        "hessian",
+        model.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--target",
+        labels.to_str().unwrap(),
+        "--plots",
+        directory.to_str().unwrap(),
+    ]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("add --density"));
+}

@@ -6,14 +6,6 @@ use std::process::Command;
 
 use crate::fixtures::{self, run, run_ok, shipped_model};
 
-/// A fresh output directory under target/test-output.
-fn output_dir(name: &str) -> PathBuf {
-    let dir = fixtures::root().join("target/test-output").join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 /// Width and height from a PNG's IHDR chunk, after checking the signature.
 fn png_size(path: &Path) -> (u32, u32) {
     let bytes = std::fs::read(path).unwrap();
@@ -67,7 +59,7 @@ fn analyze_with_plots(model: &str, dir: &Path, extra: &[&str]) {
 
 #[test]
 fn analyze_writes_png_and_svg_figures_with_labelled_axes() {
-    let dir = output_dir("plots_formats");
+    let dir = fixtures::output_dir("plots_formats");
     analyze_with_plots("digits_cnn_trained.pt", &dir, &["--plot-format", "png,svg"]);
     for kind in ["esd", "tail", "spacing", "number_variance", "porter_thomas"] {
         let stem = dir.join(format!("002_fc1_weight_{kind}"));
@@ -137,9 +129,9 @@ fn figures_of_the_shipped_cnn_show_a_bulk_at_init_and_spikes_after_training() {
     // At 0.1 % (as in the suite's own test of these models): one random layer in a thousand
     // shows a spike.
     let options = ["--plot-format", "svg", "--tw-level", "0.001"];
-    let init = output_dir("plots_init");
+    let init = fixtures::output_dir("plots_init");
     analyze_with_plots("digits_cnn_init.pt", &init, &options);
-    let trained = output_dir("plots_trained");
+    let trained = fixtures::output_dir("plots_trained");
     analyze_with_plots("digits_cnn_trained.pt", &trained, &options);
 
     let init_esd = svg_texts(&init.join("002_fc1_weight_esd.svg"));
@@ -161,7 +153,7 @@ fn figures_of_the_shipped_cnn_show_a_bulk_at_init_and_spikes_after_training() {
 
 #[test]
 fn a_baseline_is_overlaid_on_the_esd() {
-    let dir = output_dir("plots_baseline");
+    let dir = fixtures::output_dir("plots_baseline");
     let init = shipped_model("digits_cnn_init.pt");
     analyze_with_plots(
         "digits_cnn_trained.pt",
@@ -183,7 +175,7 @@ fn a_baseline_is_overlaid_on_the_esd() {
 
 #[test]
 fn plots_into_a_file_fail_with_one_line() {
-    let dir = output_dir("plots_bad");
+    let dir = fixtures::output_dir("plots_bad");
     let file = dir.join("taken");
     std::fs::write(&file, "not a directory").unwrap();
     let model = shipped_model("digits_mlp_trained.pt");
@@ -211,7 +203,7 @@ fn plots_into_a_file_fail_with_one_line() {
 
 #[test]
 fn jacobian_plots_show_the_singular_values_and_the_isometry_band() {
-    let dir = output_dir("plots_jacobian");
+    let dir = fixtures::output_dir("plots_jacobian");
     let model = fixtures::file("jac_mlp.pt");
     let input = fixtures::file("jac_mlp_input.pt");
     run_ok(&[
@@ -264,7 +256,7 @@ fn headless(chromium: &Path, profile: &Path) -> Command {
 
 #[test]
 fn the_html_report_is_self_contained_and_opens_in_chromium() {
-    let dir = output_dir("report");
+    let dir = fixtures::output_dir("report");
     let report = dir.join("report.html");
     let trained = shipped_model("digits_cnn_trained.pt");
     let init = shipped_model("digits_cnn_init.pt");
@@ -348,7 +340,7 @@ fn the_html_report_is_self_contained_and_opens_in_chromium() {
 
 #[test]
 fn the_report_adds_the_jacobians_of_an_input_batch() {
-    let dir = output_dir("report_jacobian");
+    let dir = fixtures::output_dir("report_jacobian");
     let report = dir.join("report.html");
     let model = fixtures::file("jac_cnn.pt");
     let input = fixtures::file("jac_cnn_input.pt");

@@ -19,6 +19,7 @@
 //! [`layer`] has the per-layer figures of Thamm, Staats & Rosenow (2022) and Aarts (2025),
 //! [`model`] the per-model overview, [`jacobian`] the Jacobian spectrum, [`series`] the
 //! metric-over-time and theory-versus-simulation curves, [`track`] spectra over training.
+pub mod hessian;
 pub mod jacobian;
 pub mod layer;
 pub mod model;
@@ -206,6 +207,19 @@ pub fn write_jacobian_figures(
         written.extend(write_formats(&figure, directory, &stem, formats)?);
     }
     Ok(written)
+}
+
+/// The Hessian's density figure (`hessian_density`), when the analysis has a density.
+pub fn write_hessian_figures(
+    analysis: &crate::hessian::HessianAnalysis,
+    directory: &Path,
+    formats: &[ImageFormat],
+) -> Result<Vec<PathBuf>> {
+    create_directory(directory)?;
+    match hessian::density_figure(analysis) {
+        Some(figure) => write_formats(&figure, directory, "hessian_density", formats),
+        None => Ok(Vec::new()),
+    }
 }
 
 /// A file-name stem from a tensor name: dots and odd characters become `_`.
