@@ -43,6 +43,7 @@ pub mod health;
 pub mod heavy_tail;
 pub mod hessian;
 pub mod jacobian;
+pub mod lanczos;
 #[cfg(feature = "prometheus")]
 pub mod metrics;
 pub mod model;

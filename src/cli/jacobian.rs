@@ -6,7 +6,8 @@ use anyhow::Context;
 use clap::Args;
 
 use rmt_torch::jacobian::{
-    analyze_each_output, analyze_jacobians, JacobianAnalysis, JacobianOptions, SampleCount,
+    analyze_each_output, analyze_jacobians, analyze_top_singular_values, JacobianAnalysis,
+    JacobianLanczosAnalysis, JacobianOptions, LanczosOptions, SampleCount,
     DEFAULT_ISOMETRY_TOLERANCE, DEFAULT_SAMPLES,
 };
 use rmt_torch::report::plots::write_jacobian_figures;
@@ -78,6 +79,16 @@ pub struct JacobianArgs {
     /// Also the eigenvalues of the batch-mean JᵀJ (JSON: mean_gram_eigenvalues).
     #[arg(long)]
     mean_gram: bool,
+    /// Only the K largest singular values of each J, by Lanczos on JJᵀ or JᵀJ (the smaller)
+    /// from products with J and Jᵀ (two backward passes each), never forming J: for inputs too
+    /// large to form it (an ImageNet model's J is 1000 × 150528 per sample). Reports σ with
+    /// residuals (JSON schema rmt-torch/jacobian-lanczos/v1), not the full-spectrum statistics.
+    #[arg(long, value_name = "K", conflicts_with_all = ["each_output", "mean_gram", "chunk", "plots"])]
+    lanczos: Option<usize>,
+    /// With --lanczos: stop when every σ²'s residual is ≤ TOL·σ² (or at the precision of the
+    /// model's dtype).
+    #[arg(long, value_parser = super::finite_number, default_value_t = LanczosOptions::default().tolerance, value_name = "TOL", requires = "lanczos")]
+    lanczos_tolerance: f64,
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
@@ -106,6 +117,9 @@ pub fn run(args: JacobianArgs) -> anyhow::Result<ExitCode> {
     let format = args.output.format;
     args.output.prepare(&[&args.model, &args.input])?;
     args.plots.prepare()?;
+    if let Some(k) = args.lanczos {
+        return run_lanczos(&args, &options, k);
+    }
     let bar = progress_bar(args.quiet, "rows of J");
     let analyses = if args.each_output {
         analyze_each_output(
@@ -164,6 +178,85 @@ pub fn run(args: JacobianArgs) -> anyhow::Result<ExitCode> {
         write_jacobian_figures(&analyses, directory, formats)
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--lanczos K`: the top singular values of each sample's J by products alone.
+fn run_lanczos(
+    args: &JacobianArgs,
+    options: &JacobianOptions,
+    k: usize,
+) -> anyhow::Result<ExitCode> {
+    if args.output.format == OutputFormat::Csv {
+        anyhow::bail!("jacobian --lanczos writes `table` or `json`");
+    }
+    let bar = progress_bar(args.quiet, "products with J");
+    let lanczos = LanczosOptions {
+        k,
+        tolerance: args.lanczos_tolerance,
+        ..LanczosOptions::default()
+    };
+    let analysis = analyze_top_singular_values(
+        &args.model,
+        &args.input,
+        args.input_key.as_deref(),
+        options,
+        lanczos,
+        |sample, products| {
+            bar.set_message(format!("sample {sample}"));
+            bar.set_position(products as u64);
+        },
+    )
+    .with_context(|| {
+        format!(
+            "Jacobians of {} on {}",
+            args.model.display(),
+            args.input.display()
+        )
+    })?;
+    bar.finish_and_clear();
+    let text = match args.output.format {
+        OutputFormat::Json => to_json(&analysis)?,
+        _ => lanczos_table(&analysis),
+    };
+    write_output(&args.output, &text)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn lanczos_table(analysis: &JacobianLanczosAnalysis) -> String {
+    let shown = analysis.k.min(5);
+    let mut header = vec!["sample".to_string()];
+    header.extend((1..=shown).map(|i| format!("sigma_{i}")));
+    header.extend(["products".to_string(), "converged".to_string()]);
+    let mut table = Table::new(header);
+    for sample in &analysis.samples {
+        let mut row = vec![sample.sample.to_string()];
+        row.extend((0..shown).map(|i| {
+            sample
+                .top_singular_values
+                .get(i)
+                .map_or_else(|| "-".into(), |&v| format_number(v))
+        }));
+        row.extend([sample.products.to_string(), sample.converged.to_string()]);
+        table.push(row);
+    }
+    format!(
+        "{}: top {} singular values of J ({} outputs × {} inputs, input {:?}) by Lanczos on {} on {}, {}{}; {} s per product\n\n{}",
+        analysis.model,
+        analysis.k,
+        analysis.outputs,
+        analysis.inputs,
+        analysis.input_shape,
+        analysis.operator,
+        analysis.device,
+        analysis.dtype,
+        if shown < analysis.k {
+            format!(" (the first {shown} shown; JSON: all)")
+        } else {
+            String::new()
+        },
+        format_number(analysis.seconds_per_product),
+        table.render()
+    )
 }
 
 /// The samples of every output's analysis, each row with its `output` index first.

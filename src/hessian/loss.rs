@@ -6,6 +6,7 @@ use tch::{Device, Kind, Reduction, Tensor};
 
 use crate::error::{torch_message, Error, Result};
 use crate::jacobian::Differentiable;
+use crate::lanczos::SymmetricOperator;
 use crate::option_names::option_names;
 
 /// The loss whose Hessian is taken, averaged over the samples as PyTorch's `reduction="mean"`.
@@ -147,8 +148,46 @@ impl<'m> LossHessian<'m> {
         Ok((value, Tensor::f_cat(&flat, 0)?))
     }
 
+    /// The differentiated parameters' names and element counts, in order.
+    pub fn parameter_sizes(&self) -> Vec<(String, i64)> {
+        self.names
+            .iter()
+            .cloned()
+            .zip(self.parameters.iter().map(|t| t.numel() as i64))
+            .collect()
+    }
+
+    /// The mean loss over the batch at the model's parameters.
+    pub fn loss_value(&self) -> f64 {
+        self.loss_value
+    }
+
+    /// Samples in the batch.
+    pub fn samples(&self) -> usize {
+        self.samples
+    }
+
+    /// Samples per forward pass.
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+}
+
+impl SymmetricOperator for LossHessian<'_> {
+    fn dimension(&self) -> usize {
+        self.parameters.iter().map(Tensor::numel).sum()
+    }
+
+    fn device(&self) -> Device {
+        self.model.device
+    }
+
+    fn kind(&self) -> Kind {
+        self.model.kind
+    }
+
     /// H·v for a flat float64 vector `v` on the device; the product in float64.
-    pub fn apply(&mut self, v: &Tensor) -> Result<Tensor> {
+    fn apply(&mut self, v: &Tensor) -> Result<Tensor> {
         let v = v.f_to_kind(self.model.kind)?;
         let mut total: Option<Tensor> = None;
         for index in 0..self.batches.len() {
@@ -181,62 +220,8 @@ impl<'m> LossHessian<'m> {
         Ok(product)
     }
 
-    /// Refuses `steps` Lanczos vectors that would not fit in the host's memory.
-    pub fn check_basis_memory(&self, steps: usize) -> Result<()> {
-        crate::environment::ensure_host_memory(
-            || {
-                format!(
-                    "{steps} Lanczos vectors of {} parameters (try fewer steps or --layers)",
-                    self.dimension()
-                )
-            },
-            self.device(),
-            8.0 * steps as f64 * self.dimension() as f64,
-        )
-    }
-
-    /// The Hessian's order.
-    pub fn dimension(&self) -> i64 {
-        self.parameters.iter().map(Tensor::numel).sum::<usize>() as i64
-    }
-
-    /// The differentiated parameters' names and element counts, in order.
-    pub fn parameter_sizes(&self) -> Vec<(String, i64)> {
-        self.names
-            .iter()
-            .cloned()
-            .zip(self.parameters.iter().map(|t| t.numel() as i64))
-            .collect()
-    }
-
-    /// Hessian-vector products computed so far.
-    pub fn products(&self) -> usize {
+    fn products(&self) -> usize {
         self.products
-    }
-
-    /// The mean loss over the batch at the model's parameters.
-    pub fn loss_value(&self) -> f64 {
-        self.loss_value
-    }
-
-    /// Samples in the batch.
-    pub fn samples(&self) -> usize {
-        self.samples
-    }
-
-    /// Samples per forward pass.
-    pub fn batch_size(&self) -> usize {
-        self.batch_size
-    }
-
-    /// Where the products are computed.
-    pub fn device(&self) -> Device {
-        self.model.device
-    }
-
-    /// The model's dtype.
-    pub fn kind(&self) -> Kind {
-        self.model.kind
     }
 }
 

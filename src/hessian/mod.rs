@@ -4,7 +4,6 @@
 //! quadrature, as PyHessian (Yao, Gholami, Keutzer & Mahoney 2020) computes them, with full
 //! reorthogonalisation and seeded random vectors. The outliers above the bulk are the learned
 //! structure that Ghorbani, Krishnan & Xiao (2019) and Papyan (2020) read.
-mod lanczos;
 mod loss;
 
 use std::path::Path;
@@ -13,12 +12,15 @@ use std::time::Instant;
 use serde::Serialize;
 use tch::{Kind, Tensor};
 
-pub use lanczos::{lanczos, LanczosRun, RitzValues, Tridiagonal};
 pub use loss::{Loss, LossHessian};
 
 use crate::device::DeviceChoice;
 use crate::error::{Error, Result};
 use crate::jacobian::Differentiable;
+use crate::lanczos::{
+    check_basis_memory, lanczos, rademacher_vector, top_eigenpairs, Eigenpair, SymmetricOperator,
+    TopOptions,
+};
 use crate::theory::random::SeededNormal;
 
 /// The schema name and version written at the top of `hessian`'s JSON.
@@ -106,18 +108,6 @@ impl HessianOptions {
         }
         Ok(())
     }
-}
-
-/// One of the largest eigenvalues, with its Lanczos residual.
-#[derive(Debug, Clone, Serialize)]
-pub struct Eigenpair {
-    /// λ.
-    pub eigenvalue: f64,
-    /// ‖Hy − λy‖ for its unit Ritz vector y: |λ − λ_true| is at most this.
-    pub residual: f64,
-    /// y, flattened in the order of `parameters` (only when asked for).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub eigenvector: Option<Vec<f64>>,
 }
 
 /// The spectral density from stochastic Lanczos quadrature.
@@ -244,7 +234,7 @@ pub fn analyze_loaded(
         options.parameters.as_ref(),
         options.batch_size,
     )?;
-    let dimension = hessian.dimension();
+    let dimension = hessian.dimension() as i64;
     let planned = options.max_iterations.min(dimension as usize) * usize::from(options.top_k > 0)
         + options.trace_samples
         + options.density_runs * options.density_steps.min(dimension as usize);
@@ -255,9 +245,18 @@ pub fn analyze_loaded(
     let (top, iterations, converged) = if options.top_k == 0 {
         (Vec::new(), 0, true)
     } else {
-        top_eigenpairs(&mut hessian, options, &mut random, &mut |done| {
-            on_product(done, planned)
-        })?
+        let top = top_eigenpairs(
+            &mut hessian,
+            TopOptions {
+                k: options.top_k,
+                tolerance: options.tolerance,
+                max_iterations: options.max_iterations,
+                eigenvectors: options.eigenvectors,
+            },
+            &mut random,
+            &mut |done| on_product(done, planned),
+        )?;
+        (top.pairs, top.steps, top.converged)
     };
     let top_seconds = clock.elapsed().as_secs_f64();
 
@@ -323,177 +322,6 @@ pub fn analyze_loaded(
     })
 }
 
-/// A seeded standard normal vector of the Hessian's order on its device.
-fn gaussian_vector(hessian: &LossHessian, random: &mut SeededNormal) -> Result<Tensor> {
-    let values = random.normals(hessian.dimension() as usize);
-    Ok(Tensor::from_slice(&values).f_to_device(hessian.device())?)
-}
-
-/// A seeded vector of random signs (±1, each with probability ½) of the Hessian's order.
-fn rademacher_vector(hessian: &LossHessian, random: &mut SeededNormal) -> Result<Tensor> {
-    let signs: Vec<f64> = (0..hessian.dimension())
-        .map(|_| if random.uniform() < 0.5 { -1.0 } else { 1.0 })
-        .collect();
-    Ok(Tensor::from_slice(&signs).f_to_device(hessian.device())?)
-}
-
-/// An eigenvalue found, with its residual bound and unit Ritz vector (on the device).
-struct Found {
-    value: f64,
-    residual: f64,
-    vector: Tensor,
-}
-
-/// The `top_k` largest eigenvalues, descending, with the Lanczos steps taken and whether all
-/// converged.
-///
-/// Lanczos from one start vector sees one direction of each eigenspace, so a repeated
-/// eigenvalue (the C copies that a squared error over C outputs gives the last layer's block)
-/// would be found once. So runs repeat, each from a Gaussian start on the operator deflated by
-/// the eigenvectors found so far, (I − YYᵀ)H(I − YYᵀ), until a run finds nothing above the
-/// k-th eigenvalue held: the second run is the check, and costs little when nothing is
-/// repeated (it stops once its largest Ritz value has converged below the k-th). Within a run,
-/// a Ritz value θ has converged when its residual bound (see [`top_residuals`]) ≤
-/// tolerance·|θ|, or has reached the products' precision.
-fn top_eigenpairs(
-    hessian: &mut LossHessian,
-    options: &HessianOptions,
-    random: &mut SeededNormal,
-    on_product: &mut impl FnMut(usize),
-) -> Result<(Vec<Eigenpair>, usize, bool)> {
-    let dimension = hessian.dimension() as usize;
-    let k = options.top_k.min(dimension);
-    let precision = product_precision(hessian.kind());
-    let tolerance = options.tolerance;
-    // At the products' precision a residual can fall no further: converged there too.
-    let converged =
-        |value: f64, residual: f64, floor: f64| residual <= (tolerance * value.abs()).max(floor);
-    let mut found: Vec<Found> = Vec::new();
-    let mut steps_taken = 0;
-    let mut all_converged = true;
-    loop {
-        let free = dimension - found.len();
-        let steps = options.max_iterations.min(free);
-        if steps == 0 {
-            break;
-        }
-        hessian.check_basis_memory(steps + found.len())?;
-        let deflate = |v: Tensor| -> Result<Tensor> {
-            let mut v = v;
-            for _ in 0..2 {
-                for y in &found {
-                    let overlap = f64::try_from(y.vector.f_dot(&v)?)?;
-                    v = v.f_sub(&(&y.vector * overlap))?;
-                }
-            }
-            Ok(v)
-        };
-        let start = deflate(gaussian_vector(hessian, random)?)?;
-        // The k-th eigenvalue held, once k are: a run that cannot beat it may stop.
-        let kth = (found.len() >= k).then(|| found[k - 1].value);
-        let wanted = k.min(free);
-        let stop = |t: &Tridiagonal, beta: f64| -> Result<bool> {
-            let ritz = t.eigen()?;
-            let floor = precision * largest_magnitude(&ritz);
-            let top = top_residuals(&ritz, beta, wanted, floor);
-            if let (Some(kth), Some(&(value, residual))) = (kth, top.first()) {
-                if converged(value, residual, floor) && value <= kth + residual {
-                    return Ok(true);
-                }
-            }
-            Ok(top.len() == wanted && top.iter().all(|&(v, r)| converged(v, r, floor)))
-        };
-        let mut apply = |v: &Tensor| -> Result<Tensor> {
-            let product = deflate(hessian.apply(&deflate(v.shallow_clone())?)?)?;
-            on_product(hessian.products());
-            Ok(product)
-        };
-        let run = lanczos(&mut apply, &start, steps, stop)?;
-        steps_taken += run.tridiagonal.len();
-        let ritz = run.tridiagonal.eigen()?;
-        let count = ritz.values.len();
-        let mut added = false;
-        let floor = precision * largest_magnitude(&ritz);
-        for (rank, (value, residual)) in top_residuals(&ritz, run.last_beta, wanted, floor)
-            .into_iter()
-            .enumerate()
-        {
-            let beats = match found.get(k.saturating_sub(1)) {
-                Some(kth) if found.len() >= k => value > kth.value + residual,
-                _ => true,
-            };
-            if !beats {
-                break;
-            }
-            all_converged &= converged(value, residual, floor);
-            let coefficients = &ritz.vectors[count - 1 - rank];
-            let mut vector = run.basis[0].f_zeros_like()?;
-            for (q, &c) in run.basis.iter().zip(coefficients) {
-                vector = vector.f_add(&(q * c))?;
-            }
-            found.push(Found {
-                value,
-                residual,
-                vector,
-            });
-            added = true;
-        }
-        found.sort_by(|a, b| b.value.total_cmp(&a.value));
-        found.truncate(k);
-        if !added || found.len() >= dimension {
-            break;
-        }
-    }
-    let pairs = found
-        .into_iter()
-        .map(|pair| {
-            let eigenvector = if options.eigenvectors {
-                Some(Vec::<f64>::try_from(
-                    pair.vector.f_to_device(tch::Device::Cpu)?,
-                )?)
-            } else {
-                None
-            };
-            Ok(Eigenpair {
-                eigenvalue: pair.value,
-                residual: pair.residual,
-                eigenvector,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok((pairs, steps_taken, all_converged))
-}
-
-/// The `k` largest Ritz values, descending, each with its residual bound: β·|sₘ| (sₘ the last
-/// component of its T-eigenvector), which holds for the products as computed, and at least
-/// `floor`: the products' precision times the largest |θ| (float32 models: 1.2e-7 of it),
-/// since the products themselves are only that exact.
-fn top_residuals(ritz: &RitzValues, beta: f64, k: usize, floor: f64) -> Vec<(f64, f64)> {
-    let count = ritz.values.len();
-    (0..k.min(count))
-        .map(|rank| {
-            let index = count - 1 - rank;
-            let last = ritz.vectors[index].last().copied().unwrap_or(0.0);
-            (ritz.values[index], (beta * last.abs()).max(floor))
-        })
-        .collect()
-}
-
-/// The largest |θ| of a run: the scale of the operator it has seen.
-fn largest_magnitude(ritz: &RitzValues) -> f64 {
-    ritz.values.iter().fold(0.0_f64, |m, v| m.max(v.abs()))
-}
-
-/// The relative precision of products computed in `kind`: its unit round-off.
-fn product_precision(kind: Kind) -> f64 {
-    match kind {
-        Kind::Double => f64::EPSILON,
-        Kind::Half => 9.8e-4,
-        Kind::BFloat16 => 7.8e-3,
-        _ => f32::EPSILON as f64,
-    }
-}
-
 /// Hutchinson's tr H ≈ mean of vᵀHv over Rademacher vectors v, and the standard error of that
 /// mean (`None` with one sample).
 fn hutchinson_trace(
@@ -532,8 +360,8 @@ fn slq_density(
     random: &mut SeededNormal,
     on_product: &mut impl FnMut(usize),
 ) -> Result<Density> {
-    let steps = options.density_steps.min(hessian.dimension() as usize);
-    hessian.check_basis_memory(steps)?;
+    let steps = options.density_steps.min(hessian.dimension());
+    check_basis_memory(hessian, steps)?;
     let mut nodes = Vec::new();
     let mut weights = Vec::new();
     for _ in 0..options.density_runs {

@@ -10,9 +10,11 @@
 //!
 //! The flow: [`Differentiable`] loads and runs the model (the only place that executes
 //! TorchScript), [`jacobians`] builds J by autograd, and the report turns each J's singular
-//! values into statistics.
+//! values into statistics. For Jacobians too large to form, [`analyze_top_singular_values`]
+//! finds the largest singular values from products with J and Jᵀ alone.
 mod autograd;
 mod model;
+mod products;
 mod report;
 
 use std::path::Path;
@@ -21,6 +23,9 @@ use tch::Tensor;
 
 pub use autograd::jacobians;
 pub use model::{Differentiable, PreparedBatch};
+pub use products::{
+    JacobianLanczosAnalysis, LanczosOptions, LanczosSample, JACOBIAN_LANCZOS_SCHEMA,
+};
 use report::analyze_loaded;
 pub use report::{
     JacobianAnalysis, JacobianSummary, JacobianTiming, SampleReport, JACOBIAN_SCHEMA,
@@ -179,6 +184,23 @@ pub fn analyze_in_memory(
         samples_in_file,
     };
     analyze_loaded(model, &batch, sources, options, on_chunk)
+}
+
+/// The `lanczos.k` largest singular values of every sample's Jacobian by Lanczos, from
+/// products with J and Jᵀ, never forming J: for inputs too large for [`analyze_jacobians`]
+/// (an ImageNet model's J is 1000 × 150528 per sample). `on_product(sample, products)`
+/// reports progress.
+pub fn analyze_top_singular_values(
+    model_path: &Path,
+    input_path: &Path,
+    input_key: Option<&str>,
+    options: &JacobianOptions,
+    lanczos: LanczosOptions,
+    on_product: impl FnMut(usize, usize),
+) -> Result<JacobianLanczosAnalysis> {
+    let (model, batch, sources) = load_model_and_batch(model_path, input_path, input_key, options)?;
+    let prepared = PreparedBatch::new(&model, &batch)?;
+    products::top_singular_values(&model, &prepared.x, sources, lanczos, on_product)
 }
 
 /// The model (with `options.output_index` selected) and the batch (cut to `options.samples`),

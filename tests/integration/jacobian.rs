@@ -385,3 +385,86 @@ fn the_default_sample_count_is_small_and_stated() {
     assert_eq!(json["samples"].as_array().unwrap().len(), 40);
     assert_eq!(json["samples_in_file"], 40);
 }
+
+/// `jacobian --lanczos K` on a fixture, as JSON.
+fn lanczos_json(model: &str, extra: &[&str]) -> Value {
+    let model = fixtures::file(model);
+    let input = fixtures::file("jac_mlp_input.pt");
+    let mut args = vec![
+        "jacobian",
+        model.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "-q",
+        "-f",
+        "json",
+    ];
+    args.extend_from_slice(extra);
+    serde_json::from_str(&run_ok(&args)).unwrap()
+}
+
+#[test]
+fn lanczos_top_singular_values_equal_numpy_on_either_side() {
+    // JJᵀ (5 outputs < 6 inputs) against numpy's SVD of torch.func's J.
+    let references: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixtures::file("jac_singular_values.json")).unwrap(),
+    )
+    .unwrap();
+    let ours = lanczos_json("jac_mlp.pt", &["--lanczos", "3"]);
+    assert_eq!(ours["operator"], "JJᵀ");
+    for (sample, expected) in ours["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(references["mlp"].as_array().unwrap())
+    {
+        let (found, expected) = (floats(&sample["top_singular_values"]), floats(expected));
+        assert_eq!(sample["converged"], true);
+        for (a, b) in found.iter().zip(&expected) {
+            assert!((a - b).abs() < 1e-10 * expected[0], "{a} vs numpy {b}");
+        }
+    }
+    // JᵀJ (12 outputs > 6 inputs) against the exact path on the same model.
+    let ours = lanczos_json("jac_tuple.pt", &["--output-index", "1", "--lanczos", "4"]);
+    assert_eq!(ours["operator"], "JᵀJ");
+    let exact = lanczos_json("jac_tuple.pt", &["--output-index", "1"]);
+    for (sample, exact) in ours["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(exact["samples"].as_array().unwrap())
+    {
+        let (found, expected) = (
+            floats(&sample["top_singular_values"]),
+            floats(&exact["singular_values"]),
+        );
+        assert_eq!(found.len(), 4);
+        for (a, b) in found.iter().zip(&expected) {
+            assert!((a - b).abs() < 1e-10 * expected[0], "{a} vs exact {b}");
+        }
+    }
+}
+
+#[test]
+fn lanczos_refuses_what_it_cannot_report() {
+    let model = fixtures::file("jac_mlp.pt");
+    let input = fixtures::file("jac_mlp_input.pt");
+    for (extra, expected) in [
+        (vec!["--lanczos", "3", "--mean-gram"], "cannot be used with"),
+        (vec!["--lanczos", "0"], "singular values need between 1"),
+        (vec!["--lanczos-tolerance", "1e-3"], "--lanczos"),
+    ] {
+        let mut args = vec![
+            "jacobian",
+            model.to_str().unwrap(),
+            "--input",
+            input.to_str().unwrap(),
+            "-q",
+        ];
+        args.extend(extra.iter());
+        let output = run(&args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+}

@@ -1,0 +1,402 @@
+//! Lanczos iteration with full reorthogonalisation on a symmetric operator known only by its
+//! products A·v (Golub & Van Loan 2013, §10.1), and the quantities read from its tridiagonal
+//! matrix T: Ritz values with their residual bounds, and Gauss quadrature nodes and weights for
+//! stochastic Lanczos quadrature (Golub & Meurant 2010; Ubaru, Chen & Saad 2017); and the
+//! largest eigenvalues of any [`SymmetricOperator`] with repeated ones found by deflation.
+use serde::Serialize;
+use tch::{Device, Kind, Tensor};
+
+use crate::error::Result;
+use crate::theory::random::SeededNormal;
+
+/// A symmetric linear operator known by its products A·v: a loss Hessian, JᵀJ or JJᵀ of a
+/// Jacobian. Vectors are flat float64 tensors on [`Self::device`].
+pub trait SymmetricOperator {
+    /// Its order.
+    fn dimension(&self) -> usize;
+    /// Where its vectors live.
+    fn device(&self) -> Device;
+    /// The dtype its products are computed in (their precision bounds the residuals).
+    fn kind(&self) -> Kind;
+    /// A·v.
+    fn apply(&mut self, v: &Tensor) -> Result<Tensor>;
+    /// Products computed so far.
+    fn products(&self) -> usize;
+}
+
+/// The tridiagonal matrix of a Lanczos run: diagonal α and off-diagonal β (one shorter).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Tridiagonal {
+    /// αⱼ = qⱼᵀ A qⱼ.
+    pub alpha: Vec<f64>,
+    /// βⱼ = ‖rⱼ‖, the coupling of qⱼ and qⱼ₊₁.
+    pub beta: Vec<f64>,
+}
+
+/// Eigenvalues of T (ascending) and, for each, its eigenvector's first and last components.
+#[derive(Debug, Clone)]
+pub struct RitzValues {
+    /// θᵢ, ascending.
+    pub values: Vec<f64>,
+    /// The eigenvectors of T, one per value (length = T's order).
+    pub vectors: Vec<Vec<f64>>,
+}
+
+impl Tridiagonal {
+    /// T's order: the number of Lanczos steps taken.
+    pub fn len(&self) -> usize {
+        self.alpha.len()
+    }
+
+    /// Whether no step was taken.
+    pub fn is_empty(&self) -> bool {
+        self.alpha.is_empty()
+    }
+
+    /// Its eigen-decomposition (float64 on the CPU, one thread, so the same on every machine).
+    pub fn eigen(&self) -> Result<RitzValues> {
+        let order = self.len() as i64;
+        let mut dense = vec![0.0; self.len() * self.len()];
+        for (i, &a) in self.alpha.iter().enumerate() {
+            dense[i * self.len() + i] = a;
+        }
+        for (i, &b) in self
+            .beta
+            .iter()
+            .enumerate()
+            .take(self.len().saturating_sub(1))
+        {
+            dense[i * self.len() + i + 1] = b;
+            dense[(i + 1) * self.len() + i] = b;
+        }
+        let matrix = Tensor::from_slice(&dense).f_reshape([order, order])?;
+        let (values, vectors) =
+            crate::spectrum::eigensolve_on_one_thread(&matrix, || Ok(matrix.f_linalg_eigh("L")?))?;
+        let values = Vec::<f64>::try_from(values.f_to_kind(Kind::Double)?)?;
+        // Columns are eigenvectors: rows of the transpose.
+        let vectors = Vec::<Vec<f64>>::try_from(vectors.f_transpose(0, 1)?.f_contiguous()?)?;
+        Ok(RitzValues { values, vectors })
+    }
+}
+
+/// A finished run: T, the orthonormal basis q₀…q_{m−1} (flat vectors, on the operator's
+/// device) and the last β (zero when the Krylov space became invariant: T is then exact).
+pub struct LanczosRun {
+    /// The tridiagonal matrix.
+    pub tridiagonal: Tridiagonal,
+    /// The Lanczos vectors.
+    pub basis: Vec<Tensor>,
+    /// ‖r_m‖ after the last step.
+    pub last_beta: f64,
+}
+
+/// Relative size of ‖r‖ below which the Krylov space counts as invariant.
+const BREAKDOWN: f64 = 1e-12;
+
+/// Runs at most `steps` Lanczos steps of `apply` from `start` (any nonzero vector), each new
+/// vector orthogonalised against all earlier ones twice (classical Gram-Schmidt, "twice is
+/// enough"), so the Ritz values carry no ghost copies. After each step `stop(T, β)` may end it.
+pub fn lanczos(
+    apply: &mut impl FnMut(&Tensor) -> Result<Tensor>,
+    start: &Tensor,
+    steps: usize,
+    mut stop: impl FnMut(&Tridiagonal, f64) -> Result<bool>,
+) -> Result<LanczosRun> {
+    let mut tridiagonal = Tridiagonal::default();
+    let mut basis: Vec<Tensor> = Vec::new();
+    let mut q = start / norm(start)?;
+    let mut scale: f64 = 0.0;
+    let mut last_beta = 0.0;
+    for step in 0..steps {
+        let mut r = apply(&q)?;
+        let alpha = dot(&q, &r)?;
+        r = r.f_sub(&(&q * alpha))?;
+        if let (Some(previous), Some(&beta)) = (basis.last(), tridiagonal.beta.last()) {
+            r = r.f_sub(&(previous * beta))?;
+        }
+        basis.push(q);
+        for _ in 0..2 {
+            for vector in &basis {
+                let overlap = dot(vector, &r)?;
+                r = r.f_sub(&(vector * overlap))?;
+            }
+        }
+        tridiagonal.alpha.push(alpha);
+        let beta = norm(&r)?;
+        scale = scale.max(alpha.abs()).max(beta);
+        last_beta = beta;
+        if beta <= BREAKDOWN * scale || step + 1 == steps || stop(&tridiagonal, beta)? {
+            break;
+        }
+        tridiagonal.beta.push(beta);
+        q = r / beta;
+    }
+    Ok(LanczosRun {
+        tridiagonal,
+        basis,
+        last_beta,
+    })
+}
+
+fn dot(a: &Tensor, b: &Tensor) -> Result<f64> {
+    Ok(f64::try_from(a.f_dot(b)?.f_to_kind(Kind::Double)?)?)
+}
+
+fn norm(a: &Tensor) -> Result<f64> {
+    Ok(dot(a, a)?.sqrt())
+}
+
+/// One of the largest eigenvalues, with its Lanczos residual.
+#[derive(Debug, Clone, Serialize)]
+pub struct Eigenpair {
+    /// λ.
+    pub eigenvalue: f64,
+    /// ‖Hy − λy‖ for its unit Ritz vector y: |λ − λ_true| is at most this.
+    pub residual: f64,
+    /// y (only when asked for; for a Hessian flattened in the order of its parameters).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eigenvector: Option<Vec<f64>>,
+}
+
+/// A seeded standard normal vector of the operator's order on its device.
+pub fn gaussian_vector(
+    operator: &impl SymmetricOperator,
+    random: &mut SeededNormal,
+) -> Result<Tensor> {
+    let values = random.normals(operator.dimension());
+    Ok(Tensor::from_slice(&values).f_to_device(operator.device())?)
+}
+
+/// A seeded vector of random signs (±1, each with probability ½) of the operator's order.
+pub fn rademacher_vector(
+    operator: &impl SymmetricOperator,
+    random: &mut SeededNormal,
+) -> Result<Tensor> {
+    let signs: Vec<f64> = (0..operator.dimension())
+        .map(|_| if random.uniform() < 0.5 { -1.0 } else { 1.0 })
+        .collect();
+    Ok(Tensor::from_slice(&signs).f_to_device(operator.device())?)
+}
+
+/// Refuses `steps` Lanczos vectors of the operator's order that would not fit in the host's
+/// memory (they are kept for reorthogonalisation).
+pub fn check_basis_memory(operator: &impl SymmetricOperator, steps: usize) -> Result<()> {
+    crate::environment::ensure_host_memory(
+        || format!("{steps} Lanczos vectors of order {}", operator.dimension()),
+        operator.device(),
+        8.0 * steps as f64 * operator.dimension() as f64,
+    )
+}
+
+/// What [`top_eigenpairs`] computes.
+#[derive(Debug, Clone, Copy)]
+pub struct TopOptions {
+    /// How many of the largest eigenvalues.
+    pub k: usize,
+    /// A Ritz value θ has converged when its residual ≤ this · |θ| (or is at the products'
+    /// precision).
+    pub tolerance: f64,
+    /// Lanczos steps at most per run.
+    pub max_iterations: usize,
+    /// Keep the eigenvectors.
+    pub eigenvectors: bool,
+}
+
+/// The largest eigenvalues found, descending, with the Lanczos steps taken and whether every
+/// one converged.
+#[derive(Debug, Clone)]
+pub struct TopEigenpairs {
+    /// The eigenpairs, descending.
+    pub pairs: Vec<Eigenpair>,
+    /// Lanczos steps over every run (each one product).
+    pub steps: usize,
+    /// Whether every residual met the tolerance.
+    pub converged: bool,
+}
+
+/// An eigenvalue found, with its residual bound and unit Ritz vector (on the device).
+struct Found {
+    value: f64,
+    residual: f64,
+    vector: Tensor,
+}
+
+/// The `top_k` largest eigenvalues, descending, with the Lanczos steps taken and whether all
+/// converged.
+///
+/// Lanczos from one start vector sees one direction of each eigenspace, so a repeated
+/// eigenvalue (a loss Hessian's last-layer block under a squared error over C outputs has C copies of each)
+/// would be found once. So runs repeat, each from a Gaussian start on the operator deflated by
+/// the eigenvectors found so far, (I − YYᵀ)A(I − YYᵀ), until a run finds nothing above the
+/// k-th eigenvalue held: the second run is the check, and costs little when nothing is
+/// repeated (it stops once its largest Ritz value has converged below the k-th). Within a run,
+/// a Ritz value θ has converged when its residual bound (see [`top_residuals`]) ≤
+/// tolerance·|θ|, or has reached the products' precision.
+pub fn top_eigenpairs(
+    operator: &mut impl SymmetricOperator,
+    options: TopOptions,
+    random: &mut SeededNormal,
+    on_product: &mut impl FnMut(usize),
+) -> Result<TopEigenpairs> {
+    let dimension = operator.dimension();
+    let k = options.k.min(dimension);
+    let precision = product_precision(operator.kind());
+    let tolerance = options.tolerance;
+    // At the products' precision a residual can fall no further: converged there too.
+    let converged =
+        |value: f64, residual: f64, floor: f64| residual <= (tolerance * value.abs()).max(floor);
+    let mut found: Vec<Found> = Vec::new();
+    let mut steps_taken = 0;
+    let mut all_converged = true;
+    loop {
+        let free = dimension - found.len();
+        let steps = options.max_iterations.min(free);
+        if steps == 0 {
+            break;
+        }
+        check_basis_memory(operator, steps + found.len())?;
+        let deflate = |v: Tensor| -> Result<Tensor> {
+            let mut v = v;
+            for _ in 0..2 {
+                for y in &found {
+                    let overlap = f64::try_from(y.vector.f_dot(&v)?)?;
+                    v = v.f_sub(&(&y.vector * overlap))?;
+                }
+            }
+            Ok(v)
+        };
+        let start = deflate(gaussian_vector(operator, random)?)?;
+        // The k-th eigenvalue held, once k are: a run that cannot beat it may stop.
+        let kth = (found.len() >= k).then(|| found[k - 1].value);
+        let wanted = k.min(free);
+        let stop = |t: &Tridiagonal, beta: f64| -> Result<bool> {
+            let ritz = t.eigen()?;
+            let floor = precision * largest_magnitude(&ritz);
+            let top = top_residuals(&ritz, beta, wanted, floor);
+            if let (Some(kth), Some(&(value, residual))) = (kth, top.first()) {
+                if converged(value, residual, floor) && value <= kth + residual {
+                    return Ok(true);
+                }
+            }
+            Ok(top.len() == wanted && top.iter().all(|&(v, r)| converged(v, r, floor)))
+        };
+        let mut apply = |v: &Tensor| -> Result<Tensor> {
+            let product = deflate(operator.apply(&deflate(v.shallow_clone())?)?)?;
+            on_product(operator.products());
+            Ok(product)
+        };
+        let run = lanczos(&mut apply, &start, steps, stop)?;
+        steps_taken += run.tridiagonal.len();
+        let ritz = run.tridiagonal.eigen()?;
+        let count = ritz.values.len();
+        let mut added = false;
+        let floor = precision * largest_magnitude(&ritz);
+        for (rank, (value, residual)) in top_residuals(&ritz, run.last_beta, wanted, floor)
+            .into_iter()
+            .enumerate()
+        {
+            let beats = match found.get(k.saturating_sub(1)) {
+                Some(kth) if found.len() >= k => value > kth.value + residual,
+                _ => true,
+            };
+            if !beats {
+                break;
+            }
+            all_converged &= converged(value, residual, floor);
+            let coefficients = &ritz.vectors[count - 1 - rank];
+            let mut vector = run.basis[0].f_zeros_like()?;
+            for (q, &c) in run.basis.iter().zip(coefficients) {
+                vector = vector.f_add(&(q * c))?;
+            }
+            found.push(Found {
+                value,
+                residual,
+                vector,
+            });
+            added = true;
+        }
+        found.sort_by(|a, b| b.value.total_cmp(&a.value));
+        found.truncate(k);
+        if !added || found.len() >= dimension {
+            break;
+        }
+    }
+    let pairs = found
+        .into_iter()
+        .map(|pair| {
+            let eigenvector = if options.eigenvectors {
+                Some(Vec::<f64>::try_from(
+                    pair.vector.f_to_device(tch::Device::Cpu)?,
+                )?)
+            } else {
+                None
+            };
+            Ok(Eigenpair {
+                eigenvalue: pair.value,
+                residual: pair.residual,
+                eigenvector,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(TopEigenpairs {
+        pairs,
+        steps: steps_taken,
+        converged: all_converged,
+    })
+}
+
+/// The `k` largest Ritz values, descending, each with its residual bound: β·|sₘ| (sₘ the last
+/// component of its T-eigenvector), which holds for the products as computed, and at least
+/// `floor`: the products' precision times the largest |θ| (float32 products: 1.2e-7 of it),
+/// since the products themselves are only that exact.
+fn top_residuals(ritz: &RitzValues, beta: f64, k: usize, floor: f64) -> Vec<(f64, f64)> {
+    let count = ritz.values.len();
+    (0..k.min(count))
+        .map(|rank| {
+            let index = count - 1 - rank;
+            let last = ritz.vectors[index].last().copied().unwrap_or(0.0);
+            (ritz.values[index], (beta * last.abs()).max(floor))
+        })
+        .collect()
+}
+
+/// The largest |θ| of a run: the scale of the operator it has seen.
+fn largest_magnitude(ritz: &RitzValues) -> f64 {
+    ritz.values.iter().fold(0.0_f64, |m, v| m.max(v.abs()))
+}
+
+/// The relative precision of products computed in `kind`: its unit round-off.
+fn product_precision(kind: Kind) -> f64 {
+    match kind {
+        Kind::Double => f64::EPSILON,
+        Kind::Half => 9.8e-4,
+        Kind::BFloat16 => 7.8e-3,
+        _ => f32::EPSILON as f64,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// On diag(1, 2, …, 50) Lanczos from a dense start finds the extreme eigenvalues to
+    /// round-off within the full space, and breaks down (β = 0) once it is spanned.
+    #[test]
+    fn recovers_a_known_spectrum_and_stops_when_the_space_is_invariant() {
+        let diagonal = Tensor::arange_start(1, 51, (Kind::Double, tch::Device::Cpu));
+        let mut products = 0;
+        let mut apply = |v: &Tensor| -> Result<Tensor> {
+            products += 1;
+            Ok(v * &diagonal)
+        };
+        let start = Tensor::ones([50], (Kind::Double, tch::Device::Cpu));
+        let run = lanczos(&mut apply, &start, 80, |_, _| Ok(false)).unwrap();
+        assert_eq!(run.tridiagonal.len(), 50);
+        assert!(run.last_beta < 1e-9, "β = {}", run.last_beta);
+        let ritz = run.tridiagonal.eigen().unwrap();
+        for (i, value) in ritz.values.iter().enumerate() {
+            assert!((value - (i + 1) as f64).abs() < 1e-9, "{i}: {value}");
+        }
+        assert_eq!(products, 50);
+    }
+}
