@@ -358,6 +358,22 @@ def batch_case(name, data, stderr, exit=2):
 batch_case("npy_valid.npy", npy("{'descr': '<f4', 'fortran_order': False, 'shape': (4, 64), }", BATCH.tobytes()), None, exit=0)
 batch_case("npy_short_data.npy", npy("{'descr': '<f4', 'fortran_order': False, 'shape': (4, 64), }", BATCH.tobytes()[:100]), "runs past the end")
 batch_case("npy_shape_overflow.npy", npy("{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296), }", b""), "impossible shape")
+
+# Targets of the loss Hessian (through hessian --target): the reader's refusals, then labels
+# and values the loss cannot take.
+def target_case(name, data, stderr, loss="cross-entropy"):
+    case(name, data, args=("hessian", MLP, "--input", str(MODELS / "digits_mlp_batch.pt"), "--target", "{file}",
+                           "--loss", loss, "--top-k", "1"), stderr=stderr)
+
+
+LABELS = np.arange(16, dtype=np.int64) % 10
+target_case("target_short_data.npy", npy("{'descr': '<i8', 'fortran_order': False, 'shape': (16,), }", LABELS.tobytes()[:40]), "runs past the end")
+target_case("target_shape_overflow.npy", npy("{'descr': '<i8', 'fortran_order': False, 'shape': (4294967296, 4294967296), }"), "impossible shape")
+target_case("target_class_out_of_range.npy", npy("{'descr': '<i8', 'fortran_order': False, 'shape': (16,), }", (LABELS + 90).tobytes()), "class 99")
+target_case("target_class_negative.npy", npy("{'descr': '<i8', 'fortran_order': False, 'shape': (16,), }", (LABELS - 1).tobytes()), "class -1")
+target_case("target_too_few.npy", npy("{'descr': '<i8', 'fortran_order': False, 'shape': (4,), }", LABELS[:4].tobytes()), "expected 16 of them")
+target_case("target_nan_values.npy", npy("{'descr': '<f8', 'fortran_order': False, 'shape': (16, 10), }", np.full((16, 10), np.nan).tobytes()), "the loss is NaN", loss="mse")
+target_case("target_float_labels.npy", npy("{'descr': '<f8', 'fortran_order': False, 'shape': (16,), }", LABELS.astype(np.float64).tobytes()), "class indices")
 batch_case("npy_shape_negative.npy", npy("{'descr': '<f4', 'fortran_order': False, 'shape': (-4, 64), }", b""), "bad dimension")
 batch_case("npy_big_endian.npy", npy("{'descr': '>f4', 'fortran_order': False, 'shape': (4, 64), }", BATCH.tobytes()), ">f4 is not supported")
 batch_case("npy_object_dtype.npy", npy("{'descr': '|O', 'fortran_order': False, 'shape': (4,), }", b"\0" * 32), "|O is not supported")
@@ -509,6 +525,9 @@ refused("opt_dist_quantile_inf", ("dist", "tw1", "--quantile", "inf"), "finite n
 refused("opt_threads_zero", ("--threads", "0", "analyze", VALID), "--threads")
 refused("opt_samples_zero", ("jacobian", MLP, "--input", str(MODELS / "digits_mlp_batch.pt"), "--samples", "0"), "--samples")
 refused("opt_isometry_negative", ("jacobian", MLP, "--input", str(MODELS / "digits_mlp_batch.pt"), "--isometry-tolerance=-1"), "--isometry-tolerance")
+refused("opt_hessian_tolerance_nan", ("hessian", MLP, "--input", str(MODELS / "digits_mlp_batch.pt"), "--target", str(MODELS / "digits_batch_labels.pt"), "--tolerance", "nan"), "finite number")
+refused("opt_hessian_batch_size_zero", ("hessian", MLP, "--input", str(MODELS / "digits_mlp_batch.pt"), "--target", str(MODELS / "digits_batch_labels.pt"), "--batch-size", "0"), "--batch-size")
+refused("opt_hessian_loss_unknown", ("hessian", MLP, "--input", str(MODELS / "digits_mlp_batch.pt"), "--target", str(MODELS / "digits_batch_labels.pt"), "--loss", "hinge"), "--loss")
 refused("opt_layers_bad_regex", ("analyze", VALID, "--layers", "(["), "--layers")
 refused("opt_key_on_safetensors", ("analyze", VALID, "--key", "model"), "--key")
 for label, args in {

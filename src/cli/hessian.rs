@@ -156,9 +156,10 @@ pub fn run(args: HessianArgs) -> anyhow::Result<ExitCode> {
     )
     .with_context(|| {
         format!(
-            "Hessian of {} on {}",
+            "Hessian of {} on {} with targets {}",
             args.model.display(),
-            args.input.display()
+            args.input.display(),
+            args.target.display()
         )
     })?;
     bar.finish_and_clear();
