@@ -49,6 +49,7 @@ __all__ = [
     "analyze",
     "esd",
     "jacobian",
+    "hessian",
     "Analysis",
     "SpectralMonitor",
     "LightningSpectralCallback",
@@ -193,10 +194,42 @@ def jacobian(module, batch, **options):
     (an int or "all"; 32 by default), ``isometry_tolerance``, ``mean_gram``,
     ``singular_values``, ``tw_level``.
     """
-    import io
-
     if not isinstance(batch, torch.Tensor):
         raise TypeError(f"batch must be a torch.Tensor, got {type(batch).__name__}")
+    archive, label = _archive(module, batch[:1])
+    text = _rmt_torch.jacobian_module(archive, batch.detach(), label, _keywords(options))
+    return json.loads(text)
+
+
+def hessian(module, inputs, targets, **options):
+    """Spectrum of the loss Hessian H = ∇²L(θ) of ``module`` on (``inputs``, ``targets``), as
+    ``rmt-torch hessian`` computes it without forming H: the ``top_k`` largest eigenvalues by
+    Lanczos (repeated ones included), Hutchinson's trace with its standard error, and the
+    spectral density by stochastic Lanczos quadrature; returns its JSON record as a dict
+    (``top_eigenvalues`` descending, ``trace``, ``trace_stderr``, ``density``, ``products``).
+    ``top_eigenvalues[0]`` over training is the sharpness.
+
+    ``module`` is a TorchScript module or an ``nn.Module``, traced on ``inputs`` in memory (in
+    eval mode; the weights as they are now). Keyword options (the CLI's flags): ``loss``
+    ("cross-entropy": class indices as targets, or "mse"), ``layers`` (a regular expression
+    on parameter names: that block of H), ``top_k`` (5), ``tolerance`` (1e-6),
+    ``max_iterations``, ``eigenvectors``, ``trace`` (Rademacher vectors, 0: none), ``density``
+    (runs, 0: none), ``density_steps``, ``batch_size`` (mini-batches), ``float64``, ``seed``,
+    ``device``.
+    """
+    for name, value in (("inputs", inputs), ("targets", targets)):
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    archive, label = _archive(module, inputs[:1])
+    text = _rmt_torch.hessian_module(archive, inputs.detach(), targets.detach(), label, _keywords(options))
+    return json.loads(text)
+
+
+def _archive(module, example):
+    """``module`` as a TorchScript archive in memory (an ``nn.Module`` is traced on ``example``
+    in eval mode, its training flag restored), and its name for reports."""
+    import io
+
     if not isinstance(module, torch.jit.ScriptModule):
         if not isinstance(module, torch.nn.Module):
             raise TypeError(f"module must be an nn.Module or a ScriptModule, got {type(module).__name__}")
@@ -204,14 +237,12 @@ def jacobian(module, batch, **options):
         original.eval()
         try:
             with torch.no_grad():
-                module = torch.jit.trace(original, batch[:1], check_trace=False)
+                module = torch.jit.trace(original, example, check_trace=False)
         finally:
             original.train(was_training)
     buffer = io.BytesIO()
     torch.jit.save(module, buffer)
-    label = getattr(module, "original_name", type(module).__name__)
-    text = _rmt_torch.jacobian_module(buffer.getvalue(), batch.detach(), label, _keywords(options))
-    return json.loads(text)
+    return buffer.getvalue(), getattr(module, "original_name", type(module).__name__)
 
 
 class SpectralMonitor:

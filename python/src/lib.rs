@@ -8,6 +8,7 @@ use pyo3_tch::PyTensor;
 use serde_json::{Map, Value};
 
 use rmt_torch::heavy_tail::power_law::TailOptions;
+use rmt_torch::hessian::{HessianOptions, Loss};
 use rmt_torch::jacobian::{analyze_in_memory, Differentiable, JacobianOptions, SampleCount};
 use rmt_torch::monitor::SpectralMonitor;
 use rmt_torch::rmt::unfolding::{Unfolding, DEFAULT_GAUSSIAN_WINDOW, DEFAULT_POLYNOMIAL_DEGREE};
@@ -378,6 +379,96 @@ fn jacobian_module(
     .map_err(python_error)
 }
 
+const HESSIAN_KEYWORDS: [&str; 13] = [
+    "device",
+    "float64",
+    "loss",
+    "layers",
+    "batch_size",
+    "top_k",
+    "eigenvectors",
+    "tolerance",
+    "max_iterations",
+    "trace",
+    "density",
+    "density_steps",
+    "seed",
+];
+
+/// The Hessian options that keyword arguments (a JSON object) mean, with the CLI's defaults.
+fn hessian_options(keywords: &str) -> PyResult<HessianOptions> {
+    let keywords = Keywords::parse(keywords, &HESSIAN_KEYWORDS)?;
+    let defaults = HessianOptions::default();
+    let options = HessianOptions {
+        device: match keywords.text("device")? {
+            Some(name) => name.parse().map_err(python_error)?,
+            None => defaults.device,
+        },
+        float64: keywords.flag("float64", defaults.float64)?,
+        loss: match keywords.text("loss")? {
+            Some(name) => name.parse::<Loss>().map_err(python_error)?,
+            None => defaults.loss,
+        },
+        parameters: keywords
+            .text("layers")?
+            .map(|pattern| {
+                regex::Regex::new(pattern).map_err(|err| {
+                    option_error(format!("layers is not a regular expression: {err}"))
+                })
+            })
+            .transpose()?,
+        batch_size: keywords.count("batch_size")?,
+        top_k: keywords.count("top_k")?.unwrap_or(defaults.top_k),
+        eigenvectors: keywords.flag("eigenvectors", defaults.eigenvectors)?,
+        tolerance: keywords.number("tolerance")?.unwrap_or(defaults.tolerance),
+        max_iterations: keywords
+            .count("max_iterations")?
+            .unwrap_or(defaults.max_iterations),
+        trace_samples: keywords.count("trace")?.unwrap_or(defaults.trace_samples),
+        density_runs: keywords.count("density")?.unwrap_or(defaults.density_runs),
+        density_steps: keywords
+            .count("density_steps")?
+            .unwrap_or(defaults.density_steps),
+        seed: keywords
+            .count("seed")?
+            .map_or(defaults.seed, |seed| seed as u64),
+    };
+    options.check().map_err(python_error)?;
+    Ok(options)
+}
+
+/// The loss Hessian of a TorchScript module serialised in memory on (`inputs`, `targets`), as
+/// `rmt-torch hessian`'s JSON.
+#[pyfunction]
+fn hessian_module(
+    py: Python<'_>,
+    archive: Vec<u8>,
+    inputs: PyTensor,
+    targets: PyTensor,
+    label: &str,
+    keywords: &str,
+) -> PyResult<String> {
+    let options = hessian_options(keywords)?;
+    let (inputs, targets) = (inputs.0, targets.0);
+    py.allow_threads(move || {
+        let started = std::time::Instant::now();
+        let device = options.device.resolve()?;
+        let module = tch::CModule::load_data_on_device(&mut std::io::Cursor::new(archive), device)?;
+        let model = Differentiable::from_module(module, device, options.float64, None, None)?;
+        let mut analysis = rmt_torch::hessian::analyze_loaded(
+            &model,
+            &inputs,
+            &targets,
+            &options,
+            |_, _| {},
+            started,
+        )?;
+        analysis.model = label.to_string();
+        rmt_torch::report::to_json(&analysis)
+    })
+    .map_err(python_error)
+}
+
 /// The data pointers of the tensors as the library sees them: equal to `t.data_ptr()` when
 /// nothing was copied on the way in.
 #[pyfunction]
@@ -446,6 +537,7 @@ fn _rmt_torch(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(analyze_tensors, m)?)?;
     m.add_function(wrap_pyfunction!(shared_data_pointers, m)?)?;
     m.add_function(wrap_pyfunction!(jacobian_module, m)?)?;
+    m.add_function(wrap_pyfunction!(hessian_module, m)?)?;
     m.add_class::<Monitor>()?;
     m.add("Error", py.get_type::<Error>())?;
     m.add("FileError", py.get_type::<FileError>())?;

@@ -225,6 +225,46 @@ def track_reads(jsonl):
     return output.stdout
 
 
+def test_hessian_of_a_module_in_memory_and_sharpness_over_training():
+    torch.manual_seed(6)
+    module = torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.Tanh(), torch.nn.Linear(7, 3))
+    inputs, labels = torch.randn(24, 5), torch.randint(0, 3, (24,))
+    report = rmt_torch.hessian(module, inputs, labels, float64=True, top_k=3, tolerance=1e-10, trace=50)
+    assert module.training, "the caller's module is left as it was"
+    reference = module.double().eval()
+    names = [name for name, _ in reference.named_parameters()]
+    shapes = [p.shape for _, p in reference.named_parameters()]
+    flat = torch.cat([p.detach().reshape(-1) for _, p in reference.named_parameters()])
+
+    def loss(theta):
+        params, offset = {}, 0
+        for name, shape in zip(names, shapes):
+            params[name] = theta[offset:offset + shape.numel()].reshape(shape)
+            offset += shape.numel()
+        return torch.nn.functional.cross_entropy(torch.func.functional_call(reference, params, (inputs.double(),)),
+                                                 labels)
+
+    exact = torch.linalg.eigvalsh(torch.autograd.functional.hessian(loss, flat)).flip(0)[:3]
+    numpy.testing.assert_allclose(report["top_eigenvalues"], exact.tolist(), rtol=1e-8)
+    assert abs(report["trace"] - float(torch.autograd.functional.hessian(loss, flat).trace())) \
+        <= 4 * report["trace_stderr"]
+
+    module = module.float().train()
+    optimiser = torch.optim.SGD(module.parameters(), lr=0.5)
+    sharpness = []
+    for step in range(3):
+        optimiser.zero_grad()
+        torch.nn.functional.cross_entropy(module(inputs), labels).backward()
+        optimiser.step()
+        sharpness.append(rmt_torch.hessian(module, inputs, labels, top_k=1)["top_eigenvalues"][0])
+    assert all(math.isfinite(value) and value > 0 for value in sharpness)
+    assert len(set(sharpness)) == 3, "each observation sees the weights of its step"
+    with pytest.raises(rmt_torch.InputError, match="class indices"):
+        rmt_torch.hessian(module, inputs, labels.float())
+    with pytest.raises(rmt_torch.OptionError, match="unknown option"):
+        rmt_torch.hessian(module, inputs, labels, topk=3)
+
+
 def test_lightning_callback_logs_and_writes_what_track_reads(tmp_path):
     lightning = pytest.importorskip("lightning")
 
