@@ -10,8 +10,9 @@ inputs (3 × 32 × 32) with labels in 0…9. Both compute the top-k eigenvalues 
 cross-entropy Hessian on the CPU: PyHessian by power iteration with deflation, stopped at a
 relative change of --tolerance (its default 1e-3), rmt-torch by Lanczos stopped at residuals
 of --tolerance·|λ|. Printed: each one's eigenvalues, Hessian-vector products, time per product
-and time for the top-k (PyHessian's timed in its process; rmt-torch's from its JSON timing),
-and the ratios. Needs a release build (scripts/rmt-torch builds it), torchvision and pyhessian
+(rmt-torch's with Lanczos's reorthogonalisation, and alone from five Hutchinson vectors) and
+time for the top-k (PyHessian's timed in its process; rmt-torch's from its JSON timing), and
+the ratios. Needs a release build (scripts/rmt-torch builds it), torchvision and pyhessian
 in .venv (scripts/setup --test installs them).
 """
 import argparse
@@ -50,6 +51,11 @@ def main():
             [str(BINARY), "hessian", str(model), "--input", str(inputs), "--target", str(labels), "--device", "cpu",
              "--top-k", str(args.top_k), "--tolerance", str(args.tolerance), "--quiet", "--format", "json"],
             check=True, capture_output=True, text=True).stdout)
+        # The product alone, without Lanczos's reorthogonalisation: Hutchinson's vectors.
+        products_only = json.loads(subprocess.run(
+            [str(BINARY), "hessian", str(model), "--input", str(inputs), "--target", str(labels), "--device", "cpu",
+             "--top-k", "0", "--trace", "5", "--quiet", "--format", "json"],
+            check=True, capture_output=True, text=True).stdout)
         theirs = json.loads(subprocess.run(
             [sys.executable, str(ROOT / "scripts" / "pyhessian_reference.py"), str(model), str(inputs), str(labels),
              "--top-k", str(args.top_k), "--tolerance", str(args.tolerance)],
@@ -69,11 +75,15 @@ def main():
     for tool, values, products, per_product, total in rows:
         listed = ", ".join(f"{v:.4g}" for v in values)
         print(f"| {tool} | {listed} | {products} | {per_product:.3f} | {total:.1f} |")
+    product_alone = products_only["timing"]["seconds_per_product"]
+    print(f"a Hessian-vector product alone (Hutchinson): rmt-torch {product_alone:.3f} s, "
+          f"{product_alone / theirs['seconds_per_product']:.2f}× PyHessian's")
     print(f"time per product: rmt-torch / PyHessian = {ours_per_product / theirs['seconds_per_product']:.2f}; "
           f"products: {ours['products']} against {theirs['top_products']}; "
           f"top-k time: PyHessian / rmt-torch = {theirs['top_seconds'] / ours['timing']['top_seconds']:.1f}×")
     if args.out:
-        args.out.write_text(json.dumps({"rmt_torch": ours, "pyhessian": theirs}, indent=2) + "\n")
+        args.out.write_text(json.dumps({"rmt_torch": ours, "rmt_torch_products_only": products_only,
+                                        "pyhessian": theirs}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

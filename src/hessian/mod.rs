@@ -18,8 +18,8 @@ use crate::device::DeviceChoice;
 use crate::error::{Error, Result};
 use crate::jacobian::Differentiable;
 use crate::lanczos::{
-    check_basis_memory, lanczos, rademacher_vector, top_eigenpairs, Eigenpair, SymmetricOperator,
-    TopOptions,
+    basis_storage, check_basis_memory, lanczos, rademacher_vector, top_eigenpairs, Eigenpair,
+    SymmetricOperator, TopOptions,
 };
 use crate::theory::random::SeededNormal;
 
@@ -362,6 +362,7 @@ fn slq_density(
 ) -> Result<Density> {
     let steps = options.density_steps.min(hessian.dimension());
     check_basis_memory(hessian, steps)?;
+    let storage = basis_storage(hessian.kind());
     let mut nodes = Vec::new();
     let mut weights = Vec::new();
     for _ in 0..options.density_runs {
@@ -371,7 +372,7 @@ fn slq_density(
             on_product(hessian.products());
             product
         };
-        let run = lanczos(&mut apply, &start, steps, |_, _| Ok(false))?;
+        let run = lanczos(&mut apply, &start, steps, storage, |_, _| Ok(false))?;
         let ritz = run.tridiagonal.eigen()?;
         weights.push(
             ritz.vectors
