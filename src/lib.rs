@@ -9,9 +9,10 @@
 //! → [`report`] (table, JSON, CSV; figures and the HTML page with the default `plots` feature). [`analysis::analyze`] runs the whole chain, with
 //! [`heavy_tail`] (power law and its alternatives) and [`rmt_suite`] (Marchenko-Pastur,
 //! Tracy-Widom, spacings, Porter-Thomas) per layer. Built on it: [`jacobian`] (input-output
-//! Jacobians through autograd), [`hessian`] (loss Hessian spectra by Lanczos), [`monitor`] (the `tch` training-loop plugin), [`track`]
-//! (checkpoints over training), [`zoo`] (many models, policies, shards) and [`theory`] (closed
-//! forms to compare with).
+//! Jacobians through autograd), [`hessian`] (loss Hessian spectra; [`lanczos`] is the
+//! iteration both use on operators known only by their products), [`monitor`] (the `tch`
+//! training-loop plugin), [`track`] (checkpoints over training), [`zoo`] (many models,
+//! policies, shards) and [`theory`] (closed forms to compare with).
 //!
 //! A service analyses the model it already holds: [`Model::from_module`] (a `tch::CModule`),
 //! [`Model::from_var_store`] and [`Model::from_tensors`] share its tensors; [`health::check`]
