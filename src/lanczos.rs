@@ -215,7 +215,9 @@ pub fn check_basis_memory(operator: &impl SymmetricOperator, steps: usize) -> Re
     crate::environment::ensure_host_memory(
         || format!("{steps} Lanczos vectors of order {}", operator.dimension()),
         operator.device(),
-        8.0 * steps as f64 * operator.dimension() as f64,
+        basis_storage(operator.kind()).elt_size_in_bytes() as f64
+            * steps as f64
+            * operator.dimension() as f64,
     )
 }
 

@@ -85,8 +85,9 @@ pub struct HessianArgs {
     /// precision of the products (float32: 1.2e-7·λmax; --f64 for more).
     #[arg(long, value_parser = finite_number, default_value_t = HessianOptions::default().tolerance, value_name = "TOL")]
     tolerance: f64,
-    /// Lanczos steps at most for the top eigenvalues (each one Hessian-vector product; the
-    /// vectors are kept, 8 bytes per parameter each).
+    /// Lanczos steps at most per run for the top eigenvalues (each one Hessian-vector product;
+    /// the vectors are kept, allocated up front: 4 bytes per parameter each for a float32
+    /// model, 8 with --f64).
     #[arg(long, default_value_t = HessianOptions::default().max_iterations, value_name = "N")]
     max_iterations: usize,
     /// Hutchinson's trace from N Rademacher vectors (N products), with its standard error.
