@@ -1,6 +1,6 @@
 //! The CUDA paths against the CPU ones: the same numbers from every entry point that takes a
-//! device (library analysis, the training monitor, the CLI's analyze, zoo and jacobian). Each
-//! test skips without a GPU and fails there under `RMT_TORCH_REQUIRE_CUDA=1`.
+//! device (library analysis, the training monitor, the CLI's analyze, zoo, jacobian and
+//! hessian). Each test skips without a GPU and fails there under `RMT_TORCH_REQUIRE_CUDA=1`.
 use rmt_torch::monitor::SpectralMonitor;
 use rmt_torch::{analyze, AnalyzeOptions, DeviceChoice, Model, Precision};
 use serde_json::Value;
@@ -224,6 +224,92 @@ fn the_cli_runs_on_cuda() {
         assert_eq!(a.len(), b.len());
         for (x, y) in a.iter().zip(&b) {
             assert!((x - y).abs() <= 1e-10 * a[0], "{x} vs {y}");
+        }
+    }
+}
+
+#[test]
+fn hessian_and_jacobian_lanczos_on_cuda_equal_the_cpu_ones() {
+    if !cuda_here("hessian_and_jacobian_lanczos_on_cuda_equal_the_cpu_ones") {
+        return;
+    }
+    let model = fixtures::file("hess_mlp.pt");
+    let input = fixtures::file("hess_x.npy");
+    let labels = fixtures::file("hess_labels.npy");
+    let hessian = |device: &str| -> Value {
+        let text = run_ok(&[
+            "hessian",
+            model.to_str().unwrap(),
+            "--input",
+            input.to_str().unwrap(),
+            "--target",
+            labels.to_str().unwrap(),
+            "--device",
+            device,
+            "--f64",
+            "--tolerance",
+            "1e-10",
+            "--trace",
+            "20",
+            "-q",
+            "-f",
+            "json",
+        ]);
+        serde_json::from_str(&text).unwrap()
+    };
+    let (cpu, gpu) = (hessian("cpu"), hessian("cuda"));
+    assert!(gpu["device"].as_str().unwrap().starts_with("cuda"));
+    for (a, b) in floats(&cpu["top_eigenvalues"])
+        .iter()
+        .zip(floats(&gpu["top_eigenvalues"]))
+    {
+        assert!(
+            (a - b).abs() < 1e-9 * a.abs(),
+            "hessian: {a} on the CPU, {b} on CUDA"
+        );
+    }
+    let (a, b) = (
+        cpu["trace"].as_f64().unwrap(),
+        gpu["trace"].as_f64().unwrap(),
+    );
+    assert!(
+        (a - b).abs() < 1e-9 * a.abs(),
+        "seeded trace: {a} on the CPU, {b} on CUDA"
+    );
+
+    let jac_model = fixtures::file("jac_mlp.pt");
+    let batch = fixtures::file("jac_mlp_input.pt");
+    let jacobian = |device: &str| -> Value {
+        let text = run_ok(&[
+            "jacobian",
+            jac_model.to_str().unwrap(),
+            "--input",
+            batch.to_str().unwrap(),
+            "--lanczos",
+            "3",
+            "--device",
+            device,
+            "-q",
+            "-f",
+            "json",
+        ]);
+        serde_json::from_str(&text).unwrap()
+    };
+    let (cpu, gpu) = (jacobian("cpu"), jacobian("cuda"));
+    for (a, b) in cpu["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(gpu["samples"].as_array().unwrap())
+    {
+        for (x, y) in floats(&a["top_singular_values"])
+            .iter()
+            .zip(floats(&b["top_singular_values"]))
+        {
+            assert!(
+                (x - y).abs() < 1e-9 * x.abs(),
+                "jacobian --lanczos: {x} vs {y}"
+            );
         }
     }
 }
