@@ -247,7 +247,10 @@ fn jacobian_section(jacobian: &JacobianAnalysis) -> Result<String> {
     }
     html.push_str("</table>\n<figure>");
     let figure = JacobianFigure {
-        title: format!("{} — Jacobian singular values", jacobian.model),
+        title: format!(
+            "{} — Jacobian singular values",
+            crate::report::plots::model_title(&jacobian.model)
+        ),
         analysis: jacobian,
     };
     html.push_str(&to_svg(&figure)?);

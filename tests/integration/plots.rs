@@ -220,13 +220,16 @@ fn jacobian_plots_show_the_singular_values_and_the_isometry_band() {
     assert_eq!(png_size(&dir.join("jacobian.png")), (720, 440));
     let texts = svg_texts(&dir.join("jacobian.svg"));
     for wanted in [
-        "Jacobian singular values",
+        "jac_mlp.pt — Jacobian singular values",
         "singular value σ",
         "isometry",
         "mean σ²",
     ] {
         assert!(has_text(&texts, wanted), "lacks {wanted:?}: {texts:?}");
     }
+    // Titles name the model's file, not the path it was read from.
+    let folder = model.parent().unwrap().to_str().unwrap();
+    assert!(!texts.iter().any(|text| text.contains(folder)), "{texts:?}");
 }
 
 /// Where Debian's Chromium is, if installed (scripts/setup --test installs it when it can).

@@ -1,7 +1,5 @@
 //! The loss Hessian's spectral density as PyHessian draws it: the stochastic Lanczos quadrature
 //! density on a logarithmic axis, with the top eigenvalues Lanczos resolved marked on it.
-use std::path::Path;
-
 use super::series::{Mark, Series, SeriesFigure};
 use crate::hessian::HessianAnalysis;
 
@@ -45,10 +43,7 @@ pub fn density_figure(analysis: &HessianAnalysis) -> Option<SeriesFigure> {
             color: super::series::CYCLE[3],
         });
     }
-    let model = Path::new(&analysis.model).file_name().map_or_else(
-        || analysis.model.clone(),
-        |name| name.to_string_lossy().into_owned(),
-    );
+    let model = super::model_title(&analysis.model);
     Some(SeriesFigure {
         title: format!(
             "{model}: loss Hessian spectral density ({} loss)",

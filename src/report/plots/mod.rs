@@ -201,7 +201,10 @@ pub fn write_jacobian_figures(
             )
         };
         let figure = jacobian::JacobianFigure {
-            title: format!("{}{title} — Jacobian singular values", analysis.model),
+            title: format!(
+                "{}{title} — Jacobian singular values",
+                model_title(&analysis.model)
+            ),
             analysis,
         };
         written.extend(write_formats(&figure, directory, &stem, formats)?);
@@ -220,6 +223,14 @@ pub fn write_hessian_figures(
         Some(figure) => write_formats(&figure, directory, "hessian_density", formats),
         None => Ok(Vec::new()),
     }
+}
+
+/// A model as figure titles name it: its file's name, not the path it was read from.
+pub(crate) fn model_title(model: &str) -> String {
+    Path::new(model).file_name().map_or_else(
+        || model.to_string(),
+        |name| name.to_string_lossy().into_owned(),
+    )
 }
 
 /// A file-name stem from a tensor name: dots and odd characters become `_`.

@@ -44,7 +44,7 @@ pub fn model_figure(analysis: &Analysis) -> PanelsFigure {
     });
     alpha.band = Some((2.0, 6.0, "2 ≤ α ≤ 6".into()));
     PanelsFigure {
-        title: format!("{} — layers", analysis.model),
+        title: format!("{} — layers", super::model_title(&analysis.model)),
         panels: vec![
             alpha,
             panel("α̂ = α·log₁₀ λmax", &|l| {
@@ -88,7 +88,10 @@ pub fn blocks_figure(analysis: &Analysis) -> Option<SeriesFigure> {
         .filter(|s| !s.points.is_empty())
         .collect();
     Some(SeriesFigure {
-        title: format!("{} — α by transformer block", analysis.model),
+        title: format!(
+            "{} — α by transformer block",
+            super::model_title(&analysis.model)
+        ),
         x_desc: "block".into(),
         y_desc: "mean power-law exponent α".into(),
         series,
