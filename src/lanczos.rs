@@ -198,14 +198,21 @@ pub fn gaussian_vector(
     Ok(Tensor::from_slice(&values).f_to_device(operator.device())?)
 }
 
-/// A seeded vector of random signs (±1, each with probability ½) of the operator's order.
+/// A seeded vector of random signs (±1, each with probability ½) of the operator's order, 64
+/// signs from each draw of 64 random bits.
 pub fn rademacher_vector(
     operator: &impl SymmetricOperator,
     random: &mut SeededNormal,
 ) -> Result<Tensor> {
-    let signs: Vec<f64> = (0..operator.dimension())
-        .map(|_| if random.uniform() < 0.5 { -1.0 } else { 1.0 })
-        .collect();
+    let mut signs = vec![1.0; operator.dimension()];
+    for block in signs.chunks_mut(64) {
+        let bits = random.bits();
+        for (position, sign) in block.iter_mut().enumerate() {
+            if bits >> position & 1 == 1 {
+                *sign = -1.0;
+            }
+        }
+    }
     Ok(Tensor::from_slice(&signs).f_to_device(operator.device())?)
 }
 

@@ -11,13 +11,18 @@ impl SeededNormal {
         Self(seed)
     }
 
-    /// Uniform on [0, 1) with 53 random bits.
-    pub fn uniform(&mut self) -> f64 {
+    /// 64 random bits (one SplitMix64 step).
+    pub fn bits(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+        z ^ (z >> 31)
+    }
+
+    /// Uniform on [0, 1) with 53 random bits.
+    pub fn uniform(&mut self) -> f64 {
+        (self.bits() >> 11) as f64 / (1u64 << 53) as f64
     }
 
     /// Standard normal.
