@@ -100,6 +100,17 @@ pub struct JacobianArgs {
     output: OutputArgs,
 }
 
+impl JacobianArgs {
+    /// What every error of the command is prefixed with: the files it read.
+    fn context(&self) -> String {
+        format!(
+            "Jacobians of {} on {}",
+            self.model.display(),
+            self.input.display()
+        )
+    }
+}
+
 /// Computes and writes the Jacobian report.
 pub fn run(args: JacobianArgs) -> anyhow::Result<ExitCode> {
     let options = JacobianOptions {
@@ -146,13 +157,7 @@ pub fn run(args: JacobianArgs) -> anyhow::Result<ExitCode> {
         )
         .map(|analysis| vec![analysis])
     }
-    .with_context(|| {
-        format!(
-            "Jacobians of {} on {}",
-            args.model.display(),
-            args.input.display()
-        )
-    })?;
+    .with_context(|| args.context())?;
     bar.finish_and_clear();
     let text = match (format, args.each_output) {
         (OutputFormat::Json, false) => to_json(&analyses[0])?,
@@ -206,13 +211,7 @@ fn run_lanczos(
             bar.set_position(products as u64);
         },
     )
-    .with_context(|| {
-        format!(
-            "Jacobians of {} on {}",
-            args.model.display(),
-            args.input.display()
-        )
-    })?;
+    .with_context(|| args.context())?;
     bar.finish_and_clear();
     let text = match args.output.format {
         OutputFormat::Json => to_json(&analysis)?,

@@ -233,29 +233,11 @@ fn hessian_and_jacobian_lanczos_on_cuda_equal_the_cpu_ones() {
     if !cuda_here("hessian_and_jacobian_lanczos_on_cuda_equal_the_cpu_ones") {
         return;
     }
-    let model = fixtures::file("hess_mlp.pt");
-    let input = fixtures::file("hess_x.npy");
-    let labels = fixtures::file("hess_labels.npy");
-    let hessian = |device: &str| -> Value {
-        let text = run_ok(&[
-            "hessian",
-            model.to_str().unwrap(),
-            "--input",
-            input.to_str().unwrap(),
-            "--target",
-            labels.to_str().unwrap(),
-            "--device",
-            device,
-            "--f64",
-            "--tolerance",
-            "1e-10",
-            "--trace",
-            "20",
-            "-q",
-            "-f",
-            "json",
-        ]);
-        serde_json::from_str(&text).unwrap()
+    let hessian = |device: &str| {
+        crate::hessian::hessian(
+            "cross-entropy",
+            &["--device", device, "--tolerance", "1e-10", "--trace", "20"],
+        )
     };
     let (cpu, gpu) = (hessian("cpu"), hessian("cuda"));
     assert!(gpu["device"].as_str().unwrap().starts_with("cuda"));
@@ -277,23 +259,8 @@ fn hessian_and_jacobian_lanczos_on_cuda_equal_the_cpu_ones() {
         "seeded trace: {a} on the CPU, {b} on CUDA"
     );
 
-    let jac_model = fixtures::file("jac_mlp.pt");
-    let batch = fixtures::file("jac_mlp_input.pt");
-    let jacobian = |device: &str| -> Value {
-        let text = run_ok(&[
-            "jacobian",
-            jac_model.to_str().unwrap(),
-            "--input",
-            batch.to_str().unwrap(),
-            "--lanczos",
-            "3",
-            "--device",
-            device,
-            "-q",
-            "-f",
-            "json",
-        ]);
-        serde_json::from_str(&text).unwrap()
+    let jacobian = |device: &str| {
+        crate::jacobian::lanczos_json("jac_mlp.pt", &["--lanczos", "3", "--device", device])
     };
     let (cpu, gpu) = (jacobian("cpu"), jacobian("cuda"));
     for (a, b) in cpu["samples"]

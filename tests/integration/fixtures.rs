@@ -28,11 +28,15 @@ pub fn reference_python() -> Command {
 
 /// Runs a Python `script` from `.venv` with `args` and parses the JSON it prints.
 pub fn python_json<T: serde::de::DeserializeOwned>(script: &str, args: &[&Path]) -> T {
-    let output = reference_python()
-        .args(["-c", script])
-        .args(args)
-        .output()
-        .expect("run python");
+    let mut arguments = vec![std::ffi::OsStr::new("-c"), std::ffi::OsStr::new(script)];
+    arguments.extend(args.iter().map(|path| path.as_os_str()));
+    python_args_json(&arguments)
+}
+
+/// Runs `.venv`'s Python with `args` (a script file and its arguments, say) and parses the
+/// JSON it prints.
+pub fn python_args_json<T: serde::de::DeserializeOwned>(args: &[&std::ffi::OsStr]) -> T {
+    let output = reference_python().args(args).output().expect("run python");
     assert!(
         output.status.success(),
         "{}",

@@ -11,8 +11,8 @@ fn exact(key: &str) -> Value {
     serde_json::from_str::<Value>(&text).unwrap()[key].clone()
 }
 
-/// `rmt-torch hessian` on the fixture model with `extra` arguments, as JSON.
-fn hessian(loss: &str, extra: &[&str]) -> Value {
+/// `rmt-torch hessian` on the fixture model in float64 with `extra` arguments, as JSON.
+pub fn hessian(loss: &str, extra: &[&str]) -> Value {
     let model = fixtures::file("hess_mlp.pt");
     let input = fixtures::file("hess_x.npy");
     let target = fixtures::file(if loss == "mse" {
@@ -268,22 +268,23 @@ fn bad_targets_and_options_are_one_line_errors() {
 #[test]
 fn agrees_with_pyhessian_in_fewer_products() {
     let script = fixtures::root().join("scripts/pyhessian_reference.py");
-    let output = fixtures::reference_python()
-        .arg(&script)
-        .args([
-            fixtures::file("hess_mlp.pt"),
-            fixtures::file("hess_x.npy"),
-            fixtures::file("hess_labels.npy"),
-        ])
-        .args(["--top-k", "2", "--tolerance", "1e-6", "--trace", "300"])
-        .output()
-        .expect("run python");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let (model, input, labels) = (
+        fixtures::file("hess_mlp.pt"),
+        fixtures::file("hess_x.npy"),
+        fixtures::file("hess_labels.npy"),
     );
-    let theirs: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let mut args = vec![
+        script.as_os_str(),
+        model.as_os_str(),
+        input.as_os_str(),
+        labels.as_os_str(),
+    ];
+    args.extend(
+        ["--top-k", "2", "--tolerance", "1e-6", "--trace", "300"]
+            .iter()
+            .map(std::ffi::OsStr::new),
+    );
+    let theirs: Value = fixtures::python_args_json(&args);
     let ours = hessian("cross-entropy", &["--top-k", "2", "--trace", "300"]);
     // Power iteration stopped at a relative change of 1e-6 is about that exact.
     for (a, b) in floats(&ours["top_eigenvalues"])

@@ -386,8 +386,8 @@ fn the_default_sample_count_is_small_and_stated() {
     assert_eq!(json["samples_in_file"], 40);
 }
 
-/// `jacobian --lanczos K` on a fixture, as JSON.
-fn lanczos_json(model: &str, extra: &[&str]) -> Value {
+/// `rmt-torch jacobian` of a fixture model on `jac_mlp_input.pt`, as JSON.
+pub fn lanczos_json(model: &str, extra: &[&str]) -> Value {
     let model = fixtures::file(model);
     let input = fixtures::file("jac_mlp_input.pt");
     let mut args = vec![
