@@ -106,12 +106,20 @@ impl<'m> LossHessian<'m> {
             batch_size,
             products: 0,
         };
+        // One batch: its gradient's graph serves every product. Several: each product rebuilds
+        // theirs, so here only their losses are needed.
         let mut loss_value = 0.0;
+        let single = hessian.batches.len() == 1;
         for index in 0..hessian.batches.len() {
-            let (value, gradient) = hessian.gradient_of(index)?;
-            loss_value += value;
-            if hessian.batches.len() == 1 {
-                hessian.gradient = Some(gradient);
+            let loss = if single {
+                hessian.loss_of(index)?
+            } else {
+                let _no_grad = tch::no_grad_guard();
+                hessian.loss_of(index)?
+            };
+            loss_value += f64::try_from(loss.f_detach()?.f_to_kind(Kind::Double)?)?;
+            if single {
+                hessian.gradient = Some(hessian.flat_gradient(&loss)?);
             }
         }
         if !loss_value.is_finite() {
@@ -123,12 +131,11 @@ impl<'m> LossHessian<'m> {
         Ok(hessian)
     }
 
-    /// The mini-batch's weighted loss and its gradient, flat, with the graph kept for a
-    /// second differentiation.
-    fn gradient_of(&self, index: usize) -> Result<(f64, Tensor)> {
+    /// The mini-batch's loss, weighted by its share of the samples.
+    fn loss_of(&self, index: usize) -> Result<Tensor> {
         let batch = &self.batches[index];
         let output = self.model.forward(&batch.inputs)?;
-        let loss = match self.loss {
+        Ok(match self.loss {
             Loss::CrossEntropy => output.f_cross_entropy_loss::<Tensor>(
                 &batch.targets,
                 None,
@@ -137,15 +144,18 @@ impl<'m> LossHessian<'m> {
                 0.0,
             )?,
             Loss::Mse => output.f_mse_loss(&batch.targets, Reduction::Mean)?,
-        } * batch.share;
-        let value = f64::try_from(loss.f_detach()?.f_to_kind(Kind::Double)?)?;
-        let gradients = Tensor::f_run_backward(&[&loss], &self.parameters, true, true)
+        } * batch.share)
+    }
+
+    /// The gradient of `loss`, flat, with its graph kept for a second differentiation.
+    fn flat_gradient(&self, loss: &Tensor) -> Result<Tensor> {
+        let gradients = Tensor::f_run_backward(&[loss], &self.parameters, true, true)
             .map_err(|err| differentiation_error(&err))?;
         let flat = gradients
             .iter()
             .map(|g| g.f_reshape([-1]))
             .collect::<std::result::Result<Vec<_>, _>>()?;
-        Ok((value, Tensor::f_cat(&flat, 0)?))
+        Ok(Tensor::f_cat(&flat, 0)?)
     }
 
     /// The differentiated parameters' names and element counts, in order.
@@ -193,7 +203,7 @@ impl SymmetricOperator for LossHessian<'_> {
         for index in 0..self.batches.len() {
             let gradient = match &self.gradient {
                 Some(gradient) => gradient.shallow_clone(),
-                None => self.gradient_of(index)?.1,
+                None => self.flat_gradient(&self.loss_of(index)?)?,
             };
             let directional = gradient.f_dot(&v)?;
             let keep_graph = self.gradient.is_some();
