@@ -206,8 +206,9 @@ def hessian(module, inputs, targets, **options):
     ``rmt-torch hessian`` computes it without forming H: the ``top_k`` largest eigenvalues by
     Lanczos (repeated ones included), Hutchinson's trace with its standard error, and the
     spectral density by stochastic Lanczos quadrature; returns its JSON record as a dict
-    (``top_eigenvalues`` descending, ``trace``, ``trace_stderr``, ``density``, ``products``).
-    ``top_eigenvalues[0]`` over training is the sharpness.
+    (``top_eigenvalues`` descending, ``trace``, ``trace_stderr``, ``density``, ``bulk``: the
+    density's bulk against a semicircle and Marchenko-Pastur with the outliers above its edge,
+    ``products``). ``top_eigenvalues[0]`` over training is the sharpness.
 
     ``module`` is a TorchScript module or an ``nn.Module``, traced on ``inputs`` in memory (in
     eval mode; the weights as they are now). Keyword options (the CLI's flags): ``loss``

@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use rmt_torch::heavy_tail::power_law::TailOptions;
 use rmt_torch::hessian::{HessianOptions, Loss};
 use rmt_torch::jacobian::{analyze_in_memory, Differentiable, JacobianOptions, SampleCount};
+use rmt_torch::lanczos::DensityOptions;
 use rmt_torch::monitor::SpectralMonitor;
 use rmt_torch::rmt::unfolding::{Unfolding, DEFAULT_GAUSSIAN_WINDOW, DEFAULT_POLYNOMIAL_DEGREE};
 use rmt_torch::{analyze, AnalyzeOptions, ConvMode, LayerSelection, Model, RmtOptions};
@@ -425,10 +426,12 @@ fn hessian_options(keywords: &str) -> PyResult<HessianOptions> {
             .count("max_iterations")?
             .unwrap_or(defaults.max_iterations),
         trace_samples: keywords.count("trace")?.unwrap_or(defaults.trace_samples),
-        density_runs: keywords.count("density")?.unwrap_or(defaults.density_runs),
-        density_steps: keywords
-            .count("density_steps")?
-            .unwrap_or(defaults.density_steps),
+        density: DensityOptions {
+            runs: keywords.count("density")?.unwrap_or(defaults.density.runs),
+            steps: keywords
+                .count("density_steps")?
+                .unwrap_or(defaults.density.steps),
+        },
         seed: keywords
             .count("seed")?
             .map_or(defaults.seed, |seed| seed as u64),

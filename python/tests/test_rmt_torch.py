@@ -248,6 +248,9 @@ def test_hessian_of_a_module_in_memory_and_sharpness_over_training():
     numpy.testing.assert_allclose(report["top_eigenvalues"], exact.tolist(), rtol=1e-8)
     assert abs(report["trace"] - float(torch.autograd.functional.hessian(loss, flat).trace())) \
         <= 4 * report["trace_stderr"]
+    bulk = rmt_torch.hessian(module, inputs, labels, float64=True, top_k=3, density=4)["bulk"]
+    assert bulk["law"] in ("semicircle", "marchenko-pastur")
+    assert all(outlier > bulk["bulk_edge"] for outlier in bulk["outliers"])
 
     module = module.float().train()
     optimiser = torch.optim.SGD(module.parameters(), lr=0.5)

@@ -18,7 +18,8 @@ use super::OutputArgs;
 #[derive(Debug, Args)]
 #[command(after_long_help = "\
 DISTRIBUTIONS:
-  mp                  Marchenko-Pastur law of the eigenvalues of WᵀW/N (--q N/M ≥ 1, --sigma2)
+  mp                  Marchenko-Pastur law of the eigenvalues of WᵀW/N (--q N/M, --sigma2;
+                      Q < 1 adds an atom of mass 1 − Q at 0)
   tw1, tw2            Tracy-Widom laws of the largest eigenvalue (β = 1 real, β = 2 complex)
   goe, gue, poisson   nearest-neighbour spacing laws: the Wigner surmises and Poisson
   semicircle          Wigner's semicircle of radius 2σ (--sigma2)
@@ -34,7 +35,7 @@ pub struct DistArgs {
     /// mp, tw1, tw2, goe, gue, poisson, semicircle or goe-number-variance.
     #[arg(value_parser = ["mp", "tw1", "tw2", "goe", "gue", "poisson", "semicircle", "goe-number-variance"])]
     name: String,
-    /// Aspect ratio Q = N/M ≥ 1 (mp).
+    /// Aspect ratio Q = N/M > 0 (mp; Q < 1 has an atom 1 − Q at 0).
     #[arg(value_parser = super::finite_number, long, default_value_t = 1.0)]
     q: f64,
     /// Variance σ² (mp, semicircle).

@@ -7,8 +7,10 @@ use anyhow::Context;
 use clap::Args;
 
 use rmt_torch::hessian::{analyze_hessian, HessianAnalysis, HessianOptions, Loss};
+use rmt_torch::lanczos::DensityOptions;
 use rmt_torch::report::plots::write_hessian_figures;
 use rmt_torch::report::{format_number, table::Table, to_json, OutputFormat};
+use rmt_torch::rmt::bulk_outliers::{BulkFit, BulkOutliers};
 use rmt_torch::DeviceChoice;
 
 use super::output::{progress_bar, write_output};
@@ -36,8 +38,16 @@ computes them. Random vectors are seeded (--seed).
                      in the JSON, and their average broadened by Gaussians of variance
                      1e-5·max(1, range) on 1000 points, integrating to 1
 
-Outliers above the bulk of the density are the learned structure (Ghorbani, Krishnan & Xiao
-2019; Papyan 2020): for a K-class classifier about K of them.
+  bulk               with --density: the density's bulk fitted by its first two moments (the
+                     top eigenvalues above the edge taken out) to a semicircle and to a
+                     Marchenko-Pastur law (with its atom at 0 when Q < 1), each judged by its
+                     Kolmogorov distance from the quadrature's measure; the better one's upper
+                     edge is the bulk edge, and the top eigenvalues above it are the outliers.
+                     Pennington & Bahri (2017) model H as a Wishart part (the Gauss-Newton
+                     matrix, Marchenko-Pastur) plus a Wigner part (semicircle)
+
+Outliers above the bulk are the learned structure (Ghorbani, Krishnan & Xiao 2019; Papyan
+2020): for a K-class classifier about K of them (ask --top-k above K to see where they end).
 
 EXAMPLES:
   rmt-torch hessian model.pt --input x.pt --target labels.pt
@@ -97,7 +107,7 @@ pub struct HessianArgs {
     #[arg(long, value_name = "R", default_value_t = 0)]
     density: usize,
     /// Lanczos steps per density run.
-    #[arg(long, default_value_t = HessianOptions::default().density_steps, value_name = "N")]
+    #[arg(long, default_value_t = HessianOptions::default().density.steps, value_name = "N")]
     density_steps: usize,
     /// Seed of the random vectors.
     #[arg(long, default_value_t = 0)]
@@ -130,8 +140,10 @@ pub fn run(args: HessianArgs) -> anyhow::Result<ExitCode> {
         tolerance: args.tolerance,
         max_iterations: args.max_iterations,
         trace_samples: args.trace,
-        density_runs: args.density,
-        density_steps: args.density_steps,
+        density: DensityOptions {
+            runs: args.density,
+            steps: args.density_steps,
+        },
         seed: args.seed,
     };
     options.check()?;
@@ -240,10 +252,65 @@ fn table(analysis: &HessianAnalysis) -> String {
             format_number(high)
         ));
     }
+    if let Some(bulk) = &analysis.bulk {
+        lines.push(bulk_lines(bulk));
+    }
     lines.push(format!(
         "{} Hessian-vector products, {} s each",
         analysis.products,
         format_number(analysis.timing.seconds_per_product)
     ));
     lines.join("\n") + "\n"
+}
+
+/// The bulk's two fits, the outliers above the better one's edge and the negative mass.
+fn bulk_lines(bulk: &BulkOutliers) -> String {
+    let describe = |fit: &BulkFit| {
+        let parameters = match fit.q {
+            Some(q) => format!(
+                "Q {}, σ² {}, atom {} at 0",
+                format_number(q),
+                format_number(fit.sigma2),
+                format_number(fit.atom)
+            ),
+            None => format!(
+                "centre {}, σ² {}",
+                format_number(fit.center),
+                format_number(fit.sigma2)
+            ),
+        };
+        format!(
+            "{}{}: {parameters}, support [{}, {}], Kolmogorov distance {}",
+            fit.law,
+            if fit.law == bulk.law { " (better)" } else { "" },
+            format_number(fit.edges.0),
+            format_number(fit.edges.1),
+            format_number(fit.ks_distance)
+        )
+    };
+    let mut lines = vec![format!("bulk fits:\n  {}", describe(&bulk.semicircle))];
+    if let Some(fit) = &bulk.marchenko_pastur {
+        lines.push(format!("  {}", describe(fit)));
+    }
+    let outliers: Vec<String> = bulk.outliers.iter().map(|&v| format_number(v)).collect();
+    lines.push(format!(
+        "outliers above the bulk edge {}: {}{}{}",
+        format_number(bulk.bulk_edge),
+        bulk.outliers.len(),
+        if outliers.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", outliers.join(", "))
+        },
+        if bulk.more_outliers_possible {
+            " — every top eigenvalue is one: raise --top-k to find them all"
+        } else {
+            ""
+        }
+    ));
+    lines.push(format!(
+        "negative mass (share of the spectrum below 0): {}",
+        format_number(bulk.negative_mass)
+    ));
+    lines.join("\n")
 }

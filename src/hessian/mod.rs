@@ -18,9 +18,10 @@ use crate::device::DeviceChoice;
 use crate::error::{Error, Result};
 use crate::jacobian::Differentiable;
 use crate::lanczos::{
-    basis_storage, check_basis_memory, lanczos, rademacher_vector, top_eigenpairs, Eigenpair,
+    rademacher_vector, spectral_density, top_eigenpairs, Density, DensityOptions, Eigenpair,
     SymmetricOperator, TopOptions,
 };
+use crate::rmt::bulk_outliers::{bulk_and_outliers, BulkOutliers};
 use crate::theory::random::SeededNormal;
 
 /// The schema name and version written at the top of `hessian`'s JSON.
@@ -51,10 +52,8 @@ pub struct HessianOptions {
     pub max_iterations: usize,
     /// Hutchinson samples for the trace (0: no trace).
     pub trace_samples: usize,
-    /// Stochastic Lanczos quadrature runs for the density (0: no density).
-    pub density_runs: usize,
-    /// Lanczos steps per density run.
-    pub density_steps: usize,
+    /// Stochastic Lanczos quadrature for the density (0 runs: no density).
+    pub density: DensityOptions,
     /// Seed of every random vector.
     pub seed: u64,
 }
@@ -72,8 +71,7 @@ impl Default for HessianOptions {
             tolerance: 1e-6,
             max_iterations: 100,
             trace_samples: 0,
-            density_runs: 0,
-            density_steps: 90,
+            density: DensityOptions { runs: 0, steps: 90 },
             seed: 0,
         }
     }
@@ -91,12 +89,12 @@ impl HessianOptions {
         for (name, value) in [
             ("batch_size", self.batch_size.unwrap_or(1)),
             ("max_iterations", self.max_iterations),
-            ("density_steps", self.density_steps),
         ] {
             if value == 0 {
                 return Err(Error::parameter(name, "must be at least 1"));
             }
         }
+        self.density.check("density_steps")?;
         if self.top_k > self.max_iterations {
             return Err(Error::parameter(
                 "top_k",
@@ -108,21 +106,6 @@ impl HessianOptions {
         }
         Ok(())
     }
-}
-
-/// The spectral density from stochastic Lanczos quadrature.
-#[derive(Debug, Clone, Serialize)]
-pub struct Density {
-    /// Grid of eigenvalues.
-    pub x: Vec<f64>,
-    /// Density on the grid (integrates to 1): the quadrature broadened by Gaussians.
-    pub y: Vec<f64>,
-    /// Standard deviation of each Gaussian.
-    pub sigma: f64,
-    /// Each run's quadrature nodes (Ritz values), ascending.
-    pub nodes: Vec<Vec<f64>>,
-    /// Each run's weights (squared first components; each run's sum to 1).
-    pub weights: Vec<Vec<f64>>,
 }
 
 /// Wall time of each part.
@@ -183,6 +166,9 @@ pub struct HessianAnalysis {
     pub trace_samples: usize,
     /// The spectral density, when asked for.
     pub density: Option<Density>,
+    /// The density's bulk against a semicircle and Marchenko-Pastur, and the top eigenvalues
+    /// above its edge (with a density; `None` when the bulk has no spread).
+    pub bulk: Option<BulkOutliers>,
     /// Hessian-vector products computed.
     pub products: usize,
     /// The seed of the random vectors.
@@ -237,7 +223,7 @@ pub fn analyze_loaded(
     let dimension = hessian.dimension() as i64;
     let planned = options.max_iterations.min(dimension as usize) * usize::from(options.top_k > 0)
         + options.trace_samples
-        + options.density_runs * options.density_steps.min(dimension as usize);
+        + options.density.runs * options.density.steps.min(dimension as usize);
     let mut random = SeededNormal::new(options.seed);
     let setup_seconds = started.elapsed().as_secs_f64();
 
@@ -275,16 +261,20 @@ pub fn analyze_loaded(
     let trace_seconds = clock.elapsed().as_secs_f64();
 
     let clock = Instant::now();
-    let density = if options.density_runs == 0 {
+    let density = if options.density.runs == 0 {
         None
     } else {
-        Some(slq_density(
+        Some(spectral_density(
             &mut hessian,
-            options,
+            options.density,
             &mut random,
             &mut |done| on_product(done, planned),
         )?)
     };
+    let top_eigenvalues: Vec<f64> = top.iter().map(|pair| pair.eigenvalue).collect();
+    let bulk = density.as_ref().and_then(|density| {
+        bulk_and_outliers(&density.measure(), &top_eigenvalues, dimension as usize)
+    });
     let density_seconds = clock.elapsed().as_secs_f64();
     on_product(hessian.products(), hessian.products());
     let compute = top_seconds + trace_seconds + density_seconds;
@@ -301,7 +291,7 @@ pub fn analyze_loaded(
         loss_value: hessian.loss_value(),
         parameters: hessian.parameter_sizes(),
         dimension,
-        top_eigenvalues: top.iter().map(|pair| pair.eigenvalue).collect(),
+        top_eigenvalues,
         top,
         lanczos_iterations: iterations,
         converged,
@@ -309,6 +299,7 @@ pub fn analyze_loaded(
         trace_stderr,
         trace_samples: options.trace_samples,
         density,
+        bulk,
         products: hessian.products(),
         seed: options.seed,
         tolerance: options.tolerance,
@@ -344,72 +335,4 @@ fn hutchinson_trace(
         (variance / n).sqrt()
     });
     Ok((mean, stderr))
-}
-
-/// Points of the density grid.
-const DENSITY_POINTS: usize = 1000;
-/// The Gaussians' variance as a fraction of max(1, the nodes' range), PyHessian's default.
-const DENSITY_SIGMA_SQUARED: f64 = 1e-5;
-
-/// Stochastic Lanczos quadrature: per run, Lanczos from a Rademacher start gives nodes θᵢ (the
-/// Ritz values) and weights τᵢ² (squared first components of T's eigenvectors), a Gauss rule
-/// for vᵀ f(H) v/‖v‖²; the density averages the runs' rules, each node broadened by a Gaussian.
-fn slq_density(
-    hessian: &mut LossHessian,
-    options: &HessianOptions,
-    random: &mut SeededNormal,
-    on_product: &mut impl FnMut(usize),
-) -> Result<Density> {
-    let steps = options.density_steps.min(hessian.dimension());
-    check_basis_memory(hessian, steps)?;
-    let storage = basis_storage(hessian.kind());
-    let mut nodes = Vec::new();
-    let mut weights = Vec::new();
-    for _ in 0..options.density_runs {
-        let start = rademacher_vector(hessian, random)?;
-        let mut apply = |v: &Tensor| {
-            let product = hessian.apply(v);
-            on_product(hessian.products());
-            product
-        };
-        let run = lanczos(&mut apply, &start, steps, storage, |_, _| Ok(false))?;
-        let ritz = run.tridiagonal.eigen()?;
-        weights.push(
-            ritz.vectors
-                .iter()
-                .map(|vector| vector.first().map_or(0.0, |c| c * c))
-                .collect(),
-        );
-        nodes.push(ritz.values);
-    }
-    let (low, high) = nodes
-        .iter()
-        .flatten()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
-            (lo.min(v), hi.max(v))
-        });
-    let sigma = (DENSITY_SIGMA_SQUARED * (high - low).max(1.0)).sqrt();
-    let (low, high) = (low - 5.0 * sigma, high + 5.0 * sigma);
-    let step = (high - low) / (DENSITY_POINTS - 1) as f64;
-    let x: Vec<f64> = (0..DENSITY_POINTS).map(|i| low + step * i as f64).collect();
-    let normal = 1.0 / (sigma * (2.0 * std::f64::consts::PI).sqrt() * nodes.len() as f64);
-    let y = x
-        .iter()
-        .map(|&at| {
-            nodes
-                .iter()
-                .zip(&weights)
-                .flat_map(|(run_nodes, run_weights)| run_nodes.iter().zip(run_weights))
-                .map(|(&node, &weight)| weight * (-0.5 * ((at - node) / sigma).powi(2)).exp())
-                .sum::<f64>()
-                * normal
-        })
-        .collect();
-    Ok(Density {
-        x,
-        y,
-        sigma,
-        nodes,
-        weights,
-    })
 }

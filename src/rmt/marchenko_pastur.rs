@@ -1,11 +1,12 @@
 //! The Marchenko-Pastur law for X = WᵀW/N, W of shape N × M with i.i.d. entries of variance σ².
 //!
-//! With Q = N/M ≥ 1 and γ = 1/Q: edges λ± = σ²(1 ± √γ)², density
-//! ρ(x) = √((λ₊−x)(x−λ₋)) / (2πσ²γx) on [λ₋, λ₊] (no atom at 0 since Q ≥ 1).
+//! With Q = N/M and γ = 1/Q: edges λ± = σ²(1 ± √γ)², density
+//! ρ(x) = √((λ₊−x)(x−λ₋)) / (2πσ²γx) on [λ₋, λ₊]; when Q < 1 (more columns than rows, X of
+//! rank N < M) an atom of mass 1 − Q at 0 besides: a Gauss-Newton matrix's zero eigenvalues.
 use crate::error::{Error, Result};
 use crate::rmt::quadrature::invert_cdf;
 
-/// Marchenko-Pastur law with aspect ratio Q = N/M ≥ 1 and entry variance σ².
+/// Marchenko-Pastur law with aspect ratio Q = N/M > 0 and entry variance σ².
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MarchenkoPastur {
     q: f64,
@@ -13,11 +14,11 @@ pub struct MarchenkoPastur {
 }
 
 impl MarchenkoPastur {
-    /// The law for Q ≥ 1 and σ² > 0 (both finite).
+    /// The law for Q > 0 and σ² > 0 (both finite).
     pub fn new(q: f64, sigma2: f64) -> Result<Self> {
-        if !(q.is_finite() && q >= 1.0) {
+        if !(q.is_finite() && q > 0.0) {
             return Err(Error::InvalidOption(format!(
-                "Marchenko-Pastur needs Q ≥ 1, got {q}"
+                "Marchenko-Pastur needs Q > 0, got {q}"
             )));
         }
         if !(sigma2.is_finite() && sigma2 > 0.0) {
@@ -42,7 +43,12 @@ impl MarchenkoPastur {
         )
     }
 
-    /// Density ρ(x); zero outside the bulk.
+    /// The mass of the atom at 0: 1 − Q when Q < 1, else none.
+    pub fn atom(&self) -> f64 {
+        (1.0 - self.q).max(0.0)
+    }
+
+    /// Density ρ(x) of the continuous part; zero outside the bulk.
     pub fn density(&self, x: f64) -> f64 {
         let (lo, hi) = self.edges();
         if x <= lo || x >= hi || x <= 0.0 {
@@ -51,11 +57,14 @@ impl MarchenkoPastur {
         ((hi - x) * (x - lo)).sqrt() / (2.0 * std::f64::consts::PI * self.sigma2 * self.gamma() * x)
     }
 
-    /// Cumulative distribution F(x) = H(x)/(2πσ²γ), in closed form ([`bulk_integral`]).
+    /// Cumulative distribution F(x) = H(x)/(2πσ²γ), in closed form ([`bulk_integral`]), plus
+    /// the atom from 0 on.
     pub fn cdf(&self, x: f64) -> f64 {
         let (lo, hi) = self.edges();
-        (bulk_integral(lo, hi, x) / (2.0 * std::f64::consts::PI * self.sigma2 * self.gamma()))
-            .clamp(0.0, 1.0)
+        let atom = if x >= 0.0 { self.atom() } else { 0.0 };
+        (atom
+            + bulk_integral(lo, hi, x) / (2.0 * std::f64::consts::PI * self.sigma2 * self.gamma()))
+        .clamp(0.0, 1.0)
     }
 
     /// The p-quantile, by bisection of the CDF to 1e-14 relative.
@@ -64,6 +73,9 @@ impl MarchenkoPastur {
             return Err(Error::InvalidOption(format!(
                 "a quantile needs 0 ≤ p ≤ 1, got {p}"
             )));
+        }
+        if p <= self.atom() {
+            return Ok(0.0);
         }
         let (lo, hi) = self.edges();
         Ok(invert_cdf(|x| self.cdf(x), p, lo, hi, 1e-14))
@@ -79,7 +91,7 @@ impl MarchenkoPastur {
         self.sigma2
     }
 
-    /// Raw moments E\[λᵏ\] for k = 1..=4: σ², σ⁴(1+γ), σ⁶(1+3γ+γ²), σ⁸(1+6γ+6γ²+γ³).
+    /// Raw moments E\[λᵏ\] (the atom included) for k = 1..=4: σ², σ⁴(1+γ), σ⁶(1+3γ+γ²), σ⁸(1+6γ+6γ²+γ³).
     pub fn moment(&self, k: u32) -> Option<f64> {
         let g = self.gamma();
         let poly = match k {
@@ -96,7 +108,11 @@ impl MarchenkoPastur {
 /// statrs' traits, so its tests and generic code (e.g. `inverse_cdf`) apply to the law.
 impl statrs::statistics::Min<f64> for MarchenkoPastur {
     fn min(&self) -> f64 {
-        self.edges().0
+        if self.atom() > 0.0 {
+            0.0
+        } else {
+            self.edges().0
+        }
     }
 }
 
@@ -233,9 +249,45 @@ mod tests {
         }
     }
 
+    /// Q < 1: the atom 1 − Q at 0 and the continuous part's mass Q make 1, and the moments
+    /// (atom included) keep their closed forms.
+    #[test]
+    fn an_atom_at_zero_below_q_one() {
+        for (q, sigma2) in [(0.5, 1.0), (0.1, 2.5)] {
+            let mp = MarchenkoPastur::new(q, sigma2).unwrap();
+            let (lo, hi) = mp.edges();
+            assert!((mp.atom() - (1.0 - q)).abs() < 1e-15);
+            assert_eq!(mp.cdf(-1e-12), 0.0);
+            assert!((mp.cdf(lo / 2.0) - (1.0 - q)).abs() < 1e-15);
+            assert!((mp.cdf(hi) - 1.0).abs() < 1e-9, "total mass at Q={q}");
+            let half = (hi - lo) / 2.0;
+            let moment = |k: i32| {
+                integrate(
+                    |t: f64| {
+                        let x = lo + half * (1.0 - t.cos());
+                        x.powi(k) * mp.density(x) * half * t.sin()
+                    },
+                    0.0,
+                    std::f64::consts::PI,
+                    64,
+                )
+            };
+            for k in 1..=2 {
+                let want = mp.moment(k as u32).unwrap();
+                assert!(
+                    (moment(k) - want).abs() < 1e-6 * want,
+                    "moment {k} at Q={q}"
+                );
+            }
+            assert_eq!(mp.quantile(0.5 * (1.0 - q)).unwrap(), 0.0);
+            let x = lo + 0.3 * (hi - lo);
+            assert!((mp.quantile(mp.cdf(x)).unwrap() - x).abs() < 1e-9 * hi);
+        }
+    }
+
     #[test]
     fn rejects_bad_parameters() {
-        assert!(MarchenkoPastur::new(0.5, 1.0).is_err());
+        assert!(MarchenkoPastur::new(0.0, 1.0).is_err());
         assert!(MarchenkoPastur::new(2.0, 0.0).is_err());
         assert!(MarchenkoPastur::new(f64::NAN, 1.0).is_err());
     }

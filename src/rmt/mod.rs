@@ -1,5 +1,6 @@
 //! Random matrix theory on plain `&[f64]`: distributions and tests, with no libtorch in sight.
 pub mod bulk_fit;
+pub mod bulk_outliers;
 pub mod goodness_of_fit;
 pub mod marchenko_pastur;
 pub mod number_variance;

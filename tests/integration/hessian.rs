@@ -112,13 +112,7 @@ fn quadrature_of_full_length_runs_is_exact_and_its_density_is_normalised() {
     );
     let density = &ours["density"];
     let mut first_moments = Vec::new();
-    for (nodes, weights) in density["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .zip(density["weights"].as_array().unwrap())
-    {
-        let (nodes, weights) = (floats(nodes), floats(weights));
+    for (nodes, weights) in density_runs(density) {
         assert!((weights.iter().sum::<f64>() - 1.0).abs() < 1e-10);
         // A run over the whole space is Gauss quadrature on the exact spectrum: each node of
         // visible weight is an eigenvalue.
@@ -158,6 +152,70 @@ fn quadrature_of_full_length_runs_is_exact_and_its_density_is_normalised() {
         .map(|(x, y)| (x[1] - x[0]) * (y[0] + y[1]) / 2.0)
         .sum();
     assert!((integral - 1.0).abs() < 1e-3, "∫ρ = {integral}");
+}
+
+/// With every eigenvalue computed (top-k = the order) and full-length quadrature runs, the
+/// outliers are exactly the exact eigenvalues above the reported bulk edge, and the bulk's
+/// centre is the mean of the others within the quadrature's standard error.
+#[test]
+fn the_bulk_reading_counts_the_exact_eigenvalues_above_its_edge() {
+    let key = "cross-entropy/all";
+    let mut eigenvalues = floats(&exact(key)["eigenvalues"]);
+    eigenvalues.sort_by(|a, b| b.total_cmp(a));
+    let order = eigenvalues.len();
+    let runs = 30;
+    let ours = hessian(
+        "cross-entropy",
+        &[
+            "--top-k",
+            &order.to_string(),
+            "--density",
+            &runs.to_string(),
+            "--density-steps",
+            &order.to_string(),
+        ],
+    );
+    let bulk = &ours["bulk"];
+    let edge = bulk["bulk_edge"].as_f64().unwrap();
+    let outliers = floats(&bulk["outliers"]);
+    let above: Vec<f64> = eigenvalues.iter().copied().filter(|&v| v > edge).collect();
+    assert_eq!(outliers.len(), above.len(), "{bulk}");
+    for (ours, exact) in outliers.iter().zip(&above) {
+        assert!((ours - exact).abs() < 1e-9, "{ours} vs {exact}");
+    }
+    assert!(!above.is_empty() && above.len() < order);
+    assert_eq!(bulk["more_outliers_possible"], false);
+    let rest = &eigenvalues[above.len()..];
+    let bulk_mean = rest.iter().sum::<f64>() / rest.len() as f64;
+    // The centre is (N·m̂₁ − Σ outliers)/(N − outliers); m̂₁ is the runs' mean of vᵀHv/‖v‖².
+    let first_moments: Vec<f64> = density_runs(&ours["density"])
+        .map(|(nodes, weights)| nodes.iter().zip(&weights).map(|(n, w)| n * w).sum())
+        .collect();
+    let mean = first_moments.iter().sum::<f64>() / runs as f64;
+    let stderr = (first_moments
+        .iter()
+        .map(|m| (m - mean).powi(2))
+        .sum::<f64>()
+        / ((runs - 1) * runs) as f64)
+        .sqrt();
+    let centre_stderr = stderr * order as f64 / rest.len() as f64;
+    let semicircle = &bulk["semicircle"];
+    assert!(
+        (semicircle["center"].as_f64().unwrap() - bulk_mean).abs() <= 4.0 * centre_stderr,
+        "{semicircle} vs {bulk_mean} ± {centre_stderr}"
+    );
+    let negative = eigenvalues.iter().filter(|&&v| v < 0.0).count() as f64 / order as f64;
+    assert!((bulk["negative_mass"].as_f64().unwrap() - negative).abs() < 0.15);
+}
+
+/// Each run's nodes and weights of a density in the JSON.
+fn density_runs(density: &Value) -> impl Iterator<Item = (Vec<f64>, Vec<f64>)> + '_ {
+    density["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(density["weights"].as_array().unwrap())
+        .map(|(nodes, weights)| (floats(nodes), floats(weights)))
 }
 
 #[test]
@@ -336,6 +394,8 @@ fn plots_draw_the_density_with_the_top_eigenvalues() {
         "hess_mlp.pt: loss Hessian spectral density",
         "SLQ density (2 runs)",
         "top 3 eigenvalues (Lanczos)",
+        "fitted semicircle (continuous part)",
+        "outliers above)",
     ] {
         assert!(svg.contains(text), "{text} missing");
     }

@@ -295,11 +295,18 @@ fn dist_evaluates_the_distributions() {
         .map(|v| v["value"].as_f64().unwrap())
         .collect();
     assert_eq!(moments, vec![1.0, 1.5, 2.75, 5.625]);
+    // Q < 1: the atom 1 − Q at 0 (a rank-deficient Gram matrix's zeros).
+    let json: Value = serde_json::from_str(&run_ok(&[
+        "dist", "mp", "--q", "0.25", "--cdf", "0", "--cdf", "-0.1", "-f", "json",
+    ]))
+    .unwrap();
+    assert_eq!(json[0]["value"].as_f64(), Some(0.75));
+    assert_eq!(json[1]["value"].as_f64(), Some(0.0));
     let table = run_ok(&["dist", "goe-number-variance", "--at", "10"]);
     assert!(table.contains("0.9086"), "{table}");
     for bad in [
         &["dist", "goe", "--at", "1"][..],
-        &["dist", "mp", "--q", "0.5", "--cdf", "1"],
+        &["dist", "mp", "--q", "0", "--cdf", "1"],
         &["dist", "tw1"],
         &["dist", "tw2", "--quantile", "1.5"],
     ] {

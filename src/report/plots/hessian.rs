@@ -1,7 +1,9 @@
 //! The loss Hessian's spectral density as PyHessian draws it: the stochastic Lanczos quadrature
-//! density on a logarithmic axis, with the top eigenvalues Lanczos resolved marked on it.
+//! density on a logarithmic axis, with the top eigenvalues Lanczos resolved marked on it, and
+//! the fitted bulk law with its edge.
 use super::series::{Mark, Series, SeriesFigure};
 use crate::hessian::HessianAnalysis;
+use crate::report::format_number;
 
 /// Densities below this fraction of the peak are drawn at it: the Gaussians' tails would set
 /// the logarithmic axis to hundreds of decades.
@@ -28,6 +30,30 @@ pub fn density_figure(analysis: &HessianAnalysis) -> Option<SeriesFigure> {
         mark: Mark::Line,
         color: super::series::CYCLE[0],
     }];
+    if let Some(bulk) = &analysis.bulk {
+        let fit = bulk.best();
+        series.push(Series {
+            name: format!("fitted {} (continuous part)", fit.law),
+            points: density
+                .x
+                .iter()
+                .map(|&x| (x, fit.density(x)))
+                .filter(|&(_, y)| y > floor)
+                .collect(),
+            mark: Mark::Dashed,
+            color: super::series::CYCLE[1],
+        });
+        series.push(Series {
+            name: format!(
+                "bulk edge {} ({} outliers above)",
+                format_number(bulk.bulk_edge),
+                bulk.outliers.len()
+            ),
+            points: vec![(bulk.bulk_edge, floor), (bulk.bulk_edge, peak)],
+            mark: Mark::Dashed,
+            color: super::series::CYCLE[7],
+        });
+    }
     if !analysis.top_eigenvalues.is_empty() {
         series.push(Series {
             name: format!(
