@@ -10,6 +10,7 @@ use rmt_torch::jacobian::{
     JacobianLanczosAnalysis, JacobianOptions, LanczosOptions, SampleCount,
     DEFAULT_ISOMETRY_TOLERANCE, DEFAULT_SAMPLES,
 };
+use rmt_torch::lanczos::DensityOptions;
 use rmt_torch::report::plots::write_jacobian_figures;
 use rmt_torch::report::{
     csv::to_csv, format_number, format_optional, table::Table, to_json, OutputFormat,
@@ -89,6 +90,15 @@ pub struct JacobianArgs {
     /// model's dtype).
     #[arg(long, value_parser = super::finite_number, default_value_t = LanczosOptions::default().tolerance, value_name = "TOL", requires = "lanczos")]
     lanczos_tolerance: f64,
+    /// With --lanczos: also the density of each J's σ² by stochastic Lanczos quadrature, R
+    /// runs per sample (pooled over the batch in the JSON's `density`), and each sample's bulk
+    /// against Marchenko-Pastur and a semicircle with its top σ² above the bulk edge counted
+    /// as outliers (as `hessian --density` reads the Hessian).
+    #[arg(long, value_name = "R", default_value_t = 0, requires = "lanczos")]
+    lanczos_density: usize,
+    /// Lanczos steps per density run (at most the operator's order).
+    #[arg(long, value_name = "N", default_value_t = LanczosOptions::default().density.steps, requires = "lanczos")]
+    lanczos_density_steps: usize,
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
@@ -198,6 +208,10 @@ fn run_lanczos(
     let lanczos = LanczosOptions {
         k,
         tolerance: args.lanczos_tolerance,
+        density: DensityOptions {
+            runs: args.lanczos_density,
+            steps: args.lanczos_density_steps,
+        },
         ..LanczosOptions::default()
     };
     let analysis = analyze_top_singular_values(
@@ -226,6 +240,10 @@ fn lanczos_table(analysis: &JacobianLanczosAnalysis) -> String {
     let mut header = vec!["sample".to_string()];
     header.extend((1..=shown).map(|i| format!("sigma_{i}")));
     header.extend(["products".to_string(), "converged".to_string()]);
+    let with_bulk = analysis.density.is_some();
+    if with_bulk {
+        header.extend(["bulk law", "bulk edge σ²", "outliers"].map(String::from));
+    }
     let mut table = Table::new(header);
     for sample in &analysis.samples {
         let mut row = vec![sample.sample.to_string()];
@@ -236,18 +254,32 @@ fn lanczos_table(analysis: &JacobianLanczosAnalysis) -> String {
                 .map_or_else(|| "-".into(), |&v| format_number(v))
         }));
         row.extend([sample.products.to_string(), sample.converged.to_string()]);
+        if with_bulk {
+            row.extend(match &sample.bulk {
+                Some(bulk) => [
+                    bulk.law.to_string(),
+                    format_number(bulk.bulk_edge),
+                    format!(
+                        "{}{}",
+                        bulk.outliers.len(),
+                        if bulk.more_outliers_possible { "+" } else { "" }
+                    ),
+                ],
+                None => ["-".into(), "-".into(), "-".into()],
+            });
+        }
         table.push(row);
     }
     format!(
         "{}: top {} singular values of J ({} outputs × {} inputs, input {:?}) by Lanczos on {} on {}, {}{}; {} s per product\n\n{}",
-        analysis.model,
+        analysis.setup.model,
         analysis.k,
-        analysis.outputs,
-        analysis.inputs,
-        analysis.input_shape,
+        analysis.setup.outputs,
+        analysis.setup.inputs,
+        analysis.setup.input_shape,
         analysis.operator,
-        analysis.device,
-        analysis.dtype,
+        analysis.setup.device,
+        analysis.setup.dtype,
         if shown < analysis.k {
             format!(" (the first {shown} shown; JSON: all)")
         } else {
@@ -255,7 +287,11 @@ fn lanczos_table(analysis: &JacobianLanczosAnalysis) -> String {
         },
         format_number(analysis.seconds_per_product),
         table.render()
-    )
+    ) + if with_bulk {
+        "(outliers: top σ² above the bulk edge; + when all K are: raise --lanczos)\n"
+    } else {
+        ""
+    }
 }
 
 /// The samples of every output's analysis, each row with its `output` index first.
@@ -304,22 +340,22 @@ fn table(analysis: &JacobianAnalysis) -> String {
         ]);
     }
     let summary = &analysis.summary;
-    let coverage = if summary.samples < analysis.samples_in_file {
+    let coverage = if summary.samples < analysis.setup.samples_in_file {
         format!(
             "the first {} of {} samples (--samples all for every one)",
-            summary.samples, analysis.samples_in_file
+            summary.samples, analysis.setup.samples_in_file
         )
     } else {
         format!("{} samples", summary.samples)
     };
     format!(
         "{}: Jacobians {} outputs × {} inputs (input {:?}) on {}, {}, {} rows per pass\nmean over {}: mean σ² {}, var σ² {}, isometry fraction {} (|σ − 1| ≤ {}); largest σ {}, median condition number {}\n\n{}",
-        analysis.model,
-        analysis.outputs,
-        analysis.inputs,
-        analysis.input_shape,
-        analysis.device,
-        analysis.dtype,
+        analysis.setup.model,
+        analysis.setup.outputs,
+        analysis.setup.inputs,
+        analysis.setup.input_shape,
+        analysis.setup.device,
+        analysis.setup.dtype,
         analysis.chunk,
         coverage,
         format_number(summary.mean_sigma2),

@@ -19,6 +19,7 @@ mod report;
 
 use std::path::Path;
 
+use serde::Serialize;
 use tch::Tensor;
 
 pub use autograd::jacobians;
@@ -151,6 +152,44 @@ struct Sources<'a> {
     model: &'a Path,
     input: &'a Path,
     samples_in_file: usize,
+}
+
+/// What was differentiated, on what and where: the fields both Jacobian reports open with.
+#[derive(Debug, Clone, Serialize)]
+pub struct JacobianSetup {
+    /// The model file.
+    pub model: String,
+    /// The input file.
+    pub input: String,
+    /// Samples in the input file (the report covers the first of them).
+    pub samples_in_file: usize,
+    /// Where the model ran.
+    pub device: String,
+    /// The dtype the model ran in.
+    pub dtype: String,
+    /// Outputs (rows of each J).
+    pub outputs: usize,
+    /// Inputs per sample (columns of each J), the shape flattened.
+    pub inputs: usize,
+    /// The shape of one input sample.
+    pub input_shape: Vec<i64>,
+}
+
+impl JacobianSetup {
+    /// The setup of `model` on `batch` ([B, …]) read from `sources`, with `outputs` per sample.
+    fn new(sources: Sources, model: &Differentiable, batch: &Tensor, outputs: usize) -> Self {
+        let input_shape = batch.size()[1..].to_vec();
+        Self {
+            model: sources.model.display().to_string(),
+            input: sources.input.display().to_string(),
+            samples_in_file: sources.samples_in_file,
+            device: crate::device::device_name(model.device),
+            dtype: crate::model::dtype_name(model.kind),
+            outputs,
+            inputs: input_shape.iter().product::<i64>().max(0) as usize,
+            input_shape,
+        }
+    }
 }
 
 /// Loads the model and the batch, computes every sample's Jacobian and analyses its spectrum.

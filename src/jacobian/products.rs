@@ -7,9 +7,12 @@ use std::time::Instant;
 use serde::Serialize;
 use tch::{Device, Kind, Tensor};
 
-use super::{Differentiable, Sources};
+use super::{Differentiable, JacobianSetup, Sources};
 use crate::error::{torch_message, Error, Result};
-use crate::lanczos::{top_eigenpairs, SymmetricOperator, TopOptions};
+use crate::lanczos::{
+    spectral_density, top_eigenpairs, Density, DensityOptions, SymmetricOperator, TopOptions,
+};
+use crate::rmt::bulk_outliers::{bulk_and_outliers, BulkOutliers};
 use crate::theory::random::SeededNormal;
 
 /// The schema name and version written at the top of `jacobian --lanczos`'s JSON.
@@ -26,6 +29,8 @@ pub struct LanczosOptions {
     pub max_iterations: usize,
     /// Seed of the start vectors.
     pub seed: u64,
+    /// Stochastic Lanczos quadrature of each sample's σ² spectrum (0 runs: none).
+    pub density: DensityOptions,
 }
 
 impl Default for LanczosOptions {
@@ -35,6 +40,7 @@ impl Default for LanczosOptions {
             tolerance: 1e-8,
             max_iterations: 200,
             seed: 0,
+            density: DensityOptions { runs: 0, steps: 90 },
         }
     }
 }
@@ -52,6 +58,10 @@ pub struct LanczosSample {
     pub converged: bool,
     /// Products with A (each two backward passes).
     pub products: usize,
+    /// With a density: this sample's σ² bulk against Marchenko-Pastur and a semicircle, and
+    /// its top σ² above the bulk edge.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bulk: Option<BulkOutliers>,
 }
 
 /// A batch's top singular values by Lanczos.
@@ -59,22 +69,9 @@ pub struct LanczosSample {
 pub struct JacobianLanczosAnalysis {
     /// [`JACOBIAN_LANCZOS_SCHEMA`].
     pub schema: &'static str,
-    /// The model file.
-    pub model: String,
-    /// The input file.
-    pub input: String,
-    /// Samples in the input file.
-    pub samples_in_file: usize,
-    /// Where the model ran.
-    pub device: String,
-    /// The dtype the model ran in.
-    pub dtype: String,
-    /// Outputs (rows of each J).
-    pub outputs: usize,
-    /// Inputs per sample (columns of each J).
-    pub inputs: usize,
-    /// One sample's shape.
-    pub input_shape: Vec<i64>,
+    /// The model, the input and J's shape.
+    #[serde(flatten)]
+    pub setup: JacobianSetup,
     /// `JJᵀ` (outputs ≤ inputs) or `JᵀJ`: the operator Lanczos ran on.
     pub operator: &'static str,
     /// Singular values asked for per sample.
@@ -85,6 +82,10 @@ pub struct JacobianLanczosAnalysis {
     pub seed: u64,
     /// Per sample.
     pub samples: Vec<LanczosSample>,
+    /// The density of σ² (the eigenvalues of the operator) over the batch, when asked for:
+    /// every sample's quadrature runs pooled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub density: Option<Density>,
     /// Wall time of all products.
     pub seconds: f64,
     /// Mean time of one product.
@@ -219,9 +220,11 @@ pub(super) fn top_singular_values(
             format!("must lie in (0, 1), got {}", options.tolerance),
         ));
     }
+    options.density.check("lanczos_density_steps")?;
     let started = Instant::now();
     let mut random = SeededNormal::new(options.seed);
     let mut samples = Vec::new();
+    let (mut nodes, mut weights) = (Vec::new(), Vec::new());
     let mut products = 0;
     let (mut outputs, mut operator) = (0, "JJᵀ");
     for index in 0..batch.size()[0] {
@@ -241,6 +244,18 @@ pub(super) fn top_singular_values(
             &mut random,
             &mut |done| on_product(index as usize, done),
         )?;
+        let bulk = if options.density.runs == 0 {
+            None
+        } else {
+            let density = spectral_density(&mut gram, options.density, &mut random, &mut |done| {
+                on_product(index as usize, done)
+            })?;
+            let top: Vec<f64> = top.pairs.iter().map(|pair| pair.eigenvalue).collect();
+            let bulk = bulk_and_outliers(&density.measure(), &top, gram.dimension());
+            nodes.extend(density.nodes);
+            weights.extend(density.weights);
+            bulk
+        };
         products += gram.products;
         samples.push(LanczosSample {
             sample: index as usize,
@@ -252,24 +267,19 @@ pub(super) fn top_singular_values(
             residuals: top.pairs.iter().map(|pair| pair.residual).collect(),
             converged: top.converged,
             products: gram.products,
+            bulk,
         });
     }
     let seconds = started.elapsed().as_secs_f64();
     Ok(JacobianLanczosAnalysis {
         schema: JACOBIAN_LANCZOS_SCHEMA,
-        model: sources.model.display().to_string(),
-        input: sources.input.display().to_string(),
-        samples_in_file: sources.samples_in_file,
-        device: crate::device::device_name(model.device),
-        dtype: crate::model::dtype_name(model.kind),
-        outputs,
-        inputs: (batch.numel() / batch.size()[0].max(1) as usize),
-        input_shape: batch.size()[1..].to_vec(),
+        setup: JacobianSetup::new(sources, model, batch, outputs),
         operator,
         k: options.k,
         tolerance: options.tolerance,
         seed: options.seed,
         samples,
+        density: (!nodes.is_empty()).then(|| Density::from_runs(nodes, weights)),
         seconds,
         seconds_per_product: seconds / products.max(1) as f64,
     })

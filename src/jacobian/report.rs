@@ -4,8 +4,7 @@ use serde::Serialize;
 use tch::Tensor;
 
 use super::autograd::automatic_chunk;
-use super::{jacobians, Differentiable, JacobianOptions, PreparedBatch, Sources};
-use crate::device::device_name;
+use super::{jacobians, Differentiable, JacobianOptions, JacobianSetup, PreparedBatch, Sources};
 use crate::error::Result;
 use crate::esd::EsdScale;
 use crate::rmt_suite::{rmt_report, LayerSpectrum, RmtReport};
@@ -44,22 +43,9 @@ pub struct SampleReport {
 pub struct JacobianAnalysis {
     /// [`JACOBIAN_SCHEMA`].
     pub schema: &'static str,
-    /// The model file.
-    pub model: String,
-    /// The input file.
-    pub input: String,
-    /// Samples in the input file (the report covers the first `summary.samples` of them).
-    pub samples_in_file: usize,
-    /// Where the model ran.
-    pub device: String,
-    /// The dtype the model ran in.
-    pub dtype: String,
-    /// Outputs (rows of each J).
-    pub outputs: usize,
-    /// Inputs per sample (columns of each J), the shape flattened.
-    pub inputs: usize,
-    /// The shape of one input sample.
-    pub input_shape: Vec<i64>,
+    /// The model, the input and J's shape (the report covers the first `summary.samples`).
+    #[serde(flatten)]
+    pub setup: JacobianSetup,
     /// Rows per backward pass.
     pub chunk: usize,
     /// Isometry tolerance used.
@@ -172,14 +158,7 @@ pub(super) fn analyze_loaded(
     let summary = JacobianSummary::of(&reports);
     Ok(JacobianAnalysis {
         schema: JACOBIAN_SCHEMA,
-        model: sources.model.display().to_string(),
-        input: sources.input.display().to_string(),
-        samples_in_file: sources.samples_in_file,
-        device: device_name(device),
-        dtype: crate::model::dtype_name(model.kind),
-        outputs,
-        inputs,
-        input_shape: batch.size()[1..].to_vec(),
+        setup: JacobianSetup::new(sources, model, batch, outputs),
         chunk,
         isometry_tolerance: options.isometry_tolerance,
         samples: reports,

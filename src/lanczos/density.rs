@@ -108,38 +108,42 @@ pub fn spectral_density(
         );
         nodes.push(ritz.values);
     }
-    Ok(broadened(nodes, weights))
+    Ok(Density::from_runs(nodes, weights))
 }
 
-/// The runs' rules averaged and broadened by Gaussians on a grid reaching 5σ past the nodes.
-fn broadened(nodes: Vec<Vec<f64>>, weights: Vec<Vec<f64>>) -> Density {
-    let mut density = Density {
-        x: Vec::new(),
-        y: Vec::new(),
-        sigma: 0.0,
-        nodes,
-        weights,
-    };
-    let (low, high) = density.range();
-    density.sigma = (DENSITY_SIGMA_SQUARED * (high - low).max(1.0)).sqrt();
-    let sigma = density.sigma;
-    let (low, high) = (low - 5.0 * sigma, high + 5.0 * sigma);
-    let step = (high - low) / (DENSITY_POINTS - 1) as f64;
-    density.x = (0..DENSITY_POINTS).map(|i| low + step * i as f64).collect();
-    let measure = density.measure();
-    let normal = 1.0 / (sigma * (2.0 * std::f64::consts::PI).sqrt());
-    density.y = density
-        .x
-        .iter()
-        .map(|&at| {
-            measure
-                .iter()
-                .map(|&(node, weight)| weight * (-0.5 * ((at - node) / sigma).powi(2)).exp())
-                .sum::<f64>()
-                * normal
-        })
-        .collect();
-    density
+impl Density {
+    /// The runs' rules (nodes and weights per run, each run's weights summing to 1) averaged
+    /// and broadened by Gaussians on a grid reaching 5σ past the nodes; runs of several
+    /// operators pool into the density of their mixture (a batch of Jacobians).
+    pub fn from_runs(nodes: Vec<Vec<f64>>, weights: Vec<Vec<f64>>) -> Self {
+        let mut density = Self {
+            x: Vec::new(),
+            y: Vec::new(),
+            sigma: 0.0,
+            nodes,
+            weights,
+        };
+        let (low, high) = density.range();
+        density.sigma = (DENSITY_SIGMA_SQUARED * (high - low).max(1.0)).sqrt();
+        let sigma = density.sigma;
+        let (low, high) = (low - 5.0 * sigma, high + 5.0 * sigma);
+        let step = (high - low) / (DENSITY_POINTS - 1) as f64;
+        density.x = (0..DENSITY_POINTS).map(|i| low + step * i as f64).collect();
+        let measure = density.measure();
+        let normal = 1.0 / (sigma * (2.0 * std::f64::consts::PI).sqrt());
+        density.y = density
+            .x
+            .iter()
+            .map(|&at| {
+                measure
+                    .iter()
+                    .map(|&(node, weight)| weight * (-0.5 * ((at - node) / sigma).powi(2)).exp())
+                    .sum::<f64>()
+                    * normal
+            })
+            .collect();
+        density
+    }
 }
 
 #[cfg(test)]

@@ -210,11 +210,11 @@ fn overview(analysis: &Analysis, baseline: Option<&Analysis>) -> String {
 fn jacobian_section(jacobian: &JacobianAnalysis) -> Result<String> {
     let summary = &jacobian.summary;
     let rows = [
-        ("input", jacobian.input.clone()),
+        ("input", jacobian.setup.input.clone()),
         ("samples", summary.samples.to_string()),
         (
             "J (outputs × inputs)",
-            format!("{} × {}", jacobian.outputs, jacobian.inputs),
+            format!("{} × {}", jacobian.setup.outputs, jacobian.setup.inputs),
         ),
         ("mean σ²", format_number(summary.mean_sigma2)),
         ("var σ²", format_number(summary.var_sigma2)),
@@ -249,7 +249,7 @@ fn jacobian_section(jacobian: &JacobianAnalysis) -> Result<String> {
     let figure = JacobianFigure {
         title: format!(
             "{} — Jacobian singular values",
-            crate::report::plots::model_title(&jacobian.model)
+            crate::report::plots::model_title(&jacobian.setup.model)
         ),
         analysis: jacobian,
     };

@@ -177,17 +177,20 @@ pub fn bulk_and_outliers(
     let (first, second) = (moment(1), moment(2));
     let mut top: Vec<f64> = top.iter().copied().filter(|v| v.is_finite()).collect();
     top.sort_by(|a, b| b.total_cmp(a));
-    let mut outliers = 0;
-    // The outlier count moves the edge and the edge the count: at most one pass per eigenvalue.
-    let mut pass = 0;
-    loop {
-        let removed = &top[..outliers];
-        let rest = n - outliers as f64;
+    let negative_mass = measure
+        .iter()
+        .filter(|&&(x, _)| x < 0.0)
+        .fold(0.0, |sum, &(_, w)| sum + w);
+    // The fits with the `removed` largest eigenvalues taken out of the moments, and the
+    // eigenvalues above the better fit's edge.
+    let read = |removed: usize| -> Option<BulkOutliers> {
+        let rest = n - removed as f64;
         if rest <= 0.0 {
             return None;
         }
-        let mean = (n * first - removed.iter().sum::<f64>()) / rest;
-        let second = (n * second - removed.iter().map(|v| v * v).sum::<f64>()) / rest;
+        let taken = &top[..removed];
+        let mean = (n * first - taken.iter().sum::<f64>()) / rest;
+        let second = (n * second - taken.iter().map(|v| v * v).sum::<f64>()) / rest;
         let semicircle = BulkFit::semicircle(mean, second, measure)?;
         let marchenko_pastur = BulkFit::marchenko_pastur_fit(mean, second, measure);
         let law = match &marchenko_pastur {
@@ -201,21 +204,30 @@ pub fn bulk_and_outliers(
             bulk_edge: 0.0,
             outliers: Vec::new(),
             more_outliers_possible: false,
-            negative_mass: measure
-                .iter()
-                .filter(|&&(x, _)| x < 0.0)
-                .fold(0.0, |sum, &(_, w)| sum + w),
+            negative_mass,
         };
         reading.bulk_edge = reading.best().edges.1;
         let above = top.iter().take_while(|&&v| v > reading.bulk_edge).count();
-        if above == outliers || pass == top.len() {
-            reading.outliers = top[..above].to_vec();
-            reading.more_outliers_possible = !top.is_empty() && above == top.len();
-            return Some(reading);
+        reading.outliers = top[..above].to_vec();
+        reading.more_outliers_possible = !top.is_empty() && above == top.len();
+        Some(reading)
+    };
+    // The outliers move the edge and the edge the outliers: iterated to a fixed point, one
+    // pass per eigenvalue at most; a fit that fails without them (the estimated moments
+    // leave no spread) keeps the last one.
+    let mut reading = read(0)?;
+    let mut removed = 0;
+    for _ in 0..top.len() {
+        let count = reading.outliers.len();
+        if count == removed {
+            break;
         }
-        outliers = above;
-        pass += 1;
+        match read(count) {
+            Some(next) => (reading, removed) = (next, count),
+            None => break,
+        }
     }
+    Some(reading)
 }
 
 /// sup |F_measure − F_law| over the measure's nodes (each side of its jump) and the law's

@@ -445,6 +445,58 @@ fn lanczos_top_singular_values_equal_numpy_on_either_side() {
     }
 }
 
+/// With a density: full-length quadrature runs on JJᵀ (order 5) have numpy's σ² as nodes,
+/// and each sample's outliers are exactly numpy's σ² above its reported bulk edge.
+#[test]
+fn lanczos_density_nodes_and_outliers_are_numpys_singular_values() {
+    let references: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixtures::file("jac_singular_values.json")).unwrap(),
+    )
+    .unwrap();
+    let runs = 3;
+    let ours = lanczos_json(
+        "jac_mlp.pt",
+        &[
+            "--lanczos",
+            "5",
+            "--lanczos-density",
+            &runs.to_string(),
+            "--lanczos-density-steps",
+            "5",
+        ],
+    );
+    let samples = ours["samples"].as_array().unwrap();
+    let expected: Vec<Vec<f64>> = references["mlp"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(floats)
+        .collect();
+    let density = &ours["density"];
+    let nodes = density["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), runs * samples.len());
+    for (index, (sample, sigma)) in samples.iter().zip(&expected).enumerate() {
+        let squares: Vec<f64> = sigma.iter().map(|s| s * s).collect();
+        for run in &nodes[index * runs..(index + 1) * runs] {
+            for node in floats(run) {
+                let nearest = squares
+                    .iter()
+                    .map(|s| (s - node).abs())
+                    .fold(f64::INFINITY, f64::min);
+                assert!(nearest < 1e-9 * squares[0], "sample {index}: node {node}");
+            }
+        }
+        let bulk = &sample["bulk"];
+        let edge = bulk["bulk_edge"].as_f64().unwrap();
+        let above: Vec<f64> = squares.iter().copied().filter(|&s| s > edge).collect();
+        let outliers = floats(&bulk["outliers"]);
+        assert_eq!(outliers.len(), above.len(), "sample {index}: {bulk}");
+        for (ours, exact) in outliers.iter().zip(&above) {
+            assert!((ours - exact).abs() < 1e-9 * squares[0]);
+        }
+    }
+}
+
 #[test]
 fn lanczos_refuses_what_it_cannot_report() {
     let model = fixtures::file("jac_mlp.pt");
@@ -453,6 +505,18 @@ fn lanczos_refuses_what_it_cannot_report() {
         (vec!["--lanczos", "3", "--mean-gram"], "cannot be used with"),
         (vec!["--lanczos", "0"], "singular values need between 1"),
         (vec!["--lanczos-tolerance", "1e-3"], "--lanczos"),
+        (vec!["--lanczos-density", "2"], "--lanczos"),
+        (
+            vec![
+                "--lanczos",
+                "2",
+                "--lanczos-density",
+                "2",
+                "--lanczos-density-steps",
+                "0",
+            ],
+            "--lanczos-density-steps: must be at least 1",
+        ),
     ] {
         let mut args = vec![
             "jacobian",

@@ -51,7 +51,7 @@ impl Figure for JacobianFigure<'_> {
             format!(
                 "{} samples × {} σ; mean σ² = {}, var σ² = {}",
                 summary.samples,
-                analysis.outputs.min(analysis.inputs),
+                analysis.setup.outputs.min(analysis.setup.inputs),
                 format_number(summary.mean_sigma2),
                 format_number(summary.var_sigma2)
             ),

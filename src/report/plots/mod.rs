@@ -203,7 +203,7 @@ pub fn write_jacobian_figures(
         let figure = jacobian::JacobianFigure {
             title: format!(
                 "{}{title} — Jacobian singular values",
-                model_title(&analysis.model)
+                model_title(&analysis.setup.model)
             ),
             analysis,
         };
