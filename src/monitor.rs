@@ -21,6 +21,8 @@ use serde::Serialize;
 
 use crate::analysis::{analyze, AnalyzeOptions, LayerReport};
 use crate::error::{Error, Result};
+use crate::hessian::{analyze_loaded, HessianAnalysis, HessianOptions};
+use crate::jacobian::Differentiable;
 use crate::model::Model;
 
 /// One layer at one step: a line of the monitor's JSONL.
@@ -31,6 +33,51 @@ pub struct MonitorRecord {
     /// Everything `analyze` reports for the layer.
     #[serde(flatten)]
     pub layer: LayerReport,
+}
+
+/// The `name` of the loss Hessian's lines in a monitor's JSONL (no layer is called so).
+pub const HESSIAN_RECORD: &str = "<loss Hessian>";
+
+/// The fields of a [`HessianRecord`] that `track` can follow besides `step`.
+pub const HESSIAN_FIELDS: [&str; 4] = ["sharpness", "loss", "hessian_trace", "hessian_products"];
+
+/// The loss Hessian at one step: a line of the monitor's JSONL beside the layers' (named
+/// [`HESSIAN_RECORD`]), so that `track --jsonl` follows the sharpness over training (Cohen et
+/// al. 2021: it rises to 2/learning-rate and hovers there, the edge of stability).
+#[derive(Debug, Clone, Serialize)]
+pub struct HessianRecord {
+    /// The training step observed.
+    pub step: usize,
+    /// [`HESSIAN_RECORD`].
+    pub name: &'static str,
+    /// The largest eigenvalue of the loss Hessian (`None` when no top eigenvalue was asked).
+    pub sharpness: Option<f64>,
+    /// The largest eigenvalues, descending.
+    pub hessian_top_eigenvalues: Vec<f64>,
+    /// Hutchinson's trace, when asked for.
+    pub hessian_trace: Option<f64>,
+    /// Its standard error.
+    pub hessian_trace_stderr: Option<f64>,
+    /// The loss on the batch.
+    pub loss: f64,
+    /// Hessian-vector products spent.
+    pub hessian_products: usize,
+}
+
+impl HessianRecord {
+    /// The record of `analysis` at `step`.
+    pub fn of(step: usize, analysis: &HessianAnalysis) -> Self {
+        Self {
+            step,
+            name: HESSIAN_RECORD,
+            sharpness: analysis.top_eigenvalues.first().copied(),
+            hessian_top_eigenvalues: analysis.top_eigenvalues.clone(),
+            hessian_trace: analysis.trace,
+            hessian_trace_stderr: analysis.trace_stderr,
+            loss: analysis.loss_value,
+            hessian_products: analysis.products,
+        }
+    }
 }
 
 /// Observes a model's weights during training.
@@ -117,6 +164,26 @@ impl SpectralMonitor {
         Ok(records)
     }
 
+    /// The loss Hessian of `model` on (`inputs`, `targets`) at `step` (whatever the step),
+    /// computed with `options` as [`crate::hessian::analyze_loaded`] does and written as a
+    /// line beside the layers'. The sharpness is `options.top_k = 1` away.
+    pub fn observe_hessian(
+        &mut self,
+        step: usize,
+        model: &Differentiable,
+        inputs: &tch::Tensor,
+        targets: &tch::Tensor,
+        options: &HessianOptions,
+    ) -> Result<HessianRecord> {
+        let started = std::time::Instant::now();
+        let analysis = analyze_loaded(model, inputs, targets, options, |_, _| {}, started)?;
+        let record = HessianRecord::of(step, &analysis);
+        self.write(std::slice::from_ref(&record))?;
+        self.seconds += started.elapsed().as_secs_f64();
+        self.observations += 1;
+        Ok(record)
+    }
+
     /// Like [`SpectralMonitor::observe_var_store`], but the variables are copied (on their
     /// device) and analysed on a background thread while training goes on; at most one
     /// observation is in flight, the next waits for it. Its records reach the JSONL when it is
@@ -168,13 +235,12 @@ impl SpectralMonitor {
         Ok(records)
     }
 
-    fn write(&mut self, records: &[MonitorRecord]) -> Result<()> {
+    fn write(&mut self, records: &[impl Serialize]) -> Result<()> {
         let Some(writer) = &mut self.writer else {
             return Ok(());
         };
         for record in records {
-            let line = serde_json::to_string(record)
-                .map_err(|err| Error::InvalidOption(format!("cannot serialise a record: {err}")))?;
+            let line = json_line(record)?;
             writeln!(writer, "{line}")
                 .and_then(|()| writer.flush())
                 .map_err(|source| Error::Io {
@@ -190,6 +256,12 @@ impl SpectralMonitor {
     pub fn mean_seconds_per_observation(&self) -> Option<f64> {
         (self.observations > 0).then(|| self.seconds / self.observations as f64)
     }
+}
+
+/// A record as one line of JSON (no newline).
+pub fn json_line(record: &impl Serialize) -> Result<String> {
+    serde_json::to_string(record)
+        .map_err(|err| Error::InvalidOption(format!("cannot serialise a record: {err}")))
 }
 
 /// The label of the models a monitor observes.

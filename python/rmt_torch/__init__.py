@@ -52,6 +52,7 @@ __all__ = [
     "hessian",
     "Analysis",
     "SpectralMonitor",
+    "HESSIAN_RECORD",
     "LightningSpectralCallback",
     "TrainerSpectralCallback",
     "Error",
@@ -246,28 +247,49 @@ def _archive(module, example):
     return buffer.getvalue(), getattr(module, "original_name", type(module).__name__)
 
 
+#: The ``name`` of a monitor's loss Hessian lines (no layer is called so).
+HESSIAN_RECORD = "<loss Hessian>"
+
+
 class SpectralMonitor:
     """Watches a model's weight spectra during training: every ``every``-th step given to
     :meth:`observe`, the weights are analysed as :func:`analyze` would and one JSON line per
     layer is appended to ``jsonl`` (what ``rmt-torch track --jsonl`` reads).
 
-    With ``background=True`` a snapshot of the weights (a copy on their device) is analysed on
-    another thread while training goes on; one observation is in flight at a time, the next
-    waits for it, and :meth:`finish` waits for the last. Options as :func:`analyze`.
+    With ``sharpness=(inputs, targets)`` each observation also takes the loss Hessian on that
+    fixed batch, as :func:`hessian` does with the options in ``hessian`` (default
+    ``{"top_k": 1}``; e.g. ``{"loss": "mse", "trace": 20}``), and writes it as one more line
+    named ``<loss Hessian>`` whose ``sharpness`` is the largest eigenvalue: the quantity that
+    rises to 2/learning-rate at the edge of stability (Cohen et al. 2021).
+
+    With ``background=True`` a snapshot of the weights (a copy on their device; for the
+    Hessian, the module traced in memory) is analysed on another thread while training goes
+    on; one observation is in flight at a time, the next waits for it, and :meth:`finish`
+    waits for the last. Options as :func:`analyze`.
     """
 
-    def __init__(self, model, every=100, jsonl=None, background=False, **options):
+    def __init__(self, model, every=100, jsonl=None, background=False, sharpness=None, hessian=None, **options):
         self.model = model
         self.every = every
         self.background = background
+        if sharpness is not None:
+            if not (isinstance(sharpness, tuple) and len(sharpness) == 2
+                    and all(isinstance(t, torch.Tensor) for t in sharpness)):
+                raise TypeError("sharpness must be a tuple (inputs, targets) of torch.Tensors")
+            sharpness = tuple(t.detach() for t in sharpness)
+        self._sharpness = sharpness
+        self._hessian_keywords = _keywords({"top_k": 1, **(hessian or {})})
         self._monitor = _rmt_torch.Monitor(_keywords(options), every, None if jsonl is None else os.fspath(jsonl))
         self._thread = None
         self._error = None
         self.records = []
 
-    def _run(self, step, pairs):
+    def _run(self, step, pairs, archive):
         try:
             lines = self._monitor.observe(step, [n for n, _ in pairs], [t for _, t in pairs])
+            if archive is not None:
+                inputs, targets = self._sharpness
+                lines.append(self._monitor.observe_hessian(step, archive, inputs, targets, self._hessian_keywords))
             self.records.extend(json.loads(line) for line in lines)
         except Error as err:
             self._error = err
@@ -281,11 +303,12 @@ class SpectralMonitor:
             pairs = _named_tensors(self.model)
             if self.background:
                 pairs = [(name, tensor.clone()) for name, tensor in pairs]
+        archive = None if self._sharpness is None else _archive(self.model, self._sharpness[0][:1])[0]
         if self.background:
-            self._thread = threading.Thread(target=self._run, args=(step, pairs), daemon=True)
+            self._thread = threading.Thread(target=self._run, args=(step, pairs, archive), daemon=True)
             self._thread.start()
         else:
-            self._run(step, pairs)
+            self._run(step, pairs, archive)
             self._raise()
 
     def finish(self):
@@ -304,18 +327,22 @@ class SpectralMonitor:
     def latest_metrics(self):
         """Summary metrics of the latest finished observation, as trainers log them:
         ``rmt/alpha`` (mean α over the fitted layers), ``rmt/alpha_weighted``,
-        ``rmt/spikes_tw`` (eigenvalues beyond the Tracy-Widom edge, all layers) and
-        ``rmt/layers``; empty before the first."""
+        ``rmt/spikes_tw`` (eigenvalues beyond the Tracy-Widom edge, all layers),
+        ``rmt/layers`` and, with ``sharpness``, ``rmt/sharpness``; empty before the first."""
         if not self.records:
             return {}
         step = self.records[-1]["step"]
-        layers = [r for r in self.records if r["step"] == step]
+        latest = [r for r in self.records if r["step"] == step]
+        layers = [r for r in latest if r["name"] != HESSIAN_RECORD]
+        sharpness = [r["sharpness"] for r in latest if r["name"] == HESSIAN_RECORD and r["sharpness"] is not None]
         fitted = [r for r in layers if r.get("alpha") is not None]
         metrics = {"rmt/layers": float(len(layers)),
                    "rmt/spikes_tw": float(sum(r.get("num_spikes_tw") or 0 for r in layers))}
         if fitted:
             metrics["rmt/alpha"] = sum(r["alpha"] for r in fitted) / len(fitted)
             metrics["rmt/alpha_weighted"] = sum(r["alpha_weighted"] for r in fitted) / len(fitted)
+        if sharpness:
+            metrics["rmt/sharpness"] = sharpness[-1]
         return metrics
 
     def mean_seconds_per_observation(self):

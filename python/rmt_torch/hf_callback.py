@@ -8,8 +8,9 @@ from . import SpectralMonitor
 class TrainerSpectralCallback(TrainerCallback):
     """Every ``every``-th optimizer step, analyses the model's weights (a
     :class:`rmt_torch.SpectralMonitor`), appends the records to ``jsonl`` and adds the summary
-    (``rmt/alpha``, ``rmt/alpha_weighted``, ``rmt/spikes_tw``, ``rmt/layers``) to the
-    Trainer's logs. Options as :func:`rmt_torch.analyze`."""
+    (``rmt/alpha``, ``rmt/alpha_weighted``, ``rmt/spikes_tw``, ``rmt/layers``, and
+    ``rmt/sharpness`` with ``sharpness=(inputs, targets)``) to the
+    Trainer's logs. Options as :class:`rmt_torch.SpectralMonitor`."""
 
     def __init__(self, every=100, jsonl=None, background=False, **options):
         self.every, self.jsonl, self.background, self.options = every, jsonl, background, options

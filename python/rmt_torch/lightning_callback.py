@@ -10,8 +10,9 @@ from . import SpectralMonitor
 class LightningSpectralCallback(Callback):
     """Every ``every``-th optimizer step, analyses the module's weights (a
     :class:`rmt_torch.SpectralMonitor`), appends the records to ``jsonl`` and logs the summary
-    (``rmt/alpha``, ``rmt/alpha_weighted``, ``rmt/spikes_tw``, ``rmt/layers``) to the
-    trainer's logger. Options as :func:`rmt_torch.analyze`."""
+    (``rmt/alpha``, ``rmt/alpha_weighted``, ``rmt/spikes_tw``, ``rmt/layers``, and
+    ``rmt/sharpness`` with ``sharpness=(inputs, targets)``) to the
+    trainer's logger. Options as :class:`rmt_torch.SpectralMonitor`."""
 
     def __init__(self, every=100, jsonl=None, background=False, **options):
         super().__init__()

@@ -11,7 +11,7 @@ use rmt_torch::heavy_tail::power_law::TailOptions;
 use rmt_torch::hessian::{HessianOptions, Loss};
 use rmt_torch::jacobian::{analyze_in_memory, Differentiable, JacobianOptions, SampleCount};
 use rmt_torch::lanczos::DensityOptions;
-use rmt_torch::monitor::SpectralMonitor;
+use rmt_torch::monitor::{json_line, SpectralMonitor};
 use rmt_torch::rmt::unfolding::{Unfolding, DEFAULT_GAUSSIAN_WINDOW, DEFAULT_POLYNOMIAL_DEGREE};
 use rmt_torch::{analyze, AnalyzeOptions, ConvMode, LayerSelection, Model, RmtOptions};
 
@@ -455,9 +455,7 @@ fn hessian_module(
     let (inputs, targets) = (inputs.0, targets.0);
     py.allow_threads(move || {
         let started = std::time::Instant::now();
-        let device = options.device.resolve()?;
-        let module = tch::CModule::load_data_on_device(&mut std::io::Cursor::new(archive), device)?;
-        let model = Differentiable::from_module(module, device, options.float64, None, None)?;
+        let model = differentiable_archive(archive, &options)?;
         let mut analysis = rmt_torch::hessian::analyze_loaded(
             &model,
             &inputs,
@@ -470,6 +468,16 @@ fn hessian_module(
         rmt_torch::report::to_json(&analysis)
     })
     .map_err(python_error)
+}
+
+/// A TorchScript archive in memory, loaded on the options' device to be differentiated.
+fn differentiable_archive(
+    archive: Vec<u8>,
+    options: &HessianOptions,
+) -> rmt_torch::Result<Differentiable> {
+    let device = options.device.resolve()?;
+    let module = tch::CModule::load_data_on_device(&mut std::io::Cursor::new(archive), device)?;
+    Differentiable::from_module(module, device, options.float64, None, None)
 }
 
 /// The data pointers of the tensors as the library sees them: equal to `t.data_ptr()` when
@@ -516,12 +524,29 @@ impl Monitor {
             let records = monitor.observe_model(step, &model)?;
             records
                 .iter()
-                .map(|record| {
-                    serde_json::to_string(record).map_err(|err| {
-                        rmt_torch::Error::InvalidOption(format!("cannot serialise a record: {err}"))
-                    })
-                })
+                .map(json_line)
                 .collect::<rmt_torch::Result<Vec<_>>>()
+        })
+        .map_err(python_error)
+    }
+
+    /// The loss Hessian of a TorchScript archive (the model as it is at `step`) on (`inputs`,
+    /// `targets`), written as a line beside the layers'; returns that line.
+    fn observe_hessian(
+        &mut self,
+        py: Python<'_>,
+        step: usize,
+        archive: Vec<u8>,
+        inputs: PyTensor,
+        targets: PyTensor,
+        keywords: &str,
+    ) -> PyResult<String> {
+        let options = hessian_options(keywords)?;
+        let monitor = &mut self.monitor;
+        let (inputs, targets) = (inputs.0, targets.0);
+        py.allow_threads(move || {
+            let model = differentiable_archive(archive, &options)?;
+            json_line(&monitor.observe_hessian(step, &model, &inputs, &targets, &options)?)
         })
         .map_err(python_error)
     }

@@ -137,9 +137,11 @@ def test_monitor_records_equal_analyze_and_track_reads_them(tmp_path):
     model = torch.nn.Sequential(torch.nn.Linear(32, 64), torch.nn.Tanh(), torch.nn.Linear(64, 8))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     jsonl = tmp_path / "spectra.jsonl"
-    monitor = rmt_torch.SpectralMonitor(model, every=10, jsonl=jsonl, background=True, device="cpu")
-    snapshots = {}
     x, y = torch.randn(256, 32), torch.randn(256, 8)
+    hessian = {"loss": "mse", "top_k": 2, "seed": 3}
+    monitor = rmt_torch.SpectralMonitor(model, every=10, jsonl=jsonl, background=True, device="cpu",
+                                        sharpness=(x[:64], y[:64]), hessian=hessian)
+    snapshots = {}
     for step in range(31):
         if step % 10 == 0:
             snapshots[step] = {k: v.clone() for k, v in model.state_dict().items()}
@@ -149,12 +151,20 @@ def test_monitor_records_equal_analyze_and_track_reads_them(tmp_path):
         optimizer.step()
     records = monitor.finish()
     assert sorted({r["step"] for r in records}) == [0, 10, 20, 30]
+    replica = torch.nn.Sequential(torch.nn.Linear(32, 64), torch.nn.Tanh(), torch.nn.Linear(64, 8))
     for step, state in snapshots.items():
         expected = rmt_torch.analyze(state, device="cpu").layers
-        observed = [r for r in records if r["step"] == step]
+        observed = [r for r in records if r["step"] == step and r["name"] != rmt_torch.HESSIAN_RECORD]
+        assert len(observed) == len(expected)
         for ours, theirs in zip(observed, expected):
             ours = {k: v for k, v in ours.items() if k != "step"}
             assert differences(ours, theirs) == [], step
+        [sharpness] = [r for r in records if r["step"] == step and r["name"] == rmt_torch.HESSIAN_RECORD]
+        replica.load_state_dict(state)
+        direct = rmt_torch.hessian(replica, x[:64], y[:64], **hessian)
+        assert sharpness["hessian_top_eigenvalues"] == direct["top_eigenvalues"], step
+        assert sharpness["sharpness"] == direct["top_eigenvalues"][0] > 0
+    assert monitor.latest_metrics()["rmt/sharpness"] == records[-1]["sharpness"]
     assert monitor.mean_seconds_per_observation() > 0
     lines = jsonl.read_text().splitlines()
     assert len(lines) == len(records)
@@ -162,6 +172,10 @@ def test_monitor_records_equal_analyze_and_track_reads_them(tmp_path):
         [str(CLI), "track", "--jsonl", str(jsonl), "-f", "json"], check=True, capture_output=True, text=True
     )
     assert "0.weight" in tracked.stdout and "2.weight" in tracked.stdout
+    table = subprocess.run(
+        [str(CLI), "track", "--jsonl", str(jsonl), "--layers", "^0"], check=True, capture_output=True, text=True
+    ).stdout
+    assert "sharpness" in table.splitlines()[0] and "<loss Hessian>" in table and "2.weight" not in table
 
 
 def test_cuda_tensors_are_analysed_on_their_gpu():
@@ -187,6 +201,9 @@ def test_jacobian_of_a_module_in_memory():
     batch = torch.randn(3, 16)
     report = rmt_torch.jacobian(module, batch, float64=True)
     assert module.training, "the caller's module is left as it was"
+    bulk = rmt_torch.hessian(module, inputs, labels, float64=True, top_k=3, density=4)["bulk"]
+    assert bulk["law"] in ("semicircle", "marchenko-pastur")
+    assert all(outlier > bulk["bulk_edge"] for outlier in bulk["outliers"])
     reference = module.double()
     for sample, record in zip(batch.double(), report["samples"]):
         exact = torch.autograd.functional.jacobian(reference, sample)
@@ -248,9 +265,6 @@ def test_hessian_of_a_module_in_memory_and_sharpness_over_training():
     numpy.testing.assert_allclose(report["top_eigenvalues"], exact.tolist(), rtol=1e-8)
     assert abs(report["trace"] - float(torch.autograd.functional.hessian(loss, flat).trace())) \
         <= 4 * report["trace_stderr"]
-    bulk = rmt_torch.hessian(module, inputs, labels, float64=True, top_k=3, density=4)["bulk"]
-    assert bulk["law"] in ("semicircle", "marchenko-pastur")
-    assert all(outlier > bulk["bulk_edge"] for outlier in bulk["outliers"])
 
     module = module.float().train()
     optimiser = torch.optim.SGD(module.parameters(), lr=0.5)

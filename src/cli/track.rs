@@ -8,6 +8,7 @@ use serde_json::Value;
 use rmt_torch::analysis::LAYER_FIELDS;
 use rmt_torch::model::discovery::find_models;
 use rmt_torch::model::layers::LayerSelection;
+use rmt_torch::monitor::{HESSIAN_FIELDS, HESSIAN_RECORD};
 use rmt_torch::report::plots::track::write_track_figures;
 use rmt_torch::report::{format_number, table::Table, to_json, OutputFormat};
 
@@ -19,7 +20,10 @@ use super::{AnalysisArgs, EntryArgs, OutputArgs, PlotArgs};
 #[command(after_long_help = "\
 Checkpoints are ordered by the step they record: a global_step, step, iteration or epoch entry
 of a torch.save checkpoint, else the last number in the file name (ckpt-1200.pt → 1200).
-A SpectralMonitor's JSONL (the library's training-loop plugin) is read with --jsonl.
+A SpectralMonitor's JSONL (the library's training-loop plugin) is read with --jsonl. Its loss
+Hessian lines (observe_hessian in Rust, SpectralMonitor(sharpness=(inputs, targets)) in Python),
+named <loss Hessian>, add a sharpness column and figure: the Hessian's largest eigenvalue over
+training (also: --metrics loss,hessian_trace,hessian_products); --layers never drops them.
 
 EXAMPLES:
   rmt-torch track checkpoints/
@@ -85,35 +89,38 @@ pub fn run(args: TrackArgs) -> anyhow::Result<ExitCode> {
                 .collect::<Result<_, _>>()?
         }
     };
+    let mut metrics = args.metrics.clone();
+    let with_hessian = records
+        .iter()
+        .any(|record| record["name"] == HESSIAN_RECORD);
+    if with_hessian && !metrics.iter().any(|metric| metric == "sharpness") {
+        metrics.push("sharpness".into());
+    }
     let format = args.output.format;
     let text = match format {
         OutputFormat::Json => to_json(&serde_json::json!({
             "schema": "rmt-torch/track/v1",
             "records": records,
         }))?,
-        OutputFormat::Csv => rmt_torch::report::csv::to_csv(&rows(&records, &args.metrics))?,
+        OutputFormat::Csv => rmt_torch::report::csv::to_csv(&rows(&records, &metrics))?,
         OutputFormat::Table => {
             let mut headers = vec!["step".to_string(), "layer".to_string()];
-            headers.extend(args.metrics.iter().cloned());
+            headers.extend(metrics.iter().cloned());
             let mut table = Table::new(headers);
             for record in &records {
                 let mut row = vec![
                     record["step"].to_string(),
                     record["name"].as_str().unwrap_or("").to_string(),
                 ];
-                row.extend(
-                    args.metrics
-                        .iter()
-                        .map(|metric| match &record[metric.as_str()] {
-                            Value::Number(n) if n.is_f64() => {
-                                n.as_f64().map_or_else(|| n.to_string(), format_number)
-                            }
-                            Value::Number(n) => n.to_string(),
-                            Value::String(text) => text.clone(),
-                            Value::Null => "-".to_string(),
-                            other => other.to_string(),
-                        }),
-                );
+                row.extend(metrics.iter().map(|metric| match &record[metric.as_str()] {
+                    Value::Number(n) if n.is_f64() => {
+                        n.as_f64().map_or_else(|| n.to_string(), format_number)
+                    }
+                    Value::Number(n) => n.to_string(),
+                    Value::String(text) => text.clone(),
+                    Value::Null => "-".to_string(),
+                    other => other.to_string(),
+                }));
                 table.push(row);
             }
             table.render()
@@ -122,7 +129,7 @@ pub fn run(args: TrackArgs) -> anyhow::Result<ExitCode> {
     write_output(&args.output, &text)?;
     args.plots
         .write(args.analysis.quiet, |directory, formats| {
-            write_track_figures(&records, &args.metrics, directory, formats)
+            write_track_figures(&records, &metrics, directory, formats)
         })?;
     Ok(ExitCode::SUCCESS)
 }
@@ -144,7 +151,8 @@ fn rows(records: &[Value], metrics: &[String]) -> Vec<Value> {
         .collect()
 }
 
-/// The records of a SpectralMonitor's JSONL whose layer `selection` keeps; a line that is not
+/// The records of a SpectralMonitor's JSONL whose layer `selection` keeps (and its loss
+/// Hessian records, which are no layer); a line that is not
 /// a monitor record (a JSON object with a numeric `step` and a string `name`) is an error
 /// naming the file and the line.
 fn read_monitor_records(path: &Path, selection: &LayerSelection) -> anyhow::Result<Vec<Value>> {
@@ -169,10 +177,11 @@ fn read_monitor_records(path: &Path, selection: &LayerSelection) -> anyhow::Resu
                 "a record is a JSON object with a whole-number \"step\" and a \"name\"".into(),
             ));
         };
-        if selection
-            .name_pattern
-            .as_ref()
-            .is_none_or(|pattern| pattern.is_match(name))
+        if name == HESSIAN_RECORD
+            || selection
+                .name_pattern
+                .as_ref()
+                .is_none_or(|pattern| pattern.is_match(name))
         {
             records.push(record);
         }
@@ -184,10 +193,14 @@ fn read_monitor_records(path: &Path, selection: &LayerSelection) -> anyhow::Resu
 }
 
 /// Refuses a metric that is not a field of the records (a misspelt name): the fields of
-/// `analyze`'s layer records, and the step and source of each.
+/// `analyze`'s layer records and of a monitor's loss Hessian records, and the step and source
+/// of each.
 fn check_metrics(metrics: &[String]) -> anyhow::Result<()> {
-    let known =
-        |metric: &str| LAYER_FIELDS.contains(&metric) || ["step", "source"].contains(&metric);
+    let known = |metric: &str| {
+        LAYER_FIELDS.contains(&metric)
+            || HESSIAN_FIELDS.contains(&metric)
+            || ["step", "source"].contains(&metric)
+    };
     let unknown: Vec<&str> = metrics
         .iter()
         .map(String::as_str)
@@ -197,8 +210,9 @@ fn check_metrics(metrics: &[String]) -> anyhow::Result<()> {
         return Ok(());
     }
     anyhow::bail!(
-        "invalid option --metrics: unknown field {} (fields of analyze's layer records: {})",
+        "invalid option --metrics: unknown field {} (fields of analyze's layer records: {}; of a monitor's loss Hessian records: {})",
         unknown.join(", "),
-        LAYER_FIELDS.join(", ")
+        LAYER_FIELDS.join(", "),
+        HESSIAN_FIELDS.join(", ")
     )
 }
