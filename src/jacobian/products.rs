@@ -176,7 +176,7 @@ impl SymmetricOperator for JacobianGram<'_> {
         };
         self.products += 1;
         let result = result.f_to_kind(Kind::Double)?;
-        if !bool::try_from(result.f_isfinite()?.f_all()?)? {
+        if !f64::try_from(result.f_sum(Kind::Double)?)?.is_finite() {
             return Err(Error::InvalidInput(
                 "a Jacobian product is not finite".into(),
             ));

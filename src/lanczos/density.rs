@@ -98,7 +98,7 @@ pub fn spectral_density(
             on_product(operator.products());
             product
         };
-        let run = lanczos(&mut apply, &start, steps, storage, |_, _| Ok(false))?;
+        let run = lanczos(&mut apply, &start, steps, storage, None, |_, _| Ok(false))?;
         let ritz = run.tridiagonal.eigen()?;
         weights.push(
             ritz.vectors

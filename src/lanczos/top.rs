@@ -61,7 +61,8 @@ struct Found {
 /// Lanczos from one start vector sees one direction of each eigenspace, so a repeated
 /// eigenvalue would be found once (a loss Hessian's last-layer block under a squared error over
 /// C outputs has every eigenvalue C times). So runs repeat, each from a Gaussian start on the
-/// operator deflated by the eigenvectors found so far, (I − YYᵀ)A(I − YYᵀ), until a run finds
+/// operator deflated by the eigenvectors found so far, (I − YYᵀ)A(I − YYᵀ) (the found vectors
+/// are rows its reorthogonalisation projects out: no extra pass per product), until a run finds
 /// nothing above the k-th eigenvalue held, k + 1 runs at most: the second run is the check, and
 /// costs little when nothing is repeated (it stops once its largest Ritz value has converged
 /// below the k-th). Within a run,
@@ -93,17 +94,14 @@ pub fn top_eigenpairs(
             break;
         }
         check_basis_memory(operator, steps + found.len())?;
-        let deflate = |v: Tensor| -> Result<Tensor> {
-            let mut v = v;
-            for _ in 0..2 {
-                for y in &found {
-                    let overlap = f64::try_from(y.vector.f_dot(&v)?)?;
-                    v = v.f_sub(&(&y.vector * overlap))?;
-                }
-            }
-            Ok(v)
+        // The eigenvectors found, deflated out of this run by Lanczos's reorthogonalisation.
+        let locked = if found.is_empty() {
+            None
+        } else {
+            let vectors: Vec<&Tensor> = found.iter().map(|pair| &pair.vector).collect();
+            Some(Tensor::f_stack(&vectors, 0)?.f_to_kind(storage)?)
         };
-        let start = deflate(gaussian_vector(operator, random)?)?;
+        let start = gaussian_vector(operator, random)?;
         // The k-th eigenvalue held, once k are: a run that cannot beat it may stop.
         let kth = (found.len() >= k).then(|| found[k - 1].value);
         let wanted = k.min(free);
@@ -119,11 +117,11 @@ pub fn top_eigenpairs(
             Ok(top.len() == wanted && top.iter().all(|&(v, r)| converged(v, r, floor)))
         };
         let mut apply = |v: &Tensor| -> Result<Tensor> {
-            let product = deflate(operator.apply(&deflate(v.shallow_clone())?)?)?;
+            let product = operator.apply(v)?;
             on_product(operator.products());
             Ok(product)
         };
-        let run = lanczos(&mut apply, &start, steps, storage, stop)?;
+        let run = lanczos(&mut apply, &start, steps, storage, locked.as_ref(), stop)?;
         steps_taken += run.tridiagonal.len();
         let ritz = run.tridiagonal.eigen()?;
         let count = ritz.values.len();
