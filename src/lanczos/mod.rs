@@ -207,21 +207,24 @@ pub fn gaussian_vector(
 }
 
 /// A seeded vector of random signs (±1, each with probability ½) of the operator's order, 64
-/// signs from each draw of 64 random bits.
+/// signs from each draw of 64 random bits; built on the device from one byte per sign.
 pub fn rademacher_vector(
     operator: &impl SymmetricOperator,
     random: &mut SeededNormal,
 ) -> Result<Tensor> {
-    let mut signs = vec![1.0; operator.dimension()];
-    for block in signs.chunks_mut(64) {
-        let bits = random.bits();
-        for (position, sign) in block.iter_mut().enumerate() {
-            if bits >> position & 1 == 1 {
-                *sign = -1.0;
-            }
+    let mut bits = vec![0u8; operator.dimension()];
+    for block in bits.chunks_mut(64) {
+        let draw = random.bits();
+        for (position, bit) in block.iter_mut().enumerate() {
+            *bit = (draw >> position & 1) as u8;
         }
     }
-    Ok(Tensor::from_slice(&signs).f_to_device(operator.device())?)
+    let mut signs = Tensor::from_slice(&bits)
+        .f_to_device(operator.device())?
+        .f_to_kind(Kind::Double)?;
+    // 1 − 2·bit: bit 1 is the sign −1, as before.
+    let _ = signs.f_mul_scalar_(-2.0)?.f_add_scalar_(1.0)?;
+    Ok(signs)
 }
 
 /// Refuses `steps` Lanczos vectors of the operator's order that would not fit in the host's
