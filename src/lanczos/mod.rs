@@ -147,7 +147,11 @@ pub fn lanczos(
         if let (Some(previous), Some(&beta)) = (&previous, tridiagonal.beta.last()) {
             let _ = r.f_addcmul_(previous, &Tensor::from(-beta))?;
         }
-        orthogonalise(&mut r, &basis.f_narrow(0, 0, first + taken as i64)?, storage)?;
+        orthogonalise(
+            &mut r,
+            &basis.f_narrow(0, 0, first + taken as i64)?,
+            storage,
+        )?;
         tridiagonal.alpha.push(alpha);
         let beta = norm(&r)?;
         scale = scale.max(alpha.abs()).max(beta);

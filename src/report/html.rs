@@ -5,6 +5,7 @@ use std::fmt::Write;
 use crate::analysis::{Analysis, AnalyzeOptions, LayerReport};
 use crate::environment::Environment;
 use crate::error::Result;
+use crate::heavy_tail::quality::QualityLabel;
 use crate::jacobian::JacobianAnalysis;
 use crate::report::plots::jacobian::JacobianFigure;
 use crate::report::plots::{layer::layer_figures, model::model_figure, to_svg};
@@ -50,15 +51,31 @@ pub fn analysis_settings(options: &AnalyzeOptions) -> Vec<(String, String)> {
     rows.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
 
+/// Which layers' sections carry figures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LayerFigures {
+    /// Every layer's (a 5.5 MB page for ResNet18).
+    #[default]
+    All,
+    /// Only the K worst layers' ([`worst_layers`]); the others keep their verdict.
+    Worst(usize),
+}
+
+/// Sections open when the page is loaded, at most: beyond, they start collapsed.
+const OPEN_SECTIONS: usize = 12;
+
 /// The report of `analysis` (its options must have kept eigenvalues and spacings:
 /// [`crate::AnalyzeOptions::with_figure_data`]), with `baseline`'s ESDs overlaid when given and a
-/// section on the input-output Jacobians when `jacobian` is given.
+/// section on the input-output Jacobians when `jacobian` is given. A table of contents stays at
+/// the top of the window; each layer is a collapsible section (open when the page has at most
+/// 12 sections with figures), with figures for the layers `figures` names.
 pub fn html_report(
     analysis: &Analysis,
     baseline: Option<&Analysis>,
     jacobian: Option<&JacobianAnalysis>,
     settings: &[(String, String)],
     environment: &Environment,
+    figures: LayerFigures,
 ) -> Result<String> {
     let mut html = String::with_capacity(1 << 20);
     let title = format!("rmt-torch report: {}", analysis.model);
@@ -70,36 +87,61 @@ pub fn html_report(
         escape(&title),
         escape(&title)
     );
+    html.push_str(&table_of_contents(jacobian.is_some()));
+    html.push_str("<h2 id=\"summary\">Summary</h2>\n");
     html.push_str(&overview(analysis, baseline));
     html.push_str("<h2 id=\"layers\">Layers</h2>\n");
     html.push_str(&layer_table(&analysis.layers));
-    html.push_str("<h2>Across layers</h2>\n<figure>");
+    html.push_str("<h2 id=\"across\">Across layers</h2>\n<figure>");
     html.push_str(&to_svg(&model_figure(analysis))?);
     html.push_str("</figure>\n");
     if let Some(jacobian) = jacobian {
         html.push_str(&jacobian_section(jacobian)?);
     }
+    let drawn: Vec<usize> = match figures {
+        LayerFigures::All => analysis.layers.iter().map(|l| l.layer_id).collect(),
+        LayerFigures::Worst(count) => worst_layers(&analysis.layers, count),
+    };
+    html.push_str("<h2 id=\"details\">Layer by layer</h2>\n");
+    if drawn.len() < analysis.layers.len() {
+        let _ = writeln!(
+            html,
+            "<p>Figures for the {} worst of {} layers (over-trained first, then under-trained, \
+             failed fits, well-trained; the farthest α from 2 ≤ α ≤ 6 first); the others keep \
+             their verdict.</p>",
+            drawn.len(),
+            analysis.layers.len()
+        );
+    }
+    let open = drawn.len() <= OPEN_SECTIONS;
     for layer in &analysis.layers {
-        let base = baseline.and_then(|b| b.layers.iter().find(|l| l.name == layer.name));
+        let with_figures = drawn.contains(&layer.layer_id);
         let _ = write!(
             html,
-            "<section id=\"layer-{}\">\n<h2>{} <small>{} {:?}</small></h2>\n<p>{}</p>\n<div class=\"figures\">\n",
+            "<details id=\"layer-{}\"{}>\n<summary><h3>{} <small>{} {:?} · {}</small></h3></summary>\n<p>{}</p>\n",
             layer.layer_id,
+            if open && with_figures { " open" } else { "" },
             escape(&layer.name),
             layer.kind,
             layer.shape,
+            layer.warning,
             escape(&verdict(layer))
         );
-        for figure in layer_figures(layer, base) {
-            let _ = writeln!(
-                html,
-                "<figure id=\"layer-{}-{}\">{}</figure>",
-                layer.layer_id,
-                figure.suffix(),
-                &to_svg(&figure)?
-            );
+        if with_figures {
+            let base = baseline.and_then(|b| b.layers.iter().find(|l| l.name == layer.name));
+            html.push_str("<div class=\"figures\">\n");
+            for figure in layer_figures(layer, base) {
+                let _ = writeln!(
+                    html,
+                    "<figure id=\"layer-{}-{}\">{}</figure>",
+                    layer.layer_id,
+                    figure.suffix(),
+                    &to_svg(&figure)?
+                );
+            }
+            html.push_str("</div>\n");
         }
-        html.push_str("</div>\n</section>\n");
+        html.push_str("</details>\n");
     }
     html.push_str("<h2 id=\"settings\">Settings and versions</h2>\n");
     let mut rows: Vec<(String, String)> = vec![
@@ -141,11 +183,66 @@ pub fn html_report(
     Ok(html)
 }
 
+/// The links of the sticky table of contents.
+fn table_of_contents(with_jacobian: bool) -> String {
+    let mut entries = vec![
+        ("summary", "Summary"),
+        ("layers", "Layers"),
+        ("across", "Across layers"),
+    ];
+    if with_jacobian {
+        entries.push(("jacobian", "Jacobian"));
+    }
+    entries.extend([
+        ("details", "Layer by layer"),
+        ("settings", "Settings"),
+        ("glossary", "Reading the figures"),
+    ]);
+    let links: Vec<String> = entries
+        .iter()
+        .map(|(id, text)| format!("<a href=\"#{id}\">{text}</a>"))
+        .collect();
+    format!("<nav class=\"toc\">{}</nav>\n", links.join(""))
+}
+
+/// The ids of the `count` worst layers, in the model's order: over-trained first, then
+/// under-trained, failed fits, well-trained and random-like; within each, the farthest α from
+/// the well-trained range 2 ≤ α ≤ 6 first (then the model's order).
+pub fn worst_layers(layers: &[LayerReport], count: usize) -> Vec<usize> {
+    let severity = |layer: &LayerReport| match layer.warning {
+        QualityLabel::OverTrained => 0,
+        QualityLabel::UnderTrained => 1,
+        QualityLabel::FitFailed => 2,
+        QualityLabel::WellTrained => 3,
+        QualityLabel::RandomLike => 4,
+    };
+    let distance = |layer: &LayerReport| {
+        layer
+            .power_law
+            .as_ref()
+            .map_or(0.0, |fit| (2.0 - fit.alpha).max(fit.alpha - 6.0).max(0.0))
+    };
+    let mut ranked: Vec<&LayerReport> = layers.iter().collect();
+    ranked.sort_by(|a, b| {
+        severity(a)
+            .cmp(&severity(b))
+            .then(distance(b).total_cmp(&distance(a)))
+    });
+    let mut ids: Vec<usize> = ranked.iter().take(count).map(|l| l.layer_id).collect();
+    ids.sort_unstable();
+    ids
+}
+
 const STYLE: &str = "\
 body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:1180px;margin:0 auto;\
 padding:1.5rem;color:#222;line-height:1.45}\
 h1{font-size:1.5rem;margin-bottom:.3rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #ddd}\
-h2 small{font-weight:normal;color:#666;font-size:.8rem}\
+h2 small,h3 small{font-weight:normal;color:#666;font-size:.8rem}\
+nav.toc{position:sticky;top:0;z-index:1;background:#fff;border-bottom:1px solid #ddd;\
+padding:.45rem 0;display:flex;flex-wrap:wrap;gap:1rem;font-size:.9rem}\
+nav.toc a{color:#0b57d0;text-decoration:none}h2{scroll-margin-top:3rem}\
+details{border-bottom:1px solid #eee;scroll-margin-top:3rem}details>summary{cursor:pointer;padding:.3rem 0}\
+details>summary h3{display:inline;font-size:1.05rem}\
 table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}\
 th,td{padding:.25rem .6rem;border-bottom:1px solid #eee;text-align:right}\
 th{background:#f6f6f6}td.name,th.name,.settings th,.settings td{text-align:left}\
@@ -157,7 +254,7 @@ figure{margin:0}svg{max-width:100%;height:auto}\
 .summary{display:flex;flex-wrap:wrap;gap:.6rem}.summary div{background:#f6f6f6;padding:.4rem .8rem;border-radius:.4rem}\
 .summary b{display:block;font-size:1.1rem}";
 
-const GLOSSARY: &str = "<h2>Reading the figures</h2>\n<ul>\n\
+const GLOSSARY: &str = "<h2 id=\"glossary\">Reading the figures</h2>\n<ul>\n\
 <li><b>ESD</b>: the eigenvalues of WᵀW (in the report's convention) against the Marchenko-Pastur \
 density of a random matrix with the bulk's variance; eigenvalues past the Tracy-Widom threshold are \
 spikes, directions the weights have learned.</li>\n\

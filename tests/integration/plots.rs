@@ -257,6 +257,71 @@ fn headless(chromium: &Path, profile: &Path) -> Command {
     command
 }
 
+/// `--figures-for-worst K` keeps figures for the K worst layers by their labels (over-trained
+/// first) and the farthest α from 2…6, every layer keeps a collapsible section, and the table
+/// of contents links every part.
+#[test]
+fn the_report_keeps_figures_for_the_worst_layers_only_when_asked() {
+    let dir = fixtures::output_dir("report_worst");
+    let report = dir.join("worst.html");
+    let model = shipped_model("digits_cnn_trained.pt");
+    let model = model.to_str().unwrap();
+    run_ok(&[
+        "report",
+        model,
+        "--figures-for-worst",
+        "2",
+        "--no-vectors",
+        "-o",
+        report.to_str().unwrap(),
+        "-q",
+    ]);
+    let html = std::fs::read_to_string(&report).unwrap();
+    let layers: serde_json::Value =
+        serde_json::from_str(&run_ok(&["analyze", model, "-f", "json", "-q"])).unwrap();
+    let layers = layers["layers"].as_array().unwrap();
+    let severity = |label: &str| {
+        ["over-trained", "under-trained", "fit-failed", "well-trained", "random-like"]
+            .iter()
+            .position(|l| *l == label)
+            .unwrap()
+    };
+    let distance = |alpha: Option<f64>| alpha.map_or(0.0, |a| (2.0 - a).max(a - 6.0).max(0.0));
+    let mut ranked: Vec<&serde_json::Value> = layers.iter().collect();
+    ranked.sort_by(|a, b| {
+        severity(a["warning"].as_str().unwrap())
+            .cmp(&severity(b["warning"].as_str().unwrap()))
+            .then(distance(b["alpha"].as_f64()).total_cmp(&distance(a["alpha"].as_f64())))
+    });
+    let worst: Vec<u64> = ranked[..2]
+        .iter()
+        .map(|l| l["layer_id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ranked[0]["warning"], "over-trained");
+    for layer in layers {
+        let id = layer["layer_id"].as_u64().unwrap();
+        let section = html
+            .split(&format!("<details id=\"layer-{id}\""))
+            .nth(1)
+            .unwrap_or_else(|| panic!("no section for layer {id}"));
+        let section = &section[..section.find("</details>").unwrap()];
+        assert_eq!(
+            section.contains("<svg"),
+            worst.contains(&id),
+            "layer {id}: figures only for the worst {worst:?}"
+        );
+    }
+    assert!(html.contains("Figures for the 2 worst of 4 layers"));
+    let toc = &html[html.find("<nav class=\"toc\">").unwrap()..];
+    let toc = &toc[..toc.find("</nav>").unwrap()];
+    for id in ["summary", "layers", "across", "details", "settings", "glossary"] {
+        assert!(toc.contains(&format!("href=\"#{id}\"")), "toc lacks {id}");
+        assert!(html.contains(&format!("id=\"{id}\"")), "no #{id} to link to");
+    }
+    let output = run(&["report", model, "--figures-for-worst", "0", "-o", "x.html"]);
+    assert_eq!(output.status.code(), Some(2));
+}
+
 #[test]
 fn the_html_report_is_self_contained_and_opens_in_chromium() {
     let dir = fixtures::output_dir("report");
