@@ -281,10 +281,16 @@ fn the_report_keeps_figures_for_the_worst_layers_only_when_asked() {
         serde_json::from_str(&run_ok(&["analyze", model, "-f", "json", "-q"])).unwrap();
     let layers = layers["layers"].as_array().unwrap();
     let severity = |label: &str| {
-        ["over-trained", "under-trained", "fit-failed", "well-trained", "random-like"]
-            .iter()
-            .position(|l| *l == label)
-            .unwrap()
+        [
+            "over-trained",
+            "under-trained",
+            "fit-failed",
+            "well-trained",
+            "random-like",
+        ]
+        .iter()
+        .position(|l| *l == label)
+        .unwrap()
     };
     let distance = |alpha: Option<f64>| alpha.map_or(0.0, |a| (2.0 - a).max(a - 6.0).max(0.0));
     let mut ranked: Vec<&serde_json::Value> = layers.iter().collect();
@@ -314,9 +320,14 @@ fn the_report_keeps_figures_for_the_worst_layers_only_when_asked() {
     assert!(html.contains("Figures for the 2 worst of 4 layers"));
     let toc = &html[html.find("<nav class=\"toc\">").unwrap()..];
     let toc = &toc[..toc.find("</nav>").unwrap()];
-    for id in ["summary", "layers", "across", "details", "settings", "glossary"] {
+    for id in [
+        "summary", "layers", "across", "details", "settings", "glossary",
+    ] {
         assert!(toc.contains(&format!("href=\"#{id}\"")), "toc lacks {id}");
-        assert!(html.contains(&format!("id=\"{id}\"")), "no #{id} to link to");
+        assert!(
+            html.contains(&format!("id=\"{id}\"")),
+            "no #{id} to link to"
+        );
     }
     let output = run(&["report", model, "--figures-for-worst", "0", "-o", "x.html"]);
     assert_eq!(output.status.code(), Some(2));

@@ -6,6 +6,7 @@ use plotters::prelude::*;
 use super::palette::{MARKER, THEORY};
 use super::{
     chart_frame, density_bars, draw_axes, draw_bars, draw_legend, legend_box, legend_line,
+    WholeTicks,
 };
 use super::{DrawResult, Figure};
 use crate::jacobian::JacobianAnalysis;
@@ -32,7 +33,12 @@ impl Figure for JacobianFigure<'_> {
         let bars = density_bars(&sigmas, 0.0, hi, 80);
         let y_hi = bars.iter().map(|b| b.2).fold(0.0, f64::max).max(1e-12) * 1.3;
         let mut chart = chart_frame(area, &self.title).build_cartesian_2d(0.0..hi, 0.0..y_hi)?;
-        draw_axes(&mut chart, "singular value σ of ∂f/∂x", "density", false)?;
+        draw_axes(
+            &mut chart,
+            "singular value σ of ∂f/∂x",
+            "density",
+            WholeTicks::default(),
+        )?;
         let tolerance = analysis.isometry_tolerance;
         chart
             .draw_series(std::iter::once(Rectangle::new(

@@ -8,7 +8,7 @@ use super::palette::{ALTERNATIVE, BASELINE, DATA, EXTRA, MARKER, THEORY};
 use super::{
     chart_frame, density_bars, draw_bars, legend_box, legend_line, sampled_curve, sorted_quantile,
 };
-use super::{draw_axes, draw_legend, DrawResult, Figure, FAMILY};
+use super::{draw_axes, draw_legend, DrawResult, Figure, WholeTicks, FAMILY};
 use crate::analysis::LayerReport;
 use crate::heavy_tail::power_law::PowerLawFit;
 use crate::report::format_number;
@@ -158,7 +158,12 @@ impl Figure for EsdFigure<'_> {
             .fold(0.0, f64::max);
         let y_hi = if tallest > 0.0 { tallest * 1.25 } else { 1.0 };
         let mut chart = chart_frame(area, &self.title).build_cartesian_2d(0.0..hi, 0.0..y_hi)?;
-        draw_axes(&mut chart, "eigenvalue λ", "density ρ(λ)", false)?;
+        draw_axes(
+            &mut chart,
+            "eigenvalue λ",
+            "density ρ(λ)",
+            WholeTicks::default(),
+        )?;
         draw_bars(
             &mut chart,
             &bars,
@@ -252,7 +257,12 @@ impl Figure for TailFigure<'_> {
             (lo * 0.8..hi * 1.25).log_scale(),
             (0.5 / n..1.5).log_scale(),
         )?;
-        draw_axes(&mut chart, "eigenvalue λ", "P(Λ ≥ λ)", false)?;
+        draw_axes(
+            &mut chart,
+            "eigenvalue λ",
+            "P(Λ ≥ λ)",
+            WholeTicks::default(),
+        )?;
         chart
             .draw_series(
                 points
@@ -310,7 +320,12 @@ impl Figure for SpacingFigure<'_> {
         let bars = density_bars(self.spacings, 0.0, hi, 40);
         let y_hi = bars.iter().map(|b| b.2).fold(1.05, f64::max) * 1.1;
         let mut chart = chart_frame(area, &self.title).build_cartesian_2d(0.0..hi, 0.0..y_hi)?;
-        draw_axes(&mut chart, "unfolded spacing s", "P(s)", false)?;
+        draw_axes(
+            &mut chart,
+            "unfolded spacing s",
+            "P(s)",
+            WholeTicks::default(),
+        )?;
         draw_bars(
             &mut chart,
             &bars,
@@ -421,7 +436,7 @@ impl Figure for NumberVarianceFigure<'_> {
             &mut chart,
             "interval length L (mean spacings)",
             "Σ²(L)",
-            false,
+            WholeTicks::default(),
         )?;
         chart
             .draw_series(LineSeries::new(
@@ -468,7 +483,7 @@ impl Figure for PorterThomasFigure<'_> {
             &mut chart,
             "eigenvector rank (ascending eigenvalue)",
             "KS p-value against N(0, 1/M)",
-            false,
+            WholeTicks { x: true, y: false },
         )?;
         chart
             .draw_series(

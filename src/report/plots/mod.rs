@@ -374,20 +374,27 @@ pub(crate) fn draw_legend<'a, DB: DrawingBackend + 'a, X: Ranged, Y: Ranged>(
         .draw()
 }
 
-/// The axes of every figure: ticks, no grid, labels with units; with `integer_x`, x tick
-/// labels only at whole numbers (layer indices, steps).
+/// Which axes label their ticks at whole numbers only (layer indices, steps, counts).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct WholeTicks {
+    pub x: bool,
+    pub y: bool,
+}
+
+/// The axes of every figure: ticks, no grid, labels with units; tick labels only at whole
+/// numbers on the axes `whole` names.
 pub(crate) fn draw_axes<'a, DB, X, Y>(
     chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
     x_desc: &str,
     y_desc: &str,
-    integer_x: bool,
+    whole: WholeTicks,
 ) -> DrawResult<DB>
 where
     DB: DrawingBackend + 'a,
     X: Ranged<ValueType = f64> + ValueFormatter<f64>,
     Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
 {
-    let whole = |x: &f64| {
+    let whole_label = |x: &f64| {
         if (x - x.round()).abs() < 1e-9 {
             tick_label(x)
         } else {
@@ -402,8 +409,11 @@ where
         .axis_desc_style((FAMILY, 15))
         .x_label_formatter(&tick_label)
         .y_label_formatter(&tick_label);
-    if integer_x {
-        mesh.x_label_formatter(&whole);
+    if whole.x {
+        mesh.x_label_formatter(&whole_label);
+    }
+    if whole.y {
+        mesh.y_label_formatter(&whole_label);
     }
     mesh.draw()
 }

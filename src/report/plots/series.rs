@@ -8,7 +8,7 @@ use super::palette::MARKER;
 use super::{
     chart_frame, density_bars, draw_axes, draw_bars, draw_legend, legend_box, legend_line,
 };
-use super::{DrawResult, Figure, FAMILY, FIGURE_SIZE};
+use super::{DrawResult, Figure, WholeTicks, FAMILY, FIGURE_SIZE};
 
 /// How a series is drawn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +98,19 @@ impl SeriesFigure {
         }
     }
 
+    /// Whether every visible y is a whole number (spike counts, ranks): its axis is labelled at
+    /// whole numbers only, not every 0.1.
+    fn counts_on_y(&self) -> bool {
+        let mut values = self
+            .series
+            .iter()
+            .flat_map(|s| s.points.iter().copied())
+            .filter(|&p| self.visible(p))
+            .map(|(_, y)| y)
+            .peekable();
+        values.peek().is_some() && values.all(|y| y == y.round())
+    }
+
     /// The corner of the chart with the fewest points, where the legend hides least.
     fn emptiest_corner(&self, x: (f64, f64), y: (f64, f64)) -> SeriesLabelPosition {
         let position = |value: f64, (lo, hi): (f64, f64), log: bool| {
@@ -140,7 +153,11 @@ impl SeriesFigure {
         Y::CoordDescType: ValueFormatter<f64>,
     {
         let mut chart = chart_frame(area, &self.title).build_cartesian_2d(x, y)?;
-        draw_axes(&mut chart, &self.x_desc, &self.y_desc, self.integer_x)?;
+        let whole = WholeTicks {
+            x: self.integer_x,
+            y: self.counts_on_y(),
+        };
+        draw_axes(&mut chart, &self.x_desc, &self.y_desc, whole)?;
         let (x_range, y_range) = (chart.x_range(), chart.y_range());
         if let Some((from, to, name)) = &self.band {
             let (from, to) = (from.max(y_range.start), to.min(y_range.end));
@@ -274,7 +291,7 @@ impl Figure for HistogramFigure {
             .fold(0.0, f64::max);
         let y_hi = if tallest > 0.0 { tallest * 1.15 } else { 1.0 };
         let mut chart = chart_frame(area, &self.title).build_cartesian_2d(lo..hi, 0.0..y_hi)?;
-        draw_axes(&mut chart, &self.x_desc, "density", false)?;
+        draw_axes(&mut chart, &self.x_desc, "density", WholeTicks::default())?;
         draw_bars(&mut chart, &bars, self.name.clone())?;
         for curve in &self.curves {
             let color = curve.color;
@@ -289,5 +306,40 @@ impl Figure for HistogramFigure {
                 .legend(legend_line(color));
         }
         draw_legend(&mut chart, SeriesLabelPosition::UpperRight)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The numbers of an SVG's text elements.
+    fn numbers(svg: &str) -> Vec<f64> {
+        svg.split("<text")
+            .skip(1)
+            .filter_map(|element| {
+                let text = &element[element.find('>')? + 1..element.find("</text>")?];
+                text.trim().parse().ok()
+            })
+            .collect()
+    }
+
+    /// Counts on the y axis are labelled at whole numbers only; other values keep decimals.
+    #[test]
+    fn count_axes_have_whole_ticks() {
+        let figure = |ys: [f64; 3]| SeriesFigure {
+            series: vec![Series {
+                name: "layers".into(),
+                points: vec![(10.0, ys[0]), (20.0, ys[1]), (30.0, ys[2])],
+                mark: Mark::Points,
+                color: CYCLE[0],
+            }],
+            ..SeriesFigure::default()
+        };
+        let counts = numbers(&super::super::to_svg(&figure([0.0, 3.0, 1.0])).unwrap());
+        assert!(!counts.is_empty());
+        assert!(counts.iter().all(|v| v.fract() == 0.0), "{counts:?}");
+        let values = numbers(&super::super::to_svg(&figure([0.2, 0.35, 0.3])).unwrap());
+        assert!(values.iter().any(|v| v.fract() != 0.0), "{values:?}");
     }
 }
