@@ -53,6 +53,47 @@ pub struct SeriesFigure {
     pub integer_x: bool,
     /// A shaded horizontal band (y from, y to, legend text), e.g. the well-trained α range.
     pub band: Option<(f64, f64, String)>,
+    /// Standard errors of simulated points, drawn as vertical bars with caps.
+    pub error_bars: Vec<YError>,
+}
+
+/// y ± half_width at x: a simulated point's standard error.
+#[derive(Debug, Clone, Copy)]
+pub struct YError {
+    /// Where.
+    pub x: f64,
+    /// The point.
+    pub y: f64,
+    /// One standard error.
+    pub half_width: f64,
+    /// Its series' colour.
+    pub color: RGBColor,
+}
+
+impl YError {
+    /// The bars of `points` ((x, y, standard error) triples) in `color`.
+    pub fn of(points: impl IntoIterator<Item = (f64, f64, f64)>, color: RGBColor) -> Vec<Self> {
+        points
+            .into_iter()
+            .map(|(x, y, half_width)| Self {
+                x,
+                y,
+                half_width,
+                color,
+            })
+            .collect()
+    }
+
+    /// Its ends, the lower one kept above 0 on a logarithmic axis (at y/10).
+    fn ends(&self, log: bool) -> (f64, f64) {
+        let low = self.y - self.half_width;
+        let low = if log && low <= 0.0 {
+            self.y / 10.0
+        } else {
+            low
+        };
+        (low, self.y + self.half_width)
+    }
 }
 
 /// Series colours in order, for figures with one series per layer.
@@ -197,6 +238,14 @@ impl SeriesFigure {
                 };
             }
         }
+        let bars = self
+            .error_bars
+            .iter()
+            .filter(|bar| bar.half_width.is_finite() && self.visible((bar.x, bar.y)));
+        chart.draw_series(bars.map(|bar| {
+            let (low, high) = bar.ends(self.log_y);
+            ErrorBar::new_vertical(bar.x, low, bar.y, high, bar.color.stroke_width(1), 7)
+        }))?;
         if self.series.iter().any(|s| !s.name.is_empty()) || self.band.is_some() {
             let corner =
                 self.emptiest_corner((x_range.start, x_range.end), (y_range.start, y_range.end));
@@ -215,8 +264,16 @@ impl Figure for SeriesFigure {
                 .filter(|&p| self.visible(p))
         };
         let band = self.band.iter().flat_map(|b| [b.0, b.1]);
+        let bars = self
+            .error_bars
+            .iter()
+            .filter(|bar| bar.half_width.is_finite() && self.visible((bar.x, bar.y)))
+            .flat_map(|bar| {
+                let (low, high) = bar.ends(self.log_y);
+                [low, high]
+            });
         let (x0, x1) = self.range(points().map(|p| p.0), self.log_x);
-        let (y0, y1) = self.range(points().map(|p| p.1).chain(band), self.log_y);
+        let (y0, y1) = self.range(points().map(|p| p.1).chain(band).chain(bars), self.log_y);
         match (self.log_x, self.log_y) {
             (false, false) => self.draw_on(area, x0..x1, y0..y1),
             (true, false) => self.draw_on(area, (x0..x1).log_scale(), y0..y1),

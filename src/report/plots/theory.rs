@@ -1,13 +1,13 @@
 //! The figures of `rmt-torch theory`: each closed form beside its simulation.
 use super::palette::{ALTERNATIVE, DATA, EXTRA, THEORY};
-use super::series::{HistogramFigure, Mark, PanelsFigure, Series, SeriesFigure, CYCLE};
+use super::series::{HistogramFigure, Mark, PanelsFigure, Series, SeriesFigure, YError, CYCLE};
 use super::{density_curve, sampled_curve};
 use crate::report::format_number;
 use crate::rmt::wigner::SpacingLaw;
 use crate::theory::dyson::{CoulombGas, DysonCase, DysonReport, PairDensity};
 use crate::theory::kernel::{DepthProfile, KernelComparison};
 use crate::theory::preactivation::{MeasuredKernel, PairKernel};
-use crate::theory::random_features::RandomFeaturesPoint;
+use crate::theory::random_features::{RandomFeaturesPoint, SimulatedErrors};
 use crate::theory::ridge::RiskPoint;
 
 /// The spacing histogram against the surmises, and the eigenvalue density against its law:
@@ -100,6 +100,7 @@ pub fn ridge_figure(points: &[RiskPoint]) -> SeriesFigure {
     let mut lambdas: Vec<f64> = points.iter().map(|p| p.lambda).collect();
     lambdas.dedup();
     let mut series = Vec::new();
+    let mut error_bars = Vec::new();
     for (index, &lambda) in lambdas.iter().enumerate() {
         let color = CYCLE[index % CYCLE.len()];
         let of_lambda = || points.iter().filter(move |p| p.lambda == lambda);
@@ -112,9 +113,13 @@ pub fn ridge_figure(points: &[RiskPoint]) -> SeriesFigure {
         let simulated: Vec<(f64, f64)> = of_lambda()
             .filter_map(|p| Some((1.0 / p.gamma, p.simulated?)))
             .collect();
+        error_bars.extend(YError::of(
+            of_lambda().filter_map(|p| Some((1.0 / p.gamma, p.simulated?, p.simulated_stderr?))),
+            color,
+        ));
         if !simulated.is_empty() {
             series.push(Series {
-                name: format!("simulated, λ = {lambda}"),
+                name: format!("simulated ± 1 s.e., λ = {lambda}"),
                 points: simulated,
                 mark: Mark::Points,
                 color,
@@ -126,6 +131,7 @@ pub fn ridge_figure(points: &[RiskPoint]) -> SeriesFigure {
         x_desc: "samples per dimension n/p".into(),
         y_desc: "excess risk ‖β̂ − β‖²".into(),
         series,
+        error_bars,
         log_y: true,
         ..SeriesFigure::default()
     }
@@ -148,7 +154,23 @@ pub fn random_features_figure(points: &[RandomFeaturesPoint], samples: usize) ->
             color: DATA,
         },
     ];
+    let mut error_bars = Vec::new();
     if points.iter().any(|p| p.simulated.is_some()) {
+        for (color, pick) in [
+            (
+                THEORY,
+                (|s| (s.test, s.test_stderr)) as fn(&SimulatedErrors) -> (f64, f64),
+            ),
+            (DATA, |s| (s.train, s.train_stderr)),
+        ] {
+            error_bars.extend(YError::of(
+                points.iter().filter_map(|p| {
+                    let (value, stderr) = pick(p.simulated.as_ref()?);
+                    Some((x(p), value, stderr))
+                }),
+                color,
+            ));
+        }
         let simulated = |f: fn(&RandomFeaturesPoint) -> Option<f64>| {
             points
                 .iter()
@@ -156,13 +178,13 @@ pub fn random_features_figure(points: &[RandomFeaturesPoint], samples: usize) ->
                 .collect::<Vec<_>>()
         };
         series.push(Series {
-            name: "test, simulated".into(),
+            name: "test, simulated ± 1 s.e.".into(),
             points: simulated(|p| p.simulated.map(|s| s.test)),
             mark: Mark::Points,
             color: THEORY,
         });
         series.push(Series {
-            name: "train, simulated".into(),
+            name: "train, simulated ± 1 s.e.".into(),
             points: simulated(|p| p.simulated.map(|s| s.train)),
             mark: Mark::Points,
             color: DATA,
@@ -173,6 +195,7 @@ pub fn random_features_figure(points: &[RandomFeaturesPoint], samples: usize) ->
         x_desc: "features per training sample N/n".into(),
         y_desc: "mean squared error".into(),
         series,
+        error_bars,
         log_y: true,
         ..SeriesFigure::default()
     }
@@ -297,26 +320,86 @@ pub fn preactivation_figure(theory: &[PairKernel], measured: &[MeasuredKernel]) 
     };
     let mut variances = series("K_αα", |k| k.k_aa, DATA);
     variances.extend(series("K_ββ", |k| k.k_bb, ALTERNATIVE));
+    let bars = |color, value: &dyn Fn(&MeasuredKernel) -> (f64, f64)| {
+        YError::of(
+            measured.iter().map(|m| {
+                let (y, stderr) = value(m);
+                (layer(&m.mean), y, stderr)
+            }),
+            color,
+        )
+    };
+    let mut variance_bars = bars(DATA, &|m| (m.mean.k_aa, m.stderr[0]));
+    variance_bars.extend(bars(ALTERNATIVE, &|m| (m.mean.k_bb, m.stderr[2])));
+    // ρ = K_αβ/√(K_αα K_ββ) by the delta method, the three errors taken as independent.
+    let correlation_bars = bars(THEORY, &|m| {
+        let k = &m.mean;
+        let rho = k.correlation();
+        let relative = (m.stderr[1] / k.k_ab).powi(2)
+            + (m.stderr[0] / k.k_aa).powi(2) / 4.0
+            + (m.stderr[2] / k.k_bb).powi(2) / 4.0;
+        (rho, rho.abs() * relative.sqrt())
+    });
     PanelsFigure {
         title: "Pre-activation statistics at initialisation (Aarts (2025), eq. 32)".into(),
         panels: vec![
             SeriesFigure {
-                title: "variances".into(),
+                title: "variances (± 1 s.e. over networks)".into(),
                 x_desc: "layer l".into(),
                 y_desc: "E[z⁽ˡ⁾z⁽ˡ⁾]".into(),
                 series: variances,
+                error_bars: variance_bars,
                 integer_x: true,
                 ..SeriesFigure::default()
             },
             SeriesFigure {
-                title: "correlation of the two inputs".into(),
+                title: "correlation of the two inputs (± 1 s.e., delta method)".into(),
                 x_desc: "layer l".into(),
                 y_desc: "K_αβ/√(K_αα K_ββ)".into(),
                 series: series("ρ", |k| k.correlation(), THEORY),
+                error_bars: correlation_bars,
                 integer_x: true,
                 ..SeriesFigure::default()
             },
         ],
         columns: 2,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every simulated point with a standard error gets a bar (a vertical line and two caps in
+    /// the SVG), in its series' colour, and the legend says what the bars are.
+    #[test]
+    fn simulated_points_carry_their_standard_errors() {
+        let point = |gamma: f64, simulated: Option<(f64, f64)>| RiskPoint {
+            gamma,
+            lambda: 0.1,
+            risk: 1.0 / gamma,
+            simulated: simulated.map(|s| s.0),
+            simulated_stderr: simulated.map(|s| s.1),
+        };
+        let points = [
+            point(0.5, Some((2.1, 0.2))),
+            point(1.0, Some((1.1, 0.1))),
+            point(2.0, None),
+        ];
+        let figure = ridge_figure(&points);
+        assert_eq!(figure.error_bars.len(), 2);
+        assert!((figure.error_bars[0].x - 2.0).abs() < 1e-12);
+        assert_eq!(figure.error_bars[0].half_width, 0.2);
+        let with = super::super::to_svg(&figure).unwrap();
+        let without = super::super::to_svg(&SeriesFigure {
+            error_bars: Vec::new(),
+            ..figure.clone()
+        })
+        .unwrap();
+        assert_eq!(
+            with.matches("<line").count(),
+            without.matches("<line").count() + 2 * 3
+        );
+        assert!(with.contains("simulated ± 1 s.e., λ = 0.1"));
     }
 }
