@@ -254,7 +254,7 @@ struct KernelArgs {
     #[arg(long, default_value = "relu")]
     activation: String,
     /// Sample counts n (= input dimension p), repeatable.
-    #[arg(long, default_values_t = [64, 128, 256])]
+    #[arg(long, default_values_t = [32, 64, 128, 256, 512])]
     n: Vec<usize>,
     /// Layer width d as a multiple of n.
     #[arg(long, default_value_t = 32)]

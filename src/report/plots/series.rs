@@ -128,7 +128,16 @@ impl SeriesFigure {
             } else {
                 (lo / 2.0, hi * 2.0)
             };
-            (lo / 1.3, hi * 1.3)
+            let (lo, hi) = (lo / 1.3, hi * 1.3);
+            // Ticks sit at powers of ten: an axis within one decade would show one at most.
+            if hi / lo < 10.0 {
+                (
+                    10f64.powf(lo.log10().floor()),
+                    10f64.powf(hi.log10().ceil()),
+                )
+            } else {
+                (lo, hi)
+            }
         } else {
             let pad = if hi > lo {
                 (hi - lo) * 0.06
