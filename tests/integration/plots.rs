@@ -89,10 +89,14 @@ fn analyze_writes_png_and_svg_figures_with_labelled_axes() {
         "power-law exponent α",
         "Tracy-Widom spikes",
         "well-trained",
-        "layer index",
+        "layer",
+        "conv1.weight",
+        "fc2.weight",
     ] {
         assert!(has_text(&model, wanted), "model figure lacks {wanted:?}");
     }
+    // The layers are named on the x axis, not numbered.
+    assert!(!has_text(&model, "layer index"));
     let (width, height) = png_size(&dir.join("model.png"));
     assert!(
         width > 720 && height > 440,

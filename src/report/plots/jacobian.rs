@@ -6,7 +6,7 @@ use plotters::prelude::*;
 use super::palette::{MARKER, THEORY};
 use super::{
     chart_frame, density_bars, draw_axes, draw_bars, draw_legend, legend_box, legend_line,
-    WholeTicks,
+    TickLabels,
 };
 use super::{DrawResult, Figure};
 use crate::jacobian::JacobianAnalysis;
@@ -37,7 +37,7 @@ impl Figure for JacobianFigure<'_> {
             &mut chart,
             "singular value σ of ∂f/∂x",
             "density",
-            WholeTicks::default(),
+            TickLabels::default(),
         )?;
         let tolerance = analysis.isometry_tolerance;
         chart

@@ -8,7 +8,7 @@ use super::palette::{ALTERNATIVE, BASELINE, DATA, EXTRA, MARKER, THEORY};
 use super::{
     chart_frame, density_bars, draw_bars, legend_box, legend_line, sampled_curve, sorted_quantile,
 };
-use super::{draw_axes, draw_legend, DrawResult, Figure, WholeTicks, FAMILY};
+use super::{draw_axes, draw_legend, DrawResult, Figure, TickLabels, FAMILY};
 use crate::analysis::LayerReport;
 use crate::heavy_tail::power_law::PowerLawFit;
 use crate::report::format_number;
@@ -162,7 +162,7 @@ impl Figure for EsdFigure<'_> {
             &mut chart,
             "eigenvalue λ",
             "density ρ(λ)",
-            WholeTicks::default(),
+            TickLabels::default(),
         )?;
         draw_bars(
             &mut chart,
@@ -261,7 +261,7 @@ impl Figure for TailFigure<'_> {
             &mut chart,
             "eigenvalue λ",
             "P(Λ ≥ λ)",
-            WholeTicks::default(),
+            TickLabels::default(),
         )?;
         chart
             .draw_series(
@@ -324,7 +324,7 @@ impl Figure for SpacingFigure<'_> {
             &mut chart,
             "unfolded spacing s",
             "P(s)",
-            WholeTicks::default(),
+            TickLabels::default(),
         )?;
         draw_bars(
             &mut chart,
@@ -436,7 +436,7 @@ impl Figure for NumberVarianceFigure<'_> {
             &mut chart,
             "interval length L (mean spacings)",
             "Σ²(L)",
-            WholeTicks::default(),
+            TickLabels::default(),
         )?;
         chart
             .draw_series(LineSeries::new(
@@ -483,7 +483,10 @@ impl Figure for PorterThomasFigure<'_> {
             &mut chart,
             "eigenvector rank (ascending eigenvalue)",
             "KS p-value against N(0, 1/M)",
-            WholeTicks { x: true, y: false },
+            TickLabels {
+                whole_x: true,
+                ..TickLabels::default()
+            },
         )?;
         chart
             .draw_series(

@@ -34,6 +34,7 @@ use plotters::coord::ranged1d::ValueFormatter;
 use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::analysis::Analysis;
 use crate::error::{Error, Result};
@@ -374,20 +375,78 @@ pub(crate) fn draw_legend<'a, DB: DrawingBackend + 'a, X: Ranged, Y: Ranged>(
         .draw()
 }
 
-/// Which axes label their ticks at whole numbers only (layer indices, steps, counts).
+/// How ticks are labelled: at whole numbers only (layer indices, steps, counts), or on the x
+/// axis by name (x = 0, 1, … is `x_names[x]`: layers), rotated to read upwards.
 #[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct WholeTicks {
-    pub x: bool,
-    pub y: bool,
+pub(crate) struct TickLabels<'n> {
+    pub whole_x: bool,
+    pub whole_y: bool,
+    pub x_names: &'n [String],
 }
 
-/// The axes of every figure: ticks, no grid, labels with units; tick labels only at whole
-/// numbers on the axes `whole` names.
+/// Names on an axis at most: more are thinned to every k-th.
+const NAMED_TICKS: usize = 40;
+/// Characters of a tick name at most: longer ones keep their end ("…layer4.1.conv2.weight").
+const NAME_CHARACTERS: usize = 22;
+
+impl TickLabels<'_> {
+    /// Pixels below the x axis for its labels: rotated names need their length.
+    pub(crate) fn x_label_area(&self) -> u32 {
+        let longest = self
+            .x_names
+            .iter()
+            .map(|name| name.chars().count().min(NAME_CHARACTERS + 1))
+            .max()
+            .unwrap_or(0);
+        if longest == 0 {
+            42
+        } else {
+            30 + 7 * longest as u32
+        }
+    }
+}
+
+/// A tick name shortened to its last characters.
+fn short_name(name: &str) -> String {
+    let count = name.chars().count();
+    if count <= NAME_CHARACTERS {
+        return name.to_string();
+    }
+    let tail: String = name.chars().skip(count - NAME_CHARACTERS).collect();
+    format!("…{tail}")
+}
+
+/// Writes `names[i]` under x = i of `chart` (drawn on `area`, the chart's whole panel), rotated
+/// to read upwards and ending just below the axis (plotters centres rotated tick labels on the
+/// axis, half inside the chart); every k-th name when there are more than 40.
+pub(crate) fn draw_x_names<DB, X, Y>(
+    area: &DrawingArea<DB, Shift>,
+    chart: &ChartContext<'_, DB, Cartesian2d<X, Y>>,
+    names: &[String],
+) -> DrawResult<DB>
+where
+    DB: DrawingBackend,
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    let style = TextStyle::from((FAMILY, 12).into_font().transform(FontTransform::Rotate270))
+        .pos(Pos::new(HPos::Right, VPos::Center));
+    let (base_x, base_y) = area.get_base_pixel();
+    let bottom = chart.y_range().start;
+    let every = names.len().div_ceil(NAMED_TICKS).max(1);
+    for (index, name) in names.iter().enumerate().step_by(every) {
+        let (x, y) = chart.backend_coord(&(index as f64, bottom));
+        area.draw_text(&short_name(name), &style, (x - base_x, y - base_y + 8))?;
+    }
+    Ok(())
+}
+
+/// The axes of every figure: ticks, no grid, labels with units, labelled as `ticks` says.
 pub(crate) fn draw_axes<'a, DB, X, Y>(
     chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
     x_desc: &str,
     y_desc: &str,
-    whole: WholeTicks,
+    ticks: TickLabels,
 ) -> DrawResult<DB>
 where
     DB: DrawingBackend + 'a,
@@ -409,10 +468,15 @@ where
         .axis_desc_style((FAMILY, 15))
         .x_label_formatter(&tick_label)
         .y_label_formatter(&tick_label);
-    if whole.x {
+    let unlabelled = |_: &f64| String::new();
+    if !ticks.x_names.is_empty() {
+        // Ticks at the names' positions; the names themselves are drawn by [`draw_x_names`].
+        mesh.x_labels(ticks.x_names.len().min(NAMED_TICKS))
+            .x_label_formatter(&unlabelled);
+    } else if ticks.whole_x {
         mesh.x_label_formatter(&whole_label);
     }
-    if whole.y {
+    if ticks.whole_y {
         mesh.y_label_formatter(&whole_label);
     }
     mesh.draw()

@@ -1,4 +1,4 @@
-//! The per-model overview: α, α̂, log-norm and Tracy-Widom spikes against layer index, each
+//! The per-model overview: α, α̂, log-norm and Tracy-Widom spikes against the layers, each
 //! layer coloured by its quality label (WeightWatcher's layer plots, in one figure); and for a
 //! transformer, α by block, attention against MLP.
 use plotters::style::RGBColor;
@@ -15,11 +15,18 @@ const LABELS: [(QualityLabel, RGBColor); 4] = [
     (QualityLabel::FitFailed, MARKER),
 ];
 
-/// The four panels of a model's layers.
+/// The four panels of a model's layers, each against the layers' names.
 pub fn model_figure(analysis: &Analysis) -> PanelsFigure {
+    let mut names = vec![String::new(); analysis.layers.len()];
+    for layer in &analysis.layers {
+        if let Some(slot) = names.get_mut(layer.layer_id) {
+            slot.clone_from(&layer.name);
+        }
+    }
     let panel = |y_desc: &str, value: &dyn Fn(&LayerReport) -> Option<f64>| SeriesFigure {
         title: y_desc.to_string(),
-        x_desc: "layer index".into(),
+        x_desc: "layer".into(),
+        x_names: names.clone(),
         y_desc: y_desc.to_string(),
         series: LABELS
             .iter()

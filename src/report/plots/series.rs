@@ -6,9 +6,10 @@ use plotters::prelude::*;
 
 use super::palette::MARKER;
 use super::{
-    chart_frame, density_bars, draw_axes, draw_bars, draw_legend, legend_box, legend_line,
+    chart_frame, density_bars, draw_axes, draw_bars, draw_legend, draw_x_names, legend_box,
+    legend_line,
 };
-use super::{DrawResult, Figure, WholeTicks, FAMILY, FIGURE_SIZE};
+use super::{DrawResult, Figure, TickLabels, FAMILY, FIGURE_SIZE};
 
 /// How a series is drawn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +52,8 @@ pub struct SeriesFigure {
     pub log_y: bool,
     /// Tick labels on the x axis at whole numbers only (layer indices, steps).
     pub integer_x: bool,
+    /// Names of x = 0, 1, …, written at the ticks instead of the numbers (layer names).
+    pub x_names: Vec<String>,
     /// A shaded horizontal band (y from, y to, legend text), e.g. the well-trained α range.
     pub band: Option<(f64, f64, String)>,
     /// Standard errors of simulated points, drawn as vertical bars with caps.
@@ -148,6 +151,15 @@ impl SeriesFigure {
         }
     }
 
+    /// How its ticks are labelled.
+    fn tick_labels(&self) -> TickLabels<'_> {
+        TickLabels {
+            whole_x: self.integer_x,
+            whole_y: self.counts_on_y(),
+            x_names: &self.x_names,
+        }
+    }
+
     /// Whether every visible y is a whole number (spike counts, ranks): its axis is labelled at
     /// whole numbers only, not every 0.1.
     fn counts_on_y(&self) -> bool {
@@ -202,12 +214,14 @@ impl SeriesFigure {
         X::CoordDescType: ValueFormatter<f64>,
         Y::CoordDescType: ValueFormatter<f64>,
     {
-        let mut chart = chart_frame(area, &self.title).build_cartesian_2d(x, y)?;
-        let whole = WholeTicks {
-            x: self.integer_x,
-            y: self.counts_on_y(),
-        };
-        draw_axes(&mut chart, &self.x_desc, &self.y_desc, whole)?;
+        let ticks = self.tick_labels();
+        let mut chart = chart_frame(area, &self.title)
+            .x_label_area_size(ticks.x_label_area())
+            .build_cartesian_2d(x, y)?;
+        draw_axes(&mut chart, &self.x_desc, &self.y_desc, ticks)?;
+        if !self.x_names.is_empty() {
+            draw_x_names(area, &chart, &self.x_names)?;
+        }
         let (x_range, y_range) = (chart.x_range(), chart.y_range());
         if let Some((from, to, name)) = &self.band {
             let (from, to) = (from.max(y_range.start), to.min(y_range.end));
@@ -304,11 +318,22 @@ pub struct PanelsFigure {
 }
 
 impl Figure for PanelsFigure {
+    /// Each row is 4/5 of a one-panel figure high, plus what rotated names below its axis need.
     fn size(&self) -> (u32, u32) {
         let columns = self.columns.max(1);
         let rows = self.panels.len().div_ceil(columns).max(1);
         let (width, height) = FIGURE_SIZE;
-        (width * columns as u32, 40 + rows as u32 * height * 4 / 5)
+        let names = self
+            .panels
+            .iter()
+            .map(|panel| panel.tick_labels().x_label_area())
+            .max()
+            .unwrap_or(0)
+            .saturating_sub(TickLabels::default().x_label_area());
+        (
+            width * columns as u32,
+            40 + rows as u32 * (height * 4 / 5 + names),
+        )
     }
 
     fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
@@ -357,7 +382,7 @@ impl Figure for HistogramFigure {
             .fold(0.0, f64::max);
         let y_hi = if tallest > 0.0 { tallest * 1.15 } else { 1.0 };
         let mut chart = chart_frame(area, &self.title).build_cartesian_2d(lo..hi, 0.0..y_hi)?;
-        draw_axes(&mut chart, &self.x_desc, "density", WholeTicks::default())?;
+        draw_axes(&mut chart, &self.x_desc, "density", TickLabels::default())?;
         draw_bars(&mut chart, &bars, self.name.clone())?;
         for curve in &self.curves {
             let color = curve.color;
