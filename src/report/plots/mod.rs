@@ -486,7 +486,8 @@ where
 fn tick_label(value: &f64) -> String {
     let value = *value;
     let magnitude = value.abs();
-    if magnitude == 0.0 {
+    // Ticks are multiples of a step, and 0 comes out as ±2e-16.
+    if magnitude < 1e-12 {
         return "0".into();
     }
     if !(1e-3..1e5).contains(&magnitude) {
@@ -508,13 +509,15 @@ mod tests {
 
     #[test]
     fn tick_labels_are_short() {
-        let labels: Vec<String> = [0.0, 45.0, 0.1, 0.9000000001, 2.5, 1e-5, 123456.0, 0.0012]
-            .iter()
-            .map(tick_label)
-            .collect();
+        let labels: Vec<String> = [
+            0.0, 45.0, 0.1, 0.9000000001, 2.5, 1e-5, 123456.0, 0.0012, -2.2e-16,
+        ]
+        .iter()
+        .map(tick_label)
+        .collect();
         assert_eq!(
             labels,
-            ["0", "45", "0.1", "0.9", "2.5", "1e-5", "1.2e5", "0.0012"]
+            ["0", "45", "0.1", "0.9", "2.5", "1e-5", "1.2e5", "0.0012", "0"]
         );
     }
 

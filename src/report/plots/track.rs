@@ -110,26 +110,39 @@ pub fn esd_snapshots(records: &[Value], layer: &str) -> Option<SeriesFigure> {
     } else {
         (lo - 0.5, hi + 0.5)
     };
-    let series = chosen
+    let curves: Vec<(f64, Vec<(f64, f64)>)> = chosen
         .iter()
-        .enumerate()
-        .map(|(index, &i)| {
+        .map(|&i| {
             let (step, logs) = &with_spectra[i];
             // √n bins: enough to show the shape, few enough that each holds several levels.
             let bins = ((logs.len() as f64).sqrt().ceil() as usize).clamp(8, 60);
-            Series {
-                name: format!("step {step}"),
-                points: density_curve(logs, lo, hi, bins),
-                mark: Mark::Line,
-                color: CYCLE[index % CYCLE.len()],
-            }
+            (*step, density_curve(logs, lo, hi, bins))
+        })
+        .collect();
+    // On the logarithmic density axis a lone spike (one level in its bin) stands out from the
+    // empty bins, drawn at a third of the smallest density any bin has.
+    let floor = curves
+        .iter()
+        .flat_map(|(_, points)| points.iter().map(|p| p.1))
+        .filter(|&y| y > 0.0)
+        .fold(f64::INFINITY, f64::min)
+        / 3.0;
+    let series = curves
+        .into_iter()
+        .enumerate()
+        .map(|(index, (step, points))| Series {
+            name: format!("step {step}"),
+            points: points.into_iter().map(|(x, y)| (x, y.max(floor))).collect(),
+            mark: Mark::Line,
+            color: CYCLE[index % CYCLE.len()],
         })
         .collect();
     Some(SeriesFigure {
         title: format!("{layer} — ESD over training"),
         x_desc: "log₁₀ λ".into(),
-        y_desc: "density of log₁₀ λ".into(),
+        y_desc: "density of log₁₀ λ (log scale)".into(),
         series,
+        log_y: true,
         ..SeriesFigure::default()
     })
 }
@@ -200,10 +213,15 @@ mod tests {
             names,
             ["step 0", "step 100", "step 300", "step 400", "step 600"]
         );
-        // Each snapshot is a density of log₁₀ λ: it integrates to 1.
+        // Each snapshot is a density of log₁₀ λ on a log axis: its occupied bins integrate to
+        // 1, its empty ones sit at one floor below every occupied one.
+        assert!(figure.log_y);
         let points = &figure.series[0].points;
         let width = points[1].0 - points[0].0;
-        let area: f64 = points.iter().map(|p| p.1 * width).sum();
+        let floor = points.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
+        let occupied: Vec<f64> = points.iter().map(|p| p.1).filter(|&y| y > floor).collect();
+        let area: f64 = occupied.iter().map(|y| y * width).sum();
         assert!((area - 1.0).abs() < 1e-9, "{area}");
+        assert!(occupied.len() < points.len() && occupied.iter().all(|&y| y >= 3.0 * floor));
     }
 }
