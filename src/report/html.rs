@@ -8,6 +8,7 @@ use crate::error::Result;
 use crate::heavy_tail::quality::QualityLabel;
 use crate::jacobian::JacobianAnalysis;
 use crate::report::plots::jacobian::JacobianFigure;
+use crate::report::plots::text::html_scripts;
 use crate::report::plots::{layer::layer_figures, model::model_figure, to_svg};
 use crate::report::{format_number, format_optional};
 
@@ -274,7 +275,7 @@ fn overview(analysis: &Analysis, baseline: Option<&Analysis>) -> String {
         ("layers", analysis.layers.len().to_string()),
         ("mean α", format_optional(summary.alpha)),
         ("mean α̂", format_optional(summary.alpha_weighted)),
-        ("mean log₁₀‖W‖²_F", format_optional(summary.log_norm)),
+        ("mean log₁₀‖W‖²_{F}", format_optional(summary.log_norm)),
         ("mean stable rank", format_optional(summary.stable_rank)),
         (
             "layers with TW spikes",
@@ -297,7 +298,12 @@ fn overview(analysis: &Analysis, baseline: Option<&Analysis>) -> String {
         )),
     );
     for (name, value) in tiles {
-        let _ = write!(html, "<div>{}<b>{}</b></div>", escape(name), escape(&value));
+        let _ = write!(
+            html,
+            "<div>{}<b>{}</b></div>",
+            html_scripts(name),
+            escape(&value)
+        );
     }
     html.push_str("</div>\n");
     html

@@ -97,6 +97,11 @@ fn analyze_writes_png_and_svg_figures_with_labelled_axes() {
     }
     // The layers are named on the x axis, not numbered.
     assert!(!has_text(&model, "layer index"));
+    // Scripts are drawn as such, never left as markup; the bundled font is named first.
+    let raw = std::fs::read_to_string(dir.join("model.svg")).unwrap();
+    assert!(raw.contains("‖W‖²<tspan baseline-shift=\"sub\" font-size=\"70%\">F</tspan>"));
+    assert!(!raw.contains("_{") && !raw.contains("²_F"));
+    assert!(raw.contains("font-family=\"DejaVu Sans, sans-serif\""));
     let (width, height) = png_size(&dir.join("model.png"));
     assert!(
         width > 720 && height > 440,

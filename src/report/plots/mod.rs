@@ -24,6 +24,7 @@ pub mod jacobian;
 pub mod layer;
 pub mod model;
 pub mod series;
+pub(crate) mod text;
 pub mod theory;
 pub mod track;
 
@@ -43,7 +44,7 @@ use crate::option_names::option_names;
 
 /// DejaVu Sans (Bitstream Vera licence, `assets/fonts/DejaVuSans-LICENSE.txt`): covers the
 /// Greek letters, sub- and superscripts the axis labels use.
-const FONT: &[u8] = include_bytes!("../../../assets/fonts/DejaVuSans.ttf");
+pub(crate) const FONT: &[u8] = include_bytes!("../../../assets/fonts/DejaVuSans.ttf");
 
 /// The font family every figure's text uses.
 pub(crate) const FAMILY: &str = "sans-serif";
@@ -103,7 +104,7 @@ pub fn to_svg(figure: &impl Figure) -> Result<String> {
         figure.draw(&area).map_err(|e| draw_error("svg", e))?;
         area.present().map_err(|e| draw_error("svg", e))?;
     }
-    Ok(svg)
+    Ok(text::svg_scripts(&svg))
 }
 
 /// Writes the figure to `directory/stem.ext` and returns the path.
@@ -124,7 +125,8 @@ pub fn write_figure(
         ImageFormat::Png => {
             register_font();
             let what = path.display().to_string();
-            let area = BitMapBackend::new(&path, figure.size()).into_drawing_area();
+            let area = text::TextBackend::new(BitMapBackend::new(&path, figure.size()))
+                .into_drawing_area();
             area.fill(&WHITE).map_err(|e| draw_error(&what, e))?;
             figure.draw(&area).map_err(|e| draw_error(&what, e))?;
             area.present().map_err(|e| draw_error(&what, e))?;
@@ -510,7 +512,15 @@ mod tests {
     #[test]
     fn tick_labels_are_short() {
         let labels: Vec<String> = [
-            0.0, 45.0, 0.1, 0.9000000001, 2.5, 1e-5, 123456.0, 0.0012, -2.2e-16,
+            0.0,
+            45.0,
+            0.1,
+            0.9000000001,
+            2.5,
+            1e-5,
+            123456.0,
+            0.0012,
+            -2.2e-16,
         ]
         .iter()
         .map(tick_label)

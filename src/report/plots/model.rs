@@ -57,7 +57,7 @@ pub fn model_figure(analysis: &Analysis) -> PanelsFigure {
             panel("α̂ = α·log₁₀ λmax", &|l| {
                 l.alpha_metrics.as_ref().map(|m| m.alpha_weighted)
             }),
-            panel("log₁₀ ‖W‖²_F", &|l| Some(l.metrics.log_norm)),
+            panel("log₁₀ ‖W‖²_{F}", &|l| Some(l.metrics.log_norm)),
             panel("Tracy-Widom spikes", &|l| {
                 l.rmt.bulk.as_ref().map(|b| b.num_spikes_tw as f64)
             }),

@@ -219,7 +219,7 @@ pub fn depth_figures(profile: &DepthProfile) -> (SeriesFigure, SeriesFigure) {
             profile.d
         ),
         x_desc: "depth L".into(),
-        y_desc: "‖K_L − I‖_F".into(),
+        y_desc: "‖K_{L} − I‖_{F}".into(),
         series: vec![
             Series {
                 name: "measured".into(),
@@ -234,7 +234,7 @@ pub fn depth_figures(profile: &DepthProfile) -> (SeriesFigure, SeriesFigure) {
                 color: THEORY,
             },
             Series {
-                name: "input part b^(2L)·‖K₀ − I‖_F (infinite width)".into(),
+                name: "input part b^{2L}·‖K₀ − I‖_{F} (infinite width)".into(),
                 points: at(|p| p.signal),
                 mark: Mark::Dashed,
                 color: ALTERNATIVE,
@@ -256,7 +256,7 @@ pub fn depth_figures(profile: &DepthProfile) -> (SeriesFigure, SeriesFigure) {
         * 1.0001;
     let spectra = SeriesFigure {
         title: "Conjugate-kernel spectra by depth".into(),
-        x_desc: "eigenvalue of K_L".into(),
+        x_desc: "eigenvalue of K_{L}".into(),
         y_desc: "density".into(),
         series: profile
             .points
@@ -318,8 +318,8 @@ pub fn preactivation_figure(theory: &[PairKernel], measured: &[MeasuredKernel]) 
             },
         ]
     };
-    let mut variances = series("K_αα", |k| k.k_aa, DATA);
-    variances.extend(series("K_ββ", |k| k.k_bb, ALTERNATIVE));
+    let mut variances = series("K_{αα}", |k| k.k_aa, DATA);
+    variances.extend(series("K_{ββ}", |k| k.k_bb, ALTERNATIVE));
     let bars = |color, value: &dyn Fn(&MeasuredKernel) -> (f64, f64)| {
         YError::of(
             measured.iter().map(|m| {
@@ -355,7 +355,7 @@ pub fn preactivation_figure(theory: &[PairKernel], measured: &[MeasuredKernel]) 
             SeriesFigure {
                 title: "correlation of the two inputs (± 1 s.e., delta method)".into(),
                 x_desc: "layer l".into(),
-                y_desc: "K_αβ/√(K_αα K_ββ)".into(),
+                y_desc: "K_{αβ}/√(K_{αα}K_{ββ})".into(),
                 series: series("ρ", |k| k.correlation(), THEORY),
                 error_bars: correlation_bars,
                 integer_x: true,

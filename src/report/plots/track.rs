@@ -22,7 +22,7 @@ pub fn metric_label(metric: &str) -> String {
         "bulk_sigma2" => "bulk σ² (MP fit)".into(),
         "mmp_fraction" => "share of the ESD in the MP bulk".into(),
         "spacing_p_goe" => "spacing KS p-value (GOE)".into(),
-        "log_norm" => "log₁₀ ‖W‖²_F".into(),
+        "log_norm" => "log₁₀ ‖W‖²_{F}".into(),
         "stable_rank" => "stable rank".into(),
         other => other.into(),
     }
