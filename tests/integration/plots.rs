@@ -149,6 +149,9 @@ fn figures_of_the_shipped_cnn_show_a_bulk_at_init_and_spikes_after_training() {
     assert!(!has_text(&init_esd, "beyond the axis"));
     assert!(spikes(&trained_esd) >= 5, "{trained_esd:?}");
     assert!(has_text(&trained_esd, "beyond the axis"));
+    // The spikes get a panel of their own, so the bulk keeps the main panel's width.
+    assert!(has_text(&trained_esd, "beyond λ ="));
+    assert!(!has_text(&init_esd, "beyond λ ="));
 
     let init_pt = svg_texts(&init.join("002_fc1_weight_porter_thomas.svg"));
     let trained_pt = svg_texts(&trained.join("002_fc1_weight_porter_thomas.svg"));

@@ -1,13 +1,12 @@
 //! The figures of one weight layer (Thamm, Staats & Rosenow (2022) and Aarts (2025)): its ESD against Marchenko-Pastur, the
 //! power-law tail on log-log axes, unfolded spacings against the Wigner surmise, the number
 //! variance against GOE, and Porter-Thomas p-values along the spectrum.
+use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::palette::{ALTERNATIVE, BASELINE, DATA, EXTRA, MARKER, THEORY};
-use super::{
-    chart_frame, density_bars, draw_bars, legend_box, legend_line, sampled_curve, sorted_quantile,
-};
+use super::{chart_frame, density_bars, draw_bars, legend_box, legend_line, sampled_curve};
 use super::{draw_axes, draw_legend, DrawResult, Figure, TickLabels, FAMILY};
 use crate::analysis::LayerReport;
 use crate::heavy_tail::power_law::PowerLawFit;
@@ -128,26 +127,67 @@ pub struct EsdFigure<'a> {
     pub baseline: Option<&'a [f64]>,
 }
 
+/// The main panel ends at this multiple of the bulk's edge (the larger of λ₊ and the
+/// Tracy-Widom threshold): the bulk fills most of its width.
+const BULK_WIDTHS: f64 = 2.5;
+/// Share of the figure's width for the main panel when spikes lie beyond it.
+const MAIN_PANEL_SHARE: u32 = 70;
+
 impl Figure for EsdFigure<'_> {
+    /// The bulk on a main panel to 2.5 times its edge; eigenvalues beyond it (the spikes, which
+    /// would squash the bulk into one bar) on a panel of their own to the right, each a stem,
+    /// on a logarithmic axis when they span more than a decade.
     fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
-        let lambda_max = *self.eigenvalues.last().unwrap_or(&1.0);
+        let largest = |values: &[f64]| values.last().copied().unwrap_or(0.0);
+        let baseline = self.baseline.unwrap_or(&[]);
+        let data_max = largest(self.eigenvalues).max(largest(baseline));
         let edge = self
             .bulk
             .map(|b| b.edges().1)
             .into_iter()
             .chain(self.tw_threshold.map(|t| t.0))
             .fold(0.0, f64::max);
-        // The bulk is what the eye compares with the law; spikes far out would squash it into
-        // one bar, so the axis stops soon after the edge and the rest is counted in the legend.
-        let axis_end = |sorted: &[f64]| {
-            let last = *sorted.last().unwrap_or(&1.0);
-            (sorted_quantile(sorted, 0.99).max(1.5 * edge)).min(last)
+        let bulk_end = BULK_WIDTHS * edge;
+        let split = edge > 0.0 && data_max > bulk_end;
+        let hi = if split {
+            bulk_end
+        } else if data_max > 0.0 {
+            data_max * 1.05
+        } else {
+            1.0
         };
-        let mut hi = axis_end(self.eigenvalues);
-        if let Some(baseline) = self.baseline.filter(|b| !b.is_empty()) {
-            hi = hi.max(axis_end(baseline));
+        let (main, right) = if split {
+            let (width, _) = area.dim_in_pixel();
+            let (left, right) = area.split_horizontally(width * MAIN_PANEL_SHARE / 100);
+            (left, Some(right))
+        } else {
+            (area.clone(), None)
+        };
+        self.draw_bulk(&main, hi)?;
+        if let Some(right) = right {
+            let beyond = |values: &[f64]| -> Vec<f64> {
+                values.iter().copied().filter(|&l| l > hi).collect()
+            };
+            let (spikes, base) = (beyond(self.eigenvalues), beyond(baseline));
+            let title = format!("{} beyond λ = {}", spikes.len(), format_number(hi));
+            let end = data_max * 1.08;
+            if data_max / hi > 10.0 {
+                draw_beyond(&right, &title, (hi..end).log_scale(), &spikes, &base)?;
+            } else {
+                draw_beyond(&right, &title, hi..end, &spikes, &base)?;
+            }
         }
-        hi = if hi > 0.0 { hi * 1.05 } else { 1.0 };
+        Ok(())
+    }
+}
+
+impl EsdFigure<'_> {
+    /// The histogram on [0, hi] with the law, the threshold and the baseline.
+    fn draw_bulk<DB: DrawingBackend>(
+        &self,
+        area: &DrawingArea<DB, Shift>,
+        hi: f64,
+    ) -> DrawResult<DB> {
         let bins = 80;
         let bars = density_bars(self.eigenvalues, 0.0, hi, bins);
         let baseline_bars = self.baseline.map(|b| density_bars(b, 0.0, hi, bins));
@@ -204,13 +244,13 @@ impl Figure for EsdFigure<'_> {
                 ))
                 .legend(legend_line(MARKER));
         }
-        let beyond = self.eigenvalues.iter().filter(|&&l| l >= hi).count();
+        let beyond = self.eigenvalues.iter().filter(|&&l| l > hi).count();
         if beyond > 0 {
             chart
                 .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())?
                 .label(format!(
-                    "{beyond} beyond the axis, λmax = {}",
-                    format_number(lambda_max)
+                    "{beyond} beyond the axis (right), λmax = {}",
+                    format_number(*self.eigenvalues.last().unwrap_or(&0.0))
                 ))
                 .legend(|(x, y)| {
                     PathElement::new(vec![(x, y), (x + 12, y), (x + 8, y - 4)], BLACK)
@@ -218,6 +258,48 @@ impl Figure for EsdFigure<'_> {
         }
         draw_legend(&mut chart, SeriesLabelPosition::UpperRight)
     }
+}
+
+/// The eigenvalues beyond the main panel as stems (the baseline's shorter, in its colour) on
+/// the x axis `x`.
+fn draw_beyond<DB, X>(
+    area: &DrawingArea<DB, Shift>,
+    title: &str,
+    x: X,
+    spikes: &[f64],
+    baseline: &[f64],
+) -> DrawResult<DB>
+where
+    DB: DrawingBackend,
+    X: AsRangedCoord<Value = f64>,
+    X::CoordDescType: ValueFormatter<f64>,
+{
+    let mut chart = chart_frame(area, title)
+        .y_label_area_size(8)
+        .build_cartesian_2d(x, 0.0..1.0)?;
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .disable_y_axis()
+        .x_desc("eigenvalue λ")
+        .label_style((FAMILY, 13))
+        .axis_desc_style((FAMILY, 15))
+        .x_labels(4)
+        .x_label_formatter(&super::tick_label)
+        .draw()?;
+    for (values, color, height) in [(baseline, BASELINE, 0.45), (spikes, DATA, 0.8)] {
+        chart.draw_series(
+            values
+                .iter()
+                .map(|&l| PathElement::new(vec![(l, 0.0), (l, height)], color.stroke_width(2))),
+        )?;
+        chart.draw_series(
+            values
+                .iter()
+                .map(|&l| Circle::new((l, height), 3, color.filled())),
+        )?;
+    }
+    Ok(())
 }
 
 /// The empirical complementary CDF of the ESD on log-log axes with the fitted power law from

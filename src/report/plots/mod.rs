@@ -347,12 +347,6 @@ pub(crate) fn sampled_curve(
         .collect()
 }
 
-/// The p-quantile of ascending `sorted` values (nearest rank).
-pub(crate) fn sorted_quantile(sorted: &[f64], p: f64) -> f64 {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index.min(sorted.len() - 1)]
-}
-
 /// A legend entry's sample: a short horizontal line in `color`.
 pub(crate) fn legend_line(color: RGBColor) -> impl Fn((i32, i32)) -> PathElement<(i32, i32)> {
     move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
