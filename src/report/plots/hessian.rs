@@ -4,6 +4,7 @@
 use super::series::{Mark, Series, SeriesFigure};
 use crate::hessian::HessianAnalysis;
 use crate::report::format_number;
+use crate::rmt::bulk_outliers::BulkLaw;
 
 /// Densities below this fraction of the peak are drawn at it: the Gaussians' tails would set
 /// the logarithmic axis to hundreds of decades.
@@ -33,7 +34,13 @@ pub fn density_figure(analysis: &HessianAnalysis) -> Option<SeriesFigure> {
     if let Some(bulk) = &analysis.bulk {
         let fit = bulk.best();
         series.push(Series {
-            name: format!("fitted {} (continuous part)", fit.law),
+            name: format!(
+                "fitted {} (continuous part)",
+                match fit.law {
+                    BulkLaw::Semicircle => "semicircle",
+                    BulkLaw::MarchenkoPastur => "Marchenko-Pastur",
+                }
+            ),
             points: density
                 .x
                 .iter()
@@ -45,9 +52,10 @@ pub fn density_figure(analysis: &HessianAnalysis) -> Option<SeriesFigure> {
         });
         series.push(Series {
             name: format!(
-                "bulk edge {} ({} outliers above)",
+                "bulk edge {} ({} outlier{} above)",
                 format_number(bulk.bulk_edge),
-                bulk.outliers.len()
+                bulk.outliers.len(),
+                if bulk.outliers.len() == 1 { "" } else { "s" }
             ),
             points: vec![(bulk.bulk_edge, floor), (bulk.bulk_edge, peak)],
             mark: Mark::Dashed,
