@@ -108,10 +108,9 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
         &args.output,
         &render_analysis(&analysis, args.output.format)?,
     )?;
-    args.plots
-        .write(args.analysis.quiet, |directory, formats| {
-            write_analysis_figures(&analysis, baseline.as_ref(), directory, formats)
-        })?;
+    args.plots.write(args.analysis.quiet, |directory, files| {
+        write_analysis_figures(&analysis, baseline.as_ref(), directory, files)
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 

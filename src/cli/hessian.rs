@@ -181,8 +181,8 @@ pub fn run(args: HessianArgs) -> anyhow::Result<ExitCode> {
         _ => table(&analysis),
     };
     write_output(&args.output, &text)?;
-    args.plots.write(args.quiet, |directory, formats| {
-        write_hessian_figures(&analysis, directory, formats)
+    args.plots.write(args.quiet, |directory, files| {
+        write_hessian_figures(&analysis, directory, files)
     })?;
     Ok(ExitCode::SUCCESS)
 }

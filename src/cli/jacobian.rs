@@ -189,8 +189,8 @@ pub fn run(args: JacobianArgs) -> anyhow::Result<ExitCode> {
             .join("\n"),
     };
     write_output(&args.output, &text)?;
-    args.plots.write(args.quiet, |directory, formats| {
-        write_jacobian_figures(&analyses, directory, formats)
+    args.plots.write(args.quiet, |directory, files| {
+        write_jacobian_figures(&analyses, directory, files)
     })?;
     Ok(ExitCode::SUCCESS)
 }

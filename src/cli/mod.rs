@@ -17,7 +17,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use rmt_torch::heavy_tail::power_law::TailOptions;
-use rmt_torch::report::plots::ImageFormat;
+use rmt_torch::report::plots::{FigureFiles, ImageFormat};
 use rmt_torch::report::OutputFormat;
 use rmt_torch::rmt::unfolding::{
     UnfoldingMethod, DEFAULT_GAUSSIAN_WINDOW, DEFAULT_POLYNOMIAL_DEGREE,
@@ -380,6 +380,26 @@ struct PlotArgs {
     /// Image formats of the figures: `png`, `svg` (text kept as text) or both (`png,svg`).
     #[arg(long, default_value = "png", value_delimiter = ',', value_parser = choice::<ImageFormat>(), value_name = "FORMATS", requires = "plots")]
     plot_format: Vec<ImageFormat>,
+    /// Pixels of a one-panel figure, WIDTHxHEIGHT (figures of several panels scale with it);
+    /// text keeps its size, so larger figures give the data more room. For print, SVG scales
+    /// without loss.
+    #[arg(long, default_value = "720x440", value_parser = plot_size, value_name = "WxH", requires = "plots")]
+    plot_size: (u32, u32),
+}
+
+/// `WIDTHxHEIGHT` in pixels, each between 200 and 8000.
+fn plot_size(text: &str) -> Result<(u32, u32), String> {
+    let parse = |part: Option<&str>| {
+        part.and_then(|p| p.trim().parse::<u32>().ok())
+            .filter(|p| (200..=8000).contains(p))
+    };
+    let mut parts = text.split(['x', 'X', '×']);
+    match (parse(parts.next()), parse(parts.next()), parts.next()) {
+        (Some(width), Some(height), None) => Ok((width, height)),
+        _ => Err(format!(
+            "expected WIDTHxHEIGHT in pixels, each 200 to 8000 (e.g. 1200x800), got `{text}`"
+        )),
+    }
 }
 
 impl PlotArgs {
@@ -391,17 +411,21 @@ impl PlotArgs {
         Ok(())
     }
 
-    /// Writes figures with `write(directory, formats)` when --plots was given, and says where.
+    /// Writes figures with `write(directory, files)` when --plots was given, and says where.
     fn write(
         &self,
         quiet: bool,
-        write: impl FnOnce(&std::path::Path, &[ImageFormat]) -> rmt_torch::Result<Vec<PathBuf>>,
+        write: impl FnOnce(&std::path::Path, &FigureFiles) -> rmt_torch::Result<Vec<PathBuf>>,
     ) -> anyhow::Result<()> {
         let Some(directory) = &self.plots else {
             return Ok(());
         };
         self.prepare()?;
-        let written = write(directory, &self.plot_format)?;
+        let files = FigureFiles {
+            formats: self.plot_format.clone(),
+            panel_size: self.plot_size,
+        };
+        let written = write(directory, &files)?;
         if !quiet {
             eprintln!("wrote {} figures to {}", written.len(), directory.display());
         }

@@ -355,9 +355,9 @@ fn kernel(args: KernelArgs) -> anyhow::Result<()> {
             })
             .collect(),
     )?;
-    args.plots.write(false, |directory, formats| {
+    args.plots.write(false, |directory, files| {
         let figure = kernel_figure(&rows, &args.activation);
-        write_formats(&figure, directory, "kernel", formats)
+        write_formats(&figure, directory, "kernel", files)
     })?;
     Ok(())
 }
@@ -397,8 +397,8 @@ fn ridge(args: RidgeArgs) -> anyhow::Result<()> {
             })
             .collect(),
     )?;
-    args.plots.write(false, |directory, formats| {
-        write_formats(&ridge_figure(&rows), directory, "ridge", formats)
+    args.plots.write(false, |directory, files| {
+        write_formats(&ridge_figure(&rows), directory, "ridge", files)
     })?;
     Ok(())
 }
@@ -446,9 +446,9 @@ fn random_features(args: RandomFeaturesArgs) -> anyhow::Result<()> {
             })
             .collect(),
     )?;
-    args.plots.write(false, |directory, formats| {
+    args.plots.write(false, |directory, files| {
         let figure = random_features_figure(&points, args.n);
-        write_formats(&figure, directory, "random_features", formats)
+        write_formats(&figure, directory, "random_features", files)
     })?;
     Ok(())
 }
@@ -496,10 +496,10 @@ fn dyson(args: DysonArgs) -> anyhow::Result<()> {
         rows,
     )?;
     let gas = case.gas(args.beta, args.n)?;
-    args.plots.write(false, |directory, formats| {
+    args.plots.write(false, |directory, files| {
         let mut written = Vec::new();
         for (stem, figure) in dyson_figures(&report, &gas) {
-            written.extend(write_formats(&figure, directory, &stem, formats)?);
+            written.extend(write_formats(&figure, directory, &stem, files)?);
         }
         Ok(written)
     })?;
@@ -546,15 +546,10 @@ fn depth(args: DepthArgs) -> anyhow::Result<()> {
             })
             .collect(),
     )?;
-    args.plots.write(false, |directory, formats| {
+    args.plots.write(false, |directory, files| {
         let (distance, spectra) = depth_figures(&profile);
-        let mut written = write_formats(&distance, directory, "depth_distance", formats)?;
-        written.extend(write_formats(
-            &spectra,
-            directory,
-            "depth_spectra",
-            formats,
-        )?);
+        let mut written = write_formats(&distance, directory, "depth_distance", files)?;
+        written.extend(write_formats(&spectra, directory, "depth_spectra", files)?);
         Ok(written)
     })?;
     Ok(())
@@ -626,9 +621,9 @@ fn preactivation(args: PreactivationArgs) -> anyhow::Result<()> {
             })
             .collect(),
     )?;
-    args.plots.write(false, |directory, formats| {
+    args.plots.write(false, |directory, files| {
         let figure = preactivation_figure(&theory, &measured);
-        write_formats(&figure, directory, "preactivation", formats)
+        write_formats(&figure, directory, "preactivation", files)
     })?;
     Ok(())
 }

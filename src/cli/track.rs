@@ -127,10 +127,9 @@ pub fn run(args: TrackArgs) -> anyhow::Result<ExitCode> {
         }
     };
     write_output(&args.output, &text)?;
-    args.plots
-        .write(args.analysis.quiet, |directory, formats| {
-            write_track_figures(&records, &metrics, directory, formats)
-        })?;
+    args.plots.write(args.analysis.quiet, |directory, files| {
+        write_track_figures(&records, &metrics, directory, files)
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -185,6 +185,43 @@ fn a_baseline_is_overlaid_on_the_esd() {
     assert!(!without_plots.status.success(), "--baseline needs --plots");
 }
 
+/// `--plot-size` sizes a one-panel figure; the four-panel overview scales with it, in PNG and
+/// SVG; a size that is not WxH within 200…8000 is refused.
+#[test]
+fn plot_size_sets_the_pixels_of_every_figure() {
+    let default = fixtures::output_dir("plot_size_default");
+    let large = fixtures::output_dir("plot_size_large");
+    let both = ["--plot-format", "png,svg"];
+    analyze_with_plots("digits_mlp_trained.pt", &default, &both);
+    analyze_with_plots(
+        "digits_mlp_trained.pt",
+        &large,
+        &["--plot-format", "png,svg", "--plot-size", "1440x880"],
+    );
+    assert_eq!(
+        png_size(&default.join("000_fc1_weight_esd.png")),
+        (720, 440)
+    );
+    assert_eq!(png_size(&large.join("000_fc1_weight_esd.png")), (1440, 880));
+    let (width, height) = png_size(&default.join("model.png"));
+    assert_eq!(png_size(&large.join("model.png")), (2 * width, 2 * height));
+    let svg = std::fs::read_to_string(large.join("000_fc1_weight_esd.svg")).unwrap();
+    assert!(svg.contains("width=\"1440\"") && svg.contains("height=\"880\""));
+    let model = shipped_model("digits_mlp_trained.pt");
+    for bad in ["1440", "10x10", "1440x880x2", "wide"] {
+        let output = run(&[
+            "analyze",
+            model.to_str().unwrap(),
+            "--plots",
+            large.to_str().unwrap(),
+            "--plot-size",
+            bad,
+        ]);
+        assert_eq!(output.status.code(), Some(2), "{bad}");
+        assert!(String::from_utf8_lossy(&output.stderr).contains("WIDTHxHEIGHT"));
+    }
+}
+
 #[test]
 fn plots_into_a_file_fail_with_one_line() {
     let dir = fixtures::output_dir("plots_bad");

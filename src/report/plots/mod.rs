@@ -5,13 +5,14 @@
 //! drawing code serves both formats.
 //!
 //! ```no_run
-//! use rmt_torch::report::plots::{write_analysis_figures, ImageFormat};
+//! use rmt_torch::report::plots::{write_analysis_figures, FigureFiles, ImageFormat};
 //! use rmt_torch::{analyze, AnalyzeOptions, Model};
 //!
 //! let model = Model::load("models/digits_cnn_trained.pt")?;
 //! let options = AnalyzeOptions::default().with_figure_data();
 //! let analysis = analyze(&model, &options, |_, _, _| {})?;
-//! let written = write_analysis_figures(&analysis, None, "figures".as_ref(), &[ImageFormat::Png])?;
+//! let files = FigureFiles::new(&[ImageFormat::Png]);
+//! let written = write_analysis_figures(&analysis, None, "figures".as_ref(), &files)?;
 //! println!("{} figures", written.len());
 //! # Ok::<(), rmt_torch::Error>(())
 //! ```
@@ -94,12 +95,48 @@ fn draw_error(what: &str, err: impl std::fmt::Display) -> Error {
     Error::Plot(format!("{what}: {err}"))
 }
 
-/// The figure as an SVG document.
+/// How figure files are written: their formats, and the size of a one-panel figure (figures
+/// of several panels scale with it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FigureFiles {
+    /// One file per format.
+    pub formats: Vec<ImageFormat>,
+    /// Pixels of a one-panel figure, width × height (default [`FIGURE_SIZE`]).
+    pub panel_size: (u32, u32),
+}
+
+impl FigureFiles {
+    /// `formats` at the default size.
+    pub fn new(formats: &[ImageFormat]) -> Self {
+        Self {
+            formats: formats.to_vec(),
+            panel_size: FIGURE_SIZE,
+        }
+    }
+
+    /// `figure`'s size in pixels, scaled as the one-panel size is.
+    fn size_of(&self, figure: &impl Figure) -> (u32, u32) {
+        let (width, height) = figure.size();
+        let scale = |value: u32, wanted: u32, default: u32| {
+            ((u64::from(value) * u64::from(wanted)).div_ceil(u64::from(default))) as u32
+        };
+        (
+            scale(width, self.panel_size.0, FIGURE_SIZE.0),
+            scale(height, self.panel_size.1, FIGURE_SIZE.1),
+        )
+    }
+}
+
+/// The figure as an SVG document, at its own size.
 pub fn to_svg(figure: &impl Figure) -> Result<String> {
+    svg_of(figure, figure.size())
+}
+
+fn svg_of(figure: &impl Figure, size: (u32, u32)) -> Result<String> {
     register_font();
     let mut svg = String::new();
     {
-        let area = SVGBackend::with_string(&mut svg, figure.size()).into_drawing_area();
+        let area = SVGBackend::with_string(&mut svg, size).into_drawing_area();
         area.fill(&WHITE).map_err(|e| draw_error("svg", e))?;
         figure.draw(&area).map_err(|e| draw_error("svg", e))?;
         area.present().map_err(|e| draw_error("svg", e))?;
@@ -107,12 +144,13 @@ pub fn to_svg(figure: &impl Figure) -> Result<String> {
     Ok(text::svg_scripts(&svg))
 }
 
-/// Writes the figure to `directory/stem.ext` and returns the path.
-pub fn write_figure(
+/// Writes the figure to `directory/stem.ext` at `size` pixels and returns the path.
+fn write_figure(
     figure: &impl Figure,
     directory: &Path,
     stem: &str,
     format: ImageFormat,
+    size: (u32, u32),
 ) -> Result<PathBuf> {
     // The option names are the file extensions.
     let path = directory.join(format!("{stem}.{format}"));
@@ -121,12 +159,11 @@ pub fn write_figure(
         source,
     };
     match format {
-        ImageFormat::Svg => std::fs::write(&path, to_svg(figure)?).map_err(io_error)?,
+        ImageFormat::Svg => std::fs::write(&path, svg_of(figure, size)?).map_err(io_error)?,
         ImageFormat::Png => {
             register_font();
             let what = path.display().to_string();
-            let area = text::TextBackend::new(BitMapBackend::new(&path, figure.size()))
-                .into_drawing_area();
+            let area = text::TextBackend::new(BitMapBackend::new(&path, size)).into_drawing_area();
             area.fill(&WHITE).map_err(|e| draw_error(&what, e))?;
             figure.draw(&area).map_err(|e| draw_error(&what, e))?;
             area.present().map_err(|e| draw_error(&what, e))?;
@@ -135,16 +172,18 @@ pub fn write_figure(
     Ok(path)
 }
 
-/// Writes the figure once per format; returns the paths written.
+/// Writes the figure once per format of `files`; returns the paths written.
 pub fn write_formats(
     figure: &impl Figure,
     directory: &Path,
     stem: &str,
-    formats: &[ImageFormat],
+    files: &FigureFiles,
 ) -> Result<Vec<PathBuf>> {
-    formats
+    let size = files.size_of(figure);
+    files
+        .formats
         .iter()
-        .map(|&format| write_figure(figure, directory, stem, format))
+        .map(|&format| write_figure(figure, directory, stem, format, size))
         .collect()
 }
 
@@ -163,12 +202,12 @@ pub fn write_analysis_figures(
     analysis: &Analysis,
     baseline: Option<&Analysis>,
     directory: &Path,
-    formats: &[ImageFormat],
+    files: &FigureFiles,
 ) -> Result<Vec<PathBuf>> {
     create_directory(directory)?;
-    let mut written = write_formats(&model::model_figure(analysis), directory, "model", formats)?;
+    let mut written = write_formats(&model::model_figure(analysis), directory, "model", files)?;
     if let Some(blocks) = model::blocks_figure(analysis) {
-        written.extend(write_formats(&blocks, directory, "blocks", formats)?);
+        written.extend(write_formats(&blocks, directory, "blocks", files)?);
     }
     for layer in &analysis.layers {
         let base = baseline.and_then(|b| b.layers.iter().find(|l| l.name == layer.name));
@@ -179,7 +218,7 @@ pub fn write_analysis_figures(
                 file_stem(&layer.name),
                 figure.suffix()
             );
-            written.extend(write_formats(&figure, directory, &stem, formats)?);
+            written.extend(write_formats(&figure, directory, &stem, files)?);
         }
     }
     Ok(written)
@@ -190,7 +229,7 @@ pub fn write_analysis_figures(
 pub fn write_jacobian_figures(
     analyses: &[JacobianAnalysis],
     directory: &Path,
-    formats: &[ImageFormat],
+    files: &FigureFiles,
 ) -> Result<Vec<PathBuf>> {
     create_directory(directory)?;
     let mut written = Vec::new();
@@ -210,7 +249,7 @@ pub fn write_jacobian_figures(
             ),
             analysis,
         };
-        written.extend(write_formats(&figure, directory, &stem, formats)?);
+        written.extend(write_formats(&figure, directory, &stem, files)?);
     }
     Ok(written)
 }
@@ -219,11 +258,11 @@ pub fn write_jacobian_figures(
 pub fn write_hessian_figures(
     analysis: &crate::hessian::HessianAnalysis,
     directory: &Path,
-    formats: &[ImageFormat],
+    files: &FigureFiles,
 ) -> Result<Vec<PathBuf>> {
     create_directory(directory)?;
     match hessian::density_figure(analysis) {
-        Some(figure) => write_formats(&figure, directory, "hessian_density", formats),
+        Some(figure) => write_formats(&figure, directory, "hessian_density", files),
         None => Ok(Vec::new()),
     }
 }

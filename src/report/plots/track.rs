@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::series::{Mark, Series, SeriesFigure, CYCLE};
-use super::{create_directory, density_curve, file_stem, write_formats, ImageFormat};
+use super::{create_directory, density_curve, file_stem, write_formats, FigureFiles};
 use crate::error::Result;
 
 /// How a metric is named on an axis: the field's symbol where the field has one.
@@ -153,7 +153,7 @@ pub fn write_track_figures(
     records: &[Value],
     metrics: &[String],
     directory: &Path,
-    formats: &[ImageFormat],
+    files: &FigureFiles,
 ) -> Result<Vec<PathBuf>> {
     create_directory(directory)?;
     let mut written = Vec::new();
@@ -163,14 +163,14 @@ pub fn write_track_figures(
                 &figure,
                 directory,
                 &file_stem(metric),
-                formats,
+                files,
             )?);
         }
     }
     for layer in layer_names(records) {
         if let Some(figure) = esd_snapshots(records, layer) {
             let stem = format!("esd_{}", file_stem(layer));
-            written.extend(write_formats(&figure, directory, &stem, formats)?);
+            written.extend(write_formats(&figure, directory, &stem, files)?);
         }
     }
     Ok(written)
