@@ -196,7 +196,21 @@ impl EsdFigure<'_> {
             .chain(baseline_bars.iter().flatten())
             .map(|b| b.2)
             .fold(0.0, f64::max);
-        let y_hi = if tallest > 0.0 { tallest * 1.25 } else { 1.0 };
+        // The law's peak shows too (a flat-topped curve reads as a misfit), up to three times
+        // the tallest bar: at Q = 1 its density diverges at 0.
+        let law_peak = self.bulk.map_or(0.0, |bulk| {
+            let (lo, plus) = bulk.edges();
+            sampled_curve(|x| bulk.density(x), lo, plus.min(hi), 400, f64::INFINITY)
+                .iter()
+                .map(|p| p.1)
+                .filter(|y| y.is_finite())
+                .fold(0.0, f64::max)
+        });
+        let y_hi = if tallest > 0.0 {
+            (tallest * 1.25).max(law_peak.min(3.0 * tallest) * 1.1)
+        } else {
+            1.0
+        };
         let mut chart = chart_frame(area, &self.title).build_cartesian_2d(0.0..hi, 0.0..y_hi)?;
         draw_axes(
             &mut chart,
