@@ -632,9 +632,9 @@ mod tests {
         assert!((hi - lambda_plus).abs() < 1e-12);
         assert!((lo / hi - (0.5f64 / 1.5).powi(2)).abs() < 1e-12);
         assert!((law.cdf(hi) - 1.0).abs() < 1e-12);
-        assert!(
-            reported_bulk(0.5, 0.3, 1.0).is_none(),
-            "Q < 1 has no law here"
-        );
+        // Q < 1 (never a layer's: N ≥ M) keeps its atom 1 − Q at 0 and moves its edge alike.
+        let wide = reported_bulk(0.5, 0.3, 1.0).unwrap();
+        assert!((wide.edges().1 - 1.0).abs() < 1e-12);
+        assert!((wide.atom() - 0.5).abs() < 1e-15);
     }
 }
