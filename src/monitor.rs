@@ -277,3 +277,27 @@ fn records_of(step: usize, model: &Model, options: &AnalyzeOptions) -> Result<Ve
         .map(|layer| MonitorRecord { step, layer })
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `track` accepts exactly what a Hessian record carries.
+    #[test]
+    fn hessian_fields_are_the_records_fields() {
+        let record = HessianRecord {
+            step: 3,
+            name: HESSIAN_RECORD,
+            sharpness: Some(2.0),
+            hessian_top_eigenvalues: vec![2.0],
+            hessian_trace: Some(5.0),
+            hessian_trace_stderr: Some(0.1),
+            loss: 0.7,
+            hessian_products: 12,
+        };
+        let line: serde_json::Value = serde_json::from_str(&json_line(&record).unwrap()).unwrap();
+        for field in HESSIAN_FIELDS {
+            assert!(line[field].is_number(), "{field} missing from {line}");
+        }
+    }
+}

@@ -111,12 +111,9 @@ impl<'m> LossHessian<'m> {
         let mut loss_value = 0.0;
         let single = hessian.batches.len() == 1;
         for index in 0..hessian.batches.len() {
-            let loss = if single {
-                hessian.loss_of(index)?
-            } else {
-                let _no_grad = tch::no_grad_guard();
-                hessian.loss_of(index)?
-            };
+            let no_grad = (!single).then(tch::no_grad_guard);
+            let loss = hessian.loss_of(index)?;
+            drop(no_grad);
             loss_value += f64::try_from(loss.f_detach()?.f_to_kind(Kind::Double)?)?;
             if single {
                 hessian.gradient = Some(hessian.flat_gradient(&loss)?);
@@ -151,11 +148,7 @@ impl<'m> LossHessian<'m> {
     fn flat_gradient(&self, loss: &Tensor) -> Result<Tensor> {
         let gradients = Tensor::f_run_backward(&[loss], &self.parameters, true, true)
             .map_err(|err| differentiation_error(&err))?;
-        let flat = gradients
-            .iter()
-            .map(|g| g.f_reshape([-1]))
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        Ok(Tensor::f_cat(&flat, 0)?)
+        flattened(&gradients)
     }
 
     /// The differentiated parameters' names and element counts, in order.
@@ -210,14 +203,13 @@ impl SymmetricOperator for LossHessian<'_> {
             let second =
                 Tensor::f_run_backward(&[&directional], &self.parameters, keep_graph, false)
                     .map_err(|err| differentiation_error(&err))?;
-            let flat = second
-                .iter()
-                .map(|g| g.f_reshape([-1]))
-                .collect::<std::result::Result<Vec<_>, _>>()?;
-            let product = Tensor::f_cat(&flat, 0)?.f_to_kind(Kind::Double)?;
+            let product = flattened(&second)?.f_to_kind(Kind::Double)?;
             total = Some(match total {
                 None => product,
-                Some(sum) => sum.f_add(&product)?,
+                Some(mut sum) => {
+                    let _ = sum.f_add_(&product)?;
+                    sum
+                }
             });
         }
         self.products += 1;
@@ -234,6 +226,15 @@ impl SymmetricOperator for LossHessian<'_> {
     fn products(&self) -> usize {
         self.products
     }
+}
+
+/// Per-parameter tensors as one flat vector, in the parameters' order.
+fn flattened(tensors: &[Tensor]) -> Result<Tensor> {
+    let flat = tensors
+        .iter()
+        .map(|t| t.f_reshape([-1]))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok(Tensor::f_cat(&flat, 0)?)
 }
 
 fn differentiation_error(err: &tch::TchError) -> Error {
