@@ -257,6 +257,33 @@ fn monitoring_changes_nothing_and_track_reproduces_it() {
         assert_eq!(output.status.code(), Some(2), "{stderr}");
         assert!(stderr.contains(expected), "{stderr}");
     }
+    // Loss Hessian records whose sharpness is text, huge or missing are shown as they are and
+    // drawn where they are numbers: no panic.
+    let odd = log.with_extension("hessian.jsonl");
+    std::fs::write(
+        &odd,
+        "{\"step\": 0, \"name\": \"<loss Hessian>\", \"sharpness\": \"high\"}\n\
+         {\"step\": 1, \"name\": \"<loss Hessian>\", \"sharpness\": 1e308}\n\
+         {\"step\": 2, \"name\": \"<loss Hessian>\", \"sharpness\": null}\n",
+    )
+    .unwrap();
+    let figures = log.with_extension("hessian-figures");
+    let table = run_ok(&[
+        "track",
+        "--jsonl",
+        odd.to_str().unwrap(),
+        "--plots",
+        figures.to_str().unwrap(),
+        "-q",
+    ]);
+    assert!(
+        table.lines().next().unwrap().contains("sharpness"),
+        "{table}"
+    );
+    assert!(
+        table.contains("high") && table.contains("1.000e308"),
+        "{table}"
+    );
 }
 
 #[test]
