@@ -380,11 +380,32 @@ struct PlotArgs {
     /// Image formats of the figures: `png`, `svg` (text kept as text) or both (`png,svg`).
     #[arg(long, default_value = "png", value_delimiter = ',', value_parser = choice::<ImageFormat>(), value_name = "FORMATS", requires = "plots")]
     plot_format: Vec<ImageFormat>,
-    /// Pixels of a one-panel figure, WIDTHxHEIGHT (figures of several panels scale with it);
-    /// text keeps its size, so larger figures give the data more room. For print, SVG scales
-    /// without loss.
+    /// Pixels of a one-panel figure's layout, WIDTHxHEIGHT (figures of several panels scale
+    /// with it); text keeps its size, so larger figures give the data more room.
     #[arg(long, default_value = "720x440", value_parser = plot_size, value_name = "WxH", requires = "plots")]
     plot_size: (u32, u32),
+    /// Draw everything (text, lines, margins) S times larger, 0.25 to 8: the same figure with
+    /// S times the pixels each way, for print. Pixels = inches × dpi: a 720-pixel-wide figure
+    /// printed 6 inches wide at 300 dpi needs 1800 pixels, --plot-scale 2.5. SVGs keep their
+    /// layout and state the scaled size.
+    #[arg(long, default_value_t = 1.0, value_parser = plot_scale, value_name = "S", requires = "plots")]
+    plot_scale: f64,
+}
+
+/// A plot scale within [`rmt_torch::report::plots::PLOT_SCALES`].
+fn plot_scale(text: &str) -> Result<f64, String> {
+    let scales = rmt_torch::report::plots::PLOT_SCALES;
+    text.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|scale| scales.contains(scale))
+        .ok_or_else(|| {
+            format!(
+                "expected a scale from {} to {} (e.g. 2), got `{text}`",
+                scales.start(),
+                scales.end()
+            )
+        })
 }
 
 /// `WIDTHxHEIGHT` in pixels, each between 200 and 8000.
@@ -424,6 +445,7 @@ impl PlotArgs {
         let files = FigureFiles {
             formats: self.plot_format.clone(),
             panel_size: self.plot_size,
+            scale: self.plot_scale,
         };
         let written = write(directory, &files)?;
         if !quiet {

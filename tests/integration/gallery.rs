@@ -82,7 +82,7 @@ const FIGURES: &[(&str, &[&str])] = &[
 ];
 
 /// Per PNG: width, height and the share of pixels that are not white.
-const PIXEL_STATISTICS: &str = r#"
+pub const PIXEL_STATISTICS: &str = r#"
 import json, sys
 from pathlib import Path
 from PIL import Image

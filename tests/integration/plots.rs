@@ -222,6 +222,73 @@ fn plot_size_sets_the_pixels_of_every_figure() {
     }
 }
 
+/// `--plot-scale` draws the same figure with more pixels: PNGs and SVGs S times the size each
+/// way, every font size S times, the same texts, and the same share of the page inked (lines,
+/// markers and margins scale with the text); a scale outside 0.25…8 is refused.
+#[test]
+fn plot_scale_draws_the_same_figure_with_more_pixels() {
+    let plain = fixtures::output_dir("plot_scale_1");
+    let scaled = fixtures::output_dir("plot_scale_2");
+    let both = ["--plot-format", "png,svg"];
+    analyze_with_plots("digits_cnn_trained.pt", &plain, &both);
+    analyze_with_plots(
+        "digits_cnn_trained.pt",
+        &scaled,
+        &["--plot-format", "png,svg", "--plot-scale", "2"],
+    );
+    let font_sizes = |path: &Path| -> Vec<f64> {
+        let svg = std::fs::read_to_string(path).unwrap();
+        svg.split("font-size=\"")
+            .skip(1)
+            .filter_map(|rest| rest[..rest.find('"').unwrap()].parse().ok())
+            .collect()
+    };
+    let stats = |dir: &Path| -> std::collections::HashMap<String, (u32, u32, f64)> {
+        fixtures::python_json(crate::gallery::PIXEL_STATISTICS, &[dir])
+    };
+    let (plain_stats, scaled_stats) = (stats(&plain), stats(&scaled));
+    assert!(plain_stats.len() >= 10, "{} figures", plain_stats.len());
+    for (figure, &(width, height, ink)) in &plain_stats {
+        let (scaled_width, scaled_height, scaled_ink) = scaled_stats[figure];
+        assert_eq!(
+            (scaled_width, scaled_height),
+            (2 * width, 2 * height),
+            "{figure}"
+        );
+        assert!(
+            (scaled_ink / ink - 1.0).abs() < 0.2,
+            "{figure}: {ink} of the page inked at scale 1, {scaled_ink} at scale 2"
+        );
+        let svg = |dir: &Path| dir.join(format!("{figure}.svg"));
+        assert_eq!(
+            svg_texts(&svg(&plain)),
+            svg_texts(&svg(&scaled)),
+            "{figure}"
+        );
+        let (small, large) = (font_sizes(&svg(&plain)), font_sizes(&svg(&scaled)));
+        assert!(!small.is_empty() && small.len() == large.len(), "{figure}");
+        for (small, large) in small.iter().zip(&large) {
+            assert!(
+                (large / small - 2.0).abs() < 1e-9,
+                "{figure}: {small} → {large}"
+            );
+        }
+    }
+    let model = shipped_model("digits_mlp_trained.pt");
+    for bad in ["0", "9", "0.1", "nan", "two"] {
+        let output = run(&[
+            "analyze",
+            model.to_str().unwrap(),
+            "--plots",
+            scaled.to_str().unwrap(),
+            "--plot-scale",
+            bad,
+        ]);
+        assert_eq!(output.status.code(), Some(2), "{bad}");
+        assert!(String::from_utf8_lossy(&output.stderr).contains("expected a scale"));
+    }
+}
+
 #[test]
 fn plots_into_a_file_fail_with_one_line() {
     let dir = fixtures::output_dir("plots_bad");

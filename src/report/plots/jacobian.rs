@@ -8,7 +8,7 @@ use super::{
     chart_frame, density_bars, draw_axes, draw_bars, draw_legend, legend_box, legend_line,
     TickLabels,
 };
-use super::{DrawResult, Figure};
+use super::{DrawResult, Figure, Pen};
 use crate::jacobian::JacobianAnalysis;
 use crate::report::format_number;
 
@@ -21,7 +21,7 @@ pub struct JacobianFigure<'a> {
 }
 
 impl Figure for JacobianFigure<'_> {
-    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>, pen: Pen) -> DrawResult<DB> {
         let analysis = self.analysis;
         let sigmas: Vec<f64> = analysis
             .samples
@@ -32,12 +32,14 @@ impl Figure for JacobianFigure<'_> {
         let hi = summary.sigma_max.max(1.0 + analysis.isometry_tolerance) * 1.05;
         let bars = density_bars(&sigmas, 0.0, hi, 80);
         let y_hi = bars.iter().map(|b| b.2).fold(0.0, f64::max).max(1e-12) * 1.3;
-        let mut chart = chart_frame(area, &self.title).build_cartesian_2d(0.0..hi, 0.0..y_hi)?;
+        let mut chart =
+            chart_frame(area, &self.title, pen).build_cartesian_2d(0.0..hi, 0.0..y_hi)?;
         draw_axes(
             &mut chart,
             "singular value σ of ∂f/∂x",
             "density",
             TickLabels::default(),
+            pen,
         )?;
         let tolerance = analysis.isometry_tolerance;
         chart
@@ -50,7 +52,7 @@ impl Figure for JacobianFigure<'_> {
                 format_number(tolerance),
                 format_number(summary.isometry_fraction)
             ))
-            .legend(legend_box(MARKER));
+            .legend(legend_box(MARKER, pen));
         draw_bars(
             &mut chart,
             &bars,
@@ -61,17 +63,18 @@ impl Figure for JacobianFigure<'_> {
                 format_number(summary.mean_sigma2),
                 format_number(summary.var_sigma2)
             ),
+            pen,
         )?;
         chart
             .draw_series(LineSeries::new(
                 [(1.0, 0.0), (1.0, y_hi)],
-                THEORY.stroke_width(2),
+                pen.line(THEORY, 2),
             ))?
             .label(match summary.median_condition_number {
                 Some(c) => format!("σ = 1 (isometry); median σmax/σmin = {}", format_number(c)),
                 None => "σ = 1 (isometry)".to_string(),
             })
-            .legend(legend_line(THEORY));
-        draw_legend(&mut chart, SeriesLabelPosition::UpperRight)
+            .legend(legend_line(THEORY, pen));
+        draw_legend(&mut chart, SeriesLabelPosition::UpperRight, pen)
     }
 }

@@ -7,7 +7,7 @@ use plotters::prelude::*;
 
 use super::palette::{ALTERNATIVE, BASELINE, DATA, EXTRA, MARKER, THEORY};
 use super::{chart_frame, density_bars, draw_bars, legend_box, legend_line, sampled_curve};
-use super::{draw_axes, draw_legend, DrawResult, Figure, TickLabels, FAMILY};
+use super::{draw_axes, draw_legend, DrawResult, Figure, Pen, TickLabels};
 use crate::analysis::LayerReport;
 use crate::heavy_tail::power_law::PowerLawFit;
 use crate::report::format_number;
@@ -100,13 +100,13 @@ impl LayerFigure<'_> {
 }
 
 impl Figure for LayerFigure<'_> {
-    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>, pen: Pen) -> DrawResult<DB> {
         match self {
-            Self::Esd(f) => f.draw(area),
-            Self::Tail(f) => f.draw(area),
-            Self::Spacing(f) => f.draw(area),
-            Self::NumberVariance(f) => f.draw(area),
-            Self::PorterThomas(f) => f.draw(area),
+            Self::Esd(f) => f.draw(area, pen),
+            Self::Tail(f) => f.draw(area, pen),
+            Self::Spacing(f) => f.draw(area, pen),
+            Self::NumberVariance(f) => f.draw(area, pen),
+            Self::PorterThomas(f) => f.draw(area, pen),
         }
     }
 }
@@ -137,7 +137,7 @@ impl Figure for EsdFigure<'_> {
     /// The bulk on a main panel to 2.5 times its edge; eigenvalues beyond it (the spikes, which
     /// would squash the bulk into one bar) on a panel of their own to the right, each a stem,
     /// on a logarithmic axis when they span more than a decade.
-    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>, pen: Pen) -> DrawResult<DB> {
         let largest = |values: &[f64]| values.last().copied().unwrap_or(0.0);
         let baseline = self.baseline.unwrap_or(&[]);
         let data_max = largest(self.eigenvalues).max(largest(baseline));
@@ -163,7 +163,7 @@ impl Figure for EsdFigure<'_> {
         } else {
             (area.clone(), None)
         };
-        self.draw_bulk(&main, hi)?;
+        self.draw_bulk(&main, hi, pen)?;
         if let Some(right) = right {
             let beyond = |values: &[f64]| -> Vec<f64> {
                 values.iter().copied().filter(|&l| l > hi).collect()
@@ -172,9 +172,9 @@ impl Figure for EsdFigure<'_> {
             let title = format!("{} beyond λ = {}", spikes.len(), format_number(hi));
             let end = data_max * 1.08;
             if data_max / hi > 10.0 {
-                draw_beyond(&right, &title, (hi..end).log_scale(), &spikes, &base)?;
+                draw_beyond(&right, &title, (hi..end).log_scale(), &spikes, &base, pen)?;
             } else {
-                draw_beyond(&right, &title, hi..end, &spikes, &base)?;
+                draw_beyond(&right, &title, hi..end, &spikes, &base, pen)?;
             }
         }
         Ok(())
@@ -187,6 +187,7 @@ impl EsdFigure<'_> {
         &self,
         area: &DrawingArea<DB, Shift>,
         hi: f64,
+        pen: Pen,
     ) -> DrawResult<DB> {
         let bins = 80;
         let bars = density_bars(self.eigenvalues, 0.0, hi, bins);
@@ -211,52 +212,55 @@ impl EsdFigure<'_> {
         } else {
             1.0
         };
-        let mut chart = chart_frame(area, &self.title).build_cartesian_2d(0.0..hi, 0.0..y_hi)?;
+        let mut chart =
+            chart_frame(area, &self.title, pen).build_cartesian_2d(0.0..hi, 0.0..y_hi)?;
         draw_axes(
             &mut chart,
             "eigenvalue λ",
             "density ρ(λ)",
             TickLabels::default(),
+            pen,
         )?;
         draw_bars(
             &mut chart,
             &bars,
             format!("ESD, {} eigenvalues", self.eigenvalues.len()),
+            pen,
         )?;
         if let Some(baseline) = &baseline_bars {
             let outline = baseline
                 .iter()
                 .flat_map(|&(left, right, density)| [(left, density), (right, density)]);
             chart
-                .draw_series(LineSeries::new(outline, BASELINE.stroke_width(2)))?
+                .draw_series(LineSeries::new(outline, pen.line(BASELINE, 2)))?
                 .label("baseline ESD")
-                .legend(legend_line(BASELINE));
+                .legend(legend_line(BASELINE, pen));
         }
         if let Some(bulk) = self.bulk {
             let (lo, plus) = bulk.edges();
             let curve = sampled_curve(|x| bulk.density(x), lo, plus.min(hi), 400, y_hi);
             chart
-                .draw_series(LineSeries::new(curve, THEORY.stroke_width(2)))?
+                .draw_series(LineSeries::new(curve, pen.line(THEORY, 2)))?
                 .label(format!(
                     "Marchenko-Pastur, Q = {}, λ₊ = {}",
                     format_number(bulk.q()),
                     format_number(plus)
                 ))
-                .legend(legend_line(THEORY));
+                .legend(legend_line(THEORY, pen));
         }
         if let Some((threshold, spikes)) = self.tw_threshold.filter(|t| t.0 < hi) {
             chart
                 .draw_series(DashedLineSeries::new(
                     [(threshold, 0.0), (threshold, y_hi)],
-                    6,
-                    4,
-                    MARKER.stroke_width(2),
+                    pen.px(6),
+                    pen.px(4),
+                    pen.line(MARKER, 2),
                 ))?
                 .label(format!(
                     "Tracy-Widom threshold: {spikes} spike{}",
                     if spikes == 1 { "" } else { "s" }
                 ))
-                .legend(legend_line(MARKER));
+                .legend(legend_line(MARKER, pen));
         }
         let beyond = self.eigenvalues.iter().filter(|&&l| l > hi).count();
         if beyond > 0 {
@@ -267,10 +271,17 @@ impl EsdFigure<'_> {
                     format_number(*self.eigenvalues.last().unwrap_or(&0.0))
                 ))
                 .legend(|(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 12, y), (x + 8, y - 4)], BLACK)
+                    PathElement::new(
+                        vec![
+                            (x, y),
+                            (x + pen.offset(12), y),
+                            (x + pen.offset(8), y - pen.offset(4)),
+                        ],
+                        pen.line(BLACK, 1),
+                    )
                 });
         }
-        draw_legend(&mut chart, SeriesLabelPosition::UpperRight)
+        draw_legend(&mut chart, SeriesLabelPosition::UpperRight, pen)
     }
 }
 
@@ -282,22 +293,25 @@ fn draw_beyond<DB, X>(
     x: X,
     spikes: &[f64],
     baseline: &[f64],
+    pen: Pen,
 ) -> DrawResult<DB>
 where
     DB: DrawingBackend,
     X: AsRangedCoord<Value = f64>,
     X::CoordDescType: ValueFormatter<f64>,
 {
-    let mut chart = chart_frame(area, title)
-        .y_label_area_size(8)
+    let mut chart = chart_frame(area, title, pen)
+        .y_label_area_size(pen.px(8))
         .build_cartesian_2d(x, 0.0..1.0)?;
     chart
         .configure_mesh()
         .disable_mesh()
         .disable_y_axis()
         .x_desc("eigenvalue λ")
-        .label_style((FAMILY, 13))
-        .axis_desc_style((FAMILY, 15))
+        .set_all_tick_mark_size(pen.px(5))
+        .axis_style(pen.line(BLACK, 1))
+        .label_style(pen.font(13))
+        .axis_desc_style(pen.font(15))
         .x_labels(4)
         .x_label_formatter(&super::tick_label)
         .draw()?;
@@ -305,12 +319,12 @@ where
         chart.draw_series(
             values
                 .iter()
-                .map(|&l| PathElement::new(vec![(l, 0.0), (l, height)], color.stroke_width(2))),
+                .map(|&l| PathElement::new(vec![(l, 0.0), (l, height)], pen.line(color, 2))),
         )?;
         chart.draw_series(
             values
                 .iter()
-                .map(|&l| Circle::new((l, height), 3, color.filled())),
+                .map(|&l| Circle::new((l, height), pen.px(3), color.filled())),
         )?;
     }
     Ok(())
@@ -331,7 +345,7 @@ pub struct TailFigure<'a> {
 const MAX_POINTS: usize = 600;
 
 impl Figure for TailFigure<'_> {
-    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>, pen: Pen) -> DrawResult<DB> {
         let positive: Vec<f64> = self
             .eigenvalues
             .iter()
@@ -349,7 +363,7 @@ impl Figure for TailFigure<'_> {
             .filter(|&(i, &l)| i % stride == 0 || l >= self.fit.xmin)
             .map(|(i, &l)| (l, survival(i)))
             .collect();
-        let mut chart = chart_frame(area, &self.title).build_cartesian_2d(
+        let mut chart = chart_frame(area, &self.title, pen).build_cartesian_2d(
             (lo * 0.8..hi * 1.25).log_scale(),
             (0.5 / n..1.5).log_scale(),
         )?;
@@ -358,15 +372,16 @@ impl Figure for TailFigure<'_> {
             "eigenvalue λ",
             "P(Λ ≥ λ)",
             TickLabels::default(),
+            pen,
         )?;
         chart
             .draw_series(
                 points
                     .iter()
-                    .map(|&p| Circle::new(p, 2, DATA.mix(0.7).filled())),
+                    .map(|&p| Circle::new(p, pen.px(2), DATA.mix(0.7).filled())),
             )?
             .label("empirical CCDF")
-            .legend(legend_box(DATA));
+            .legend(legend_box(DATA, pen));
         let tail_share = self.fit.num_pl_spikes as f64 / n;
         let (xmin, alpha) = (self.fit.xmin, self.fit.alpha);
         let law = (0..=100).map(|i| {
@@ -374,28 +389,28 @@ impl Figure for TailFigure<'_> {
             (x, tail_share * (x / xmin).powf(1.0 - alpha))
         });
         chart
-            .draw_series(LineSeries::new(law, THEORY.stroke_width(2)))?
+            .draw_series(LineSeries::new(law, pen.line(THEORY, 2)))?
             .label(format!(
                 "power law α = {} ± {}, D = {}",
                 format_number(alpha),
                 format_number(self.fit.sigma),
                 format_number(self.fit.ks_distance)
             ))
-            .legend(legend_line(THEORY));
+            .legend(legend_line(THEORY, pen));
         chart
             .draw_series(DashedLineSeries::new(
                 [(xmin, 0.5 / n), (xmin, 1.5)],
-                6,
-                4,
-                MARKER.stroke_width(2),
+                pen.px(6),
+                pen.px(4),
+                pen.line(MARKER, 2),
             ))?
             .label(format!(
                 "xmin = {} ({} in the tail)",
                 format_number(xmin),
                 self.fit.num_pl_spikes
             ))
-            .legend(legend_line(MARKER));
-        draw_legend(&mut chart, SeriesLabelPosition::LowerLeft)
+            .legend(legend_line(MARKER, pen));
+        draw_legend(&mut chart, SeriesLabelPosition::LowerLeft, pen)
     }
 }
 
@@ -411,21 +426,24 @@ pub struct SpacingFigure<'a> {
 }
 
 impl Figure for SpacingFigure<'_> {
-    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>, pen: Pen) -> DrawResult<DB> {
         let hi = 4.0;
         let bars = density_bars(self.spacings, 0.0, hi, 40);
         let y_hi = bars.iter().map(|b| b.2).fold(1.05, f64::max) * 1.1;
-        let mut chart = chart_frame(area, &self.title).build_cartesian_2d(0.0..hi, 0.0..y_hi)?;
+        let mut chart =
+            chart_frame(area, &self.title, pen).build_cartesian_2d(0.0..hi, 0.0..y_hi)?;
         draw_axes(
             &mut chart,
             "unfolded spacing s",
             "P(s)",
             TickLabels::default(),
+            pen,
         )?;
         draw_bars(
             &mut chart,
             &bars,
             format!("{} spacings", self.report.spacing_count),
+            pen,
         )?;
         let laws = [
             (
@@ -445,18 +463,18 @@ impl Figure for SpacingFigure<'_> {
             chart
                 .draw_series(LineSeries::new(
                     sampled_curve(|s| law.density(s), 0.0, hi, 200, y_hi),
-                    color.stroke_width(2),
+                    pen.line(color, 2),
                 ))?
                 .label(format!("{name} (KS p = {})", format_number(p_value)))
-                .legend(legend_line(color));
+                .legend(legend_line(color, pen));
         }
-        draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
+        draw_legend(&mut chart, SeriesLabelPosition::UpperRight, pen)?;
         let (width, height) = area.dim_in_pixel();
         let inset = area.clone().shrink(
             (width as i32 * 55 / 100, height as i32 * 45 / 100),
             (width * 40 / 100, height * 38 / 100),
         );
-        self.draw_cumulative(&inset, &laws.map(|(law, color, ..)| (law, color)))
+        self.draw_cumulative(&inset, &laws.map(|(law, color, ..)| (law, color)), pen)
     }
 }
 
@@ -465,6 +483,7 @@ impl SpacingFigure<'_> {
         &self,
         area: &DrawingArea<DB, Shift>,
         laws: &[(SpacingLaw, RGBColor)],
+        pen: Pen,
     ) -> DrawResult<DB> {
         let hi = 3.0;
         let mut sorted = self.spacings.to_vec();
@@ -479,9 +498,9 @@ impl SpacingFigure<'_> {
             .collect();
         area.fill(&WHITE.mix(0.9))?;
         let mut chart = ChartBuilder::on(area)
-            .margin(4)
-            .x_label_area_size(22)
-            .y_label_area_size(30)
+            .margin(pen.px(4))
+            .x_label_area_size(pen.px(22))
+            .y_label_area_size(pen.px(30))
             .build_cartesian_2d(0.0..hi, 0.0..1.0)?;
         chart
             .configure_mesh()
@@ -489,20 +508,22 @@ impl SpacingFigure<'_> {
             .x_labels(4)
             .y_labels(3)
             .x_desc("s")
-            .label_style((FAMILY, 10))
-            .axis_desc_style((FAMILY, 11))
+            .set_all_tick_mark_size(pen.px(5))
+            .axis_style(pen.line(BLACK, 1))
+            .label_style(pen.font(10))
+            .axis_desc_style(pen.font(11))
             .draw()?;
         for &(law, color) in laws {
             chart.draw_series(LineSeries::new(
                 sampled_curve(|s| law.cdf(s), 0.0, hi, 100, 1.0),
-                color.stroke_width(1),
+                pen.line(color, 1),
             ))?;
         }
-        chart.draw_series(LineSeries::new(steps, DATA.stroke_width(2)))?;
+        chart.draw_series(LineSeries::new(steps, pen.line(DATA, 2)))?;
         chart.draw_series(std::iter::once(Text::new(
             "cumulative",
             (0.1, 0.95),
-            (FAMILY, 11),
+            pen.font(11),
         )))?;
         Ok(())
     }
@@ -518,7 +539,7 @@ pub struct NumberVarianceFigure<'a> {
 }
 
 impl Figure for NumberVarianceFigure<'_> {
-    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>, pen: Pen) -> DrawResult<DB> {
         let l_max = self.values.iter().map(|v| v.length).fold(1.0, f64::max);
         let y_hi = self
             .values
@@ -527,36 +548,37 @@ impl Figure for NumberVarianceFigure<'_> {
             .fold(goe_number_variance(l_max), f64::max)
             * 1.2;
         let mut chart =
-            chart_frame(area, &self.title).build_cartesian_2d(0.0..l_max * 1.02, 0.0..y_hi)?;
+            chart_frame(area, &self.title, pen).build_cartesian_2d(0.0..l_max * 1.02, 0.0..y_hi)?;
         draw_axes(
             &mut chart,
             "interval length L (mean spacings)",
             "Σ²(L)",
             TickLabels::default(),
+            pen,
         )?;
         chart
             .draw_series(LineSeries::new(
                 sampled_curve(goe_number_variance, 0.05, l_max, 200, y_hi),
-                THEORY.stroke_width(2),
+                pen.line(THEORY, 2),
             ))?
             .label("GOE (exact)")
-            .legend(legend_line(THEORY));
+            .legend(legend_line(THEORY, pen));
         chart
             .draw_series(LineSeries::new(
                 sampled_curve(|l| l, 0.0, l_max.min(y_hi), 2, y_hi),
-                ALTERNATIVE.stroke_width(2),
+                pen.line(ALTERNATIVE, 2),
             ))?
             .label("Poisson, Σ² = L")
-            .legend(legend_line(ALTERNATIVE));
+            .legend(legend_line(ALTERNATIVE, pen));
         chart
             .draw_series(
                 self.values
                     .iter()
-                    .map(|v| Circle::new((v.length, v.value), 4, DATA.filled())),
+                    .map(|v| Circle::new((v.length, v.value), pen.px(4), DATA.filled())),
             )?
             .label("layer")
-            .legend(legend_box(DATA));
-        draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)
+            .legend(legend_box(DATA, pen));
+        draw_legend(&mut chart, SeriesLabelPosition::UpperLeft, pen)
     }
 }
 
@@ -571,10 +593,10 @@ pub struct PorterThomasFigure<'a> {
 }
 
 impl Figure for PorterThomasFigure<'_> {
-    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>, pen: Pen) -> DrawResult<DB> {
         let count = self.test.p_values.len().max(1);
         let mut chart =
-            chart_frame(area, &self.title).build_cartesian_2d(0.0..count as f64, 0.0..1.05)?;
+            chart_frame(area, &self.title, pen).build_cartesian_2d(0.0..count as f64, 0.0..1.05)?;
         draw_axes(
             &mut chart,
             "eigenvector rank (ascending eigenvalue)",
@@ -583,6 +605,7 @@ impl Figure for PorterThomasFigure<'_> {
                 whole_x: true,
                 ..TickLabels::default()
             },
+            pen,
         )?;
         chart
             .draw_series(
@@ -591,10 +614,10 @@ impl Figure for PorterThomasFigure<'_> {
                     .iter()
                     .enumerate()
                     .filter(|(_, p)| p.is_finite())
-                    .map(|(i, &p)| Circle::new((i as f64, p), 2, DATA.mix(0.6).filled())),
+                    .map(|(i, &p)| Circle::new((i as f64, p), pen.px(2), DATA.mix(0.6).filled())),
             )?
             .label(format!("vectors ({} rejected at 5 %)", self.test.rejected))
-            .legend(legend_box(DATA));
+            .legend(legend_box(DATA, pen));
         chart
             .draw_series(LineSeries::new(
                 self.test
@@ -602,20 +625,20 @@ impl Figure for PorterThomasFigure<'_> {
                     .iter()
                     .enumerate()
                     .map(|(i, &p)| (i as f64, p)),
-                EXTRA.stroke_width(2),
+                pen.line(EXTRA, 2),
             ))?
             .label(format!("moving average over {}", self.test.window))
-            .legend(legend_line(EXTRA));
+            .legend(legend_line(EXTRA, pen));
         chart
             .draw_series(DashedLineSeries::new(
                 [(0.0, 0.05), (count as f64, 0.05)],
-                6,
-                4,
-                THEORY.stroke_width(2),
+                pen.px(6),
+                pen.px(4),
+                pen.line(THEORY, 2),
             ))?
             .label("5 % level")
-            .legend(legend_line(THEORY));
-        draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)
+            .legend(legend_line(THEORY, pen));
+        draw_legend(&mut chart, SeriesLabelPosition::UpperLeft, pen)
     }
 }
 

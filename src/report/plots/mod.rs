@@ -59,13 +59,62 @@ pub type DrawResult<DB> =
 
 /// Something drawable on any plotters backend.
 pub trait Figure {
-    /// Its size in pixels.
+    /// Its layout size in pixels.
     fn size(&self) -> (u32, u32) {
         FIGURE_SIZE
     }
 
-    /// Draws the figure on `area` (already filled white).
-    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult<DB>;
+    /// Draws the figure on `area` (already filled white, its layout size at `pen`'s scale),
+    /// every length in pixels through `pen`.
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>, pen: Pen) -> DrawResult<DB>;
+}
+
+/// The scale a figure is drawn at. Every length in pixels a figure sets (text, line widths,
+/// markers, margins) goes through it, so that a figure drawn at scale 2 is the same figure
+/// with twice the pixels each way, curves drawn at the finer resolution.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pen {
+    scale: f64,
+}
+
+impl Default for Pen {
+    /// Scale 1: a pixel of the layout is a pixel drawn.
+    fn default() -> Self {
+        Self { scale: 1.0 }
+    }
+}
+
+impl Pen {
+    /// A pen at `scale` (within [`PLOT_SCALES`] for figure files).
+    pub fn new(scale: f64) -> Self {
+        Self { scale }
+    }
+
+    /// `pixels` of the layout in pixels drawn (a nonzero length stays at least one).
+    pub(crate) fn px(self, pixels: u32) -> u32 {
+        let drawn = (f64::from(pixels) * self.scale).round() as u32;
+        drawn.max(pixels.min(1))
+    }
+
+    /// A signed offset of `pixels` in pixels drawn.
+    pub(crate) fn offset(self, pixels: i32) -> i32 {
+        (f64::from(pixels) * self.scale).round() as i32
+    }
+
+    /// A layout size in pixels drawn.
+    pub(crate) fn size(self, (width, height): (u32, u32)) -> (u32, u32) {
+        (self.px(width), self.px(height))
+    }
+
+    /// The figures' font at `size` pixels of the layout.
+    pub(crate) fn font(self, size: u32) -> FontDesc<'static> {
+        (FAMILY, f64::from(size) * self.scale).into_font()
+    }
+
+    /// A line of `width` pixels of the layout in `color`.
+    pub(crate) fn line<C: Color>(self, color: C, width: u32) -> ShapeStyle {
+        color.stroke_width(self.px(width))
+    }
 }
 
 /// Image formats of figure files.
@@ -95,22 +144,45 @@ fn draw_error(what: &str, err: impl std::fmt::Display) -> Error {
     Error::Plot(format!("{what}: {err}"))
 }
 
-/// How figure files are written: their formats, and the size of a one-panel figure (figures
-/// of several panels scale with it).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Scales a figure may be drawn at: a PNG of 720 × 440 at scale 8 is 5760 × 3520 pixels.
+pub const PLOT_SCALES: std::ops::RangeInclusive<f64> = 0.25..=8.0;
+
+/// How figure files are written: their formats, the layout size of a one-panel figure (figures
+/// of several panels scale with it) and the scale they are drawn at.
+#[derive(Debug, Clone, PartialEq)]
 pub struct FigureFiles {
     /// One file per format.
     pub formats: Vec<ImageFormat>,
-    /// Pixels of a one-panel figure, width × height (default [`FIGURE_SIZE`]).
+    /// Pixels of a one-panel figure's layout, width × height (default [`FIGURE_SIZE`]): a
+    /// larger size gives the data more room, text keeps its size.
     pub panel_size: (u32, u32),
+    /// Everything drawn (layout, text, lines) multiplied by this, in [`PLOT_SCALES`] (default
+    /// 1): at scale 2 a figure has twice the pixels each way and looks the same, for print (a
+    /// 720-pixel figure at scale 2.5 is 6 inches wide at 300 dpi).
+    pub scale: f64,
 }
 
 impl FigureFiles {
-    /// `formats` at the default size.
+    /// `formats` at the default size and scale.
     pub fn new(formats: &[ImageFormat]) -> Self {
         Self {
             formats: formats.to_vec(),
             panel_size: FIGURE_SIZE,
+            scale: 1.0,
+        }
+    }
+
+    /// Refuses a scale outside [`PLOT_SCALES`].
+    pub fn check(&self) -> Result<()> {
+        if PLOT_SCALES.contains(&self.scale) {
+            Ok(())
+        } else {
+            Err(Error::InvalidOption(format!(
+                "plot scale must be within {}–{}, got {}",
+                PLOT_SCALES.start(),
+                PLOT_SCALES.end(),
+                self.scale
+            )))
         }
     }
 
@@ -129,28 +201,30 @@ impl FigureFiles {
 
 /// The figure as an SVG document, at its own size.
 pub fn to_svg(figure: &impl Figure) -> Result<String> {
-    svg_of(figure, figure.size())
+    svg_of(figure, figure.size(), Pen::default())
 }
 
-fn svg_of(figure: &impl Figure, size: (u32, u32)) -> Result<String> {
+/// The figure laid out on `size` pixels and drawn with `pen`.
+fn svg_of(figure: &impl Figure, size: (u32, u32), pen: Pen) -> Result<String> {
     register_font();
     let mut svg = String::new();
     {
-        let area = SVGBackend::with_string(&mut svg, size).into_drawing_area();
+        let area = SVGBackend::with_string(&mut svg, pen.size(size)).into_drawing_area();
         area.fill(&WHITE).map_err(|e| draw_error("svg", e))?;
-        figure.draw(&area).map_err(|e| draw_error("svg", e))?;
+        figure.draw(&area, pen).map_err(|e| draw_error("svg", e))?;
         area.present().map_err(|e| draw_error("svg", e))?;
     }
     Ok(text::svg_scripts(&svg))
 }
 
-/// Writes the figure to `directory/stem.ext` at `size` pixels and returns the path.
+/// Writes the figure to `directory/stem.ext`, laid out on `size` pixels and drawn with `pen`,
+/// and returns the path.
 fn write_figure(
     figure: &impl Figure,
     directory: &Path,
     stem: &str,
     format: ImageFormat,
-    size: (u32, u32),
+    (size, pen): ((u32, u32), Pen),
 ) -> Result<PathBuf> {
     // The option names are the file extensions.
     let path = directory.join(format!("{stem}.{format}"));
@@ -159,13 +233,14 @@ fn write_figure(
         source,
     };
     match format {
-        ImageFormat::Svg => std::fs::write(&path, svg_of(figure, size)?).map_err(io_error)?,
+        ImageFormat::Svg => std::fs::write(&path, svg_of(figure, size, pen)?).map_err(io_error)?,
         ImageFormat::Png => {
             register_font();
             let what = path.display().to_string();
-            let area = text::TextBackend::new(BitMapBackend::new(&path, size)).into_drawing_area();
+            let area = text::TextBackend::new(BitMapBackend::new(&path, pen.size(size)))
+                .into_drawing_area();
             area.fill(&WHITE).map_err(|e| draw_error(&what, e))?;
-            figure.draw(&area).map_err(|e| draw_error(&what, e))?;
+            figure.draw(&area, pen).map_err(|e| draw_error(&what, e))?;
             area.present().map_err(|e| draw_error(&what, e))?;
         }
     }
@@ -179,11 +254,20 @@ pub fn write_formats(
     stem: &str,
     files: &FigureFiles,
 ) -> Result<Vec<PathBuf>> {
+    files.check()?;
     let size = files.size_of(figure);
     files
         .formats
         .iter()
-        .map(|&format| write_figure(figure, directory, stem, format, size))
+        .map(|&format| {
+            write_figure(
+                figure,
+                directory,
+                stem,
+                format,
+                (size, Pen::new(files.scale)),
+            )
+        })
         .collect()
 }
 
@@ -341,13 +425,14 @@ pub(crate) fn density_curve(values: &[f64], lo: f64, hi: f64, bins: usize) -> Ve
 pub(crate) fn chart_frame<'a, 'b, DB: DrawingBackend>(
     area: &'a DrawingArea<DB, Shift>,
     title: &str,
+    pen: Pen,
 ) -> ChartBuilder<'a, 'b, DB> {
     let mut builder = ChartBuilder::on(area);
     builder
-        .caption(title, (FAMILY, 17))
-        .margin(12)
-        .x_label_area_size(42)
-        .y_label_area_size(64);
+        .caption(title, pen.font(17))
+        .margin(pen.px(12))
+        .x_label_area_size(pen.px(42))
+        .y_label_area_size(pen.px(64));
     builder
 }
 
@@ -356,6 +441,7 @@ pub(crate) fn draw_bars<'a, DB: DrawingBackend + 'a>(
     chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
     bars: &[(f64, f64, f64)],
     label: String,
+    pen: Pen,
 ) -> DrawResult<DB> {
     chart
         .draw_series(bars.iter().map(|&(left, right, density)| {
@@ -365,7 +451,7 @@ pub(crate) fn draw_bars<'a, DB: DrawingBackend + 'a>(
             )
         }))?
         .label(label)
-        .legend(legend_box(palette::DATA));
+        .legend(legend_box(palette::DATA, pen));
     Ok(())
 }
 
@@ -387,26 +473,43 @@ pub(crate) fn sampled_curve(
 }
 
 /// A legend entry's sample: a short horizontal line in `color`.
-pub(crate) fn legend_line(color: RGBColor) -> impl Fn((i32, i32)) -> PathElement<(i32, i32)> {
-    move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+pub(crate) fn legend_line(
+    color: RGBColor,
+    pen: Pen,
+) -> impl Fn((i32, i32)) -> PathElement<(i32, i32)> {
+    move |(x, y)| PathElement::new(vec![(x, y), (x + pen.offset(18), y)], pen.line(color, 2))
 }
 
 /// A legend entry's sample: a filled square in `color`.
-pub(crate) fn legend_box(color: RGBColor) -> impl Fn((i32, i32)) -> Rectangle<(i32, i32)> {
-    move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.mix(0.5).filled())
+pub(crate) fn legend_box(
+    color: RGBColor,
+    pen: Pen,
+) -> impl Fn((i32, i32)) -> Rectangle<(i32, i32)> {
+    move |(x, y)| {
+        Rectangle::new(
+            [
+                (x, y - pen.offset(5)),
+                (x + pen.offset(12), y + pen.offset(5)),
+            ],
+            color.mix(0.5).filled(),
+        )
+    }
 }
 
 /// The legend of every figure: the series labels in a translucent box at `position`.
 pub(crate) fn draw_legend<'a, DB: DrawingBackend + 'a, X: Ranged, Y: Ranged>(
     chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
     position: SeriesLabelPosition,
+    pen: Pen,
 ) -> DrawResult<DB> {
     chart
         .configure_series_labels()
         .position(position)
-        .label_font((FAMILY, 13))
+        .margin(pen.px(10))
+        .legend_area_size(pen.px(30))
+        .label_font(pen.font(13))
         .background_style(WHITE.mix(0.85))
-        .border_style(palette::MARKER.mix(0.5))
+        .border_style(pen.line(palette::MARKER.mix(0.5), 1))
         .draw()
 }
 
@@ -458,20 +561,25 @@ pub(crate) fn draw_x_names<DB, X, Y>(
     area: &DrawingArea<DB, Shift>,
     chart: &ChartContext<'_, DB, Cartesian2d<X, Y>>,
     names: &[String],
+    pen: Pen,
 ) -> DrawResult<DB>
 where
     DB: DrawingBackend,
     X: Ranged<ValueType = f64>,
     Y: Ranged<ValueType = f64>,
 {
-    let style = TextStyle::from((FAMILY, 12).into_font().transform(FontTransform::Rotate270))
+    let style = TextStyle::from(pen.font(12).transform(FontTransform::Rotate270))
         .pos(Pos::new(HPos::Right, VPos::Center));
     let (base_x, base_y) = area.get_base_pixel();
     let bottom = chart.y_range().start;
     let every = names.len().div_ceil(NAMED_TICKS).max(1);
     for (index, name) in names.iter().enumerate().step_by(every) {
         let (x, y) = chart.backend_coord(&(index as f64, bottom));
-        area.draw_text(&short_name(name), &style, (x - base_x, y - base_y + 8))?;
+        area.draw_text(
+            &short_name(name),
+            &style,
+            (x - base_x, y - base_y + pen.offset(8)),
+        )?;
     }
     Ok(())
 }
@@ -482,6 +590,7 @@ pub(crate) fn draw_axes<'a, DB, X, Y>(
     x_desc: &str,
     y_desc: &str,
     ticks: TickLabels,
+    pen: Pen,
 ) -> DrawResult<DB>
 where
     DB: DrawingBackend + 'a,
@@ -499,8 +608,10 @@ where
     mesh.disable_mesh()
         .x_desc(x_desc)
         .y_desc(y_desc)
-        .label_style((FAMILY, 13))
-        .axis_desc_style((FAMILY, 15))
+        .set_all_tick_mark_size(pen.px(5))
+        .axis_style(pen.line(BLACK, 1))
+        .label_style(pen.font(13))
+        .axis_desc_style(pen.font(15))
         .x_label_formatter(&tick_label)
         .y_label_formatter(&tick_label);
     let unlabelled = |_: &f64| String::new();

@@ -9,7 +9,7 @@ use super::{
     chart_frame, density_bars, draw_axes, draw_bars, draw_legend, draw_x_names, legend_box,
     legend_line,
 };
-use super::{DrawResult, Figure, TickLabels, FAMILY, FIGURE_SIZE};
+use super::{DrawResult, Figure, Pen, TickLabels, FIGURE_SIZE};
 
 /// How a series is drawn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -206,7 +206,13 @@ impl SeriesFigure {
             .map_or(SeriesLabelPosition::UpperRight, |corner| corner.0)
     }
 
-    fn draw_on<DB, X, Y>(&self, area: &DrawingArea<DB, Shift>, x: X, y: Y) -> DrawResult<DB>
+    fn draw_on<DB, X, Y>(
+        &self,
+        area: &DrawingArea<DB, Shift>,
+        x: X,
+        y: Y,
+        pen: Pen,
+    ) -> DrawResult<DB>
     where
         DB: DrawingBackend,
         X: AsRangedCoord<Value = f64>,
@@ -215,12 +221,12 @@ impl SeriesFigure {
         Y::CoordDescType: ValueFormatter<f64>,
     {
         let ticks = self.tick_labels();
-        let mut chart = chart_frame(area, &self.title)
-            .x_label_area_size(ticks.x_label_area())
+        let mut chart = chart_frame(area, &self.title, pen)
+            .x_label_area_size(pen.px(ticks.x_label_area()))
             .build_cartesian_2d(x, y)?;
-        draw_axes(&mut chart, &self.x_desc, &self.y_desc, ticks)?;
+        draw_axes(&mut chart, &self.x_desc, &self.y_desc, ticks, pen)?;
         if !self.x_names.is_empty() {
-            draw_x_names(area, &chart, &self.x_names)?;
+            draw_x_names(area, &chart, &self.x_names, pen)?;
         }
         let (x_range, y_range) = (chart.x_range(), chart.y_range());
         if let Some((from, to, name)) = &self.band {
@@ -232,7 +238,7 @@ impl SeriesFigure {
                         MARKER.mix(0.12).filled(),
                     )))?
                     .label(name.as_str())
-                    .legend(legend_box(MARKER));
+                    .legend(legend_box(MARKER, pen));
             }
         }
         for series in &self.series {
@@ -244,20 +250,27 @@ impl SeriesFigure {
                 .collect();
             let color = series.color;
             let drawn = match series.mark {
-                Mark::Line => chart.draw_series(LineSeries::new(points, color.stroke_width(2)))?,
-                Mark::Dashed => {
-                    chart.draw_series(DashedLineSeries::new(points, 6, 4, color.stroke_width(2)))?
-                }
+                Mark::Line => chart.draw_series(LineSeries::new(points, pen.line(color, 2)))?,
+                Mark::Dashed => chart.draw_series(DashedLineSeries::new(
+                    points,
+                    pen.px(6),
+                    pen.px(4),
+                    pen.line(color, 2),
+                ))?,
                 Mark::Points => chart.draw_series(
                     points
                         .into_iter()
-                        .map(move |p| Circle::new(p, 4, color.filled())),
+                        .map(move |p| Circle::new(p, pen.px(4), color.filled())),
                 )?,
             };
             if !series.name.is_empty() {
                 match series.mark {
-                    Mark::Points => drawn.label(series.name.as_str()).legend(legend_box(color)),
-                    _ => drawn.label(series.name.as_str()).legend(legend_line(color)),
+                    Mark::Points => drawn
+                        .label(series.name.as_str())
+                        .legend(legend_box(color, pen)),
+                    _ => drawn
+                        .label(series.name.as_str())
+                        .legend(legend_line(color, pen)),
                 };
             }
         }
@@ -267,19 +280,19 @@ impl SeriesFigure {
             .filter(|bar| bar.half_width.is_finite() && self.visible((bar.x, bar.y)));
         chart.draw_series(bars.map(|bar| {
             let (low, high) = bar.ends(self.log_y);
-            ErrorBar::new_vertical(bar.x, low, bar.y, high, bar.color.stroke_width(1), 7)
+            ErrorBar::new_vertical(bar.x, low, bar.y, high, pen.line(bar.color, 1), pen.px(7))
         }))?;
         if self.series.iter().any(|s| !s.name.is_empty()) || self.band.is_some() {
             let corner =
                 self.emptiest_corner((x_range.start, x_range.end), (y_range.start, y_range.end));
-            draw_legend(&mut chart, corner)?;
+            draw_legend(&mut chart, corner, pen)?;
         }
         Ok(())
     }
 }
 
 impl Figure for SeriesFigure {
-    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>, pen: Pen) -> DrawResult<DB> {
         let points = || {
             self.series
                 .iter()
@@ -298,10 +311,10 @@ impl Figure for SeriesFigure {
         let (x0, x1) = self.range(points().map(|p| p.0), self.log_x);
         let (y0, y1) = self.range(points().map(|p| p.1).chain(band).chain(bars), self.log_y);
         match (self.log_x, self.log_y) {
-            (false, false) => self.draw_on(area, x0..x1, y0..y1),
-            (true, false) => self.draw_on(area, (x0..x1).log_scale(), y0..y1),
-            (false, true) => self.draw_on(area, x0..x1, (y0..y1).log_scale()),
-            (true, true) => self.draw_on(area, (x0..x1).log_scale(), (y0..y1).log_scale()),
+            (false, false) => self.draw_on(area, x0..x1, y0..y1, pen),
+            (true, false) => self.draw_on(area, (x0..x1).log_scale(), y0..y1, pen),
+            (false, true) => self.draw_on(area, x0..x1, (y0..y1).log_scale(), pen),
+            (true, true) => self.draw_on(area, (x0..x1).log_scale(), (y0..y1).log_scale(), pen),
         }
     }
 }
@@ -336,12 +349,12 @@ impl Figure for PanelsFigure {
         )
     }
 
-    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
-        let area = area.titled(&self.title, (FAMILY, 20))?;
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>, pen: Pen) -> DrawResult<DB> {
+        let area = area.titled(&self.title, pen.font(20))?;
         let columns = self.columns.max(1);
         let rows = self.panels.len().div_ceil(columns).max(1);
         for (panel, cell) in self.panels.iter().zip(area.split_evenly((rows, columns))) {
-            panel.draw(&cell)?;
+            panel.draw(&cell, pen)?;
         }
         Ok(())
     }
@@ -367,7 +380,7 @@ pub struct HistogramFigure {
 }
 
 impl Figure for HistogramFigure {
-    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>, pen: Pen) -> DrawResult<DB> {
         let (lo, hi) = self.range;
         let bars = density_bars(&self.values, lo, hi, self.bins.max(1));
         let tallest = bars
@@ -381,9 +394,16 @@ impl Figure for HistogramFigure {
             .filter(|v| v.is_finite())
             .fold(0.0, f64::max);
         let y_hi = if tallest > 0.0 { tallest * 1.15 } else { 1.0 };
-        let mut chart = chart_frame(area, &self.title).build_cartesian_2d(lo..hi, 0.0..y_hi)?;
-        draw_axes(&mut chart, &self.x_desc, "density", TickLabels::default())?;
-        draw_bars(&mut chart, &bars, self.name.clone())?;
+        let mut chart =
+            chart_frame(area, &self.title, pen).build_cartesian_2d(lo..hi, 0.0..y_hi)?;
+        draw_axes(
+            &mut chart,
+            &self.x_desc,
+            "density",
+            TickLabels::default(),
+            pen,
+        )?;
+        draw_bars(&mut chart, &bars, self.name.clone(), pen)?;
         for curve in &self.curves {
             let color = curve.color;
             let points = curve
@@ -392,11 +412,11 @@ impl Figure for HistogramFigure {
                 .map(|&(x, y)| (x, y.min(y_hi)))
                 .filter(|p| p.0.is_finite() && p.1.is_finite());
             chart
-                .draw_series(LineSeries::new(points, color.stroke_width(2)))?
+                .draw_series(LineSeries::new(points, pen.line(color, 2)))?
                 .label(curve.name.as_str())
-                .legend(legend_line(color));
+                .legend(legend_line(color, pen));
         }
-        draw_legend(&mut chart, SeriesLabelPosition::UpperRight)
+        draw_legend(&mut chart, SeriesLabelPosition::UpperRight, pen)
     }
 }
 
