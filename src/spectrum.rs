@@ -347,25 +347,25 @@ fn checked_gram(
     };
     let band_rows = (GRAM_CHUNK_BYTES / (slices * m * kind.elt_size_in_bytes() as i64).max(1))
         .clamp(1, n.max(1));
-    // One band's Gram matrices and row sums (in the Gram precision: an f64 accumulation of f32
-    // data takes a slow path, 1 s for 100M entries, and an f32 mean's error is negligible
-    // beside the variance).
-    let band = |start: i64| -> Result<(Tensor, Tensor)> {
+    let mut gram = Tensor::f_zeros([slices, m, m], (kind, device))?;
+    let mut row_sums = Vec::new();
+    for start in (0..n.max(1)).step_by(band_rows as usize) {
         let band = stored.f_narrow(1, start, band_rows.min(n - start))?;
         let band = if exponent == 0 {
-            band.f_to_kind(kind)?
+            band
         } else {
             // In f64 first: the scaled values may not exist in the stored type.
-            (band.f_to_kind(Kind::Double)? * 2f64.powi(-exponent)).f_to_kind(kind)?
+            band.f_to_kind(Kind::Double)? * 2f64.powi(-exponent)
         };
-        Ok((gram_lower(&band)?, band.f_sum_dim_intlist(-1, false, kind)?))
-    };
-    let (mut gram, first_sums) = band(0)?;
-    let mut row_sums = vec![first_sums];
-    for start in (band_rows..n).step_by(band_rows as usize) {
-        let (band_gram, sums) = band(start)?;
-        _ = gram.f_add_(&band_gram)?;
-        row_sums.push(sums);
+        // Converted into row-major matrices: a convolution's slices are a view whose rows and
+        // columns are both strided, which BLAS cannot read and libtorch would copy per product.
+        let mut converted = Tensor::f_empty(band.size(), (kind, device))?;
+        converted.f_copy_(&band)?;
+        let band = converted;
+        add_gram_lower(&mut gram, &band)?;
+        // In the Gram precision: an f64 accumulation of f32 data takes a slow path, 1 s for
+        // 100M entries, and an f32 mean's error is negligible beside the variance.
+        row_sums.push(band.f_sum_dim_intlist(-1, false, kind)?);
     }
     // A non-finite entry makes its Gram row non-finite: test the small matrix, count on failure.
     if !bool::try_from(gram.f_isfinite()?.f_all()?)? {
@@ -384,32 +384,57 @@ fn checked_gram(
 /// each band's product runs at full BLAS speed.
 const GRAM_CHUNK_BYTES: i64 = 32 << 20;
 
-/// Columns per block of the triangular Gram product; below this width one product is cheaper.
-const GRAM_BLOCK: i64 = 512;
+/// Columns per block of the triangular Gram product on the CPU (twice as many on a GPU); a
+/// matrix narrower than two blocks takes one full product.
+const GRAM_BLOCK: i64 = 256;
 
-/// The lower triangle (diagonal included) of G = WᵀW for each matrix of the stack; the strict
-/// upper triangle is left zero, since the eigensolver reads only the lower one.
+/// Adds the lower triangle (diagonal included) of WᵀW to `gram`, for each matrix of the stack;
+/// the strict upper triangle is left alone, since the eigensolver reads only the lower one.
 ///
 /// Row block i of G needs only columns 0..(i+1)·b, so with k blocks the products cost
-/// N·M²·(1 + 1/k) flops instead of 2·N·M², the saving a BLAS `syrk` would give.
-fn gram_lower(w: &Tensor) -> Result<Tensor> {
+/// N·M²·(1 + 1/k) flops instead of 2·N·M², the saving a BLAS `syrk` would give. On the CPU the
+/// blocks are products of their own, shared out over rayon's threads one libtorch thread each:
+/// a large layer's Gram product then uses every core even when it is the only layer left in
+/// flight. Each block is one product whatever thread computes it, so the sums do not depend
+/// on the thread count.
+fn add_gram_lower(gram: &mut Tensor, w: &Tensor) -> Result<()> {
+    use rayon::prelude::*;
     let m = w.size()[2];
-    if m < 2 * GRAM_BLOCK {
-        return Ok(w.f_transpose(1, 2)?.f_matmul(w)?);
+    let on_cpu = w.device() == tch::Device::Cpu;
+    // A GPU runs one wide product faster than many narrow ones.
+    let block = if on_cpu { GRAM_BLOCK } else { 2 * GRAM_BLOCK };
+    let blocks: Vec<(i64, i64, i64)> = if m < 2 * block {
+        vec![(0, m, m)]
+    } else {
+        (0..m)
+            .step_by(block as usize)
+            .map(|start| (start, block.min(m - start), (start + block).min(m)))
+            .collect()
+    };
+    // The widest blocks first, so that the last ones to finish are short.
+    let products = blocks
+        .into_iter()
+        .rev()
+        .map(|(start, width, end)| {
+            Ok((
+                gram.f_narrow(1, start, width)?.f_narrow(2, 0, end)?,
+                w.f_narrow(2, start, width)?.f_transpose(1, 2)?,
+                w.f_narrow(2, 0, end)?,
+            ))
+        })
+        .collect::<Result<Vec<(Tensor, Tensor, Tensor)>>>()?;
+    let add = |(mut block, rows, columns): (Tensor, Tensor, Tensor)| -> Result<()> {
+        _ = block.f_baddbmm_(&rows, &columns)?;
+        Ok(())
+    };
+    if on_cpu && products.len() > 1 {
+        products.into_par_iter().try_for_each(|product| {
+            tch::set_num_threads(1);
+            add(product)
+        })
+    } else {
+        products.into_iter().try_for_each(add)
     }
-    let gram = w.f_new_zeros([w.size()[0], m, m], (w.kind(), w.device()))?;
-    let mut start = 0;
-    while start < m {
-        let width = GRAM_BLOCK.min(m - start);
-        let end = start + width;
-        let rows = w.f_narrow(2, start, width)?.f_transpose(1, 2)?;
-        let block = rows.f_matmul(&w.f_narrow(2, 0, end)?)?;
-        gram.f_narrow(1, start, width)?
-            .f_narrow(2, 0, end)?
-            .f_copy_(&block)?;
-        start = end;
-    }
-    Ok(gram)
 }
 
 /// The error for a Gram matrix that is not finite: NaN/Inf entries, or an overflow of WᵀW.
