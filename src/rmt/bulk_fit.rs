@@ -174,17 +174,23 @@ pub fn modified_fit(eigenvalues: &[f64], q: f64) -> Option<ModifiedFit> {
     };
     let grid = 100;
     let at = |i: usize| lo + (hi - lo) * (i as f64 / grid as f64).powi(2).max(1e-6);
-    let best = (1..=grid)
-        .min_by(|&a, &b| fit_at(at(a)).1.total_cmp(&fit_at(at(b)).1))
-        .unwrap_or(grid);
+    let errors: Vec<f64> = (1..=grid).map(|i| fit_at(at(i)).1).collect();
+    // The first of equal minima.
+    let best = 1 + (0..grid).fold(0, |best, i| if errors[i] < errors[best] { i } else { best });
     let (mut a, mut b) = (at(best.saturating_sub(1).max(1)), at((best + 1).min(grid)));
+    // Golden-section search: each step keeps one interior point and its error.
     let ratio = (5f64.sqrt() - 1.0) / 2.0;
+    let (mut x1, mut x2) = (b - ratio * (b - a), a + ratio * (b - a));
+    let (mut e1, mut e2) = (fit_at(x1).1, fit_at(x2).1);
     for _ in 0..50 {
-        let (x1, x2) = (b - ratio * (b - a), a + ratio * (b - a));
-        if fit_at(x1).1 <= fit_at(x2).1 {
-            b = x2;
+        if e1 <= e2 {
+            (b, x2, e2) = (x2, x1, e1);
+            x1 = b - ratio * (b - a);
+            e1 = fit_at(x1).1;
         } else {
-            a = x1;
+            (a, x1, e1) = (x1, x2, e2);
+            x2 = a + ratio * (b - a);
+            e2 = fit_at(x2).1;
         }
     }
     let upper = (a + b) / 2.0;

@@ -75,32 +75,32 @@ impl Unfolding {
 }
 
 /// N̄(νᵢ) = Σₖ ½[1 + erf((νᵢ − νₖ)/(σₖ√2))], σₖ = (ν_{k+a} − ν_{k−a})/2 with indices clamped to
-/// the spectrum; Gaussians more than 9σₖ away contribute exactly 0 or 1 and are skipped.
+/// the spectrum. Gaussian k contributes exactly 1 to the levels above νₖ + 9σₖ and 0 to those
+/// below νₖ − 9σₖ, so only the levels within 9σₖ of it are evaluated: O(m·a) work on a bulk,
+/// not O(m²) when a sparse tail has wide Gaussians. Each level's terms are added in order of k.
 fn gaussian_staircase(levels: &[f64], window: usize) -> Vec<f64> {
     let m = levels.len();
-    let widths: Vec<f64> = (0..m)
-        .map(|k| {
-            let hi = levels[(k + window).min(m - 1)];
-            let lo = levels[k.saturating_sub(window)];
-            ((hi - lo) / 2.0).max(f64::MIN_POSITIVE)
-        })
-        .collect();
-    let widest = widths.iter().copied().fold(0.0, f64::max);
-    levels
-        .iter()
-        .map(|&x| {
-            // Levels below x − 9·widest count fully; those above x + 9·widest not at all.
-            let first = levels.partition_point(|&v| v < x - 9.0 * widest);
-            let last = levels.partition_point(|&v| v <= x + 9.0 * widest);
-            first as f64
-                + (first..last)
-                    .map(|k| {
-                        let z = (x - levels[k]) / (widths[k] * std::f64::consts::SQRT_2);
-                        0.5 * statrs::function::erf::erfc(-z)
-                    })
-                    .sum::<f64>()
-        })
-        .collect()
+    let mut staircase = vec![0.0; m];
+    // fully[i]: Gaussians wholly below level i, as differences between neighbouring levels.
+    let mut fully = vec![0usize; m + 1];
+    for (k, &centre) in levels.iter().enumerate() {
+        let hi = levels[(k + window).min(m - 1)];
+        let lo = levels[k.saturating_sub(window)];
+        let width = ((hi - lo) / 2.0).max(f64::MIN_POSITIVE);
+        let first = levels.partition_point(|&v| v < centre - 9.0 * width);
+        let last = levels.partition_point(|&v| v <= centre + 9.0 * width);
+        for (x, value) in levels[first..last].iter().zip(&mut staircase[first..last]) {
+            let z = (x - centre) / (width * std::f64::consts::SQRT_2);
+            *value += 0.5 * statrs::function::erf::erfc(-z);
+        }
+        fully[last] += 1;
+    }
+    let mut below = 0;
+    for (value, count) in staircase.iter_mut().zip(&fully) {
+        below += count;
+        *value += below as f64;
+    }
+    staircase
 }
 
 /// Least squares of i ≈ p(νᵢ) in the Legendre basis on ν scaled to [−1, 1], solved by
