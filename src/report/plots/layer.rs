@@ -512,6 +512,8 @@ impl SpacingFigure<'_> {
             .axis_style(pen.line(BLACK, 1))
             .label_style(pen.font(10))
             .axis_desc_style(pen.font(11))
+            .x_label_formatter(&super::tick_label)
+            .y_label_formatter(&super::tick_label)
             .draw()?;
         for &(law, color) in laws {
             chart.draw_series(LineSeries::new(
