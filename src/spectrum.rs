@@ -429,8 +429,12 @@ fn add_gram_lower(gram: &mut Tensor, w: &Tensor) -> Result<()> {
     };
     if on_cpu && products.len() > 1 {
         products.into_par_iter().try_for_each(|product| {
+            // The thread's own count comes back: `zoo` sets one per model on its threads.
+            let threads = tch::get_num_threads();
             tch::set_num_threads(1);
-            add(product)
+            let added = add(product);
+            tch::set_num_threads(threads);
+            added
         })
     } else {
         products.into_iter().try_for_each(add)
