@@ -619,9 +619,9 @@ impl LoadedLayer {
 /// On a GPU, one layer after another. On the CPU, whose eigensolves run on one thread (so that
 /// the numbers do not depend on the thread count), up to one layer per libtorch thread at once,
 /// each with its share of the threads. Layers are read here, the costliest first and then in
-/// order ([`costliest_first`]), each only once it may start: while fewer layers than threads are in flight and their working sets fit in half the
-/// available memory (one always may). So at most one layer per thread is resident, and a model
-/// larger than memory still streams.
+/// order ([`costliest_first`]), each only once it may start: while fewer layers than threads
+/// are in flight and their working sets fit in half the available memory (one always may). So
+/// at most one layer per thread is resident, and a model larger than memory still streams.
 fn all_spectra(
     layers: &[WeightLayer<'_>],
     device: tch::Device,
