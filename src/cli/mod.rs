@@ -386,8 +386,7 @@ struct PlotArgs {
     plot_size: (u32, u32),
     /// Draw everything (text, lines, margins) S times larger, 0.25 to 8: the same figure with
     /// S times the pixels each way, for print. Pixels = inches × dpi: a 720-pixel-wide figure
-    /// printed 6 inches wide at 300 dpi needs 1800 pixels, --plot-scale 2.5. SVGs keep their
-    /// layout and state the scaled size.
+    /// printed 6 inches wide at 300 dpi needs 1800 pixels, --plot-scale 2.5. PNG and SVG alike.
     #[arg(long, default_value_t = 1.0, value_parser = plot_scale, value_name = "S", requires = "plots")]
     plot_scale: f64,
 }
