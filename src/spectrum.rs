@@ -482,6 +482,23 @@ fn full_copy_working_set_bytes(matrices: &Tensor) -> f64 {
 mod tests {
     use super::*;
 
+    /// The blocked lower triangle, summed over two bands and spread over threads, is WᵀW's
+    /// (blocks of 256, 256 and 88 columns, two matrices in the stack).
+    #[test]
+    fn blocked_gram_products_sum_to_the_lower_triangle() {
+        tch::manual_seed(3);
+        let w = Tensor::randn([2, 700, 600], (Kind::Double, tch::Device::Cpu));
+        let mut gram = Tensor::zeros([2, 600, 600], (Kind::Double, tch::Device::Cpu));
+        for (start, rows) in [(0, 300), (300, 400)] {
+            add_gram_lower(&mut gram, &w.narrow(1, start, rows)).unwrap();
+        }
+        let full = w.transpose(1, 2).matmul(&w);
+        let lower = |t: &Tensor| t.tril(0);
+        let error = f64::try_from((lower(&gram) - lower(&full)).abs().max()).unwrap();
+        let scale = f64::try_from(full.abs().max()).unwrap();
+        assert!(error <= 1e-13 * scale, "{error} against {scale}");
+    }
+
     #[test]
     fn shuffles_are_seeded_permutations_that_leave_libtorch_alone() {
         let matrices =
