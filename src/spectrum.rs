@@ -357,11 +357,7 @@ fn checked_gram(
             // In f64 first: the scaled values may not exist in the stored type.
             band.f_to_kind(Kind::Double)? * 2f64.powi(-exponent)
         };
-        // Converted into row-major matrices: a convolution's slices are a view whose rows and
-        // columns are both strided, which BLAS cannot read and libtorch would copy per product.
-        let mut converted = Tensor::f_empty(band.size(), (kind, device))?;
-        converted.f_copy_(&band)?;
-        let band = converted;
+        let band = blas_readable(band, kind)?;
         add_gram_lower(&mut gram, &band)?;
         // In the Gram precision: an f64 accumulation of f32 data takes a slow path, 1 s for
         // 100M entries, and an f32 mean's error is negligible beside the variance.
@@ -378,6 +374,19 @@ fn checked_gram(
             .f_to_device(tch::Device::Cpu)?,
     )?;
     Ok((gram, row_sums, exponent))
+}
+
+/// `band` in `kind`, each matrix row- or column-major as BLAS reads it: as it is when it already
+/// is, else copied into row-major matrices (a convolution's slices are a view whose rows and
+/// columns are both strided, which libtorch would otherwise copy for every product).
+fn blas_readable(band: Tensor, kind: Kind) -> Result<Tensor> {
+    let strides = band.stride();
+    if band.kind() == kind && (strides[2] == 1 || strides[1] == 1) {
+        return Ok(band);
+    }
+    let mut converted = Tensor::f_empty(band.size(), (kind, band.device()))?;
+    converted.f_copy_(&band)?;
+    Ok(converted)
 }
 
 /// Bytes of W converted to the Gram precision at once (see [`checked_gram`]): large enough that
@@ -497,6 +506,27 @@ mod tests {
         let error = f64::try_from((lower(&gram) - lower(&full)).abs().max()).unwrap();
         let scale = f64::try_from(full.abs().max()).unwrap();
         assert!(error <= 1e-13 * scale, "{error} against {scale}");
+    }
+
+    /// A convolution's slice view (both strides > 1) is copied into row-major matrices of the
+    /// Gram precision; a band already readable by BLAS is used as it is, not copied.
+    #[test]
+    fn bands_are_copied_only_when_blas_cannot_read_them() {
+        let kernel = Tensor::randn([8, 6, 3, 3], (Kind::Float, tch::Device::Cpu));
+        let slices = kernel.permute([2, 3, 0, 1]).reshape([9, 8, 6]);
+        assert!(slices.stride()[1] > 1 && slices.stride()[2] > 1);
+        let copied = blas_readable(slices.shallow_clone(), Kind::Double).unwrap();
+        assert_eq!(copied.stride(), vec![48, 6, 1]);
+        assert!(copied.to_kind(Kind::Float).equal(&slices));
+        let ready = Tensor::randn([2, 5, 4], (Kind::Double, tch::Device::Cpu));
+        let transposed = ready.transpose(1, 2);
+        for band in [ready.narrow(1, 1, 3), transposed] {
+            let pointer = band.data_ptr();
+            assert_eq!(
+                blas_readable(band, Kind::Double).unwrap().data_ptr(),
+                pointer
+            );
+        }
     }
 
     #[test]
