@@ -680,11 +680,7 @@ fn all_spectra(
         drop(done);
         for (dispatched, index) in costliest_first(layers).into_iter().enumerate() {
             let layer = &layers[index];
-            let (slices, n, m) = (
-                layer.shape.slices as f64,
-                layer.shape.n as f64,
-                layer.shape.m as f64,
-            );
+            let (slices, n, m) = layer.shape.sizes();
             let stored = slices * n * m * layer.tensor.dtype.loaded_size() as f64;
             let bytes = stored + spectrum::gram_working_set_bytes(slices, n, m);
             {
@@ -727,11 +723,7 @@ fn all_spectra(
 /// 4096 layer); only one layer moves, so the layers in flight beside it stay small.
 fn costliest_first(layers: &[WeightLayer<'_>]) -> Vec<usize> {
     let cost = |layer: &WeightLayer<'_>| {
-        let (slices, n, m) = (
-            layer.shape.slices as f64,
-            layer.shape.n as f64,
-            layer.shape.m as f64,
-        );
+        let (slices, n, m) = layer.shape.sizes();
         // An eigensolve's flop runs several times slower than a product's.
         slices * m * m * (n + 4.0 * m)
     };
@@ -739,9 +731,10 @@ fn costliest_first(layers: &[WeightLayer<'_>]) -> Vec<usize> {
         .iter()
         .enumerate()
         .max_by(|a, b| cost(a.1).total_cmp(&cost(b.1)))
-        .map_or(0, |(index, _)| index);
-    std::iter::once(costliest)
-        .chain((0..layers.len()).filter(|&index| index != costliest))
+        .map(|(index, _)| index);
+    costliest
+        .into_iter()
+        .chain((0..layers.len()).filter(|&index| Some(index) != costliest))
         .collect()
 }
 

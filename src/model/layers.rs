@@ -79,6 +79,11 @@ impl MatrixShape {
     pub fn num_evals(&self) -> usize {
         self.m * self.slices
     }
+
+    /// (slices, N, M) as floats, for cost and memory arithmetic.
+    pub(crate) fn sizes(&self) -> (f64, f64, f64) {
+        (self.slices as f64, self.n as f64, self.m as f64)
+    }
 }
 
 /// Which tensors to analyse and how to read convolutions.
