@@ -407,17 +407,20 @@ fn plot_scale(text: &str) -> Result<f64, String> {
         })
 }
 
-/// `WIDTHxHEIGHT` in pixels, each between 200 and 8000.
+/// `WIDTHxHEIGHT` in pixels, each within [`rmt_torch::report::plots::PLOT_SIZES`].
 fn plot_size(text: &str) -> Result<(u32, u32), String> {
+    let sizes = rmt_torch::report::plots::PLOT_SIZES;
     let parse = |part: Option<&str>| {
         part.and_then(|p| p.trim().parse::<u32>().ok())
-            .filter(|p| (200..=8000).contains(p))
+            .filter(|p| sizes.contains(p))
     };
     let mut parts = text.split(['x', 'X', '×']);
     match (parse(parts.next()), parse(parts.next()), parts.next()) {
         (Some(width), Some(height), None) => Ok((width, height)),
         _ => Err(format!(
-            "expected WIDTHxHEIGHT in pixels, each 200 to 8000 (e.g. 1200x800), got `{text}`"
+            "expected WIDTHxHEIGHT in pixels, each {} to {} (e.g. 1200x800), got `{text}`",
+            sizes.start(),
+            sizes.end()
         )),
     }
 }

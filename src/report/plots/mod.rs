@@ -147,6 +147,9 @@ fn draw_error(what: &str, err: impl std::fmt::Display) -> Error {
 /// Scales a figure may be drawn at: a PNG of 720 × 440 at scale 8 is 5760 × 3520 pixels.
 pub const PLOT_SCALES: std::ops::RangeInclusive<f64> = 0.25..=8.0;
 
+/// Widths and heights, in pixels, a one-panel figure's layout may have.
+pub const PLOT_SIZES: std::ops::RangeInclusive<u32> = 200..=8000;
+
 /// How figure files are written: their formats, the layout size of a one-panel figure (figures
 /// of several panels scale with it) and the scale they are drawn at.
 #[derive(Debug, Clone, PartialEq)]
@@ -172,18 +175,25 @@ impl FigureFiles {
         }
     }
 
-    /// Refuses a scale outside [`PLOT_SCALES`].
+    /// Refuses a scale outside [`PLOT_SCALES`] and a panel side outside [`PLOT_SIZES`].
     pub fn check(&self) -> Result<()> {
-        if PLOT_SCALES.contains(&self.scale) {
-            Ok(())
-        } else {
-            Err(Error::InvalidOption(format!(
+        let (width, height) = self.panel_size;
+        if !PLOT_SCALES.contains(&self.scale) {
+            return Err(Error::InvalidOption(format!(
                 "plot scale must be within {}–{}, got {}",
                 PLOT_SCALES.start(),
                 PLOT_SCALES.end(),
                 self.scale
-            )))
+            )));
         }
+        if !(PLOT_SIZES.contains(&width) && PLOT_SIZES.contains(&height)) {
+            return Err(Error::InvalidOption(format!(
+                "plot size must be {}–{} pixels each way, got {width}x{height}",
+                PLOT_SIZES.start(),
+                PLOT_SIZES.end()
+            )));
+        }
+        Ok(())
     }
 
     /// `figure`'s size in pixels, scaled as the one-panel size is.
@@ -682,6 +692,35 @@ mod tests {
         let area: f64 = bars.iter().map(|(l, r, d)| (r - l) * d).sum();
         assert!((area - 5.0 / 6.0).abs() < 1e-12, "{area}");
         assert_eq!(bars[0].2, 3.0 / (6.0 * 0.5));
+    }
+
+    /// A library caller's scale or size outside the ranges is an error before anything is
+    /// drawn, never a zero-sized or gigapixel image.
+    #[test]
+    fn figure_files_outside_the_ranges_are_refused() {
+        let directory = std::env::temp_dir().join("rmt_torch_figure_files_refused");
+        let figure = series::SeriesFigure::default();
+        let refused = |files: FigureFiles| {
+            let result = write_formats(&figure, &directory, "refused", &files);
+            assert!(
+                matches!(result, Err(Error::InvalidOption(_))),
+                "{files:?}: {result:?}"
+            );
+        };
+        let files = FigureFiles::new(&[ImageFormat::Png]);
+        for scale in [0.0, 0.2, 9.0, f64::NAN, f64::INFINITY] {
+            refused(FigureFiles {
+                scale,
+                ..files.clone()
+            });
+        }
+        for panel_size in [(0, 440), (720, 0), (100, 440), (720, 9000)] {
+            refused(FigureFiles {
+                panel_size,
+                ..files.clone()
+            });
+        }
+        assert!(!directory.exists());
     }
 
     #[test]
