@@ -7,7 +7,7 @@ use plotters::prelude::*;
 
 use super::palette::{ALTERNATIVE, BASELINE, DATA, EXTRA, MARKER, THEORY};
 use super::{chart_frame, density_bars, draw_bars, legend_box, legend_line, sampled_curve};
-use super::{draw_axes, draw_legend, DrawResult, Figure, Pen, TickLabels};
+use super::{draw_axes, draw_legend, plain_mesh, DrawResult, Figure, Pen, TickLabels};
 use crate::analysis::LayerReport;
 use crate::heavy_tail::power_law::PowerLawFit;
 use crate::report::format_number;
@@ -303,17 +303,10 @@ where
     let mut chart = chart_frame(area, title, pen)
         .y_label_area_size(pen.px(8))
         .build_cartesian_2d(x, 0.0..1.0)?;
-    chart
-        .configure_mesh()
-        .disable_mesh()
+    plain_mesh(&mut chart, pen, (13, 15))
         .disable_y_axis()
         .x_desc("eigenvalue λ")
-        .set_all_tick_mark_size(pen.px(5))
-        .axis_style(pen.line(BLACK, 1))
-        .label_style(pen.font(13))
-        .axis_desc_style(pen.font(15))
         .x_labels(4)
-        .x_label_formatter(&super::tick_label)
         .draw()?;
     for (values, color, height) in [(baseline, BASELINE, 0.45), (spikes, DATA, 0.8)] {
         chart.draw_series(
@@ -502,18 +495,10 @@ impl SpacingFigure<'_> {
             .x_label_area_size(pen.px(22))
             .y_label_area_size(pen.px(30))
             .build_cartesian_2d(0.0..hi, 0.0..1.0)?;
-        chart
-            .configure_mesh()
-            .disable_mesh()
+        plain_mesh(&mut chart, pen, (10, 11))
             .x_labels(4)
             .y_labels(3)
             .x_desc("s")
-            .set_all_tick_mark_size(pen.px(5))
-            .axis_style(pen.line(BLACK, 1))
-            .label_style(pen.font(10))
-            .axis_desc_style(pen.font(11))
-            .x_label_formatter(&super::tick_label)
-            .y_label_formatter(&super::tick_label)
             .draw()?;
         for &(law, color) in laws {
             chart.draw_series(LineSeries::new(

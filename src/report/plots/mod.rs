@@ -614,16 +614,8 @@ where
             String::new()
         }
     };
-    let mut mesh = chart.configure_mesh();
-    mesh.disable_mesh()
-        .x_desc(x_desc)
-        .y_desc(y_desc)
-        .set_all_tick_mark_size(pen.px(5))
-        .axis_style(pen.line(BLACK, 1))
-        .label_style(pen.font(13))
-        .axis_desc_style(pen.font(15))
-        .x_label_formatter(&tick_label)
-        .y_label_formatter(&tick_label);
+    let mut mesh = plain_mesh(chart, pen, (13, 15));
+    mesh.x_desc(x_desc).y_desc(y_desc);
     let unlabelled = |_: &f64| String::new();
     if !ticks.x_names.is_empty() {
         // Ticks at the names' positions; the names themselves are drawn by [`draw_x_names`].
@@ -636,6 +628,29 @@ where
         mesh.y_label_formatter(&whole_label);
     }
     mesh.draw()
+}
+
+/// Every chart's mesh: no grid; axes, tick marks and text sized by `pen`, tick labels at
+/// `sizes.0` pixels and axis descriptions at `sizes.1`, numbers as [`tick_label`] writes them.
+pub(crate) fn plain_mesh<'a, 'b, DB, X, Y>(
+    chart: &'b mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    pen: Pen,
+    (label, description): (u32, u32),
+) -> plotters::chart::MeshStyle<'a, 'b, X, Y, DB>
+where
+    DB: DrawingBackend,
+    X: Ranged<ValueType = f64> + ValueFormatter<f64>,
+    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
+    let mut mesh = chart.configure_mesh();
+    mesh.disable_mesh()
+        .set_all_tick_mark_size(pen.px(5))
+        .axis_style(pen.line(BLACK, 1))
+        .label_style(pen.font(label))
+        .axis_desc_style(pen.font(description))
+        .x_label_formatter(&tick_label)
+        .y_label_formatter(&tick_label);
+    mesh
 }
 
 /// A tick label: at most four significant digits, no trailing zeros, powers of ten as 1e-5.
