@@ -207,18 +207,31 @@ fn plot_size_sets_the_pixels_of_every_figure() {
     assert_eq!(png_size(&large.join("model.png")), (2 * width, 2 * height));
     let svg = std::fs::read_to_string(large.join("000_fc1_weight_esd.svg")).unwrap();
     assert!(svg.contains("width=\"1440\"") && svg.contains("height=\"880\""));
+    refuses_plot_option(
+        "--plot-size",
+        &["1440", "10x10", "1440x880x2", "wide"],
+        "WIDTHxHEIGHT",
+    );
+}
+
+/// Each of `values` for `option` is a usage error (exit 2) whose message contains `says`.
+fn refuses_plot_option(option: &str, values: &[&str], says: &str) {
     let model = shipped_model("digits_mlp_trained.pt");
-    for bad in ["1440", "10x10", "1440x880x2", "wide"] {
+    let directory = fixtures::output_dir("plot_option_refused");
+    for bad in values {
         let output = run(&[
             "analyze",
             model.to_str().unwrap(),
             "--plots",
-            large.to_str().unwrap(),
-            "--plot-size",
+            directory.to_str().unwrap(),
+            option,
             bad,
         ]);
-        assert_eq!(output.status.code(), Some(2), "{bad}");
-        assert!(String::from_utf8_lossy(&output.stderr).contains("WIDTHxHEIGHT"));
+        assert_eq!(output.status.code(), Some(2), "{option} {bad}");
+        assert!(
+            String::from_utf8_lossy(&output.stderr).contains(says),
+            "{option} {bad}"
+        );
     }
 }
 
@@ -274,19 +287,11 @@ fn plot_scale_draws_the_same_figure_with_more_pixels() {
             );
         }
     }
-    let model = shipped_model("digits_mlp_trained.pt");
-    for bad in ["0", "9", "0.1", "nan", "two"] {
-        let output = run(&[
-            "analyze",
-            model.to_str().unwrap(),
-            "--plots",
-            scaled.to_str().unwrap(),
-            "--plot-scale",
-            bad,
-        ]);
-        assert_eq!(output.status.code(), Some(2), "{bad}");
-        assert!(String::from_utf8_lossy(&output.stderr).contains("expected a scale"));
-    }
+    refuses_plot_option(
+        "--plot-scale",
+        &["0", "9", "0.1", "nan", "two"],
+        "expected a scale",
+    );
 }
 
 #[test]
