@@ -175,8 +175,9 @@ pub fn modified_fit(eigenvalues: &[f64], q: f64) -> Option<ModifiedFit> {
     let grid = 100;
     let at = |i: usize| lo + (hi - lo) * (i as f64 / grid as f64).powi(2).max(1e-6);
     let errors: Vec<f64> = (1..=grid).map(|i| fit_at(at(i)).1).collect();
-    // The first of equal minima.
-    let best = 1 + (0..grid).fold(0, |best, i| if errors[i] < errors[best] { i } else { best });
+    let best = (1..=grid)
+        .min_by(|&a, &b| errors[a - 1].total_cmp(&errors[b - 1]))
+        .unwrap_or(grid);
     let (mut a, mut b) = (at(best.saturating_sub(1).max(1)), at((best + 1).min(grid)));
     // Golden-section search: each step keeps one interior point and its error.
     let ratio = (5f64.sqrt() - 1.0) / 2.0;

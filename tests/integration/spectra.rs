@@ -295,13 +295,19 @@ fn right_singular_vectors_are_orthonormal_eigenvectors() {
 /// Weights far from 1 are scaled by an exact power of two before WᵀW is formed: λ(2ᵏW) = 4ᵏλ(W)
 /// holds exactly, in f64 and in the f32 Gram of `--precision fast`, whose squares of entries
 /// near 2^±70 would underflow or overflow unscaled (closed-form reference: the spectrum of W).
+/// Both orientations: a layer stored (in, out) is read as a transposed view, whose extreme
+/// entries are found in memory order.
 #[test]
 fn spectra_scale_exactly_with_the_weights() {
-    let w = tch::Tensor::randn([96, 40], (tch::Kind::Double, tch::Device::Cpu));
-    for (precision, exponents) in [
-        (Precision::F64, [-500, -60, 60, 500]),
-        (Precision::Fast, [-70, -50, 50, 70]),
-    ] {
+    let rows = tch::Tensor::randn([96, 40], (tch::Kind::Double, tch::Device::Cpu));
+    let columns = rows.transpose(0, 1).contiguous();
+    for (w, (precision, exponents)) in [&rows, &columns].into_iter().flat_map(|w| {
+        [
+            (Precision::F64, [-500, -60, 60, 500]),
+            (Precision::Fast, [-70, -50, 50, 70]),
+        ]
+        .map(|case| (w, case))
+    }) {
         let options = AnalyzeOptions {
             device: DeviceChoice::Cpu,
             precision,
@@ -309,7 +315,7 @@ fn spectra_scale_exactly_with_the_weights() {
             ..AnalyzeOptions::default()
         };
         let eigenvalues = |scale: f64| {
-            let model = Model::from_tensors("w", [("w", &(&w * scale))]);
+            let model = Model::from_tensors("w", [("w", &(w * scale))]);
             analyze(&model, &options, |_, _, _| {}).unwrap().layers[0]
                 .eigenvalues
                 .clone()
