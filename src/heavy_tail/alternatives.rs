@@ -67,9 +67,13 @@ pub fn compare(tail: &[f64], xmin: f64, alpha: f64) -> Option<TailAlternatives> 
         .map(|x| exponential_lambda.ln() - exponential_lambda * (x - xmin))
         .collect();
     let (lognormal_mu, lognormal_sigma) = fit_lognormal(&logs, xmin)?;
+    let lognormal_normaliser = lognormal_log_normaliser(lognormal_mu, lognormal_sigma, xmin);
     let lognormal: Vec<f64> = logs
         .iter()
-        .map(|&l| lognormal_log_pdf(l, lognormal_mu, lognormal_sigma, xmin))
+        .map(|&l| {
+            -l - (l - lognormal_mu).powi(2) / (2.0 * lognormal_sigma * lognormal_sigma)
+                - lognormal_normaliser
+        })
         .collect();
     let (tpl_alpha, tpl_lambda) = fit_truncated_power_law(tail, &logs, xmin, alpha);
     let tpl_norm = truncated_power_law_log_normaliser(tpl_alpha, tpl_lambda, xmin);
@@ -111,14 +115,11 @@ fn vuong(first: &[f64], second: &[f64]) -> (f64, f64) {
     (r, p)
 }
 
-/// ln of the log-normal density truncated to x ≥ xmin, at ln x = `log_x`:
-/// −ln x − (ln x − μ)²/(2σ²) − ln(σ√(π/2)·erfc((ln xmin − μ)/(σ√2))).
-fn lognormal_log_pdf(log_x: f64, mu: f64, sigma: f64, xmin: f64) -> f64 {
+/// ln of the normalising constant of the log-normal density truncated to x ≥ xmin, whose log
+/// at ln x = l is −l − (l − μ)²/(2σ²) − ln(σ√(π/2)·erfc((ln xmin − μ)/(σ√2))).
+fn lognormal_log_normaliser(mu: f64, sigma: f64, xmin: f64) -> f64 {
     let z = (xmin.ln() - mu) / (sigma * std::f64::consts::SQRT_2);
-    -log_x
-        - (log_x - mu).powi(2) / (2.0 * sigma * sigma)
-        - (sigma * (std::f64::consts::PI / 2.0).sqrt()).ln()
-        - ln_erfc(z)
+    (sigma * (std::f64::consts::PI / 2.0).sqrt()).ln() + ln_erfc(z)
 }
 
 /// ln erfc(z), without underflow for large z (asymptotic series beyond 20).
@@ -132,19 +133,21 @@ fn ln_erfc(z: f64) -> f64 {
 }
 
 /// Maximum-likelihood (μ, σ) of the truncated log-normal from the moments of ln x as start.
+/// The likelihood depends on the data through n, Σ ln x and Σ (ln x − mean)² alone, so each
+/// evaluation costs O(1): Σ (ln x − μ)² = Σ (ln x − mean)² + n(mean − μ)², without cancellation.
 fn fit_lognormal(logs: &[f64], xmin: f64) -> Option<(f64, f64)> {
     let n = logs.len() as f64;
-    let mean = logs.iter().sum::<f64>() / n;
-    let sd = (logs.iter().map(|l| (l - mean).powi(2)).sum::<f64>() / n).sqrt();
+    let sum: f64 = logs.iter().sum();
+    let mean = sum / n;
+    let centred: f64 = logs.iter().map(|l| (l - mean).powi(2)).sum();
+    let sd = (centred / n).sqrt();
     if sd <= 0.0 {
         return None;
     }
     let negative_log_likelihood = |p: [f64; 2]| {
         let sigma = p[1].exp();
-        -logs
-            .iter()
-            .map(|&l| lognormal_log_pdf(l, p[0], sigma, xmin))
-            .sum::<f64>()
+        sum + (centred + n * (mean - p[0]).powi(2)) / (2.0 * sigma * sigma)
+            + n * lognormal_log_normaliser(p[0], sigma, xmin)
     };
     let best = nelder_mead(negative_log_likelihood, [mean, sd.ln()], [0.5 * sd, 0.3]);
     Some((best[0], best[1].exp()))
