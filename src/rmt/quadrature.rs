@@ -81,24 +81,73 @@ pub fn integrate(f: impl Fn(f64) -> f64, a: f64, b: f64, panels: usize) -> f64 {
         .sum()
 }
 
-/// The x in [lo, hi] with cdf(x) = p for a non-decreasing `cdf`, by bisection until the bracket
-/// is narrower than `tolerance`·max(|hi|, 1).
-pub fn invert_cdf(
-    cdf: impl Fn(f64) -> f64,
-    p: f64,
-    mut lo: f64,
-    mut hi: f64,
-    tolerance: f64,
-) -> f64 {
-    while hi - lo > tolerance * hi.abs().max(1.0) {
-        let mid = (lo + hi) / 2.0;
-        if cdf(mid) < p {
-            lo = mid;
-        } else {
-            hi = mid;
-        }
+/// The x in [lo, hi] with cdf(x) = p for a non-decreasing `cdf`, to a bracket narrower than
+/// about `tolerance`·max(|hi|, 1); lo when cdf(lo) ≥ p, hi when cdf(hi) < p.
+///
+/// Brent's (1973) method: inverse quadratic or secant steps while they shrink the bracket fast
+/// enough, bisection otherwise, so it converges superlinearly on a smooth CDF (a Tracy-Widom
+/// quantile takes about a dozen CDF evaluations, each a Fredholm determinant, where bisection
+/// took 48) and is never much slower than bisection on a rough one.
+pub fn invert_cdf(cdf: impl Fn(f64) -> f64, p: f64, lo: f64, hi: f64, tolerance: f64) -> f64 {
+    let f = |x: f64| cdf(x) - p;
+    let (mut a, mut b) = (lo, hi);
+    let (mut fa, mut fb) = (f(a), f(b));
+    if fa.is_nan() || fa >= 0.0 {
+        return lo;
     }
-    (lo + hi) / 2.0
+    if fb < 0.0 {
+        return hi;
+    }
+    let target = 0.5 * tolerance * hi.abs().max(1.0);
+    // c is the other end of the bracket [b, c]; d the last step, e the one before.
+    let (mut c, mut fc) = (a, fa);
+    let (mut d, mut e) = (b - a, b - a);
+    loop {
+        if (fb < 0.0) == (fc < 0.0) {
+            (c, fc) = (a, fa);
+            (d, e) = (b - a, b - a);
+        }
+        if fc.abs() < fb.abs() {
+            (a, fa) = (b, fb);
+            (b, fb) = (c, fc);
+            (c, fc) = (a, fa);
+        }
+        let step_floor = 2.0 * f64::EPSILON * b.abs() + target;
+        let half = 0.5 * (c - b);
+        if half.abs() <= step_floor || fb == 0.0 {
+            return b;
+        }
+        if e.abs() >= step_floor && fa.abs() > fb.abs() {
+            let s = fb / fa;
+            let (mut num, mut den) = if a == c {
+                (2.0 * half * s, 1.0 - s)
+            } else {
+                let (q, r) = (fa / fc, fb / fc);
+                (
+                    s * (2.0 * half * q * (q - r) - (b - a) * (r - 1.0)),
+                    (q - 1.0) * (r - 1.0) * (s - 1.0),
+                )
+            };
+            if num > 0.0 {
+                den = -den;
+            }
+            num = num.abs();
+            if 2.0 * num < (3.0 * half * den - (step_floor * den).abs()).min((e * den).abs()) {
+                (e, d) = (d, num / den);
+            } else {
+                (d, e) = (half, half);
+            }
+        } else {
+            (d, e) = (half, half);
+        }
+        (a, fa) = (b, fb);
+        b += if d.abs() > step_floor {
+            d
+        } else {
+            step_floor.copysign(half)
+        };
+        fb = f(b);
+    }
 }
 
 #[cfg(test)]
@@ -118,10 +167,28 @@ mod tests {
         }
     }
 
+    /// Quantiles of closed-form laws, in few evaluations: the exponential's ln 2, a law with
+    /// flat stretches (a CDF clamped to 0 and 1, as Tracy-Widom's is outside its support) and
+    /// a step; ends outside the range give the ends.
     #[test]
     fn inversion_finds_the_quantile() {
-        let x = invert_cdf(|x: f64| 1.0 - (-x).exp(), 0.5, 0.0, 50.0, 1e-14);
+        let calls = std::cell::Cell::new(0);
+        let exponential = |x: f64| {
+            calls.set(calls.get() + 1);
+            1.0 - (-x).exp()
+        };
+        let x = invert_cdf(exponential, 0.5, 0.0, 50.0, 1e-14);
         assert!((x - std::f64::consts::LN_2).abs() < 1e-12);
+        assert!(calls.get() < 25, "{} evaluations", calls.get());
+        let clamped = |x: f64| ((x - 1.0) / 2.0).clamp(0.0, 1.0).powi(3);
+        for p in [1e-9, 0.3, 0.999_999] {
+            let x = invert_cdf(clamped, p, -12.0, 14.0, 1e-14);
+            assert!((x - (1.0 + 2.0 * p.cbrt())).abs() < 1e-12, "p={p}: {x}");
+        }
+        let step = |x: f64| if x < 2.5 { 0.0 } else { 1.0 };
+        assert!((invert_cdf(step, 0.5, 0.0, 10.0, 1e-14) - 2.5).abs() < 1e-12);
+        assert_eq!(invert_cdf(exponential, 0.0, 0.0, 50.0, 1e-14), 0.0);
+        assert_eq!(invert_cdf(exponential, 1.0, 0.0, 5.0, 1e-14), 5.0);
     }
 
     #[test]
