@@ -227,8 +227,9 @@ fn fit_candidates(
         suffix[i] = suffix[i + 1] + logs[i];
     }
     let small = data.len() < SMALL_N_CUTOFF;
-    let mut best: Option<(usize, f64, f64)> = None; // (i, alpha, D)
-                                                    // Where the last scan exceeded its bound or peaked: the likeliest point to reject the next.
+    // The best candidate so far: (i, α, D).
+    let mut best: Option<(usize, f64, f64)> = None;
+    // Where the last scan reached its bound or peaked: the likeliest point to reject the next.
     let mut hint: usize = 0;
     for i in 0..data.len() - 1 {
         let n = (data.len() - i) as f64;
@@ -333,32 +334,32 @@ fn ks_distance(tail_logs: &[f64], alpha: f64, bound: f64, hint: usize) -> KsScan
     let empirical = |j: usize| j as f64 / n;
     // The largest deviation so far and its index.
     let mut largest = (0.0, 0);
-    // Takes point j with its F(xⱼ) into the maximum; false when it reaches the bound.
-    let take = |largest: &mut (f64, usize), j: usize, f: f64| {
+    // Takes point j with its F(xⱼ) into the maximum; true when it reaches the bound.
+    let reaches_bound = |largest: &mut (f64, usize), j: usize, f: f64| {
         let value = (f - empirical(j)).abs();
         if value > largest.0 {
             *largest = (value, j);
         }
-        value < bound
+        value >= bound
     };
-    if hint < len && !take(&mut largest, hint, theoretical(hint)) {
+    if hint < len && reaches_bound(&mut largest, hint, theoretical(hint)) {
         return KsScan::Beyond { at: hint };
     }
     let mut start = 0;
     let mut f_start = theoretical(0);
-    if !take(&mut largest, 0, f_start) {
+    if reaches_bound(&mut largest, 0, f_start) {
         return KsScan::Beyond { at: 0 };
     }
     while start + 1 < len {
         let end = (start + KS_BLOCK).min(len - 1);
         let f_end = theoretical(end);
-        if !take(&mut largest, end, f_end) {
+        if reaches_bound(&mut largest, end, f_end) {
             return KsScan::Beyond { at: end };
         }
         let block_bound = (f_end - empirical(start)).max(empirical(end) - f_start);
         if block_bound > largest.0 - KS_SKIP_MARGIN {
             for j in start + 1..end {
-                if !take(&mut largest, j, theoretical(j)) {
+                if reaches_bound(&mut largest, j, theoretical(j)) {
                     return KsScan::Beyond { at: j };
                 }
             }
