@@ -67,7 +67,7 @@ impl MarchenkoPastur {
         .clamp(0.0, 1.0)
     }
 
-    /// The p-quantile, by bisection of the CDF to 1e-14 relative.
+    /// The p-quantile, by Brent's method on the CDF to 1e-14 relative.
     pub fn quantile(&self, p: f64) -> Result<f64> {
         if !(0.0..=1.0).contains(&p) {
             return Err(Error::InvalidOption(format!(

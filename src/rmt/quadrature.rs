@@ -1,5 +1,5 @@
 //! Gauss-Legendre quadrature, the workhorse of every integral in [`crate::rmt`], and the
-//! bisection that turns those CDFs into quantiles.
+//! root finder that turns those CDFs into quantiles.
 
 /// Nodes and weights of the n-point Gauss-Legendre rule on [a, b], by Newton's method on the
 /// Legendre polynomial Pₙ from Tricomi's initial guesses (exact to ~1e-15 for n ≤ 1000).

@@ -105,7 +105,7 @@ impl TracyWidom {
         ((8.0 * difference(1.0) - difference(2.0)) / (12.0 * h)).max(0.0)
     }
 
-    /// The p-quantile (0 < p < 1), by bisection of the CDF to 1e-12.
+    /// The p-quantile (0 < p < 1), by Brent's method on the CDF to about 1e-12.
     pub fn quantile(self, p: f64) -> Result<f64> {
         if !(p > 0.0 && p < 1.0) {
             return Err(Error::InvalidOption(format!(

@@ -30,7 +30,7 @@ impl Semicircle {
         0.5 + (u * (1.0 - u * u).sqrt() + u.asin()) / PI
     }
 
-    /// The p-quantile, by bisection of the CDF (0 ≤ p ≤ 1).
+    /// The p-quantile, by Brent's method on the CDF (0 ≤ p ≤ 1).
     pub fn quantile(&self, p: f64) -> f64 {
         let radius = 2.0 * self.sigma2.sqrt();
         invert_cdf(|x| self.cdf(x), p, -radius, radius, 1e-14)
@@ -118,7 +118,7 @@ impl SpacingLaw {
         }
     }
 
-    /// The p-quantile, by bisection of the CDF; 0 for p = 0 and +∞ for p = 1 (the support is
+    /// The p-quantile, by Brent's method on the CDF; 0 for p = 0 and +∞ for p = 1 (the support is
     /// [0, ∞)).
     pub fn quantile(self, p: f64) -> f64 {
         if p <= 0.0 {
