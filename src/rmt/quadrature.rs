@@ -98,7 +98,9 @@ pub fn invert_cdf(cdf: impl Fn(f64) -> f64, p: f64, lo: f64, hi: f64, tolerance:
     if fb < 0.0 {
         return hi;
     }
-    let target = 0.5 * tolerance * hi.abs().max(1.0);
+    // Never below the smallest normal number (a zero or NaN tolerance included): the bracket
+    // then always shrinks to a stop, where a bisection with no floor would loop forever.
+    let target = (0.5 * tolerance * hi.abs().max(1.0)).max(f64::MIN_POSITIVE);
     // c is the other end of the bracket [b, c]; d the last step, e the one before.
     let (mut c, mut fc) = (a, fa);
     let (mut d, mut e) = (b - a, b - a);
@@ -189,6 +191,14 @@ mod tests {
         assert!((invert_cdf(step, 0.5, 0.0, 10.0, 1e-14) - 2.5).abs() < 1e-12);
         assert_eq!(invert_cdf(exponential, 0.0, 0.0, 50.0, 1e-14), 0.0);
         assert_eq!(invert_cdf(exponential, 1.0, 0.0, 5.0, 1e-14), 5.0);
+        // A zero or NaN tolerance still ends, at the closest float.
+        for tolerance in [0.0, f64::NAN] {
+            let x = invert_cdf(exponential, 0.5, 0.0, 50.0, tolerance);
+            assert!(
+                (x - std::f64::consts::LN_2).abs() < 1e-15,
+                "{tolerance}: {x}"
+            );
+        }
     }
 
     #[test]
