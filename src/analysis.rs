@@ -620,8 +620,8 @@ impl LoadedLayer {
 /// the numbers do not depend on the thread count), up to one layer per libtorch thread at once,
 /// each with its share of the threads. Layers are read here, the costliest first and then in
 /// order ([`costliest_first`]), each only once it may start: while fewer layers than threads
-/// are in flight and their working sets fit in half the available memory (one always may). So
-/// at most one layer per thread is resident, and a model larger than memory still streams.
+/// are in flight and their working sets ([`LayerBytes`]) fit in [`in_flight_budget`] (one always
+/// may). So at most one layer per thread is resident, and a model larger than memory streams.
 fn all_spectra(
     layers: &[WeightLayer<'_>],
     device: tch::Device,
@@ -638,7 +638,7 @@ fn all_spectra(
         for (index, layer) in layers.iter().enumerate() {
             on_layer(index, total, &layer.name);
             let result = LoadedLayer::load(layer, index)
-                .and_then(|loaded| layer_spectra(loaded, device, options));
+                .and_then(|loaded| layer_spectra(loaded, device, options, || ()));
             let failed = result.is_err();
             results[index] = Some(result);
             if failed {
@@ -647,10 +647,11 @@ fn all_spectra(
         }
         return results;
     }
-    let budget = crate::environment::available_memory_bytes().map_or(f64::INFINITY, |b| b / 2.0);
+    let bytes: Vec<LayerBytes> = layers.iter().map(|l| LayerBytes::of(l, options)).collect();
+    let budget = in_flight_budget(&bytes, workers);
     let in_flight: InFlight = (Mutex::new((0, 0.0)), Condvar::new());
     let failed = AtomicBool::new(false);
-    let (jobs, queue) = mpsc::channel::<(LoadedLayer, f64)>();
+    let (jobs, queue) = mpsc::channel::<(LoadedLayer, LayerBytes)>();
     let queue = Mutex::new(queue);
     let (done, finished) = mpsc::channel();
     std::thread::scope(|scope| {
@@ -661,13 +662,13 @@ fn all_spectra(
                 loop {
                     let job = queue.lock().unwrap_or_else(|p| p.into_inner()).recv();
                     let Ok((loaded, bytes)) = job else { break };
-                    let slot = Slot {
+                    let mut slot = Slot {
                         in_flight,
                         failed,
                         bytes,
                     };
                     let index = loaded.index;
-                    let result = layer_spectra(loaded, device, options);
+                    let result = layer_spectra(loaded, device, options, || slot.shrink());
                     crate::environment::release_freed_memory();
                     failed.fetch_or(result.is_err(), Ordering::Relaxed);
                     drop(slot);
@@ -679,19 +680,16 @@ fn all_spectra(
         }
         drop(done);
         for (dispatched, index) in costliest_first(layers).into_iter().enumerate() {
-            let layer = &layers[index];
-            let (slices, n, m) = layer.shape.sizes();
-            let stored = slices * n * m * layer.tensor.dtype.loaded_size() as f64;
-            let bytes = stored + spectrum::gram_working_set_bytes(slices, n, m);
+            let (layer, bytes) = (&layers[index], bytes[index]);
             {
                 let mut busy = in_flight.0.lock().unwrap_or_else(|p| p.into_inner());
                 while !failed.load(Ordering::Relaxed)
-                    && (busy.0 >= workers || (busy.0 > 0 && busy.1 + bytes > budget))
+                    && (busy.0 >= workers || (busy.0 > 0 && busy.1 + bytes.peak > budget))
                 {
                     busy = in_flight.1.wait(busy).unwrap_or_else(|p| p.into_inner());
                 }
                 busy.0 += 1;
-                busy.1 += bytes;
+                busy.1 += bytes.peak;
             }
             if failed.load(Ordering::Relaxed) {
                 break;
@@ -715,6 +713,61 @@ fn all_spectra(
     });
     tch::set_num_threads(threads);
     results
+}
+
+/// Bytes one layer holds while in flight on the CPU, an upper bound by phase. A layer already
+/// in memory (a model passed in by a program) counts only what its spectrum adds.
+#[derive(Debug, Clone, Copy)]
+struct LayerBytes {
+    /// The most it holds: until its Gram matrices are formed, the stack as read and the Gram
+    /// product's working set ([`spectrum::WorkingSet`]).
+    peak: f64,
+    /// Once they are formed: the eigensolve's working set, and the stack too where a later step
+    /// reads it again ([`keeps_stack`]; what that step needs beyond it is checked against the
+    /// available memory when it runs).
+    solving: f64,
+}
+
+impl LayerBytes {
+    fn of(layer: &WeightLayer<'_>, options: &AnalyzeOptions) -> Self {
+        let (slices, n, m) = layer.shape.sizes();
+        let stored = if layer.tensor.is_in_memory() {
+            0.0
+        } else {
+            slices * n * m * layer.tensor.dtype.loaded_size() as f64
+        };
+        let working = spectrum::WorkingSet::of(slices, n, m, options.rmt.vectors);
+        let solving = working.solving + if keeps_stack(options) { stored } else { 0.0 };
+        Self {
+            peak: (stored + working.forming).max(solving),
+            solving,
+        }
+    }
+}
+
+/// Whether a layer's stack is read again once its spectrum is known: for WeightWatcher's SVD of
+/// rank-deficient layers, shuffles and symmetric parts. Otherwise it is freed as soon as its
+/// Gram matrices are formed.
+fn keeps_stack(options: &AnalyzeOptions) -> bool {
+    options.selection.ww_compat || options.randomize.is_some() || options.rmt.semicircle
+}
+
+/// Each worker may hold at least this much: small layers then never wait for memory.
+const SMALL_LAYER_BYTES: f64 = (64 << 20) as f64;
+
+/// The bytes the layers in flight may hold together: what the largest layer needs alone, or,
+/// when that is more, one of the largest eigensolves per worker (each at least
+/// [`SMALL_LAYER_BYTES`]), since each eigensolve runs on one core; and at most half the available
+/// memory. A checkpoint of many similar layers (a transformer's) then peaks at libtorch's
+/// footprint plus its largest layer's working set, as if its layers ran one after another,
+/// while the cores stay busy: the largest layer's Gram product runs on all of them (its row
+/// blocks are shared out) and its eigensolve beside smaller layers; two 4096-wide eigensolves
+/// (AlexNet's, VGG19's) still run at once.
+fn in_flight_budget(bytes: &[LayerBytes], workers: usize) -> f64 {
+    let largest = |of: fn(&LayerBytes) -> f64| bytes.iter().map(of).fold(0.0, f64::max);
+    let solves = workers as f64 * largest(|b| b.solving).max(SMALL_LAYER_BYTES);
+    let available = crate::environment::available_memory_bytes().map_or(f64::INFINITY, |b| b / 2.0);
+    largest(|b| b.peak).max(solves).min(available)
 }
 
 /// The order layers are started in: the costliest (Gram product and eigensolve) first, then
@@ -744,7 +797,19 @@ fn costliest_first(layers: &[WeightLayer<'_>]) -> Vec<usize> {
 struct Slot<'a> {
     in_flight: &'a InFlight,
     failed: &'a std::sync::atomic::AtomicBool,
-    bytes: f64,
+    bytes: LayerBytes,
+}
+
+impl Slot<'_> {
+    /// The layer's Gram matrices are formed: it holds only what its eigensolve needs from now.
+    fn shrink(&mut self) {
+        {
+            let mut busy = self.in_flight.0.lock().unwrap_or_else(|p| p.into_inner());
+            busy.1 -= self.bytes.peak - self.bytes.solving;
+        }
+        self.bytes.peak = self.bytes.solving;
+        self.in_flight.1.notify_all();
+    }
 }
 
 /// Layers in flight and their working sets' bytes, with the reader's wake-up call.
@@ -759,18 +824,21 @@ impl Drop for Slot<'_> {
         {
             let mut busy = self.in_flight.0.lock().unwrap_or_else(|p| p.into_inner());
             busy.0 -= 1;
-            busy.1 -= self.bytes;
+            busy.1 -= self.bytes.peak;
         }
         self.in_flight.1.notify_all();
     }
 }
 
 /// The spectra of one layer; `None` when it is identically zero. Its `layer_id` is set by the
-/// caller, once the layers before it are known to have spectra.
+/// caller, once the layers before it are known to have spectra. The stack is freed once its
+/// Gram matrices are formed unless a later step reads it ([`keeps_stack`]); `gram_formed` is
+/// called then.
 fn layer_spectra(
     layer: LoadedLayer,
     device: tch::Device,
     options: &AnalyzeOptions,
+    gram_formed: impl FnOnce(),
 ) -> Result<Option<LayerSpectra>> {
     let LoadedLayer {
         index,
@@ -778,23 +846,22 @@ fn layer_spectra(
         matrices,
     } = layer;
     let (name, shape) = (meta.name.as_str(), meta.shape);
+    let gram = spectrum::Gram::of(name, &matrices, device, options.precision)?;
+    let kept = keeps_stack(options).then_some(matrices);
+    gram_formed();
     let (mut spectrum, mut vectors) = if options.rmt.vectors {
-        let (spectrum, decompositions) =
-            spectrum::spectrum_with_vectors(name, &matrices, device, options.precision)?;
+        let (spectrum, decompositions) = gram.spectrum_with_vectors()?;
         let pairs = decompositions
             .into_iter()
             .flat_map(|d| d.squared_singular_values.into_iter().zip(d.vectors))
             .collect::<Vec<_>>();
         (spectrum, Some(pairs))
     } else {
-        (
-            spectrum::spectrum(name, &matrices, device, options.precision)?,
-            None,
-        )
+        (gram.spectrum()?, None)
     };
     let ww_compat = options.selection.ww_compat;
-    if ww_compat {
-        spectrum.resolve_round_off(name, &matrices, device)?;
+    if let (true, Some(matrices)) = (ww_compat, &kept) {
+        spectrum.resolve_round_off(name, matrices, device)?;
     }
     if meta.kind == LayerKind::Conv1d && meta.conv_mode == ConvMode::WeightWatcher {
         spectrum.keep_largest(shape.m);
@@ -809,20 +876,21 @@ fn layer_spectra(
     else {
         return Ok(None);
     };
-    let shuffled = match options.randomize {
-        Some(seed) => {
-            let shuffled = spectrum::shuffled(&matrices, seed.wrapping_add(index as u64))?;
+    let shuffled = match (options.randomize, &kept) {
+        (Some(seed), Some(matrices)) => {
+            let shuffled = spectrum::shuffled(matrices, seed.wrapping_add(index as u64))?;
             Some(
                 spectrum::spectrum(name, &shuffled, device, options.precision)?
                     .squared_singular_values,
             )
         }
-        None => None,
+        _ => None,
     };
-    let symmetric = if options.rmt.semicircle {
-        spectrum::symmetric_part_eigenvalues(name, &matrices, device)?
-    } else {
-        None
+    let symmetric = match &kept {
+        Some(matrices) if options.rmt.semicircle => {
+            spectrum::symmetric_part_eigenvalues(name, matrices, device)?
+        }
+        _ => None,
     };
     Ok(Some(LayerSpectra {
         layer_id: index,

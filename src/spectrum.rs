@@ -101,7 +101,7 @@ pub fn spectrum(
     device: tch::Device,
     precision: Precision,
 ) -> Result<Spectrum> {
-    Ok(decompose(name, matrices, device, precision, false)?.0)
+    Gram::of(name, matrices, device, precision)?.spectrum()
 }
 
 /// [`spectrum`] and the right singular vectors of every matrix of the stack, from one
@@ -114,84 +114,131 @@ pub fn spectrum_with_vectors(
     device: tch::Device,
     precision: Precision,
 ) -> Result<(Spectrum, Vec<RightSingularVectors>)> {
-    let (spectrum, vectors) = decompose(name, matrices, device, precision, true)?;
-    let Some(vectors) = vectors else {
-        return Ok((spectrum, Vec::new()));
-    };
-    // Columns of each matrix's eigenvector block are the eigenvectors: transpose so that each
-    // row is one.
-    let rows = vectors
-        .f_transpose(1, 2)?
-        .f_contiguous()?
-        .f_to_kind(Kind::Double)?
-        .f_to_device(tch::Device::Cpu)?;
-    let decompositions = spectrum
-        .by_matrix
-        .iter()
-        .enumerate()
-        .map(|(index, values)| {
-            Ok(RightSingularVectors {
-                squared_singular_values: values.clone(),
-                vectors: Vec::<Vec<f64>>::try_from(rows.f_get(index as i64)?)?,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok((spectrum, decompositions))
+    Gram::of(name, matrices, device, precision)?.spectrum_with_vectors()
 }
 
-/// The spectrum, and the eigenvectors of the Gram matrices ([slices, M, M], columns) when
-/// `vectors` is asked for.
-fn decompose(
-    name: &str,
-    matrices: &Tensor,
-    device: tch::Device,
-    precision: Precision,
-    vectors: bool,
-) -> Result<(Spectrum, Option<Tensor>)> {
-    let _no_grad = tch::no_grad_guard();
-    let kind = match precision {
-        Precision::F64 => Kind::Double,
-        Precision::Fast => Kind::Float,
-    };
-    let (gram, row_sums, exponent) = checked_gram(name, matrices, device, kind)?;
-    let (scale, scale2) = (2f64.powi(exponent), 4f64.powi(exponent));
-    let count = matrices.numel() as f64;
-    // Row sums added here in order: a whole-tensor sum splits by thread count, and its last
-    // bits with it.
-    let mean = row_sums.iter().sum::<f64>() / count * scale;
-    let sum_of_squares = f64::try_from(gram.f_diagonal(0, 1, 2)?.f_sum(Kind::Double)?)? * scale2;
-    let entry_variance = (sum_of_squares / count - mean * mean).max(0.0);
-    let (eigenvalues, eigenvectors) = eigensolve_on_one_thread(&gram, || {
-        Ok(if vectors {
-            let (values, vectors) = gram.f_linalg_eigh("L")?;
-            (values, Some(vectors))
-        } else {
-            (gram.f_linalg_eigvalsh("L")?, None)
-        })
-    })?;
-    let eigenvalues = (eigenvalues.f_to_kind(Kind::Double)?.f_clamp_min(0.0)? * scale2)
-        .f_to_kind(Kind::Double)?;
-    let mut host = Vec::<f64>::try_from(
-        eigenvalues
-            .f_flatten(0, -1)?
-            .f_to_device(tch::Device::Cpu)?,
-    )?;
-    let beyond = |v: &f64| !v.is_finite() || (exponent < 0 && *v < f64::MIN_POSITIVE);
-    if exponent != 0 && (host.iter().all(beyond) || host.iter().any(|v| !v.is_finite())) {
-        return Err(Error::OutOfRange {
+/// The Gram matrices of a stack with all that its spectrum needs of the stack itself: once
+/// they are formed the stack may be freed, before the eigensolve needs as much memory again.
+pub(crate) struct Gram {
+    /// Labels errors.
+    name: String,
+    /// Lower triangles of WᵀW scaled by 2^−2e, [slices, M, M].
+    lower: Tensor,
+    /// e of the exact power-of-two scaling (see [`SAFE_EXPONENT`]).
+    exponent: i32,
+    entry_variance: f64,
+}
+
+impl Gram {
+    /// Forms the Gram matrices of `matrices` ([slices, N, M], N ≥ M) in the arithmetic of
+    /// `precision` on `device`; refused when they would not fit in memory.
+    pub(crate) fn of(
+        name: &str,
+        matrices: &Tensor,
+        device: tch::Device,
+        precision: Precision,
+    ) -> Result<Self> {
+        let _no_grad = tch::no_grad_guard();
+        let kind = match precision {
+            Precision::F64 => Kind::Double,
+            Precision::Fast => Kind::Float,
+        };
+        let (lower, row_sums, exponent) = checked_gram(name, matrices, device, kind)?;
+        let (scale, scale2) = (2f64.powi(exponent), 4f64.powi(exponent));
+        let count = matrices.numel() as f64;
+        // Row sums added here in order: a whole-tensor sum splits by thread count, and its last
+        // bits with it.
+        let mean = row_sums.iter().sum::<f64>() / count * scale;
+        let sum_of_squares =
+            f64::try_from(lower.f_diagonal(0, 1, 2)?.f_sum(Kind::Double)?)? * scale2;
+        Ok(Self {
             name: name.to_string(),
+            lower,
             exponent,
-        });
+            entry_variance: (sum_of_squares / count - mean * mean).max(0.0),
+        })
     }
-    let m = matrices.size()[2].max(1) as usize;
-    let by_matrix = host.chunks(m).map(<[f64]>::to_vec).collect();
-    host.sort_by(f64::total_cmp);
-    let spectrum = Spectrum {
-        squared_singular_values: host,
-        by_matrix,
-        entry_variance,
-    };
-    Ok((spectrum, eigenvectors))
+
+    /// The spectrum ([`spectrum`]).
+    pub(crate) fn spectrum(self) -> Result<Spectrum> {
+        Ok(self.decompose(false)?.0)
+    }
+
+    /// The spectrum and the right singular vectors ([`spectrum_with_vectors`]).
+    pub(crate) fn spectrum_with_vectors(self) -> Result<(Spectrum, Vec<RightSingularVectors>)> {
+        let (spectrum, vectors) = self.decompose(true)?;
+        let Some(vectors) = vectors else {
+            return Ok((spectrum, Vec::new()));
+        };
+        // Columns of each matrix's eigenvector block are the eigenvectors: transpose so that
+        // each row is one.
+        let rows = vectors
+            .f_transpose(1, 2)?
+            .f_contiguous()?
+            .f_to_kind(Kind::Double)?
+            .f_to_device(tch::Device::Cpu)?;
+        let decompositions = spectrum
+            .by_matrix
+            .iter()
+            .enumerate()
+            .map(|(index, values)| {
+                Ok(RightSingularVectors {
+                    squared_singular_values: values.clone(),
+                    vectors: Vec::<Vec<f64>>::try_from(rows.f_get(index as i64)?)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok((spectrum, decompositions))
+    }
+
+    /// The spectrum, and the eigenvectors of the Gram matrices ([slices, M, M], columns) when
+    /// `vectors` is asked for.
+    fn decompose(self, vectors: bool) -> Result<(Spectrum, Option<Tensor>)> {
+        let _no_grad = tch::no_grad_guard();
+        let Self {
+            name,
+            lower,
+            exponent,
+            entry_variance,
+        } = self;
+        let size = lower.size();
+        let (slices, m) = (size[0] as f64, size[2] as f64);
+        check_memory(
+            &name,
+            WorkingSet::of(slices, m, m, vectors).solving,
+            lower.device(),
+        )?;
+        let (eigenvalues, eigenvectors) = eigensolve_on_one_thread(&lower, || {
+            Ok(if vectors {
+                let (values, vectors) = lower.f_linalg_eigh("L")?;
+                (values, Some(vectors))
+            } else {
+                (lower.f_linalg_eigvalsh("L")?, None)
+            })
+        })?;
+        drop(lower);
+        let scale2 = 4f64.powi(exponent);
+        let eigenvalues = (eigenvalues.f_to_kind(Kind::Double)?.f_clamp_min(0.0)? * scale2)
+            .f_to_kind(Kind::Double)?;
+        let mut host = Vec::<f64>::try_from(
+            eigenvalues
+                .f_flatten(0, -1)?
+                .f_to_device(tch::Device::Cpu)?,
+        )?;
+        let beyond = |v: &f64| !v.is_finite() || (exponent < 0 && *v < f64::MIN_POSITIVE);
+        if exponent != 0 && (host.iter().all(beyond) || host.iter().any(|v| !v.is_finite())) {
+            return Err(Error::OutOfRange { name, exponent });
+        }
+        let m = (m as usize).max(1);
+        let by_matrix = host.chunks(m).map(<[f64]>::to_vec).collect();
+        host.sort_by(f64::total_cmp);
+        let spectrum = Spectrum {
+            squared_singular_values: host,
+            by_matrix,
+            entry_variance,
+        };
+        Ok((spectrum, eigenvectors))
+    }
 }
 
 /// The stack with the entries of each matrix shuffled (a uniform random permutation per
@@ -323,7 +370,7 @@ fn checked_gram(
     };
     check_memory(
         name,
-        gram_working_set_bytes(slices as f64, n as f64, m as f64),
+        WorkingSet::of(slices as f64, n as f64, m as f64, false).forming,
         device,
     )?;
     let stored = matrices.f_to_device(device)?;
@@ -480,16 +527,32 @@ fn check_memory(name: &str, needed: f64, device: tch::Device) -> Result<()> {
     crate::environment::ensure_host_memory(|| format!("layer '{name}'"), device, needed)
 }
 
-/// Bytes the Gram spectrum of a stack of `slices` N × M matrices needs beyond the stack itself:
-/// one band of W in f64 (see [`checked_gram`]), the Gram matrices and the eigensolver's
-/// workspace.
-pub(crate) fn gram_working_set_bytes(slices: f64, n: f64, m: f64) -> f64 {
-    let row = 8.0 * slices * m;
-    (row * n).min(GRAM_CHUNK_BYTES as f64 + row) + 3.0 * m * row
+/// Bytes the Gram spectrum of a stack of `slices` N × M matrices needs beyond the stack itself,
+/// in its two phases (upper bounds, counted in f64 whatever the precision).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct WorkingSet {
+    /// While the Gram matrices are formed: they and one band of W in f64 (see
+    /// [`checked_gram`]), or their finiteness mask when that is larger.
+    pub(crate) forming: f64,
+    /// While they are solved: they and the eigensolver's copy of them; with eigenvectors also
+    /// LAPACK's workspace of twice that.
+    pub(crate) solving: f64,
+}
+
+impl WorkingSet {
+    pub(crate) fn of(slices: f64, n: f64, m: f64, vectors: bool) -> Self {
+        let row = 8.0 * slices * m;
+        let gram = m * row;
+        let band = (row * n).min(GRAM_CHUNK_BYTES as f64 + row);
+        Self {
+            forming: gram + band.max(gram / 8.0),
+            solving: gram * if vectors { 4.0 } else { 2.0 },
+        }
+    }
 }
 
 /// Bytes an SVD or a symmetric part of the stack needs beyond the stack: its whole f64 copy,
-/// and workspace as for the Gram path.
+/// and three M × M matrices of workspace.
 fn full_copy_working_set_bytes(matrices: &Tensor) -> f64 {
     let size = matrices.size();
     let (slices, n, m) = (size[0] as f64, size[1] as f64, size[2] as f64);

@@ -90,6 +90,11 @@ impl NamedTensor {
         }
     }
 
+    /// Whether the values are already in memory rather than read from a file when loaded.
+    pub fn is_in_memory(&self) -> bool {
+        matches!(self.source, Source::Memory(_))
+    }
+
     /// Whether `other` holds the very same values: the same view of the same bytes of the same
     /// file (tied weights that `torch.save` stored once).
     pub fn shares_storage_with(&self, other: &NamedTensor) -> bool {
