@@ -665,7 +665,8 @@ fn all_spectra(
                     let mut slot = Slot {
                         in_flight,
                         failed,
-                        bytes,
+                        held: bytes.peak,
+                        solving: bytes.solving,
                     };
                     let index = loaded.index;
                     let result = layer_spectra(loaded, device, options, || slot.shrink());
@@ -797,7 +798,10 @@ fn costliest_first(layers: &[WeightLayer<'_>]) -> Vec<usize> {
 struct Slot<'a> {
     in_flight: &'a InFlight,
     failed: &'a std::sync::atomic::AtomicBool,
-    bytes: LayerBytes,
+    /// The bytes counted for the layer now.
+    held: f64,
+    /// What it holds once its Gram matrices are formed ([`LayerBytes::solving`]).
+    solving: f64,
 }
 
 impl Slot<'_> {
@@ -805,9 +809,9 @@ impl Slot<'_> {
     fn shrink(&mut self) {
         {
             let mut busy = self.in_flight.0.lock().unwrap_or_else(|p| p.into_inner());
-            busy.1 -= self.bytes.peak - self.bytes.solving;
+            busy.1 -= self.held - self.solving;
         }
-        self.bytes.peak = self.bytes.solving;
+        self.held = self.solving;
         self.in_flight.1.notify_all();
     }
 }
@@ -824,7 +828,7 @@ impl Drop for Slot<'_> {
         {
             let mut busy = self.in_flight.0.lock().unwrap_or_else(|p| p.into_inner());
             busy.0 -= 1;
-            busy.1 -= self.bytes.peak;
+            busy.1 -= self.held;
         }
         self.in_flight.1.notify_all();
     }

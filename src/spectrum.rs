@@ -201,11 +201,11 @@ impl Gram {
             exponent,
             entry_variance,
         } = self;
-        let size = lower.size();
-        let (slices, m) = (size[0] as f64, size[2] as f64);
+        let m = lower.size()[2];
+        let gram_bytes = 8.0 * (lower.numel() as f64);
         check_memory(
             &name,
-            WorkingSet::of(slices, m, m, vectors).solving,
+            eigensolver_bytes(gram_bytes, vectors),
             lower.device(),
         )?;
         let (eigenvalues, eigenvectors) = eigensolve_on_one_thread(&lower, || {
@@ -229,7 +229,7 @@ impl Gram {
         if exponent != 0 && (host.iter().all(beyond) || host.iter().any(|v| !v.is_finite())) {
             return Err(Error::OutOfRange { name, exponent });
         }
-        let m = (m as usize).max(1);
+        let m = m.max(1) as usize;
         let by_matrix = host.chunks(m).map(<[f64]>::to_vec).collect();
         host.sort_by(f64::total_cmp);
         let spectrum = Spectrum {
@@ -534,9 +534,14 @@ pub(crate) struct WorkingSet {
     /// While the Gram matrices are formed: they and one band of W in f64 (see
     /// [`checked_gram`]), or their finiteness mask when that is larger.
     pub(crate) forming: f64,
-    /// While they are solved: they and the eigensolver's copy of them; with eigenvectors also
-    /// LAPACK's workspace of twice that.
+    /// While they are solved: they and [`eigensolver_bytes`].
     pub(crate) solving: f64,
+}
+
+/// Bytes the eigensolver adds to Gram matrices of `gram` bytes: its copy of them, and with
+/// eigenvectors LAPACK's workspace of twice that.
+fn eigensolver_bytes(gram: f64, vectors: bool) -> f64 {
+    gram * if vectors { 3.0 } else { 1.0 }
 }
 
 impl WorkingSet {
@@ -546,7 +551,7 @@ impl WorkingSet {
         let band = (row * n).min(GRAM_CHUNK_BYTES as f64 + row);
         Self {
             forming: gram + band.max(gram / 8.0),
-            solving: gram * if vectors { 4.0 } else { 2.0 },
+            solving: gram + eigensolver_bytes(gram, vectors),
         }
     }
 }
