@@ -94,10 +94,7 @@ fn load_and_check(settings: &Settings) -> anyhow::Result<Served> {
     let (mut module, _) = load_module(&settings.model, tch::Device::Cpu)?;
     module.set_eval();
     let model = Model::from_module(&model_name(settings), &module)?;
-    let options = AnalyzeOptions {
-        device: DeviceChoice::Cpu,
-        ..AnalyzeOptions::default()
-    };
+    let options = AnalyzeOptions::default().on_device(DeviceChoice::Cpu);
     let report = check(&model, &settings.policy, &options)?;
     Ok(Served {
         module,

@@ -47,6 +47,8 @@ impl fmt::Display for DeviceChoice {
     }
 }
 
+crate::option_names::serde_as_text!(DeviceChoice);
+
 impl DeviceChoice {
     /// The libtorch device this choice means on this machine; an absent GPU is an error.
     pub fn resolve(self) -> Result<tch::Device> {

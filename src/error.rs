@@ -91,9 +91,35 @@ pub enum Error {
     #[error("invalid option --{flag}: {reason}", flag = name.replace('_', "-"))]
     InvalidParameter {
         /// The parameter's library spelling.
-        name: &'static str,
+        name: String,
         /// Why its value is refused.
         reason: String,
+    },
+    /// A name that is not one of those known: an option, a format, a loss…
+    #[error("unknown {what} '{name}'{hint}: expected {expected}",
+        hint = closest(name, known).map_or_else(String::new, |c| format!(" (did you mean '{c}'?)")),
+        expected = known.join(", "))]
+    UnknownName {
+        /// What kind of name it is.
+        what: &'static str,
+        /// The name given.
+        name: String,
+        /// Every name accepted.
+        known: Vec<String>,
+    },
+    /// Results could not be written as JSON (a number JSON cannot hold, a writer that failed).
+    #[error("cannot write {what} as JSON: {reason}")]
+    Serialize {
+        /// What was being written.
+        what: &'static str,
+        /// serde_json's reason.
+        reason: String,
+    },
+    /// A worker thread panicked: a bug in rmt-torch or libtorch, never the input's fault.
+    #[error("internal error: a worker thread panicked while {task}")]
+    Panicked {
+        /// What the thread was doing.
+        task: String,
     },
     /// The requested device is not available.
     #[error("device {0} is not available on this machine")]
@@ -114,12 +140,103 @@ impl From<tch::TchError> for Error {
 
 impl Error {
     /// An [`Error::InvalidParameter`] for parameter `name`.
-    pub fn parameter(name: &'static str, reason: impl Into<String>) -> Self {
+    pub fn parameter(name: impl Into<String>, reason: impl Into<String>) -> Self {
         Self::InvalidParameter {
-            name,
+            name: name.into(),
             reason: reason.into(),
         }
     }
+
+    /// An [`Error::UnknownName`]: `name` is no `what` of `known`.
+    pub fn unknown_name(what: &'static str, name: &str, known: &[impl AsRef<str>]) -> Self {
+        Self::UnknownName {
+            what,
+            name: name.to_string(),
+            known: known.iter().map(|k| k.as_ref().to_string()).collect(),
+        }
+    }
+
+    /// An [`Error::Serialize`] of `what`.
+    pub fn serialize(what: &'static str, err: serde_json::Error) -> Self {
+        Self::Serialize {
+            what,
+            reason: err.to_string(),
+        }
+    }
+
+    /// The kind of failure: what the command line's exit code and Python's exception class
+    /// are chosen by.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Io { .. } | Self::Write { .. } => ErrorKind::File,
+            Self::UnsupportedFormat { .. } | Self::Corrupt { .. } => ErrorKind::File,
+            Self::NonFinite { .. } | Self::Overflow { .. } | Self::OutOfRange { .. } => {
+                ErrorKind::Input
+            }
+            Self::NoWeightMatrices(_) | Self::InvalidInput(_) => ErrorKind::Input,
+            Self::InvalidOption(_) | Self::InvalidParameter { .. } | Self::UnknownName { .. } => {
+                ErrorKind::Option
+            }
+            Self::TooLarge { .. } | Self::DeviceUnavailable(_) => ErrorKind::Device,
+            Self::Torch(_) => ErrorKind::Torch,
+            Self::Plot(_) | Self::Serialize { .. } | Self::Panicked { .. } => ErrorKind::Internal,
+        }
+    }
+}
+
+/// The kinds of [`Error`], one per way a caller reacts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// A file that cannot be read or written: missing, unreadable, not a model, corrupt.
+    File,
+    /// An option that is unknown, out of range or malformed.
+    Option,
+    /// Weights or inputs that cannot be analysed: non-finite, no weight matrix, out of range.
+    Input,
+    /// A device that is not available, or too small for a layer.
+    Device,
+    /// An error libtorch reported.
+    Torch,
+    /// Something rmt-torch itself failed at: a figure, JSON output, a worker thread.
+    Internal,
+}
+
+impl ErrorKind {
+    /// Every kind, for exhaustive tests of the mappings built on them.
+    pub const ALL: [ErrorKind; 6] = [
+        Self::File,
+        Self::Option,
+        Self::Input,
+        Self::Device,
+        Self::Torch,
+        Self::Internal,
+    ];
+}
+
+/// The known name closest to `name` (edit distance at most a third of its length), to suggest.
+fn closest<'a>(name: &str, known: &'a [String]) -> Option<&'a str> {
+    let distance = |a: &str, b: &str| {
+        let b: Vec<char> = b.chars().collect();
+        let mut row: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut diagonal = row[0];
+            row[0] = i + 1;
+            for (j, &cb) in b.iter().enumerate() {
+                let next = (row[j + 1] + 1)
+                    .min(row[j] + 1)
+                    .min(diagonal + usize::from(ca != cb));
+                diagonal = row[j + 1];
+                row[j + 1] = next;
+            }
+        }
+        row[b.len()]
+    };
+    known
+        .iter()
+        .map(|k| (distance(name, k), k))
+        .filter(|(d, _)| *d > 0 && *d <= name.chars().count().div_ceil(3).max(1))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k.as_str())
 }
 
 /// The message of a libtorch error, whole but on one line and without its C++ backtrace. For a
@@ -169,7 +286,22 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[cfg(test)]
 mod tests {
-    use super::torch_message;
+    use super::*;
+
+    #[test]
+    fn unknown_names_suggest_the_closest_known_one() {
+        let err = Error::unknown_name("option", "min_eval", &["min_evals", "max_evals", "layers"]);
+        assert_eq!(
+            err.to_string(),
+            "unknown option 'min_eval' (did you mean 'min_evals'?): expected min_evals, max_evals, layers"
+        );
+        let far = Error::unknown_name("format", "yaml", &["table", "json", "csv"]);
+        assert_eq!(
+            far.to_string(),
+            "unknown format 'yaml': expected table, json, csv"
+        );
+        assert_eq!(far.kind(), ErrorKind::Option);
+    }
 
     #[test]
     fn torch_messages_keep_the_models_error_and_drop_tracebacks() {

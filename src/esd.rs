@@ -9,24 +9,22 @@
 //! convention; λmax, norms and the Marchenko-Pastur edges do. [`EsdScale`] is the one
 //! conversion every consumer (analysis, RMT suite, figures, Jacobians) uses.
 
-use serde::Serialize;
-
 use crate::model::layers::{ConvMode, LayerKind, MatrixShape};
-use crate::option_names::option_names;
+use crate::option_names::{option_names, serde_as_text};
 
 /// How squared singular values become the eigenvalues reported.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum EsdConvention {
     /// λ = σ²/N: the eigenvalues of WᵀW/N, as random matrix theory writes them.
     Rmt,
     /// λ = σ² (×½ for pooled Conv2d slices): WeightWatcher's numbers.
     #[default]
-    #[serde(rename = "ww")]
     WeightWatcher,
 }
 
 option_names!(EsdConvention, "ESD convention", { WeightWatcher => "ww", Rmt => "rmt" });
+
+serde_as_text!(EsdConvention);
 
 impl EsdConvention {
     /// The factor that turns a squared singular value of this layer into a reported eigenvalue.

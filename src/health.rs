@@ -239,7 +239,7 @@ impl HealthReport {
 /// ```
 /// use rmt_torch::health::{check, Policy};
 /// let model = rmt_torch::Model::load("models/digits_mlp_trained.pt")?;
-/// let options = rmt_torch::AnalyzeOptions { device: rmt_torch::DeviceChoice::Cpu, ..Default::default() };
+/// let options = rmt_torch::AnalyzeOptions::default().on_device(rmt_torch::DeviceChoice::Cpu);
 /// let report = check(&model, &"alpha>5\nunder_trained>=1".parse::<Policy>()?, &options)?;
 /// assert!(report.is_healthy(), "{:?}", report.violations);
 /// let report = check(&model, &"alpha<2.5".parse::<Policy>()?, &options)?;
@@ -248,7 +248,7 @@ impl HealthReport {
 /// ```
 pub fn check(model: &Model, policy: &Policy, options: &AnalyzeOptions) -> Result<HealthReport> {
     let started = std::time::Instant::now();
-    let analysis = analyze(model, options, |_, _, _| {})?;
+    let analysis = analyze(model, options)?;
     let (verdict, violations) = policy.judge(&analysis.summary);
     Ok(HealthReport {
         verdict,

@@ -23,10 +23,11 @@
 //! `default-features = false, features = ["prometheus"]`.
 //!
 //! ```no_run
-//! use rmt_torch::{analyze, AnalyzeOptions, Model};
+//! use rmt_torch::{analyze, AnalysisRequest, Model};
 //!
 //! let model = Model::load("models/digits_mlp_trained.pt")?;
-//! let analysis = analyze(&model, &AnalyzeOptions::default(), |_, _, _| {})?;
+//! let options = AnalysisRequest::default().resolve()?;
+//! let analysis = analyze(&model, &options)?;
 //! for layer in &analysis.layers {
 //!     println!("{}: λmax = {:.3}, stable rank = {:.1}", layer.name,
 //!              layer.metrics.lambda_max, layer.metrics.stable_rank);
@@ -59,12 +60,17 @@ pub mod theory;
 pub mod track;
 pub mod zoo;
 
-pub use analysis::{analyze, Analysis, AnalyzeOptions, LayerReport, ModelSummary, SummaryField};
+pub use analysis::{
+    analyze, analyze_with_progress, Analysis, AnalysisRequest, AnalyzeOptions, LayerReport,
+    ModelSummary, SummaryField,
+};
 pub use device::DeviceChoice;
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
 pub use esd::EsdConvention;
 pub use model::layers::{ConvMode, LayerSelection};
 pub use model::Model;
+#[cfg(feature = "cli")]
+pub use option_names::choice;
 pub use option_names::OptionNames;
 pub use rmt_suite::RmtOptions;
 pub use spectrum::Precision;

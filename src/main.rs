@@ -3,13 +3,38 @@ mod cli;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
-/// Exit code for any error (usage errors from clap also exit 2).
+/// Exit code for an error of the user's input: a file, an option, weights, a device (usage
+/// errors from clap too). `zoo` keeps 1 for a policy violated.
 const EXIT_ERROR: u8 = 2;
+/// Exit code for a failure of rmt-torch itself ([`rmt_torch::ErrorKind::Internal`]): a bug.
+const EXIT_INTERNAL: u8 = 3;
+
+/// The exit code of an error, by its library kind when it has one.
+fn exit_code(err: &anyhow::Error) -> u8 {
+    use rmt_torch::ErrorKind;
+    match err
+        .downcast_ref::<rmt_torch::Error>()
+        .map(rmt_torch::Error::kind)
+    {
+        Some(ErrorKind::Internal) => EXIT_INTERNAL,
+        Some(
+            ErrorKind::File
+            | ErrorKind::Option
+            | ErrorKind::Input
+            | ErrorKind::Device
+            | ErrorKind::Torch,
+        )
+        | None => EXIT_ERROR,
+    }
+}
 
 fn main() -> ExitCode {
-    let cli = match cli::Cli::try_parse() {
+    let parsed = cli::with_defaults(cli::Cli::command())
+        .try_get_matches()
+        .and_then(|matches| cli::Cli::from_arg_matches(&matches));
+    let cli = match parsed {
         Ok(cli) => cli,
         // --help and --version print to stdout and succeed.
         Err(err) if !err.use_stderr() => {
@@ -26,7 +51,7 @@ fn main() -> ExitCode {
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {}", rmt_torch::report::printable(&one_line(&err)));
-            ExitCode::from(EXIT_ERROR)
+            ExitCode::from(exit_code(&err))
         }
     }
 }

@@ -70,7 +70,7 @@ const LAYER_GAUGES: [(&str, &str); 4] = [
 /// use rmt_torch::metrics::HealthMetrics;
 /// let weight = tch::Tensor::randn([256, 128], (tch::Kind::Float, tch::Device::Cpu));
 /// let model = rmt_torch::Model::from_tensors("service", [("fc.weight", &weight)]);
-/// let options = rmt_torch::AnalyzeOptions { device: rmt_torch::DeviceChoice::Cpu, ..Default::default() };
+/// let options = rmt_torch::AnalyzeOptions::default().on_device(rmt_torch::DeviceChoice::Cpu);
 /// let report = check(&model, &Policy::default(), &options)?;
 /// let metrics = HealthMetrics::new()?;
 /// metrics.record("classifier", "v1", &report)?;

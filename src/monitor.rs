@@ -95,7 +95,6 @@ impl SpectralMonitor {
     /// A monitor analysing with `options` (the same validated options as `analyze`) at every
     /// step divisible by `every` (≥ 1).
     pub fn new(options: AnalyzeOptions, every: usize) -> Result<Self> {
-        options.check()?;
         if every == 0 {
             return Err(Error::parameter("every", "must be at least 1"));
         }
@@ -228,9 +227,9 @@ impl SpectralMonitor {
         let Some(handle) = self.pending.take() else {
             return Ok(Vec::new());
         };
-        let records = handle
-            .join()
-            .map_err(|_| Error::InvalidInput("the background observation panicked".into()))??;
+        let records = handle.join().map_err(|_| Error::Panicked {
+            task: "observing the model in the background".into(),
+        })??;
         self.write(&records)?;
         Ok(records)
     }
@@ -260,8 +259,7 @@ impl SpectralMonitor {
 
 /// A record as one line of JSON (no newline).
 pub fn json_line(record: &impl Serialize) -> Result<String> {
-    serde_json::to_string(record)
-        .map_err(|err| Error::InvalidOption(format!("cannot serialise a record: {err}")))
+    serde_json::to_string(record).map_err(|err| Error::serialize("a monitor record", err))
 }
 
 /// The label of the models a monitor observes.
@@ -270,7 +268,7 @@ const TRAINING: &str = "<training>";
 /// The records of `model` at `step`: `analyze` on it, read under `no_grad`.
 fn records_of(step: usize, model: &Model, options: &AnalyzeOptions) -> Result<Vec<MonitorRecord>> {
     let _guard = tch::no_grad_guard();
-    let analysis = analyze(model, options, |_, _, _| {})?;
+    let analysis = analyze(model, options)?;
     Ok(analysis
         .layers
         .into_iter()

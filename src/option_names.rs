@@ -21,11 +21,7 @@ macro_rules! option_names {
             fn from_str(text: &str) -> $crate::error::Result<Self> {
                 match text {
                     $($name => Ok(Self::$variant),)+
-                    other => Err($crate::error::Error::InvalidOption(format!(
-                        "{} '{other}': expected {}",
-                        $what,
-                        [$($name),+].join(" or ")
-                    ))),
+                    other => Err($crate::error::Error::unknown_name($what, other, &[$($name),+])),
                 }
             }
         }
@@ -62,3 +58,14 @@ macro_rules! serde_as_text {
 }
 
 pub(crate) use serde_as_text;
+
+/// A clap value parser for one of the library's option enums: its names are listed in
+/// `--help` and parsed straight into the enum.
+#[cfg(feature = "cli")]
+pub fn choice<T>() -> impl clap::builder::TypedValueParser<Value = T>
+where
+    T: OptionNames + Clone + Send + Sync + 'static,
+{
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(T::NAMES).try_map(|name| name.parse::<T>())
+}

@@ -5,15 +5,13 @@
 //! SVD on both CPU and GPU (measured by scripts/benchmark.py). Slices of a convolution are one batched call.
 //! Results are squared singular values σᵢ², unscaled: [`crate::esd`] applies the conventions.
 
-use serde::Serialize;
 use tch::{Kind, Tensor};
 
 use crate::error::{Error, Result};
-use crate::option_names::option_names;
+use crate::option_names::{option_names, serde_as_text};
 
 /// Arithmetic of the Gram product and the eigensolver; results and statistics are always f64.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Precision {
     /// W and WᵀW in f64: eigenvalues agree with an f64 SVD to ~1e-12 relative.
     #[default]
@@ -27,6 +25,8 @@ pub enum Precision {
 }
 
 option_names!(Precision, "precision", { F64 => "f64", Fast => "fast" });
+
+serde_as_text!(Precision);
 
 /// The spectrum of one layer's stack of matrices, as computed on the device.
 #[derive(Debug, Clone, PartialEq)]

@@ -57,7 +57,6 @@ pub fn track(
     options: &AnalyzeOptions,
     mut on_file: impl FnMut(usize, usize, &Path),
 ) -> Result<Vec<TrackRecord>> {
-    options.check()?;
     let mut records = Vec::new();
     for (index, path) in paths.iter().enumerate() {
         on_file(index, paths.len(), path);
@@ -69,7 +68,7 @@ pub fn track(
                 STEP_ENTRIES.join("/")
             ))
         })?;
-        let analysis = analyze(&model, options, |_, _, _| {})?;
+        let analysis = analyze(&model, options)?;
         records.extend(analysis.layers.into_iter().map(|layer| TrackRecord {
             step,
             source: path.display().to_string(),

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 import torch  # first: the extension uses the libtorch this import loads
 
 from . import _rmt_torch
-from ._rmt_torch import DeviceError, Error, FileError, InputError, OptionError, TorchError
+from ._rmt_torch import DeviceError, Error, FileError, InputError, InternalError, OptionError, TorchError
 
 __version__ = _rmt_torch.__version__
 
@@ -61,6 +61,7 @@ __all__ = [
     "InputError",
     "DeviceError",
     "TorchError",
+    "InternalError",
 ]
 
 

@@ -7,13 +7,11 @@ use pyo3::prelude::*;
 use pyo3_tch::PyTensor;
 use serde_json::{Map, Value};
 
-use rmt_torch::heavy_tail::power_law::TailOptions;
 use rmt_torch::hessian::{HessianOptions, Loss};
 use rmt_torch::jacobian::{analyze_in_memory, Differentiable, JacobianOptions, SampleCount};
 use rmt_torch::lanczos::DensityOptions;
 use rmt_torch::monitor::{json_line, SpectralMonitor};
-use rmt_torch::rmt::unfolding::{Unfolding, DEFAULT_GAUSSIAN_WINDOW, DEFAULT_POLYNOMIAL_DEGREE};
-use rmt_torch::{analyze, AnalyzeOptions, ConvMode, LayerSelection, Model, RmtOptions};
+use rmt_torch::{analyze, AnalysisRequest, AnalyzeOptions, Model, RmtOptions};
 
 create_exception!(
     _rmt_torch,
@@ -46,55 +44,30 @@ create_exception!(
     "A device that is not available, or too small for a layer."
 );
 create_exception!(_rmt_torch, TorchError, Error, "An error libtorch reported.");
+create_exception!(
+    _rmt_torch,
+    InternalError,
+    Error,
+    "A failure of rmt-torch itself (a figure, JSON output, a worker thread): a bug to report."
+);
 
 /// The library's error as the Python exception of its kind.
 fn python_error(err: rmt_torch::Error) -> PyErr {
-    use rmt_torch::Error as E;
+    use rmt_torch::ErrorKind;
     let message = err.to_string();
-    match err {
-        E::Io { .. } | E::Write { .. } | E::UnsupportedFormat { .. } | E::Corrupt { .. } => {
-            FileError::new_err(message)
-        }
-        E::InvalidOption(_) | E::InvalidParameter { .. } => OptionError::new_err(message),
-        E::DeviceUnavailable(_) | E::TooLarge { .. } => DeviceError::new_err(message),
-        E::Torch(_) => TorchError::new_err(message),
-        _ => InputError::new_err(message),
+    match err.kind() {
+        ErrorKind::File => FileError::new_err(message),
+        ErrorKind::Option => OptionError::new_err(message),
+        ErrorKind::Input => InputError::new_err(message),
+        ErrorKind::Device => DeviceError::new_err(message),
+        ErrorKind::Torch => TorchError::new_err(message),
+        ErrorKind::Internal => InternalError::new_err(message),
     }
 }
 
 fn option_error(message: String) -> PyErr {
     OptionError::new_err(message)
 }
-
-/// The keyword options, one per CLI analysis flag (same names, `_` for `-`, same defaults).
-const KEYWORDS: [&str; 26] = [
-    "device",
-    "layers",
-    "conv",
-    "convention",
-    "precision",
-    "min_evals",
-    "max_evals",
-    "max_n",
-    "ww_compat",
-    "split_fused",
-    "eigenvalues",
-    "randomize",
-    "seed",
-    "xmax_drop",
-    "clip_fingers",
-    "xmin_peak",
-    "min_tail",
-    "tw_level",
-    "unfolding",
-    "unfolding_window",
-    "unfolding_degree",
-    "number_variance",
-    "vectors",
-    "pt_window",
-    "semicircle",
-    "figure_data",
-];
 
 /// Keyword arguments as the package passes them: a JSON object of known names (a `None` is as
 /// if the keyword were not given).
@@ -156,107 +129,20 @@ impl Keywords {
     }
 }
 
-/// The analysis options that keyword arguments (a JSON object) mean.
+/// The analysis options that keyword arguments (a JSON object) mean: the library's one options
+/// request, read as it is, every error naming its keyword.
 fn options(keywords: &str) -> PyResult<AnalyzeOptions> {
-    let keywords = Keywords::parse(keywords, &KEYWORDS)?;
-    let defaults = AnalyzeOptions::default();
-    let conv = match keywords.text("conv")? {
-        Some(name) => name.parse().map_err(python_error)?,
-        None => ConvMode::Slices,
-    };
-    let selection = LayerSelection {
-        split_fused: keywords.flag("split_fused", false)?,
-        ..LayerSelection::chosen(
-            conv,
-            keywords.text("layers")?,
-            keywords
-                .count("min_evals")?
-                .unwrap_or(defaults.selection.min_evals),
-            keywords.count("max_evals")?,
-            keywords.count("max_n")?,
-            keywords.flag("ww_compat", false)?,
-        )
-        .map_err(python_error)?
-    };
-    let unfolding = match keywords.text("unfolding")?.unwrap_or("gaussian") {
-        "gaussian" => Unfolding::GaussianBroadening {
-            window: keywords
-                .count("unfolding_window")?
-                .unwrap_or(DEFAULT_GAUSSIAN_WINDOW),
-        },
-        "polynomial" => Unfolding::Polynomial {
-            degree: keywords
-                .count("unfolding_degree")?
-                .unwrap_or(DEFAULT_POLYNOMIAL_DEGREE),
-        },
-        other => {
-            return Err(option_error(format!(
-                "unfolding '{other}': expected gaussian or polynomial"
-            )))
-        }
-    };
-    let number_variance = match keywords.get("number_variance") {
-        None => Vec::new(),
-        Some(value) => serde_json::from_value::<Vec<f64>>(value.clone()).map_err(|_| {
-            option_error(format!(
-                "number_variance must be a list of numbers, not {value}"
-            ))
-        })?,
-    };
-    let randomize = match keywords.get("randomize") {
-        None | Some(Value::Bool(false)) => None,
-        Some(Value::Bool(true)) => Some(keywords.count("seed")?.unwrap_or(0) as u64),
-        Some(value) => {
-            return Err(option_error(format!(
-                "randomize must be True or False, not {value}"
-            )))
-        }
-    };
-    let options = AnalyzeOptions {
-        device: match keywords.text("device")? {
-            Some(name) => name.parse().map_err(python_error)?,
-            None => defaults.device,
-        },
-        selection,
-        convention: match keywords.text("convention")? {
-            Some(name) => name.parse().map_err(python_error)?,
-            None => defaults.convention,
-        },
-        precision: match keywords.text("precision")? {
-            Some(name) => name.parse().map_err(python_error)?,
-            None => defaults.precision,
-        },
-        keep_eigenvalues: keywords.flag("eigenvalues", false)?,
-        tail: TailOptions {
-            drop_top: keywords
-                .count("xmax_drop")?
-                .unwrap_or(defaults.tail.drop_top),
-            clip_fingers: keywords.flag("clip_fingers", false)?,
-            min_tail: keywords
-                .count("min_tail")?
-                .unwrap_or(defaults.tail.min_tail),
-            xmin_peak: keywords.flag("xmin_peak", false)?,
-        },
-        randomize,
-        rmt: RmtOptions {
-            level: keywords.number("tw_level")?.unwrap_or(defaults.rmt.level),
-            unfolding,
-            number_variance,
-            vectors: keywords.flag("vectors", false)?,
-            porter_thomas_window: keywords
-                .count("pt_window")?
-                .unwrap_or(defaults.rmt.porter_thomas_window),
-            semicircle: keywords.flag("semicircle", false)?,
-            keep_spacings: false,
-        },
-    };
-    let options = if keywords.flag("figure_data", false)? {
-        options.with_figure_data()
-    } else {
-        options
-    };
-    options.check().map_err(python_error)?;
-    Ok(options)
+    let keywords: Value = serde_json::from_str(keywords)
+        .map_err(|err| option_error(format!("options are not a JSON object: {err}")))?;
+    AnalysisRequest::from_json(&keywords)
+        .and_then(|request| request.resolve())
+        .map_err(python_error)
+}
+
+/// The analysis keywords (the command line's analysis flags, `_` for `-`).
+#[pyfunction]
+fn analysis_keywords() -> Vec<String> {
+    AnalysisRequest::names()
 }
 
 /// Builds the model with `model` and analyses it, the GIL released (tensors are not `Sync`, so
@@ -268,7 +154,7 @@ fn analysis_json(
 ) -> PyResult<String> {
     py.allow_threads(|| {
         let _no_grad = tch::no_grad_guard();
-        let analysis = analyze(&model()?, options, |_, _, _| {})?;
+        let analysis = analyze(&model()?, options)?;
         rmt_torch::report::to_json(&analysis)
     })
     .map_err(python_error)
@@ -566,6 +452,7 @@ fn _rmt_torch(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(shared_data_pointers, m)?)?;
     m.add_function(wrap_pyfunction!(jacobian_module, m)?)?;
     m.add_function(wrap_pyfunction!(hessian_module, m)?)?;
+    m.add_function(wrap_pyfunction!(analysis_keywords, m)?)?;
     m.add_class::<Monitor>()?;
     m.add("Error", py.get_type::<Error>())?;
     m.add("FileError", py.get_type::<FileError>())?;
@@ -573,6 +460,7 @@ fn _rmt_torch(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("InputError", py.get_type::<InputError>())?;
     m.add("DeviceError", py.get_type::<DeviceError>())?;
     m.add("TorchError", py.get_type::<TorchError>())?;
+    m.add("InternalError", py.get_type::<InternalError>())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

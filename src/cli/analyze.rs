@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use rmt_torch::report::plots::write_analysis_figures;
 use rmt_torch::report::render_analysis;
-use rmt_torch::{analyze, Analysis, AnalyzeOptions, Model};
+use rmt_torch::{Analysis, AnalyzeOptions, Model};
 
 use super::output::{progress_bar, write_output};
 use super::{AnalysisArgs, EntryArgs, OutputArgs, PlotArgs};
@@ -91,12 +91,11 @@ pub struct AnalyzeArgs {
 
 /// Validates the arguments, analyses the model, writes the report.
 pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
-    let mut options = args.analysis.options()?;
+    let options = args
+        .analysis
+        .options(|request| request.figure_data |= args.plots.plots.is_some())?;
     args.output.prepare(&[&args.model])?;
     args.plots.prepare()?;
-    if args.plots.plots.is_some() {
-        options = options.with_figure_data();
-    }
     let (analysis, baseline) = analyze_with_baseline(
         &args.model,
         &args.entry,
@@ -141,7 +140,7 @@ fn analyze_file(
 ) -> anyhow::Result<Analysis> {
     let model = Model::load_entry(path, key)?;
     let bar = progress_bar(quiet, "layers");
-    let analysis = analyze(&model, options, |done, total, name| {
+    let analysis = rmt_torch::analyze_with_progress(&model, options, |done, total, name| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
         bar.set_message(name.to_string());

@@ -6,7 +6,9 @@ use clap::Args;
 use rmt_torch::report::{csv::to_csv, table::Table, to_json, OutputFormat};
 
 use super::output::write_output;
-use super::{ModelArgs, OutputArgs, SelectionArgs};
+use rmt_torch::analysis::SelectionRequest;
+
+use super::{ModelArgs, OutputArgs};
 
 /// Arguments of `info`.
 #[derive(Debug, Args)]
@@ -14,15 +16,14 @@ pub struct InfoArgs {
     #[command(flatten)]
     model: ModelArgs,
     #[command(flatten)]
-    selection: SelectionArgs,
+    selection: SelectionRequest,
     #[command(flatten)]
     output: OutputArgs,
 }
 
 /// Lists the tensors with their verdicts.
 pub fn run(args: InfoArgs) -> anyhow::Result<ExitCode> {
-    let selection = args.selection.to_selection()?;
-    selection.check()?;
+    let selection = args.selection.resolve()?;
     let format = args.output.format;
     args.output.prepare(&[&args.model.model])?;
     let model = args.model.load()?;

@@ -19,7 +19,9 @@ use rmt_torch::report::{
 use rmt_torch::DeviceChoice;
 
 use super::output::{progress_bar, write_output};
-use super::{OutputArgs, PlotArgs, RmtArgs};
+use rmt_torch::analysis::RmtRequest;
+
+use super::{OutputArgs, PlotArgs};
 
 /// Arguments of `jacobian`.
 #[derive(Debug, Args)]
@@ -105,7 +107,7 @@ pub struct JacobianArgs {
     #[command(flatten)]
     plots: PlotArgs,
     #[command(flatten)]
-    rmt: RmtArgs,
+    rmt: RmtRequest,
     #[command(flatten)]
     output: OutputArgs,
 }
@@ -132,7 +134,7 @@ pub fn run(args: JacobianArgs) -> anyhow::Result<ExitCode> {
         isometry_tolerance: args.isometry_tolerance,
         mean_gram: args.mean_gram,
         keep_singular_values: true,
-        rmt: args.rmt.to_options()?,
+        rmt: args.rmt.resolve()?,
     };
     options.check()?;
     let format = args.output.format;

@@ -7,7 +7,7 @@ use clap::Args;
 
 use rmt_torch::environment::Environment;
 use rmt_torch::jacobian::{analyze_jacobians, JacobianOptions, SampleCount};
-use rmt_torch::report::html::{analysis_settings, html_report, LayerFigures};
+use rmt_torch::report::html::{html_report, LayerFigures};
 use rmt_torch::RmtOptions;
 
 use super::analyze::analyze_with_baseline;
@@ -70,10 +70,11 @@ pub struct ReportArgs {
 
 /// Analyses the model (and the baseline), writes the page.
 pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
-    let mut options = args.analysis.options()?;
+    let options = args.analysis.options(|request| {
+        request.rmt.vectors = !args.no_vectors;
+        request.figure_data = true;
+    })?;
     check_output_path(&args.output, &[&args.model])?;
-    options.rmt.vectors = !args.no_vectors;
-    let options = options.with_figure_data();
     let quiet = args.analysis.quiet;
     let (analysis, baseline) = analyze_with_baseline(
         &args.model,
@@ -85,11 +86,11 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
     let jacobian = match &args.input {
         Some(input) => {
             let jacobian_options = JacobianOptions {
-                device: options.device,
+                device: options.device(),
                 samples: args.jacobian_samples,
                 rmt: RmtOptions {
                     vectors: false,
-                    ..options.rmt.clone()
+                    ..options.rmt().clone()
                 },
                 ..JacobianOptions::default()
             };
@@ -120,7 +121,6 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
         &analysis,
         baseline.as_ref(),
         jacobian.as_ref(),
-        &analysis_settings(&options),
         &Environment::detect(),
         args.figures_for_worst
             .map_or(LayerFigures::All, |k| LayerFigures::Worst(k as usize)),

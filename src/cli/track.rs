@@ -56,21 +56,20 @@ pub struct TrackArgs {
 
 /// Tracks the statistics and writes them.
 pub fn run(args: TrackArgs) -> anyhow::Result<ExitCode> {
-    let mut options = args.analysis.options()?;
+    let options = args
+        .analysis
+        .options(|request| request.eigenvalues |= args.plots.plots.is_some())?;
     check_metrics(&args.metrics)?;
     args.plots.prepare()?;
     let records: Vec<Value> = match &args.jsonl {
         Some(path) => {
             args.output.prepare(&[path])?;
-            read_monitor_records(path, &options.selection)?
+            read_monitor_records(path, options.selection())?
         }
         None => {
             let paths = find_models(&args.paths)?;
             let inputs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
             args.output.prepare(&inputs)?;
-            if args.plots.plots.is_some() {
-                options.keep_eigenvalues = true;
-            }
             let bar = progress_bar(args.analysis.quiet, "checkpoints");
             let records = rmt_torch::track::track(
                 &paths,

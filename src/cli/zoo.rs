@@ -112,7 +112,7 @@ pub fn run(args: ZooArgs) -> anyhow::Result<ExitCode> {
         let report = ZooReport::merge(reports)?;
         return write_report(&report, &merge.output);
     }
-    let analyze = args.analysis.options()?;
+    let analyze = args.analysis.options(|_| ())?;
     let mut policy = Policy {
         rules: args.fail_if.clone(),
     };
@@ -128,7 +128,7 @@ pub fn run(args: ZooArgs) -> anyhow::Result<ExitCode> {
     if let Some(shard) = args.shard {
         models = shard.select(models);
     }
-    let device = analyze.device.resolve()?;
+    let device = analyze.device().resolve()?;
     let jobs = args
         .jobs
         .unwrap_or_else(|| default_jobs(&models, device))

@@ -16,11 +16,10 @@ use crate::error::{Error, Result};
 use crate::model::fused::{self, AttentionHeads};
 use crate::model::roles::{self, Part};
 use crate::model::{Model, NamedTensor};
-use crate::option_names::option_names;
+use crate::option_names::{option_names, serde_as_text};
 
 /// How a convolution kernel becomes matrices.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ConvMode {
     /// One out × in matrix per kernel position, eigenvalues pooled (WeightWatcher).
     #[default]
@@ -30,11 +29,12 @@ pub enum ConvMode {
     /// WeightWatcher 0.7.7's reading: Conv2d as `slices`; a Conv1d kernel (out, in, k) as one
     /// SVD of the 3-D tensor, i.e. the in × k matrix of every output channel, their singular
     /// values pooled and only the largest min(out, in, k) kept, with N = max(out, in, k).
-    #[serde(rename = "ww")]
     WeightWatcher,
 }
 
 option_names!(ConvMode, "conv mode", { Slices => "slices", Reshape => "reshape", WeightWatcher => "ww" });
+
+serde_as_text!(ConvMode);
 
 /// What kind of layer a weight tensor belongs to, read from its rank.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -143,40 +143,6 @@ impl LayerSelection {
             max_n: Some(WEIGHTWATCHER_MAX_N),
             ww_compat: true,
             ..Self::default()
-        }
-    }
-
-    /// The selection a front end's choices mean (the CLI's flags, the Python package's
-    /// keywords): `ww_compat` starts from [`Self::weightwatcher`], whose limits apply unless
-    /// given, and reads convolutions as WeightWatcher does unless `conv` asks for `reshape`
-    /// (which [`Self::check`] then refuses).
-    pub fn chosen(
-        conv: ConvMode,
-        pattern: Option<&str>,
-        min_evals: usize,
-        max_evals: Option<usize>,
-        max_n: Option<usize>,
-        ww_compat: bool,
-    ) -> Result<Self> {
-        let base = if ww_compat {
-            Self::weightwatcher()
-        } else {
-            Self::default()
-        };
-        let selection = Self {
-            conv_mode: if ww_compat && conv == ConvMode::Slices {
-                base.conv_mode
-            } else {
-                conv
-            },
-            min_evals,
-            max_evals: max_evals.or(base.max_evals),
-            max_n: max_n.or(base.max_n),
-            ..base
-        };
-        match pattern {
-            Some(pattern) => selection.with_pattern(pattern),
-            None => Ok(selection),
         }
     }
 

@@ -11,10 +11,11 @@ pub fn to_csv<T: Serialize>(records: &[T]) -> Result<String> {
         .iter()
         .map(|record| match serde_json::to_value(record) {
             Ok(Value::Object(map)) => Ok(map),
-            Ok(_) => Err(Error::InvalidOption("CSV rows must be JSON objects".into())),
-            Err(err) => Err(Error::InvalidOption(format!(
-                "cannot serialise a CSV row: {err}"
-            ))),
+            Ok(_) => Err(Error::Serialize {
+                what: "a CSV row",
+                reason: "a row must be a JSON object".into(),
+            }),
+            Err(err) => Err(Error::serialize("a CSV row", err)),
         })
         .collect::<Result<_>>()?;
     let mut header: Vec<&str> = Vec::new();

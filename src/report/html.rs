@@ -2,7 +2,7 @@
 //! that a person opens in a browser and sends to a colleague.
 use std::fmt::Write;
 
-use crate::analysis::{Analysis, AnalyzeOptions, LayerReport};
+use crate::analysis::{Analysis, LayerReport};
 use crate::environment::Environment;
 use crate::error::Result;
 use crate::heavy_tail::quality::QualityLabel;
@@ -11,46 +11,6 @@ use crate::report::plots::jacobian::JacobianFigure;
 use crate::report::plots::text::html_scripts;
 use crate::report::plots::{layer::layer_figures, model::model_figure, to_svg};
 use crate::report::{format_number, format_optional};
-
-/// The settings an analysis ran with, as (name, value) rows for the report.
-pub fn analysis_settings(options: &AnalyzeOptions) -> Vec<(String, String)> {
-    let rmt = &options.rmt;
-    let tail = &options.tail;
-    let rows = [
-        ("device", options.device.to_string()),
-        ("ESD convention", options.convention.to_string()),
-        ("conv mode", options.selection.conv_mode.to_string()),
-        ("precision", options.precision.to_string()),
-        (
-            "layer pattern",
-            options
-                .selection
-                .name_pattern
-                .as_ref()
-                .map_or_else(|| "all".into(), |p| p.to_string()),
-        ),
-        ("min eigenvalues", options.selection.min_evals.to_string()),
-        ("Tracy-Widom level", format_number(rmt.level)),
-        ("unfolding", format!("{:?}", rmt.unfolding)),
-        (
-            "number variance lengths",
-            format!("{} values", rmt.number_variance.len()),
-        ),
-        ("Porter-Thomas", rmt.vectors.to_string()),
-        ("semicircle", rmt.semicircle.to_string()),
-        ("power-law top dropped", tail.drop_top.to_string()),
-        ("clip fingers", tail.clip_fingers.to_string()),
-        ("xmin near the peak", tail.xmin_peak.to_string()),
-        ("minimum tail", tail.min_tail.to_string()),
-        (
-            "randomisation seed",
-            options
-                .randomize
-                .map_or_else(|| "off".into(), |s| s.to_string()),
-        ),
-    ];
-    rows.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
-}
 
 /// Which layers' sections carry figures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -66,7 +26,7 @@ pub enum LayerFigures {
 const OPEN_SECTIONS: usize = 12;
 
 /// The report of `analysis` (its options must have kept eigenvalues and spacings:
-/// [`crate::AnalyzeOptions::with_figure_data`]), with `baseline`'s ESDs overlaid when given and a
+/// [`crate::AnalysisRequest::figure_data`]), with `baseline`'s ESDs overlaid when given and a
 /// section on the input-output Jacobians when `jacobian` is given. A table of contents stays at
 /// the top of the window; each layer is a collapsible section (open when the page has at most
 /// 12 sections with figures), with figures for the layers `figures` names.
@@ -74,7 +34,6 @@ pub fn html_report(
     analysis: &Analysis,
     baseline: Option<&Analysis>,
     jacobian: Option<&JacobianAnalysis>,
-    settings: &[(String, String)],
     environment: &Environment,
     figures: LayerFigures,
 ) -> Result<String> {
@@ -153,14 +112,18 @@ pub fn html_report(
     if let Some(base) = baseline {
         rows.push(("baseline".into(), base.model.clone()));
     }
-    rows.extend(settings.iter().cloned());
-    if let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(environment) {
-        rows.extend(fields.into_iter().map(|(key, value)| {
-            let value = value
-                .as_str()
-                .map_or_else(|| value.to_string(), str::to_string);
-            (key, value)
-        }));
+    let text = |value: serde_json::Value| match value {
+        serde_json::Value::String(text) => text,
+        serde_json::Value::Null => "none".into(),
+        other => other.to_string(),
+    };
+    for record in [
+        serde_json::to_value(&analysis.settings),
+        serde_json::to_value(environment),
+    ] {
+        if let Ok(serde_json::Value::Object(fields)) = record {
+            rows.extend(fields.into_iter().map(|(key, value)| (key, text(value))));
+        }
     }
     rows.push((
         "timing".into(),

@@ -45,6 +45,13 @@ pub fn format_number(value: f64) -> String {
 }
 
 /// An optional count for a table cell, or `-` when absent.
+/// A resolved setting's value, `-` when absent.
+fn shown<T: std::fmt::Display>(value: &Option<T>) -> String {
+    value
+        .as_ref()
+        .map_or_else(|| "-".into(), ToString::to_string)
+}
+
 fn count_cell(value: Option<usize>) -> String {
     value.map_or_else(|| "-".to_string(), |n| n.to_string())
 }
@@ -83,7 +90,9 @@ use crate::analysis::Analysis;
 pub fn render_analysis(analysis: &Analysis, format: OutputFormat) -> Result<String> {
     match format {
         OutputFormat::Json => to_json(analysis),
-        OutputFormat::Csv if analysis.ww_compat => csv::to_csv(&weightwatcher::details(analysis)),
+        OutputFormat::Csv if analysis.settings.selection.ww_compat => {
+            csv::to_csv(&weightwatcher::details(analysis))
+        }
         OutputFormat::Csv => csv::to_csv(&analysis.layers),
         OutputFormat::Table => Ok(analysis_table(analysis)),
     }
@@ -93,7 +102,7 @@ pub fn render_analysis(analysis: &Analysis, format: OutputFormat) -> Result<Stri
 pub fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
     serde_json::to_string_pretty(value)
         .map(|text| text + "\n")
-        .map_err(|err| Error::InvalidOption(format!("cannot serialise to JSON: {err}")))
+        .map_err(|err| Error::serialize("results", err))
 }
 
 /// A table column: its header and how a layer fills its cell.
@@ -185,9 +194,9 @@ fn analysis_table(analysis: &Analysis) -> String {
         analysis.format,
         analysis.layers.len(),
         analysis.device,
-        analysis.convention,
-        analysis.conv_mode,
-        analysis.precision,
+        shown(&analysis.settings.convention),
+        shown(&analysis.settings.selection.conv),
+        shown(&analysis.settings.precision),
     );
     out.push_str(&table.render());
     let summary = &analysis.summary;

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::option_names::option_names;
+use crate::option_names::{option_names, serde_as_text};
 
 /// How the smooth part of the level staircase is estimated.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -34,6 +34,8 @@ pub enum UnfoldingMethod {
 }
 
 option_names!(UnfoldingMethod, "unfolding", { Gaussian => "gaussian", Polynomial => "polynomial" });
+
+serde_as_text!(UnfoldingMethod);
 
 /// Default half-window a of the Gaussian broadening (Thamm, Staats & Rosenow 2022).
 pub const DEFAULT_GAUSSIAN_WINDOW: usize = 15;

@@ -61,13 +61,13 @@ impl ZooOptions {
     fn fingerprint(&self) -> String {
         let device = self
             .analyze
-            .device
+            .device()
             .resolve()
             .map_or_else(|err| err.to_string(), crate::device::device_name);
+        let settings = serde_json::Value::Object(self.analyze.settings_json());
         format!(
-            "{} {:?} {:?} {device}",
+            "{} {settings} {:?} {device}",
             env!("CARGO_PKG_VERSION"),
-            self.analyze,
             self.key
         )
     }
@@ -82,7 +82,6 @@ pub fn run_zoo(
 ) -> crate::Result<Vec<ZooEntry>> {
     use rayon::prelude::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
-    options.analyze.check()?;
     let fingerprint = options.fingerprint();
     let done = AtomicUsize::new(0);
     let total = models.len();
@@ -147,7 +146,7 @@ fn zoo_entry(path: &Path, options: &ZooOptions, fingerprint: &str) -> ZooEntry {
                 }
                 other => other,
             };
-            let result = model.and_then(|model| analyze(&model, &options.analyze, |_, _, _| {}));
+            let result = model.and_then(|model| analyze(&model, &options.analyze));
             let analysis = match result {
                 Ok(analysis) => analysis,
                 Err(err) => return failed(Some(hash), err.to_string()),

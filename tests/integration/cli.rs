@@ -116,24 +116,13 @@ fn info_lists_tensors_and_verdicts() {
 #[test]
 fn layer_fields_list_every_field_of_a_layer_record() {
     use rmt_torch::analysis::LAYER_FIELDS;
-    use rmt_torch::{analyze, AnalyzeOptions, DeviceChoice, Model, RmtOptions};
-    let options = AnalyzeOptions {
-        device: DeviceChoice::Cpu,
-        randomize: Some(1),
-        tail: rmt_torch::heavy_tail::power_law::TailOptions {
-            clip_fingers: true,
-            ..Default::default()
-        },
-        rmt: RmtOptions {
-            vectors: true,
-            semicircle: true,
-            ..RmtOptions::default()
-        },
-        ..AnalyzeOptions::default()
-    }
-    .with_figure_data();
+    use rmt_torch::{analyze, Model};
+    let options = fixtures::options(serde_json::json!({
+        "device": "cpu", "randomize": true, "seed": 1, "clip_fingers": true,
+        "vectors": true, "semicircle": true, "figure_data": true,
+    }));
     let model = Model::load(fixtures::shipped_model("digits_mlp_trained.pt")).unwrap();
-    let analysis = analyze(&model, &options, |_, _, _| {}).unwrap();
+    let analysis = analyze(&model, &options).unwrap();
     let json = serde_json::to_value(&analysis).unwrap();
     let mut seen: Vec<String> = Vec::new();
     for layer in json["layers"].as_array().unwrap() {

@@ -42,13 +42,10 @@ fn differences(ours: &Value, theirs: &Value) -> Vec<String> {
 const FAST_BOUND_ON_GPU: f64 = 5e-4;
 
 fn analysis(model: &Model, device: DeviceChoice, precision: Precision) -> Value {
-    let options = AnalyzeOptions {
-        device,
-        precision,
-        keep_eigenvalues: true,
-        ..AnalyzeOptions::default()
-    };
-    serde_json::to_value(analyze(model, &options, |_, _, _| {}).unwrap()).unwrap()
+    let options = fixtures::options(serde_json::json!({
+        "device": device.to_string(), "precision": precision.to_string(), "eigenvalues": true,
+    }));
+    serde_json::to_value(analyze(model, &options).unwrap()).unwrap()
 }
 
 #[test]
@@ -116,10 +113,7 @@ fn the_monitor_analyses_gpu_tensors_where_they_are() {
             .iter()
             .map(|(name, t)| (name.clone(), t.to_device(tensor_device)))
             .collect();
-        let options = AnalyzeOptions {
-            device,
-            ..AnalyzeOptions::default()
-        };
+        let options = AnalyzeOptions::default().on_device(device);
         let records = SpectralMonitor::new(options, 1)
             .unwrap()
             .observe(1, tensors)

@@ -285,3 +285,11 @@ pub fn json_differences(
     }
     walk(ours, theirs, "", 0.0, tolerance)
 }
+
+/// Checked analysis options from keywords, as the Python package passes them: the same
+/// request every front end fills.
+pub fn options(keywords: Value) -> rmt_torch::AnalyzeOptions {
+    rmt_torch::AnalysisRequest::from_json(&keywords)
+        .and_then(|request| request.resolve())
+        .unwrap_or_else(|err| panic!("options {keywords}: {err}"))
+}

@@ -4,28 +4,27 @@ use std::path::Path;
 use rmt_torch::heavy_tail::alternatives;
 use rmt_torch::heavy_tail::power_law::{self, TailOptions};
 use rmt_torch::heavy_tail::quality::QualityLabel;
-use rmt_torch::{analyze, AnalyzeOptions, DeviceChoice, Model};
+use rmt_torch::{analyze, AnalyzeOptions, Model};
 
 use crate::fixtures;
 
 fn assert_matches_weightwatcher(kind: &str, model_path: &Path) {
-    assert_matches_weightwatcher_with(kind, model_path, "{}", TailOptions::default());
+    assert_matches_weightwatcher_with(kind, model_path, "{}", serde_json::json!({}));
 }
 
 fn assert_matches_weightwatcher_with(
     kind: &str,
     model_path: &Path,
     kwargs: &str,
-    tail: TailOptions,
+    tail: serde_json::Value,
 ) {
     let (_, details) = fixtures::weightwatcher_details(kind, model_path, kwargs);
     let model = Model::load(model_path).unwrap();
-    let options = AnalyzeOptions {
-        device: DeviceChoice::Cpu,
-        tail,
-        ..AnalyzeOptions::default()
-    };
-    let analysis = analyze(&model, &options, |_, _, _| {}).unwrap();
+    let clip_fingers = tail["clip_fingers"] == true;
+    let mut keywords = tail;
+    keywords["device"] = "cpu".into();
+    let options = fixtures::options(keywords);
+    let analysis = analyze(&model, &options).unwrap();
     assert_eq!(analysis.layers.len(), details.len(), "{kind}: layer count");
     let mut compared = 0;
     for layer in &analysis.layers {
@@ -33,7 +32,7 @@ fn assert_matches_weightwatcher_with(
         let number = |key: &str| theirs[key].parse::<f64>().unwrap();
         // WeightWatcher's finger clipping fails (α = −1) on layers too small to clip; we keep the
         // unclipped fit there.
-        if tail.clip_fingers && number("alpha") == -1.0 {
+        if clip_fingers && number("alpha") == -1.0 {
             continue;
         }
         compared += 1;
@@ -52,9 +51,7 @@ fn assert_matches_weightwatcher_with(
             ("log_alpha_norm", alpha_metrics.log_alpha_norm),
             ("num_pl_spikes", fit.num_pl_spikes as f64),
         ];
-        let fingers = tail
-            .clip_fingers
-            .then_some(("num_fingers", fit.num_fingers as f64));
+        let fingers = clip_fingers.then_some(("num_fingers", fit.num_fingers as f64));
         for (key, value) in ours.into_iter().chain(fingers) {
             let reference = number(key);
             // WeightWatcher's small-N fallback computes σ from α = 0 (a negative σ): ours is
@@ -96,14 +93,8 @@ fn shipped_models_match_weightwatcher() {
 
 #[test]
 fn dropped_tops_and_clipped_fingers_match_weightwatcher() {
-    let drop_two = TailOptions {
-        drop_top: 2,
-        ..TailOptions::default()
-    };
-    let clip = TailOptions {
-        clip_fingers: true,
-        ..TailOptions::default()
-    };
+    let drop_two = serde_json::json!({"xmax_drop": 2});
+    let clip = serde_json::json!({"clip_fingers": true});
     for (kind, file) in [
         ("digits-mlp", "digits_mlp_trained.pt"),
         // Its fc1 has three fingers: α 10.8 → 4.0 once they are clipped.
@@ -111,19 +102,17 @@ fn dropped_tops_and_clipped_fingers_match_weightwatcher() {
         ("digits-cnn", "digits_cnn_trained.pt"),
     ] {
         let path = fixtures::shipped_model(file);
-        assert_matches_weightwatcher_with(kind, &path, r#"{"xmax": 2}"#, drop_two);
-        assert_matches_weightwatcher_with(kind, &path, r#"{"fix_fingers": "clip_xmax"}"#, clip);
+        assert_matches_weightwatcher_with(kind, &path, r#"{"xmax": 2}"#, drop_two.clone());
+        assert_matches_weightwatcher_with(
+            kind,
+            &path,
+            r#"{"fix_fingers": "clip_xmax"}"#,
+            clip.clone(),
+        );
     }
     let model = Model::load(fixtures::shipped_model("digits_mlp_init.pt")).unwrap();
-    let options = AnalyzeOptions {
-        device: DeviceChoice::Cpu,
-        tail: clip,
-        ..AnalyzeOptions::default()
-    };
-    let fc1 = analyze(&model, &options, |_, _, _| {})
-        .unwrap()
-        .layers
-        .remove(0);
+    let options = fixtures::options(serde_json::json!({"device": "cpu", "clip_fingers": true}));
+    let fc1 = analyze(&model, &options).unwrap().layers.remove(0);
     assert_eq!(
         fc1.power_law.unwrap().num_fingers,
         3,
@@ -149,13 +138,11 @@ fn gaussian_model(planted: usize) -> Model {
 
 #[test]
 fn randomization_finds_correlation_traps_and_is_seeded() {
-    let options = |seed| AnalyzeOptions {
-        device: DeviceChoice::Cpu,
-        randomize: Some(seed),
-        ..AnalyzeOptions::default()
+    let options = |seed: u64| {
+        fixtures::options(serde_json::json!({"device": "cpu", "randomize": true, "seed": seed}))
     };
     let randomization = |model: &Model, seed| {
-        let analysis = analyze(model, &options(seed), |_, _, _| {}).unwrap();
+        let analysis = analyze(model, &options(seed)).unwrap();
         analysis.layers[0].randomization.clone().unwrap()
     };
     // Pure noise: the shuffled ESD is the same law, inside the Marchenko-Pastur edge.
@@ -313,7 +300,7 @@ fn alpha_against_weightwatchers_reduced_precision() {
     let mut compared = 0;
     for (file, rows) in reference.as_object().unwrap() {
         let model = Model::load(fixtures::shipped_model(file)).unwrap();
-        let analysis = analyze(&model, &AnalyzeOptions::default(), |_, _, _| {}).unwrap();
+        let analysis = analyze(&model, &AnalyzeOptions::default()).unwrap();
         for row in rows.as_array().unwrap() {
             let name = row["name"].as_str().unwrap();
             let Some(layer) = analysis.layers.iter().find(|l| l.name == name) else {

@@ -139,10 +139,8 @@ fn monitoring_changes_nothing_and_track_reproduces_it() {
     for record in &records {
         let step = record["step"].as_u64().unwrap();
         let model = Model::load(dir.join(format!("ckpt-{step}.safetensors"))).unwrap();
-        let analysis = serde_json::to_value(
-            analyze(&model, &AnalyzeOptions::default(), |_, _, _| {}).unwrap(),
-        )
-        .unwrap();
+        let analysis =
+            serde_json::to_value(analyze(&model, &AnalyzeOptions::default()).unwrap()).unwrap();
         let layer = analysis["layers"]
             .as_array()
             .unwrap()
@@ -316,9 +314,9 @@ fn track_needs_a_step_for_every_checkpoint() {
 /// The monitor takes the same validated options as `analyze`, and refuses what analyze refuses.
 #[test]
 fn the_monitor_refuses_invalid_options_before_training() {
-    let mut options = AnalyzeOptions::default();
-    options.rmt.level = 1.5;
-    let refused = SpectralMonitor::new(options, 10).err().unwrap();
+    let mut request = rmt_torch::AnalysisRequest::default();
+    request.rmt.tw_level = Some(1.5);
+    let refused = request.resolve().err().unwrap();
     assert_eq!(
         refused.to_string(),
         "invalid option --tw-level: must be in (0, 1), got 1.5"

@@ -7,7 +7,7 @@ use rmt_torch::rmt::wigner::SpacingLaw;
 use rmt_torch::rmt_suite::{rmt_report, LayerSpectrum, RmtReport};
 use rmt_torch::spectrum::{spectrum, symmetric_part_eigenvalues, Precision};
 use rmt_torch::theory::random::SeededNormal;
-use rmt_torch::{analyze, AnalyzeOptions, Model, RmtOptions};
+use rmt_torch::{analyze, Model, RmtOptions};
 use serde_json::Value;
 use tch::{Device, Tensor};
 
@@ -200,16 +200,9 @@ fn square_gaussian_matrices_have_a_semicircular_symmetric_part() {
 /// The suite with Porter-Thomas, spikes counted at a false-positive rate of 0.1 % per layer
 /// (the shipped models have a dozen layers: at 5 % one initial layer may show a spike by chance).
 fn suite_on(model: &str) -> Vec<Value> {
-    let options = AnalyzeOptions {
-        rmt: RmtOptions {
-            vectors: true,
-            level: 0.001,
-            ..RmtOptions::default()
-        },
-        ..AnalyzeOptions::default()
-    };
+    let options = crate::fixtures::options(serde_json::json!({"vectors": true, "tw_level": 0.001}));
     let model = Model::load(shipped_model(model)).unwrap();
-    let analysis = analyze(&model, &options, |_, _, _| {}).unwrap();
+    let analysis = analyze(&model, &options).unwrap();
     let json = serde_json::to_value(&analysis).unwrap();
     json["layers"].as_array().unwrap().clone()
 }

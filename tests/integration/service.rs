@@ -15,16 +15,13 @@ use serde_json::Value;
 use crate::fixtures;
 
 fn options() -> AnalyzeOptions {
-    AnalyzeOptions {
-        device: DeviceChoice::Cpu,
-        ..AnalyzeOptions::default()
-    }
+    AnalyzeOptions::default().on_device(DeviceChoice::Cpu)
 }
 
 /// The analysis JSON of `model`, with what names the source (its label, format) and the
 /// timings left out.
 fn analysis_json(model: &Model) -> Value {
-    let mut json = serde_json::to_value(analyze(model, &options(), |_, _, _| {}).unwrap()).unwrap();
+    let mut json = serde_json::to_value(analyze(model, &options()).unwrap()).unwrap();
     for key in ["model", "format", "timing"] {
         json.as_object_mut().unwrap().remove(key);
     }

@@ -81,13 +81,10 @@ fn conventions_scale_as_documented_and_metrics_match_weightwatcher_definitions()
     let file = "weights_float64.safetensors";
     let model = Model::load(fixtures::file(file)).unwrap();
     for convention in [EsdConvention::WeightWatcher, EsdConvention::Rmt] {
-        let options = AnalyzeOptions {
-            device: DeviceChoice::Cpu,
-            convention,
-            keep_eigenvalues: true,
-            ..AnalyzeOptions::default()
-        };
-        let analysis = analyze(&model, &options, |_, _, _| {}).unwrap();
+        let options = fixtures::options(serde_json::json!({
+            "device": "cpu", "convention": convention.to_string(), "eigenvalues": true,
+        }));
+        let analysis = analyze(&model, &options).unwrap();
         assert_eq!(analysis.layers.len(), 4);
         for layer in &analysis.layers {
             let want = &fixtures::reference()[file][&layer.name]["slices"];
@@ -128,13 +125,10 @@ fn conventions_scale_as_documented_and_metrics_match_weightwatcher_definitions()
 #[test]
 fn gaussian_matrices_follow_marchenko_pastur() {
     let model = Model::load(fixtures::file("gaussian_mp.safetensors")).unwrap();
-    let options = AnalyzeOptions {
-        device: DeviceChoice::Cpu,
-        convention: EsdConvention::Rmt,
-        keep_eigenvalues: true,
-        ..AnalyzeOptions::default()
-    };
-    let analysis = analyze(&model, &options, |_, _, _| {}).unwrap();
+    let options = fixtures::options(serde_json::json!({
+        "device": "cpu", "convention": "rmt", "eigenvalues": true,
+    }));
+    let analysis = analyze(&model, &options).unwrap();
     assert_eq!(analysis.layers.len(), 4);
     for layer in &analysis.layers {
         let eigenvalues = layer.eigenvalues.as_ref().unwrap();
@@ -230,11 +224,8 @@ fn fast_precision_stays_within_its_stated_error() {
 fn trained_weights_leave_the_random_bulk() {
     let spikes = |name: &str| -> usize {
         let model = Model::load(fixtures::shipped_model(name)).unwrap();
-        let options = AnalyzeOptions {
-            device: DeviceChoice::Cpu,
-            ..AnalyzeOptions::default()
-        };
-        let analysis = analyze(&model, &options, |_, _, _| {}).unwrap();
+        let options = AnalyzeOptions::default().on_device(DeviceChoice::Cpu);
+        let analysis = analyze(&model, &options).unwrap();
         analysis
             .layers
             .iter()
@@ -308,15 +299,12 @@ fn spectra_scale_exactly_with_the_weights() {
         ]
         .map(|case| (w, case))
     }) {
-        let options = AnalyzeOptions {
-            device: DeviceChoice::Cpu,
-            precision,
-            keep_eigenvalues: true,
-            ..AnalyzeOptions::default()
-        };
+        let options = fixtures::options(serde_json::json!({
+            "device": "cpu", "precision": precision.to_string(), "eigenvalues": true,
+        }));
         let eigenvalues = |scale: f64| {
             let model = Model::from_tensors("w", [("w", &(w * scale))]);
-            analyze(&model, &options, |_, _, _| {}).unwrap().layers[0]
+            analyze(&model, &options).unwrap().layers[0]
                 .eigenvalues
                 .clone()
                 .unwrap()
@@ -353,12 +341,8 @@ print(json.dumps(sorted((s ** 2).tolist())))
     let numpy: Vec<f64> = fixtures::python_json(script, &[&path]);
     let model = Model::load(&path).unwrap();
     assert_eq!(model.tensors[0].dtype.to_string(), "float8_e4m3fn");
-    let options = AnalyzeOptions {
-        device: DeviceChoice::Cpu,
-        keep_eigenvalues: true,
-        ..AnalyzeOptions::default()
-    };
-    let analysis = analyze(&model, &options, |_, _, _| {}).unwrap();
+    let options = fixtures::options(serde_json::json!({"device": "cpu", "eigenvalues": true}));
+    let analysis = analyze(&model, &options).unwrap();
     assert_eq!(analysis.layers[0].dtype, "float8_e4m3fn");
     assert_spectra_equal(
         analysis.layers[0].eigenvalues.as_ref().unwrap(),

@@ -4,21 +4,17 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
-use rmt_torch::model::layers::LayerSelection;
-use rmt_torch::{analyze, Analysis, AnalyzeOptions, DeviceChoice, Error, Model};
+use rmt_torch::{analyze, Analysis, Error, Model};
 
 use crate::fixtures;
 
 /// Columns whose values cannot be WeightWatcher's (README, "Differences from WeightWatcher").
 const OWN_COLUMNS: [&str; 1] = ["layer_id"];
 
-fn analysis(path: &Path, selection: LayerSelection) -> rmt_torch::Result<Analysis> {
-    let options = AnalyzeOptions {
-        device: DeviceChoice::Cpu,
-        selection,
-        ..AnalyzeOptions::default()
-    };
-    analyze(&Model::load(path)?, &options, |_, _, _| {})
+/// The analysis on the CPU, with WeightWatcher's rules when `ww_compat`.
+fn analysis(path: &Path, ww_compat: bool) -> rmt_torch::Result<Analysis> {
+    let options = fixtures::options(serde_json::json!({"device": "cpu", "ww_compat": ww_compat}));
+    analyze(&Model::load(path)?, &options)
 }
 
 fn names(analysis: &Analysis) -> BTreeSet<&str> {
@@ -98,11 +94,11 @@ fn the_rules_weightwatcher_singles_out_match_it() {
     // Conv1d k = 9 as one SVD, the 60001-row embedding and the k = 3 Conv1d skipped, the LSTM
     // skipped, five dead rows (σ ≈ 1e-9·σmax) counted in the rank as WeightWatcher does.
     assert_eq!(assert_csv_matches_weightwatcher("synthetic", &model), 3);
-    let ww = analysis(&model, LayerSelection::weightwatcher()).unwrap();
+    let ww = analysis(&model, true).unwrap();
     let proj = ww.layers.iter().find(|l| l.name == "proj.weight").unwrap();
     assert_eq!((proj.metrics.matrix_rank, proj.metrics.rank_loss), (48, 0));
 
-    let ours = analysis(&model, LayerSelection::default()).unwrap();
+    let ours = analysis(&model, false).unwrap();
     let expected: BTreeSet<&str> = [
         "conv_wide.weight",
         "conv_narrow.weight",
@@ -143,8 +139,8 @@ fn default_mode_differs_only_where_documented_on_real_weights() {
     // MTCNN: the same layers and α in both modes (the small-N rule is WeightWatcher's in both).
     let onet = fixtures::pypi_model("facenet-pytorch/onet.pt");
     let (ours, ww) = (
-        analysis(&onet, LayerSelection::default()).unwrap(),
-        analysis(&onet, LayerSelection::weightwatcher()).unwrap(),
+        analysis(&onet, false).unwrap(),
+        analysis(&onet, true).unwrap(),
     );
     assert_eq!(names(&ours), names(&ww));
     for (a, b) in ours.layers.iter().zip(&ww.layers) {
@@ -170,8 +166,8 @@ fn default_mode_differs_only_where_documented_on_real_weights() {
     // Resemblyzer (its checkpoint's model_state; the Adam state beside it is not read): the
     // default also analyses the LSTM's six matrices.
     let resemblyzer = fixtures::pypi_model("resemblyzer/pretrained.pt");
-    let ours = analysis(&resemblyzer, LayerSelection::default()).unwrap();
-    let ww = analysis(&resemblyzer, LayerSelection::weightwatcher()).unwrap();
+    let ours = analysis(&resemblyzer, false).unwrap();
+    let ww = analysis(&resemblyzer, true).unwrap();
     assert_eq!(names(&ww), ["linear.weight"].into());
     assert_eq!(ours.layers.len(), 7);
     assert!(names(&ours).contains("lstm.weight_hh_l2"));
@@ -181,7 +177,7 @@ fn default_mode_differs_only_where_documented_on_real_weights() {
     let silero = fixtures::pypi_model("silero-vad/silero_vad_16k.safetensors");
     let (_, theirs) = fixtures::weightwatcher_details("weights", &silero, "{}");
     assert!(theirs.is_empty());
-    match analysis(&silero, LayerSelection::weightwatcher()) {
+    match analysis(&silero, true) {
         Err(Error::NoWeightMatrices(why)) => {
             assert!(
                 why.contains("conv1.weight: 3 eigenvalues < minimum 8"),
@@ -193,7 +189,7 @@ fn default_mode_differs_only_where_documented_on_real_weights() {
             other.map(|a| a.layers.len())
         ),
     }
-    let ours = analysis(&silero, LayerSelection::default()).unwrap();
+    let ours = analysis(&silero, false).unwrap();
     assert!(names(&ours).contains("conv1.weight") && names(&ours).contains("lstm_cell.weight_hh"));
 }
 

@@ -6,11 +6,12 @@
 //!
 //! ```no_run
 //! use rmt_torch::report::plots::{write_analysis_figures, FigureFiles, ImageFormat};
-//! use rmt_torch::{analyze, AnalyzeOptions, Model};
+//! use rmt_torch::{analyze, AnalysisRequest, Model};
 //!
 //! let model = Model::load("models/digits_cnn_trained.pt")?;
-//! let options = AnalyzeOptions::default().with_figure_data();
-//! let analysis = analyze(&model, &options, |_, _, _| {})?;
+//! let mut request = AnalysisRequest::default();
+//! request.figure_data = true;
+//! let analysis = analyze(&model, &request.resolve()?)?;
 //! let files = FigureFiles::new(&[ImageFormat::Png]);
 //! let written = write_analysis_figures(&analysis, None, "figures".as_ref(), &files)?;
 //! println!("{} figures", written.len());

@@ -1,0 +1,239 @@
+//! One layer's way through the analysis: read from the model, its spectra on the device, then
+//! every statistic on the host.
+use super::options::AnalyzeOptions;
+use super::record::LayerReport;
+use crate::error::Result;
+use crate::esd::EsdScale;
+use crate::heavy_tail::alternatives;
+use crate::heavy_tail::hill::hill_plateau;
+use crate::heavy_tail::power_law;
+use crate::heavy_tail::quality::{AlphaMetrics, QualityLabel};
+use crate::heavy_tail::randomization::Randomization;
+use crate::model::layers::{ConvMode, LayerKind, MatrixShape, WeightLayer};
+use crate::model::roles;
+use crate::rmt_suite::{rmt_report, LayerSpectrum};
+use crate::spectral_metrics::SpectralMetrics;
+use crate::spectrum;
+
+/// What the device computes for one layer: everything its statistics need, and no tensors.
+pub(super) struct LayerSpectra {
+    pub(super) layer_id: usize,
+    meta: LayerMeta,
+    /// From squared singular values to reported eigenvalues.
+    scale: EsdScale,
+    /// The reported ESD, ascending.
+    eigenvalues: Vec<f64>,
+    /// Norms, ranks, entropy.
+    metrics: SpectralMetrics,
+    spectrum: spectrum::Spectrum,
+    /// Squared singular values of the shuffled matrices, when asked for.
+    shuffled: Option<Vec<f64>>,
+    /// (σ², right singular vector) of every matrix, when asked for.
+    vectors: Option<Vec<(f64, Vec<f64>)>>,
+    /// Eigenvalues of the symmetric parts, when asked for and square.
+    symmetric: Option<Vec<f64>>,
+}
+
+/// What a layer's record says of the tensor itself, owned so that it can travel with the
+/// layer's matrices and spectra between threads.
+pub(super) struct LayerMeta {
+    name: String,
+    kind: LayerKind,
+    conv_mode: ConvMode,
+    shape: MatrixShape,
+    stored_shape: Vec<i64>,
+    dtype: String,
+}
+
+/// One selected layer read from the model.
+pub(super) struct LoadedLayer {
+    /// Position among the selected layers: seeds its shuffles.
+    pub(super) index: usize,
+    meta: LayerMeta,
+    /// Its stack of matrices [slices, N, M].
+    matrices: tch::Tensor,
+}
+
+impl LoadedLayer {
+    pub(super) fn load(layer: &WeightLayer<'_>, index: usize) -> Result<Self> {
+        Ok(Self {
+            index,
+            meta: LayerMeta {
+                name: layer.name.to_string(),
+                kind: layer.kind,
+                conv_mode: layer.conv_mode,
+                shape: layer.shape,
+                stored_shape: layer.tensor.shape.clone(),
+                dtype: layer.tensor.dtype.to_string(),
+            },
+            matrices: layer.matrices()?,
+        })
+    }
+}
+
+/// Whether a layer's stack is read again once its spectrum is known: for WeightWatcher's SVD of
+/// rank-deficient layers, shuffles and symmetric parts. Otherwise it is freed as soon as its
+/// Gram matrices are formed.
+pub(super) fn keeps_stack(options: &AnalyzeOptions) -> bool {
+    options.selection.ww_compat || options.randomize.is_some() || options.rmt.semicircle
+}
+
+/// The spectra of one layer; `None` when it is identically zero. Its `layer_id` is set by the
+/// caller, once the layers before it are known to have spectra. The stack is freed once its
+/// Gram matrices are formed unless a later step reads it ([`keeps_stack`]); `gram_formed` is
+/// called then.
+pub(super) fn layer_spectra(
+    layer: LoadedLayer,
+    device: tch::Device,
+    options: &AnalyzeOptions,
+    gram_formed: impl FnOnce(),
+) -> Result<Option<LayerSpectra>> {
+    let LoadedLayer {
+        index,
+        meta,
+        matrices,
+    } = layer;
+    let (name, shape) = (meta.name.as_str(), meta.shape);
+    let gram = spectrum::Gram::of(name, &matrices, device, options.precision)?;
+    let kept = keeps_stack(options).then_some(matrices);
+    gram_formed();
+    let (mut spectrum, mut vectors) = if options.rmt.vectors {
+        let (spectrum, decompositions) = gram.spectrum_with_vectors()?;
+        let pairs = decompositions
+            .into_iter()
+            .flat_map(|d| d.squared_singular_values.into_iter().zip(d.vectors))
+            .collect::<Vec<_>>();
+        (spectrum, Some(pairs))
+    } else {
+        (gram.spectrum()?, None)
+    };
+    let ww_compat = options.selection.ww_compat;
+    if let (true, Some(matrices)) = (ww_compat, &kept) {
+        spectrum.resolve_round_off(name, matrices, device)?;
+    }
+    if meta.kind == LayerKind::Conv1d && meta.conv_mode == ConvMode::WeightWatcher {
+        spectrum.keep_largest(shape.m);
+        if let Some(pairs) = &mut vectors {
+            pairs.sort_by(|a, b| b.0.total_cmp(&a.0));
+            pairs.truncate(shape.m);
+        }
+    }
+    let scale = EsdScale::new(options.convention, meta.kind, meta.conv_mode, shape);
+    let eigenvalues = scale.report_all(&spectrum.squared_singular_values);
+    let Some(metrics) = SpectralMetrics::new(&eigenvalues, &spectrum, &scale, shape.n, ww_compat)
+    else {
+        return Ok(None);
+    };
+    let shuffled = match (options.randomize, &kept) {
+        (Some(seed), Some(matrices)) => {
+            let shuffled = spectrum::shuffled(matrices, seed.wrapping_add(index as u64))?;
+            Some(
+                spectrum::spectrum(name, &shuffled, device, options.precision)?
+                    .squared_singular_values,
+            )
+        }
+        _ => None,
+    };
+    let symmetric = match &kept {
+        Some(matrices) if options.rmt.semicircle => {
+            spectrum::symmetric_part_eigenvalues(name, matrices, device)?
+        }
+        _ => None,
+    };
+    Ok(Some(LayerSpectra {
+        layer_id: index,
+        meta,
+        scale,
+        eigenvalues,
+        metrics,
+        spectrum,
+        shuffled,
+        vectors,
+        symmetric,
+    }))
+}
+
+/// Every statistic of one layer from its spectra: pure arithmetic, safe to run in parallel.
+pub(super) fn layer_report(layer: LayerSpectra, options: &AnalyzeOptions) -> LayerReport {
+    let LayerSpectra {
+        layer_id,
+        meta:
+            LayerMeta {
+                name,
+                kind,
+                shape,
+                stored_shape,
+                dtype,
+                ..
+            },
+        scale,
+        eigenvalues,
+        metrics,
+        spectrum,
+        shuffled,
+        vectors,
+        symmetric,
+    } = layer;
+    let threshold = scale.fit_threshold();
+    let power_law = power_law::fit_tail(&eigenvalues, threshold, options.tail);
+    let above_threshold: Vec<f64> = eigenvalues
+        .iter()
+        .copied()
+        .filter(|&l| l > threshold)
+        .collect();
+    let hill = hill_plateau(&above_threshold);
+    let rmt = rmt_report(
+        LayerSpectrum {
+            pooled: &spectrum.squared_singular_values,
+            by_matrix: &spectrum.by_matrix,
+            n: shape.n,
+            m: shape.m,
+            entry_variance: spectrum.entry_variance,
+            scale,
+        },
+        &options.rmt,
+        vectors,
+        symmetric.as_deref(),
+    );
+    let randomization = shuffled.map(|shuffled| {
+        let edge = rmt.marchenko_pastur.as_ref().map(|mp| mp.mp_lambda_plus);
+        Randomization::new(&eigenvalues, &scale.report_all(&shuffled), edge)
+    });
+    let alternatives = power_law.as_ref().and_then(|fit| {
+        let tail: Vec<f64> = eigenvalues
+            .iter()
+            .copied()
+            .filter(|&l| l >= fit.xmin && l <= fit.xmax)
+            .collect();
+        alternatives::compare(&tail, fit.xmin, fit.alpha)
+    });
+    let alpha_metrics = power_law
+        .as_ref()
+        .map(|fit| AlphaMetrics::new(fit.alpha, &eigenvalues));
+    let warning = QualityLabel::from_alpha(power_law.as_ref());
+    let quality = QualityLabel::of(power_law.as_ref(), rmt.is_noise(options.rmt.level));
+    let role = roles::role_of(&name);
+    LayerReport {
+        layer_id,
+        block: role.and_then(|r| r.block),
+        role: role.map(|r| r.part),
+        name,
+        kind,
+        shape: stored_shape,
+        dtype,
+        n: shape.n,
+        m: shape.m,
+        q: shape.q(),
+        rf: shape.slices,
+        metrics,
+        power_law,
+        alternatives,
+        alpha_metrics,
+        quality,
+        warning,
+        hill,
+        randomization,
+        rmt,
+        eigenvalues: options.keep_eigenvalues.then_some(eigenvalues),
+    }
+}

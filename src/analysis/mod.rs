@@ -1,0 +1,135 @@
+//! The `analyze` pipeline: layers → spectra → metrics, one record per weight layer.
+//!
+//! Every command that reports on weights (analyze, report, zoo, track, the monitor) goes
+//! through [`analyze`], so a metric has one definition everywhere. By stage: [`options`] (the
+//! request and its checked form) → [`schedule`] (which layers run at once, within memory) →
+//! [`layer`] (one layer's spectra and statistics) → [`record`] (what a layer reports) →
+//! [`summary`] (the model's means, a transformer's blocks).
+use serde::Serialize;
+
+use crate::device::device_name;
+use crate::error::{Error, Result};
+use crate::model::layers::{self, SkippedTensor};
+use crate::model::{FileFormat, Model};
+
+mod layer;
+pub mod options;
+pub mod record;
+mod schedule;
+pub mod summary;
+
+pub use options::{AnalysisRequest, AnalyzeOptions, Lengths, RmtRequest, SelectionRequest};
+pub use record::{LayerReport, Timing, LAYER_FIELDS};
+pub use summary::{BlockSummary, ModelSummary, SummaryField};
+
+/// The schema name and version written at the top of `analyze`'s JSON.
+pub const ANALYSIS_SCHEMA: &str = "rmt-torch/analysis/v2";
+
+/// One model's analysis.
+#[derive(Debug, Clone, Serialize)]
+pub struct Analysis {
+    /// [`ANALYSIS_SCHEMA`].
+    pub schema: &'static str,
+    /// The model file.
+    pub model: String,
+    /// Its detected format.
+    pub format: FileFormat,
+    /// Where the spectra were computed.
+    pub device: String,
+    /// Every option the analysis ran with, defaults filled in ([`AnalyzeOptions::settings`]).
+    pub settings: AnalysisRequest,
+    /// One record per analysed layer.
+    pub layers: Vec<LayerReport>,
+    /// Tensors not analysed, with reasons.
+    pub skipped: Vec<SkippedTensor>,
+    /// Means over the layers and label counts.
+    pub summary: ModelSummary,
+    /// A transformer's blocks in order, attention against MLP; empty for other models.
+    pub blocks: Vec<BlockSummary>,
+    /// Where the time went.
+    pub timing: Timing,
+}
+
+/// Analyses every selected weight layer of `model` ([`analyze_with_progress`] without a
+/// progress report).
+pub fn analyze(model: &Model, options: &AnalyzeOptions) -> Result<Analysis> {
+    analyze_with_progress(model, options, |_, _, _| {})
+}
+
+/// Analyses every selected weight layer of `model`; `on_layer(done, total, name)` is called
+/// before each layer so callers can show progress.
+///
+/// Two phases: the spectra (one layer after another on a GPU, several layers at once on the
+/// CPU, bounded by memory), then the statistics of all layers in parallel on the host's
+/// cores, where the fits of a model with many small layers would otherwise leave all but one
+/// core idle.
+pub fn analyze_with_progress(
+    model: &Model,
+    options: &AnalyzeOptions,
+    mut on_layer: impl FnMut(usize, usize, &str),
+) -> Result<Analysis> {
+    use rayon::prelude::*;
+    let device = options.device.resolve()?;
+    let (weight_layers, mut skipped) = layers::select(model, &options.selection)?;
+    let total = weight_layers.len();
+    let started = std::time::Instant::now();
+    let mut spectra = Vec::with_capacity(total);
+    let results = schedule::all_spectra(&weight_layers, device, options, &mut on_layer);
+    for (layer, result) in weight_layers.iter().zip(results) {
+        let Some(result) = result else {
+            continue;
+        };
+        match result {
+            Ok(Some(mut layer_spectra)) => {
+                layer_spectra.layer_id = spectra.len();
+                spectra.push(layer_spectra);
+            }
+            Ok(None) => skipped.push(SkippedTensor {
+                name: layer.name.to_string(),
+                reason: "all eigenvalues are zero (a zero matrix)".into(),
+            }),
+            Err(Error::OutOfRange { exponent, .. }) => skipped.push(SkippedTensor {
+                name: layer.name.to_string(),
+                reason: format!(
+                    "entries of magnitude about 2^{exponent}: its spectrum lies outside float64's range"
+                ),
+            }),
+            Err(err) => return Err(err),
+        }
+    }
+    if spectra.is_empty() {
+        let reasons: Vec<String> = skipped
+            .iter()
+            .rev()
+            .take(3)
+            .map(|s| format!("{}: {}", s.name, s.reason))
+            .collect();
+        return Err(Error::NoWeightMatrices(format!(
+            "no weight matrix has a spectrum to analyse ({})",
+            reasons.join("; ")
+        )));
+    }
+    on_layer(total, total, "");
+    let spectra_seconds = started.elapsed().as_secs_f64();
+    let started = std::time::Instant::now();
+    let reports: Vec<LayerReport> = spectra
+        .into_par_iter()
+        .map(|layer| layer::layer_report(layer, options))
+        .collect();
+    let timing = Timing {
+        spectra_seconds,
+        statistics_seconds: started.elapsed().as_secs_f64(),
+    };
+    Ok(Analysis {
+        schema: ANALYSIS_SCHEMA,
+        model: model.path.display().to_string(),
+        format: model.format,
+        device: device_name(device),
+        settings: options.settings().clone(),
+        summary: ModelSummary::of(&reports),
+        blocks: BlockSummary::of(&reports),
+        layers: reports,
+        skipped,
+        timing,
+    })
+}
