@@ -201,18 +201,6 @@ pub enum ErrorKind {
     Internal,
 }
 
-impl ErrorKind {
-    /// Every kind, for exhaustive tests of the mappings built on them.
-    pub const ALL: [ErrorKind; 6] = [
-        Self::File,
-        Self::Option,
-        Self::Input,
-        Self::Device,
-        Self::Torch,
-        Self::Internal,
-    ];
-}
-
 /// The known name closest to `name` (edit distance at most a third of its length), to suggest.
 fn closest<'a>(name: &str, known: &'a [String]) -> Option<&'a str> {
     let distance = |a: &str, b: &str| {

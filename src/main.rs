@@ -91,3 +91,20 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_follow_the_error_kind() {
+        let internal = anyhow::Error::from(rmt_torch::Error::Panicked {
+            task: "testing".into(),
+        });
+        assert_eq!(exit_code(&internal), EXIT_INTERNAL);
+        let option = anyhow::Error::from(rmt_torch::Error::parameter("min_evals", "too small"))
+            .context("analysing model.pt");
+        assert_eq!(exit_code(&option), EXIT_ERROR);
+        assert_eq!(exit_code(&anyhow::anyhow!("a CLI error")), EXIT_ERROR);
+    }
+}

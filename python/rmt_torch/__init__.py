@@ -91,7 +91,9 @@ class Analysis:
 
     ``layers`` is a list of dicts with the keys of the CLI's JSON layer records, ``summary``
     the model's means and label counts, ``skipped`` the tensors not analysed and why,
-    ``blocks`` a transformer's per-block summary; ``to_json()`` and ``to_pandas()`` export it.
+    ``blocks`` a transformer's per-block summary, ``settings`` every option the run used
+    (defaults filled in: ``analyze(model, **analysis.settings)`` repeats it); ``to_json()`` and
+    ``to_pandas()`` export it.
     """
 
     def __init__(self, record):
@@ -100,6 +102,7 @@ class Analysis:
         self.summary = record["summary"]
         self.skipped = record["skipped"]
         self.blocks = record.get("blocks", [])
+        self.settings = record["settings"]
 
     def to_json(self, **kwargs):
         """The analysis as the CLI's JSON text."""

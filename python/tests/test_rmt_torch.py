@@ -93,6 +93,23 @@ def test_options_mirror_the_cli_and_bad_ones_raise():
         rmt_torch.analyze(42)
 
 
+def test_keywords_are_the_cli_flags_and_settings_repeat_a_run():
+    analysis = rmt_torch.analyze(SHIPPED, device="cpu", ww_compat=True, tw_level=0.01)
+    assert list(analysis.settings) == rmt_torch._rmt_torch.analysis_keywords()
+    assert analysis.settings["conv"] == "ww" and analysis.settings["min_evals"] == 8
+    help_text = subprocess.run([str(CLI), "analyze", "--help"], check=True, capture_output=True, text=True).stdout
+    for keyword in analysis.settings:
+        assert "--" + keyword.replace("_", "-") in help_text, keyword
+    again = rmt_torch.analyze(SHIPPED, **analysis.settings)
+    assert differences(comparable(again.record), comparable(analysis.record)) == []
+    with pytest.raises(rmt_torch.OptionError, match="did you mean 'min_evals'"):
+        rmt_torch.analyze(SHIPPED, min_eval=3)
+    with pytest.raises(rmt_torch.OptionError, match="--min-evals: invalid type"):
+        rmt_torch.analyze(SHIPPED, min_evals="three")
+    with pytest.raises(rmt_torch.OptionError, match="--seed: only --randomize uses a seed"):
+        rmt_torch.analyze(SHIPPED, seed=3)
+
+
 def test_tensors_are_shared_not_copied():
     module = torch.nn.Sequential(torch.nn.Linear(300, 200), torch.nn.Linear(200, 100))
     tensors = [p.detach() for p in module.parameters()]

@@ -291,7 +291,7 @@ impl AnalysisRequest {
         if self.seed.is_some() && !self.randomize {
             return Err(Error::parameter(
                 "seed",
-                "it seeds the shuffles of randomize, which was not asked for",
+                "only --randomize uses a seed, and it was not given",
             ));
         }
         let defaults = TailOptions::default();

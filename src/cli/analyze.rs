@@ -7,10 +7,9 @@ use clap::Args;
 use std::path::{Path, PathBuf};
 
 use rmt_torch::report::plots::write_analysis_figures;
-use rmt_torch::report::render_analysis;
 use rmt_torch::{Analysis, AnalyzeOptions, Model};
 
-use super::output::{progress_bar, write_output};
+use super::output::progress_bar;
 use super::{AnalysisArgs, EntryArgs, OutputArgs, PlotArgs};
 
 /// Arguments of `analyze`.
@@ -103,10 +102,7 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
         &options,
         args.analysis.quiet,
     )?;
-    write_output(
-        &args.output,
-        &render_analysis(&analysis, args.output.format)?,
-    )?;
+    args.output.emit(&analysis)?;
     args.plots.write(args.analysis.quiet, |directory, files| {
         write_analysis_figures(&analysis, baseline.as_ref(), directory, files)
     })?;

@@ -47,6 +47,13 @@ pub fn check_output_path(path: &Path, inputs: &[&Path]) -> anyhow::Result<()> {
     Ok(())
 }
 
+impl OutputArgs {
+    /// Writes `result` in the chosen format to the chosen file or to stdout.
+    pub fn emit(&self, result: &impl rmt_torch::report::Render) -> anyhow::Result<()> {
+        write_output(self, &result.render(self.format)?)
+    }
+}
+
 /// Writes `text` to the chosen file or to stdout.
 pub fn write_output(args: &OutputArgs, text: &str) -> anyhow::Result<()> {
     match &args.output {

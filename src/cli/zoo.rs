@@ -6,11 +6,10 @@ use clap::{Args, Subcommand};
 
 use rmt_torch::health::{Policy, Rule};
 use rmt_torch::model::discovery::find_models;
-use rmt_torch::report::{format_optional, table::Table, to_json, OutputFormat};
-use rmt_torch::zoo::{model_bytes, run_zoo, Cache, Shard, Verdict, ZooOptions, ZooReport};
-use rmt_torch::{OptionNames, SummaryField};
+use rmt_torch::zoo::{model_bytes, run_zoo, Cache, Shard, ZooOptions, ZooReport};
+use rmt_torch::SummaryField;
 
-use super::output::{bytes_progress_bar, check_output_path, write_output};
+use super::output::{bytes_progress_bar, check_output_path};
 use super::{choice, AnalysisArgs, EntryArgs, OutputArgs};
 
 /// Arguments of `zoo`.
@@ -185,50 +184,8 @@ fn default_jobs(models: &[PathBuf], device: tch::Device) -> usize {
 }
 
 fn write_report(report: &ZooReport, output: &OutputArgs) -> anyhow::Result<ExitCode> {
-    let text = match output.format {
-        OutputFormat::Json => to_json(report)?,
-        OutputFormat::Csv => rmt_torch::report::csv::to_csv(&csv_rows(report))?,
-        OutputFormat::Table => table(report),
-    };
-    write_output(output, &text)?;
+    output.emit(report)?;
     Ok(ExitCode::from(report.exit_code()))
-}
-
-/// One flat row per model for CSV: rank, path, verdict and the summary fields.
-fn csv_rows(report: &ZooReport) -> Vec<serde_json::Value> {
-    report
-        .models
-        .iter()
-        .enumerate()
-        .map(|(rank, entry)| {
-            let mut row = serde_json::Map::new();
-            row.insert("rank".into(), (rank + 1).into());
-            row.insert("path".into(), entry.path.clone().into());
-            row.insert(
-                "verdict".into(),
-                serde_json::to_value(entry.verdict).unwrap_or_default(),
-            );
-            let violations: Vec<String> = entry.violations.iter().map(Rule::to_string).collect();
-            row.insert("violations".into(), violations.join(" ").into());
-            row.insert(
-                "error".into(),
-                entry.error.clone().unwrap_or_default().into(),
-            );
-            let summary = entry
-                .summary
-                .as_ref()
-                .map(serde_json::to_value)
-                .transpose()
-                .unwrap_or_default();
-            for field in SummaryField::NAMES {
-                let value = summary
-                    .as_ref()
-                    .map_or(serde_json::Value::Null, |s| s[*field].clone());
-                row.insert((*field).into(), value);
-            }
-            serde_json::Value::Object(row)
-        })
-        .collect()
 }
 
 /// Every layer record of every analysed model, with the model's path first.
@@ -246,63 +203,4 @@ fn layer_rows(report: &ZooReport) -> Vec<serde_json::Value> {
             })
         })
         .collect()
-}
-
-fn table(report: &ZooReport) -> String {
-    let mut table = Table::new([
-        "rank",
-        "model",
-        "layers",
-        "random",
-        "alpha",
-        "alpha_w",
-        "log_norm",
-        "over",
-        "under",
-        "failed",
-        "spikes_tw",
-        "verdict",
-    ]);
-    for (rank, entry) in report.models.iter().enumerate() {
-        let verdict = match entry.verdict {
-            Verdict::Healthy => "healthy".to_string(),
-            Verdict::Violated => {
-                let violations: Vec<String> =
-                    entry.violations.iter().map(Rule::to_string).collect();
-                format!("violates {}", violations.join(", "))
-            }
-            Verdict::Error => format!("error: {}", entry.error.as_deref().unwrap_or("")),
-            Verdict::NotAModel => format!("skipped: {}", entry.error.as_deref().unwrap_or("")),
-        };
-        let summary = entry.summary.as_ref();
-        let count = |f: fn(&rmt_torch::ModelSummary) -> usize| {
-            summary.map_or("-".to_string(), |s| f(s).to_string())
-        };
-        table.push(vec![
-            (rank + 1).to_string(),
-            entry.path.clone(),
-            count(|s| s.layers),
-            count(|s| s.random_like),
-            format_optional(summary.and_then(|s| s.alpha)),
-            format_optional(summary.and_then(|s| s.alpha_weighted)),
-            format_optional(summary.and_then(|s| s.log_norm)),
-            count(|s| s.over_trained),
-            count(|s| s.under_trained),
-            count(|s| s.fit_failed),
-            count(|s| s.num_spikes_tw),
-            verdict,
-        ]);
-    }
-    format!(
-        "{}{} models ranked by {}{}: {} healthy, {} violate the policy, {} could not be analysed, {} not models{}\n",
-        table.render(),
-        report.models.len(),
-        report.rank_by,
-        if report.descending { " (descending)" } else { "" },
-        report.healthy,
-        report.violated,
-        report.errors,
-        report.not_models,
-        report.shard.map_or(String::new(), |s| format!(" (shard {s})")),
-    )
 }

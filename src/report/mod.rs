@@ -85,21 +85,52 @@ pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
 
 use crate::analysis::Analysis;
 
-/// An analysis in the chosen format: a table of the main columns, the full JSON, or CSV (with
-/// WeightWatcher's columns under `ww_compat`).
-pub fn render_analysis(analysis: &Analysis, format: OutputFormat) -> Result<String> {
-    match format {
-        OutputFormat::Json => to_json(analysis),
-        OutputFormat::Csv if analysis.settings.selection.ww_compat => {
-            csv::to_csv(&weightwatcher::details(analysis))
+/// A result that renders itself for people and machines: what every command's `--format`
+/// chooses between, written once per result type (ripgrep's one printer, many sinks).
+pub trait Render: serde::Serialize {
+    /// The table a person reads.
+    fn table(&self) -> String;
+
+    /// The CSV rows: JSON objects whose scalar fields become the columns.
+    fn csv_rows(&self) -> Result<Vec<serde_json::Value>>;
+
+    /// The result in `format`: [`Render::table`], the whole record as JSON ([`to_json`]), or
+    /// CSV of [`Render::csv_rows`].
+    fn render(&self, format: OutputFormat) -> Result<String> {
+        match format {
+            OutputFormat::Table => Ok(self.table()),
+            OutputFormat::Json => to_json(self),
+            OutputFormat::Csv => csv::to_csv(&self.csv_rows()?),
         }
-        OutputFormat::Csv => csv::to_csv(&analysis.layers),
-        OutputFormat::Table => Ok(analysis_table(analysis)),
+    }
+}
+
+/// Every item of `records` as a JSON value.
+pub fn json_rows<T: serde::Serialize>(records: &[T]) -> Result<Vec<serde_json::Value>> {
+    records
+        .iter()
+        .map(|record| serde_json::to_value(record).map_err(|err| Error::serialize("a row", err)))
+        .collect()
+}
+
+/// An analysis: a table of the main columns, the full JSON, or CSV of the layer records (with
+/// WeightWatcher's columns under `ww_compat`).
+impl Render for Analysis {
+    fn table(&self) -> String {
+        analysis_table(self)
+    }
+
+    fn csv_rows(&self) -> Result<Vec<serde_json::Value>> {
+        if self.settings.selection.ww_compat {
+            Ok(weightwatcher::details(self))
+        } else {
+            json_rows(&self.layers)
+        }
     }
 }
 
 /// Pretty-printed JSON with a trailing newline.
-pub fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
+pub fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<String> {
     serde_json::to_string_pretty(value)
         .map(|text| text + "\n")
         .map_err(|err| Error::serialize("results", err))

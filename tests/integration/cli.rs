@@ -14,9 +14,19 @@ fn analyze_json_is_the_documented_schema() {
         "--eigenvalues",
     ]);
     let json: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(json["schema"], "rmt-torch/analysis/v1");
+    assert_eq!(json["schema"], "rmt-torch/analysis/v2");
     assert_eq!(json["format"], "torch_script");
-    assert_eq!(json["convention"], "ww");
+    let settings = json["settings"].as_object().unwrap();
+    let names: Vec<&String> = settings.keys().collect();
+    assert_eq!(
+        names,
+        rmt_torch::AnalysisRequest::names()
+            .iter()
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(json["settings"]["convention"], "ww");
+    assert_eq!(json["settings"]["eigenvalues"], true);
+    assert_eq!(json["settings"]["min_evals"], 8);
     let layers = json["layers"].as_array().unwrap();
     assert_eq!(layers.len(), 4);
     let keys = "name N M Q rf num_evals lambda_max norm log_norm spectral_norm log_spectral_norm \
