@@ -6,7 +6,7 @@
 //! Run: cargo run --release --example lazy_rich [-- --steps 300 --json]
 use std::path::Path;
 
-use rmt_torch::monitor::{MonitorRecord, SpectralMonitor};
+use rmt_torch::monitor::{SpectralMonitor, StepRecord};
 use serde::Serialize;
 use tch::nn::{self, Module, OptimizerConfig};
 use tch::{Device, Kind};
@@ -19,7 +19,7 @@ struct Regime {
     /// ‖W − W₀‖_F / ‖W₀‖_F of the hidden layer.
     relative_change: f64,
     /// The monitor's records of the hidden layer, one per observation.
-    hidden_layer: Vec<MonitorRecord>,
+    hidden_layer: Vec<StepRecord>,
     /// What an observation of the whole network (three layers) cost the loop, in seconds.
     seconds_per_observation: f64,
 }

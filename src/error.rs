@@ -127,6 +127,16 @@ pub enum Error {
     /// libtorch reported an error; only its first line is kept.
     #[error("libtorch: {0}")]
     Torch(String),
+    /// libtorch reported an error while a model's layer was read or analysed.
+    #[error("{}: layer '{layer}': libtorch: {message}", path.display())]
+    TorchInLayer {
+        /// The model file.
+        path: PathBuf,
+        /// The layer.
+        layer: String,
+        /// libtorch's message ([`Error::Torch`]'s).
+        message: String,
+    },
     /// A figure could not be drawn or written.
     #[error("cannot draw figure {0}")]
     Plot(String),
@@ -156,6 +166,19 @@ impl Error {
         }
     }
 
+    /// This error, said to have happened in `layer` of the model at `path`: a libtorch error
+    /// then names both (the others already name what they are about).
+    pub fn in_layer(self, path: &std::path::Path, layer: &str) -> Self {
+        match self {
+            Self::Torch(message) => Self::TorchInLayer {
+                path: path.to_path_buf(),
+                layer: layer.to_string(),
+                message,
+            },
+            other => other,
+        }
+    }
+
     /// An [`Error::Serialize`] of `what`.
     pub fn serialize(what: &'static str, err: serde_json::Error) -> Self {
         Self::Serialize {
@@ -178,7 +201,7 @@ impl Error {
                 ErrorKind::Option
             }
             Self::TooLarge { .. } | Self::DeviceUnavailable(_) => ErrorKind::Device,
-            Self::Torch(_) => ErrorKind::Torch,
+            Self::Torch(_) | Self::TorchInLayer { .. } => ErrorKind::Torch,
             Self::Plot(_) | Self::Serialize { .. } | Self::Panicked { .. } => ErrorKind::Internal,
         }
     }
@@ -275,6 +298,21 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn libtorch_errors_name_the_file_and_the_layer() {
+        let err = Error::Torch("out of memory".into()).in_layer("m.pt".as_ref(), "fc.weight");
+        assert_eq!(
+            err.to_string(),
+            "m.pt: layer 'fc.weight': libtorch: out of memory"
+        );
+        assert_eq!(err.kind(), ErrorKind::Torch);
+        let named = Error::Overflow {
+            name: "fc.weight".into(),
+        }
+        .in_layer("m.pt".as_ref(), "x");
+        assert!(matches!(named, Error::Overflow { .. }));
+    }
 
     #[test]
     fn unknown_names_suggest_the_closest_known_one() {

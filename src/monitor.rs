@@ -23,16 +23,63 @@ use crate::analysis::{analyze, AnalyzeOptions, LayerReport};
 use crate::error::{Error, Result};
 use crate::hessian::{analyze_loaded, HessianAnalysis, HessianOptions};
 use crate::jacobian::Differentiable;
+use crate::model::layers::LayerSelection;
 use crate::model::Model;
 
-/// One layer at one step: a line of the monitor's JSONL.
+/// One layer at one step of training: a line of the monitor's JSONL, and a record of `track`
+/// (which adds the checkpoint it read).
 #[derive(Debug, Clone, Serialize)]
-pub struct MonitorRecord {
-    /// The training step observed.
-    pub step: usize,
+pub struct StepRecord {
+    /// The training step.
+    pub step: u64,
+    /// The checkpoint file the layer was read from (`track`); absent in a monitor's JSONL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
     /// Everything `analyze` reports for the layer.
     #[serde(flatten)]
     pub layer: LayerReport,
+}
+
+/// The records of a monitor's JSONL whose layer `selection` keeps, and its loss Hessian records
+/// (which are no layer), as JSON objects with a whole-number `step` and a `name`. A line that is
+/// not such a record is an [`Error::UnsupportedFormat`] naming the file and the line.
+pub fn read_jsonl(path: &Path, selection: &LayerSelection) -> Result<Vec<serde_json::Value>> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut records = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let not_a_record = |why: String| Error::UnsupportedFormat {
+            path: path.to_path_buf(),
+            message: format!("line {}: not a SpectralMonitor record: {why}", number + 1),
+        };
+        let record: serde_json::Value =
+            serde_json::from_str(line).map_err(|err| not_a_record(err.to_string()))?;
+        let (Some(_), Some(name)) = (record["step"].as_u64(), record["name"].as_str()) else {
+            return Err(not_a_record(
+                "a record is a JSON object with a whole-number \"step\" and a \"name\"".into(),
+            ));
+        };
+        if name == HESSIAN_RECORD
+            || selection
+                .name_pattern
+                .as_ref()
+                .is_none_or(|pattern| pattern.is_match(name))
+        {
+            records.push(record);
+        }
+    }
+    if records.is_empty() {
+        return Err(Error::NoWeightMatrices(format!(
+            "{}: no monitor records (after --layers)",
+            path.display()
+        )));
+    }
+    Ok(records)
 }
 
 /// The `name` of the loss Hessian's lines in a monitor's JSONL (no layer is called so).
@@ -88,7 +135,7 @@ pub struct SpectralMonitor {
     seconds: f64,
     observations: usize,
     /// The observation running on a background thread, if any.
-    pending: Option<std::thread::JoinHandle<Result<Vec<MonitorRecord>>>>,
+    pending: Option<std::thread::JoinHandle<Result<Vec<StepRecord>>>>,
 }
 
 impl SpectralMonitor {
@@ -125,7 +172,7 @@ impl SpectralMonitor {
         &mut self,
         step: usize,
         vs: &tch::nn::VarStore,
-    ) -> Result<Option<Vec<MonitorRecord>>> {
+    ) -> Result<Option<Vec<StepRecord>>> {
         if step % self.every != 0 {
             return Ok(None);
         }
@@ -138,7 +185,7 @@ impl SpectralMonitor {
         &mut self,
         step: usize,
         tensors: Vec<(String, tch::Tensor)>,
-    ) -> Result<Vec<MonitorRecord>> {
+    ) -> Result<Vec<StepRecord>> {
         let shared: Vec<(String, tch::Tensor)> = {
             let _guard = tch::no_grad_guard();
             tensors
@@ -154,7 +201,7 @@ impl SpectralMonitor {
     }
 
     /// Observes a model's tensors at `step`, whatever the step (the caller decides when).
-    pub fn observe_model(&mut self, step: usize, model: &Model) -> Result<Vec<MonitorRecord>> {
+    pub fn observe_model(&mut self, step: usize, model: &Model) -> Result<Vec<StepRecord>> {
         let started = std::time::Instant::now();
         let records = records_of(step, model, &self.options)?;
         self.write(&records)?;
@@ -194,7 +241,7 @@ impl SpectralMonitor {
         &mut self,
         step: usize,
         vs: &tch::nn::VarStore,
-    ) -> Result<Vec<MonitorRecord>> {
+    ) -> Result<Vec<StepRecord>> {
         if step % self.every != 0 {
             return Ok(Vec::new());
         }
@@ -223,7 +270,7 @@ impl SpectralMonitor {
 
     /// Waits for a background observation, writes its records and returns them (empty when
     /// none was running).
-    pub fn finish(&mut self) -> Result<Vec<MonitorRecord>> {
+    pub fn finish(&mut self) -> Result<Vec<StepRecord>> {
         let Some(handle) = self.pending.take() else {
             return Ok(Vec::new());
         };
@@ -266,13 +313,17 @@ pub fn json_line(record: &impl Serialize) -> Result<String> {
 const TRAINING: &str = "<training>";
 
 /// The records of `model` at `step`: `analyze` on it, read under `no_grad`.
-fn records_of(step: usize, model: &Model, options: &AnalyzeOptions) -> Result<Vec<MonitorRecord>> {
+fn records_of(step: usize, model: &Model, options: &AnalyzeOptions) -> Result<Vec<StepRecord>> {
     let _guard = tch::no_grad_guard();
     let analysis = analyze(model, options)?;
     Ok(analysis
         .layers
         .into_iter()
-        .map(|layer| MonitorRecord { step, layer })
+        .map(|layer| StepRecord {
+            step: step as u64,
+            source: None,
+            layer,
+        })
         .collect())
 }
 

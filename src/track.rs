@@ -4,23 +4,39 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::analysis::{analyze, AnalyzeOptions, LayerReport};
+use crate::analysis::{analyze, AnalyzeOptions};
 use crate::error::{Error, Result};
 use crate::model::{EntryValue, Model};
+use crate::monitor::StepRecord;
 
 /// Checkpoint entries that hold the training step, in order of preference.
 const STEP_ENTRIES: &[&str] = &["global_step", "step", "iteration", "epoch"];
 
-/// One layer of one checkpoint.
+/// The schema name and version of `track`'s JSON.
+pub const TRACK_SCHEMA: &str = "rmt-torch/track/v1";
+
+/// Statistics over training: the records of checkpoints ([`StepRecord`]s) or of a monitor's
+/// JSONL, and the metrics a person follows in them.
 #[derive(Debug, Clone, Serialize)]
-pub struct TrackRecord {
-    /// The training step.
-    pub step: u64,
-    /// The checkpoint file.
-    pub source: String,
-    /// Everything `analyze` reports for the layer.
-    #[serde(flatten)]
-    pub layer: LayerReport,
+pub struct TrackSeries {
+    /// [`TRACK_SCHEMA`].
+    pub schema: &'static str,
+    /// One record per layer and step (JSON objects with `step`, `name` and their statistics).
+    pub records: Vec<serde_json::Value>,
+    /// The fields the table, the CSV and the figures follow.
+    #[serde(skip)]
+    pub metrics: Vec<String>,
+}
+
+impl TrackSeries {
+    /// The series of `records`, following `metrics`.
+    pub fn new(records: Vec<serde_json::Value>, metrics: Vec<String>) -> Self {
+        Self {
+            schema: TRACK_SCHEMA,
+            records,
+            metrics,
+        }
+    }
 }
 
 /// The step of a checkpoint: a `global_step`, `step`, `iteration` or `epoch` integer entry of a
@@ -56,7 +72,7 @@ pub fn track(
     key: Option<&str>,
     options: &AnalyzeOptions,
     mut on_file: impl FnMut(usize, usize, &Path),
-) -> Result<Vec<TrackRecord>> {
+) -> Result<Vec<StepRecord>> {
     let mut records = Vec::new();
     for (index, path) in paths.iter().enumerate() {
         on_file(index, paths.len(), path);
@@ -69,9 +85,9 @@ pub fn track(
             ))
         })?;
         let analysis = analyze(&model, options)?;
-        records.extend(analysis.layers.into_iter().map(|layer| TrackRecord {
+        records.extend(analysis.layers.into_iter().map(|layer| StepRecord {
             step,
-            source: path.display().to_string(),
+            source: Some(path.display().to_string()),
             layer,
         }));
     }

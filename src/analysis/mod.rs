@@ -94,7 +94,7 @@ pub fn analyze_with_progress(
                     "entries of magnitude about 2^{exponent}: its spectrum lies outside float64's range"
                 ),
             }),
-            Err(err) => return Err(err),
+            Err(err) => return Err(err.in_layer(&model.path, &layer.name)),
         }
     }
     if spectra.is_empty() {

@@ -6,14 +6,12 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 
-use rmt_torch::hessian::{analyze_hessian, HessianAnalysis, HessianOptions, Loss};
+use rmt_torch::hessian::{analyze_hessian, HessianOptions, Loss};
 use rmt_torch::lanczos::DensityOptions;
 use rmt_torch::report::plots::write_hessian_figures;
-use rmt_torch::report::{format_number, table::Table, to_json, OutputFormat};
-use rmt_torch::rmt::bulk_outliers::{BulkFit, BulkOutliers};
 use rmt_torch::DeviceChoice;
 
-use super::output::{progress_bar, write_output};
+use super::output::progress_bar;
 use super::{choice, finite_number, OutputArgs, PlotArgs};
 
 /// Arguments of `hessian`.
@@ -147,9 +145,6 @@ pub fn run(args: HessianArgs) -> anyhow::Result<ExitCode> {
         seed: args.seed,
     };
     options.check()?;
-    if args.output.format == OutputFormat::Csv {
-        anyhow::bail!("hessian writes `table` or `json` (its report is not one row per item)");
-    }
     args.output
         .prepare(&[&args.model, &args.input, &args.target])?;
     args.plots.prepare()?;
@@ -176,141 +171,9 @@ pub fn run(args: HessianArgs) -> anyhow::Result<ExitCode> {
         )
     })?;
     bar.finish_and_clear();
-    let text = match args.output.format {
-        OutputFormat::Json => to_json(&analysis)?,
-        _ => table(&analysis),
-    };
-    write_output(&args.output, &text)?;
+    args.output.emit(&analysis)?;
     args.plots.write(args.quiet, |directory, files| {
         write_hessian_figures(&analysis, directory, files)
     })?;
     Ok(ExitCode::SUCCESS)
-}
-
-fn table(analysis: &HessianAnalysis) -> String {
-    let mut lines = vec![format!(
-        "{}: Hessian of the {} loss ({}) over {} parameters in {} tensors, {} samples{} on {}, {}",
-        analysis.model,
-        analysis.loss,
-        format_number(analysis.loss_value),
-        analysis.dimension,
-        analysis.parameters.len(),
-        analysis.samples,
-        if analysis.batch_size < analysis.samples {
-            format!(" in mini-batches of {}", analysis.batch_size)
-        } else {
-            String::new()
-        },
-        analysis.device,
-        analysis.dtype,
-    )];
-    if !analysis.top.is_empty() {
-        let mut top = Table::new(["rank", "eigenvalue", "residual"]);
-        for (rank, pair) in analysis.top.iter().enumerate() {
-            top.push(vec![
-                (rank + 1).to_string(),
-                format_number(pair.eigenvalue),
-                format!("{:.1e}", pair.residual),
-            ]);
-        }
-        lines.push(format!(
-            "top eigenvalues: {} Lanczos steps, {}\n\n{}",
-            analysis.lanczos_iterations,
-            if analysis.converged {
-                format!(
-                    "converged: every residual ≤ {:e}·|λ| or at the precision of {} products",
-                    analysis.tolerance, analysis.dtype
-                )
-            } else {
-                format!(
-                    "NOT converged to {:e}·|λ| (raise --max-iterations)",
-                    analysis.tolerance
-                )
-            },
-            top.render()
-        ));
-    }
-    if let Some(trace) = analysis.trace {
-        lines.push(format!(
-            "trace: {} ± {} (Hutchinson, {} vectors)",
-            format_number(trace),
-            analysis
-                .trace_stderr
-                .map_or_else(|| "-".to_string(), format_number),
-            analysis.trace_samples
-        ));
-    }
-    if let Some(density) = &analysis.density {
-        let nodes = density.nodes.iter().flatten();
-        let (low, high) = nodes.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
-            (lo.min(v), hi.max(v))
-        });
-        lines.push(format!(
-            "density: {} runs of stochastic Lanczos quadrature, nodes in [{}, {}] (JSON: density)",
-            density.nodes.len(),
-            format_number(low),
-            format_number(high)
-        ));
-    }
-    if let Some(bulk) = &analysis.bulk {
-        lines.push(bulk_lines(bulk));
-    }
-    lines.push(format!(
-        "{} Hessian-vector products, {} s each",
-        analysis.products,
-        format_number(analysis.timing.seconds_per_product)
-    ));
-    lines.join("\n") + "\n"
-}
-
-/// The bulk's two fits, the outliers above the better one's edge and the negative mass.
-fn bulk_lines(bulk: &BulkOutliers) -> String {
-    let describe = |fit: &BulkFit| {
-        let parameters = match fit.q {
-            Some(q) => format!(
-                "Q {}, σ² {}, atom {} at 0",
-                format_number(q),
-                format_number(fit.sigma2),
-                format_number(fit.atom)
-            ),
-            None => format!(
-                "centre {}, σ² {}",
-                format_number(fit.center),
-                format_number(fit.sigma2)
-            ),
-        };
-        format!(
-            "{}{}: {parameters}, support [{}, {}], Kolmogorov distance {}",
-            fit.law,
-            if fit.law == bulk.law { " (better)" } else { "" },
-            format_number(fit.edges.0),
-            format_number(fit.edges.1),
-            format_number(fit.ks_distance)
-        )
-    };
-    let mut lines = vec![format!("bulk fits:\n  {}", describe(&bulk.semicircle))];
-    if let Some(fit) = &bulk.marchenko_pastur {
-        lines.push(format!("  {}", describe(fit)));
-    }
-    let outliers: Vec<String> = bulk.outliers.iter().map(|&v| format_number(v)).collect();
-    lines.push(format!(
-        "outliers above the bulk edge {}: {}{}{}",
-        format_number(bulk.bulk_edge),
-        bulk.outliers.len(),
-        if outliers.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", outliers.join(", "))
-        },
-        if bulk.more_outliers_possible {
-            " — every top eigenvalue is one: raise --top-k to find them all"
-        } else {
-            ""
-        }
-    ));
-    lines.push(format!(
-        "negative mass (share of the spectrum below 0): {}",
-        format_number(bulk.negative_mass)
-    ));
-    lines.join("\n")
 }

@@ -6,19 +6,16 @@ use anyhow::Context;
 use clap::Args;
 
 use rmt_torch::jacobian::{
-    analyze_each_output, analyze_jacobians, analyze_top_singular_values, JacobianAnalysis,
-    JacobianLanczosAnalysis, JacobianOptions, LanczosOptions, SampleCount,
-    DEFAULT_ISOMETRY_TOLERANCE, DEFAULT_SAMPLES,
+    analyze_each_output, analyze_jacobians, analyze_top_singular_values, JacobianOptions,
+    LanczosOptions, SampleCount, DEFAULT_ISOMETRY_TOLERANCE, DEFAULT_SAMPLES,
 };
 use rmt_torch::lanczos::DensityOptions;
+use rmt_torch::report::jacobian::EachOutput;
 use rmt_torch::report::plots::write_jacobian_figures;
-use rmt_torch::report::{
-    csv::to_csv, format_number, format_optional, table::Table, to_json, OutputFormat,
-};
 
 use rmt_torch::DeviceChoice;
 
-use super::output::{progress_bar, write_output};
+use super::output::progress_bar;
 use rmt_torch::analysis::RmtRequest;
 
 use super::{OutputArgs, PlotArgs};
@@ -137,7 +134,6 @@ pub fn run(args: JacobianArgs) -> anyhow::Result<ExitCode> {
         rmt: args.rmt.resolve()?,
     };
     options.check()?;
-    let format = args.output.format;
     args.output.prepare(&[&args.model, &args.input])?;
     args.plots.prepare()?;
     if let Some(k) = args.lanczos {
@@ -171,26 +167,11 @@ pub fn run(args: JacobianArgs) -> anyhow::Result<ExitCode> {
     }
     .with_context(|| args.context())?;
     bar.finish_and_clear();
-    let text = match (format, args.each_output) {
-        (OutputFormat::Json, false) => to_json(&analyses[0])?,
-        (OutputFormat::Json, true) => to_json(&analyses)?,
-        (OutputFormat::Csv, false) => to_csv(&analyses[0].samples)?,
-        (OutputFormat::Csv, true) => to_csv(&each_output_rows(&analyses))?,
-        (OutputFormat::Table, _) => analyses
-            .iter()
-            .enumerate()
-            .map(|(output, analysis)| {
-                let heading = if args.each_output {
-                    format!("output {output}: ")
-                } else {
-                    String::new()
-                };
-                heading + &table(analysis)
-            })
-            .collect::<Vec<_>>()
-            .join("\n"),
-    };
-    write_output(&args.output, &text)?;
+    if args.each_output {
+        args.output.emit(&EachOutput(&analyses))?;
+    } else {
+        args.output.emit(&analyses[0])?;
+    }
     args.plots.write(args.quiet, |directory, files| {
         write_jacobian_figures(&analyses, directory, files)
     })?;
@@ -203,9 +184,6 @@ fn run_lanczos(
     options: &JacobianOptions,
     k: usize,
 ) -> anyhow::Result<ExitCode> {
-    if args.output.format == OutputFormat::Csv {
-        anyhow::bail!("jacobian --lanczos writes `table` or `json`");
-    }
     let bar = progress_bar(args.quiet, "products with J");
     let lanczos = LanczosOptions {
         k,
@@ -229,143 +207,6 @@ fn run_lanczos(
     )
     .with_context(|| args.context())?;
     bar.finish_and_clear();
-    let text = match args.output.format {
-        OutputFormat::Json => to_json(&analysis)?,
-        _ => lanczos_table(&analysis),
-    };
-    write_output(&args.output, &text)?;
+    args.output.emit(&analysis)?;
     Ok(ExitCode::SUCCESS)
-}
-
-fn lanczos_table(analysis: &JacobianLanczosAnalysis) -> String {
-    let shown = analysis.k.min(5);
-    let mut header = vec!["sample".to_string()];
-    header.extend((1..=shown).map(|i| format!("sigma_{i}")));
-    header.extend(["products".to_string(), "converged".to_string()]);
-    let with_bulk = analysis.density.is_some();
-    if with_bulk {
-        header.extend(["bulk law", "bulk edge σ²", "outliers"].map(String::from));
-    }
-    let mut table = Table::new(header);
-    for sample in &analysis.samples {
-        let mut row = vec![sample.sample.to_string()];
-        row.extend((0..shown).map(|i| {
-            sample
-                .top_singular_values
-                .get(i)
-                .map_or_else(|| "-".into(), |&v| format_number(v))
-        }));
-        row.extend([sample.products.to_string(), sample.converged.to_string()]);
-        if with_bulk {
-            row.extend(match &sample.bulk {
-                Some(bulk) => [
-                    bulk.law.to_string(),
-                    format_number(bulk.bulk_edge),
-                    format!(
-                        "{}{}",
-                        bulk.outliers.len(),
-                        if bulk.more_outliers_possible { "+" } else { "" }
-                    ),
-                ],
-                None => ["-".into(), "-".into(), "-".into()],
-            });
-        }
-        table.push(row);
-    }
-    format!(
-        "{}: top {} singular values of J ({} outputs × {} inputs, input {:?}) by Lanczos on {} on {}, {}{}; {} s per product\n\n{}",
-        analysis.setup.model,
-        analysis.k,
-        analysis.setup.outputs,
-        analysis.setup.inputs,
-        analysis.setup.input_shape,
-        analysis.operator,
-        analysis.setup.device,
-        analysis.setup.dtype,
-        if shown < analysis.k {
-            format!(" (the first {shown} shown; JSON: all)")
-        } else {
-            String::new()
-        },
-        format_number(analysis.seconds_per_product),
-        table.render()
-    ) + if with_bulk {
-        "(outliers: top σ² above the bulk edge; + when all K are: raise --lanczos)\n"
-    } else {
-        ""
-    }
-}
-
-/// The samples of every output's analysis, each row with its `output` index first.
-fn each_output_rows(analyses: &[JacobianAnalysis]) -> Vec<serde_json::Value> {
-    analyses
-        .iter()
-        .enumerate()
-        .flat_map(|(output, analysis)| {
-            analysis.samples.iter().filter_map(move |sample| {
-                let mut row = serde_json::Map::new();
-                row.insert("output".into(), output.into());
-                row.extend(serde_json::to_value(sample).ok()?.as_object()?.clone());
-                Some(serde_json::Value::Object(row))
-            })
-        })
-        .collect()
-}
-
-fn table(analysis: &JacobianAnalysis) -> String {
-    let mut table = Table::new([
-        "sample",
-        "sigma_max",
-        "sigma_min",
-        "mean_sigma2",
-        "var_sigma2",
-        "cond",
-        "iso",
-        "spikes_tw",
-        "p_goe",
-    ]);
-    for sample in &analysis.samples {
-        table.push(vec![
-            sample.sample.to_string(),
-            format_number(sample.sigma_max),
-            format_number(sample.sigma_min),
-            format_number(sample.mean_sigma2),
-            format_number(sample.var_sigma2),
-            format_optional(sample.condition_number),
-            format_number(sample.isometry_fraction),
-            sample
-                .rmt
-                .bulk
-                .as_ref()
-                .map_or_else(|| "-".into(), |b| b.num_spikes_tw.to_string()),
-            format_optional(sample.rmt.spacing.as_ref().map(|s| s.spacing_p_goe)),
-        ]);
-    }
-    let summary = &analysis.summary;
-    let coverage = if summary.samples < analysis.setup.samples_in_file {
-        format!(
-            "the first {} of {} samples (--samples all for every one)",
-            summary.samples, analysis.setup.samples_in_file
-        )
-    } else {
-        format!("{} samples", summary.samples)
-    };
-    format!(
-        "{}: Jacobians {} outputs × {} inputs (input {:?}) on {}, {}, {} rows per pass\nmean over {}: mean σ² {}, var σ² {}, isometry fraction {} (|σ − 1| ≤ {}); largest σ {}, median condition number {}\n\n{}",
-        analysis.setup.model,
-        analysis.setup.outputs,
-        analysis.setup.inputs,
-        analysis.setup.input_shape,
-        analysis.setup.device,
-        analysis.setup.dtype,
-        analysis.chunk,
-        coverage,
-        format_number(summary.mean_sigma2),
-        format_number(summary.var_sigma2),
-        format_number(summary.isometry_fraction),
-        analysis.isometry_tolerance,
-        format_number(summary.sigma_max),
-        format_optional(summary.median_condition_number),
-        table.render(),
-    )
 }

@@ -7,12 +7,11 @@ use serde_json::Value;
 
 use rmt_torch::analysis::LAYER_FIELDS;
 use rmt_torch::model::discovery::find_models;
-use rmt_torch::model::layers::LayerSelection;
 use rmt_torch::monitor::{HESSIAN_FIELDS, HESSIAN_RECORD};
 use rmt_torch::report::plots::track::write_track_figures;
-use rmt_torch::report::{format_number, table::Table, to_json, OutputFormat};
+use rmt_torch::track::TrackSeries;
 
-use super::output::{progress_bar, write_output};
+use super::output::progress_bar;
 use super::{AnalysisArgs, EntryArgs, OutputArgs, PlotArgs};
 
 /// Arguments of `track`.
@@ -64,7 +63,7 @@ pub fn run(args: TrackArgs) -> anyhow::Result<ExitCode> {
     let records: Vec<Value> = match &args.jsonl {
         Some(path) => {
             args.output.prepare(&[path])?;
-            read_monitor_records(path, options.selection())?
+            rmt_torch::monitor::read_jsonl(path, options.selection())?
         }
         None => {
             let paths = find_models(&args.paths)?;
@@ -95,99 +94,12 @@ pub fn run(args: TrackArgs) -> anyhow::Result<ExitCode> {
     if with_hessian && !metrics.iter().any(|metric| metric == "sharpness") {
         metrics.push("sharpness".into());
     }
-    let format = args.output.format;
-    let text = match format {
-        OutputFormat::Json => to_json(&serde_json::json!({
-            "schema": "rmt-torch/track/v1",
-            "records": records,
-        }))?,
-        OutputFormat::Csv => rmt_torch::report::csv::to_csv(&rows(&records, &metrics))?,
-        OutputFormat::Table => {
-            let mut headers = vec!["step".to_string(), "layer".to_string()];
-            headers.extend(metrics.iter().cloned());
-            let mut table = Table::new(headers);
-            for record in &records {
-                let mut row = vec![
-                    record["step"].to_string(),
-                    record["name"].as_str().unwrap_or("").to_string(),
-                ];
-                row.extend(metrics.iter().map(|metric| match &record[metric.as_str()] {
-                    Value::Number(n) if n.is_f64() => {
-                        n.as_f64().map_or_else(|| n.to_string(), format_number)
-                    }
-                    Value::Number(n) => n.to_string(),
-                    Value::String(text) => text.clone(),
-                    Value::Null => "-".to_string(),
-                    other => other.to_string(),
-                }));
-                table.push(row);
-            }
-            table.render()
-        }
-    };
-    write_output(&args.output, &text)?;
+    let series = TrackSeries::new(records, metrics);
+    args.output.emit(&series)?;
     args.plots.write(args.analysis.quiet, |directory, files| {
-        write_track_figures(&records, &metrics, directory, files)
+        write_track_figures(&series.records, &series.metrics, directory, files)
     })?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// step, source, layer name and the chosen metrics of each record.
-fn rows(records: &[Value], metrics: &[String]) -> Vec<Value> {
-    records
-        .iter()
-        .map(|record| {
-            let mut row = serde_json::Map::new();
-            for key in ["step", "source", "name"] {
-                row.insert(key.into(), record[key].clone());
-            }
-            for metric in metrics {
-                row.insert(metric.clone(), record[metric.as_str()].clone());
-            }
-            Value::Object(row)
-        })
-        .collect()
-}
-
-/// The records of a SpectralMonitor's JSONL whose layer `selection` keeps (and its loss
-/// Hessian records, which are no layer); a line that is not
-/// a monitor record (a JSON object with a numeric `step` and a string `name`) is an error
-/// naming the file and the line.
-fn read_monitor_records(path: &Path, selection: &LayerSelection) -> anyhow::Result<Vec<Value>> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|err| anyhow::anyhow!("cannot read {}: {err}", path.display()))?;
-    let mut records = Vec::new();
-    for (number, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let not_a_record = |why: String| {
-            anyhow::anyhow!(
-                "{} line {}: not a SpectralMonitor record: {why}",
-                path.display(),
-                number + 1
-            )
-        };
-        let record: Value =
-            serde_json::from_str(line).map_err(|err| not_a_record(err.to_string()))?;
-        let (Some(_), Some(name)) = (record["step"].as_u64(), record["name"].as_str()) else {
-            return Err(not_a_record(
-                "a record is a JSON object with a whole-number \"step\" and a \"name\"".into(),
-            ));
-        };
-        if name == HESSIAN_RECORD
-            || selection
-                .name_pattern
-                .as_ref()
-                .is_none_or(|pattern| pattern.is_match(name))
-        {
-            records.push(record);
-        }
-    }
-    if records.is_empty() {
-        anyhow::bail!("{}: no monitor records (after --layers)", path.display());
-    }
-    Ok(records)
 }
 
 /// Refuses a metric that is not a field of the records (a misspelt name): the fields of

@@ -1,11 +1,15 @@
 //! Writing results for people (aligned tables) and machines (JSON, CSV).
 pub mod csv;
+mod hessian;
 #[cfg(feature = "plots")]
 pub mod html;
+pub mod jacobian;
 #[cfg(feature = "plots")]
 pub mod plots;
 pub mod table;
+mod track;
 pub mod weightwatcher;
+mod zoo;
 
 use crate::error::{Error, Result};
 use crate::option_names::option_names;

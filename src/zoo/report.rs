@@ -2,12 +2,9 @@
 //! shards' reports into the report of the whole zoo.
 use serde::{Deserialize, Serialize};
 
-use crate::analysis::{ModelSummary, SummaryField};
+use crate::analysis::SummaryField;
 use crate::error::{Error, Result};
 use crate::health::Rule;
-use crate::option_names::OptionNames;
-use crate::report::table::Table;
-use crate::report::{format_optional, Render};
 
 use super::{Shard, Verdict, ZooEntry};
 
@@ -138,106 +135,6 @@ impl ZooReport {
         } else {
             0
         }
-    }
-}
-
-/// A zoo: one row per model, ranked, with the policy's verdict.
-impl Render for ZooReport {
-    fn table(&self) -> String {
-        let mut table = Table::new([
-            "rank",
-            "model",
-            "layers",
-            "random",
-            "alpha",
-            "alpha_w",
-            "log_norm",
-            "over",
-            "under",
-            "failed",
-            "spikes_tw",
-            "verdict",
-        ]);
-        for (rank, entry) in self.models.iter().enumerate() {
-            let verdict = match entry.verdict {
-                Verdict::Healthy => "healthy".to_string(),
-                Verdict::Violated => {
-                    let violations: Vec<String> =
-                        entry.violations.iter().map(Rule::to_string).collect();
-                    format!("violates {}", violations.join(", "))
-                }
-                Verdict::Error => format!("error: {}", entry.error.as_deref().unwrap_or("")),
-                Verdict::NotAModel => format!("skipped: {}", entry.error.as_deref().unwrap_or("")),
-            };
-            let summary = entry.summary.as_ref();
-            let count = |f: fn(&ModelSummary) -> usize| {
-                summary.map_or("-".to_string(), |s| f(s).to_string())
-            };
-            table.push(vec![
-                (rank + 1).to_string(),
-                entry.path.clone(),
-                count(|s| s.layers),
-                count(|s| s.random_like),
-                format_optional(summary.and_then(|s| s.alpha)),
-                format_optional(summary.and_then(|s| s.alpha_weighted)),
-                format_optional(summary.and_then(|s| s.log_norm)),
-                count(|s| s.over_trained),
-                count(|s| s.under_trained),
-                count(|s| s.fit_failed),
-                count(|s| s.num_spikes_tw),
-                verdict,
-            ]);
-        }
-        format!(
-            "{}{} models ranked by {}{}: {} healthy, {} violate the policy, {} could not be analysed, {} not models{}\n",
-            table.render(),
-            self.models.len(),
-            self.rank_by,
-            if self.descending { " (descending)" } else { "" },
-            self.healthy,
-            self.violated,
-            self.errors,
-            self.not_models,
-            self.shard.map_or(String::new(), |s| format!(" (shard {s})")),
-        )
-    }
-
-    /// One flat row per model: rank, path, verdict and the summary fields.
-    fn csv_rows(&self) -> Result<Vec<serde_json::Value>> {
-        Ok(self
-            .models
-            .iter()
-            .enumerate()
-            .map(|(rank, entry)| {
-                let mut row = serde_json::Map::new();
-                row.insert("rank".into(), (rank + 1).into());
-                row.insert("path".into(), entry.path.clone().into());
-                row.insert(
-                    "verdict".into(),
-                    serde_json::to_value(entry.verdict).unwrap_or_default(),
-                );
-                let violations: Vec<String> =
-                    entry.violations.iter().map(Rule::to_string).collect();
-                row.insert("violations".into(), violations.join(" ").into());
-                row.insert(
-                    "error".into(),
-                    entry.error.clone().unwrap_or_default().into(),
-                );
-                let summary = entry
-                    .summary
-                    .as_ref()
-                    .map(serde_json::to_value)
-                    .transpose()
-                    .unwrap_or_default();
-                for field in SummaryField::NAMES {
-                    let value = summary
-                        .as_ref()
-                        .map_or(serde_json::Value::Null, |s| s[*field].clone());
-                    row.insert((*field).into(), value);
-                }
-                serde_json::Value::Object(row)
-            })
-            .collect())
     }
 }
 

@@ -415,3 +415,40 @@ fn plots_draw_the_density_with_the_top_eigenvalues() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("add --density"));
 }
+
+/// `-f csv` writes one row per top eigenvalue, the JSON's values.
+#[test]
+fn the_csv_has_one_row_per_top_eigenvalue() {
+    let json = hessian("mse", &["--top-k", "3"]);
+    let model = fixtures::file("hess_mlp.pt");
+    let input = fixtures::file("hess_x.npy");
+    let target = fixtures::file("hess_targets.npy");
+    let csv = run_ok(&[
+        "hessian",
+        model.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--target",
+        target.to_str().unwrap(),
+        "--loss",
+        "mse",
+        "--f64",
+        "-q",
+        "--top-k",
+        "3",
+        "-f",
+        "csv",
+    ]);
+    let (header, rows) = fixtures::csv_table(&csv);
+    assert_eq!(header, ["rank", "eigenvalue", "residual"]);
+    let expected = floats(&json["top_eigenvalues"]);
+    assert_eq!(rows.len(), expected.len());
+    for (rank, (row, value)) in rows.iter().zip(&expected).enumerate() {
+        assert_eq!(row["rank"], (rank + 1).to_string());
+        let found: f64 = row["eigenvalue"].parse().unwrap();
+        assert!(
+            (found - value).abs() <= 1e-12 * value.abs(),
+            "{found} vs {value}"
+        );
+    }
+}

@@ -532,3 +532,49 @@ fn lanczos_refuses_what_it_cannot_report() {
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
     }
 }
+
+/// `--lanczos` with `-f csv` writes one row per sample: its products, convergence and top
+/// singular values, the JSON's.
+#[test]
+fn lanczos_csv_has_one_row_per_sample() {
+    let json = lanczos_json("jac_mlp.pt", &["--lanczos", "3"]);
+    let model = fixtures::file("jac_mlp.pt");
+    let input = fixtures::file("jac_mlp_input.pt");
+    let csv = run_ok(&[
+        "jacobian",
+        model.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "-q",
+        "--lanczos",
+        "3",
+        "-f",
+        "csv",
+    ]);
+    let (header, rows) = fixtures::csv_table(&csv);
+    assert_eq!(
+        header,
+        [
+            "sample",
+            "products",
+            "converged",
+            "sigma_1",
+            "sigma_2",
+            "sigma_3"
+        ]
+    );
+    let samples = json["samples"].as_array().unwrap();
+    assert_eq!(rows.len(), samples.len());
+    for (row, sample) in rows.iter().zip(samples) {
+        assert_eq!(row["sample"], sample["sample"].to_string());
+        let top = floats(&sample["top_singular_values"]);
+        assert_eq!(top.len(), 3);
+        for (rank, value) in top.iter().enumerate() {
+            let found: f64 = row[&format!("sigma_{}", rank + 1)].parse().unwrap();
+            assert!(
+                (found - value).abs() <= 1e-12 * value.abs(),
+                "{found} vs {value}"
+            );
+        }
+    }
+}
