@@ -3,7 +3,7 @@
 //! ratios, are `scripts/benchmark*.py`.
 use std::path::{Path, PathBuf};
 
-use rmt_torch::heavy_tail::power_law;
+use rmt_torch::stats::heavy_tail::power_law;
 use rmt_torch::{analyze, AnalysisRequest, AnalyzeOptions, DeviceChoice, Model};
 
 fn main() {

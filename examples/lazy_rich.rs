@@ -6,7 +6,7 @@
 //! Run: cargo run --release --example lazy_rich [-- --steps 300 --json]
 use std::path::Path;
 
-use rmt_torch::monitor::{SpectralMonitor, StepRecord};
+use rmt_torch::workflows::monitor::{SpectralMonitor, StepRecord};
 use serde::Serialize;
 use tch::nn::{self, Module, OptimizerConfig};
 use tch::{Device, Kind};

@@ -24,9 +24,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use rmt_torch::health::{check, HealthReport, Policy, Verdict};
-use rmt_torch::metrics::HealthMetrics;
 use rmt_torch::model::load_module;
+use rmt_torch::report::prometheus::HealthMetrics;
+use rmt_torch::workflows::health::{check, HealthReport, Policy, Verdict};
 use rmt_torch::{AnalyzeOptions, DeviceChoice, Model};
 
 /// What the service was started with.
@@ -90,7 +90,7 @@ fn model_name(settings: &Settings) -> String {
 /// Loads the model file (rmt-torch checks it before libtorch runs it), analyses the module it
 /// holds without reading the file again, and judges it.
 fn load_and_check(settings: &Settings) -> anyhow::Result<Served> {
-    let version = rmt_torch::zoo::content_hash(&settings.model)?;
+    let version = rmt_torch::workflows::zoo::content_hash(&settings.model)?;
     let (mut module, _) = load_module(&settings.model, tch::Device::Cpu)?;
     module.set_eval();
     let model = Model::from_module(&model_name(settings), &module)?;
@@ -116,7 +116,7 @@ fn verdict_text(report: &HealthReport) -> String {
 async fn watch(state: Arc<AppState>) {
     loop {
         tokio::time::sleep(state.settings.recheck).await;
-        let version = rmt_torch::zoo::content_hash(&state.settings.model).ok();
+        let version = rmt_torch::workflows::zoo::content_hash(&state.settings.model).ok();
         let served = state.served.read().unwrap().version.clone();
         let tried = state.last_reload.lock().unwrap().clone().map(|r| r.version);
         if version.as_deref() == Some(served.as_str()) || (version.is_some() && version == tried) {

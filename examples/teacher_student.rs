@@ -9,9 +9,9 @@
 //!
 //! Pure f64 arithmetic on tiny matrices with a seeded generator, so it runs in seconds.
 //! Run: cargo run --release --example teacher_student [-- --samples 2000 --json]
-use rmt_torch::rmt::goodness_of_fit::ks_test;
-use rmt_torch::rmt::wigner::SpacingLaw;
-use rmt_torch::theory::random::SeededNormal as Rng;
+use rmt_torch::random::SeededNormal as Rng;
+use rmt_torch::stats::rmt::goodness_of_fit::ks_test;
+use rmt_torch::stats::rmt::wigner::SpacingLaw;
 use serde::Serialize;
 
 /// Row-major matrix product (a: r×k, b: k×c).

@@ -102,7 +102,7 @@ pub(crate) fn ensure_host_memory(
     what: impl FnOnce() -> String,
     device: tch::Device,
     needed_bytes: f64,
-) -> crate::Result<()> {
+) -> crate::error::Result<()> {
     if device != tch::Device::Cpu {
         return Ok(());
     }
@@ -111,7 +111,7 @@ pub(crate) fn ensure_host_memory(
     };
     if needed_bytes > available {
         const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
-        return Err(crate::Error::TooLarge {
+        return Err(crate::error::Error::TooLarge {
             name: what(),
             device: crate::device::device_name(device),
             needed_gib: needed_bytes / GIB,

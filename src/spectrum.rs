@@ -3,7 +3,7 @@
 //! The method is the Gram matrix G = WᵀW (M × M, M the smaller side) and `linalg_eigvalsh` of G:
 //! exact to ~1e-12 relative for the eigenvalues that matter, and several times faster than an
 //! SVD on both CPU and GPU (measured by scripts/benchmark.py). Slices of a convolution are one batched call.
-//! Results are squared singular values σᵢ², unscaled: [`crate::esd`] applies the conventions.
+//! Results are squared singular values σᵢ², unscaled: [`crate::stats::esd`] applies the conventions.
 
 use tch::{Kind, Tensor};
 
@@ -46,7 +46,7 @@ const GRAM_RESOLUTION: f64 = 1e-9;
 
 impl Spectrum {
     /// Recomputes the squared singular values by an f64 SVD (`linalg_svdvals`) when any matrix
-    /// has values below [`GRAM_RESOLUTION`] of its largest: there the Gram matrix cannot tell
+    /// has values below `GRAM_RESOLUTION` (1e-9) of its largest: there the Gram matrix cannot tell
     /// σ = 1e-9·σmax from σ = 0, and WeightWatcher's rank (σ > σmax·N·ε) can. `--ww-compat`
     /// does this for every layer; it costs an SVD only on (nearly) rank-deficient ones.
     pub fn resolve_round_off(
@@ -249,7 +249,7 @@ impl Gram {
 /// under the monitor relies on, is left untouched.
 pub fn shuffled(matrices: &Tensor, seed: u64) -> Result<Tensor> {
     let _no_grad = tch::no_grad_guard();
-    let mut random = crate::theory::random::SeededNormal::new(seed);
+    let mut random = crate::random::SeededNormal::new(seed);
     let size = matrices.size();
     let flat = matrices.f_reshape([size[0], -1])?;
     let entries = flat.size()[1];

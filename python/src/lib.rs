@@ -7,10 +7,12 @@ use pyo3::prelude::*;
 use pyo3_tch::PyTensor;
 use serde_json::{Map, Value};
 
-use rmt_torch::hessian::{HessianOptions, Loss};
-use rmt_torch::jacobian::{analyze_in_memory, Differentiable, JacobianOptions, SampleCount};
-use rmt_torch::lanczos::DensityOptions;
-use rmt_torch::monitor::{json_line, SpectralMonitor};
+use rmt_torch::workflows::hessian::{HessianOptions, Loss};
+use rmt_torch::workflows::jacobian::{
+    analyze_in_memory, Differentiable, JacobianOptions, SampleCount,
+};
+use rmt_torch::workflows::lanczos::DensityOptions;
+use rmt_torch::workflows::monitor::{json_line, SpectralMonitor};
 use rmt_torch::{analyze, AnalysisRequest, AnalyzeOptions, Model, RmtOptions};
 
 create_exception!(
@@ -342,7 +344,7 @@ fn hessian_module(
     py.allow_threads(move || {
         let started = std::time::Instant::now();
         let model = differentiable_archive(archive, &options)?;
-        let mut analysis = rmt_torch::hessian::analyze_loaded(
+        let mut analysis = rmt_torch::workflows::hessian::analyze_loaded(
             &model,
             &inputs,
             &targets,

@@ -3,17 +3,17 @@
 use super::options::AnalyzeOptions;
 use super::record::LayerReport;
 use crate::error::Result;
-use crate::esd::EsdScale;
-use crate::heavy_tail::alternatives;
-use crate::heavy_tail::hill::hill_plateau;
-use crate::heavy_tail::power_law;
-use crate::heavy_tail::quality::{AlphaMetrics, QualityLabel};
-use crate::heavy_tail::randomization::Randomization;
 use crate::model::layers::{ConvMode, LayerKind, MatrixShape, WeightLayer};
 use crate::model::roles;
-use crate::rmt_suite::{rmt_report, LayerSpectrum};
-use crate::spectral_metrics::SpectralMetrics;
 use crate::spectrum;
+use crate::stats::esd::EsdScale;
+use crate::stats::heavy_tail::alternatives;
+use crate::stats::heavy_tail::hill::hill_plateau;
+use crate::stats::heavy_tail::power_law;
+use crate::stats::heavy_tail::quality::{AlphaMetrics, QualityLabel};
+use crate::stats::heavy_tail::randomization::Randomization;
+use crate::stats::spectral_metrics::SpectralMetrics;
+use crate::stats::suite::{rmt_report, LayerSpectrum};
 
 /// What the device computes for one layer: everything its statistics need, and no tensors.
 pub(super) struct LayerSpectra {

@@ -2,8 +2,8 @@
 //!
 //! Every command that reports on weights (analyze, report, zoo, track, the monitor) goes
 //! through [`analyze`], so a metric has one definition everywhere. By stage: [`options`] (the
-//! request and its checked form) → [`schedule`] (which layers run at once, within memory) →
-//! [`layer`] (one layer's spectra and statistics) → [`record`] (what a layer reports) →
+//! request and its checked form) → `schedule` (which layers run at once, within memory) →
+//! `layer` (one layer's spectra and statistics) → [`record`] (what a layer reports) →
 //! [`summary`] (the model's means, a transformer's blocks).
 use serde::Serialize;
 

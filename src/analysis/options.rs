@@ -13,18 +13,18 @@ use serde_json::{Map, Value};
 
 use crate::device::DeviceChoice;
 use crate::error::{Error, Result};
-use crate::esd::EsdConvention;
-use crate::heavy_tail::power_law::TailOptions;
 use crate::model::layers::{
     ConvMode, LayerSelection, DEFAULT_MIN_EVALS, WEIGHTWATCHER_MAX_EVALS, WEIGHTWATCHER_MAX_N,
 };
-use crate::rmt::unfolding::{
+use crate::spectrum::Precision;
+use crate::stats::esd::EsdConvention;
+use crate::stats::heavy_tail::power_law::TailOptions;
+use crate::stats::rmt::unfolding::{
     Unfolding, UnfoldingMethod, DEFAULT_GAUSSIAN_WINDOW, DEFAULT_POLYNOMIAL_DEGREE,
 };
-use crate::rmt_suite::{
+use crate::stats::suite::{
     RmtOptions, DEFAULT_PORTER_THOMAS_WINDOW, DEFAULT_TW_LEVEL, FIGURE_NUMBER_VARIANCE_LENGTHS,
 };
-use crate::spectrum::Precision;
 
 #[cfg(feature = "cli")]
 use crate::option_names::choice;
@@ -134,7 +134,7 @@ pub struct SelectionRequest {
     #[serde(default)]
     pub ww_compat: bool,
     /// Split fused query-key-value projections (GPT-2's c_attn, qkv_proj, query_key_value,
-    /// Wqkv, qkv, in_proj_weight) into q, k and v layers named NAME[q], NAME[k], NAME[v], with
+    /// Wqkv, qkv, in_proj_weight) into q, k and v layers named `NAME[q]`, `NAME[k]`, `NAME[v]`, with
     /// the head counts (grouped-query attention included) of the checkpoint's config.json.
     #[cfg_attr(feature = "cli", arg(long))]
     #[serde(default)]
@@ -164,7 +164,7 @@ pub struct RmtRequest {
     #[cfg_attr(feature = "cli", arg(long, value_name = "D"))]
     pub unfolding_degree: Option<usize>,
     /// Level number variance Σ²(L) at these interval lengths, beside the exact GOE curve and
-    /// Poisson: a list (`1,2,5,10`) or a range START:END[:STEP] (`0.5:10:0.5`).
+    /// Poisson: a list (`1,2,5,10`) or a range `START:END[:STEP]` (`0.5:10:0.5`).
     #[cfg_attr(feature = "cli", arg(long, value_name = "LENGTHS"))]
     pub number_variance: Option<Lengths>,
     /// Porter-Thomas test of every right singular vector (entries against N(0, 1/M)); costs an

@@ -1,15 +1,15 @@
 //! What `analyze` reports for one layer, and where its time went.
 use serde::Serialize;
 
-use crate::heavy_tail::alternatives::TailAlternatives;
-use crate::heavy_tail::hill::HillEstimate;
-use crate::heavy_tail::power_law::PowerLawFit;
-use crate::heavy_tail::quality::{AlphaMetrics, QualityLabel};
-use crate::heavy_tail::randomization::Randomization;
 use crate::model::layers::LayerKind;
 use crate::model::roles::Part;
-use crate::rmt_suite::RmtReport;
-use crate::spectral_metrics::SpectralMetrics;
+use crate::stats::heavy_tail::alternatives::TailAlternatives;
+use crate::stats::heavy_tail::hill::HillEstimate;
+use crate::stats::heavy_tail::power_law::PowerLawFit;
+use crate::stats::heavy_tail::quality::{AlphaMetrics, QualityLabel};
+use crate::stats::heavy_tail::randomization::Randomization;
+use crate::stats::spectral_metrics::SpectralMetrics;
+use crate::stats::suite::RmtReport;
 
 /// Every field a layer record of `analyze`'s JSON can carry (those of opt-in results and of
 /// statistics a small layer cannot have included), in the order they appear: what `track

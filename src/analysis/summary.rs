@@ -3,9 +3,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::record::LayerReport;
-use crate::heavy_tail::quality::QualityLabel;
 use crate::model::roles::{Part, Sublayer};
 use crate::option_names::{option_names, serde_as_text};
+use crate::stats::heavy_tail::quality::QualityLabel;
 
 /// One transformer block: the mean α of its attention and of its MLP weights whose fit
 /// succeeded — α against depth, the picture drawn for LLMs.

@@ -6,10 +6,10 @@ use clap::Args;
 use serde::Serialize;
 
 use rmt_torch::report::{table::Table, to_json, OutputFormat};
-use rmt_torch::rmt::marchenko_pastur::MarchenkoPastur;
-use rmt_torch::rmt::number_variance::goe_number_variance;
-use rmt_torch::rmt::tracy_widom::TracyWidom;
-use rmt_torch::rmt::wigner::{Semicircle, SpacingLaw};
+use rmt_torch::stats::rmt::marchenko_pastur::MarchenkoPastur;
+use rmt_torch::stats::rmt::number_variance::goe_number_variance;
+use rmt_torch::stats::rmt::tracy_widom::TracyWidom;
+use rmt_torch::stats::rmt::wigner::{Semicircle, SpacingLaw};
 
 use super::output::write_output;
 use super::OutputArgs;

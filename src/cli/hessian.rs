@@ -6,9 +6,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 
-use rmt_torch::hessian::{analyze_hessian, HessianOptions, Loss};
-use rmt_torch::lanczos::DensityOptions;
 use rmt_torch::report::plots::write_hessian_figures;
+use rmt_torch::workflows::hessian::{analyze_hessian, HessianOptions, Loss};
+use rmt_torch::workflows::lanczos::DensityOptions;
 use rmt_torch::DeviceChoice;
 
 use super::output::progress_bar;

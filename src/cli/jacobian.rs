@@ -5,13 +5,13 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 
-use rmt_torch::jacobian::{
+use rmt_torch::report::jacobian::EachOutput;
+use rmt_torch::report::plots::write_jacobian_figures;
+use rmt_torch::workflows::jacobian::{
     analyze_each_output, analyze_jacobians, analyze_top_singular_values, JacobianOptions,
     LanczosOptions, SampleCount, DEFAULT_ISOMETRY_TOLERANCE, DEFAULT_SAMPLES,
 };
-use rmt_torch::lanczos::DensityOptions;
-use rmt_torch::report::jacobian::EachOutput;
-use rmt_torch::report::plots::write_jacobian_figures;
+use rmt_torch::workflows::lanczos::DensityOptions;
 
 use rmt_torch::DeviceChoice;
 

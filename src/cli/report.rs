@@ -6,8 +6,8 @@ use anyhow::Context;
 use clap::Args;
 
 use rmt_torch::environment::Environment;
-use rmt_torch::jacobian::{analyze_jacobians, JacobianOptions, SampleCount};
 use rmt_torch::report::html::{html_report, LayerFigures};
+use rmt_torch::workflows::jacobian::{analyze_jacobians, JacobianOptions, SampleCount};
 use rmt_torch::RmtOptions;
 
 use super::analyze::analyze_with_baseline;

@@ -3,6 +3,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
+use rmt_torch::random::SeededNormal;
 use rmt_torch::report::plots::theory::{
     depth_figures, dyson_figures, kernel_figure, preactivation_figure, random_features_figure,
     ridge_figure,
@@ -13,7 +14,6 @@ use rmt_torch::theory::dyson::{run_case, DysonCase, DysonOptions};
 use rmt_torch::theory::hermite::{hermite_coefficients, Activation};
 use rmt_torch::theory::kernel::{compare_with_linear_equivalent, depth_profile};
 use rmt_torch::theory::preactivation::{kernel_recursion, measured_kernels, Ensemble};
-use rmt_torch::theory::random::SeededNormal;
 use rmt_torch::theory::random_features::{feature_sweep, FeatureMap, Task};
 use rmt_torch::theory::ridge::{risk_sweep, RidgeSimulation};
 

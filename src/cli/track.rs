@@ -7,9 +7,9 @@ use serde_json::Value;
 
 use rmt_torch::analysis::LAYER_FIELDS;
 use rmt_torch::model::discovery::find_models;
-use rmt_torch::monitor::{HESSIAN_FIELDS, HESSIAN_RECORD};
 use rmt_torch::report::plots::track::write_track_figures;
-use rmt_torch::track::TrackSeries;
+use rmt_torch::workflows::monitor::{HESSIAN_FIELDS, HESSIAN_RECORD};
+use rmt_torch::workflows::track::TrackSeries;
 
 use super::output::progress_bar;
 use super::{AnalysisArgs, EntryArgs, OutputArgs, PlotArgs};
@@ -63,14 +63,14 @@ pub fn run(args: TrackArgs) -> anyhow::Result<ExitCode> {
     let records: Vec<Value> = match &args.jsonl {
         Some(path) => {
             args.output.prepare(&[path])?;
-            rmt_torch::monitor::read_jsonl(path, options.selection())?
+            rmt_torch::workflows::monitor::read_jsonl(path, options.selection())?
         }
         None => {
             let paths = find_models(&args.paths)?;
             let inputs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
             args.output.prepare(&inputs)?;
             let bar = progress_bar(args.analysis.quiet, "checkpoints");
-            let records = rmt_torch::track::track(
+            let records = rmt_torch::workflows::track::track(
                 &paths,
                 args.entry.key.as_deref(),
                 &options,

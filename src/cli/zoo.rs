@@ -4,9 +4,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
-use rmt_torch::health::{Policy, Rule};
 use rmt_torch::model::discovery::find_models;
-use rmt_torch::zoo::{model_bytes, run_zoo, Cache, Shard, ZooOptions, ZooReport};
+use rmt_torch::workflows::health::{Policy, Rule};
+use rmt_torch::workflows::zoo::{model_bytes, run_zoo, Cache, Shard, ZooOptions, ZooReport};
 use rmt_torch::SummaryField;
 
 use super::output::{bytes_progress_bar, check_output_path};

@@ -25,7 +25,7 @@ pub const LOAD_TIME_LIMIT: Duration = Duration::from_secs(120);
 
 /// Loads a TorchScript archive to run it, on `device`, as `torch.jit.load` does (its code runs).
 /// First the file must be a TorchScript archive and every tensor record is checked by
-/// rmt-torch's own reader ([`validate`]: no record is read past its end); libtorch then loads it
+/// rmt-torch's own reader (`validate`: no record is read past its end); libtorch then loads it
 /// on a thread with a large stack, given up on after [`LOAD_TIME_LIMIT`]. Returns the module and
 /// the example inputs' shapes `torch.jit.trace` recorded, when the archive keeps them.
 ///

@@ -2,8 +2,8 @@
 use super::table::Table;
 use super::{format_number, Render};
 use crate::error::Result;
-use crate::hessian::HessianAnalysis;
-use crate::rmt::bulk_outliers::{BulkFit, BulkOutliers};
+use crate::stats::rmt::bulk_outliers::{BulkFit, BulkOutliers};
+use crate::workflows::hessian::HessianAnalysis;
 
 /// The top eigenvalues, trace, density and bulk of a loss Hessian.
 impl Render for HessianAnalysis {

@@ -5,12 +5,12 @@ use std::fmt::Write;
 use crate::analysis::{Analysis, LayerReport};
 use crate::environment::Environment;
 use crate::error::Result;
-use crate::heavy_tail::quality::QualityLabel;
-use crate::jacobian::JacobianAnalysis;
 use crate::report::plots::jacobian::JacobianFigure;
 use crate::report::plots::text::html_scripts;
 use crate::report::plots::{layer::layer_figures, model::model_figure, to_svg};
-use crate::report::{format_number, format_optional};
+use crate::report::{escape, format_number, format_optional};
+use crate::stats::heavy_tail::quality::QualityLabel;
+use crate::workflows::jacobian::JacobianAnalysis;
 
 /// Which layers' sections carry figures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -393,22 +393,6 @@ fn verdict(layer: &LayerReport) -> String {
     let mut sentence = parts.join("; ");
     sentence.push('.');
     sentence
-}
-
-/// Text safe inside HTML elements and attribute values.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@ use serde::Serialize;
 use super::table::Table;
 use super::{format_number, format_optional, json_rows, Render};
 use crate::error::Result;
-use crate::jacobian::{JacobianAnalysis, JacobianLanczosAnalysis};
+use crate::workflows::jacobian::{JacobianAnalysis, JacobianLanczosAnalysis};
 
 /// The Jacobians' singular values and the RMT suite, one row per sample.
 impl Render for JacobianAnalysis {

@@ -6,6 +6,8 @@ pub mod html;
 pub mod jacobian;
 #[cfg(feature = "plots")]
 pub mod plots;
+#[cfg(feature = "prometheus")]
+pub mod prometheus;
 pub mod table;
 mod track;
 pub mod weightwatcher;
@@ -63,6 +65,22 @@ fn count_cell(value: Option<usize>) -> String {
 /// An optional number for a table cell: [`format_number`], or `-` when absent.
 pub fn format_optional(value: Option<f64>) -> String {
     value.map_or_else(|| "-".to_string(), format_number)
+}
+
+/// Text safe inside HTML elements and attribute values (the HTML report, SVG text).
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 /// `text` as it may be printed on one line of a terminal: control characters (newlines and

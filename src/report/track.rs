@@ -4,7 +4,7 @@ use serde_json::Value;
 use super::table::Table;
 use super::{format_number, Render};
 use crate::error::Result;
-use crate::track::TrackSeries;
+use crate::workflows::track::TrackSeries;
 
 /// One row per layer and step: the step, the layer and the metrics followed.
 impl Render for TrackSeries {

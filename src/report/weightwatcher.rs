@@ -8,9 +8,9 @@
 use serde_json::{Map, Value};
 
 use crate::analysis::{Analysis, LayerReport};
-use crate::heavy_tail::quality::QualityLabel;
 use crate::model::layers::LayerKind;
 use crate::model::roles::Part;
+use crate::stats::heavy_tail::quality::QualityLabel;
 
 /// WeightWatcher's columns in the order of its CSV; `num_fingers` and `raw_alpha` only appear
 /// when fingers were clipped.

@@ -3,9 +3,9 @@ use super::table::Table;
 use super::{format_optional, Render};
 use crate::analysis::{ModelSummary, SummaryField};
 use crate::error::Result;
-use crate::health::Rule;
 use crate::option_names::OptionNames;
-use crate::zoo::{Verdict, ZooReport};
+use crate::workflows::health::Rule;
+use crate::workflows::zoo::{Verdict, ZooReport};
 
 /// A zoo: one row per model, ranked, with the policy's verdict.
 impl Render for ZooReport {

@@ -18,11 +18,11 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::option_names::option_names;
-use crate::rmt::goodness_of_fit::{ks_test, KsTest};
-use crate::rmt::quadrature::integrate;
-use crate::rmt::spacing::{spacing_statistics, SpacingStatistics};
-use crate::rmt::wigner::{Semicircle, SpacingLaw};
-use crate::theory::random::SeededNormal;
+use crate::random::SeededNormal;
+use crate::stats::rmt::goodness_of_fit::{ks_test, KsTest};
+use crate::stats::rmt::quadrature::integrate;
+use crate::stats::rmt::spacing::{spacing_statistics, SpacingStatistics};
+use crate::stats::rmt::wigner::{Semicircle, SpacingLaw};
 
 /// The Coulomb gas: repulsion exponent β and a harmonic well (centre κᵢ, width σᵢ) for each
 /// eigenvalue.

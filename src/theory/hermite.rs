@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::option_names::option_names;
-use crate::rmt::quadrature::integrate;
+use crate::stats::rmt::quadrature::integrate;
 
 /// The built-in activations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

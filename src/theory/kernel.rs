@@ -9,9 +9,9 @@ use serde::Serialize;
 use tch::{Device, Kind, Tensor};
 
 use crate::error::{Error, Result};
+use crate::random::SeededNormal;
 use crate::spectrum::eigensolve_on_one_thread;
 use crate::theory::hermite::{hermite_coefficients, Activation};
-use crate::theory::random::SeededNormal;
 
 /// One comparison of K with K̃.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]

@@ -6,10 +6,10 @@ use serde::Serialize;
 use tch::{Kind, Tensor};
 
 use crate::error::{Error, Result};
-use crate::rmt::quadrature::integrate;
+use crate::random::SeededNormal;
+use crate::stats::rmt::quadrature::integrate;
 use crate::theory::hermite::Activation;
 use crate::theory::kernel::{activate, gaussian_matrix};
-use crate::theory::random::SeededNormal;
 
 /// The 2 × 2 kernel of two inputs at one layer.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]

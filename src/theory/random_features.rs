@@ -13,9 +13,9 @@ use serde::Serialize;
 use tch::{Device, Kind, Tensor};
 
 use crate::error::{Error, Result};
+use crate::random::SeededNormal;
 use crate::theory::hermite::Activation;
 use crate::theory::kernel::{activate, gaussian_matrix};
-use crate::theory::random::SeededNormal;
 
 /// A regression task: training inputs X (p × n) and targets Y (n), test inputs and targets.
 #[derive(Debug)]

@@ -104,7 +104,7 @@ pub fn simulate_risk(
         bytes,
         trials_ * per_trial,
     )?;
-    let mut rng = super::random::SeededNormal::new(seed);
+    let mut rng = crate::random::SeededNormal::new(seed);
     let options = (Kind::Double, Device::Cpu);
     let risks = (0..trials)
         .map(|_| -> Result<f64> {

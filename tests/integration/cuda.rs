@@ -1,7 +1,7 @@
 //! The CUDA paths against the CPU ones: the same numbers from every entry point that takes a
 //! device (library analysis, the training monitor, the CLI's analyze, zoo, jacobian and
 //! hessian). Each test skips without a GPU and fails there under `RMT_TORCH_REQUIRE_CUDA=1`.
-use rmt_torch::monitor::SpectralMonitor;
+use rmt_torch::workflows::monitor::SpectralMonitor;
 use rmt_torch::{analyze, AnalyzeOptions, DeviceChoice, Model, Precision};
 use serde_json::Value;
 use tch::{Device, Tensor};

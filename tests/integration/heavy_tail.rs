@@ -1,9 +1,9 @@
 //! The power-law fit and α metrics against WeightWatcher 0.7.7 itself, layer by layer.
 use std::path::Path;
 
-use rmt_torch::heavy_tail::alternatives;
-use rmt_torch::heavy_tail::power_law::{self, TailOptions};
-use rmt_torch::heavy_tail::quality::QualityLabel;
+use rmt_torch::stats::heavy_tail::alternatives;
+use rmt_torch::stats::heavy_tail::power_law::{self, TailOptions};
+use rmt_torch::stats::heavy_tail::quality::QualityLabel;
 use rmt_torch::{analyze, AnalyzeOptions, Model};
 
 use crate::fixtures;

@@ -1,7 +1,7 @@
 //! Jacobians against torch.func.jacrev and central finite differences, their singular values
 //! against numpy's SVD, and the refusals.
-use rmt_torch::jacobian::{jacobians, Differentiable, PreparedBatch};
 use rmt_torch::model::load_tensor;
+use rmt_torch::workflows::jacobian::{jacobians, Differentiable, PreparedBatch};
 use serde_json::Value;
 use tch::{Device, Kind, Tensor};
 

@@ -3,8 +3,8 @@
 //! the monitor's record.
 use std::path::Path;
 
-use rmt_torch::monitor::SpectralMonitor;
-use rmt_torch::theory::random::SeededNormal;
+use rmt_torch::random::SeededNormal;
+use rmt_torch::workflows::monitor::SpectralMonitor;
 use rmt_torch::{analyze, AnalyzeOptions, Model};
 use serde_json::Value;
 use tch::nn::{self, Module, OptimizerConfig};

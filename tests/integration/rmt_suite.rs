@@ -1,12 +1,12 @@
 //! The universal RMT suite on simulated ensembles with fixed seeds, and on the shipped models.
-use rmt_torch::rmt::number_variance::number_variance;
-use rmt_torch::rmt::porter_thomas::porter_thomas;
-use rmt_torch::rmt::spacing::{mean_spacing_ratio, spacing_statistics, unit_mean_spacings};
-use rmt_torch::rmt::unfolding::Unfolding;
-use rmt_torch::rmt::wigner::SpacingLaw;
-use rmt_torch::rmt_suite::{rmt_report, LayerSpectrum, RmtReport};
+use rmt_torch::random::SeededNormal;
 use rmt_torch::spectrum::{spectrum, symmetric_part_eigenvalues, Precision};
-use rmt_torch::theory::random::SeededNormal;
+use rmt_torch::stats::rmt::number_variance::number_variance;
+use rmt_torch::stats::rmt::porter_thomas::porter_thomas;
+use rmt_torch::stats::rmt::spacing::{mean_spacing_ratio, spacing_statistics, unit_mean_spacings};
+use rmt_torch::stats::rmt::unfolding::Unfolding;
+use rmt_torch::stats::rmt::wigner::SpacingLaw;
+use rmt_torch::stats::suite::{rmt_report, LayerSpectrum, RmtReport};
 use rmt_torch::{analyze, Model, RmtOptions};
 use serde_json::Value;
 use tch::{Device, Tensor};
@@ -17,8 +17,8 @@ fn tensor(values: &[f64], n: usize, m: usize) -> Tensor {
     Tensor::from_slice(values).reshape([1, n as i64, m as i64])
 }
 
-use rmt_torch::esd::EsdScale;
 use rmt_torch::model::layers::{LayerKind, MatrixShape};
+use rmt_torch::stats::esd::EsdScale;
 use rmt_torch::{ConvMode, EsdConvention};
 
 /// The suite on one N × M matrix in the RMT convention.

@@ -7,8 +7,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rmt_torch::health::{check, Policy, Verdict};
-use rmt_torch::metrics::HealthMetrics;
+use rmt_torch::report::prometheus::HealthMetrics;
+use rmt_torch::workflows::health::{check, Policy, Verdict};
 use rmt_torch::{analyze, AnalyzeOptions, DeviceChoice, Model};
 use serde_json::Value;
 

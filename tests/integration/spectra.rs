@@ -1,9 +1,9 @@
 //! Spectra against numpy's float64 SVD, the ESD conventions, and Marchenko-Pastur.
-use rmt_torch::heavy_tail::power_law;
 use rmt_torch::model::layers::{self, LayerSelection};
-use rmt_torch::rmt::goodness_of_fit::ks_test;
-use rmt_torch::rmt::marchenko_pastur::MarchenkoPastur;
 use rmt_torch::spectrum::{spectrum, spectrum_with_vectors, Precision};
+use rmt_torch::stats::heavy_tail::power_law;
+use rmt_torch::stats::rmt::goodness_of_fit::ks_test;
+use rmt_torch::stats::rmt::marchenko_pastur::MarchenkoPastur;
 use rmt_torch::{analyze, AnalyzeOptions, ConvMode, DeviceChoice, EsdConvention, Model};
 
 use crate::fixtures::{self, floats};

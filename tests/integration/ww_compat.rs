@@ -159,7 +159,7 @@ fn default_mode_differs_only_where_documented_on_real_weights() {
     let fit = head.power_law.as_ref().unwrap();
     assert_eq!(
         fit.fit_method,
-        rmt_torch::heavy_tail::power_law::FitMethod::SmallN
+        rmt_torch::stats::heavy_tail::power_law::FitMethod::SmallN
     );
     assert!((fit.alpha - 1.673).abs() < 1e-3, "α = {}", fit.alpha);
 

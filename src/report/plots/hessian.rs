@@ -2,9 +2,9 @@
 //! density on a logarithmic axis, with the top eigenvalues Lanczos resolved marked on it, and
 //! the fitted bulk law with its edge.
 use super::series::{Mark, Series, SeriesFigure};
-use crate::hessian::HessianAnalysis;
 use crate::report::format_number;
-use crate::rmt::bulk_outliers::BulkLaw;
+use crate::stats::rmt::bulk_outliers::BulkLaw;
+use crate::workflows::hessian::HessianAnalysis;
 
 /// Densities below this fraction of the peak are drawn at it: the Gaussians' tails would set
 /// the logarithmic axis to hundreds of decades.

@@ -9,8 +9,8 @@ use super::{
     TickLabels,
 };
 use super::{DrawResult, Figure, Pen};
-use crate::jacobian::JacobianAnalysis;
 use crate::report::format_number;
+use crate::workflows::jacobian::JacobianAnalysis;
 
 /// Histogram of every sample's singular values pooled, with σ = 1 and the isometry band.
 pub struct JacobianFigure<'a> {

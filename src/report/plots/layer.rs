@@ -9,13 +9,13 @@ use super::palette::{ALTERNATIVE, BASELINE, DATA, EXTRA, MARKER, THEORY};
 use super::{chart_frame, density_bars, draw_bars, legend_box, legend_line, sampled_curve};
 use super::{draw_axes, draw_legend, plain_mesh, DrawResult, Figure, Pen, TickLabels};
 use crate::analysis::LayerReport;
-use crate::heavy_tail::power_law::PowerLawFit;
 use crate::report::format_number;
-use crate::rmt::marchenko_pastur::MarchenkoPastur;
-use crate::rmt::number_variance::{goe_number_variance, NumberVariance};
-use crate::rmt::porter_thomas::PorterThomas;
-use crate::rmt::wigner::SpacingLaw;
-use crate::rmt_suite::SpacingReport;
+use crate::stats::heavy_tail::power_law::PowerLawFit;
+use crate::stats::rmt::marchenko_pastur::MarchenkoPastur;
+use crate::stats::rmt::number_variance::{goe_number_variance, NumberVariance};
+use crate::stats::rmt::porter_thomas::PorterThomas;
+use crate::stats::rmt::wigner::SpacingLaw;
+use crate::stats::suite::SpacingReport;
 
 /// Every figure a layer report has the data for, each with the file-name suffix it is saved
 /// under. The ESD needs `keep_eigenvalues`, the spacings `keep_spacings`, the number variance

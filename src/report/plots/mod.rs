@@ -41,8 +41,8 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::analysis::Analysis;
 use crate::error::{Error, Result};
-use crate::jacobian::JacobianAnalysis;
 use crate::option_names::option_names;
+use crate::workflows::jacobian::JacobianAnalysis;
 
 /// DejaVu Sans (Bitstream Vera licence, `assets/fonts/DejaVuSans-LICENSE.txt`): covers the
 /// Greek letters, sub- and superscripts the axis labels use.
@@ -351,7 +351,7 @@ pub fn write_jacobian_figures(
 
 /// The Hessian's density figure (`hessian_density`), when the analysis has a density.
 pub fn write_hessian_figures(
-    analysis: &crate::hessian::HessianAnalysis,
+    analysis: &crate::workflows::hessian::HessianAnalysis,
     directory: &Path,
     files: &FigureFiles,
 ) -> Result<Vec<PathBuf>> {

@@ -6,7 +6,7 @@ use plotters::style::RGBColor;
 use super::palette::{ALTERNATIVE, BASELINE, MARKER, THEORY};
 use super::series::{Mark, PanelsFigure, Series, SeriesFigure};
 use crate::analysis::{Analysis, BlockSummary, LayerReport};
-use crate::heavy_tail::quality::QualityLabel;
+use crate::stats::heavy_tail::quality::QualityLabel;
 
 const LABELS: [(QualityLabel, RGBColor); 4] = [
     (QualityLabel::WellTrained, ALTERNATIVE),

@@ -109,7 +109,7 @@ pub(crate) fn html_scripts(text: &str) -> String {
     runs(text)
         .into_iter()
         .map(|(script, run)| {
-            let run = crate::report::html::escape(run);
+            let run = crate::report::escape(run);
             match script {
                 Script::Normal => run,
                 Script::Sub => format!("<sub>{run}</sub>"),

@@ -3,7 +3,7 @@ use super::palette::{ALTERNATIVE, DATA, EXTRA, THEORY};
 use super::series::{HistogramFigure, Mark, PanelsFigure, Series, SeriesFigure, YError, CYCLE};
 use super::{density_curve, sampled_curve};
 use crate::report::format_number;
-use crate::rmt::wigner::SpacingLaw;
+use crate::stats::rmt::wigner::SpacingLaw;
 use crate::theory::dyson::{CoulombGas, DysonCase, DysonReport, PairDensity};
 use crate::theory::kernel::{DepthProfile, KernelComparison};
 use crate::theory::preactivation::{MeasuredKernel, PairKernel};

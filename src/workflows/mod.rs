@@ -1,0 +1,12 @@
+//! What is built on the analysis: input-output Jacobians ([`jacobian`]), loss Hessians
+//! ([`hessian`]) and the Lanczos iteration both use on operators known only by their products
+//! ([`lanczos`]), the training-loop plugin ([`monitor`]), statistics over checkpoints
+//! ([`track`]), many models with policies and shards ([`zoo`]) and the deployment gate
+//! ([`health`]).
+pub mod health;
+pub mod hessian;
+pub mod jacobian;
+pub mod lanczos;
+pub mod monitor;
+pub mod track;
+pub mod zoo;
