@@ -1,121 +1,10 @@
-//! Eigenvalues of WᵀW for stacks of weight matrices, in f64, on the chosen device.
-//!
-//! The method is the Gram matrix G = WᵀW (M × M, M the smaller side) and `linalg_eigvalsh` of G:
-//! exact to ~1e-12 relative for the eigenvalues that matter, and several times faster than an
-//! SVD on both CPU and GPU (measured by scripts/benchmark.py). Slices of a convolution are one batched call.
-//! Results are squared singular values σᵢ², unscaled: [`crate::stats::esd`] applies the conventions.
-
+//! The Gram matrices WᵀW of a stack of weight matrices, formed in bands without overflow or a
+//! full f64 copy, and their eigensolve on one thread.
 use tch::{Kind, Tensor};
 
+use super::memory::{check_memory, eigensolver_bytes, WorkingSet};
+use super::{Precision, RightSingularVectors, Spectrum};
 use crate::error::{Error, Result};
-use crate::option_names::{option_names, serde_as_text};
-
-/// Arithmetic of the Gram product and the eigensolver; results and statistics are always f64.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Precision {
-    /// W and WᵀW in f64: eigenvalues agree with an f64 SVD to ~1e-12 relative.
-    #[default]
-    F64,
-    /// WᵀW and its eigenvalues in f32, promoted to f64 for every statistic: about twice as fast
-    /// on a CPU (on a GPU no faster than f64). Eigenvalues within 1e-4·λmax of the f64 path on a
-    /// CPU and 5e-4·λmax on a CUDA GPU, whose f32 eigensolver is less accurate, and α within
-    /// 0.5 % (AlexNet, VGG19, ResNet50: at worst 5.1e-5 on the CPU, 2.2e-4 on an H100, and
-    /// 0.31 %, measured by `scripts/benchmark.py`); the smallest eigenvalues are round-off.
-    Fast,
-}
-
-option_names!(Precision, "precision", { F64 => "f64", Fast => "fast" });
-
-serde_as_text!(Precision);
-
-/// The spectrum of one layer's stack of matrices, as computed on the device.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Spectrum {
-    /// Squared singular values σᵢ² of every matrix, pooled and sorted ascending.
-    pub squared_singular_values: Vec<f64>,
-    /// The same per matrix of the stack, each ascending: level statistics need one matrix's
-    /// levels, since pooling independent spectra destroys their correlations.
-    pub by_matrix: Vec<Vec<f64>>,
-    /// Variance of the matrices' entries (population variance): σ² of Marchenko-Pastur.
-    pub entry_variance: f64,
-}
-
-/// Below this fraction of its matrix's largest σ², a Gram eigenvalue is round-off rather than a
-/// measurement (its absolute error is ~M·ε·σ²max, ε = 2.2e-16).
-const GRAM_RESOLUTION: f64 = 1e-9;
-
-impl Spectrum {
-    /// Recomputes the squared singular values by an f64 SVD (`linalg_svdvals`) when any matrix
-    /// has values below `GRAM_RESOLUTION` (1e-9) of its largest: there the Gram matrix cannot tell
-    /// σ = 1e-9·σmax from σ = 0, and WeightWatcher's rank (σ > σmax·N·ε) can. `--ww-compat`
-    /// does this for every layer; it costs an SVD only on (nearly) rank-deficient ones.
-    pub fn resolve_round_off(
-        &mut self,
-        name: &str,
-        matrices: &Tensor,
-        device: tch::Device,
-    ) -> Result<()> {
-        let unresolved = self.by_matrix.iter().any(|values| {
-            let largest = values.iter().copied().fold(0.0, f64::max);
-            values.iter().any(|&v| v < largest * GRAM_RESOLUTION)
-        });
-        if !unresolved {
-            return Ok(());
-        }
-        let _no_grad = tch::no_grad_guard();
-        check_memory(name, full_copy_working_set_bytes(matrices), device)?;
-        let w = matrices.f_to_device(device)?.f_to_kind(Kind::Double)?;
-        // torch.svd without U and V: linalg_svdvals's binding always passes a driver, which the
-        // CPU refuses.
-        let (_, singular_values, _) = eigensolve_on_one_thread(&w, || Ok(w.f_svd(true, false)?))?;
-        let rows = Vec::<Vec<f64>>::try_from(singular_values.f_to_device(tch::Device::Cpu)?)?;
-        self.by_matrix = rows
-            .into_iter()
-            .map(|row| {
-                let mut squared: Vec<f64> = row.iter().map(|s| s * s).collect();
-                squared.sort_by(f64::total_cmp);
-                squared
-            })
-            .collect();
-        self.squared_singular_values = self.by_matrix.concat();
-        self.squared_singular_values.sort_by(f64::total_cmp);
-        Ok(())
-    }
-
-    /// Keeps only the `count` largest values, as the spectrum of one matrix: WeightWatcher's
-    /// Conv1d ESD, the top min(out, in, k) of its per-channel SVDs ([`crate::ConvMode::WeightWatcher`]).
-    pub fn keep_largest(&mut self, count: usize) {
-        let start = self.squared_singular_values.len().saturating_sub(count);
-        self.squared_singular_values.drain(..start);
-        self.by_matrix = vec![self.squared_singular_values.clone()];
-    }
-}
-
-/// The spectrum of `matrices` ([slices, N, M], N ≥ M), moved to the host once.
-///
-/// `name` only labels errors. Non-finite entries are an error, never a NaN spectrum. The entry
-/// variance comes from the same pass: Σw² is the trace of the Gram matrices, so no second copy.
-pub fn spectrum(
-    name: &str,
-    matrices: &Tensor,
-    device: tch::Device,
-    precision: Precision,
-) -> Result<Spectrum> {
-    Gram::of(name, matrices, device, precision)?.spectrum()
-}
-
-/// [`spectrum`] and the right singular vectors of every matrix of the stack, from one
-/// eigendecomposition of the Gram matrices (`linalg_eigh` instead of `linalg_eigvalsh`: slower,
-/// and O(M²) memory per matrix, so only on request). With [`Precision::Fast`] the vectors come
-/// from the f32 decomposition.
-pub fn spectrum_with_vectors(
-    name: &str,
-    matrices: &Tensor,
-    device: tch::Device,
-    precision: Precision,
-) -> Result<(Spectrum, Vec<RightSingularVectors>)> {
-    Gram::of(name, matrices, device, precision)?.spectrum_with_vectors()
-}
 
 /// The Gram matrices of a stack with all that its spectrum needs of the stack itself: once
 /// they are formed the stack may be freed, before the eigensolve needs as much memory again.
@@ -239,66 +128,6 @@ impl Gram {
         };
         Ok((spectrum, eigenvectors))
     }
-}
-
-/// The stack with the entries of each matrix shuffled (a uniform random permutation per
-/// matrix, as WeightWatcher's `randomize` does), on the CPU in the stored dtype.
-///
-/// The permutations come from a generator of their own seeded with `seed` (Fisher-Yates), so
-/// the result depends on the seed alone and libtorch's global generator, which a training loop
-/// under the monitor relies on, is left untouched.
-pub fn shuffled(matrices: &Tensor, seed: u64) -> Result<Tensor> {
-    let _no_grad = tch::no_grad_guard();
-    let mut random = crate::random::SeededNormal::new(seed);
-    let size = matrices.size();
-    let flat = matrices.f_reshape([size[0], -1])?;
-    let entries = flat.size()[1];
-    let rows = (0..size[0])
-        .map(|i| {
-            let mut permutation: Vec<i64> = (0..entries).collect();
-            for last in (1..permutation.len()).rev() {
-                let pick = ((random.uniform() * (last + 1) as f64) as usize).min(last);
-                permutation.swap(last, pick);
-            }
-            flat.f_get(i)?
-                .f_index_select(0, &Tensor::from_slice(&permutation))
-        })
-        .collect::<std::result::Result<Vec<_>, _>>()?;
-    Ok(Tensor::f_stack(&rows, 0)?.f_reshape(&size)?)
-}
-
-/// Eigenvalues of the symmetric parts (W + Wᵀ)/√2 of a stack of square matrices, pooled and
-/// ascending, in f64: for i.i.d. entries of variance σ² they follow the semicircle of radius
-/// 2σ√N. `None` when the matrices are not square.
-pub fn symmetric_part_eigenvalues(
-    name: &str,
-    matrices: &Tensor,
-    device: tch::Device,
-) -> Result<Option<Vec<f64>>> {
-    let size = matrices.size();
-    if size.len() != 3 || size[1] != size[2] {
-        return Ok(None);
-    }
-    let _no_grad = tch::no_grad_guard();
-    check_memory(name, full_copy_working_set_bytes(matrices), device)?;
-    let w = matrices.f_to_device(device)?.f_to_kind(Kind::Double)?;
-    let symmetric = (&w + w.f_transpose(1, 2)?) / std::f64::consts::SQRT_2;
-    let values = eigensolve_on_one_thread(&symmetric, || Ok(symmetric.f_linalg_eigvalsh("L")?))?;
-    let mut host = Vec::<f64>::try_from(values.f_flatten(0, -1)?.f_to_device(tch::Device::Cpu)?)?;
-    if host.iter().any(|v| !v.is_finite()) {
-        return Err(non_finite_error(name, matrices)?);
-    }
-    host.sort_by(f64::total_cmp);
-    Ok(Some(host))
-}
-
-/// Eigen-decomposition of WᵀW for one matrix: its right singular vectors with their σ².
-#[derive(Debug, Clone, PartialEq)]
-pub struct RightSingularVectors {
-    /// Squared singular values σᵢ², ascending.
-    pub squared_singular_values: Vec<f64>,
-    /// `vectors[i]` is the unit eigenvector of WᵀW (length M) for `squared_singular_values[i]`.
-    pub vectors: Vec<Vec<f64>>,
 }
 
 /// Runs `solve`, an eigensolve of `matrix`, with libtorch on one thread when the matrix is on
@@ -459,7 +288,7 @@ fn blas_readable(band: Tensor, kind: Kind) -> Result<Tensor> {
 
 /// Bytes of W converted to the Gram precision at once (see [`checked_gram`]): large enough that
 /// each band's product runs at full BLAS speed.
-const GRAM_CHUNK_BYTES: i64 = 32 << 20;
+pub(super) const GRAM_CHUNK_BYTES: i64 = 32 << 20;
 
 /// Columns per block of the triangular Gram product on the CPU (twice as many on a GPU); a
 /// matrix narrower than two blocks takes one full product.
@@ -519,7 +348,7 @@ fn add_gram_lower(gram: &mut Tensor, w: &Tensor) -> Result<()> {
 }
 
 /// The error for a Gram matrix that is not finite: NaN/Inf entries, or an overflow of WᵀW.
-fn non_finite_error(name: &str, matrices: &Tensor) -> Result<Error> {
+pub(super) fn non_finite_error(name: &str, matrices: &Tensor) -> Result<Error> {
     let count = i64::try_from(matrices.f_isfinite()?.f_logical_not()?.f_sum(Kind::Int64)?)?;
     Ok(if count > 0 {
         Error::NonFinite {
@@ -533,52 +362,10 @@ fn non_finite_error(name: &str, matrices: &Tensor) -> Result<Error> {
     })
 }
 
-/// Refuses a computation on `matrices` that needs `needed` more bytes, before libtorch tries
-/// and the process is killed.
-fn check_memory(name: &str, needed: f64, device: tch::Device) -> Result<()> {
-    crate::environment::ensure_host_memory(|| format!("layer '{name}'"), device, needed)
-}
-
-/// Bytes the Gram spectrum of a stack of `slices` N × M matrices needs beyond the stack itself,
-/// in its two phases (upper bounds, counted in f64 whatever the precision).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct WorkingSet {
-    /// While the Gram matrices are formed: they and one band of W in f64 (see
-    /// [`checked_gram`]).
-    pub(crate) forming: f64,
-    /// While they are solved: they and [`eigensolver_bytes`].
-    pub(crate) solving: f64,
-}
-
-/// Bytes the eigensolver adds to Gram matrices of `gram` bytes: its copy of them, and with
-/// eigenvectors LAPACK's workspace of twice that.
-fn eigensolver_bytes(gram: f64, vectors: bool) -> f64 {
-    gram * if vectors { 3.0 } else { 1.0 }
-}
-
-impl WorkingSet {
-    pub(crate) fn of(slices: f64, n: f64, m: f64, vectors: bool) -> Self {
-        let row = 8.0 * slices * m;
-        let gram = m * row;
-        let band = (row * n).min(GRAM_CHUNK_BYTES as f64 + row);
-        Self {
-            forming: gram + band,
-            solving: gram + eigensolver_bytes(gram, vectors),
-        }
-    }
-}
-
-/// Bytes an SVD or a symmetric part of the stack needs beyond the stack: its whole f64 copy,
-/// and three M × M matrices of workspace.
-fn full_copy_working_set_bytes(matrices: &Tensor) -> f64 {
-    let size = matrices.size();
-    let (slices, n, m) = (size[0] as f64, size[1] as f64, size[2] as f64);
-    8.0 * slices * m * (n + 3.0 * m)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spectrum::spectrum;
 
     /// The blocked lower triangle, summed over two bands and spread over threads, is WᵀW's
     /// (blocks of 256, 256 and 88 columns, two matrices in the stack).
@@ -634,25 +421,6 @@ mod tests {
             let sorted = |t: &Tensor| t.reshape([-1]).sort(0, false).0;
             assert!(sorted(&ordered).equal(&sorted(&view)));
         }
-    }
-
-    #[test]
-    fn shuffles_are_seeded_permutations_that_leave_libtorch_alone() {
-        let matrices =
-            Tensor::arange(2 * 6 * 4, (Kind::Double, tch::Device::Cpu)).reshape([2, 6, 4]);
-        let first = shuffled(&matrices, 7).unwrap();
-        assert!(first.equal(&shuffled(&matrices, 7).unwrap()));
-        assert!(!first.equal(&shuffled(&matrices, 8).unwrap()));
-        for i in 0..2 {
-            let sorted = first.get(i).reshape([-1]).sort(0, false).0;
-            assert!(sorted.equal(&matrices.get(i).reshape([-1])));
-        }
-        tch::manual_seed(11);
-        let expected = Tensor::rand([4], (Kind::Double, tch::Device::Cpu));
-        tch::manual_seed(11);
-        let _ = shuffled(&matrices, 3).unwrap();
-        let drawn = Tensor::rand([4], (Kind::Double, tch::Device::Cpu));
-        assert!(drawn.equal(&expected), "the global generator moved");
     }
 
     #[test]

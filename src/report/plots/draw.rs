@@ -1,0 +1,302 @@
+//! Drawing helpers every figure shares: palette, densities, frames, bars, legends, axes and
+//! tick labels.
+
+use plotters::coord::ranged1d::ValueFormatter;
+use plotters::coord::types::RangedCoordf64;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use super::{DrawResult, Pen};
+
+/// Colours shared by every figure: data, theory, the alternative law, a baseline, markers.
+pub(crate) mod palette {
+    use plotters::style::RGBColor;
+
+    /// Measured values.
+    pub const DATA: RGBColor = RGBColor(31, 119, 180);
+    /// The random-matrix prediction.
+    pub const THEORY: RGBColor = RGBColor(214, 39, 40);
+    /// The alternative (Poisson, uncorrelated) law.
+    pub const ALTERNATIVE: RGBColor = RGBColor(44, 160, 44);
+    /// A second model (initialisation) overlaid.
+    pub const BASELINE: RGBColor = RGBColor(255, 127, 14);
+    /// Thresholds and edges.
+    pub const MARKER: RGBColor = RGBColor(90, 90, 90);
+    /// A third curve.
+    pub const EXTRA: RGBColor = RGBColor(148, 103, 189);
+}
+
+/// Histogram of `values` on [lo, hi) as (left, right, density) bars, the density normalised by
+/// the count of all values so that the bars and a probability density share one scale.
+pub(crate) fn density_bars(values: &[f64], lo: f64, hi: f64, bins: usize) -> Vec<(f64, f64, f64)> {
+    let width = (hi - lo) / bins as f64;
+    let mut counts = vec![0usize; bins];
+    for &v in values {
+        if v >= lo && v < hi {
+            let bin = (((v - lo) / width) as usize).min(bins - 1);
+            counts[bin] += 1;
+        }
+    }
+    let total = values.len().max(1) as f64;
+    counts
+        .into_iter()
+        .enumerate()
+        .map(|(i, count)| {
+            let left = lo + i as f64 * width;
+            (left, left + width, count as f64 / (total * width))
+        })
+        .collect()
+}
+
+/// The density histogram of `values` as a curve through the bars' midpoints (for overlaying
+/// several distributions on one chart).
+pub(crate) fn density_curve(values: &[f64], lo: f64, hi: f64, bins: usize) -> Vec<(f64, f64)> {
+    density_bars(values, lo, hi, bins)
+        .into_iter()
+        .map(|(left, right, density)| ((left + right) / 2.0, density))
+        .collect()
+}
+
+/// The frame every chart starts from: its caption and the room for tick and axis labels.
+pub(crate) fn chart_frame<'a, 'b, DB: DrawingBackend>(
+    area: &'a DrawingArea<DB, Shift>,
+    title: &str,
+    pen: Pen,
+) -> ChartBuilder<'a, 'b, DB> {
+    let mut builder = ChartBuilder::on(area);
+    builder
+        .caption(title, pen.font(17))
+        .margin(pen.px(12))
+        .x_label_area_size(pen.px(42))
+        .y_label_area_size(pen.px(64));
+    builder
+}
+
+/// Density bars in the data colour, labelled for the legend.
+pub(crate) fn draw_bars<'a, DB: DrawingBackend + 'a>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    bars: &[(f64, f64, f64)],
+    label: String,
+    pen: Pen,
+) -> DrawResult<DB> {
+    chart
+        .draw_series(bars.iter().map(|&(left, right, density)| {
+            Rectangle::new(
+                [(left, 0.0), (right, density)],
+                palette::DATA.mix(0.5).filled(),
+            )
+        }))?
+        .label(label)
+        .legend(legend_box(palette::DATA, pen));
+    Ok(())
+}
+
+/// `points` evenly spaced samples of `f` on [lo, hi], each value capped at `cap` so curves that
+/// diverge (Marchenko-Pastur at λ₋ = 0) stay inside the chart.
+pub(crate) fn sampled_curve(
+    f: impl Fn(f64) -> f64,
+    lo: f64,
+    hi: f64,
+    points: usize,
+    cap: f64,
+) -> Vec<(f64, f64)> {
+    (0..=points)
+        .map(|i| {
+            let x = lo + (hi - lo) * i as f64 / points as f64;
+            (x, f(x).min(cap))
+        })
+        .collect()
+}
+
+/// A legend entry's sample: a short horizontal line in `color`.
+pub(crate) fn legend_line(
+    color: RGBColor,
+    pen: Pen,
+) -> impl Fn((i32, i32)) -> PathElement<(i32, i32)> {
+    move |(x, y)| PathElement::new(vec![(x, y), (x + pen.offset(18), y)], pen.line(color, 2))
+}
+
+/// A legend entry's sample: a filled square in `color`.
+pub(crate) fn legend_box(
+    color: RGBColor,
+    pen: Pen,
+) -> impl Fn((i32, i32)) -> Rectangle<(i32, i32)> {
+    move |(x, y)| {
+        Rectangle::new(
+            [
+                (x, y - pen.offset(5)),
+                (x + pen.offset(12), y + pen.offset(5)),
+            ],
+            color.mix(0.5).filled(),
+        )
+    }
+}
+
+/// The legend of every figure: the series labels in a translucent box at `position`.
+pub(crate) fn draw_legend<'a, DB: DrawingBackend + 'a, X: Ranged, Y: Ranged>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    position: SeriesLabelPosition,
+    pen: Pen,
+) -> DrawResult<DB> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .margin(pen.px(10))
+        .legend_area_size(pen.px(30))
+        .label_font(pen.font(13))
+        .background_style(WHITE.mix(0.85))
+        .border_style(pen.line(palette::MARKER.mix(0.5), 1))
+        .draw()
+}
+
+/// How ticks are labelled: at whole numbers only (layer indices, steps, counts), or on the x
+/// axis by name (x = 0, 1, … is `x_names[x]`: layers), rotated to read upwards.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct TickLabels<'n> {
+    pub whole_x: bool,
+    pub whole_y: bool,
+    pub x_names: &'n [String],
+}
+
+/// Names on an axis at most: more are thinned to every k-th.
+const NAMED_TICKS: usize = 40;
+/// Characters of a tick name at most: longer ones keep their end ("…layer4.1.conv2.weight").
+const NAME_CHARACTERS: usize = 22;
+
+impl TickLabels<'_> {
+    /// Pixels below the x axis for its labels: rotated names need their length.
+    pub(crate) fn x_label_area(&self) -> u32 {
+        let longest = self
+            .x_names
+            .iter()
+            .map(|name| name.chars().count().min(NAME_CHARACTERS + 1))
+            .max()
+            .unwrap_or(0);
+        if longest == 0 {
+            42
+        } else {
+            30 + 7 * longest as u32
+        }
+    }
+}
+
+/// A tick name shortened to its last characters.
+fn short_name(name: &str) -> String {
+    let count = name.chars().count();
+    if count <= NAME_CHARACTERS {
+        return name.to_string();
+    }
+    let tail: String = name.chars().skip(count - NAME_CHARACTERS).collect();
+    format!("…{tail}")
+}
+
+/// Writes `names[i]` under x = i of `chart` (drawn on `area`, the chart's whole panel), rotated
+/// to read upwards and ending just below the axis (plotters centres rotated tick labels on the
+/// axis, half inside the chart); every k-th name when there are more than 40.
+pub(crate) fn draw_x_names<DB, X, Y>(
+    area: &DrawingArea<DB, Shift>,
+    chart: &ChartContext<'_, DB, Cartesian2d<X, Y>>,
+    names: &[String],
+    pen: Pen,
+) -> DrawResult<DB>
+where
+    DB: DrawingBackend,
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    let style = TextStyle::from(pen.font(12).transform(FontTransform::Rotate270))
+        .pos(Pos::new(HPos::Right, VPos::Center));
+    let (base_x, base_y) = area.get_base_pixel();
+    let bottom = chart.y_range().start;
+    let every = names.len().div_ceil(NAMED_TICKS).max(1);
+    for (index, name) in names.iter().enumerate().step_by(every) {
+        let (x, y) = chart.backend_coord(&(index as f64, bottom));
+        area.draw_text(
+            &short_name(name),
+            &style,
+            (x - base_x, y - base_y + pen.offset(8)),
+        )?;
+    }
+    Ok(())
+}
+
+/// The axes of every figure: ticks, no grid, labels with units, labelled as `ticks` says.
+pub(crate) fn draw_axes<'a, DB, X, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    x_desc: &str,
+    y_desc: &str,
+    ticks: TickLabels,
+    pen: Pen,
+) -> DrawResult<DB>
+where
+    DB: DrawingBackend + 'a,
+    X: Ranged<ValueType = f64> + ValueFormatter<f64>,
+    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
+    let whole_label = |x: &f64| {
+        if (x - x.round()).abs() < 1e-9 {
+            tick_label(x)
+        } else {
+            String::new()
+        }
+    };
+    let mut mesh = plain_mesh(chart, pen, (13, 15));
+    mesh.x_desc(x_desc).y_desc(y_desc);
+    let unlabelled = |_: &f64| String::new();
+    if !ticks.x_names.is_empty() {
+        // Ticks at the names' positions; the names themselves are drawn by [`draw_x_names`].
+        mesh.x_labels(ticks.x_names.len().min(NAMED_TICKS))
+            .x_label_formatter(&unlabelled);
+    } else if ticks.whole_x {
+        mesh.x_label_formatter(&whole_label);
+    }
+    if ticks.whole_y {
+        mesh.y_label_formatter(&whole_label);
+    }
+    mesh.draw()
+}
+
+/// Every chart's mesh: no grid; axes, tick marks and text sized by `pen`, tick labels at
+/// `sizes.0` pixels and axis descriptions at `sizes.1`, numbers as [`tick_label`] writes them.
+pub(crate) fn plain_mesh<'a, 'b, DB, X, Y>(
+    chart: &'b mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    pen: Pen,
+    (label, description): (u32, u32),
+) -> plotters::chart::MeshStyle<'a, 'b, X, Y, DB>
+where
+    DB: DrawingBackend,
+    X: Ranged<ValueType = f64> + ValueFormatter<f64>,
+    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
+    let mut mesh = chart.configure_mesh();
+    mesh.disable_mesh()
+        .set_all_tick_mark_size(pen.px(5))
+        .axis_style(pen.line(BLACK, 1))
+        .label_style(pen.font(label))
+        .axis_desc_style(pen.font(description))
+        .x_label_formatter(&tick_label)
+        .y_label_formatter(&tick_label);
+    mesh
+}
+
+/// A tick label: at most four significant digits, no trailing zeros, powers of ten as 1e-5.
+pub(super) fn tick_label(value: &f64) -> String {
+    let value = *value;
+    let magnitude = value.abs();
+    // Ticks are multiples of a step, and 0 comes out as ±2e-16.
+    if magnitude < 1e-12 {
+        return "0".into();
+    }
+    if !(1e-3..1e5).contains(&magnitude) {
+        let text = format!("{value:.1e}");
+        return text.replace(".0e", "e");
+    }
+    let decimals = (3 - magnitude.log10().floor() as i32).clamp(0, 6) as usize;
+    let text = format!("{value:.decimals$}");
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
+    }
+}
