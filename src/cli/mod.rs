@@ -17,7 +17,6 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use rmt_torch::analysis::options::finite_number;
-use rmt_torch::analysis::Lengths;
 use rmt_torch::report::plots::{FigureFiles, ImageFormat};
 use rmt_torch::report::OutputFormat;
 use rmt_torch::{choice, AnalysisRequest, AnalyzeOptions};
@@ -140,13 +139,6 @@ pub fn with_defaults(command: clap::Command) -> clap::Command {
     names.iter().fold(annotated, |command, name| {
         command.mut_subcommand(name, with_defaults)
     })
-}
-
-/// `1,2,5` or `START:END[:STEP]` as positive numbers ([`Lengths`]); errors name `option`.
-fn parse_positive_list(text: &str, option: &str) -> anyhow::Result<Vec<f64>> {
-    text.parse::<Lengths>()
-        .map(|lengths| lengths.0)
-        .map_err(|reason| anyhow::anyhow!("{option}: {reason}"))
 }
 
 /// Runs the parsed command line.

@@ -293,3 +293,10 @@ pub fn options(keywords: Value) -> rmt_torch::AnalyzeOptions {
         .and_then(|request| request.resolve())
         .unwrap_or_else(|err| panic!("options {keywords}: {err}"))
 }
+
+/// `a` and `b` side by side, once they are asserted to be as long: a comparison over a `zip` of
+/// unequal (or empty) sides would pass without comparing what one of them lacks.
+pub fn paired<'a, A, B>(a: &'a [A], b: &'a [B]) -> impl Iterator<Item = (&'a A, &'a B)> {
+    assert_eq!(a.len(), b.len(), "paired results of different lengths");
+    a.iter().zip(b)
+}

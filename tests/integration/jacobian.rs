@@ -5,7 +5,7 @@ use rmt_torch::workflows::jacobian::{jacobians, Differentiable, PreparedBatch};
 use serde_json::Value;
 use tch::{Device, Kind, Tensor};
 
-use crate::fixtures::{self, floats, run, run_ok};
+use crate::fixtures::{self, floats, paired, run, run_ok};
 
 fn model(name: &str) -> Differentiable {
     Differentiable::load(&fixtures::file(name), Device::Cpu, true, None).unwrap()
@@ -94,7 +94,7 @@ fn singular_values_match_numpy_and_every_input_format_agrees() {
         let json: Value = serde_json::from_str(&run_ok(&args)).unwrap();
         let samples = json["samples"].as_array().unwrap().clone();
         assert_eq!(samples.len(), 4, "{input}");
-        for (sample, want) in samples.iter().zip(reference["mlp"].as_array().unwrap()) {
+        for (sample, want) in paired(&samples, reference["mlp"].as_array().unwrap()) {
             let ours = floats(&sample["singular_values"]);
             let want = floats(want);
             assert_eq!(ours.len(), want.len());
@@ -123,7 +123,7 @@ fn singular_values_match_numpy_and_every_input_format_agrees() {
         reports.push(samples);
     }
     for other in &reports[1..] {
-        for (a, b) in reports[0].iter().zip(other) {
+        for (a, b) in paired(&reports[0], other) {
             assert_eq!(a["singular_values"], b["singular_values"]);
         }
     }
@@ -205,7 +205,7 @@ fn tuple_outputs_need_an_index() {
     let each: Value = serde_json::from_str(&run_ok(&args)).unwrap();
     let each = each.as_array().unwrap();
     assert_eq!(each.len(), 2);
-    for (one, single) in each.iter().zip(&singles) {
+    for (one, single) in paired(each, &singles) {
         assert_eq!(
             one["samples"][0]["singular_values"],
             single["samples"][0]["singular_values"]
@@ -412,14 +412,13 @@ fn lanczos_top_singular_values_equal_numpy_on_either_side() {
     .unwrap();
     let ours = lanczos_json("jac_mlp.pt", &["--lanczos", "3"]);
     assert_eq!(ours["operator"], "JJᵀ");
-    for (sample, expected) in ours["samples"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .zip(references["mlp"].as_array().unwrap())
-    {
+    for (sample, expected) in paired(
+        ours["samples"].as_array().unwrap(),
+        references["mlp"].as_array().unwrap(),
+    ) {
         let (found, expected) = (floats(&sample["top_singular_values"]), floats(expected));
         assert_eq!(sample["converged"], true);
+        assert_eq!(found.len(), 3);
         for (a, b) in found.iter().zip(&expected) {
             assert!((a - b).abs() < 1e-10 * expected[0], "{a} vs numpy {b}");
         }
@@ -428,12 +427,10 @@ fn lanczos_top_singular_values_equal_numpy_on_either_side() {
     let ours = lanczos_json("jac_tuple.pt", &["--output-index", "1", "--lanczos", "4"]);
     assert_eq!(ours["operator"], "JᵀJ");
     let exact = lanczos_json("jac_tuple.pt", &["--output-index", "1"]);
-    for (sample, exact) in ours["samples"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .zip(exact["samples"].as_array().unwrap())
-    {
+    for (sample, exact) in paired(
+        ours["samples"].as_array().unwrap(),
+        exact["samples"].as_array().unwrap(),
+    ) {
         let (found, expected) = (
             floats(&sample["top_singular_values"]),
             floats(&exact["singular_values"]),
@@ -475,7 +472,7 @@ fn lanczos_density_nodes_and_outliers_are_numpys_singular_values() {
     let density = &ours["density"];
     let nodes = density["nodes"].as_array().unwrap();
     assert_eq!(nodes.len(), runs * samples.len());
-    for (index, (sample, sigma)) in samples.iter().zip(&expected).enumerate() {
+    for (index, (sample, sigma)) in paired(samples, &expected).enumerate() {
         let squares: Vec<f64> = sigma.iter().map(|s| s * s).collect();
         for run in &nodes[index * runs..(index + 1) * runs] {
             for node in floats(run) {
