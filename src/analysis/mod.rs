@@ -5,7 +5,7 @@
 //! request and its checked form) → `schedule` (which layers run at once, within memory) →
 //! `layer` (one layer's spectra and statistics) → [`record`] (what a layer reports) →
 //! [`summary`] (the model's means, a transformer's blocks).
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::device::device_name;
 use crate::error::{Error, Result};
@@ -26,10 +26,10 @@ pub use summary::{BlockSummary, ModelSummary, SummaryField};
 pub const ANALYSIS_SCHEMA: &str = "rmt-torch/analysis/v2";
 
 /// One model's analysis.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Analysis {
     /// [`ANALYSIS_SCHEMA`].
-    pub schema: &'static str,
+    pub schema: String,
     /// The model file.
     pub model: String,
     /// Its detected format.
@@ -121,7 +121,7 @@ pub fn analyze_with_progress(
         statistics_seconds: started.elapsed().as_secs_f64(),
     };
     Ok(Analysis {
-        schema: ANALYSIS_SCHEMA,
+        schema: ANALYSIS_SCHEMA.into(),
         model: model.path.display().to_string(),
         format: model.format,
         device: device_name(device),

@@ -1,5 +1,5 @@
 //! What `analyze` reports for one layer, and where its time went.
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::model::layers::LayerKind;
 use crate::model::roles::Part;
@@ -112,7 +112,7 @@ pub const LAYER_FIELDS: &[&str] = &[
 ];
 
 /// Everything reported for one weight layer.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LayerReport {
     /// Position among the analysed layers, from 0.
     pub layer_id: usize,
@@ -173,7 +173,7 @@ pub struct LayerReport {
 }
 /// Wall time of an analysis, split between the eigensolver work and everything computed from
 /// the eigenvalues (fits, metrics), so the cost of the statistics is measured, not assumed.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct Timing {
     /// Gram products and eigensolves (shuffled spectra included), seconds.
     pub spectra_seconds: f64,

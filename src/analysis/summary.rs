@@ -9,7 +9,7 @@ use crate::stats::heavy_tail::quality::QualityLabel;
 
 /// One transformer block: the mean α of its attention and of its MLP weights whose fit
 /// succeeded — α against depth, the picture drawn for LLMs.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BlockSummary {
     /// The block's number.
     pub block: usize,

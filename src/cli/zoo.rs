@@ -193,12 +193,12 @@ fn layer_rows(report: &ZooReport) -> Vec<serde_json::Value> {
     report
         .models
         .iter()
-        .filter_map(|entry| Some((entry, entry.analysis.as_ref()?["layers"].as_array()?)))
+        .filter_map(|entry| Some((entry, &entry.analysis.as_ref()?.layers)))
         .flat_map(|(entry, layers)| {
             layers.iter().filter_map(move |layer| {
                 let mut row = serde_json::Map::new();
                 row.insert("model".into(), entry.path.clone().into());
-                row.extend(layer.as_object()?.clone());
+                row.extend(serde_json::to_value(layer).ok()?.as_object()?.clone());
                 Some(serde_json::Value::Object(row))
             })
         })

@@ -9,7 +9,7 @@
 use std::fmt;
 
 use regex::Regex;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
 use crate::error::{Error, Result};
@@ -37,7 +37,7 @@ option_names!(ConvMode, "conv mode", { Slices => "slices", Reshape => "reshape",
 serde_as_text!(ConvMode);
 
 /// What kind of layer a weight tensor belongs to, read from its rank.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LayerKind {
     /// A 2-D weight: Linear, Embedding, a recurrent layer's input or hidden weights.
@@ -203,7 +203,7 @@ pub enum Verdict {
 }
 
 /// A tensor that is not analysed, with the reason.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SkippedTensor {
     /// The tensor's dotted name.
     pub name: String,

@@ -3,12 +3,12 @@
 //! projection; MLP gate, up or down projection; embedding; head). The naming schemes of
 //! Hugging Face's BERT, GPT-2, GPT-NeoX, Llama/Mistral, OPT, ViT and T5, Meta's Llama and
 //! PyTorch's `nn.TransformerEncoder` are recognised; other names have no role.
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::option_names::option_names;
 
 /// A weight's part of a transformer block.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Part {
     /// Token, position or type embeddings.

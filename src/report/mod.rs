@@ -127,6 +127,52 @@ pub trait Render: serde::Serialize {
     }
 }
 
+/// Results a command lays out itself (the theory subcommands): the JSON is `results`, the
+/// table and the CSV the same cells, `rows` under `headers`.
+#[derive(Debug)]
+pub struct Tabulated<'a, T> {
+    /// What the JSON holds.
+    pub results: &'a T,
+    /// The columns.
+    pub headers: Vec<String>,
+    /// The cells, one row per line.
+    pub rows: Vec<Vec<String>>,
+}
+
+impl<T: serde::Serialize> serde::Serialize for Tabulated<'_, T> {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        self.results.serialize(serializer)
+    }
+}
+
+impl<T: serde::Serialize> Render for Tabulated<'_, T> {
+    fn table(&self) -> String {
+        let mut table = table::Table::new(self.headers.clone());
+        for row in &self.rows {
+            table.push(row.clone());
+        }
+        table.render()
+    }
+
+    fn csv_rows(&self) -> Result<Vec<serde_json::Value>> {
+        Ok(self
+            .rows
+            .iter()
+            .map(|row| {
+                let cells = self
+                    .headers
+                    .iter()
+                    .cloned()
+                    .zip(row.iter().cloned().map(Into::into));
+                serde_json::Value::Object(cells.collect())
+            })
+            .collect())
+    }
+}
+
 /// Every item of `records` as a JSON value.
 pub fn json_rows<T: serde::Serialize>(records: &[T]) -> Result<Vec<serde_json::Value>> {
     records

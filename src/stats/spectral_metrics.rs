@@ -3,7 +3,7 @@
 //! Names follow WeightWatcher's columns where it has the same quantity (`norm` = Σλ = ‖W‖²_F,
 //! `spectral_norm` = λmax, `stable_rank`, `entropy`); values are in whichever ESD convention the
 //! eigenvalues were given in ([`crate::stats::esd`]), except the scale-free ones.
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::spectrum::Spectrum;
 use crate::stats::esd::EsdScale;
@@ -15,7 +15,7 @@ pub const WEAK_RANK_TOLERANCE: f64 = 1e-6;
 const WEIGHTWATCHER_ENTROPY_EPSILON: f64 = 1e-10;
 
 /// Metrics computed from the eigenvalues of one layer (pooled over slices).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SpectralMetrics {
     /// Number of eigenvalues in the ESD.
     pub num_evals: usize,

@@ -4,7 +4,7 @@
 //! Spectra arrive as squared singular values (per matrix and pooled); everything here is
 //! arithmetic on them through [`crate::stats::rmt`]. Eigenvalue-valued fields are in the report's ESD
 //! convention ([`EsdScale`] converts from the RMT one); σ² is always the weights' variance.
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::stats::esd::EsdScale;
@@ -123,7 +123,7 @@ pub struct LayerSpectrum<'a> {
 }
 
 /// Everything the suite reports for a layer; groups that could not be computed are absent.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RmtReport {
     /// Marchenko-Pastur edges from the entries' variance; absent for constant tensors.
     #[serde(flatten)]
@@ -138,7 +138,7 @@ pub struct RmtReport {
     #[serde(flatten)]
     pub spacing: Option<SpacingReport>,
     /// Σ²(L) beside GOE and Poisson, when asked for.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub number_variance: Vec<NumberVariance>,
     /// Porter-Thomas p-values of the right singular vectors, when asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -152,7 +152,7 @@ pub struct RmtReport {
 }
 
 /// The Marchenko-Pastur bulk predicted from the entries' variance, in the report's convention.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MarchenkoPasturBulk {
     /// Variance of the entries, σ² of the law.
     pub sigma2: f64,
@@ -176,7 +176,7 @@ impl RmtReport {
 }
 
 /// The bulk's noise level and the Tracy-Widom test of its edge.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BulkReport {
     /// σ² of the bulk (the mean of the eigenvalues below the TW threshold, RMT scale).
     pub bulk_sigma2: f64,
@@ -202,7 +202,7 @@ pub struct BulkReport {
 }
 
 /// Thamm, Staats & Rosenow's (2022) modified Marchenko-Pastur fit.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModifiedReport {
     /// The fitted σ².
     pub mmp_sigma2: f64,
@@ -221,7 +221,7 @@ pub struct ModifiedReport {
 }
 
 /// Level-spacing statistics, pooled over the layer's matrices.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SpacingReport {
     /// Number of unfolded spacings tested.
     pub spacing_count: usize,
@@ -238,7 +238,7 @@ pub struct SpacingReport {
 }
 
 /// The symmetric part against the semicircle and its two-component generalisation.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SemicircleReport {
     /// σ² of the semicircle, from the second moment.
     pub semicircle_sigma2: f64,

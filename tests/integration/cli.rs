@@ -148,6 +148,25 @@ fn layer_fields_list_every_field_of_a_layer_record() {
     assert_eq!(seen, listed);
 }
 
+/// The analysis JSON reads back into the same typed `Analysis` (what the zoo's cache and
+/// `zoo merge` rely on), every opt-in result included, on a convolutional and a dense model.
+#[test]
+fn analyses_read_back_from_their_json_unchanged() {
+    use rmt_torch::{analyze, Analysis, Model};
+    let options = fixtures::options(serde_json::json!({
+        "device": "cpu", "randomize": true, "clip_fingers": true, "vectors": true,
+        "semicircle": true, "figure_data": true, "number_variance": [1, 2, 4],
+    }));
+    for name in ["digits_mlp_trained.pt", "digits_cnn_trained.pt"] {
+        let model = Model::load(fixtures::shipped_model(name)).unwrap();
+        let analysis = analyze(&model, &options).unwrap();
+        let text = serde_json::to_string(&analysis).unwrap();
+        let back: Analysis = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, analysis, "{name}");
+        assert_eq!(serde_json::to_string(&back).unwrap(), text, "{name}");
+    }
+}
+
 #[test]
 fn doctor_reports_the_linked_libtorch() {
     let json: Value = serde_json::from_str(&run_ok(&["doctor", "-f", "json"])).unwrap();

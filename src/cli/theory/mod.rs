@@ -11,9 +11,8 @@ mod preactivation;
 mod random_features;
 mod ridge;
 
-use rmt_torch::report::{table::Table, to_json, OutputFormat};
+use rmt_torch::report::Tabulated;
 
-use super::output::write_output;
 use super::OutputArgs;
 
 /// Arguments of `theory`.
@@ -71,22 +70,9 @@ pub(super) fn emit(
     headers: Vec<String>,
     rows: Vec<Vec<String>>,
 ) -> anyhow::Result<()> {
-    let text = match output.format {
-        OutputFormat::Json => to_json(results)?,
-        OutputFormat::Csv => {
-            let mut out = rmt_torch::report::csv::line(&headers);
-            for row in rows {
-                out.push_str(&rmt_torch::report::csv::line(&row));
-            }
-            out
-        }
-        OutputFormat::Table => {
-            let mut table = Table::new(headers);
-            for row in rows {
-                table.push(row);
-            }
-            table.render()
-        }
-    };
-    write_output(output, &text)
+    output.emit(&Tabulated {
+        results,
+        headers,
+        rows,
+    })
 }

@@ -8,12 +8,12 @@
 //! is Wilks', P(χ²₁ > 2|R|) = erfc(√|R|). Each alternative is fitted by maximum likelihood to
 //! full precision (closed form for the exponential, Nelder-Mead to 1e-10 otherwise), so R is
 //! never flattered by a loose optimiser.
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::stats::rmt::quadrature::integrate;
 
 /// The comparisons of one tail.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TailAlternatives {
     /// λ of the exponential e^{−λ(x−xmin)} fitted to the tail.
     pub exponential_lambda: f64,

@@ -5,10 +5,10 @@
 //! P(λ > x) ∝ x^{−ξ}; the density exponent comparable with the power-law fit's α is 1 + ξ̂.
 //! A trustworthy estimate shows as a plateau of ξ̂(k) over a range of k: here, the window of
 //! k (width max(5, n/20), k ≤ n/2) where ξ̂ varies least relative to its mean.
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The Hill plateau.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HillEstimate {
     /// 1 + mean ξ̂(k) over the plateau: comparable with the power-law fit's α.
     pub hill_alpha: f64,

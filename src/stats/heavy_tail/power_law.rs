@@ -16,7 +16,7 @@
 //! the best D so far (such a candidate cannot win; most are discarded by the one point where
 //! the previous candidate deviated most), and blocks of points whose bound lies below the
 //! largest deviation found are not evaluated: the same xmin and D as the full O(n²) scan.
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Below this many eigenvalues WeightWatcher switches to its small-N estimator.
 const SMALL_N_CUTOFF: usize = 20;
@@ -24,7 +24,7 @@ const SMALL_N_CUTOFF: usize = 20;
 const SMALL_N_MIN_TAIL: usize = 8;
 
 /// Which estimator produced a fit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FitMethod {
     /// Clauset-Shalizi-Newman MLE with xmin by minimal KS distance.
@@ -34,7 +34,7 @@ pub enum FitMethod {
 }
 
 /// A power-law fit p(λ) ∝ λ^{−α} for λ ≥ xmin.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PowerLawFit {
     /// The exponent α.
     pub alpha: f64,

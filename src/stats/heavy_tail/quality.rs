@@ -1,5 +1,5 @@
 //! Quality metrics derived from the power-law fit, and the training-quality label.
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::power_law::PowerLawFit;
 
@@ -11,7 +11,7 @@ pub const UNDER_TRAINED_ALPHA: f64 = 6.0;
 /// The label of a layer: by its α alone (WeightWatcher's `warning`), or by α and the RMT
 /// suite together (`quality`), which calls a spectrum that cannot be told from noise
 /// `random-like` whatever α a fit of its tail gives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum QualityLabel {
     /// No Tracy-Widom spike and a Marchenko-Pastur bulk: no learned structure to label.
@@ -64,7 +64,7 @@ impl QualityLabel {
 }
 
 /// Metrics that need α: WeightWatcher's `alpha_weighted` and `log_alpha_norm`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlphaMetrics {
     /// α̂ = α · log₁₀ λmax.
     pub alpha_weighted: f64,

@@ -5,10 +5,10 @@
 //! WeightWatcher's `randomize`). Eigenvalues of the shuffled matrix beyond the Marchenko-Pastur
 //! edge are *correlation traps*: they come from a few unusually large entries, not from
 //! structure, and they distort α.
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The comparison of a layer's ESD with the ESD of its shuffled entries.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Randomization {
     /// Largest eigenvalue of the shuffled matrix (WeightWatcher's `max_rand_eval`).
     pub rand_lambda_max: f64,

@@ -1,6 +1,6 @@
 //! Level number variance Σ²(L): the variance of the number of unfolded levels in an interval of
 //! length L, which probes correlations over many spacings (Poisson: L; GOE: ~ (2/π²) ln L).
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::stats::rmt::special::sine_cosine_integrals;
 
@@ -8,7 +8,7 @@ use crate::stats::rmt::special::sine_cosine_integrals;
 const EULER: f64 = 0.577_215_664_901_532_9;
 
 /// Σ²(L) of a spectrum beside its GOE and Poisson values.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct NumberVariance {
     /// Interval length in mean spacings.
     #[serde(rename = "L")]

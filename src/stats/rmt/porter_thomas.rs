@@ -1,11 +1,11 @@
 //! The Porter-Thomas test of eigenvectors: the entries of a random unit vector in ℝᵐ are
 //! ≈ N(0, 1/m); vectors that carry learned structure are not (Thamm, Staats & Rosenow (2022), Fig. 2).
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::stats::rmt::goodness_of_fit::ks_test;
 
 /// Porter-Thomas p-values of a set of vectors in rank order.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PorterThomas {
     /// KS p-value of each vector's entries (times √m) against N(0, 1), in the order given
     /// (ascending eigenvalue).

@@ -2,7 +2,7 @@
 //! unchanged file analysed the same way is never analysed again.
 use std::path::{Path, PathBuf};
 
-use crate::analysis::ModelSummary;
+use crate::analysis::Analysis;
 use crate::error::{Error, Result};
 use crate::model::directory_entries;
 
@@ -136,9 +136,6 @@ pub struct Cache {
     directory: PathBuf,
 }
 
-/// What the cache keeps of one model: its summary and its full analysis JSON.
-pub type CachedResult = (ModelSummary, serde_json::Value);
-
 impl Cache {
     /// A cache in `directory` (created on first write).
     pub fn new(directory: impl Into<PathBuf>) -> Self {
@@ -155,9 +152,9 @@ impl Cache {
         self.directory.join(format!("{key:016x}.json"))
     }
 
-    /// The cached result for this content and these options; a missing or unreadable entry
+    /// The cached analysis for this content and these options; a missing or unreadable entry
     /// (another version's format, say) is a miss.
-    pub fn get(&self, content_hash: &str, options_fingerprint: &str) -> Option<CachedResult> {
+    pub fn get(&self, content_hash: &str, options_fingerprint: &str) -> Option<Analysis> {
         let text = std::fs::read_to_string(self.file(content_hash, options_fingerprint)).ok()?;
         serde_json::from_str(&text).ok()
     }
@@ -165,9 +162,9 @@ impl Cache {
     /// Stores a result; a cache that cannot be written only costs time on the next run. The
     /// entry is written beside its place and renamed into it, so that runs sharing a cache (the
     /// tasks of a Slurm array) never read a half-written entry.
-    pub fn put(&self, content_hash: &str, options_fingerprint: &str, result: &CachedResult) {
+    pub fn put(&self, content_hash: &str, options_fingerprint: &str, analysis: &Analysis) {
         let _ = std::fs::create_dir_all(&self.directory);
-        let Ok(text) = serde_json::to_string(result) else {
+        let Ok(text) = serde_json::to_string(analysis) else {
             return;
         };
         let file = self.file(content_hash, options_fingerprint);
@@ -186,13 +183,22 @@ impl Cache {
 mod tests {
     use super::*;
 
-    /// Cached (and merged) results must be the computed numbers to the last bit: JSON floats
-    /// are parsed with correct rounding (serde_json's `float_roundtrip`), which its default fast
-    /// parser is not (0.927513512712734 came back as …7341).
+    /// Cached (and merged) results must be the computed numbers to the last bit, typed: JSON
+    /// floats are parsed with correct rounding (serde_json's `float_roundtrip`), which its
+    /// default fast parser is not (0.927513512712734 came back as …7341).
     #[test]
-    fn cached_summaries_come_back_bit_identical() {
+    fn cached_analyses_come_back_bit_identical() {
+        use crate::analysis::ModelSummary;
         let directory = std::env::temp_dir().join(format!("rmt-cache-test-{}", std::process::id()));
         let cache = Cache::new(&directory);
+        let weights = tch::Tensor::randn([40, 24], (tch::Kind::Double, tch::Device::Cpu));
+        let model = crate::model::Model::from_tensors("w", [("w", &weights)]);
+        let options = crate::analysis::AnalysisRequest::from_json(&serde_json::json!({
+            "device": "cpu", "vectors": true, "randomize": true, "number_variance": [1, 2],
+        }))
+        .and_then(|request| request.resolve())
+        .unwrap();
+        let analysis = crate::analysis::analyze(&model, &options).unwrap();
         let awkward = [
             0.927513512712734,
             1.8126061009936365,
@@ -219,15 +225,14 @@ mod tests {
                 under_trained: 0,
                 fit_failed: 0,
             };
-            let result = (summary.clone(), serde_json::json!({ "alpha": value }));
+            let mut stored = analysis.clone();
+            stored.summary = summary;
+            stored.layers[0].metrics.lambda_max = value;
             let hash = format!("{i:016x}");
-            cache.put(&hash, "options", &result);
-            let (back, analysis) = cache.get(&hash, "options").unwrap();
-            assert_eq!(back, summary, "{value:e}");
-            assert_eq!(
-                analysis["alpha"].as_f64().unwrap().to_bits(),
-                value.to_bits()
-            );
+            cache.put(&hash, "options", &stored);
+            let back = cache.get(&hash, "options").unwrap();
+            assert_eq!(back, stored, "{value:e}");
+            assert_eq!(back.layers[0].metrics.lambda_max.to_bits(), value.to_bits());
         }
         let leftovers = std::fs::read_dir(&directory)
             .unwrap()

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::analysis::{analyze, AnalyzeOptions, ModelSummary};
+use crate::analysis::{analyze, Analysis, AnalyzeOptions, ModelSummary};
 use crate::model::Model;
 pub use crate::workflows::health::Verdict;
 use crate::workflows::health::{Policy, Rule};
@@ -36,8 +36,9 @@ pub struct ZooEntry {
     pub summary: Option<ModelSummary>,
     /// Whether this run took it from the cache.
     pub cached: bool,
-    /// Per-layer detail: the full `analyze` JSON of the model (absent when not analysed).
-    pub analysis: Option<serde_json::Value>,
+    /// Per-layer detail: the model's whole analysis, as `analyze` reports it (absent when not
+    /// analysed).
+    pub analysis: Option<Analysis>,
 }
 
 /// What the zoo does with each model.
@@ -129,11 +130,11 @@ fn zoo_entry(path: &Path, options: &ZooOptions, fingerprint: &str) -> ZooEntry {
         .cache
         .as_ref()
         .and_then(|cache| cache.get(&hash, fingerprint));
-    let ((summary, analysis), from_cache) = match cached {
-        Some((summary, mut analysis)) => {
+    let (analysis, from_cache) = match cached {
+        Some(mut analysis) => {
             // The same content may have been analysed under another name.
-            analysis["model"] = path.display().to_string().into();
-            ((summary, analysis), true)
+            analysis.model = path.display().to_string();
+            (analysis, true)
         }
         None => {
             let model = match Model::load_entry(path, options.key.as_deref()) {
@@ -151,14 +152,13 @@ fn zoo_entry(path: &Path, options: &ZooOptions, fingerprint: &str) -> ZooEntry {
                 Ok(analysis) => analysis,
                 Err(err) => return failed(Some(hash), err.to_string()),
             };
-            let value = serde_json::to_value(&analysis).unwrap_or(serde_json::Value::Null);
-            let result = (analysis.summary, value);
             if let Some(cache) = &options.cache {
-                cache.put(&hash, fingerprint, &result);
+                cache.put(&hash, fingerprint, &analysis);
             }
-            (result, false)
+            (analysis, false)
         }
     };
+    let summary = analysis.summary.clone();
     let (verdict, violations) = options.policy.judge(&summary);
     ZooEntry {
         path: path.display().to_string(),
