@@ -5,13 +5,12 @@ use std::process::ExitCode;
 use clap::Args;
 use serde::Serialize;
 
-use rmt_torch::report::{table::Table, to_json, OutputFormat};
+use rmt_torch::report::{json_rows, table::Table, Render};
 use rmt_torch::stats::rmt::marchenko_pastur::MarchenkoPastur;
 use rmt_torch::stats::rmt::number_variance::goe_number_variance;
 use rmt_torch::stats::rmt::tracy_widom::TracyWidom;
 use rmt_torch::stats::rmt::wigner::{Semicircle, SpacingLaw};
 
-use super::output::write_output;
 use super::OutputArgs;
 
 /// Arguments of `dist`.
@@ -67,6 +66,30 @@ struct Value {
     function: &'static str,
     argument: Option<f64>,
     value: f64,
+}
+
+/// Every quantity evaluated, in the order asked for.
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+struct Values(Vec<Value>);
+
+impl Render for Values {
+    fn table(&self) -> String {
+        let mut table = Table::new(["distribution", "function", "argument", "value"]);
+        for value in &self.0 {
+            table.push(vec![
+                value.distribution.clone(),
+                value.function.to_string(),
+                value.argument.map_or_else(String::new, |a| a.to_string()),
+                format!("{:.15}", value.value),
+            ]);
+        }
+        table.render()
+    }
+
+    fn csv_rows(&self) -> rmt_torch::Result<Vec<serde_json::Value>> {
+        json_rows(&self.0)
+    }
 }
 
 /// The distributions behind a common face.
@@ -217,22 +240,6 @@ pub fn run(args: DistArgs) -> anyhow::Result<ExitCode> {
     if values.is_empty() {
         anyhow::bail!("nothing to evaluate: give --pdf, --cdf, --quantile, --moments or --at");
     }
-    let text = match args.output.format {
-        OutputFormat::Json => to_json(&values)?,
-        OutputFormat::Csv => rmt_torch::report::csv::to_csv(&values)?,
-        OutputFormat::Table => {
-            let mut table = Table::new(["distribution", "function", "argument", "value"]);
-            for value in &values {
-                table.push(vec![
-                    value.distribution.clone(),
-                    value.function.to_string(),
-                    value.argument.map_or_else(String::new, |a| a.to_string()),
-                    format!("{:.15}", value.value),
-                ]);
-            }
-            table.render()
-        }
-    };
-    write_output(&args.output, &text)?;
+    args.output.emit(&Values(values))?;
     Ok(ExitCode::SUCCESS)
 }

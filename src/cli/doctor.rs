@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use rmt_torch::environment::Environment;
-use rmt_torch::report::{csv::to_csv, table::Table, to_json, OutputFormat};
+use rmt_torch::report::{OutputFormat, Render};
 
 use super::choice;
 
@@ -18,35 +18,6 @@ pub struct DoctorArgs {
 
 /// Prints the environment.
 pub fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
-    let env = Environment::detect();
-    if args.format == OutputFormat::Json {
-        print!("{}", to_json(&env)?);
-        return Ok(ExitCode::SUCCESS);
-    }
-    let serde_json::Value::Object(fields) = serde_json::to_value(&env)? else {
-        anyhow::bail!("environment is not a JSON object");
-    };
-    let rows: Vec<(String, String)> = fields
-        .into_iter()
-        .map(|(key, value)| {
-            let value = value
-                .as_str()
-                .map_or_else(|| value.to_string(), str::to_string);
-            (key, value)
-        })
-        .collect();
-    if args.format == OutputFormat::Csv {
-        let records: Vec<serde_json::Value> = rows
-            .iter()
-            .map(|(setting, value)| serde_json::json!({"setting": setting, "value": value}))
-            .collect();
-        print!("{}", to_csv(&records)?);
-        return Ok(ExitCode::SUCCESS);
-    }
-    let mut table = Table::new(["setting", "value"]);
-    for (key, value) in rows {
-        table.push(vec![key, value]);
-    }
-    print!("{}", table.render());
+    print!("{}", Environment::detect().render(args.format)?);
     Ok(ExitCode::SUCCESS)
 }

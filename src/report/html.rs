@@ -8,7 +8,7 @@ use crate::error::Result;
 use crate::report::plots::jacobian::JacobianFigure;
 use crate::report::plots::text::html_scripts;
 use crate::report::plots::{layer::layer_figures, model::model_figure, to_svg};
-use crate::report::{escape, format_number, format_optional};
+use crate::report::{escape, format_number, format_optional, setting_rows};
 use crate::stats::heavy_tail::quality::QualityLabel;
 use crate::workflows::jacobian::JacobianAnalysis;
 
@@ -112,19 +112,8 @@ pub fn html_report(
     if let Some(base) = baseline {
         rows.push(("baseline".into(), base.model.clone()));
     }
-    let text = |value: serde_json::Value| match value {
-        serde_json::Value::String(text) => text,
-        serde_json::Value::Null => "none".into(),
-        other => other.to_string(),
-    };
-    for record in [
-        serde_json::to_value(&analysis.settings),
-        serde_json::to_value(environment),
-    ] {
-        if let Ok(serde_json::Value::Object(fields)) = record {
-            rows.extend(fields.into_iter().map(|(key, value)| (key, text(value))));
-        }
-    }
+    rows.extend(setting_rows(&analysis.settings));
+    rows.extend(setting_rows(environment));
     rows.push((
         "timing".into(),
         format!(

@@ -173,6 +173,44 @@ impl<T: serde::Serialize> Render for Tabulated<'_, T> {
     }
 }
 
+/// The fields of a record as (name, value) text, in order: strings as they are, an absent value
+/// as `none`, anything else as its JSON. The settings of an analysis and the environment are
+/// shown so, in the HTML report and by `doctor`.
+pub fn setting_rows(record: &impl serde::Serialize) -> Vec<(String, String)> {
+    let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(record) else {
+        return Vec::new();
+    };
+    fields
+        .into_iter()
+        .map(|(name, value)| {
+            let text = match value {
+                serde_json::Value::String(text) => text,
+                serde_json::Value::Null => "none".into(),
+                other => other.to_string(),
+            };
+            (name, text)
+        })
+        .collect()
+}
+
+/// The environment, one setting per row.
+impl Render for crate::environment::Environment {
+    fn table(&self) -> String {
+        let mut table = table::Table::new(["setting", "value"]);
+        for (name, value) in setting_rows(self) {
+            table.push(vec![name, value]);
+        }
+        table.render()
+    }
+
+    fn csv_rows(&self) -> Result<Vec<serde_json::Value>> {
+        Ok(setting_rows(self)
+            .into_iter()
+            .map(|(setting, value)| serde_json::json!({"setting": setting, "value": value}))
+            .collect())
+    }
+}
+
 /// Every item of `records` as a JSON value.
 pub fn json_rows<T: serde::Serialize>(records: &[T]) -> Result<Vec<serde_json::Value>> {
     records
