@@ -286,11 +286,13 @@ class SpectralMonitor:
         self._monitor = _rmt_torch.Monitor(_keywords(options), every, None if jsonl is None else os.fspath(jsonl))
         self._thread = None
         self._error = None
+        self._summary = None
         self.records = []
 
     def _run(self, step, pairs, archive):
         try:
-            lines = self._monitor.observe(step, [n for n, _ in pairs], [t for _, t in pairs])
+            lines, summary = self._monitor.observe(step, [n for n, _ in pairs], [t for _, t in pairs])
+            self._summary = json.loads(summary)
             if archive is not None:
                 inputs, targets = self._sharpness
                 lines.append(self._monitor.observe_hessian(step, archive, inputs, targets, self._hessian_keywords))
@@ -329,22 +331,21 @@ class SpectralMonitor:
             raise error
 
     def latest_metrics(self):
-        """Summary metrics of the latest finished observation, as trainers log them:
-        ``rmt/alpha`` (mean α over the fitted layers), ``rmt/alpha_weighted``,
+        """Summary metrics of the latest finished observation, as trainers log them (the model
+        summary ``analyze`` computes, not recomputed here): ``rmt/alpha`` (mean α over the
+        fitted layers), ``rmt/alpha_weighted``,
         ``rmt/spikes_tw`` (eigenvalues beyond the Tracy-Widom edge, all layers),
         ``rmt/layers`` and, with ``sharpness``, ``rmt/sharpness``; empty before the first."""
-        if not self.records:
+        if self._summary is None:
             return {}
+        summary = self._summary
         step = self.records[-1]["step"]
-        latest = [r for r in self.records if r["step"] == step]
-        layers = [r for r in latest if r["name"] != HESSIAN_RECORD]
-        sharpness = [r["sharpness"] for r in latest if r["name"] == HESSIAN_RECORD and r["sharpness"] is not None]
-        fitted = [r for r in layers if r.get("alpha") is not None]
-        metrics = {"rmt/layers": float(len(layers)),
-                   "rmt/spikes_tw": float(sum(r.get("num_spikes_tw") or 0 for r in layers))}
-        if fitted:
-            metrics["rmt/alpha"] = sum(r["alpha"] for r in fitted) / len(fitted)
-            metrics["rmt/alpha_weighted"] = sum(r["alpha_weighted"] for r in fitted) / len(fitted)
+        sharpness = [r["sharpness"] for r in self.records
+                     if r["step"] == step and r["name"] == HESSIAN_RECORD and r["sharpness"] is not None]
+        metrics = {"rmt/layers": float(summary["layers"]), "rmt/spikes_tw": float(summary["num_spikes_tw"])}
+        for name in ("alpha", "alpha_weighted"):
+            if summary[name] is not None:
+                metrics[f"rmt/{name}"] = summary[name]
         if sharpness:
             metrics["rmt/sharpness"] = sharpness[-1]
         return metrics

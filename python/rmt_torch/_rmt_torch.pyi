@@ -1,5 +1,5 @@
 """The extension module behind rmt_torch (Rust, pyo3): use the package's functions instead."""
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import torch
 
@@ -22,7 +22,7 @@ def hessian_module(archive: bytes, inputs: torch.Tensor, targets: torch.Tensor, 
 
 class Monitor:
     def __init__(self, keywords: str, every: int, jsonl: Optional[str] = None) -> None: ...
-    def observe(self, step: int, names: List[str], tensors: List[torch.Tensor]) -> List[str]: ...
+    def observe(self, step: int, names: List[str], tensors: List[torch.Tensor]) -> Tuple[List[str], str]: ...
     def observe_hessian(
         self, step: int, archive: bytes, inputs: torch.Tensor, targets: torch.Tensor, keywords: str
     ) -> str: ...

@@ -13,7 +13,9 @@ use rmt_torch::workflows::jacobian::{
 };
 use rmt_torch::workflows::lanczos::DensityOptions;
 use rmt_torch::workflows::monitor::{json_line, SpectralMonitor};
-use rmt_torch::{analyze, AnalysisRequest, AnalyzeOptions, Model, RmtOptions};
+use rmt_torch::{
+    analyze, AnalysisRequest, AnalyzeOptions, LayerReport, Model, ModelSummary, RmtOptions,
+};
 
 create_exception!(
     _rmt_torch,
@@ -396,24 +398,28 @@ impl Monitor {
     }
 
     /// Analyses the named tensors at `step` (the GIL released) and writes their records;
-    /// returns them as JSON lines.
+    /// returns them as JSON lines, with the model summary of this step (`analyze`'s).
     fn observe(
         &mut self,
         py: Python<'_>,
         step: usize,
         names: Vec<String>,
         tensors: Vec<PyTensor>,
-    ) -> PyResult<Vec<String>> {
+    ) -> PyResult<(Vec<String>, String)> {
         let monitor = &mut self.monitor;
         let tensors = unwrapped(tensors);
         py.allow_threads(move || {
             let model =
                 Model::from_tensors("<training>", names.iter().map(String::as_str).zip(&tensors));
             let records = monitor.observe_model(step, &model)?;
-            records
+            let layers: Vec<LayerReport> = records.iter().map(|r| r.layer.clone()).collect();
+            let summary = serde_json::to_string(&ModelSummary::of(&layers))
+                .map_err(|err| rmt_torch::Error::serialize("a model summary", err))?;
+            let lines = records
                 .iter()
                 .map(json_line)
-                .collect::<rmt_torch::Result<Vec<_>>>()
+                .collect::<rmt_torch::Result<Vec<_>>>()?;
+            Ok((lines, summary))
         })
         .map_err(python_error)
     }
