@@ -36,8 +36,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BINARY = ROOT / "target" / "release" / "rmt-torch"
 LIBTORCH_FOOTPRINT = 0.5e9  # bytes: `rmt-torch info` peaks at about 470 MB on this machine
-BAND_BYTES = 32 << 20  # src/spectrum.rs GRAM_CHUNK_BYTES
-SMALL_LAYER_BYTES = 64 << 20  # src/analysis.rs
+BAND_BYTES = 32 << 20  # src/spectrum/gram.rs GRAM_CHUNK_BYTES
+SMALL_LAYER_BYTES = 64 << 20  # src/analysis/schedule.rs
 
 WEIGHTWATCHER = """
 import sys, weightwatcher
@@ -81,7 +81,7 @@ def matrix_shapes(directory):
 
 def in_flight_bytes(directory, threads):
     """(largest layer's working set, what the layers in flight may hold together) in bytes, as
-    src/analysis.rs and src/spectrum.rs count them."""
+    src/analysis/schedule.rs and src/spectrum/memory.rs count them."""
     largest = solving = 0
     for _, rows, cols, element in matrix_shapes(directory):
         n, m = max(rows, cols), min(rows, cols)
