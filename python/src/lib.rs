@@ -11,11 +11,8 @@ use rmt_torch::workflows::hessian::{HessianOptions, Loss};
 use rmt_torch::workflows::jacobian::{
     analyze_in_memory, Differentiable, JacobianOptions, SampleCount,
 };
-use rmt_torch::workflows::lanczos::DensityOptions;
 use rmt_torch::workflows::monitor::{json_line, SpectralMonitor};
-use rmt_torch::{
-    analyze, AnalysisRequest, AnalyzeOptions, LayerReport, Model, ModelSummary, RmtOptions,
-};
+use rmt_torch::{analyze, AnalysisRequest, AnalyzeOptions, LayerReport, Model, ModelSummary};
 
 create_exception!(
     _rmt_torch,
@@ -213,31 +210,29 @@ const JACOBIAN_KEYWORDS: [&str; 9] = [
 /// The Jacobian options that keyword arguments (a JSON object) mean.
 fn jacobian_options(keywords: &str) -> PyResult<JacobianOptions> {
     let keywords = Keywords::parse(keywords, &JACOBIAN_KEYWORDS)?;
-    let defaults = JacobianOptions::default();
-    let samples = match keywords.get("samples") {
-        None => defaults.samples,
-        Some(Value::String(text)) => text.parse().map_err(option_error)?,
-        Some(_) => SampleCount::First(keywords.count("samples")?.unwrap_or_default()),
-    };
-    let options = JacobianOptions {
-        device: match keywords.text("device")? {
-            Some(name) => name.parse().map_err(python_error)?,
-            None => defaults.device,
-        },
-        output_index: keywords.count("output_index")?,
-        chunk: keywords.count("chunk")?,
-        float64: keywords.flag("float64", false)?,
-        samples,
-        isometry_tolerance: keywords
-            .number("isometry_tolerance")?
-            .unwrap_or(defaults.isometry_tolerance),
-        mean_gram: keywords.flag("mean_gram", false)?,
-        keep_singular_values: keywords.flag("singular_values", defaults.keep_singular_values)?,
-        rmt: RmtOptions {
-            level: keywords.number("tw_level")?.unwrap_or(defaults.rmt.level),
-            ..defaults.rmt
-        },
-    };
+    let mut options = JacobianOptions::default();
+    match keywords.get("samples") {
+        None => {}
+        Some(Value::String(text)) => options.samples = text.parse().map_err(option_error)?,
+        Some(_) => {
+            options.samples = SampleCount::First(keywords.count("samples")?.unwrap_or_default())
+        }
+    }
+    if let Some(name) = keywords.text("device")? {
+        options.device = name.parse().map_err(python_error)?;
+    }
+    options.output_index = keywords.count("output_index")?;
+    options.chunk = keywords.count("chunk")?;
+    options.float64 = keywords.flag("float64", false)?;
+    if let Some(tolerance) = keywords.number("isometry_tolerance")? {
+        options.isometry_tolerance = tolerance;
+    }
+    options.mean_gram = keywords.flag("mean_gram", false)?;
+    options.keep_singular_values =
+        keywords.flag("singular_values", options.keep_singular_values)?;
+    if let Some(level) = keywords.number("tw_level")? {
+        options.rmt.level = level;
+    }
     options.check().map_err(python_error)?;
     Ok(options)
 }
@@ -289,43 +284,36 @@ const HESSIAN_KEYWORDS: [&str; 13] = [
 /// The Hessian options that keyword arguments (a JSON object) mean, with the CLI's defaults.
 fn hessian_options(keywords: &str) -> PyResult<HessianOptions> {
     let keywords = Keywords::parse(keywords, &HESSIAN_KEYWORDS)?;
-    let defaults = HessianOptions::default();
-    let options = HessianOptions {
-        device: match keywords.text("device")? {
-            Some(name) => name.parse().map_err(python_error)?,
-            None => defaults.device,
-        },
-        float64: keywords.flag("float64", defaults.float64)?,
-        loss: match keywords.text("loss")? {
-            Some(name) => name.parse::<Loss>().map_err(python_error)?,
-            None => defaults.loss,
-        },
-        parameters: keywords
-            .text("layers")?
-            .map(|pattern| {
-                regex::Regex::new(pattern).map_err(|err| {
-                    option_error(format!("layers is not a regular expression: {err}"))
-                })
-            })
-            .transpose()?,
-        batch_size: keywords.count("batch_size")?,
-        top_k: keywords.count("top_k")?.unwrap_or(defaults.top_k),
-        eigenvectors: keywords.flag("eigenvectors", defaults.eigenvectors)?,
-        tolerance: keywords.number("tolerance")?.unwrap_or(defaults.tolerance),
-        max_iterations: keywords
-            .count("max_iterations")?
-            .unwrap_or(defaults.max_iterations),
-        trace_samples: keywords.count("trace")?.unwrap_or(defaults.trace_samples),
-        density: DensityOptions {
-            runs: keywords.count("density")?.unwrap_or(defaults.density.runs),
-            steps: keywords
-                .count("density_steps")?
-                .unwrap_or(defaults.density.steps),
-        },
-        seed: keywords
-            .count("seed")?
-            .map_or(defaults.seed, |seed| seed as u64),
-    };
+    let mut options = HessianOptions::default();
+    if let Some(name) = keywords.text("device")? {
+        options.device = name.parse().map_err(python_error)?;
+    }
+    options.float64 = keywords.flag("float64", options.float64)?;
+    if let Some(name) = keywords.text("loss")? {
+        options.loss = name.parse::<Loss>().map_err(python_error)?;
+    }
+    options.parameters = keywords
+        .text("layers")?
+        .map(|pattern| {
+            regex::Regex::new(pattern)
+                .map_err(|err| option_error(format!("layers is not a regular expression: {err}")))
+        })
+        .transpose()?;
+    options.batch_size = keywords.count("batch_size")?;
+    options.top_k = keywords.count("top_k")?.unwrap_or(options.top_k);
+    options.eigenvectors = keywords.flag("eigenvectors", options.eigenvectors)?;
+    options.tolerance = keywords.number("tolerance")?.unwrap_or(options.tolerance);
+    options.max_iterations = keywords
+        .count("max_iterations")?
+        .unwrap_or(options.max_iterations);
+    options.trace_samples = keywords.count("trace")?.unwrap_or(options.trace_samples);
+    options.density.runs = keywords.count("density")?.unwrap_or(options.density.runs);
+    options.density.steps = keywords
+        .count("density_steps")?
+        .unwrap_or(options.density.steps);
+    options.seed = keywords
+        .count("seed")?
+        .map_or(options.seed, |seed| seed as u64);
     options.check().map_err(python_error)?;
     Ok(options)
 }

@@ -8,7 +8,6 @@ use clap::Args;
 
 use rmt_torch::report::plots::write_hessian_figures;
 use rmt_torch::workflows::hessian::{analyze_hessian, HessianOptions, Loss};
-use rmt_torch::workflows::lanczos::DensityOptions;
 use rmt_torch::DeviceChoice;
 
 use super::output::progress_bar;
@@ -127,23 +126,20 @@ pub struct HessianArgs {
 
 /// Computes and writes the Hessian report.
 pub fn run(args: HessianArgs) -> anyhow::Result<ExitCode> {
-    let options = HessianOptions {
-        device: args.device,
-        float64: args.f64,
-        loss: args.loss,
-        parameters: args.layers.clone(),
-        batch_size: args.batch_size,
-        top_k: args.top_k,
-        eigenvectors: args.eigenvectors,
-        tolerance: args.tolerance,
-        max_iterations: args.max_iterations,
-        trace_samples: args.trace,
-        density: DensityOptions {
-            runs: args.density,
-            steps: args.density_steps,
-        },
-        seed: args.seed,
-    };
+    let mut options = HessianOptions::default();
+    options.device = args.device;
+    options.float64 = args.f64;
+    options.loss = args.loss;
+    options.parameters = args.layers.clone();
+    options.batch_size = args.batch_size;
+    options.top_k = args.top_k;
+    options.eigenvectors = args.eigenvectors;
+    options.tolerance = args.tolerance;
+    options.max_iterations = args.max_iterations;
+    options.trace_samples = args.trace;
+    options.density.runs = args.density;
+    options.density.steps = args.density_steps;
+    options.seed = args.seed;
     options.check()?;
     args.output
         .prepare(&[&args.model, &args.input, &args.target])?;

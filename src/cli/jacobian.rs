@@ -11,7 +11,6 @@ use rmt_torch::workflows::jacobian::{
     analyze_each_output, analyze_jacobians, analyze_top_singular_values, JacobianOptions,
     LanczosOptions, SampleCount, DEFAULT_ISOMETRY_TOLERANCE, DEFAULT_SAMPLES,
 };
-use rmt_torch::workflows::lanczos::DensityOptions;
 
 use rmt_torch::DeviceChoice;
 
@@ -122,17 +121,16 @@ impl JacobianArgs {
 
 /// Computes and writes the Jacobian report.
 pub fn run(args: JacobianArgs) -> anyhow::Result<ExitCode> {
-    let options = JacobianOptions {
-        device: args.device,
-        output_index: args.output_index,
-        chunk: args.chunk,
-        float64: args.f64,
-        samples: args.samples,
-        isometry_tolerance: args.isometry_tolerance,
-        mean_gram: args.mean_gram,
-        keep_singular_values: true,
-        rmt: args.rmt.resolve()?,
-    };
+    let mut options = JacobianOptions::default();
+    options.device = args.device;
+    options.output_index = args.output_index;
+    options.chunk = args.chunk;
+    options.float64 = args.f64;
+    options.samples = args.samples;
+    options.isometry_tolerance = args.isometry_tolerance;
+    options.mean_gram = args.mean_gram;
+    options.keep_singular_values = true;
+    options.rmt = args.rmt.resolve()?;
     options.check()?;
     args.output.prepare(&[&args.model, &args.input])?;
     args.plots.prepare()?;
@@ -185,15 +183,11 @@ fn run_lanczos(
     k: usize,
 ) -> anyhow::Result<ExitCode> {
     let bar = progress_bar(args.quiet, "products with J");
-    let lanczos = LanczosOptions {
-        k,
-        tolerance: args.lanczos_tolerance,
-        density: DensityOptions {
-            runs: args.lanczos_density,
-            steps: args.lanczos_density_steps,
-        },
-        ..LanczosOptions::default()
-    };
+    let mut lanczos = LanczosOptions::default();
+    lanczos.k = k;
+    lanczos.tolerance = args.lanczos_tolerance;
+    lanczos.density.runs = args.lanczos_density;
+    lanczos.density.steps = args.lanczos_density_steps;
     let analysis = analyze_top_singular_values(
         &args.model,
         &args.input,

@@ -8,7 +8,6 @@ use clap::Args;
 use rmt_torch::environment::Environment;
 use rmt_torch::report::html::{html_report, LayerFigures};
 use rmt_torch::workflows::jacobian::{analyze_jacobians, JacobianOptions, SampleCount};
-use rmt_torch::RmtOptions;
 
 use super::analyze::analyze_with_baseline;
 use super::output::{check_output_path, progress_bar};
@@ -85,15 +84,11 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
     )?;
     let jacobian = match &args.input {
         Some(input) => {
-            let jacobian_options = JacobianOptions {
-                device: options.device(),
-                samples: args.jacobian_samples,
-                rmt: RmtOptions {
-                    vectors: false,
-                    ..options.rmt().clone()
-                },
-                ..JacobianOptions::default()
-            };
+            let mut jacobian_options = JacobianOptions::default();
+            jacobian_options.device = options.device();
+            jacobian_options.samples = args.jacobian_samples;
+            jacobian_options.rmt = options.rmt().clone();
+            jacobian_options.rmt.vectors = false;
             let bar = progress_bar(quiet, "rows of J");
             let analysis = analyze_jacobians(
                 &args.model,

@@ -132,13 +132,12 @@ pub fn run(args: ZooArgs) -> anyhow::Result<ExitCode> {
         .jobs
         .unwrap_or_else(|| default_jobs(&models, device))
         .max(1);
-    let options = ZooOptions {
-        analyze,
-        key: args.entry.key.clone(),
-        cache: (args.cache != "none").then(|| Cache::new(&args.cache)),
-        jobs,
-        policy: policy.clone(),
-    };
+    let mut options = ZooOptions::default();
+    options.analyze = analyze;
+    options.key = args.entry.key.clone();
+    options.cache = (args.cache != "none").then(|| Cache::new(&args.cache));
+    options.jobs = jobs;
+    options.policy = policy.clone();
     let bytes: std::collections::HashMap<&PathBuf, u64> = models
         .iter()
         .map(|path| (path, model_bytes(path)))

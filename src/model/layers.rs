@@ -88,6 +88,7 @@ impl MatrixShape {
 
 /// Which tensors to analyse and how to read convolutions.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct LayerSelection {
     /// How convolution kernels become matrices.
     pub conv_mode: ConvMode,

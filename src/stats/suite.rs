@@ -31,6 +31,7 @@ pub const MAX_NUMBER_VARIANCE_LENGTHS: usize = 10_000;
 
 /// Which RMT statistics to compute, and their parameters.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct RmtOptions {
     /// False-positive rate of the Tracy-Widom spike count per layer ([`DEFAULT_TW_LEVEL`]).
     pub level: f64,

@@ -187,15 +187,9 @@ fn power_law_fit_matches_the_powerlaw_package() {
             expected["n_tail"].as_u64().unwrap(),
             "{name}"
         );
-        let peaked = power_law::fit_tail(
-            &sample,
-            0.0,
-            TailOptions {
-                xmin_peak: true,
-                ..TailOptions::default()
-            },
-        )
-        .unwrap();
+        let mut peak = TailOptions::default();
+        peak.xmin_peak = true;
+        let peaked = power_law::fit_tail(&sample, 0.0, peak).unwrap();
         for (key, ours) in [
             ("alpha", peaked.alpha),
             ("xmin", peaked.xmin),

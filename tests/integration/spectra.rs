@@ -9,11 +9,10 @@ use rmt_torch::{analyze, AnalyzeOptions, ConvMode, DeviceChoice, EsdConvention, 
 use crate::fixtures::{self, floats};
 
 fn selection(conv_mode: ConvMode) -> LayerSelection {
-    LayerSelection {
-        conv_mode,
-        min_evals: 1,
-        ..LayerSelection::default()
-    }
+    let mut selection = LayerSelection::default();
+    selection.conv_mode = conv_mode;
+    selection.min_evals = 1;
+    selection
 }
 
 /// Every eigenvalue within 1e-10 relative of numpy's (plus 1e-13·λmax for the smallest, the

@@ -60,6 +60,7 @@ pub struct PowerLawFit {
 
 /// How the top of the ESD is treated before fitting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct TailOptions {
     /// Drop this many of the largest eigenvalues first (WeightWatcher's integer `xmax`); more
     /// than half of them is a failed fit.

@@ -29,6 +29,7 @@ pub const HESSIAN_SCHEMA: &str = "rmt-torch/hessian/v1";
 
 /// What to compute and how.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct HessianOptions {
     /// Where the model runs.
     pub device: DeviceChoice,

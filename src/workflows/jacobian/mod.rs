@@ -88,6 +88,7 @@ impl std::fmt::Display for SampleCount {
 
 /// What to compute and how.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct JacobianOptions {
     /// Where the model runs.
     pub device: DeviceChoice,

@@ -20,6 +20,7 @@ pub const JACOBIAN_LANCZOS_SCHEMA: &str = "rmt-torch/jacobian-lanczos/v1";
 
 /// What `--lanczos` computes.
 #[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
 pub struct LanczosOptions {
     /// How many of the largest singular values per sample.
     pub k: usize,

@@ -13,6 +13,7 @@ use crate::random::SeededNormal;
 
 /// How the density is estimated.
 #[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
 pub struct DensityOptions {
     /// Independent runs (each one Rademacher start).
     pub runs: usize,

@@ -43,6 +43,7 @@ pub struct ZooEntry {
 
 /// What the zoo does with each model.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct ZooOptions {
     /// The analysis of each model, exactly as `analyze` would run it.
     pub analyze: AnalyzeOptions,
