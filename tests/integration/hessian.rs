@@ -13,6 +13,11 @@ fn exact(key: &str) -> Value {
 
 /// `rmt-torch hessian` on the fixture model in float64 with `extra` arguments, as JSON.
 pub fn hessian(loss: &str, extra: &[&str]) -> Value {
+    serde_json::from_str(&hessian_output(loss, "json", extra)).unwrap()
+}
+
+/// What `rmt-torch hessian` writes in `format` on the fixture model in float64.
+fn hessian_output(loss: &str, format: &str, extra: &[&str]) -> String {
     let model = fixtures::file("hess_mlp.pt");
     let input = fixtures::file("hess_x.npy");
     let target = fixtures::file(if loss == "mse" {
@@ -32,10 +37,10 @@ pub fn hessian(loss: &str, extra: &[&str]) -> Value {
         "--f64",
         "-q",
         "-f",
-        "json",
+        format,
     ];
     args.extend_from_slice(extra);
-    serde_json::from_str(&run_ok(&args)).unwrap()
+    run_ok(&args)
 }
 
 /// The `k` largest exact eigenvalues, descending.
@@ -420,25 +425,7 @@ fn plots_draw_the_density_with_the_top_eigenvalues() {
 #[test]
 fn the_csv_has_one_row_per_top_eigenvalue() {
     let json = hessian("mse", &["--top-k", "3"]);
-    let model = fixtures::file("hess_mlp.pt");
-    let input = fixtures::file("hess_x.npy");
-    let target = fixtures::file("hess_targets.npy");
-    let csv = run_ok(&[
-        "hessian",
-        model.to_str().unwrap(),
-        "--input",
-        input.to_str().unwrap(),
-        "--target",
-        target.to_str().unwrap(),
-        "--loss",
-        "mse",
-        "--f64",
-        "-q",
-        "--top-k",
-        "3",
-        "-f",
-        "csv",
-    ]);
+    let csv = hessian_output("mse", "csv", &["--top-k", "3"]);
     let (header, rows) = fixtures::csv_table(&csv);
     assert_eq!(header, ["rank", "eigenvalue", "residual"]);
     let expected = floats(&json["top_eigenvalues"]);

@@ -388,6 +388,11 @@ fn the_default_sample_count_is_small_and_stated() {
 
 /// `rmt-torch jacobian` of a fixture model on `jac_mlp_input.pt`, as JSON.
 pub fn lanczos_json(model: &str, extra: &[&str]) -> Value {
+    serde_json::from_str(&jacobian_output(model, "json", extra)).unwrap()
+}
+
+/// What `rmt-torch jacobian` writes in `format` for a fixture model on `jac_mlp_input.pt`.
+fn jacobian_output(model: &str, format: &str, extra: &[&str]) -> String {
     let model = fixtures::file(model);
     let input = fixtures::file("jac_mlp_input.pt");
     let mut args = vec![
@@ -397,10 +402,10 @@ pub fn lanczos_json(model: &str, extra: &[&str]) -> Value {
         input.to_str().unwrap(),
         "-q",
         "-f",
-        "json",
+        format,
     ];
     args.extend_from_slice(extra);
-    serde_json::from_str(&run_ok(&args)).unwrap()
+    run_ok(&args)
 }
 
 #[test]
@@ -535,19 +540,7 @@ fn lanczos_refuses_what_it_cannot_report() {
 #[test]
 fn lanczos_csv_has_one_row_per_sample() {
     let json = lanczos_json("jac_mlp.pt", &["--lanczos", "3"]);
-    let model = fixtures::file("jac_mlp.pt");
-    let input = fixtures::file("jac_mlp_input.pt");
-    let csv = run_ok(&[
-        "jacobian",
-        model.to_str().unwrap(),
-        "--input",
-        input.to_str().unwrap(),
-        "-q",
-        "--lanczos",
-        "3",
-        "-f",
-        "csv",
-    ]);
+    let csv = jacobian_output("jac_mlp.pt", "csv", &["--lanczos", "3"]);
     let (header, rows) = fixtures::csv_table(&csv);
     assert_eq!(
         header,
