@@ -259,7 +259,8 @@ impl PlotArgs {
 #[derive(Debug, Args)]
 struct OutputArgs {
     /// Output format: `table` for people, `json` (the full record, documented schema) or
-    /// `csv` (one row per layer, JSON's field names) for machines.
+    /// `csv` (one row per item of the result: a layer, a model, a sample, an eigenvalue; JSON's
+    /// field names) for machines.
     #[arg(long, short, value_parser = choice::<OutputFormat>(), default_value_t = OutputFormat::default())]
     format: OutputFormat,
     /// Write to this file instead of standard output.
