@@ -2,7 +2,7 @@
 //! that a person opens in a browser and sends to a colleague.
 use std::fmt::Write;
 
-use crate::analysis::{Analysis, LayerReport};
+use crate::analysis::{Analysis, LayerReport, ModelSummary};
 use crate::environment::Environment;
 use crate::error::Result;
 use crate::report::plots::jacobian::JacobianFigure;
@@ -84,7 +84,7 @@ pub fn html_report(
             escape(&layer.name),
             layer.kind,
             layer.shape,
-            layer.warning,
+            layer.quality,
             escape(&verdict(layer))
         );
         if with_figures {
@@ -162,7 +162,7 @@ fn table_of_contents(with_jacobian: bool) -> String {
 /// under-trained, failed fits, well-trained and random-like; within each, the farthest α from
 /// the well-trained range 2 ≤ α ≤ 6 first (then the model's order).
 pub fn worst_layers(layers: &[LayerReport], count: usize) -> Vec<usize> {
-    let severity = |layer: &LayerReport| match layer.warning {
+    let severity = |layer: &LayerReport| match layer.quality {
         QualityLabel::OverTrained => 0,
         QualityLabel::UnderTrained => 1,
         QualityLabel::FitFailed => 2,
@@ -201,7 +201,7 @@ th,td{padding:.25rem .6rem;border-bottom:1px solid #eee;text-align:right}\
 th{background:#f6f6f6}td.name,th.name,.settings th,.settings td{text-align:left}\
 .label{padding:.1rem .45rem;border-radius:.6rem;font-size:.78rem;white-space:nowrap}\
 .well-trained{background:#d8f0d8}.over-trained{background:#f7d4d4}\
-.under-trained{background:#fde4c8}.fit-failed{background:#e4e4e4}\
+.under-trained{background:#fde4c8}.fit-failed{background:#e4e4e4}.random-like{background:#e8def3}\
 .figures{display:grid;grid-template-columns:repeat(auto-fit,minmax(480px,1fr));gap:.5rem}\
 figure{margin:0}svg{max-width:100%;height:auto}\
 .summary{display:flex;flex-wrap:wrap;gap:.6rem}.summary div{background:#f6f6f6;padding:.4rem .8rem;border-radius:.4rem}\
@@ -214,6 +214,11 @@ spikes, directions the weights have learned.</li>\n\
 <li><b>Power-law tail</b>: the complementary CDF on log-log axes; a straight line from xmin is a \
 power law of exponent α (Martin &amp; Mahoney: 2 ≤ α ≤ 6 well-trained, α &lt; 2 over-trained, \
 α &gt; 6 under-trained).</li>\n\
+<li><b>Labels</b>: a layer is <i>random-like</i> when the RMT suite cannot tell its spectrum from \
+noise (no eigenvalue beyond the Tracy-Widom edge and a bulk the KS test accepts as \
+Marchenko-Pastur), whatever its α; otherwise the label of its α above. Tables, cards and figures \
+all show this one label (the JSON's <code>quality</code>); WeightWatcher's α-only label is the \
+JSON's <code>warning</code>.</li>\n\
 <li><b>Level spacings</b>: nearest-neighbour spacings of the unfolded singular values; random \
 weights follow the GOE Wigner surmise, uncorrelated levels the Poisson law.</li>\n\
 <li><b>Number variance</b>: Σ²(L) grows like log L for random-matrix levels (GOE) and like L for \
@@ -221,23 +226,40 @@ uncorrelated ones.</li>\n\
 <li><b>Porter-Thomas</b>: a random singular vector's entries are Gaussian; p-values below 5 % mark \
 vectors that carry structure, usually at the top of the spectrum.</li>\n</ul>\n";
 
+/// Each quality label with the number of layers that carry it: the label cards, which add up
+/// to the layers analysed.
+fn label_counts(summary: &ModelSummary) -> impl Iterator<Item = (QualityLabel, usize)> {
+    [
+        (QualityLabel::RandomLike, summary.random_like),
+        (QualityLabel::WellTrained, summary.well_trained),
+        (QualityLabel::OverTrained, summary.over_trained),
+        (QualityLabel::UnderTrained, summary.under_trained),
+        (QualityLabel::FitFailed, summary.fit_failed),
+    ]
+    .into_iter()
+}
+
 fn overview(analysis: &Analysis, baseline: Option<&Analysis>) -> String {
     let summary = &analysis.summary;
     let tiles = [
-        ("layers", analysis.layers.len().to_string()),
-        ("mean α", format_optional(summary.alpha)),
-        ("mean α̂", format_optional(summary.alpha_weighted)),
-        ("mean log₁₀‖W‖²_{F}", format_optional(summary.log_norm)),
-        ("mean stable rank", format_optional(summary.stable_rank)),
+        ("layers".to_string(), analysis.layers.len().to_string()),
+        ("mean α".into(), format_optional(summary.alpha)),
+        ("mean α̂".into(), format_optional(summary.alpha_weighted)),
         (
-            "layers with TW spikes",
+            "mean log₁₀‖W‖²_{F}".into(),
+            format_optional(summary.log_norm),
+        ),
+        (
+            "mean stable rank".into(),
+            format_optional(summary.stable_rank),
+        ),
+        (
+            "layers with TW spikes".into(),
             summary.layers_with_tw_spikes.to_string(),
         ),
-        ("well-trained", summary.well_trained.to_string()),
-        ("over-trained", summary.over_trained.to_string()),
-        ("under-trained", summary.under_trained.to_string()),
-        ("fit failed", summary.fit_failed.to_string()),
-    ];
+    ]
+    .into_iter()
+    .chain(label_counts(summary).map(|(label, count)| (label.to_string(), count.to_string())));
     let mut html = format!(
         "<p>{} ({}), {} layers analysed on {}{}.</p>\n<div class=\"summary\">",
         escape(&analysis.model),
@@ -253,7 +275,7 @@ fn overview(analysis: &Analysis, baseline: Option<&Analysis>) -> String {
         let _ = write!(
             html,
             "<div>{}<b>{}</b></div>",
-            html_scripts(name),
+            html_scripts(&name),
             escape(&value)
         );
     }
@@ -337,7 +359,7 @@ fn layer_table(layers: &[LayerReport]) -> String {
             format_optional(bulk.map(|b| b.mp_softrank)),
             format_optional(layer.rmt.spacing.as_ref().map(|s| s.spacing_p_goe)),
             id = layer.layer_id,
-            label = layer.warning,
+            label = layer.quality,
         );
     }
     html.push_str("</table>\n");
@@ -352,7 +374,7 @@ fn verdict(layer: &LayerReport) -> String {
             "α = {} ± {} ({})",
             format_number(fit.alpha),
             format_number(fit.sigma),
-            layer.warning
+            layer.quality
         ),
         None => "no power law could be fitted".into(),
     });

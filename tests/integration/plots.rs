@@ -567,3 +567,92 @@ fn the_report_adds_the_jacobians_of_an_input_batch() {
     let without_input = run(&["report", model.to_str().unwrap(), "--input-key", "x"]);
     assert!(!without_input.status.success(), "--input-key needs --input");
 }
+
+/// One label everywhere: the HTML report's table and the model figure show each layer's
+/// `quality` (not WeightWatcher's α-only `warning`), and the label cards add up to the layers
+/// analysed, on every shipped model and on checkpoints of three architectures.
+#[test]
+fn the_report_shows_one_label_per_layer_and_its_cards_add_up() {
+    use rmt_torch::environment::Environment;
+    use rmt_torch::report::html::{html_report, LayerFigures};
+    use rmt_torch::report::plots::model::model_figure;
+    use rmt_torch::{analyze, Model};
+    const LABELS: [&str; 5] = [
+        "random-like",
+        "well-trained",
+        "over-trained",
+        "under-trained",
+        "fit-failed",
+    ];
+    let options = fixtures::options(serde_json::json!({"device": "cpu", "figure_data": true}));
+    let mut paths: Vec<PathBuf> = [
+        "digits_cnn_trained.pt",
+        "digits_cnn_init.pt",
+        "digits_mlp_trained.pt",
+        "digits_mlp_init.pt",
+    ]
+    .map(shipped_model)
+    .to_vec();
+    paths.extend(
+        [
+            "ckpt_cnn_float32.safetensors",
+            "ckpt_mlp_float32.safetensors",
+            "ckpt_lstm_float32.safetensors",
+        ]
+        .map(fixtures::file),
+    );
+    let mut seen = std::collections::BTreeSet::new();
+    for path in &paths {
+        let analysis = analyze(&Model::load(path).unwrap(), &options).unwrap();
+        let html = html_report(
+            &analysis,
+            None,
+            None,
+            &Environment::detect(),
+            LayerFigures::Worst(1),
+        )
+        .unwrap();
+        let expected: Vec<String> = analysis
+            .layers
+            .iter()
+            .map(|l| l.quality.to_string())
+            .collect();
+        let shown: Vec<&str> = html
+            .match_indices("<span class=\"label ")
+            .map(|(at, prefix)| {
+                let rest = &html[at + prefix.len()..];
+                &rest[..rest.find('"').unwrap()]
+            })
+            .collect();
+        assert_eq!(shown, expected, "{}", path.display());
+        let card = |label: &str| -> usize {
+            let at = html.find(&format!("<div>{label}<b>")).unwrap() + label.len() + 8;
+            html[at..at + html[at..].find("</b>").unwrap()]
+                .parse()
+                .unwrap()
+        };
+        for label in LABELS {
+            let count = expected.iter().filter(|e| *e == label).count();
+            assert_eq!(card(label), count, "{} {label}", path.display());
+        }
+        let cards: usize = LABELS.iter().map(|label| card(label)).sum();
+        assert_eq!(cards, analysis.layers.len(), "{}", path.display());
+        let alpha_panel = &model_figure(&analysis).panels[0];
+        for series in &alpha_panel.series {
+            let fitted = analysis
+                .layers
+                .iter()
+                .filter(|l| l.quality.to_string() == series.name && l.power_law.is_some())
+                .count();
+            assert_eq!(
+                series.points.len(),
+                fitted,
+                "{} {}",
+                path.display(),
+                series.name
+            );
+        }
+        seen.extend(expected);
+    }
+    assert!(seen.contains("random-like") && seen.len() >= 3, "{seen:?}");
+}

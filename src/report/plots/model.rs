@@ -3,12 +3,14 @@
 //! transformer, α by block, attention against MLP.
 use plotters::style::RGBColor;
 
-use super::palette::{ALTERNATIVE, BASELINE, MARKER, THEORY};
+use super::palette::{ALTERNATIVE, BASELINE, EXTRA, MARKER, THEORY};
 use super::series::{Mark, PanelsFigure, Series, SeriesFigure};
 use crate::analysis::{Analysis, BlockSummary, LayerReport};
 use crate::stats::heavy_tail::quality::QualityLabel;
 
-const LABELS: [(QualityLabel, RGBColor); 4] = [
+/// Each layer's colour: its quality label, the one every table and card shows.
+const LABELS: [(QualityLabel, RGBColor); 5] = [
+    (QualityLabel::RandomLike, EXTRA),
     (QualityLabel::WellTrained, ALTERNATIVE),
     (QualityLabel::UnderTrained, BASELINE),
     (QualityLabel::OverTrained, THEORY),
@@ -35,7 +37,7 @@ pub fn model_figure(analysis: &Analysis) -> PanelsFigure {
                 points: analysis
                     .layers
                     .iter()
-                    .filter(|l| l.warning == label)
+                    .filter(|l| l.quality == label)
                     .filter_map(|l| Some((l.layer_id as f64, value(l)?)))
                     .collect(),
                 mark: Mark::Points,
