@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use rmt_torch::analysis::SelectionRequest;
 use rmt_torch::model::{CheckpointEntry, DirectoryLayout, FileFormat, TensorInfo};
-use rmt_torch::report::{json_rows, table::Table, Render};
+use rmt_torch::report::{counted, json_rows, table::Table, Render};
 
 use super::{ModelArgs, OutputArgs};
 
@@ -63,11 +63,11 @@ impl Render for Info<'_> {
         }
         let analysed = self.tensors.iter().filter(|t| t.analysed).count();
         let mut text = format!(
-            "{} ({}): {} tensors, {} weight matrices\n\n{}",
+            "{} ({}): {}, {}\n\n{}",
             self.model,
             self.format,
-            self.tensors.len(),
-            analysed,
+            counted(self.tensors.len(), "tensor", "tensors"),
+            counted(analysed, "weight matrix", "weight matrices"),
             table.render()
         );
         if let Some(layout) = &self.directory {

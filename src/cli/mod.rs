@@ -249,7 +249,11 @@ impl PlotArgs {
         };
         let written = write(directory, &files)?;
         if !quiet {
-            eprintln!("wrote {} figures to {}", written.len(), directory.display());
+            eprintln!(
+                "wrote {} to {}",
+                rmt_torch::report::counted(written.len(), "figure", "figures"),
+                directory.display()
+            );
         }
         Ok(())
     }

@@ -401,8 +401,8 @@ pub fn select<'m>(
                 .map(|s| format!("{}: {}", s.name, s.reason))
                 .collect();
             format!(
-                "{} tensors, all skipped ({})",
-                skipped.len(),
+                "{}, all skipped ({})",
+                crate::report::counted(skipped.len(), "tensor", "tensors"),
                 examples.join("; ")
             )
         };

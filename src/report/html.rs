@@ -8,7 +8,7 @@ use crate::error::Result;
 use crate::report::plots::jacobian::JacobianFigure;
 use crate::report::plots::text::html_scripts;
 use crate::report::plots::{layer::layer_figures, model::model_figure, to_svg};
-use crate::report::{escape, format_number, format_optional, setting_rows};
+use crate::report::{counted, escape, format_number, format_optional, setting_rows};
 use crate::stats::heavy_tail::quality::QualityLabel;
 use crate::workflows::jacobian::JacobianAnalysis;
 
@@ -261,10 +261,10 @@ fn overview(analysis: &Analysis, baseline: Option<&Analysis>) -> String {
     .into_iter()
     .chain(label_counts(summary).map(|(label, count)| (label.to_string(), count.to_string())));
     let mut html = format!(
-        "<p>{} ({}), {} layers analysed on {}{}.</p>\n<div class=\"summary\">",
+        "<p>{} ({}), {} analysed on {}{}.</p>\n<div class=\"summary\">",
         escape(&analysis.model),
         analysis.format,
-        analysis.layers.len(),
+        counted(analysis.layers.len(), "layer", "layers"),
         escape(&analysis.device),
         baseline.map_or_else(String::new, |b| format!(
             "; baseline {} drawn in orange",

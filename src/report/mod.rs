@@ -51,6 +51,12 @@ pub fn format_number(value: f64) -> String {
 }
 
 /// An optional count for a table cell, or `-` when absent.
+/// `count` and the noun that counts it, singular or plural as English wants: "1 layer",
+/// "3 layers", "1 weight matrix".
+pub fn counted(count: usize, one: &str, many: &str) -> String {
+    format!("{count} {}", if count == 1 { one } else { many })
+}
+
 /// A resolved setting's value, `-` when absent.
 fn shown<T: std::fmt::Display>(value: &Option<T>) -> String {
     value
@@ -326,10 +332,10 @@ fn analysis_table(analysis: &Analysis) -> String {
         table.push(columns.iter().map(|(_, cell)| cell(layer)).collect());
     }
     let mut out = format!(
-        "{} ({}): {} layers on {}, ESD convention {}, conv {}, precision {}\n\n",
+        "{} ({}): {} on {}, ESD convention {}, conv {}, precision {}\n\n",
         analysis.model,
         analysis.format,
-        analysis.layers.len(),
+        counted(analysis.layers.len(), "layer", "layers"),
         analysis.device,
         shown(&analysis.settings.convention),
         shown(&analysis.settings.selection.conv),
@@ -338,7 +344,7 @@ fn analysis_table(analysis: &Analysis) -> String {
     out.push_str(&table.render());
     let summary = &analysis.summary;
     out.push_str(&format!(
-        "\nmean alpha {}, alpha_weighted {}, log_norm {}, stable_rank {}, mp_softrank {}; layers: {} random-like, {} well-trained, {} over-trained, {} under-trained, {} fit failed\n{} of {} layers have spikes beyond the Tracy-Widom edge ({} in all)\n",
+        "\nmean alpha {}, alpha_weighted {}, log_norm {}, stable_rank {}, mp_softrank {}; layers: {} random-like, {} well-trained, {} over-trained, {} under-trained, {} fit failed\n{} of {} {} spikes beyond the Tracy-Widom edge ({} in all)\n",
         format_optional(summary.alpha),
         format_optional(summary.alpha_weighted),
         format_optional(summary.log_norm),
@@ -351,6 +357,7 @@ fn analysis_table(analysis: &Analysis) -> String {
         summary.fit_failed,
         summary.layers_with_tw_spikes,
         analysis.layers.len(),
+        if analysis.layers.len() == 1 { "layer has" } else { "layers have" },
         summary.num_spikes_tw,
     ));
     if !analysis.blocks.is_empty() {
@@ -370,8 +377,8 @@ fn analysis_table(analysis: &Analysis) -> String {
     }
     if !analysis.skipped.is_empty() {
         out.push_str(&format!(
-            "\n{} tensors skipped (rmt-torch info lists why)\n",
-            analysis.skipped.len()
+            "\n{} skipped (rmt-torch info lists why)\n",
+            counted(analysis.skipped.len(), "tensor", "tensors")
         ));
     }
     out

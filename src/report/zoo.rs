@@ -1,6 +1,6 @@
 //! The zoo's report for people and machines.
 use super::table::Table;
-use super::{format_optional, Render};
+use super::{counted, format_optional, Render};
 use crate::analysis::{ModelSummary, SummaryField};
 use crate::error::Result;
 use crate::option_names::OptionNames;
@@ -55,9 +55,9 @@ impl Render for ZooReport {
             ]);
         }
         format!(
-            "{}{} models ranked by {}{}: {} healthy, {} violate the policy, {} could not be analysed, {} not models{}\n",
+            "{}{} ranked by {}{}: {} healthy, {} violate the policy, {} could not be analysed, {} not models{}\n",
             table.render(),
-            self.models.len(),
+            counted(self.models.len(), "model", "models"),
             self.rank_by,
             if self.descending { " (descending)" } else { "" },
             self.healthy,

@@ -367,3 +367,38 @@ fn bad_input_gets_a_one_line_error() {
         );
     }
 }
+
+/// Counts read as English: one layer, one tensor, one figure (not "1 layers").
+#[test]
+fn counts_of_one_are_singular() {
+    use rmt_torch::report::{OutputFormat, Render};
+    use rmt_torch::{analyze, Model};
+    let weights = tch::Tensor::randn([40, 24], (tch::Kind::Double, tch::Device::Cpu));
+    let bias = tch::Tensor::zeros([40], (tch::Kind::Double, tch::Device::Cpu));
+    let model = Model::from_tensors("one", [("fc.weight", &weights), ("fc.bias", &bias)]);
+    let options = fixtures::options(serde_json::json!({"device": "cpu"}));
+    let table = analyze(&model, &options)
+        .unwrap()
+        .render(OutputFormat::Table)
+        .unwrap();
+    for wanted in ["1 layer on", "of 1 layer has", "1 tensor skipped"] {
+        assert!(table.contains(wanted), "{wanted}: {table}");
+    }
+    let dir = fixtures::output_dir("singular");
+    let path = dir.join("one.safetensors");
+    let script = "import sys, torch\nfrom safetensors.torch import save_file\n\
+                  save_file({'fc.weight': torch.randn(40, 24)}, sys.argv[1])\nprint('[]')";
+    let _: Vec<u8> = fixtures::python_json(script, &[&path]);
+    let info = run_ok(&["info", path.to_str().unwrap()]);
+    assert!(info.contains("1 tensor, 1 weight matrix"), "{info}");
+    let output = fixtures::run(&[
+        "theory",
+        "kernel",
+        "--n",
+        "32",
+        "--plots",
+        dir.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("wrote 1 figure to"), "{stderr}");
+}
