@@ -14,6 +14,7 @@ Options are the CLI's analysis flags as keywords (``layers``, ``conv``, ``conven
 ``precision``, ``device``, ``min_evals``, ``ww_compat``, ``eigenvalues``, ``randomize``, …;
 ``help(rmt_torch.analyze)`` lists them), with the same defaults.
 """
+import difflib
 import json
 import os
 import re
@@ -177,15 +178,31 @@ def analyze(obj, *, key=None, label=None, **options):
 
 def esd(obj, layer, **options):
     """The eigenvalues of one layer's ESD, ascending, as a float64 numpy array (WeightWatcher's
-    ``get_ESD``); ``layer`` is its tensor's name (``"fc.weight"``). Options as :func:`analyze`."""
+    ``get_ESD``). ``layer`` is its tensor's name (``"fc.weight"``), its module's name (``"fc"``:
+    the module's ``weight``) or its position among the analysed layers (``0`` the first, as
+    ``layer_id``). Options as :func:`analyze`."""
     import numpy
 
-    options.update(layers=f"^{re.escape(layer)}$", eigenvalues=True, min_evals=1)
+    options.update(eigenvalues=True, min_evals=1)
+    if isinstance(layer, bool) or not isinstance(layer, (int, str)):
+        raise TypeError(
+            f"layer must be a tensor name, a module name or a layer index, not {type(layer).__name__}"
+        )
+    if isinstance(layer, int):
+        layers = analyze(obj, **options).layers
+        if not -len(layers) <= layer < len(layers):
+            raise IndexError(f"layer {layer}: the model has {len(layers)} analysed layers (0 to {len(layers) - 1})")
+        return numpy.asarray(layers[layer]["eigenvalues"], dtype=numpy.float64)
+    options["layers"] = f"^{re.escape(layer)}(\\.weight)?$"
     try:
-        analysis = analyze(obj, **options)
+        layers = analyze(obj, **options).layers
     except InputError as err:
-        raise InputError(f"no weight matrix named {layer}: {err}") from err
-    return numpy.asarray(analysis.layers[0]["eigenvalues"], dtype=numpy.float64)
+        names = [] if isinstance(obj, (str, os.PathLike)) else [n for n, t in _named_tensors(obj) if t.dim() >= 2]
+        close = [n for n in names if n.startswith(layer)][:3] or difflib.get_close_matches(layer, names, n=3)
+        hint = f" (did you mean {', '.join(repr(n) for n in close)}?)" if close else ""
+        raise InputError(f"no weight matrix named {layer!r} or {layer + '.weight'!r}{hint}") from err
+    exact = [entry for entry in layers if entry["name"] == layer]
+    return numpy.asarray((exact or layers)[0]["eigenvalues"], dtype=numpy.float64)
 
 
 def jacobian(module, batch, **options):

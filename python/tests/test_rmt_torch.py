@@ -133,6 +133,21 @@ def test_esd_is_one_layers_eigenvalues():
         rmt_torch.esd(module, "no-such.weight")
 
 
+def test_esd_takes_a_tensor_name_a_module_name_or_an_index():
+    module = torch.jit.load(str(SHIPPED))
+    by_name = rmt_torch.esd(SHIPPED, "conv2.weight", device="cpu")
+    numpy.testing.assert_array_equal(rmt_torch.esd(SHIPPED, "conv2", device="cpu"), by_name)
+    numpy.testing.assert_array_equal(rmt_torch.esd(module, "conv2", device="cpu"), by_name)
+    numpy.testing.assert_array_equal(rmt_torch.esd(module, 1, device="cpu"), by_name)
+    numpy.testing.assert_array_equal(rmt_torch.esd(module, -1, device="cpu"), rmt_torch.esd(module, "fc2"))
+    with pytest.raises(rmt_torch.InputError, match="did you mean 'fc1.weight'"):
+        rmt_torch.esd(module, "fc")
+    with pytest.raises(IndexError, match="4 analysed layers"):
+        rmt_torch.esd(module, 4)
+    with pytest.raises(TypeError, match="layer must be a tensor name"):
+        rmt_torch.esd(module, 1.5)
+
+
 @pytest.mark.parametrize("name", ["alexnet", "resnet18"])
 def test_to_pandas_matches_weightwatcher_in_memory(name):
     torchvision = pytest.importorskip("torchvision")
