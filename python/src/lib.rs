@@ -52,10 +52,16 @@ create_exception!(
     "A failure of rmt-torch itself (a figure, JSON output, a worker thread): a bug to report."
 );
 
-/// The library's error as the Python exception of its kind.
+/// The library's error as the Python exception of its kind, in Python's words: a parameter is
+/// named as its keyword, not as the command line's flag.
 fn python_error(err: rmt_torch::Error) -> PyErr {
     use rmt_torch::ErrorKind;
-    let message = err.to_string();
+    let message = match &err {
+        rmt_torch::Error::InvalidParameter { name, reason } => {
+            format!("invalid value for {name}: {reason}")
+        }
+        other => other.to_string(),
+    };
     match err.kind() {
         ErrorKind::File => FileError::new_err(message),
         ErrorKind::Option => OptionError::new_err(message),

@@ -291,7 +291,7 @@ impl AnalysisRequest {
         if self.seed.is_some() && !self.randomize {
             return Err(Error::parameter(
                 "seed",
-                "only --randomize uses a seed, and it was not given",
+                "a seed is used only with randomize, which was not asked for",
             ));
         }
         let defaults = TailOptions::default();

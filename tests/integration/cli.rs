@@ -297,7 +297,7 @@ fn bad_input_gets_a_one_line_error() {
                 "--seed".into(),
                 "3".into(),
             ],
-            "--randomize",
+            "--seed: a seed is used only with randomize",
         ),
         (
             vec![

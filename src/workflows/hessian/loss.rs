@@ -276,7 +276,7 @@ fn check_batch(
         Loss::CrossEntropy => {
             if targets.is_floating_point() || targets.dim() != 1 || targets.kind() == Kind::Bool {
                 return Err(Error::InvalidInput(format!(
-                    "cross-entropy takes class indices: integer targets of shape [{samples}], got {:?} of shape {:?} (use --loss mse for real-valued targets)",
+                    "cross-entropy takes class indices: integer targets of shape [{samples}], got {:?} of shape {:?} (the mse loss takes real-valued targets)",
                     targets.kind(),
                     targets.size()
                 )));
