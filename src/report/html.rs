@@ -8,7 +8,9 @@ use crate::error::Result;
 use crate::report::plots::jacobian::JacobianFigure;
 use crate::report::plots::text::html_scripts;
 use crate::report::plots::{layer::layer_figures, model::model_figure, to_svg};
-use crate::report::{counted, escape, format_number, format_optional, setting_rows};
+use crate::report::{
+    counted, escape, format_number, format_optional, format_p_value, setting_rows,
+};
 use crate::stats::heavy_tail::quality::QualityLabel;
 use crate::workflows::jacobian::JacobianAnalysis;
 
@@ -357,7 +359,7 @@ fn layer_table(layers: &[LayerReport]) -> String {
             format_optional(layer.alpha_metrics.as_ref().map(|m| m.alpha_weighted)),
             bulk.map_or_else(|| "-".into(), |b| b.num_spikes_tw.to_string()),
             format_optional(bulk.map(|b| b.mp_softrank)),
-            format_optional(layer.rmt.spacing.as_ref().map(|s| s.spacing_p_goe)),
+            format_p_value(layer.rmt.spacing.as_ref().map(|s| s.spacing_p_goe)),
             id = layer.layer_id,
             label = layer.quality,
         );
@@ -382,7 +384,7 @@ fn verdict(layer: &LayerReport) -> String {
         parts.push(match bulk.num_spikes_tw {
             0 => format!(
                 "no eigenvalue beyond the Tracy-Widom edge (p = {}): the spectrum is that of noise",
-                format_number(bulk.tw_p_value)
+                format_p_value(Some(bulk.tw_p_value))
             ),
             k => format!(
                 "{k} eigenvalue{} beyond the Tracy-Widom edge: learned structure",
@@ -398,7 +400,7 @@ fn verdict(layer: &LayerReport) -> String {
             } else {
                 "depart from"
             },
-            format_number(spacing.spacing_p_goe)
+            format_p_value(Some(spacing.spacing_p_goe))
         ));
     }
     let mut sentence = parts.join("; ");

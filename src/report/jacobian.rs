@@ -2,7 +2,7 @@
 use serde::Serialize;
 
 use super::table::Table;
-use super::{format_number, format_optional, json_rows, Render};
+use super::{format_number, format_optional, format_p_value, json_rows, Render};
 use crate::error::Result;
 use crate::workflows::jacobian::{JacobianAnalysis, JacobianLanczosAnalysis};
 
@@ -34,7 +34,7 @@ impl Render for JacobianAnalysis {
                     .bulk
                     .as_ref()
                     .map_or_else(|| "-".into(), |b| b.num_spikes_tw.to_string()),
-                format_optional(sample.rmt.spacing.as_ref().map(|s| s.spacing_p_goe)),
+                format_p_value(sample.rmt.spacing.as_ref().map(|s| s.spacing_p_goe)),
             ]);
         }
         let summary = &self.summary;

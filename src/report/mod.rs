@@ -68,6 +68,16 @@ fn count_cell(value: Option<usize>) -> String {
     value.map_or_else(|| "-".to_string(), |n| n.to_string())
 }
 
+/// A p-value for people: four decimals, and `<1e-4` below that rather than a `0.0000` that
+/// reads as impossible.
+pub fn format_p_value(p: Option<f64>) -> String {
+    match p {
+        None => "-".into(),
+        Some(p) if p < 1e-4 => "<1e-4".into(),
+        Some(p) => format!("{p:.4}"),
+    }
+}
+
 /// An optional number for a table cell: [`format_number`], or `-` when absent.
 pub fn format_optional(value: Option<f64>) -> String {
     value.map_or_else(|| "-".to_string(), format_number)
@@ -279,13 +289,13 @@ fn analysis_table(analysis: &Analysis) -> String {
             count_cell(l.rmt.bulk.as_ref().map(|b| b.num_spikes_tw))
         }),
         ("tw_p", |l| {
-            format_optional(l.rmt.bulk.as_ref().map(|b| b.tw_p_value))
+            format_p_value(l.rmt.bulk.as_ref().map(|b| b.tw_p_value))
         }),
         ("mmp_frac", |l| {
             format_optional(l.rmt.modified.as_ref().map(|m| m.mmp_fraction))
         }),
         ("p_goe", |l| {
-            format_optional(l.rmt.spacing.as_ref().map(|s| s.spacing_p_goe))
+            format_p_value(l.rmt.spacing.as_ref().map(|s| s.spacing_p_goe))
         }),
     ];
     let any = |has: fn(&LayerReport) -> bool| analysis.layers.iter().any(has);
@@ -315,7 +325,7 @@ fn analysis_table(analysis: &Analysis) -> String {
     }
     if any(|l| l.rmt.semicircle.is_some()) {
         columns.push(("p_semicircle", |l| {
-            format_optional(l.rmt.semicircle.as_ref().map(|s| s.semicircle_ks_p))
+            format_p_value(l.rmt.semicircle.as_ref().map(|s| s.semicircle_ks_p))
         }));
     }
     if any(|l| l.role.is_some()) {
@@ -385,8 +395,17 @@ fn analysis_table(analysis: &Analysis) -> String {
 }
 
 #[cfg(test)]
-mod printable_tests {
-    use super::printable;
+mod tests {
+    use super::{format_p_value, printable};
+
+    #[test]
+    fn tiny_p_values_read_as_bounds() {
+        assert_eq!(format_p_value(Some(3e-9)), "<1e-4");
+        assert_eq!(format_p_value(Some(0.0)), "<1e-4");
+        assert_eq!(format_p_value(Some(0.04321)), "0.0432");
+        assert_eq!(format_p_value(Some(1e-4)), "0.0001");
+        assert_eq!(format_p_value(None), "-");
+    }
 
     #[test]
     fn escape_sequences_are_shown_not_obeyed() {

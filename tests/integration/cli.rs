@@ -402,3 +402,23 @@ fn counts_of_one_are_singular() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("wrote 1 figure to"), "{stderr}");
 }
+
+/// A p-value too small to print reads `<1e-4`, never a `0.0000` that reads as impossible.
+#[test]
+fn tiny_p_values_print_as_bounds() {
+    let model = fixtures::shipped_model("digits_cnn_trained.pt");
+    let table = run_ok(&["analyze", model.to_str().unwrap(), "-q"]);
+    let header = table.lines().find(|l| l.starts_with("layer ")).unwrap();
+    let column = header.split_whitespace().position(|h| h == "tw_p").unwrap();
+    let cells: Vec<&str> = table
+        .lines()
+        .filter(|l| l.contains(".weight"))
+        .map(|l| l.split_whitespace().nth(column).unwrap())
+        .collect();
+    assert_eq!(cells.len(), 4, "{table}");
+    assert!(cells.contains(&"<1e-4"), "{cells:?}");
+    assert!(
+        !cells.iter().any(|c| c.parse::<f64>() == Ok(0.0)),
+        "{cells:?}"
+    );
+}
