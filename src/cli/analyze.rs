@@ -7,6 +7,7 @@ use clap::Args;
 use std::path::{Path, PathBuf};
 
 use rmt_torch::report::plots::write_analysis_figures;
+use rmt_torch::report::OutputFormat;
 use rmt_torch::{Analysis, AnalyzeOptions, Model};
 
 use super::output::progress_bar;
@@ -90,6 +91,11 @@ pub struct AnalyzeArgs {
 
 /// Validates the arguments, analyses the model, writes the report.
 pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
+    if args.analysis.request.eigenvalues && args.output.format != OutputFormat::Json {
+        anyhow::bail!(
+            "--eigenvalues adds each layer's ESD to the JSON: add -f json (a table or CSV holds one number per cell)"
+        );
+    }
     let options = args
         .analysis
         .options(|request| request.figure_data |= args.plots.plots.is_some())?;

@@ -121,6 +121,11 @@ impl JacobianArgs {
 
 /// Computes and writes the Jacobian report.
 pub fn run(args: JacobianArgs) -> anyhow::Result<ExitCode> {
+    if args.rmt.vectors || args.rmt.semicircle {
+        anyhow::bail!(
+            "jacobian tests the singular values of J, not its singular vectors (--vectors) or a symmetric part (--semicircle): those are analyze's"
+        );
+    }
     let mut options = JacobianOptions::default();
     options.device = args.device;
     options.output_index = args.output_index;

@@ -69,6 +69,12 @@ pub struct ReportArgs {
 
 /// Analyses the model (and the baseline), writes the page.
 pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
+    let request = &args.analysis.request;
+    if request.eigenvalues || request.figure_data {
+        anyhow::bail!(
+            "report keeps every layer's eigenvalues for its figures already and writes no JSON: drop --eigenvalues and --figure-data"
+        );
+    }
     let options = args.analysis.options(|request| {
         request.rmt.vectors = !args.no_vectors;
         request.figure_data = true;

@@ -353,6 +353,32 @@ fn bad_input_gets_a_one_line_error() {
             ],
             "cannot be used with",
         ),
+        (
+            vec![
+                "analyze".into(),
+                fixtures::file("mlp_scripted.pt").display().to_string(),
+                "--eigenvalues".into(),
+            ],
+            "--eigenvalues adds each layer's ESD to the JSON: add -f json",
+        ),
+        (
+            vec![
+                "report".into(),
+                fixtures::file("mlp_scripted.pt").display().to_string(),
+                "--eigenvalues".into(),
+            ],
+            "report keeps every layer's eigenvalues for its figures",
+        ),
+        (
+            vec![
+                "jacobian".into(),
+                fixtures::file("jac_mlp.pt").display().to_string(),
+                "--input".into(),
+                fixtures::file("jac_mlp_input.pt").display().to_string(),
+                "--semicircle".into(),
+            ],
+            "jacobian tests the singular values of J",
+        ),
     ];
     for (args, expected) in cases {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();

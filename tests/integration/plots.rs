@@ -416,15 +416,15 @@ fn the_report_keeps_figures_for_the_worst_layers_only_when_asked() {
     let distance = |alpha: Option<f64>| alpha.map_or(0.0, |a| (2.0 - a).max(a - 6.0).max(0.0));
     let mut ranked: Vec<&serde_json::Value> = layers.iter().collect();
     ranked.sort_by(|a, b| {
-        severity(a["warning"].as_str().unwrap())
-            .cmp(&severity(b["warning"].as_str().unwrap()))
+        severity(a["quality"].as_str().unwrap())
+            .cmp(&severity(b["quality"].as_str().unwrap()))
             .then(distance(b["alpha"].as_f64()).total_cmp(&distance(a["alpha"].as_f64())))
     });
     let worst: Vec<u64> = ranked[..2]
         .iter()
         .map(|l| l["layer_id"].as_u64().unwrap())
         .collect();
-    assert_eq!(ranked[0]["warning"], "over-trained");
+    assert_eq!(ranked[0]["quality"], "over-trained");
     for layer in layers {
         let id = layer["layer_id"].as_u64().unwrap();
         let section = html
