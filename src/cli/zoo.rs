@@ -149,6 +149,14 @@ pub fn run(args: ZooArgs) -> anyhow::Result<ExitCode> {
         bar.set_message(format!("{done}/{total} {}", path.display()));
     })?;
     bar.finish_and_clear();
+    if options.cache.is_some() && !args.analysis.quiet {
+        let cached = entries.iter().filter(|entry| entry.cached).count();
+        eprintln!(
+            "results cached in {} ({} read from it; --cache none turns it off)",
+            args.cache,
+            rmt_torch::report::counted(cached, "model", "models")
+        );
+    }
     let report = ZooReport::new(
         entries,
         args.rank_by,

@@ -307,6 +307,14 @@ fn the_cache_skips_unchanged_files() {
         .collect();
     assert_eq!(fresh.len(), 1);
     assert!(Path::new(&fresh[0]).ends_with("added.pt"));
+    // Without --quiet the run says where its cache is and how much it took from it.
+    let output = run(&["zoo", dir_text, "--cache", cache_text]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let models = analysed(&third).len();
+    assert!(
+        stderr.contains(&format!("results cached in {cache_text} ({models} models read from it; --cache none turns it off)")),
+        "{stderr}"
+    );
 }
 
 /// The README's Slurm array recipe on a real single-node Slurm (slurmctld, slurmd and munge
