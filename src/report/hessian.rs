@@ -74,6 +74,7 @@ impl Render for HessianAnalysis {
         if let Some(bulk) = &self.bulk {
             lines.push(bulk_lines(bulk));
         }
+        lines.extend(reading(self));
         lines.push(format!(
             "{} Hessian-vector products, {} s each",
             self.products,
@@ -97,6 +98,32 @@ impl Render for HessianAnalysis {
             })
             .collect())
     }
+}
+
+/// One plain sentence on what the sharpness (and a negative share of the spectrum) says for
+/// training: gradient descent on a quadratic is stable for learning rates below 2/λmax, and
+/// training tends to sharpen until λmax ≈ 2/η (Cohen et al. 2021, the edge of stability).
+fn reading(analysis: &HessianAnalysis) -> Option<String> {
+    let sharpness = analysis.top_eigenvalues.first().copied()?;
+    let mut text = if sharpness > 0.0 {
+        format!(
+            "reading: the sharpness λmax = {} bounds stable gradient descent to learning rates \
+             below 2/λmax = {} (training tends to sharpen until λmax ≈ 2/η: Cohen et al. 2021)",
+            format_number(sharpness),
+            format_number(2.0 / sharpness)
+        )
+    } else {
+        "reading: no positive curvature was found among the top eigenvalues: the loss does not \
+         bend upward here (a maximum or a flat region, not a minimum)"
+            .to_string()
+    };
+    if let Some(bulk) = analysis.bulk.as_ref().filter(|b| b.negative_mass > 0.01) {
+        text.push_str(&format!(
+            "; a share {} of the spectrum lies below 0: a saddle, not a minimum",
+            format_number(bulk.negative_mass)
+        ));
+    }
+    Some(text)
 }
 
 /// The bulk's two fits, the outliers above the better one's edge and the negative mass.

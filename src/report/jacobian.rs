@@ -4,7 +4,7 @@ use serde::Serialize;
 use super::table::Table;
 use super::{format_number, format_optional, format_p_value, json_rows, Render};
 use crate::error::Result;
-use crate::workflows::jacobian::{JacobianAnalysis, JacobianLanczosAnalysis};
+use crate::workflows::jacobian::{JacobianAnalysis, JacobianLanczosAnalysis, JacobianSummary};
 
 /// The Jacobians' singular values and the RMT suite, one row per sample.
 impl Render for JacobianAnalysis {
@@ -47,7 +47,7 @@ impl Render for JacobianAnalysis {
             format!("{} samples", summary.samples)
         };
         format!(
-            "{}: Jacobians {} outputs × {} inputs (input {:?}) on {}, {}, {} rows per pass\nmean over {}: mean σ² {}, var σ² {}, isometry fraction {} (|σ − 1| ≤ {}); largest σ {}, median condition number {}\n\n{}",
+            "{}: Jacobians {} outputs × {} inputs (input {:?}) on {}, {}, {} rows per pass\nmean over {}: mean σ² {}, var σ² {}, isometry fraction {} (|σ − 1| ≤ {}); largest σ {}, median condition number {}\n{}\n\n{}",
             self.setup.model,
             self.setup.outputs,
             self.setup.inputs,
@@ -62,6 +62,7 @@ impl Render for JacobianAnalysis {
             self.isometry_tolerance,
             format_number(summary.sigma_max),
             format_optional(summary.median_condition_number),
+            reading(summary),
             table.render(),
         )
     }
@@ -69,6 +70,36 @@ impl Render for JacobianAnalysis {
     fn csv_rows(&self) -> Result<Vec<serde_json::Value>> {
         json_rows(&self.samples)
     }
+}
+
+/// One plain sentence on what χ = mean σ² and the isometry fraction say of the map
+/// differentiated (Pennington, Schoenholz & Ganguli 2017; Schoenholz et al. 2017).
+fn reading(summary: &JacobianSummary) -> String {
+    let chi = summary.mean_sigma2;
+    let state = if (chi - 1.0).abs() <= 0.1 && summary.isometry_fraction >= 0.5 {
+        "χ = mean σ² ≈ 1 and most singular values near 1: close to dynamical isometry, so signals \
+         and gradients keep their size and their directions through it"
+            .to_string()
+    } else if (chi - 1.0).abs() <= 0.1 {
+        format!(
+            "χ = mean σ² ≈ 1, so signals keep their size on average, but the singular values are \
+             spread (var σ² = {}): some directions are amplified and others lost, not isometric",
+            format_number(summary.var_sigma2)
+        )
+    } else if chi > 1.0 {
+        format!(
+            "χ = mean σ² = {} > 1: it stretches inputs on average; at initialisation that is the \
+             chaotic phase, where gradients grow with depth",
+            format_number(chi)
+        )
+    } else {
+        format!(
+            "χ = mean σ² = {} < 1: it shrinks inputs on average; at initialisation that is the \
+             ordered phase, where gradients vanish with depth",
+            format_number(chi)
+        )
+    };
+    format!("reading: {state} (Pennington, Schoenholz & Ganguli 2017; Schoenholz et al. 2017)")
 }
 
 /// The analyses of every output of a model (`jacobian --each-output`), in output order.

@@ -439,3 +439,18 @@ fn the_csv_has_one_row_per_top_eigenvalue() {
         );
     }
 }
+
+/// The table ends its numbers with a reading: the stable learning-rate bound 2/λmax the
+/// sharpness sets (Cohen et al. 2021), computed from the JSON's top eigenvalue.
+#[test]
+fn the_table_reads_the_sharpness_as_a_learning_rate_bound() {
+    let json = hessian("mse", &["--top-k", "2"]);
+    let sharpness = floats(&json["top_eigenvalues"])[0];
+    assert!(sharpness > 0.0);
+    let table = hessian_output("mse", "table", &["--top-k", "2"]);
+    let bound = rmt_torch::report::format_number(2.0 / sharpness);
+    assert!(
+        table.contains(&format!("below 2/λmax = {bound}")) && table.contains("Cohen et al. 2021"),
+        "{table}"
+    );
+}

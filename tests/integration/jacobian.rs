@@ -568,3 +568,25 @@ fn lanczos_csv_has_one_row_per_sample() {
         }
     }
 }
+
+/// The table says in a sentence what χ = mean σ² means for the map, on the side of 1 the JSON
+/// puts it (Pennington, Schoenholz & Ganguli 2017).
+#[test]
+fn the_table_reads_chi() {
+    let json = lanczos_json("jac_mlp.pt", &[]);
+    let chi = json["summary"]["mean_sigma2"].as_f64().unwrap();
+    let table = jacobian_output("jac_mlp.pt", "table", &[]);
+    let reading = table
+        .lines()
+        .find(|line| line.starts_with("reading: "))
+        .unwrap_or_else(|| panic!("no reading: {table}"));
+    let expected = if (chi - 1.0).abs() <= 0.1 {
+        "≈ 1"
+    } else if chi > 1.0 {
+        "stretches inputs"
+    } else {
+        "shrinks inputs"
+    };
+    assert!(reading.contains(expected), "χ = {chi}: {reading}");
+    assert!(reading.contains("Pennington, Schoenholz & Ganguli 2017"));
+}
