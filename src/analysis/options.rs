@@ -396,13 +396,24 @@ impl RmtRequest {
         Ok(options)
     }
 
-    /// This request with what `options` (its resolution) ran with filled in.
+    /// This request with what `options` (its resolution) ran with filled in; the parameter of
+    /// the unfolding not used keeps its default, so that the settings resolve to themselves.
     fn resolved(&self, options: &RmtOptions) -> Self {
+        let (method, window, degree) = match options.unfolding {
+            Unfolding::GaussianBroadening { window } => {
+                let degree = self.unfolding_degree.unwrap_or(DEFAULT_POLYNOMIAL_DEGREE);
+                (UnfoldingMethod::Gaussian, window, degree)
+            }
+            Unfolding::Polynomial { degree } => {
+                let window = self.unfolding_window.unwrap_or(DEFAULT_GAUSSIAN_WINDOW);
+                (UnfoldingMethod::Polynomial, window, degree)
+            }
+        };
         Self {
             tw_level: Some(options.level),
-            unfolding: Some(self.unfolding.unwrap_or_default()),
-            unfolding_window: Some(self.unfolding_window.unwrap_or(DEFAULT_GAUSSIAN_WINDOW)),
-            unfolding_degree: Some(self.unfolding_degree.unwrap_or(DEFAULT_POLYNOMIAL_DEGREE)),
+            unfolding: Some(method),
+            unfolding_window: Some(window),
+            unfolding_degree: Some(degree),
             number_variance: Some(Lengths(options.number_variance.clone())),
             vectors: options.vectors,
             pt_window: Some(options.porter_thomas_window),

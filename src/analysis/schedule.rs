@@ -254,7 +254,6 @@ impl Drop for Slot<'_> {
         if std::thread::panicking() {
             self.failed
                 .store(true, std::sync::atomic::Ordering::Relaxed);
-            self.in_flight.wake.notify_all();
         }
         self.in_flight.release(self.held);
     }

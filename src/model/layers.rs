@@ -400,9 +400,14 @@ pub fn select<'m>(
                 .take(3)
                 .map(|s| format!("{}: {}", s.name, s.reason))
                 .collect();
+            let tensors = if skipped.len() == 1 {
+                "tensor"
+            } else {
+                "tensors"
+            };
             format!(
-                "{}, all skipped ({})",
-                crate::report::counted(skipped.len(), "tensor", "tensors"),
+                "{} {tensors}, all skipped ({})",
+                skipped.len(),
                 examples.join("; ")
             )
         };

@@ -44,10 +44,13 @@ pub struct StepRecord {
 /// (which are no layer), as JSON objects with a whole-number `step` and a `name`. A line that is
 /// not such a record is an [`Error::UnsupportedFormat`] naming the file and the line.
 pub fn read_jsonl(path: &Path, selection: &LayerSelection) -> Result<Vec<serde_json::Value>> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut crate::model::open_regular(path)?.0, &mut text).map_err(
+        |source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        },
+    )?;
     let mut records = Vec::new();
     for (number, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
@@ -74,7 +77,7 @@ pub fn read_jsonl(path: &Path, selection: &LayerSelection) -> Result<Vec<serde_j
         }
     }
     if records.is_empty() {
-        return Err(Error::NoWeightMatrices(format!(
+        return Err(Error::InvalidInput(format!(
             "{}: no monitor records (after --layers)",
             path.display()
         )));

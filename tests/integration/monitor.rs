@@ -234,6 +234,8 @@ fn monitoring_changes_nothing_and_track_reproduces_it() {
     // A misspelt metric, and a JSONL line that is not a monitor record, are refused.
     let bad_line = log.with_extension("bad.jsonl");
     std::fs::write(&bad_line, "{\"step\": 1, \"name\": \"fc\"}\n[1, 2]\n").unwrap();
+    let empty = log.with_extension("empty.jsonl");
+    std::fs::write(&empty, "\n").unwrap();
     for (args, expected) in [
         (
             vec![
@@ -248,6 +250,14 @@ fn monitoring_changes_nothing_and_track_reproduces_it() {
         (
             vec!["track", "--jsonl", bad_line.to_str().unwrap()],
             "line 2: not a SpectralMonitor record",
+        ),
+        (
+            vec!["track", "--jsonl", log.parent().unwrap().to_str().unwrap()],
+            "not a regular file",
+        ),
+        (
+            vec!["track", "--jsonl", empty.to_str().unwrap()],
+            "no monitor records",
         ),
     ] {
         let output = fixtures::run(&args);
