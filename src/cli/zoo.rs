@@ -100,14 +100,8 @@ pub fn run(args: ZooArgs) -> anyhow::Result<ExitCode> {
         let reports = merge
             .reports
             .iter()
-            .map(|path| {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|err| anyhow::anyhow!("cannot read {}: {err}", path.display()))?;
-                serde_json::from_str::<ZooReport>(&text).map_err(|err| {
-                    anyhow::anyhow!("{} is not a zoo JSON report: {err}", path.display())
-                })
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
+            .map(|path| ZooReport::read(path))
+            .collect::<rmt_torch::Result<Vec<_>>>()?;
         let report = ZooReport::merge(reports)?;
         return write_report(&report, &merge.output);
     }

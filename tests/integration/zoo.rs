@@ -211,9 +211,18 @@ fn shards_cover_every_model_once_and_merge_to_the_whole() {
         shard_files[0].to_str().unwrap(),
         shard_files[1].to_str().unwrap(),
     );
+    let old = shard_files[0].with_extension("v2.json");
+    let text = std::fs::read_to_string(&shard_files[0]).unwrap();
+    std::fs::write(&old, text.replace("rmt-torch/zoo/v3", "rmt-torch/zoo/v2")).unwrap();
+    let directory = shard_files[0].parent().unwrap().to_str().unwrap();
     for (reports, expected) in [
         (vec![first, first, second], "given twice"),
         (vec![first, second], "2/3 missing"),
+        (
+            vec![old.to_str().unwrap(), second],
+            "a rmt-torch/zoo/v2 report; this version merges",
+        ),
+        (vec![directory, second], "not a regular file"),
     ] {
         let mut args = vec!["zoo", "merge"];
         args.extend(reports);

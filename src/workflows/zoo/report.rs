@@ -9,7 +9,7 @@ use crate::workflows::health::Rule;
 use super::{Shard, Verdict, ZooEntry};
 
 /// The schema name and version of `zoo`'s JSON.
-pub const ZOO_SCHEMA: &str = "rmt-torch/zoo/v2";
+pub const ZOO_SCHEMA: &str = "rmt-torch/zoo/v3";
 
 /// A zoo run's report: entries ranked, with counts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -72,6 +72,34 @@ impl ZooReport {
             not_models: count(Verdict::NotAModel),
             models: entries,
         }
+    }
+
+    /// The report in the regular file `path`: one this version wrote ([`ZOO_SCHEMA`]; another
+    /// version's is refused by name, not half-read).
+    pub fn read(path: &std::path::Path) -> Result<Self> {
+        let not_a_report = |message: String| Error::UnsupportedFormat {
+            path: path.to_path_buf(),
+            message,
+        };
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut crate::model::open_regular(path)?.0, &mut text)
+            .map_err(|source| Error::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        let value: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|err| not_a_report(format!("not a zoo JSON report: {err}")))?;
+        match value["schema"].as_str() {
+            Some(ZOO_SCHEMA) => {}
+            Some(other) => {
+                return Err(not_a_report(format!(
+                    "a {other} report; this version merges {ZOO_SCHEMA} reports (rerun its shards)"
+                )))
+            }
+            None => return Err(not_a_report("not a zoo JSON report: no schema".into())),
+        }
+        serde_json::from_value(value)
+            .map_err(|err| not_a_report(format!("not a zoo JSON report: {err}")))
     }
 
     /// The shards' reports of one zoo as one report, ranked again. Refused unless they are a
