@@ -3,7 +3,7 @@ mod cli;
 
 use std::process::ExitCode;
 
-use clap::{CommandFactory, FromArgMatches};
+use clap::FromArgMatches;
 
 /// Exit code for an error of the user's input: a file, an option, weights, a device (usage
 /// errors from clap too). `zoo` keeps 1 for a policy violated.
@@ -31,7 +31,7 @@ fn exit_code(err: &anyhow::Error) -> u8 {
 }
 
 fn main() -> ExitCode {
-    let parsed = cli::with_defaults(cli::Cli::command())
+    let parsed = cli::command()
         .try_get_matches()
         .and_then(|matches| cli::Cli::from_arg_matches(&matches));
     let cli = match parsed {

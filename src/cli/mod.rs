@@ -115,6 +115,19 @@ impl AnalysisArgs {
     }
 }
 
+/// The command line as it parses and documents itself: the derived [`Cli`] with the analysis
+/// defaults in its help ([`with_defaults`]), and the suite flags `jacobian` refuses (it tests
+/// J's singular values, not vectors or symmetric parts) kept out of its help.
+pub fn command() -> clap::Command {
+    with_defaults(<Cli as clap::CommandFactory>::command()).mut_subcommand("jacobian", |jacobian| {
+        ["vectors", "pt_window", "semicircle"]
+            .into_iter()
+            .fold(jacobian, |command, id| {
+                command.mut_arg(id, |arg| arg.hide(true))
+            })
+    })
+}
+
 /// `command` with every analysis option's default, as the library resolves it, added to its
 /// help (the options stay "not given" when absent, so clap itself shows no default), in every
 /// subcommand that takes them.
@@ -301,6 +314,21 @@ mod tests {
             let missing: Vec<&String> = names.iter().filter(|n| !flags.contains(n)).collect();
             assert!(missing.is_empty(), "{command} lacks {missing:?}");
         }
+    }
+
+    /// Help lists only what a command uses: jacobian's help has no flag it would refuse.
+    #[test]
+    fn jacobian_help_has_no_flag_it_refuses() {
+        let mut cli = command();
+        let help = cli
+            .find_subcommand_mut("jacobian")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        for refused in ["--vectors", "--pt-window", "--semicircle"] {
+            assert!(!help.contains(refused), "{refused}");
+        }
+        assert!(help.contains("--tw-level"));
     }
 
     /// `--help` shows each option's default as the library resolves it.
