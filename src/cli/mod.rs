@@ -116,16 +116,20 @@ impl AnalysisArgs {
 }
 
 /// The command line as it parses and documents itself: the derived [`Cli`] with the analysis
-/// defaults in its help ([`with_defaults`]), and the suite flags `jacobian` refuses (it tests
-/// J's singular values, not vectors or symmetric parts) kept out of its help.
+/// defaults in its help ([`with_defaults`]), and the shared flags a command refuses kept out
+/// of its help: `jacobian` tests J's singular values, not vectors or symmetric parts; `report`
+/// keeps every eigenvalue for its figures and writes no JSON.
 pub fn command() -> clap::Command {
-    with_defaults(<Cli as clap::CommandFactory>::command()).mut_subcommand("jacobian", |jacobian| {
-        ["vectors", "pt_window", "semicircle"]
-            .into_iter()
-            .fold(jacobian, |command, id| {
-                command.mut_arg(id, |arg| arg.hide(true))
+    let hide = |ids: &'static [&'static str]| {
+        move |command: clap::Command| {
+            ids.iter().fold(command, |command, id| {
+                command.mut_arg(*id, |arg| arg.hide(true))
             })
-    })
+        }
+    };
+    with_defaults(<Cli as clap::CommandFactory>::command())
+        .mut_subcommand("jacobian", hide(&["vectors", "pt_window", "semicircle"]))
+        .mut_subcommand("report", hide(&["eigenvalues", "figure_data"]))
 }
 
 /// `command` with every analysis option's default, as the library resolves it, added to its
@@ -316,19 +320,32 @@ mod tests {
         }
     }
 
-    /// Help lists only what a command uses: jacobian's help has no flag it would refuse.
+    /// Help lists only what a command uses: no flag it would refuse.
     #[test]
-    fn jacobian_help_has_no_flag_it_refuses() {
+    fn help_has_no_flag_the_command_refuses() {
         let mut cli = command();
-        let help = cli
-            .find_subcommand_mut("jacobian")
-            .unwrap()
-            .render_long_help()
-            .to_string();
-        for refused in ["--vectors", "--pt-window", "--semicircle"] {
-            assert!(!help.contains(refused), "{refused}");
+        for (name, refused, kept) in [
+            (
+                "jacobian",
+                &["--vectors", "--pt-window", "--semicircle"][..],
+                "--tw-level",
+            ),
+            (
+                "report",
+                &["--eigenvalues", "--figure-data"][..],
+                "--vectors",
+            ),
+        ] {
+            let help = cli
+                .find_subcommand_mut(name)
+                .unwrap()
+                .render_long_help()
+                .to_string();
+            for flag in refused {
+                assert!(!help.contains(flag), "{name} {flag}");
+            }
+            assert!(help.contains(kept), "{name} {kept}");
         }
-        assert!(help.contains("--tw-level"));
     }
 
     /// `--help` shows each option's default as the library resolves it.
