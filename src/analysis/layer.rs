@@ -13,7 +13,7 @@ use crate::stats::heavy_tail::power_law;
 use crate::stats::heavy_tail::quality::{AlphaMetrics, QualityLabel};
 use crate::stats::heavy_tail::randomization::Randomization;
 use crate::stats::spectral_metrics::SpectralMetrics;
-use crate::stats::suite::{rmt_report, LayerSpectrum};
+use crate::stats::suite::{rmt_report, LayerSpectrum, SmallSample};
 
 /// What the device computes for one layer: everything its statistics need, and no tensors.
 pub(super) struct LayerSpectra {
@@ -182,7 +182,7 @@ pub(super) fn layer_report(layer: LayerSpectra, options: &AnalyzeOptions) -> Lay
         .filter(|&l| l > threshold)
         .collect();
     let hill = hill_plateau(&above_threshold);
-    let rmt = rmt_report(
+    let mut rmt = rmt_report(
         LayerSpectrum {
             pooled: &spectrum.squared_singular_values,
             by_matrix: &spectrum.by_matrix,
@@ -195,6 +195,12 @@ pub(super) fn layer_report(layer: LayerSpectra, options: &AnalyzeOptions) -> Lay
         vectors,
         symmetric.as_deref(),
     );
+    if let Some(flag) = power_law
+        .as_ref()
+        .and_then(|fit| SmallSample::flag("alpha", fit.num_pl_spikes))
+    {
+        rmt.small_samples.insert(0, flag);
+    }
     let randomization = shuffled.map(|shuffled| {
         let edge = rmt.marchenko_pastur.as_ref().map(|mp| mp.mp_lambda_plus);
         Randomization::new(&eigenvalues, &scale.report_all(&shuffled), edge)

@@ -109,6 +109,7 @@ pub const LAYER_FIELDS: &[&str] = &[
     "semicircle2_sigma2_wide",
     "semicircle2_ks_p",
     "unit_spacings",
+    "small_samples",
 ];
 
 /// Everything reported for one weight layer.

@@ -7,10 +7,10 @@ use clap::Args;
 use std::path::{Path, PathBuf};
 
 use rmt_torch::report::plots::write_analysis_figures;
-use rmt_torch::report::OutputFormat;
+use rmt_torch::report::{analysis_table, Columns, OutputFormat};
 use rmt_torch::{Analysis, AnalyzeOptions, Model};
 
-use super::output::progress_bar;
+use super::output::{progress_bar, write_output};
 use super::{AnalysisArgs, EntryArgs, OutputArgs, PlotArgs};
 
 /// Arguments of `analyze`.
@@ -23,12 +23,14 @@ COLUMNS (JSON/CSV field names follow WeightWatcher's where it has the quantity):
   norm, log_norm   Σλ = ‖W‖²_F and its log10
   stable_rank      Σλ / λmax
   entropy          spectral entropy −Σ p ln p / ln(rank), p = λ/Σλ (1 = flat spectrum)
-  condition_number σmax/σmin (cond in the table)
+  condition_number σmax/σmin
   sigma2           variance of the weight entries
   mp_lambda_minus, mp_lambda_plus
                    Marchenko-Pastur bulk edges for that variance: σ²(1 ∓ √(1/Q))² (RMT scale)
-  num_spikes       eigenvalues above mp_lambda_plus (spikes in the table)
-  alpha, xmin, D   power-law fit of the tail λ ≥ xmin (WeightWatcher's method); alpha_w = α·log10 λmax
+  num_spikes       eigenvalues above mp_lambda_plus, the edge of the entries' variance sigma2
+                   (spikes inflate sigma2, so this edge sits high; num_spikes_tw is the test)
+  alpha, xmin, D   power-law fit of the tail λ ≥ xmin (WeightWatcher's method)
+  alpha_weighted   α·log10 λmax
   quality          random-like when the RMT suite cannot tell the spectrum from noise (no
                    Tracy-Widom spike and a Marchenko-Pastur bulk at --tw-level), else
                    well-trained (2 ≤ α ≤ 6), over-trained (α < 2), under-trained (α > 6) or
@@ -47,23 +49,29 @@ RMT SUITE (is the layer noise? the zero-information test of Thamm, Staats & Rose
   bulk_sigma2, bulk_lambda_plus, bulk_fraction, bulk_ks, bulk_ks_p
                    noise level from the bulk alone (spikes removed), its Marchenko-Pastur edge,
                    the share of eigenvalues in the bulk, and the bulk's KS test against MP
-  tw_threshold, tw_statistic, tw_p_value, num_spikes_tw (spikes_tw, tw_p)
-                   Tracy-Widom edge test: eigenvalues beyond the TW₁ quantile at --tw-level are
-                   spikes; tw_p_value is the p-value of λmax being the noise edge
+  tw_threshold, tw_statistic, tw_p_value, num_spikes_tw
+                   Tracy-Widom edge test: eigenvalues beyond the TW₁ quantile at --tw-level of
+                   the edge for bulk_sigma2 are spikes; tw_p_value is the p-value of λmax being
+                   the noise edge
   mp_softrank      bulk_lambda_plus / lambda_max
   mmp_*            the modified MP fit of Thamm, Staats & Rosenow: λ₋ at the smallest eigenvalue, λ₊ and σ² free;
-                   mmp_fraction (mmp_frac) is the share of the spectrum that is still MP
-  spacing_*        unfolded level spacings against the GOE surmise (p_goe; large = random
+                   mmp_fraction is the share of the spectrum that is still MP
+  spacing_*        unfolded level spacings against the GOE surmise (spacing_p_goe; large = random
                    bulk), GUE and Poisson; spacing_ratio ⟨r̃⟩ (GOE 0.5307, Poisson 0.3863)
   number_variance  with --number-variance: Σ²(L) beside the exact GOE curve and Poisson (JSON)
   porter_thomas    with --vectors: KS p-value of each right singular vector against N(0, 1/M)
                    and their moving average (JSON)
   semicircle_*     with --semicircle: the symmetric part of square layers against Wigner's
                    semicircle and the two-component density of Favoni et al. (2024)
+  small_samples    the statistics read from fewer than 30 values (alpha from its tail, the
+                   edge and bulk tests from the eigenvalues, spacings, the semicircle), each with
+                   its count: reported, but rough guides rather than measurements
 
-OPT-IN TABLE COLUMNS: --randomize adds rand_dist and traps; --clip-fingers adds fingers and
-raw_alpha; --vectors adds pt_rejected (vectors failing Porter-Thomas at 5 %); --semicircle adds
-p_semicircle.
+THE TABLE shows name, kind, N, M, alpha, alpha_weighted, num_spikes_tw, tw_p_value, quality and,
+when any, small_samples; --wide adds the other scalars. Its headers are the JSON names. Opt-in
+results add their columns: --randomize rand_distance and num_traps; --clip-fingers num_fingers
+and raw_alpha; --vectors porter_thomas (vectors failing Porter-Thomas at 5 %); --semicircle
+semicircle_ks_p.
 
 EXAMPLES:
   rmt-torch analyze models/digits_cnn_trained.pt
@@ -85,6 +93,11 @@ pub struct AnalyzeArgs {
     analysis: AnalysisArgs,
     #[command(flatten)]
     output: OutputArgs,
+    /// Every scalar column in the table: also rf, lambda_max, log_norm, D, stable_rank,
+    /// entropy, num_spikes, mmp_fraction and spacing_p_goe. The default table shows the shape,
+    /// α, the Tracy-Widom edge test and the label (JSON and CSV always hold every field).
+    #[arg(long)]
+    wide: bool,
     #[command(flatten, next_help_heading = "Figures")]
     plots: PlotArgs,
 }
@@ -94,6 +107,12 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     if args.analysis.request.eigenvalues && args.output.format != OutputFormat::Json {
         anyhow::bail!(
             "--eigenvalues adds each layer's ESD to the JSON: add -f json (a table or CSV holds one number per cell)"
+        );
+    }
+    if args.wide && args.output.format != OutputFormat::Table {
+        anyhow::bail!(
+            "--wide widens the table: -f {} already holds every field",
+            args.output.format
         );
     }
     let options = args
@@ -108,7 +127,11 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
         &options,
         args.analysis.quiet,
     )?;
-    args.output.emit(&analysis)?;
+    if args.wide {
+        write_output(&args.output, &analysis_table(&analysis, Columns::Wide))?;
+    } else {
+        args.output.emit(&analysis)?;
+    }
     args.plots.write(args.analysis.quiet, |directory, files| {
         write_analysis_figures(&analysis, baseline.as_ref(), directory, files)
     })?;

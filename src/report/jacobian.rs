@@ -2,26 +2,35 @@
 use serde::Serialize;
 
 use super::table::Table;
-use super::{format_number, format_optional, format_p_value, json_rows, Render};
+use super::{
+    format_number, format_optional, format_p_value, json_rows, small_samples_cell,
+    small_samples_note, Render,
+};
 use crate::error::Result;
 use crate::workflows::jacobian::{JacobianAnalysis, JacobianLanczosAnalysis, JacobianSummary};
 
 /// The Jacobians' singular values and the RMT suite, one row per sample.
 impl Render for JacobianAnalysis {
     fn table(&self) -> String {
-        let mut table = Table::new([
+        let flagged = self.samples.iter().any(|s| !s.rmt.small_samples.is_empty());
+        let mut headers = vec![
             "sample",
             "sigma_max",
             "sigma_min",
             "mean_sigma2",
             "var_sigma2",
-            "cond",
-            "iso",
-            "spikes_tw",
-            "p_goe",
-        ]);
+            "condition_number",
+            "isometry_fraction",
+            "num_spikes_tw",
+            "tw_p_value",
+            "spacing_p_goe",
+        ];
+        if flagged {
+            headers.push("small_samples");
+        }
+        let mut table = Table::new(headers);
         for sample in &self.samples {
-            table.push(vec![
+            let mut row = vec![
                 sample.sample.to_string(),
                 format_number(sample.sigma_max),
                 format_number(sample.sigma_min),
@@ -34,8 +43,13 @@ impl Render for JacobianAnalysis {
                     .bulk
                     .as_ref()
                     .map_or_else(|| "-".into(), |b| b.num_spikes_tw.to_string()),
+                format_p_value(sample.rmt.bulk.as_ref().map(|b| b.tw_p_value)),
                 format_p_value(sample.rmt.spacing.as_ref().map(|s| s.spacing_p_goe)),
-            ]);
+            ];
+            if flagged {
+                row.push(small_samples_cell(&sample.rmt.small_samples));
+            }
+            table.push(row);
         }
         let summary = &self.summary;
         let coverage = if summary.samples < self.setup.samples_in_file {
@@ -64,7 +78,7 @@ impl Render for JacobianAnalysis {
             format_optional(summary.median_condition_number),
             reading(summary),
             table.render(),
-        )
+        ) + &if flagged { small_samples_note() } else { String::new() }
     }
 
     fn csv_rows(&self) -> Result<Vec<serde_json::Value>> {

@@ -239,7 +239,7 @@ pub fn json_rows<T: serde::Serialize>(records: &[T]) -> Result<Vec<serde_json::V
 /// WeightWatcher's columns under `ww_compat`).
 impl Render for Analysis {
     fn table(&self) -> String {
-        analysis_table(self)
+        analysis_table(self, Columns::Compact)
     }
 
     fn csv_rows(&self) -> Result<Vec<serde_json::Value>> {
@@ -258,57 +258,105 @@ pub fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<String> {
         .map_err(|err| Error::serialize("results", err))
 }
 
-/// A table column: its header and how a layer fills its cell.
+/// The statistics of a row read from too few values, as `tw_p_value(9),alpha(8)`.
+fn small_samples_cell(flags: &[crate::stats::suite::SmallSample]) -> String {
+    let names: Vec<String> = flags
+        .iter()
+        .map(|flag| format!("{}({})", flag.statistic, flag.values))
+        .collect();
+    names.join(",")
+}
+
+/// The line under a table with a `small_samples` column saying what it means.
+fn small_samples_note() -> String {
+    format!(
+        "small_samples: statistics read from fewer than {} values (the count in brackets), rough \
+         guides rather than measurements\n",
+        crate::stats::suite::FEW_VALUES
+    )
+}
+
+/// A table column: its header (the JSON field's name) and how a layer fills its cell.
 type Column = (&'static str, fn(&crate::analysis::LayerReport) -> String);
 
-fn analysis_table(analysis: &Analysis) -> String {
+/// How many columns `analyze`'s table shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Columns {
+    /// The shape, α, the Tracy-Widom edge test and the label, plus what was asked for
+    /// (`--randomize`, `--vectors`, …): a table that fits a terminal.
+    #[default]
+    Compact,
+    /// Every scalar the default table leaves out as well (`--wide`).
+    Wide,
+}
+
+/// The analysis as a table of `columns`, headed by the JSON field names, with the model
+/// summary under it.
+pub fn analysis_table(analysis: &Analysis, columns: Columns) -> String {
     use crate::analysis::LayerReport;
+    let wide = columns == Columns::Wide;
     let mut columns: Vec<Column> = vec![
-        ("layer", |l| l.name.clone()),
+        ("name", |l| l.name.clone()),
         ("kind", |l| l.kind.to_string()),
         ("N", |l| l.n.to_string()),
         ("M", |l| l.m.to_string()),
-        ("rf", |l| l.rf.to_string()),
-        ("lambda_max", |l| format_number(l.metrics.lambda_max)),
-        ("log_norm", |l| format_number(l.metrics.log_norm)),
+    ];
+    if wide {
+        columns.extend::<[Column; 3]>([
+            ("rf", |l| l.rf.to_string()),
+            ("lambda_max", |l| format_number(l.metrics.lambda_max)),
+            ("log_norm", |l| format_number(l.metrics.log_norm)),
+        ]);
+    }
+    columns.extend::<[Column; 2]>([
         ("alpha", |l| {
             format_optional(l.power_law.as_ref().map(|f| f.alpha))
         }),
-        ("alpha_w", |l| {
+        ("alpha_weighted", |l| {
             format_optional(l.alpha_metrics.as_ref().map(|m| m.alpha_weighted))
         }),
-        ("D", |l| {
-            format_optional(l.power_law.as_ref().map(|f| f.ks_distance))
-        }),
-        ("stable_rank", |l| format_number(l.metrics.stable_rank)),
-        ("entropy", |l| format_optional(l.metrics.entropy)),
-        ("spikes", |l| {
-            count_cell(l.rmt.marchenko_pastur.as_ref().map(|mp| mp.num_spikes))
-        }),
-        ("spikes_tw", |l| {
+    ]);
+    if wide {
+        columns.extend::<[Column; 4]>([
+            ("D", |l| {
+                format_optional(l.power_law.as_ref().map(|f| f.ks_distance))
+            }),
+            ("stable_rank", |l| format_number(l.metrics.stable_rank)),
+            ("entropy", |l| format_optional(l.metrics.entropy)),
+            ("num_spikes", |l| {
+                count_cell(l.rmt.marchenko_pastur.as_ref().map(|mp| mp.num_spikes))
+            }),
+        ]);
+    }
+    columns.extend::<[Column; 2]>([
+        ("num_spikes_tw", |l| {
             count_cell(l.rmt.bulk.as_ref().map(|b| b.num_spikes_tw))
         }),
-        ("tw_p", |l| {
+        ("tw_p_value", |l| {
             format_p_value(l.rmt.bulk.as_ref().map(|b| b.tw_p_value))
         }),
-        ("mmp_frac", |l| {
-            format_optional(l.rmt.modified.as_ref().map(|m| m.mmp_fraction))
-        }),
-        ("p_goe", |l| {
-            format_p_value(l.rmt.spacing.as_ref().map(|s| s.spacing_p_goe))
-        }),
-    ];
+    ]);
+    if wide {
+        columns.extend::<[Column; 2]>([
+            ("mmp_fraction", |l| {
+                format_optional(l.rmt.modified.as_ref().map(|m| m.mmp_fraction))
+            }),
+            ("spacing_p_goe", |l| {
+                format_p_value(l.rmt.spacing.as_ref().map(|s| s.spacing_p_goe))
+            }),
+        ]);
+    }
     let any = |has: fn(&LayerReport) -> bool| analysis.layers.iter().any(has);
     if any(|l| l.randomization.is_some()) {
-        columns.push(("rand_dist", |l| {
+        columns.push(("rand_distance", |l| {
             format_optional(l.randomization.as_ref().map(|r| r.rand_distance))
         }));
-        columns.push(("traps", |l| {
+        columns.push(("num_traps", |l| {
             count_cell(l.randomization.as_ref().map(|r| r.num_traps))
         }));
     }
     if any(|l| l.power_law.as_ref().is_some_and(|f| f.raw_alpha.is_some())) {
-        columns.push(("fingers", |l| {
+        columns.push(("num_fingers", |l| {
             count_cell(l.power_law.as_ref().map(|f| f.num_fingers))
         }));
         columns.push(("raw_alpha", |l| {
@@ -316,15 +364,15 @@ fn analysis_table(analysis: &Analysis) -> String {
         }));
     }
     if any(|l| l.rmt.porter_thomas.is_some()) {
-        columns.push(("pt_rejected", |l| {
+        columns.push(("porter_thomas", |l| {
             l.rmt.porter_thomas.as_ref().map_or_else(
                 || "-".to_string(),
-                |pt| format!("{}/{}", pt.rejected, pt.p_values.len()),
+                |pt| format!("{}/{} rejected", pt.rejected, pt.p_values.len()),
             )
         }));
     }
     if any(|l| l.rmt.semicircle.is_some()) {
-        columns.push(("p_semicircle", |l| {
+        columns.push(("semicircle_ks_p", |l| {
             format_p_value(l.rmt.semicircle.as_ref().map(|s| s.semicircle_ks_p))
         }));
     }
@@ -337,6 +385,12 @@ fn analysis_table(analysis: &Analysis) -> String {
         );
     }
     columns.push(("quality", |l| l.quality.to_string()));
+    let flagged = any(|l| !l.rmt.small_samples.is_empty());
+    if flagged {
+        columns.push(("small_samples", |l| {
+            small_samples_cell(&l.rmt.small_samples)
+        }));
+    }
     let mut table = table::Table::new(columns.iter().map(|(header, _)| *header));
     for layer in &analysis.layers {
         table.push(columns.iter().map(|(_, cell)| cell(layer)).collect());
@@ -370,6 +424,17 @@ fn analysis_table(analysis: &Analysis) -> String {
         if analysis.layers.len() == 1 { "layer has" } else { "layers have" },
         summary.num_spikes_tw,
     ));
+    out.push_str(if wide {
+        "num_spikes counts eigenvalues above the Marchenko-Pastur edge of the entries' variance \
+         (sigma2); num_spikes_tw those beyond the Tracy-Widom threshold of the bulk's own variance \
+         (bulk_sigma2), the test behind quality\n"
+    } else {
+        "num_spikes_tw: eigenvalues beyond the Tracy-Widom edge of the bulk (tw_p_value: that λmax \
+         is that edge); --wide for every column\n"
+    });
+    if flagged {
+        out.push_str(&small_samples_note());
+    }
     if !analysis.blocks.is_empty() {
         let mut blocks =
             table::Table::new(["block", "attention alpha", "layers", "mlp alpha", "layers"]);

@@ -150,6 +150,34 @@ pub struct RmtReport {
     /// The unfolded spacings of every matrix (unit mean each), when asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unit_spacings: Option<Vec<f64>>,
+    /// The statistics above read from fewer than [`FEW_VALUES`] values.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub small_samples: Vec<SmallSample>,
+}
+
+/// The fewest values a fit or test is read from before the report flags it: below about 30 the
+/// asymptotic laws behind its p-value (Kolmogorov-Smirnov, Tracy-Widom at the edge) and the
+/// power-law likelihood are rough guides, not measurements.
+pub const FEW_VALUES: usize = 30;
+
+/// A statistic computed from fewer than [`FEW_VALUES`] values: reported, but flagged, so that
+/// a table and a JSON consumer can tell it from a reliable one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SmallSample {
+    /// The statistic's field name in the JSON (`alpha`, `tw_p_value`, `spacing_p_goe`, …).
+    pub statistic: String,
+    /// How many values it was computed from.
+    pub values: usize,
+}
+
+impl SmallSample {
+    /// The flag for `statistic` when `values` are fewer than [`FEW_VALUES`].
+    pub fn flag(statistic: &str, values: usize) -> Option<Self> {
+        (values < FEW_VALUES).then(|| Self {
+            statistic: statistic.into(),
+            values,
+        })
+    }
 }
 
 /// The Marchenko-Pastur bulk predicted from the entries' variance, in the report's convention.
@@ -346,6 +374,19 @@ pub fn rmt_report(
         porter_thomas(&vectors, options.porter_thomas_window)
     });
     let semicircle = symmetric.and_then(|values| semicircle_report(values, spectrum.n));
+    let levels = spectrum.pooled.len();
+    let small_samples = [
+        bulk.as_ref().map(|_| ("tw_p_value", levels)),
+        modified.as_ref().map(|_| ("mmp_ks_p", levels)),
+        spacing.as_ref().map(|s| ("spacing_p_goe", s.spacing_count)),
+        symmetric
+            .filter(|_| semicircle.is_some())
+            .map(|values| ("semicircle_ks_p", values.len())),
+    ]
+    .into_iter()
+    .flatten()
+    .filter_map(|(statistic, values)| SmallSample::flag(statistic, values))
+    .collect();
     RmtReport {
         marchenko_pastur,
         bulk,
@@ -355,6 +396,7 @@ pub fn rmt_report(
         porter_thomas,
         semicircle,
         unit_spacings: options.keep_spacings.then_some(spacings),
+        small_samples,
     }
 }
 

@@ -434,8 +434,11 @@ fn counts_of_one_are_singular() {
 fn tiny_p_values_print_as_bounds() {
     let model = fixtures::shipped_model("digits_cnn_trained.pt");
     let table = run_ok(&["analyze", model.to_str().unwrap(), "-q"]);
-    let header = table.lines().find(|l| l.starts_with("layer ")).unwrap();
-    let column = header.split_whitespace().position(|h| h == "tw_p").unwrap();
+    let header = table.lines().find(|l| l.starts_with("name ")).unwrap();
+    let column = header
+        .split_whitespace()
+        .position(|h| h == "tw_p_value")
+        .unwrap();
     let cells: Vec<&str> = table
         .lines()
         .filter(|l| l.contains(".weight"))
@@ -447,4 +450,64 @@ fn tiny_p_values_print_as_bounds() {
         !cells.iter().any(|c| c.parse::<f64>() == Ok(0.0)),
         "{cells:?}"
     );
+}
+
+/// The table's headers are the JSON's field names, the default table fits a wide terminal,
+/// `--wide` adds the rest, and statistics from too few values are flagged in both.
+#[test]
+fn table_headers_are_json_names_and_small_samples_are_flagged() {
+    let model = fixtures::shipped_model("digits_cnn_trained.pt");
+    let path = model.to_str().unwrap();
+    let json: Value =
+        serde_json::from_str(&run_ok(&["analyze", path, "-q", "-f", "json", "--vectors"])).unwrap();
+    let layers = json["layers"].as_array().unwrap();
+    let headers = |text: &str| -> Vec<String> {
+        let line = text.lines().find(|l| l.starts_with("name ")).unwrap();
+        line.split_whitespace().map(String::from).collect()
+    };
+    let compact = run_ok(&["analyze", path, "-q", "--vectors"]);
+    let wide = run_ok(&["analyze", path, "-q", "--vectors", "--wide"]);
+    let (compact_headers, wide_headers) = (headers(&compact), headers(&wide));
+    assert!(wide_headers.len() > compact_headers.len() + 5);
+    for header in &wide_headers {
+        assert!(
+            layers.iter().any(|l| l.get(header).is_some()),
+            "the table's {header} is not a JSON field"
+        );
+    }
+    let table_width = compact
+        .lines()
+        .filter(|l| l.starts_with("conv") || l.starts_with("fc"))
+        .map(|l| l.chars().count())
+        .max()
+        .unwrap();
+    assert!(table_width <= 160, "{table_width} columns:\n{compact}");
+    // conv1 has 9 eigenvalues and an 8-value tail: flagged in the JSON and the table.
+    let flags: Vec<(String, u64)> = layers[0]["small_samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["statistic"].as_str().unwrap().to_string(),
+                f["values"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert!(flags.contains(&("alpha".into(), 8)), "{flags:?}");
+    assert!(flags.contains(&("tw_p_value".into(), 9)), "{flags:?}");
+    assert!(
+        layers[2].get("small_samples").is_none(),
+        "fc1 has 256 values"
+    );
+    let conv1 = compact.lines().find(|l| l.starts_with("conv1")).unwrap();
+    assert!(
+        conv1.contains("alpha(8)") && conv1.contains("tw_p_value(9)"),
+        "{conv1}"
+    );
+    assert!(compact.contains("fewer than 30 values"));
+    assert!(wide.contains("num_spikes counts eigenvalues above the Marchenko-Pastur edge"));
+    let refused = run(&["analyze", path, "-q", "--wide", "-f", "csv"]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--wide widens the table"));
 }

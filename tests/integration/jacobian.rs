@@ -590,3 +590,33 @@ fn the_table_reads_chi() {
     assert!(reading.contains(expected), "χ = {chi}: {reading}");
     assert!(reading.contains("Pennington, Schoenholz & Ganguli 2017"));
 }
+
+/// Tracy-Widom on a Jacobian with 10 outputs is flagged, in the JSON and the table, as read
+/// from 10 values.
+#[test]
+fn tests_on_few_singular_values_are_flagged() {
+    let model = fixtures::shipped_model("digits_mlp_trained.pt");
+    let batch = fixtures::shipped_model("digits_mlp_batch.pt");
+    let args = [
+        "jacobian",
+        model.to_str().unwrap(),
+        "--input",
+        batch.to_str().unwrap(),
+        "--samples",
+        "2",
+        "-q",
+    ];
+    let json: serde_json::Value =
+        serde_json::from_str(&run_ok(&[&args[..], &["-f", "json"]].concat())).unwrap();
+    let flags = &json["samples"][0]["small_samples"];
+    assert!(
+        flags
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["statistic"] == "tw_p_value" && f["values"] == 10),
+        "{flags}"
+    );
+    let table = run_ok(&args);
+    assert!(table.contains("tw_p_value(10)"), "{table}");
+}
