@@ -26,11 +26,22 @@ SUMMARY FIELDS (for --rank-by and --fail-if; the names of analyze's JSON summary
   mp_softrank (means over layers), num_spikes_tw, layers_with_tw_spikes, random_like,
   well_trained, over_trained, under_trained, fit_failed (counts)
 
-EXIT CODES: 0 every model healthy, 1 a --fail-if rule violated, 2 a model could not be analysed
-(or the command itself failed: no models, a bad rule, an incomplete set of shards).
+RULES (--fail-if, one per line in a --policy file; a model violating any is unhealthy):
+  alpha>6                a summary field compared with a number (OP: > >= < <= == !=)
+  max_alpha>6            the largest value of a layer field (any numeric field of analyze's
+  min_stable_rank<2      layer records); min_ the smallest
+  any(alpha>6)           at least one layer meets the condition
+  count(alpha>6)>=2      the number of layers meeting it, compared
+  layers=REGEX:RULE      RULE read on the layers whose name matches REGEX only, e.g.
+                         layers=attention:any(alpha>6), layers=mlp:under_trained>=1
+Without any rule the verdict is \"no policy\": the models are ranked, not judged.
+
+EXIT CODES: 0 no rule violated, 1 a rule violated, 2 a model could not be analysed (or the
+command itself failed: no models, a bad rule, an incomplete set of shards).
 
 EXAMPLES:
   rmt-torch zoo checkpoints/ --fail-if 'alpha>6' --fail-if 'over_trained>0'
+  rmt-torch zoo llms/ --fail-if 'layers=attn:any(alpha>6)' --fail-if 'count(alpha<2)>=3'
   rmt-torch zoo models/*.safetensors --rank-by alpha_weighted -f json -o zoo.json
   rmt-torch zoo zoo/ --shard 3/16 --fail-if 'alpha>6' -f json -o shard-3.json
   rmt-torch zoo merge shard-*.json            # all 16 shards: one ranked report, one exit code")]
@@ -49,8 +60,10 @@ pub struct ZooArgs {
     /// Larger values first.
     #[arg(long)]
     descending: bool,
-    /// A rule that marks a model unhealthy when true: FIELD OP VALUE with OP one of
-    /// > >= < <= == != and VALUE a finite number (repeatable).
+    /// A rule that marks a model unhealthy when true (repeatable): FIELD OP VALUE with OP one
+    /// of > >= < <= == != and VALUE a finite number, FIELD a summary field or max_/min_ of a
+    /// layer field; any(COND), count(COND) OP VALUE; layers=REGEX: before any of them (RULES
+    /// below).
     #[arg(long, value_name = "RULE")]
     fail_if: Vec<Rule>,
     /// A policy file: one rule per line, `#` comments.

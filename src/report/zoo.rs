@@ -12,21 +12,22 @@ impl Render for ZooReport {
     fn table(&self) -> String {
         let mut table = Table::new([
             "rank",
-            "model",
+            "path",
             "layers",
-            "random",
+            "random_like",
             "alpha",
-            "alpha_w",
+            "alpha_weighted",
             "log_norm",
-            "over",
-            "under",
-            "failed",
-            "spikes_tw",
+            "over_trained",
+            "under_trained",
+            "fit_failed",
+            "num_spikes_tw",
             "verdict",
         ]);
         for (rank, entry) in self.models.iter().enumerate() {
             let verdict = match entry.verdict {
                 Verdict::Healthy => "healthy".to_string(),
+                Verdict::NoPolicy => "no policy".to_string(),
                 Verdict::Violated => {
                     let violations: Vec<String> =
                         entry.violations.iter().map(Rule::to_string).collect();
@@ -54,17 +55,24 @@ impl Render for ZooReport {
                 verdict,
             ]);
         }
+        let judged = if self.rules.is_empty() {
+            "no policy (--fail-if, --policy), so none judged healthy or not".to_string()
+        } else {
+            format!(
+                "{} healthy, {} violate the policy",
+                self.healthy, self.violated
+            )
+        };
         format!(
-            "{}{} ranked by {}{}: {} healthy, {} violate the policy, {} could not be analysed, {} not models{}\n",
+            "{}{} ranked by {}{}: {judged}, {} could not be analysed, {} not models{}\n",
             table.render(),
             counted(self.models.len(), "model", "models"),
             self.rank_by,
             if self.descending { " (descending)" } else { "" },
-            self.healthy,
-            self.violated,
             self.errors,
             self.not_models,
-            self.shard.map_or(String::new(), |s| format!(" (shard {s})")),
+            self.shard
+                .map_or(String::new(), |s| format!(" (shard {s})")),
         )
     }
 

@@ -1,11 +1,13 @@
-//! Policies: rules over a [`ModelSummary`] that mark a model unhealthy. One implementation for
+//! Policies: rules over a model's summary and its layers that mark a model unhealthy. One implementation for
 //! `zoo --fail-if`/`--policy` and for a service that gates a deployment on its model's spectra
 //! ([`check`]).
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::analysis::{analyze, Analysis, AnalyzeOptions, ModelSummary, SummaryField};
+use crate::analysis::{
+    analyze, Analysis, AnalyzeOptions, LayerReport, ModelSummary, SummaryField, LAYER_FIELDS,
+};
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::option_names::{option_names, serde_as_text, OptionNames};
@@ -50,16 +52,126 @@ impl Comparison {
     }
 }
 
-/// A policy rule `FIELD OP VALUE`, e.g. `alpha>6`: violated when it holds. Written and read as
-/// that text (in policy files, on the command line, in JSON).
+/// Layer fields that hold no single number, which per-layer rules cannot compare.
+const NOT_NUMBERS: &[&str] = &[
+    "name",
+    "kind",
+    "role",
+    "shape",
+    "dtype",
+    "fit_method",
+    "quality",
+    "warning",
+    "porter_thomas",
+    "eigenvalues",
+    "number_variance",
+    "unit_spacings",
+    "small_samples",
+];
+
+/// A layer record's numeric field (one of [`LAYER_FIELDS`] holding a number), by its JSON name.
+fn layer_field(name: &str) -> Option<&'static str> {
+    LAYER_FIELDS
+        .iter()
+        .copied()
+        .find(|field| *field == name && !NOT_NUMBERS.contains(field))
+}
+
+/// `FIELD OP VALUE` on one layer's field: the condition of `any(…)` and `count(…)`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Rule {
-    /// The summary field compared.
-    pub field: SummaryField,
+pub struct LayerCondition {
+    /// The layer record's field, its JSON name.
+    pub field: &'static str,
     /// The comparison.
+    pub comparison: Comparison,
+    /// The threshold.
+    pub value: f64,
+}
+
+impl LayerCondition {
+    /// Whether `layer` meets the condition (a layer without the field does not).
+    fn holds(&self, layer: &serde_json::Value) -> bool {
+        layer[self.field]
+            .as_f64()
+            .is_some_and(|value| self.comparison.holds(value, self.value))
+    }
+}
+
+/// What a rule measures on a model.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Measure {
+    /// A field of the summary of the layers in scope (a mean or a count): `alpha`, `under_trained`.
+    Summary(SummaryField),
+    /// The largest value of a layer field over the layers in scope: `max_alpha`.
+    Max(&'static str),
+    /// The smallest: `min_alpha`.
+    Min(&'static str),
+    /// How many layers in scope meet a condition: `count(alpha>6)`.
+    Count(LayerCondition),
+    /// Whether any layer in scope meets it: `any(alpha>6)`, which is `count(alpha>6)>=1`.
+    Any(LayerCondition),
+}
+
+/// The layers a rule reads: those whose name the regular expression matches (`layers=REGEX:`).
+#[derive(Debug, Clone)]
+pub struct LayerScope(regex::Regex);
+
+impl PartialEq for LayerScope {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_str() == other.0.as_str()
+    }
+}
+
+/// A policy rule, violated when it holds. Written and read as text (in policy files, on the
+/// command line, in JSON):
+/// - `alpha>6`: a field of the model's summary (means and counts over its layers);
+/// - `max_alpha>6`, `min_stable_rank<2`: the largest or smallest value of a layer field;
+/// - `any(alpha>6)`: some layer has α > 6; `count(alpha>6)>=2`: at least two do;
+/// - `layers=REGEX:` before any of them reads only the layers whose name matches, e.g.
+///   `layers=attention:any(alpha>6)` or `layers=mlp:under_trained>=1`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    /// The layers it reads; `None`: all of them.
+    pub scope: Option<LayerScope>,
+    /// What it measures.
+    pub measure: Measure,
+    /// The comparison of the measure with the threshold.
     pub comparison: Comparison,
     /// The threshold, a finite number.
     pub value: f64,
+}
+
+/// `FIELD OP VALUE` split into its parts, the field still text; errors say what is missing.
+fn split_comparison(text: &str) -> std::result::Result<(&str, Comparison, f64), String> {
+    let at = text.find(['>', '<', '=', '!']).ok_or_else(|| {
+        format!(
+            "needs an operator: FIELD OP VALUE with OP one of {}",
+            Comparison::NAMES.join(" ")
+        )
+    })?;
+    let (field, rest) = text.split_at(at);
+    let operator_length = rest
+        .chars()
+        .take_while(|c| matches!(c, '>' | '<' | '=' | '!'))
+        .count();
+    let (operator, value) = rest.split_at(operator_length);
+    let comparison = operator.parse().map_err(|_| {
+        format!(
+            "unknown operator '{operator}' (one of {})",
+            Comparison::NAMES.join(" ")
+        )
+    })?;
+    match value.trim().parse::<f64>() {
+        Ok(value) if value.is_finite() => Ok((field.trim(), comparison, value)),
+        _ => Err(format!("'{}' is not a finite number", value.trim())),
+    }
+}
+
+/// The layer field `name`, or why it is not one.
+fn parse_layer_field(name: &str) -> std::result::Result<&'static str, String> {
+    layer_field(name).ok_or_else(|| {
+        format!("'{name}' is not a numeric layer field (analyze's JSON names: alpha, alpha_weighted, stable_rank, num_spikes_tw, …)")
+    })
 }
 
 impl std::str::FromStr for Rule {
@@ -68,42 +180,65 @@ impl std::str::FromStr for Rule {
     fn from_str(text: &str) -> Result<Self> {
         let text = text.trim();
         let invalid = |reason: String| Error::InvalidOption(format!("rule '{text}': {reason}"));
-        let at = text.find(['>', '<', '=', '!']).ok_or_else(|| {
-            invalid(format!(
-                "needs an operator: FIELD OP VALUE with OP one of {}",
-                Comparison::NAMES.join(" ")
-            ))
-        })?;
-        let (field, rest) = text.split_at(at);
-        let operator_length = rest
-            .chars()
-            .take_while(|c| matches!(c, '>' | '<' | '=' | '!'))
-            .count();
-        let (operator, value) = rest.split_at(operator_length);
-        let field = field.trim().parse().map_err(|_| {
-            invalid(format!(
-                "unknown field '{}' (one of {})",
-                field.trim(),
-                SummaryField::NAMES.join(", ")
-            ))
-        })?;
-        let comparison = operator.parse().map_err(|_| {
-            invalid(format!(
-                "unknown operator '{operator}' (one of {})",
-                Comparison::NAMES.join(" ")
-            ))
-        })?;
-        let value = match value.trim().parse::<f64>() {
-            Ok(value) if value.is_finite() => value,
-            _ => {
-                return Err(invalid(format!(
-                    "'{}' is not a finite number",
-                    value.trim()
-                )))
+        let (scope, body) = match text.strip_prefix("layers=") {
+            Some(rest) => {
+                let colon = rest
+                    .rfind(':')
+                    .ok_or_else(|| invalid("layers=REGEX: needs a colon before the rule".into()))?;
+                let pattern = regex::Regex::new(&rest[..colon])
+                    .map_err(|err| invalid(format!("layers={}: {err}", &rest[..colon])))?;
+                (Some(LayerScope(pattern)), rest[colon + 1..].trim())
             }
+            None => (None, text),
         };
+        let condition = |inner: &str| -> std::result::Result<LayerCondition, String> {
+            let (field, comparison, value) = split_comparison(inner)?;
+            Ok(LayerCondition {
+                field: parse_layer_field(field)?,
+                comparison,
+                value,
+            })
+        };
+        let parsed = if let Some(inner) = body.strip_prefix("any(") {
+            let inner = inner
+                .strip_suffix(')')
+                .ok_or_else(|| "any(FIELD OP VALUE) takes nothing after its ')'".to_string());
+            inner
+                .and_then(condition)
+                .map(|c| (Measure::Any(c), Comparison::GreaterOrEqual, 1.0))
+        } else if let Some(inner) = body.strip_prefix("count(") {
+            match inner.find(')') {
+                Some(close) => condition(&inner[..close]).and_then(|c| {
+                    let (rest, comparison, value) = split_comparison(&inner[close + 1..])?;
+                    if rest.is_empty() {
+                        Ok((Measure::Count(c), comparison, value))
+                    } else {
+                        Err(format!("unexpected '{rest}' after count(…)"))
+                    }
+                }),
+                None => Err("count( needs its ')'".into()),
+            }
+        } else {
+            split_comparison(body).and_then(|(field, comparison, value)| {
+                let measure = if let Some(name) = field.strip_prefix("max_") {
+                    Measure::Max(parse_layer_field(name)?)
+                } else if let Some(name) = field.strip_prefix("min_") {
+                    Measure::Min(parse_layer_field(name)?)
+                } else {
+                    Measure::Summary(field.parse().map_err(|_| {
+                        format!(
+                            "unknown field '{field}' (a summary field: {}; max_FIELD or min_FIELD of a layer field; any(…) or count(…))",
+                            SummaryField::NAMES.join(", ")
+                        )
+                    })?)
+                };
+                Ok((measure, comparison, value))
+            })
+        };
+        let (measure, comparison, value) = parsed.map_err(invalid)?;
         Ok(Self {
-            field,
+            scope,
+            measure,
             comparison,
             value,
         })
@@ -112,18 +247,63 @@ impl std::str::FromStr for Rule {
 
 impl std::fmt::Display for Rule {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}{}{}", self.field, self.comparison, self.value)
+        if let Some(LayerScope(pattern)) = &self.scope {
+            write!(f, "layers={}:", pattern.as_str())?;
+        }
+        let condition = |c: &LayerCondition| format!("{}{}{}", c.field, c.comparison, c.value);
+        match &self.measure {
+            Measure::Any(c) => return write!(f, "any({})", condition(c)),
+            Measure::Count(c) => write!(f, "count({})", condition(c))?,
+            Measure::Max(field) => write!(f, "max_{field}")?,
+            Measure::Min(field) => write!(f, "min_{field}")?,
+            Measure::Summary(field) => write!(f, "{field}")?,
+        }
+        write!(f, "{}{}", self.comparison, self.value)
     }
 }
 
 serde_as_text!(Rule);
 
 impl Rule {
-    /// Whether `summary` violates the rule; a mean over no layer violates nothing.
-    pub fn violated_by(&self, summary: &ModelSummary) -> bool {
-        summary
-            .get(self.field)
+    /// Whether `analysis` violates the rule. A measure over no layer (a mean, a maximum) is
+    /// absent and violates nothing; a count over no layer is 0.
+    pub fn violated_by(&self, analysis: &Analysis) -> bool {
+        self.measure_of(analysis)
             .is_some_and(|value| self.comparison.holds(value, self.value))
+    }
+
+    /// The rule's measure on `analysis`, `None` when it has none.
+    pub fn measure_of(&self, analysis: &Analysis) -> Option<f64> {
+        let in_scope = |layer: &&LayerReport| {
+            self.scope
+                .as_ref()
+                .is_none_or(|LayerScope(pattern)| pattern.is_match(&layer.name))
+        };
+        if let Measure::Summary(field) = self.measure {
+            return match self.scope {
+                None => analysis.summary.get(field),
+                Some(_) => {
+                    let layers: Vec<LayerReport> =
+                        analysis.layers.iter().filter(in_scope).cloned().collect();
+                    ModelSummary::of(&layers).get(field)
+                }
+            };
+        }
+        let records: Vec<serde_json::Value> = analysis
+            .layers
+            .iter()
+            .filter(in_scope)
+            .filter_map(|layer| serde_json::to_value(layer).ok())
+            .collect();
+        let values = |field: &'static str| records.iter().filter_map(move |r| r[field].as_f64());
+        match self.measure {
+            Measure::Summary(_) => None,
+            Measure::Max(field) => values(field).reduce(f64::max),
+            Measure::Min(field) => values(field).reduce(f64::min),
+            Measure::Count(c) | Measure::Any(c) => {
+                Some(records.iter().filter(|r| c.holds(r)).count() as f64)
+            }
+        }
     }
 }
 
@@ -175,18 +355,22 @@ impl Policy {
         Ok(Self { rules })
     }
 
-    /// The rules `summary` violates, as written.
-    pub fn violations(&self, summary: &ModelSummary) -> Vec<Rule> {
+    /// The rules `analysis` violates, as written.
+    pub fn violations(&self, analysis: &Analysis) -> Vec<Rule> {
         self.rules
             .iter()
-            .copied()
-            .filter(|rule| rule.violated_by(summary))
+            .filter(|rule| rule.violated_by(analysis))
+            .cloned()
             .collect()
     }
 
-    /// The verdict on `summary` and the rules it violates.
-    pub fn judge(&self, summary: &ModelSummary) -> (Verdict, Vec<Rule>) {
-        let violations = self.violations(summary);
+    /// The verdict on `analysis` and the rules it violates: [`Verdict::NoPolicy`] when there
+    /// are no rules, so that an unjudged model is never called healthy.
+    pub fn judge(&self, analysis: &Analysis) -> (Verdict, Vec<Rule>) {
+        if self.rules.is_empty() {
+            return (Verdict::NoPolicy, Vec::new());
+        }
+        let violations = self.violations(analysis);
         let verdict = if violations.is_empty() {
             Verdict::Healthy
         } else {
@@ -202,6 +386,8 @@ impl Policy {
 pub enum Verdict {
     /// No rule violated.
     Healthy,
+    /// Analysed, not judged: the policy has no rules.
+    NoPolicy,
     /// At least one rule violated.
     Violated,
     /// The file could not be analysed.
@@ -225,9 +411,10 @@ pub struct HealthReport {
 }
 
 impl HealthReport {
-    /// True when no rule is violated: a service may serve the model.
+    /// True when no rule is violated: a service may serve the model (a policy without rules
+    /// violates nothing, so it passes too, with [`Verdict::NoPolicy`]).
     pub fn is_healthy(&self) -> bool {
-        self.verdict == Verdict::Healthy
+        matches!(self.verdict, Verdict::Healthy | Verdict::NoPolicy)
     }
 }
 
@@ -244,12 +431,14 @@ impl HealthReport {
 /// assert!(report.is_healthy(), "{:?}", report.violations);
 /// let report = check(&model, &"alpha<2.5".parse::<Policy>()?, &options)?;
 /// assert_eq!(report.violations[0].to_string(), "alpha<2.5");
+/// let report = check(&model, &"layers=fc:any(alpha>1)".parse::<Policy>()?, &options)?;
+/// assert!(!report.is_healthy());
 /// # Ok::<(), rmt_torch::Error>(())
 /// ```
 pub fn check(model: &Model, policy: &Policy, options: &AnalyzeOptions) -> Result<HealthReport> {
     let started = std::time::Instant::now();
     let analysis = analyze(model, options)?;
-    let (verdict, violations) = policy.judge(&analysis.summary);
+    let (verdict, violations) = policy.judge(&analysis);
     Ok(HealthReport {
         verdict,
         violations,
@@ -262,59 +451,75 @@ pub fn check(model: &Model, policy: &Policy, options: &AnalyzeOptions) -> Result
 mod tests {
     use super::*;
 
-    fn summary(alpha: Option<f64>) -> ModelSummary {
-        ModelSummary {
-            alpha,
-            ..ModelSummary::of(&[])
-        }
-    }
-
     #[test]
-    fn rules_parse_print_and_judge() {
-        let rule: Rule = "alpha>6".parse().unwrap();
-        assert_eq!(rule.to_string(), "alpha>6");
-        let at_least: Rule = " over_trained >= 1 ".parse().unwrap();
-        assert_eq!(at_least.comparison, Comparison::GreaterOrEqual);
-        assert!(rule.violated_by(&summary(Some(6.5))));
-        assert!(!rule.violated_by(&summary(Some(6.0))));
-        assert!(!rule.violated_by(&summary(None)));
-        assert!(!at_least.violated_by(&summary(Some(6.5))));
-        let cases = [
-            ("alpha<=2", 2.0, true),
-            ("alpha<2", 2.0, false),
-            ("alpha==2", 2.0, true),
-            ("alpha!=2", 2.0, false),
-            ("alpha>=2", 1.5, false),
-        ];
-        for (text, alpha, violated) in cases {
-            let rule: Rule = text.parse().unwrap();
-            assert_eq!(rule.violated_by(&summary(Some(alpha))), violated, "{text}");
+    fn rules_parse_and_print_as_written() {
+        let rule: Rule = " over_trained >= 1 ".parse().unwrap();
+        assert_eq!(rule.comparison, Comparison::GreaterOrEqual);
+        assert_eq!(rule.to_string(), "over_trained>=1");
+        for text in [
+            "alpha>6",
+            "alpha<=2",
+            "alpha==2",
+            "alpha!=2",
+            "max_alpha>6",
+            "min_stable_rank<2.5",
+            "any(alpha>6)",
+            "count(alpha>6)>=2",
+            "layers=attention:any(alpha>6)",
+            "layers=(?:query|key):max_alpha>6",
+            "layers=mlp:under_trained>=1",
+        ] {
+            let rule: Rule = text.parse().unwrap_or_else(|err| panic!("{text}: {err}"));
             assert_eq!(rule.to_string(), text);
         }
+        let any: Rule = "any(alpha>6)".parse().unwrap();
+        assert_eq!(
+            any.measure,
+            Measure::Any(LayerCondition {
+                field: "alpha",
+                comparison: Comparison::Greater,
+                value: 6.0
+            })
+        );
     }
 
     #[test]
-    fn malformed_rules_are_refused() {
-        for bad in [
-            "alpha",
-            "alpha_mean>6",
-            "alpha=>6",
-            "alpha=6",
-            "alpha<>6",
-            "alpha>six",
-            "alpha>nan",
-            "alpha>inf",
-            ">6",
+    fn malformed_rules_are_refused_with_the_reason() {
+        for (bad, reason) in [
+            ("alpha", "needs an operator"),
+            ("alpha_mean>6", "unknown field"),
+            ("alpha=>6", "unknown operator"),
+            ("alpha=6", "unknown operator"),
+            ("alpha<>6", "unknown operator"),
+            ("alpha>six", "not a finite number"),
+            ("alpha>nan", "not a finite number"),
+            ("alpha>inf", "not a finite number"),
+            (">6", "unknown field"),
+            ("max_quality>1", "not a numeric layer field"),
+            ("max_nonsense>1", "not a numeric layer field"),
+            ("any(alpha>6)>1", "nothing after"),
+            ("count(alpha>6)", "needs an operator"),
+            ("count(alpha>6", "needs its ')'"),
+            ("layers=[:alpha>6", "layers=["),
+            ("layers=attention", "needs a colon"),
         ] {
-            assert!(bad.parse::<Rule>().is_err(), "{bad}");
+            let err = bad.parse::<Rule>().unwrap_err().to_string();
+            assert!(err.contains(reason), "{bad}: {err}");
         }
     }
 
     #[test]
     fn rules_round_trip_through_json() {
-        let rules: Vec<Rule> = vec!["alpha>6".parse().unwrap(), "fit_failed!=0".parse().unwrap()];
+        let rules: Vec<Rule> = vec![
+            "alpha>6".parse().unwrap(),
+            "fit_failed!=0".parse().unwrap(),
+            "layers=fc:count(alpha>6)>=2".parse().unwrap(),
+        ];
         let json = serde_json::to_string(&rules).unwrap();
-        assert_eq!(json, r#"["alpha>6","fit_failed!=0"]"#);
+        assert_eq!(
+            json,
+            r#"["alpha>6","fit_failed!=0","layers=fc:count(alpha>6)>=2"]"#
+        );
         assert_eq!(serde_json::from_str::<Vec<Rule>>(&json).unwrap(), rules);
     }
 }

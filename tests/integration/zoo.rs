@@ -3,7 +3,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::fixtures::{self, run};
+use crate::fixtures::{self, run, run_ok};
 
 /// A zoo of 12 model files in mixed formats (TorchScript, torch.save, safetensors; one in a
 /// subdirectory, one corrupt), a saved input batch (a bare 4-D tensor, no model) and a text
@@ -213,14 +213,14 @@ fn shards_cover_every_model_once_and_merge_to_the_whole() {
     );
     let old = shard_files[0].with_extension("v2.json");
     let text = std::fs::read_to_string(&shard_files[0]).unwrap();
-    std::fs::write(&old, text.replace("rmt-torch/zoo/v3", "rmt-torch/zoo/v2")).unwrap();
+    std::fs::write(&old, text.replace("rmt-torch/zoo/v4", "rmt-torch/zoo/v3")).unwrap();
     let directory = shard_files[0].parent().unwrap().to_str().unwrap();
     for (reports, expected) in [
         (vec![first, first, second], "given twice"),
         (vec![first, second], "2/3 missing"),
         (
             vec![old.to_str().unwrap(), second],
-            "a rmt-torch/zoo/v2 report; this version merges",
+            "a rmt-torch/zoo/v3 report; this version merges",
         ),
         (vec![directory, second], "not a regular file"),
     ] {
@@ -355,4 +355,87 @@ fn slurm_array_shards_merge_into_the_single_run() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("match the single run"), "{stdout}");
     assert!(stdout.contains("failed task refused"), "{stdout}");
+}
+
+/// Per-layer rules (`any`, `count`, `max_`/`min_`, `layers=REGEX:`) judge a model by its layers,
+/// as the layer records say, with exit code 1 when violated; without rules nothing is judged.
+#[test]
+fn per_layer_rules_judge_the_layers() {
+    let dir = fixtures::root().join("target").join("test-zoo-layer-rules");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(
+        fixtures::shipped_model("digits_cnn_trained.pt"),
+        dir.join("cnn.pt"),
+    )
+    .unwrap();
+    let (dir_text, cache) = (dir.to_str().unwrap(), dir.join("cache"));
+    let cache = cache.to_str().unwrap();
+    let (code, report) = zoo(&[dir_text, "--cache", cache]);
+    assert_eq!(code, Some(0));
+    assert_eq!(report["models"][0]["verdict"], "no_policy");
+    assert_eq!(report["healthy"], 0);
+    let table = run_ok(&["zoo", dir_text, "--cache", cache, "-q"]);
+    assert!(table.contains("no policy"), "{table}");
+    let layers = report["models"][0]["analysis"]["layers"]
+        .as_array()
+        .unwrap();
+    let alpha = |pattern: &str| -> Vec<f64> {
+        layers
+            .iter()
+            .filter(|l| l["name"].as_str().unwrap().starts_with(pattern))
+            .filter_map(|l| l["alpha"].as_f64())
+            .collect()
+    };
+    let all = alpha("");
+    let max = all.iter().copied().fold(f64::MIN, f64::max);
+    let min = all.iter().copied().fold(f64::MAX, f64::min);
+    let count_above = |x: f64| all.iter().filter(|&&a| a > x).count();
+    let over_in_fc = layers
+        .iter()
+        .filter(|l| l["name"].as_str().unwrap().starts_with("fc"))
+        .filter(|l| l["quality"] == "over-trained")
+        .count();
+    let cases: Vec<(String, bool)> = vec![
+        (format!("any(alpha>{})", max - 0.01), true),
+        (format!("any(alpha>{})", max + 0.01), false),
+        (format!("count(alpha>2)>={}", count_above(2.0)), true),
+        (format!("count(alpha>2)>={}", count_above(2.0) + 1), false),
+        (format!("max_alpha>{}", max - 0.01), true),
+        (format!("min_alpha<{}", min - 0.01), false),
+        (format!("min_alpha<{}", min + 0.01), true),
+        (
+            format!(
+                "layers=^fc:max_alpha>{}",
+                alpha("fc").iter().copied().fold(f64::MIN, f64::max) + 0.01
+            ),
+            false,
+        ),
+        (
+            format!(
+                "layers=^conv:max_alpha>{}",
+                alpha("conv").iter().copied().fold(f64::MIN, f64::max) - 0.01
+            ),
+            true,
+        ),
+        ("layers=^fc:over_trained>=1".into(), over_in_fc >= 1),
+        ("layers=nothing-matches:any(alpha>0)".into(), false),
+    ];
+    assert!(cases.iter().any(|(_, v)| *v) && cases.iter().any(|(_, v)| !*v));
+    for (rule, violated) in cases {
+        let (code, report) = zoo(&[dir_text, "--cache", cache, "--fail-if", &rule]);
+        let entry = &report["models"][0];
+        assert_eq!(
+            entry["verdict"],
+            if violated { "violated" } else { "healthy" },
+            "{rule}: {entry}"
+        );
+        assert_eq!(code, Some(if violated { 1 } else { 0 }), "{rule}");
+        if violated {
+            assert_eq!(entry["violations"][0], rule.as_str());
+        }
+    }
+    let refused = run(&["zoo", dir_text, "--fail-if", "max_quality>1"]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("not a numeric layer field"));
 }

@@ -160,7 +160,7 @@ fn zoo_entry(path: &Path, options: &ZooOptions, fingerprint: &str) -> ZooEntry {
         }
     };
     let summary = analysis.summary.clone();
-    let (verdict, violations) = options.policy.judge(&summary);
+    let (verdict, violations) = options.policy.judge(&analysis);
     ZooEntry {
         path: path.display().to_string(),
         hash: Some(hash),

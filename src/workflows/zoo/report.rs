@@ -9,7 +9,7 @@ use crate::workflows::health::Rule;
 use super::{Shard, Verdict, ZooEntry};
 
 /// The schema name and version of `zoo`'s JSON.
-pub const ZOO_SCHEMA: &str = "rmt-torch/zoo/v3";
+pub const ZOO_SCHEMA: &str = "rmt-torch/zoo/v4";
 
 /// A zoo run's report: entries ranked, with counts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -26,7 +26,7 @@ pub struct ZooReport {
     pub shard: Option<Shard>,
     /// Entries, ranked (missing values and errors last).
     pub models: Vec<ZooEntry>,
-    /// Healthy models.
+    /// Healthy models (none without rules: their verdict is `no_policy`).
     pub healthy: usize,
     /// Models violating the policy.
     pub violated: usize,
