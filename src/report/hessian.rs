@@ -2,7 +2,7 @@
 use super::table::Table;
 use super::{format_number, Render};
 use crate::error::Result;
-use crate::stats::rmt::bulk_outliers::{BulkFit, BulkOutliers};
+use crate::stats::rmt::bulk_outliers::{BulkFit, BulkOutliers, BulkShape, FITS_WITHIN};
 use crate::workflows::hessian::HessianAnalysis;
 
 /// The top eigenvalues, trace, density and bulk of a loss Hessian.
@@ -126,6 +126,33 @@ fn reading(analysis: &HessianAnalysis) -> Option<String> {
     Some(text)
 }
 
+/// One sentence on what the bulk is: the closer law fits, neither fits, or it sits at 0.
+fn bulk_shape(bulk: &BulkOutliers) -> String {
+    let best = bulk.best();
+    match bulk.shape {
+        BulkShape::Fitted => format!(
+            "bulk: {} fits (Kolmogorov distance {} ≤ {FITS_WITHIN})",
+            best.law,
+            format_number(best.ks_distance)
+        ),
+        BulkShape::NoLawFits => format!(
+            "bulk: neither law fits (Kolmogorov distances {}{} > {FITS_WITHIN}): the edge and the \
+             outliers below are the closer law's, indicative only",
+            format_number(bulk.semicircle.ks_distance),
+            bulk.marchenko_pastur.map_or_else(String::new, |mp| format!(
+                " and {}",
+                format_number(mp.ks_distance)
+            )),
+        ),
+        BulkShape::AtZero => format!(
+            "bulk: it sits at 0 — {:.4} % of the spectrum is numerically zero (flat \
+             directions: the operator is of low rank here), so the curvature is the top \
+             eigenvalues, every positive one an outlier",
+            100.0 * best.atom
+        ),
+    }
+}
+
 /// The bulk's two fits, the outliers above the better one's edge and the negative mass.
 fn bulk_lines(bulk: &BulkOutliers) -> String {
     let describe = |fit: &BulkFit| {
@@ -143,9 +170,10 @@ fn bulk_lines(bulk: &BulkOutliers) -> String {
             ),
         };
         format!(
-            "{}{}: {parameters}, support [{}, {}], Kolmogorov distance {}",
+            "{}{}: {parameters}, support {}[{}, {}], Kolmogorov distance {}",
             fit.law,
-            if fit.law == bulk.law { " (better)" } else { "" },
+            if fit.law == bulk.law { " (closer)" } else { "" },
+            if fit.atom > 0.0 { "{0} ∪ " } else { "" },
             format_number(fit.edges.0),
             format_number(fit.edges.1),
             format_number(fit.ks_distance)
@@ -155,6 +183,7 @@ fn bulk_lines(bulk: &BulkOutliers) -> String {
     if let Some(fit) = &bulk.marchenko_pastur {
         lines.push(format!("  {}", describe(fit)));
     }
+    lines.push(bulk_shape(bulk));
     let outliers: Vec<String> = bulk.outliers.iter().map(|&v| format_number(v)).collect();
     lines.push(format!(
         "outliers above the bulk edge {}: {}{}{}",

@@ -7,6 +7,7 @@ use super::{
     small_samples_note, Render,
 };
 use crate::error::Result;
+use crate::stats::rmt::bulk_outliers::BulkShape;
 use crate::workflows::jacobian::{JacobianAnalysis, JacobianLanczosAnalysis, JacobianSummary};
 
 /// The Jacobians' singular values and the RMT suite, one row per sample.
@@ -158,7 +159,7 @@ impl Render for JacobianLanczosAnalysis {
         header.extend(["products".to_string(), "converged".to_string()]);
         let with_bulk = self.density.is_some();
         if with_bulk {
-            header.extend(["bulk law", "bulk edge σ²", "outliers"].map(String::from));
+            header.extend(["bulk", "bulk_edge", "outliers"].map(String::from));
         }
         let mut table = Table::new(header);
         for sample in &self.samples {
@@ -173,7 +174,11 @@ impl Render for JacobianLanczosAnalysis {
             if with_bulk {
                 row.extend(match &sample.bulk {
                     Some(bulk) => [
-                        bulk.law.to_string(),
+                        match bulk.shape {
+                            BulkShape::Fitted => bulk.law.to_string(),
+                            BulkShape::NoLawFits => "no law fits".into(),
+                            BulkShape::AtZero => "at 0".into(),
+                        },
                         format_number(bulk.bulk_edge),
                         format!(
                             "{}{}",
@@ -204,7 +209,9 @@ impl Render for JacobianLanczosAnalysis {
             format_number(self.seconds_per_product),
             table.render()
         ) + if with_bulk {
-            "(outliers: top σ² above the bulk edge; + when all K are: raise --lanczos)\n"
+            "bulk: the law the bulk of σ² fits (Kolmogorov distance ≤ 0.1), `no law fits`, or `at 0` \
+             (numerically zero: J of low rank); outliers: top σ² above bulk_edge, + when all K \
+             are (raise --lanczos)\n"
         } else {
             ""
         }

@@ -454,3 +454,39 @@ fn the_table_reads_the_sharpness_as_a_learning_rate_bound() {
         "{table}"
     );
 }
+
+/// The shipped MLP's cross-entropy Hessian over 16 samples has rank far below its 301 066
+/// parameters (the Gauss-Newton part's is at most 16 × 9): its bulk sits at 0, and the report
+/// says so, counting every positive top eigenvalue as an outlier, rather than fitting a
+/// Marchenko-Pastur "bulk" to the top eigenvalues themselves.
+#[test]
+fn a_low_rank_hessian_is_read_as_a_bulk_at_zero() {
+    let model = fixtures::shipped_model("digits_mlp_trained.pt");
+    let batch = fixtures::shipped_model("digits_mlp_batch.pt");
+    let labels = fixtures::shipped_model("digits_batch_labels.pt");
+    let args = [
+        "hessian",
+        model.to_str().unwrap(),
+        "--input",
+        batch.to_str().unwrap(),
+        "--target",
+        labels.to_str().unwrap(),
+        "--density",
+        "4",
+        "-q",
+    ];
+    let json: Value =
+        serde_json::from_str(&run_ok(&[&args[..], &["-f", "json"]].concat())).unwrap();
+    let bulk = &json["bulk"];
+    assert_eq!(bulk["shape"], "at-zero", "{bulk}");
+    assert_eq!(bulk["bulk_edge"], 0.0);
+    let top: Vec<f64> = floats(&json["top_eigenvalues"])
+        .into_iter()
+        .filter(|&v| v > 0.0)
+        .collect();
+    assert_eq!(floats(&bulk["outliers"]), top);
+    assert!(bulk["marchenko_pastur"]["atom"].as_f64().unwrap() > 0.999);
+    let table = run_ok(&args);
+    assert!(table.contains("bulk: it sits at 0"), "{table}");
+    assert!(!table.contains("(better)"));
+}

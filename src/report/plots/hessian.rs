@@ -3,7 +3,7 @@
 //! the fitted bulk law with its edge.
 use super::series::{Mark, Series, SeriesFigure};
 use crate::report::format_number;
-use crate::stats::rmt::bulk_outliers::BulkLaw;
+use crate::stats::rmt::bulk_outliers::{BulkLaw, BulkShape};
 use crate::workflows::hessian::HessianAnalysis;
 
 /// Densities below this fraction of the peak are drawn at it: the Gaussians' tails would set
@@ -35,10 +35,15 @@ pub fn density_figure(analysis: &HessianAnalysis) -> Option<SeriesFigure> {
         let fit = bulk.best();
         series.push(Series {
             name: format!(
-                "fitted {} (continuous part)",
+                "fitted {} (continuous part){}",
                 match fit.law {
                     BulkLaw::Semicircle => "semicircle",
                     BulkLaw::MarchenkoPastur => "Marchenko-Pastur",
+                },
+                match bulk.shape {
+                    BulkShape::Fitted => "",
+                    BulkShape::NoLawFits => ": closer, but neither law fits",
+                    BulkShape::AtZero => ": the bulk sits at 0",
                 }
             ),
             points: density

@@ -120,12 +120,34 @@ impl BulkFit {
     }
 }
 
+/// The largest Kolmogorov distance at which a law is said to fit the bulk. The nodes are Ritz
+/// values, not independent draws, so there is no p-value to set it by: a tenth of the mass
+/// misplaced is where a fitted density stops looking like the histogram.
+pub const FITS_WITHIN: f64 = 0.1;
+
+/// What the bulk turned out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BulkShape {
+    /// The better law lies within [`FITS_WITHIN`] of the measure.
+    Fitted,
+    /// Both laws lie farther: the bulk is neither; its edge and outliers are indicative.
+    NoLawFits,
+    /// (Nearly) all the spectrum is an atom at 0: Marchenko-Pastur fits with a continuous part
+    /// of fewer eigenvalues than the top ones computed, which is then no bulk but those
+    /// eigenvalues. The operator is numerically of low rank; every positive top eigenvalue
+    /// is an outlier.
+    AtZero,
+}
+
 /// The bulk and the outliers of a spectrum.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BulkOutliers {
     /// The better fit (the smaller Kolmogorov distance), whose upper edge outliers are
     /// counted against.
     pub law: BulkLaw,
+    /// Whether that law fits, fits nothing, or describes a spectrum sitting at 0.
+    pub shape: BulkShape,
     /// The semicircle fit.
     pub semicircle: BulkFit,
     /// The Marchenko-Pastur fit, when the bulk's mean is positive.
@@ -199,6 +221,7 @@ pub fn bulk_and_outliers(
         };
         let mut reading = BulkOutliers {
             law,
+            shape: BulkShape::Fitted,
             semicircle,
             marchenko_pastur,
             bulk_edge: 0.0,
@@ -206,7 +229,19 @@ pub fn bulk_and_outliers(
             more_outliers_possible: false,
             negative_mass,
         };
-        reading.bulk_edge = reading.best().edges.1;
+        let best = *reading.best();
+        let continuous = (1.0 - best.atom) * n;
+        reading.shape = if best.atom > 0.0 && continuous < top.len().max(1) as f64 {
+            BulkShape::AtZero
+        } else if best.ks_distance > FITS_WITHIN {
+            BulkShape::NoLawFits
+        } else {
+            BulkShape::Fitted
+        };
+        reading.bulk_edge = match reading.shape {
+            BulkShape::AtZero => 0.0,
+            _ => best.edges.1,
+        };
         let above = top.iter().take_while(|&&v| v > reading.bulk_edge).count();
         reading.outliers = top[..above].to_vec();
         reading.more_outliers_possible = !top.is_empty() && above == top.len();
@@ -219,7 +254,7 @@ pub fn bulk_and_outliers(
     let mut removed = 0;
     for _ in 0..top.len() {
         let count = reading.outliers.len();
-        if count == removed {
+        if count == removed || reading.shape == BulkShape::AtZero {
             break;
         }
         match read(count) {
@@ -329,6 +364,35 @@ pub(crate) mod tests {
         }
         assert!(!reading.more_outliers_possible);
         assert!((reading.negative_mass - 0.5).abs() < 0.05);
+        assert_eq!(reading.shape, BulkShape::Fitted);
+    }
+
+    /// A spectrum that is neither law (uniform on two separated intervals) is said to be
+    /// neither, and one that is an atom at 0 with a few positive eigenvalues is said to sit at
+    /// 0, every positive eigenvalue an outlier.
+    #[test]
+    fn says_when_no_law_fits_and_when_the_bulk_sits_at_zero() {
+        let values: Vec<f64> = (0..400)
+            .map(|i| {
+                let u = (i % 200) as f64 / 200.0;
+                if i < 200 {
+                    u
+                } else {
+                    5.0 + u
+                }
+            })
+            .collect();
+        let reading = bulk_and_outliers(&measure(&values), &[5.99, 5.98], values.len()).unwrap();
+        assert_eq!(reading.shape, BulkShape::NoLawFits, "{reading:?}");
+        assert!(reading.best().ks_distance > FITS_WITHIN);
+        let mut values = vec![0.0; 100_000];
+        values.extend([0.5, 0.08, 0.05]);
+        let top = [0.5, 0.08, 0.05];
+        let reading = bulk_and_outliers(&measure(&values), &top, values.len()).unwrap();
+        assert_eq!(reading.shape, BulkShape::AtZero, "{reading:?}");
+        assert_eq!(reading.bulk_edge, 0.0);
+        assert_eq!(reading.outliers, top.to_vec());
+        assert!(reading.more_outliers_possible);
     }
 
     /// WᵀW/N of a 150 × 600 Gaussian W (rank 150: Q = 1/4, an atom of 3/4 at 0) plus a spike
@@ -361,6 +425,7 @@ pub(crate) mod tests {
         );
         assert!(fit.ks_distance < 0.05, "{fit:?}");
         assert_eq!(reading.outliers.len(), 1);
+        assert_eq!(reading.shape, BulkShape::Fitted);
         assert!(reading.marchenko_pastur.unwrap().ks_distance < reading.semicircle.ks_distance);
     }
 
