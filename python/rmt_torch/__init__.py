@@ -14,14 +14,14 @@ Options are the CLI's analysis flags as keywords (``layers``, ``conv``, ``conven
 ``precision``, ``device``, ``min_evals``, ``ww_compat``, ``eigenvalues``, ``randomize``, …;
 ``help(rmt_torch.analyze)`` lists them), with the same defaults.
 """
-import difflib
-import json
-import os
-import re
-import threading
-from collections.abc import Mapping
+import difflib as _difflib
+import json as _json
+import os as _os
+import re as _re
+import threading as _threading
+from collections.abc import Mapping as _Mapping
 
-import torch  # first: the extension uses the libtorch this import loads
+import torch as _torch  # first: the extension uses the libtorch this import loads
 
 from . import _rmt_torch
 from ._rmt_torch import DeviceError, Error, FileError, InputError, InternalError, OptionError, TorchError
@@ -48,6 +48,7 @@ def __getattr__(name):
 
 __all__ = [
     "analyze",
+    "describe",
     "esd",
     "jacobian",
     "hessian",
@@ -67,20 +68,39 @@ __all__ = [
 
 
 
+def _readable(name, tensor):
+    """``tensor``, or the error saying why its values cannot be read (named as the CLI would)."""
+    if tensor.is_meta:
+        raise InputError(
+            f"{name}: a tensor on the meta device holds no values (a model built with device='meta' "
+            "or init_empty_weights); load its weights first, e.g. load_state_dict(..., assign=True)"
+        )
+    if tensor.is_quantized:
+        raise InputError(f"{name}: a quantized tensor ({tensor.dtype}); pass its dequantize() to analyse its values")
+    if tensor.layout != _torch.strided:
+        raise InputError(f"{name}: a {tensor.layout} tensor; rmt-torch reads dense weights: pass its to_dense()")
+    return tensor
+
+
 def _named_tensors(obj, prefix=""):
-    """(name, tensor) pairs of a module's parameters or of a (nested) mapping of tensors."""
-    if isinstance(obj, torch.nn.Module):
+    """(name, tensor) pairs of a module's parameters or of a (nested) mapping of tensors; a
+    tensor without readable values (meta, quantized, sparse) is refused by name."""
+    return [(name, _readable(name, tensor)) for name, tensor in _tensor_pairs(obj, prefix)]
+
+
+def _tensor_pairs(obj, prefix):
+    if isinstance(obj, _torch.nn.Module):
         return [(name, p.detach()) for name, p in obj.named_parameters()]
-    if isinstance(obj, Mapping):
+    if isinstance(obj, _Mapping):
         pairs = []
         for key, value in obj.items():
             name = f"{prefix}{key}"
-            if isinstance(value, torch.Tensor):
+            if isinstance(value, _torch.Tensor):
                 pairs.append((name, value.detach()))
-            elif isinstance(value, Mapping):
-                pairs.extend(_named_tensors(value, name + "."))
-            elif isinstance(value, torch.nn.Module):
-                pairs.extend((f"{name}.{inner}", t) for inner, t in _named_tensors(value))
+            elif isinstance(value, _Mapping):
+                pairs.extend(_tensor_pairs(value, name + "."))
+            elif isinstance(value, _torch.nn.Module):
+                pairs.extend((f"{name}.{inner}", t) for inner, t in _tensor_pairs(value, ""))
         return pairs
     raise TypeError(
         f"expected an nn.Module, a mapping of names to tensors or a path, got {type(obj).__name__}"
@@ -107,27 +127,54 @@ class Analysis:
 
     def to_json(self, **kwargs):
         """The analysis as the CLI's JSON text."""
-        return json.dumps(self.record, **kwargs)
+        return _json.dumps(self.record, **kwargs)
 
     def to_pandas(self):
-        """One row per layer (its scalar fields), under the JSON's names, which are
-        WeightWatcher's where it has the quantity (``alpha``, ``alpha_weighted``, ``log_norm``,
-        ``stable_rank``, ``lambda_max``, ``D``, ``xmin``, ``entropy``…), plus its ``longname``
-        (the module's name: the tensor's without ``.weight``) to join on. Needs pandas."""
+        """One row per layer as WeightWatcher's ``details`` DataFrame has it: its columns, in its
+        order, with its names and values (``name`` the module's last part, ``longname`` the
+        module's name, ``layer_type``, ``status``, ``has_esd``, ``warning`` empty where
+        WeightWatcher leaves it empty), then every other scalar of the layer records under the
+        JSON's names (``quality``, ``tw_p_value``, ``num_spikes_tw``…; the tensor's name is
+        ``tensor``). Needs pandas."""
         try:
             import pandas
         except ImportError as err:
             raise ImportError(
                 "Analysis.to_pandas needs pandas: pip install pandas (or rmt-torch[pandas])"
             ) from err
-        rows = [
-            {
-                "longname": layer["name"].removesuffix(".weight"),
-                **{k: v for k, v in layer.items() if not isinstance(v, (list, dict))},
-            }
-            for layer in self.layers
-        ]
+        details = _json.loads(_rmt_torch.weightwatcher_details(self._text()))
+        rows = []
+        for row, layer in zip(details, self.layers):
+            row["has_esd"] = row["has_esd"] == "True"
+            row["tensor"] = layer["name"]
+            for key, value in layer.items():
+                if key not in row and key not in ("name", "warning") and not isinstance(value, (list, dict)):
+                    row[key] = value
+            rows.append(row)
         return pandas.DataFrame(rows)
+
+    def plot(self, directory, formats=("png",), size=(720, 440), scale=1.0):
+        """Writes the figures ``rmt-torch analyze --plots`` draws (the model overview, each
+        layer's ESD with its fits, tail, spacings and number variance) into ``directory``;
+        returns their paths. ``formats``: "png" and/or "svg"; ``size``: one panel's pixels
+        (width, height); ``scale``: everything drawn larger, for print. The analysis must have
+        kept what the figures draw: ``analyze(model, figure_data=True)``."""
+        if isinstance(formats, str):
+            formats = [formats]
+        return _rmt_torch.plot_analysis(self._text(), _os.fspath(directory), list(formats), tuple(size), float(scale))
+
+    def report(self, path, worst=None):
+        """Writes the HTML report ``rmt-torch report`` writes (one self-contained page: summary,
+        layer table, figures) to ``path``; ``worst=K`` draws figures for the K worst layers only.
+        Needs ``analyze(model, figure_data=True)``. Returns ``path``."""
+        _rmt_torch.report_analysis(self._text(), _os.fspath(path), worst)
+        return path
+
+    def _text(self):
+        return _json.dumps(self.record)
+
+    def _repr_html_(self):
+        return _rmt_torch.analysis_html(self._text())
 
     def __repr__(self):
         alpha = self.summary.get("alpha")
@@ -136,7 +183,7 @@ class Analysis:
 
 
 def _keywords(options):
-    return json.dumps(options)
+    return _json.dumps(options)
 
 
 def analyze(obj, *, key=None, label=None, **options):
@@ -160,8 +207,8 @@ def analyze(obj, *, key=None, label=None, **options):
     ``vectors``, ``pt_window``, ``semicircle``. Errors raise :class:`rmt_torch.Error`
     subclasses with the CLI's messages.
     """
-    if isinstance(obj, (str, os.PathLike)):
-        text = _rmt_torch.analyze_path(os.fspath(obj), key, _keywords(options))
+    if isinstance(obj, (str, _os.PathLike)):
+        text = _rmt_torch.analyze_path(_os.fspath(obj), key, _keywords(options))
     else:
         if key is not None:
             raise OptionError("invalid option: key picks a checkpoint entry of a file; index the mapping instead")
@@ -169,11 +216,33 @@ def analyze(obj, *, key=None, label=None, **options):
         devices = {tensor.device for _, tensor in pairs}
         if "device" not in options and len(devices) == 1 and next(iter(devices)).type == "cuda":
             options["device"] = f"cuda:{next(iter(devices)).index or 0}"
-        label = label or (type(obj).__name__ if isinstance(obj, torch.nn.Module) else "<state dict>")
+        label = label or (type(obj).__name__ if isinstance(obj, _torch.nn.Module) else "<state dict>")
         text = _rmt_torch.analyze_tensors(
             label, [name for name, _ in pairs], [tensor for _, tensor in pairs], _keywords(options)
         )
-    return Analysis(json.loads(text))
+    return Analysis(_json.loads(text))
+
+
+def describe(obj, *, key=None, **options):
+    """What ``rmt-torch info`` lists, as a pandas DataFrame: every tensor of ``obj`` (a path, an
+    ``nn.Module`` or a state dict, as :func:`analyze` takes) with its ``name``, ``shape``,
+    ``dtype``, whether it is ``analysed`` and its ``verdict`` (what it is analysed as, or why it
+    is skipped). Selection keywords as :func:`analyze` (``layers``, ``conv``, ``min_evals``…)."""
+    try:
+        import pandas
+    except ImportError as err:
+        raise ImportError("rmt_torch.describe needs pandas: pip install pandas") from err
+    if isinstance(obj, (str, _os.PathLike)):
+        text = _rmt_torch.describe_path(_os.fspath(obj), key, _keywords(options))
+    else:
+        if key is not None:
+            raise OptionError("invalid option: key picks a checkpoint entry of a file; index the mapping instead")
+        pairs = _named_tensors(obj)
+        label = type(obj).__name__ if isinstance(obj, _torch.nn.Module) else "<state dict>"
+        text = _rmt_torch.describe_tensors(
+            label, [name for name, _ in pairs], [tensor for _, tensor in pairs], _keywords(options)
+        )
+    return pandas.DataFrame(_json.loads(text))
 
 
 def esd(obj, layer, **options):
@@ -193,12 +262,12 @@ def esd(obj, layer, **options):
         if not -len(layers) <= layer < len(layers):
             raise IndexError(f"layer {layer}: the model has {len(layers)} analysed layers (0 to {len(layers) - 1})")
         return numpy.asarray(layers[layer]["eigenvalues"], dtype=numpy.float64)
-    options["layers"] = f"^{re.escape(layer)}(\\.weight)?$"
+    options["layers"] = f"^{_re.escape(layer)}(\\.weight)?$"
     try:
         layers = analyze(obj, **options).layers
     except InputError as err:
-        names = [] if isinstance(obj, (str, os.PathLike)) else [n for n, t in _named_tensors(obj) if t.dim() >= 2]
-        close = [n for n in names if n.startswith(layer)][:3] or difflib.get_close_matches(layer, names, n=3)
+        names = [] if isinstance(obj, (str, _os.PathLike)) else [n for n, t in _named_tensors(obj) if t.dim() >= 2]
+        close = [n for n in names if n.startswith(layer)][:3] or _difflib.get_close_matches(layer, names, n=3)
         hint = f" (did you mean {', '.join(repr(n) for n in close)}?)" if close else ""
         raise InputError(f"no weight matrix named {layer!r} or {layer + '.weight'!r}{hint}") from err
     exact = [entry for entry in layers if entry["name"] == layer]
@@ -216,11 +285,11 @@ def jacobian(module, batch, **options):
     (an int or "all"; 32 by default), ``isometry_tolerance``, ``mean_gram``,
     ``singular_values``, ``tw_level``.
     """
-    if not isinstance(batch, torch.Tensor):
+    if not isinstance(batch, _torch.Tensor):
         raise TypeError(f"batch must be a torch.Tensor, got {type(batch).__name__}")
     archive, label = _archive(module, batch[:1])
     text = _rmt_torch.jacobian_module(archive, batch.detach(), label, _keywords(options))
-    return json.loads(text)
+    return _json.loads(text)
 
 
 def hessian(module, inputs, targets, **options):
@@ -241,11 +310,11 @@ def hessian(module, inputs, targets, **options):
     ``device``.
     """
     for name, value in (("inputs", inputs), ("targets", targets)):
-        if not isinstance(value, torch.Tensor):
+        if not isinstance(value, _torch.Tensor):
             raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
     archive, label = _archive(module, inputs[:1])
     text = _rmt_torch.hessian_module(archive, inputs.detach(), targets.detach(), label, _keywords(options))
-    return json.loads(text)
+    return _json.loads(text)
 
 
 def _archive(module, example):
@@ -253,18 +322,18 @@ def _archive(module, example):
     in eval mode, its training flag restored), and its name for reports."""
     import io
 
-    if not isinstance(module, torch.jit.ScriptModule):
-        if not isinstance(module, torch.nn.Module):
+    if not isinstance(module, _torch.jit.ScriptModule):
+        if not isinstance(module, _torch.nn.Module):
             raise TypeError(f"module must be an nn.Module or a ScriptModule, got {type(module).__name__}")
         original, was_training = module, module.training
         original.eval()
         try:
-            with torch.no_grad():
-                module = torch.jit.trace(original, example, check_trace=False)
+            with _torch.no_grad():
+                module = _torch.jit.trace(original, example, check_trace=False)
         finally:
             original.train(was_training)
     buffer = io.BytesIO()
-    torch.jit.save(module, buffer)
+    _torch.jit.save(module, buffer)
     return buffer.getvalue(), getattr(module, "original_name", type(module).__name__)
 
 
@@ -295,12 +364,12 @@ class SpectralMonitor:
         self.background = background
         if sharpness is not None:
             if not (isinstance(sharpness, tuple) and len(sharpness) == 2
-                    and all(isinstance(t, torch.Tensor) for t in sharpness)):
+                    and all(isinstance(t, _torch.Tensor) for t in sharpness)):
                 raise TypeError("sharpness must be a tuple (inputs, targets) of torch.Tensors")
             sharpness = tuple(t.detach() for t in sharpness)
         self._sharpness = sharpness
         self._hessian_keywords = _keywords({"top_k": 1, **(hessian or {})})
-        self._monitor = _rmt_torch.Monitor(_keywords(options), every, None if jsonl is None else os.fspath(jsonl))
+        self._monitor = _rmt_torch.Monitor(_keywords(options), every, None if jsonl is None else _os.fspath(jsonl))
         self._thread = None
         self._error = None
         self._summary = None
@@ -309,11 +378,11 @@ class SpectralMonitor:
     def _run(self, step, pairs, archive):
         try:
             lines, summary = self._monitor.observe(step, [n for n, _ in pairs], [t for _, t in pairs])
-            self._summary = json.loads(summary)
+            self._summary = _json.loads(summary)
             if archive is not None:
                 inputs, targets = self._sharpness
                 lines.append(self._monitor.observe_hessian(step, archive, inputs, targets, self._hessian_keywords))
-            self.records.extend(json.loads(line) for line in lines)
+            self.records.extend(_json.loads(line) for line in lines)
         except Error as err:
             self._error = err
 
@@ -322,13 +391,13 @@ class SpectralMonitor:
         if step % self.every != 0:
             return
         self.finish()
-        with torch.no_grad():
+        with _torch.no_grad():
             pairs = _named_tensors(self.model)
             if self.background:
                 pairs = [(name, tensor.clone()) for name, tensor in pairs]
         archive = None if self._sharpness is None else _archive(self.model, self._sharpness[0][:1])[0]
         if self.background:
-            self._thread = threading.Thread(target=self._run, args=(step, pairs, archive), daemon=True)
+            self._thread = _threading.Thread(target=self._run, args=(step, pairs, archive), daemon=True)
             self._thread.start()
         else:
             self._run(step, pairs, archive)

@@ -7,12 +7,16 @@ use pyo3::prelude::*;
 use pyo3_tch::PyTensor;
 use serde_json::{Map, Value};
 
+use rmt_torch::report::html::{html_report, summary_html, LayerFigures};
+use rmt_torch::report::plots::{write_analysis_figures, FigureFiles, ImageFormat};
 use rmt_torch::workflows::hessian::{HessianOptions, Loss};
 use rmt_torch::workflows::jacobian::{
     analyze_in_memory, Differentiable, JacobianOptions, SampleCount,
 };
 use rmt_torch::workflows::monitor::{json_line, SpectralMonitor};
-use rmt_torch::{analyze, AnalysisRequest, AnalyzeOptions, LayerReport, Model, ModelSummary};
+use rmt_torch::{
+    analyze, Analysis, AnalysisRequest, AnalyzeOptions, LayerReport, Model, ModelSummary,
+};
 
 create_exception!(
     _rmt_torch,
@@ -198,6 +202,105 @@ fn analyze_tensors(
             names.iter().map(String::as_str).zip(&tensors),
         ))
     })
+}
+
+/// The inventory of `model` as `rmt-torch info -f json` lists its tensors, under the
+/// selection the keywords mean.
+fn inventory_json(model: &Model, keywords: &str) -> PyResult<String> {
+    let options = options(keywords)?;
+    let tensors = model.inventory(options.selection());
+    rmt_torch::report::to_json(&tensors).map_err(python_error)
+}
+
+/// The tensors of a model file and what rmt-torch makes of each (`rmt-torch info`), as JSON.
+#[pyfunction]
+#[pyo3(signature = (path, key, keywords))]
+fn describe_path(path: &str, key: Option<&str>, keywords: &str) -> PyResult<String> {
+    inventory_json(
+        &Model::load_entry(path, key).map_err(python_error)?,
+        keywords,
+    )
+}
+
+/// The same for named tensors.
+#[pyfunction]
+fn describe_tensors(
+    label: &str,
+    names: Vec<String>,
+    tensors: Vec<PyTensor>,
+    keywords: &str,
+) -> PyResult<String> {
+    let tensors = unwrapped(tensors);
+    let model = Model::from_tensors(label, names.iter().map(String::as_str).zip(&tensors));
+    inventory_json(&model, keywords)
+}
+
+/// The analysis `analyze` returned as JSON, typed again.
+fn analysis_of(record: &str) -> PyResult<Analysis> {
+    serde_json::from_str(record)
+        .map_err(|err| InternalError::new_err(format!("not an analysis record: {err}")))
+}
+
+/// Writes the figures of `rmt-torch analyze --plots` into `directory`; their paths.
+#[pyfunction]
+fn plot_analysis(
+    py: Python<'_>,
+    record: &str,
+    directory: &str,
+    formats: Vec<String>,
+    size: (u32, u32),
+    scale: f64,
+) -> PyResult<Vec<String>> {
+    let analysis = analysis_of(record)?;
+    let formats = formats
+        .iter()
+        .map(|format| format.parse::<ImageFormat>())
+        .collect::<rmt_torch::Result<Vec<_>>>()
+        .map_err(python_error)?;
+    let mut files = FigureFiles::new(&formats);
+    files.panel_size = size;
+    files.scale = scale;
+    let written = py
+        .allow_threads(|| {
+            write_analysis_figures(&analysis, None, std::path::Path::new(directory), &files)
+        })
+        .map_err(python_error)?;
+    Ok(written
+        .iter()
+        .map(|path| path.display().to_string())
+        .collect())
+}
+
+/// Writes the HTML report of `rmt-torch report` to `path` (figures for the `worst` worst
+/// layers only, when given).
+#[pyfunction]
+#[pyo3(signature = (record, path, worst))]
+fn report_analysis(py: Python<'_>, record: &str, path: &str, worst: Option<usize>) -> PyResult<()> {
+    let analysis = analysis_of(record)?;
+    let figures = worst.map_or(LayerFigures::All, LayerFigures::Worst);
+    let environment = rmt_torch::environment::Environment::detect();
+    let html = py
+        .allow_threads(|| html_report(&analysis, None, None, &environment, figures))
+        .map_err(python_error)?;
+    std::fs::write(path, html).map_err(|source| {
+        python_error(rmt_torch::Error::Io {
+            path: path.into(),
+            source,
+        })
+    })
+}
+
+/// The summary cards and layer table of the HTML report, for a notebook.
+#[pyfunction]
+fn analysis_html(record: &str) -> PyResult<String> {
+    Ok(summary_html(&analysis_of(record)?))
+}
+
+/// The analysis as WeightWatcher's `details` rows (its columns, names and values), as JSON.
+#[pyfunction]
+fn weightwatcher_details(record: &str) -> PyResult<String> {
+    let rows = rmt_torch::report::weightwatcher::details(&analysis_of(record)?);
+    rmt_torch::report::to_json(&rows).map_err(python_error)
 }
 
 /// Keywords of [`jacobian_module`]: `rmt-torch jacobian`'s flags.
@@ -455,6 +558,12 @@ fn _rmt_torch(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(jacobian_module, m)?)?;
     m.add_function(wrap_pyfunction!(hessian_module, m)?)?;
     m.add_function(wrap_pyfunction!(analysis_keywords, m)?)?;
+    m.add_function(wrap_pyfunction!(describe_path, m)?)?;
+    m.add_function(wrap_pyfunction!(describe_tensors, m)?)?;
+    m.add_function(wrap_pyfunction!(plot_analysis, m)?)?;
+    m.add_function(wrap_pyfunction!(report_analysis, m)?)?;
+    m.add_function(wrap_pyfunction!(analysis_html, m)?)?;
+    m.add_function(wrap_pyfunction!(weightwatcher_details, m)?)?;
     m.add_class::<Monitor>()?;
     m.add("Error", py.get_type::<Error>())?;
     m.add("FileError", py.get_type::<FileError>())?;

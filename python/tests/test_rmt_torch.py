@@ -162,6 +162,10 @@ def test_to_pandas_matches_weightwatcher_in_memory(name):
         numpy.testing.assert_allclose(
             ours.loc[theirs.index, column], theirs[column], rtol=1e-10, err_msg=column
         )
+    # Names and labels as WeightWatcher's details has them, not the JSON's.
+    for column in ["name", "layer_type", "status", "has_esd", "warning", "num_evals", "rf"]:
+        assert list(ours.loc[theirs.index, column]) == list(theirs[column]), column
+    assert list(ours.columns[: len(theirs.columns)]) == list(theirs.columns)
 
 
 def test_monitor_records_equal_analyze_and_track_reads_them(tmp_path):
@@ -372,3 +376,58 @@ def test_transformers_trainer_callback_logs_and_writes_what_track_reads(tmp_path
     assert steps == [5, 10, 15, 20], steps
     assert "net.0.weight" in track_reads(jsonl)
     assert any("rmt/alpha" in entry for entry in trainer.state.log_history)
+
+
+def test_the_namespace_holds_only_the_api():
+    public = {name for name in dir(rmt_torch) if not name.startswith("_")}
+    assert public == set(rmt_torch.__all__) - {"LightningSpectralCallback", "TrainerSpectralCallback"}
+    for helper in ("json", "os", "re", "threading", "torch", "difflib", "Mapping"):
+        assert helper not in public
+
+
+def test_plot_and_report_draw_what_the_cli_draws(tmp_path):
+    analysis = rmt_torch.analyze(SHIPPED, device="cpu", figure_data=True)
+    ours = analysis.plot(tmp_path / "ours", formats=("png", "svg"))
+    subprocess.run(
+        [str(CLI), "analyze", str(SHIPPED), "--device", "cpu", "-q", "--plots", str(tmp_path / "cli"),
+         "--plot-format", "png,svg"],
+        check=True, capture_output=True,
+    )
+    assert sorted(Path(p).name for p in ours) == sorted(p.name for p in (tmp_path / "cli").iterdir())
+    assert (tmp_path / "ours" / "model.svg").read_text() == (tmp_path / "cli" / "model.svg").read_text()
+    page = analysis.report(tmp_path / "report.html", worst=2)
+    html = Path(page).read_text()
+    assert html.startswith("<!DOCTYPE html>") and html.count("<svg") >= 3
+    for layer in analysis.layers:
+        assert layer["name"] in html
+    notebook = analysis._repr_html_()
+    assert "<table>" in notebook and all(layer["quality"] in notebook for layer in analysis.layers)
+    with pytest.raises(rmt_torch.OptionError, match="figure_data=True"):
+        rmt_torch.analyze(SHIPPED, device="cpu").plot(tmp_path / "none")
+
+
+def test_describe_is_the_info_inventory():
+    pytest.importorskip("pandas")
+    ours = rmt_torch.describe(SHIPPED, layers="fc")
+    theirs = json.loads(
+        subprocess.run([str(CLI), "info", str(SHIPPED), "--layers", "fc", "-f", "json"],
+                       check=True, capture_output=True, text=True).stdout
+    )["tensors"]
+    assert ours.to_dict("records") == theirs
+    model = torch.nn.Linear(32, 16)
+    frame = rmt_torch.describe(model)
+    assert list(frame["name"]) == ["weight", "bias"] and list(frame["analysed"]) == [True, False]
+
+
+def test_tensors_without_readable_values_are_refused_by_name():
+    with torch.device("meta"):
+        meta = torch.nn.Linear(4, 4)
+    with pytest.raises(rmt_torch.InputError, match="^weight: a tensor on the meta device"):
+        rmt_torch.analyze(meta)
+    with pytest.raises(rmt_torch.InputError, match="^w: a torch.sparse_coo tensor.*to_dense"):
+        rmt_torch.analyze({"w": torch.eye(5).to_sparse()})
+    quantized = torch.quantize_per_tensor(torch.randn(8, 8), 0.1, 0, torch.qint8)
+    with pytest.raises(rmt_torch.InputError, match="^block.w: a quantized tensor.*dequantize"):
+        rmt_torch.analyze({"block": {"w": quantized}})
+    with pytest.raises(rmt_torch.InputError, match="meta device"):
+        rmt_torch.describe(meta)

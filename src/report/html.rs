@@ -39,6 +39,7 @@ pub fn html_report(
     environment: &Environment,
     figures: LayerFigures,
 ) -> Result<String> {
+    crate::report::plots::require_figure_data(analysis)?;
     let mut html = String::with_capacity(1 << 20);
     let title = format!("rmt-torch report: {}", analysis.model);
     let _ = write!(
@@ -239,6 +240,16 @@ fn label_counts(summary: &ModelSummary) -> impl Iterator<Item = (QualityLabel, u
         (QualityLabel::FitFailed, summary.fit_failed),
     ]
     .into_iter()
+}
+
+/// The report's summary cards and layer table without figures, as one HTML fragment: what a
+/// notebook shows for an analysis (Python's `Analysis._repr_html_`).
+pub fn summary_html(analysis: &Analysis) -> String {
+    format!(
+        "<div class=\"rmt-torch\">{}{}</div>",
+        overview(analysis, None),
+        layer_table(&analysis.layers)
+    )
 }
 
 fn overview(analysis: &Analysis, baseline: Option<&Analysis>) -> String {

@@ -192,6 +192,7 @@ pub fn write_analysis_figures(
     directory: &Path,
     files: &FigureFiles,
 ) -> Result<Vec<PathBuf>> {
+    require_figure_data(analysis)?;
     create_directory(directory)?;
     let mut written = write_formats(&model::model_figure(analysis), directory, "model", files)?;
     if let Some(blocks) = model::blocks_figure(analysis) {
@@ -210,6 +211,18 @@ pub fn write_analysis_figures(
         }
     }
     Ok(written)
+}
+
+/// Refuses an analysis that did not keep what its figures draw (each layer's eigenvalues and
+/// spacings), which would otherwise give pages of empty panels.
+pub fn require_figure_data(analysis: &Analysis) -> Result<()> {
+    if analysis.settings.figure_data {
+        return Ok(());
+    }
+    Err(Error::InvalidOption(format!(
+        "the figures of {} draw each layer's eigenvalues and spacings, which its analysis did not keep: analyse it with figure_data (Python: analyze(..., figure_data=True); CLI: --figure-data)",
+        analysis.model
+    )))
 }
 
 /// The singular-value figure of each analysis in `directory`: `jacobian.EXT`, or
