@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::device::device_name;
 use crate::error::{Error, Result};
 use crate::model::layers::{self, SkippedTensor};
-use crate::model::{FileFormat, Model};
+use crate::model::{FileFormat, Model, ROOT_TENSOR_NAME};
 
 mod layer;
 pub mod options;
@@ -69,6 +69,13 @@ pub fn analyze_with_progress(
     mut on_layer: impl FnMut(usize, usize, &str),
 ) -> Result<Analysis> {
     use rayon::prelude::*;
+    if model.is_bare_tensor() && options.selection.name_pattern.is_none() {
+        return Err(Error::NoWeightMatrices(format!(
+            "the file holds one bare tensor (torch.save(tensor)): data such as an input batch, not a \
+             model's weights; to analyse it as a weight matrix anyway, select it by name: \
+             --layers {ROOT_TENSOR_NAME} (Python: layers=\"{ROOT_TENSOR_NAME}\")"
+        )));
+    }
     let device = options.device.resolve()?;
     let (weight_layers, mut skipped) = layers::select(model, &options.selection)?;
     let total = weight_layers.len();

@@ -511,3 +511,22 @@ fn table_headers_are_json_names_and_small_samples_are_flagged() {
     assert_eq!(refused.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("--wide widens the table"));
 }
+
+/// A file holding one bare tensor (a saved input batch) is data, not a model: `analyze` says so,
+/// as `zoo` does, and analyses it only when it is named.
+#[test]
+fn a_bare_tensor_is_refused_unless_named() {
+    let batch = fixtures::shipped_model("digits_batch.pt");
+    let path = batch.to_str().unwrap();
+    let refused = run(&["analyze", path, "-q"]);
+    assert_eq!(refused.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("one bare tensor") && stderr.contains("--layers tensor"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    let named = run_ok(&["analyze", path, "-q", "--layers", "tensor", "-f", "json"]);
+    let json: Value = serde_json::from_str(&named).unwrap();
+    assert_eq!(json["layers"][0]["name"], "tensor");
+}

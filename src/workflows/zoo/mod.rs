@@ -143,7 +143,7 @@ fn zoo_entry(path: &Path, options: &ZooOptions, fingerprint: &str) -> ZooEntry {
                     return unanalysed(
                         Verdict::NotAModel,
                         Some(hash),
-                        "one bare tensor (torch.save(tensor)): data, not a model; `rmt-torch analyze` reads it if it is a weight".into(),
+                        "one bare tensor (torch.save(tensor)): data, not a model; `rmt-torch analyze --layers tensor` reads it if it is a weight".into(),
                     );
                 }
                 other => other,
