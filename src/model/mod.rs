@@ -11,6 +11,7 @@ mod format;
 pub mod fused;
 pub mod layers;
 mod npy;
+mod order;
 mod pickle;
 pub mod roles;
 mod safetensors;
@@ -124,7 +125,8 @@ pub struct Model {
     pub path: PathBuf,
     /// The file's format, detected from its content.
     pub format: FileFormat,
-    /// Its tensors in the file's order.
+    /// Its tensors in the model's order: the file's, or the one its names imply when the file
+    /// lists them by name (safetensors does).
     pub tensors: Vec<NamedTensor>,
     /// Checkpoint entries that are not weight tensors (epochs, optimiser settings, …). Empty
     /// for TorchScript and safetensors files.
@@ -243,7 +245,7 @@ impl Model {
             return Ok(Self {
                 path: path.to_path_buf(),
                 format: FileFormat::CheckpointDirectory,
-                tensors: with_ties(tensors),
+                tensors: with_ties(order::in_model_order(tensors)),
                 other_entries: Vec::new(),
                 directory: Some(layout),
             });
@@ -252,7 +254,7 @@ impl Model {
         Ok(Self {
             path: path.to_path_buf(),
             format,
-            tensors: with_ties(tensors),
+            tensors: with_ties(order::in_model_order(tensors)),
             other_entries,
             directory: None,
         })

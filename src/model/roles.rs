@@ -26,7 +26,7 @@ pub enum Part {
     AttentionOutput,
     /// The MLP's gate projection (gated MLPs: Llama's `gate_proj`, `w1`).
     MlpGate,
-    /// The MLP's up projection.
+    /// The MLP's up projection (with the gate in one matrix: Phi-3's `gate_up_proj`).
     MlpUp,
     /// The MLP's down projection.
     MlpDown,
@@ -138,7 +138,7 @@ pub fn role_of(name: &str) -> Option<Role> {
         "0" if parent == Some("to_out") => Part::AttentionOutput,
         "gate_proj" | "w1" | "wi_0" => Part::MlpGate,
         "up_proj" | "w3" | "fc1" | "c_fc" | "dense_h_to_4h" | "fc_in" | "wi" | "wi_1"
-        | "linear1" => Part::MlpUp,
+        | "linear1" | "gate_up_proj" => Part::MlpUp,
         "dense" if parent == Some("intermediate") => Part::MlpUp,
         "down_proj" | "w2" | "fc2" | "dense_4h_to_h" | "fc_out" | "linear2" => Part::MlpDown,
         "c_proj" | "wo" if in_mlp => Part::MlpDown,
@@ -216,6 +216,7 @@ mod tests {
             ),
             ("model.layers.0.mlp.gate_proj.weight", Some(0), MlpGate),
             ("model.layers.0.mlp.up_proj.weight", Some(0), MlpUp),
+            ("model.layers.0.mlp.gate_up_proj.weight", Some(0), MlpUp),
             ("model.layers.0.mlp.down_proj.weight", Some(0), MlpDown),
             // Meta's Llama
             ("layers.5.attention.wq.weight", Some(5), Query),

@@ -151,7 +151,7 @@ configs = {
     "llama": transformers.LlamaConfig(hidden_size=64, num_attention_heads=4, num_key_value_heads=2,
                                       num_hidden_layers=1, intermediate_size=128, vocab_size=300),
 }
-expected = {"parts": {}, "matrices": {}}
+expected = {"parts": {}, "matrices": {}, "order": {}}
 sigma_max2 = lambda w: torch.linalg.svdvals(w.detach().double()).max().item() ** 2
 for name, config in configs.items():
     torch.manual_seed(0)
@@ -164,6 +164,7 @@ for name, config in configs.items():
             saved[key] = f.get_tensor(key)
     expected["matrices"][name] = {key: sigma_max2(w) for key, w in saved.items() if w.dim() == 2}
     state = model.state_dict()
+    expected["order"][name] = [key for key, w in state.items() if w.dim() == 2]
     parts = {}
     for key, w in model.state_dict().items():
         w = w.detach().double()
@@ -224,6 +225,54 @@ fn save_pretrained_shards_read_whole_and_fused_projections_split() {
         .unwrap();
         let layers = analysis["layers"].as_array().unwrap();
         assert_eq!(layers.len(), weights.as_object().unwrap().len(), "{model}");
+        // The shards list tensors by name; the layers come in the order of the data through
+        // the model: block by block, embeddings before and heads after, attention before the
+        // MLP. That is the module's order (the state_dict's) except where a model declares its
+        // modules otherwise (Phi-3: o_proj before qkv_proj, gate_up_proj after down_proj).
+        let ours: Vec<&str> = layers.iter().map(|l| l["name"].as_str().unwrap()).collect();
+        let in_blocks = |names: Vec<&str>| -> Vec<String> {
+            names
+                .into_iter()
+                .filter(|n| n.split('.').any(|s| s.parse::<u64>().is_ok()))
+                .map(String::from)
+                .collect()
+        };
+        let module_order: Vec<&str> = expected["order"][model]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_str().unwrap())
+            .filter(|n| ours.contains(n))
+            .collect();
+        if model != "phi3" {
+            assert_eq!(in_blocks(ours.clone()), in_blocks(module_order), "{model}");
+        }
+        let flow: Vec<(u64, u8)> = layers
+            .iter()
+            .filter(|l| !l["block"].is_null())
+            .map(|l| {
+                let stage = match l["role"].as_str() {
+                    Some("query" | "key" | "value" | "fused_qkv") => 0,
+                    Some("attention_output") => 1,
+                    Some("mlp_gate" | "mlp_up") => 2,
+                    Some("mlp_down") => 3,
+                    other => panic!("{model}: {other:?} in a block"),
+                };
+                (l["block"].as_u64().unwrap(), stage)
+            })
+            .collect();
+        assert!(flow.windows(2).all(|p| p[0] <= p[1]), "{model}: {ours:?}");
+        let first_block = layers.iter().position(|l| !l["block"].is_null()).unwrap();
+        assert!(
+            layers[..first_block].iter().all(|l| l["role"] != "head"),
+            "{model}: {ours:?}"
+        );
+        assert!(
+            layers[first_block..]
+                .iter()
+                .all(|l| l["role"] != "embedding"),
+            "{model}: {ours:?}"
+        );
         for (name, lambda_max) in weights.as_object().unwrap() {
             layer_with_lambda_max(layers, model, name, lambda_max);
             matrices += 1;
