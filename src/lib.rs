@@ -57,9 +57,9 @@ pub use device::DeviceChoice;
 pub use error::{Error, ErrorKind, Result};
 pub use model::layers::{ConvMode, LayerSelection};
 pub use model::Model;
-#[cfg(feature = "cli")]
-pub use option_names::choice;
 pub use option_names::OptionNames;
+#[cfg(feature = "cli")]
+pub use option_names::{choice, described_choice};
 pub use spectrum::Precision;
 pub use stats::esd::EsdConvention;
 pub use stats::suite::RmtOptions;

@@ -69,3 +69,25 @@ where
     use clap::builder::TypedValueParser;
     clap::builder::PossibleValuesParser::new(T::NAMES).try_map(|name| name.parse::<T>())
 }
+
+/// [`choice`] with each name described in `--help`: `descriptions` in the order of
+/// `T::NAMES`, one each.
+#[cfg(feature = "cli")]
+pub fn described_choice<T>(
+    descriptions: &'static [&'static str],
+) -> impl clap::builder::TypedValueParser<Value = T>
+where
+    T: OptionNames + Clone + Send + Sync + 'static,
+{
+    use clap::builder::{PossibleValue, TypedValueParser};
+    assert_eq!(
+        T::NAMES.len(),
+        descriptions.len(),
+        "one description per name"
+    );
+    let values = T::NAMES
+        .iter()
+        .zip(descriptions)
+        .map(|(name, help)| PossibleValue::new(*name).help(*help));
+    clap::builder::PossibleValuesParser::new(values).try_map(|name| name.parse::<T>())
+}

@@ -57,7 +57,8 @@ pub struct AnalysisRequest {
     pub figure_data: bool,
     /// Also analyse each layer with its entries shuffled: rand_lambda_max, rand_distance (how
     /// far the ESD is from its randomised self) and num_traps (shuffled eigenvalues beyond the
-    /// Marchenko-Pastur edge: large isolated entries); adds rand_dist and traps to the table.
+    /// Marchenko-Pastur edge: large isolated entries); analyze's table shows rand_distance and
+    /// num_traps.
     /// Doubles the cost.
     #[cfg_attr(feature = "cli", arg(long))]
     #[serde(default)]
@@ -70,7 +71,7 @@ pub struct AnalysisRequest {
     pub xmax_drop: Option<usize>,
     /// Clip power-law "fingers": refit without the top 2–9 eigenvalues and keep the first fit
     /// whose α is more than 1 lower (WeightWatcher's fix_fingers='clip_xmax'); adds fingers
-    /// and raw_alpha to the table.
+    /// and raw_alpha to analyze's table.
     #[cfg_attr(feature = "cli", arg(long))]
     #[serde(default)]
     pub clip_fingers: bool,
@@ -168,7 +169,7 @@ pub struct RmtRequest {
     #[cfg_attr(feature = "cli", arg(long, value_name = "LENGTHS"))]
     pub number_variance: Option<Lengths>,
     /// Porter-Thomas test of every right singular vector (entries against N(0, 1/M)); costs an
-    /// eigendecomposition per matrix. Adds pt_rejected to analyze's table; JSON carries the
+    /// eigendecomposition per matrix. Adds porter_thomas to analyze's table; JSON carries the
     /// p-values in ascending-eigenvalue order.
     #[cfg_attr(feature = "cli", arg(long))]
     #[serde(default)]

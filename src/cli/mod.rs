@@ -127,9 +127,59 @@ pub fn command() -> clap::Command {
             })
         }
     };
-    with_defaults(<Cli as clap::CommandFactory>::command())
+    let command = with_defaults(<Cli as clap::CommandFactory>::command())
         .mut_subcommand("jacobian", hide(&["vectors", "pt_window", "semicircle"]))
-        .mut_subcommand("report", hide(&["eigenvalues", "figure_data"]))
+        .mut_subcommand("jacobian", |jacobian| {
+            jacobian.mut_arg("tw_level", |arg| {
+                arg.help(
+                    "False-positive rate of the Tracy-Widom spike count (num_spikes_tw) of each \
+                     sample's σ²: the spectrum of a random Jacobian has spikes with this \
+                     probability [default: 0.05]",
+                )
+            })
+        })
+        .mut_subcommand("report", hide(&["eigenvalues", "figure_data"]));
+    with_csv_rows(command)
+}
+
+/// What one CSV row of each command's output is, for its `--format` help.
+fn csv_row(command: &str) -> &'static str {
+    match command {
+        "analyze" => "one row per layer, its scalar fields (with --ww-compat WeightWatcher's details columns)",
+        "info" => "one row per tensor",
+        "zoo" | "merge" => "one row per model: rank, path, verdict, violations, the summary fields",
+        "jacobian" => "one row per sample (with --each-output per output and sample; with --lanczos its top singular values)",
+        "hessian" => "one row per top eigenvalue: rank, eigenvalue, residual",
+        "dist" => "one row per value evaluated",
+        "track" => "one row per step and layer",
+        _ => "the table's rows",
+    }
+}
+
+/// `command` with each subcommand's `--format` help saying what its CSV rows are (the shared
+/// flag would otherwise describe every command's at once).
+fn with_csv_rows(command: clap::Command) -> clap::Command {
+    let names: Vec<String> = command
+        .get_subcommands()
+        .map(|sub| sub.get_name().to_string())
+        .collect();
+    names.iter().fold(command, |command, name| {
+        command.mut_subcommand(name, |sub| {
+            let sub = if sub.get_arguments().any(|arg| arg.get_id() == "format") && name != "doctor"
+            {
+                sub.mut_arg("format", |arg| {
+                    arg.help(format!(
+                        "Output format: `table` for people, `json` (the full record, documented \
+                         schema) or `csv` ({}; JSON's field names) for machines",
+                        csv_row(name)
+                    ))
+                })
+            } else {
+                sub
+            };
+            with_csv_rows(sub)
+        })
+    })
 }
 
 /// `command` with every analysis option's default, as the library resolves it, added to its
@@ -280,8 +330,7 @@ impl PlotArgs {
 #[derive(Debug, Args)]
 struct OutputArgs {
     /// Output format: `table` for people, `json` (the full record, documented schema) or
-    /// `csv` (one row per item of the result: a layer, a model, a sample, an eigenvalue; JSON's
-    /// field names) for machines.
+    /// `csv` for machines (each command's help says what its rows are).
     #[arg(long, short, value_parser = choice::<OutputFormat>(), default_value_t = OutputFormat::default())]
     format: OutputFormat,
     /// Write to this file instead of standard output.
@@ -346,6 +395,93 @@ mod tests {
             }
             assert!(help.contains(kept), "{name} {kept}");
         }
+    }
+
+    /// The long help of `command` and of every subcommand under it, by path.
+    fn every_help(command: &mut clap::Command, path: &str, out: &mut Vec<(String, String)>) {
+        let path = format!("{path} {}", command.get_name()).trim().to_string();
+        let help = command.render_long_help().to_string();
+        let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+        out.push((path.clone(), help));
+        for sub in command.get_subcommands_mut() {
+            every_help(sub, &path, out);
+        }
+    }
+
+    /// Each command's help describes that command: `--format` says what its own CSV rows are,
+    /// `jacobian` (which has no layers nor convolutions) says nothing of them, and no help
+    /// speaks of table columns that are not that command's.
+    #[test]
+    fn each_command_describes_its_own_flags() {
+        let mut helps = Vec::new();
+        every_help(&mut command(), "", &mut helps);
+        assert!(helps.len() > 15);
+        for (path, help) in &helps {
+            let name = path.rsplit(' ').next().unwrap();
+            assert!(
+                !help.contains("a layer, a model, a sample"),
+                "{path}: the generic --format text"
+            );
+            if help.contains("--format") && name != "doctor" && path != "rmt-torch" {
+                assert!(help.contains(csv_row(name)), "{path}");
+            }
+            for stale in [
+                "rand_dist ",
+                "traps to",
+                "pt_rejected",
+                "p_semicircle",
+                "alpha_w ",
+            ] {
+                assert!(!help.contains(stale), "{path}: {stale}");
+            }
+        }
+        let jacobian = &helps
+            .iter()
+            .find(|(p, _)| p == "rmt-torch jacobian")
+            .unwrap()
+            .1;
+        for foreign in ["convolution", "slices", "per layer", "each layer"] {
+            assert!(!jacobian.contains(foreign), "jacobian: {foreign}");
+        }
+    }
+
+    /// Every possible value of every flag is described: in its own help or named in the
+    /// flag's (`--conv ww` had neither).
+    #[test]
+    fn every_possible_value_is_described() {
+        fn check(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in command
+                .get_arguments()
+                .filter(|arg| arg.get_action().takes_values())
+            {
+                let help = arg
+                    .get_long_help()
+                    .or(arg.get_help())
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                let listed = command
+                    .get_after_long_help()
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                let listed: Vec<&str> = listed
+                    .split(|c: char| c.is_whitespace() || c == ',')
+                    .collect();
+                for value in arg.get_possible_values() {
+                    let described = value.get_help().is_some()
+                        || help.contains(&format!("`{}`", value.get_name()))
+                        || listed.contains(&value.get_name());
+                    if !described && !value.is_hide_set() {
+                        missing.push(format!("{path} --{} {}", arg.get_id(), value.get_name()));
+                    }
+                }
+            }
+            for sub in command.get_subcommands() {
+                check(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        check(&command(), "rmt-torch", &mut missing);
+        assert!(missing.is_empty(), "undescribed values: {missing:#?}");
     }
 
     /// `--help` shows each option's default as the library resolves it.

@@ -28,6 +28,19 @@ pub enum Activation {
     Silu,
 }
 
+impl Activation {
+    /// Each activation's formula, in the order of its names (for `--help`).
+    pub const FORMULAS: [&'static str; 7] = [
+        "max(0, x)",
+        "max(0.01x, x)",
+        "tanh x",
+        "1/(1 + e^{−x})",
+        "erf x",
+        "x·Φ(x), the exact GELU",
+        "x·sigmoid(x), also called swish",
+    ];
+}
+
 option_names!(Activation, "activation", {
     Relu => "relu", LeakyRelu => "leaky_relu", Tanh => "tanh", Sigmoid => "sigmoid",
     Erf => "erf", Gelu => "gelu", Silu => "silu"

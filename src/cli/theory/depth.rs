@@ -1,7 +1,7 @@
 //! `rmt-torch theory depth`.
 use clap::Args;
 
-use rmt_torch::choice;
+use rmt_torch::described_choice;
 use rmt_torch::report::format_number;
 use rmt_torch::report::plots::theory::depth_figures;
 use rmt_torch::report::plots::write_formats;
@@ -17,7 +17,7 @@ use crate::cli::{OutputArgs, PlotArgs};
 )]
 pub struct DepthArgs {
     /// relu, leaky_relu, tanh, sigmoid, erf, gelu, silu (used centred and normalised).
-    #[arg(long, value_parser = choice::<Activation>(), default_value = "tanh")]
+    #[arg(long, value_parser = described_choice::<Activation>(&Activation::FORMULAS), default_value = "tanh")]
     activation: Activation,
     /// Samples n (K is n × n).
     #[arg(long, default_value_t = 512)]

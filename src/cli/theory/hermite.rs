@@ -2,7 +2,7 @@
 use clap::Args;
 
 use rmt_torch::theory::hermite::{hermite_coefficients, Activation};
-use rmt_torch::{choice, OptionNames};
+use rmt_torch::{described_choice, OptionNames};
 
 use super::emit;
 use crate::cli::OutputArgs;
@@ -13,7 +13,7 @@ use crate::cli::OutputArgs;
 )]
 pub struct HermiteArgs {
     /// relu, leaky_relu, tanh, sigmoid, erf, gelu, silu (repeatable; default all).
-    #[arg(long, value_parser = choice::<Activation>())]
+    #[arg(long, value_parser = described_choice::<Activation>(&Activation::FORMULAS))]
     activation: Vec<Activation>,
     /// Highest k.
     #[arg(long, default_value_t = 3)]

@@ -1,7 +1,7 @@
 //! `rmt-torch theory kernel`.
 use clap::Args;
 
-use rmt_torch::choice;
+use rmt_torch::described_choice;
 use rmt_torch::report::format_number;
 use rmt_torch::report::plots::theory::kernel_figure;
 use rmt_torch::report::plots::write_formats;
@@ -17,7 +17,7 @@ use crate::cli::{OutputArgs, PlotArgs};
 )]
 pub struct KernelArgs {
     /// relu, leaky_relu, tanh, sigmoid, erf, gelu, silu.
-    #[arg(long, value_parser = choice::<Activation>(), default_value = "relu")]
+    #[arg(long, value_parser = described_choice::<Activation>(&Activation::FORMULAS), default_value = "relu")]
     activation: Activation,
     /// Sample counts n (= input dimension p), repeatable.
     #[arg(long, default_values_t = [32, 64, 128, 256, 512])]

@@ -1,7 +1,7 @@
 //! `rmt-torch theory preactivation`.
 use clap::Args;
 
-use rmt_torch::choice;
+use rmt_torch::described_choice;
 use rmt_torch::random::SeededNormal;
 use rmt_torch::report::format_number;
 use rmt_torch::report::plots::theory::preactivation_figure;
@@ -18,7 +18,7 @@ use crate::cli::{finite_number, OutputArgs, PlotArgs};
 )]
 pub struct PreactivationArgs {
     /// relu, leaky_relu, tanh, sigmoid, erf, gelu, silu.
-    #[arg(long, value_parser = choice::<Activation>(), default_value = "tanh")]
+    #[arg(long, value_parser = described_choice::<Activation>(&Activation::FORMULAS), default_value = "tanh")]
     activation: Activation,
     /// σ_W²: weights are N(0, σ_W²/fan-in).
     #[arg(value_parser = finite_number, long, default_value_t = 1.0)]

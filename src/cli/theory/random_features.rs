@@ -2,7 +2,7 @@
 use clap::Args;
 
 use rmt_torch::analysis::Lengths;
-use rmt_torch::choice;
+use rmt_torch::described_choice;
 use rmt_torch::report::plots::theory::random_features_figure;
 use rmt_torch::report::plots::write_formats;
 use rmt_torch::report::{format_number, format_optional};
@@ -18,7 +18,7 @@ use crate::cli::{finite_number, OutputArgs, PlotArgs};
 )]
 pub struct RandomFeaturesArgs {
     /// relu or erf (their kernels Φ are known in closed form).
-    #[arg(long, value_parser = choice::<Activation>(), default_value = "relu")]
+    #[arg(long, value_parser = described_choice::<Activation>(&Activation::FORMULAS), default_value = "relu")]
     activation: Activation,
     /// Training samples n.
     #[arg(long, default_value_t = 256)]
