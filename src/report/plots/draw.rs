@@ -181,14 +181,33 @@ impl TickLabels<'_> {
     }
 }
 
-/// A tick name shortened to its last characters.
+/// A tick name within [`NAME_CHARACTERS`]: without `.weight`, then from its block number on
+/// (`…11.attention.output.dense`), then with its middle cut (`…11.atte…output.dense`), so
+/// that the block a layer sits in stays readable.
 fn short_name(name: &str) -> String {
-    let count = name.chars().count();
-    if count <= NAME_CHARACTERS {
+    let name = name.strip_suffix(".weight").unwrap_or(name);
+    let chars = |text: &str| text.chars().count();
+    if chars(name) <= NAME_CHARACTERS {
         return name.to_string();
     }
-    let tail: String = name.chars().skip(count - NAME_CHARACTERS).collect();
-    format!("…{tail}")
+    let segments: Vec<&str> = name.split('.').collect();
+    let from_block = segments
+        .iter()
+        .rposition(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+        .map(|at| segments[at..].join("."));
+    match from_block {
+        Some(rest) if chars(&rest) < NAME_CHARACTERS => format!("…{rest}"),
+        Some(rest) => {
+            let block = rest.split('.').next().unwrap_or_default();
+            let keep = NAME_CHARACTERS.saturating_sub(chars(block) + 3);
+            let tail: String = rest.chars().skip(chars(&rest) - keep).collect();
+            format!("…{block}.…{tail}")
+        }
+        None => {
+            let tail: String = name.chars().skip(chars(name) - NAME_CHARACTERS).collect();
+            format!("…{tail}")
+        }
+    }
 }
 
 /// Writes `names[i]` under x = i of `chart` (drawn on `area`, the chart's whole panel), rotated
@@ -298,5 +317,37 @@ pub(super) fn tick_label(value: &f64) -> String {
         text.trim_end_matches('0').trim_end_matches('.').to_string()
     } else {
         text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{short_name, NAME_CHARACTERS};
+
+    /// Long names keep their block number and their end, and stay distinct.
+    #[test]
+    fn short_names_keep_the_block() {
+        assert_eq!(short_name("fc1.weight"), "fc1");
+        let names: Vec<String> = (0..12)
+            .map(|block| {
+                short_name(&format!(
+                    "encoder.layer.{block}.attention.output.dense.weight"
+                ))
+            })
+            .collect();
+        for (block, name) in names.iter().enumerate() {
+            assert!(name.chars().count() <= NAME_CHARACTERS + 1, "{name}");
+            assert!(name.contains(&format!("…{block}.")), "{name}");
+            assert!(name.ends_with("dense"), "{name}");
+        }
+        let mut unique = names.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), 12);
+        assert_eq!(
+            short_name("model.layers.7.self_attn.q_proj.weight"),
+            "…7.self_attn.q_proj"
+        );
+        assert!(short_name("a_very_long_layer_name_without_any_number.weight").starts_with('…'));
     }
 }
