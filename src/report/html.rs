@@ -6,8 +6,9 @@ use crate::analysis::{Analysis, LayerReport, ModelSummary};
 use crate::environment::Environment;
 use crate::error::Result;
 use crate::report::plots::jacobian::JacobianFigure;
+use crate::report::plots::model::{blocks_figure, model_figure};
 use crate::report::plots::text::html_scripts;
-use crate::report::plots::{layer::layer_figures, model::model_figure, to_svg};
+use crate::report::plots::{layer::layer_figures, to_svg};
 use crate::report::{
     counted, escape, format_number, format_optional, format_p_value, setting_rows,
 };
@@ -50,7 +51,10 @@ pub fn html_report(
         escape(&title),
         escape(&title)
     );
-    html.push_str(&table_of_contents(jacobian.is_some()));
+    html.push_str(&table_of_contents(
+        !analysis.blocks.is_empty(),
+        jacobian.is_some(),
+    ));
     html.push_str("<h2 id=\"summary\">Summary</h2>\n");
     html.push_str(&overview(analysis, baseline));
     html.push_str("<h2 id=\"layers\">Layers</h2>\n");
@@ -58,6 +62,7 @@ pub fn html_report(
     html.push_str("<h2 id=\"across\">Across layers</h2>\n<figure>");
     html.push_str(&to_svg(&model_figure(analysis))?);
     html.push_str("</figure>\n");
+    html.push_str(&blocks_section(analysis)?);
     if let Some(jacobian) = jacobian {
         html.push_str(&jacobian_section(jacobian)?);
     }
@@ -77,7 +82,13 @@ pub fn html_report(
         );
     }
     let open = drawn.len() <= OPEN_SECTIONS;
+    let mut current_block = None;
     for layer in &analysis.layers {
+        if layer.block.is_some() && layer.block != current_block {
+            let block = layer.block.unwrap_or_default();
+            let _ = writeln!(html, "<h3 id=\"block-{block}\">Block {block}</h3>");
+        }
+        current_block = layer.block;
         let with_figures = drawn.contains(&layer.layer_id);
         let _ = write!(
             html,
@@ -139,13 +150,73 @@ pub fn html_report(
     Ok(html)
 }
 
+/// A transformer's blocks: attention against MLP α block by block (figure and table), each
+/// block's labels, and links to its layers' sections. Empty for other models.
+fn blocks_section(analysis: &Analysis) -> Result<String> {
+    let Some(figure) = blocks_figure(analysis) else {
+        return Ok(String::new());
+    };
+    let mut html = String::from(
+        "<h2 id=\"blocks\">Blocks</h2>\n<p>Mean α of each block's attention (query, key, value, \
+         output) and MLP (gate, up, down) weights: a block whose halves part ways, or whose α \
+         leaves 2 ≤ α ≤ 6, is where to look first.</p>\n<figure>",
+    );
+    html.push_str(&to_svg(&figure)?);
+    html.push_str(
+        "</figure>\n<table>\n<tr><th>block</th><th>attention α</th><th>MLP α</th>\
+         <th>labels</th><th class=\"name\">layers</th></tr>\n",
+    );
+    for block in &analysis.blocks {
+        let layers: Vec<&LayerReport> = analysis
+            .layers
+            .iter()
+            .filter(|l| l.block == Some(block.block))
+            .collect();
+        let mut labels: Vec<(QualityLabel, usize)> = Vec::new();
+        for layer in &layers {
+            match labels.iter_mut().find(|(label, _)| *label == layer.quality) {
+                Some((_, count)) => *count += 1,
+                None => labels.push((layer.quality, 1)),
+            }
+        }
+        let labels: Vec<String> = labels
+            .iter()
+            .map(|(label, count)| format!("{count} {label}"))
+            .collect();
+        let links: Vec<String> = layers
+            .iter()
+            .map(|l| {
+                format!(
+                    "<a href=\"#layer-{}\">{}</a>",
+                    l.layer_id,
+                    escape(&l.role.map_or_else(|| l.name.clone(), |r| r.to_string()))
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            html,
+            "<tr><td><a href=\"#block-{0}\">{0}</a></td><td>{1}</td><td>{2}</td><td>{3}</td><td class=\"name\">{4}</td></tr>",
+            block.block,
+            format_optional(block.attention_alpha),
+            format_optional(block.mlp_alpha),
+            labels.join(", "),
+            links.join(" ")
+        );
+    }
+    html.push_str("</table>\n");
+    Ok(html)
+}
+
 /// The links of the sticky table of contents.
-fn table_of_contents(with_jacobian: bool) -> String {
+fn table_of_contents(with_blocks: bool, with_jacobian: bool) -> String {
     let mut entries = vec![
         ("summary", "Summary"),
         ("layers", "Layers"),
         ("across", "Across layers"),
     ];
+    if with_blocks {
+        entries.push(("blocks", "Blocks"));
+    }
     if with_jacobian {
         entries.push(("jacobian", "Jacobian"));
     }

@@ -128,6 +128,33 @@ fn transformer_weights_get_their_block_and_part() {
         ] {
             assert!(figure.contains(text), "{file}: blocks.svg lacks {text}");
         }
+        // The HTML report has a section per block: the figure, a row per block linking to its
+        // layers, and a heading per block among the layers' sections.
+        let page = dir.join(format!("{file}.html"));
+        run_ok(&[
+            "report",
+            path.to_str().unwrap(),
+            "-o",
+            page.to_str().unwrap(),
+            "--figures-for-worst",
+            "1",
+            "-q",
+        ]);
+        let html = std::fs::read_to_string(&page).unwrap();
+        assert!(html.contains("<a href=\"#blocks\">Blocks</a>"), "{file}");
+        assert!(html.contains("α by transformer block"), "{file}");
+        for (index, _) in blocks.iter().enumerate() {
+            assert!(html.contains(&format!("<h3 id=\"block-{index}\">Block {index}</h3>")));
+            assert!(html.contains(&format!("<a href=\"#block-{index}\">{index}</a>")));
+        }
+        for layer in layers.iter().filter(|l| !l["block"].is_null()) {
+            let link = format!(
+                "<a href=\"#layer-{}\">{}</a>",
+                layer["layer_id"],
+                layer["role"].as_str().unwrap()
+            );
+            assert!(html.contains(&link), "{file}: {link}");
+        }
     }
 }
 
