@@ -73,13 +73,16 @@ pub(crate) fn chart_frame<'a, 'b, DB: DrawingBackend>(
     builder
 }
 
-/// Density bars in the data colour, labelled for the legend.
+/// Density bars in the data colour, an entry of `legend`, which keeps clear of them.
 pub(crate) fn draw_bars<'a, DB: DrawingBackend + 'a>(
     chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
     bars: &[(f64, f64, f64)],
     label: String,
+    legend: &mut Legend,
     pen: Pen,
 ) -> DrawResult<DB> {
+    legend.avoid_bars(bars);
+    let label = legend.entry(label);
     chart
         .draw_series(bars.iter().map(|&(left, right, density)| {
             Rectangle::new(
@@ -133,21 +136,120 @@ pub(crate) fn legend_box(
     }
 }
 
-/// The legend of every figure: the series labels in a translucent box at `position`.
-pub(crate) fn draw_legend<'a, DB: DrawingBackend + 'a, X: Ranged, Y: Ranged>(
-    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
-    position: SeriesLabelPosition,
-    pen: Pen,
-) -> DrawResult<DB> {
-    chart
-        .configure_series_labels()
-        .position(position)
-        .margin(pen.px(10))
-        .legend_area_size(pen.px(30))
-        .label_font(pen.font(13))
-        .background_style(WHITE.mix(0.85))
-        .border_style(pen.line(palette::MARKER.mix(0.5), 1))
-        .draw()
+/// A figure's legend: its entries, counted as they are added, and the data it must not cover,
+/// so that it is drawn where it hides no point, bar or line of the chart.
+#[derive(Debug, Default)]
+pub(crate) struct Legend {
+    entries: usize,
+    longest: usize,
+    data: Vec<(f64, f64)>,
+}
+
+impl Legend {
+    /// `label` as an entry of the legend (pass it to `.label()`).
+    pub(crate) fn entry(&mut self, label: impl Into<String>) -> String {
+        let label = label.into();
+        self.entries += 1;
+        self.longest = self.longest.max(label.chars().count());
+        label
+    }
+
+    /// Points of the chart, in its coordinates, the legend must leave visible.
+    pub(crate) fn avoid(&mut self, points: impl IntoIterator<Item = (f64, f64)>) {
+        self.data.extend(points);
+    }
+
+    /// A vertical line at `x` from `y0` to `y1` the legend must leave visible.
+    pub(crate) fn avoid_vertical(&mut self, x: f64, (y0, y1): (f64, f64)) {
+        self.avoid((0..=24).map(|k| (x, y0 + (y1 - y0) * f64::from(k) / 24.0)));
+    }
+
+    /// Bars `(left, right, height)` from 0, bodies included.
+    pub(crate) fn avoid_bars(&mut self, bars: &[(f64, f64, f64)]) {
+        for &(left, right, height) in bars {
+            for k in 0..=6 {
+                let y = height * f64::from(k) / 6.0;
+                self.avoid([(left, y), ((left + right) / 2.0, y), (right, y)]);
+            }
+        }
+    }
+
+    /// The legend's box in pixels drawn, an estimate on the generous side: a line of the
+    /// 13-pixel font per entry, its sample and the longest label's width.
+    fn size(&self, pen: Pen) -> (i32, i32) {
+        (
+            pen.offset(44 + 13 * self.longest as i32 / 2),
+            pen.offset(14 + 17 * self.entries as i32),
+        )
+    }
+
+    /// Where the legend hides the fewest of the chart's points: the first of the corners and
+    /// the top and bottom middles that hides none (upper right first), else the one hiding
+    /// fewest.
+    fn position<DB: DrawingBackend, X: Ranged<ValueType = f64>, Y: Ranged<ValueType = f64>>(
+        &self,
+        chart: &ChartContext<'_, DB, Cartesian2d<X, Y>>,
+        pen: Pen,
+    ) -> SeriesLabelPosition {
+        let (x_pixels, y_pixels) = chart.plotting_area().get_pixel_range();
+        let (width, height) = self.size(pen);
+        let margin = pen.offset(10);
+        let (left, right) = (x_pixels.start + margin, x_pixels.end - margin);
+        let (top, bottom) = (y_pixels.start + margin, y_pixels.end - margin);
+        let middle = (x_pixels.start + x_pixels.end - width) / 2;
+        let candidates = [
+            (SeriesLabelPosition::UpperRight, right - width, top),
+            (SeriesLabelPosition::UpperLeft, left, top),
+            (SeriesLabelPosition::UpperMiddle, middle, top),
+            (
+                SeriesLabelPosition::LowerRight,
+                right - width,
+                bottom - height,
+            ),
+            (SeriesLabelPosition::LowerLeft, left, bottom - height),
+            (SeriesLabelPosition::LowerMiddle, middle, bottom - height),
+        ];
+        let pixels: Vec<(i32, i32)> = self
+            .data
+            .iter()
+            .filter(|(x, y)| x.is_finite() && y.is_finite())
+            .map(|&point| chart.backend_coord(&point))
+            .collect();
+        let hidden = |x0: i32, y0: i32| {
+            pixels
+                .iter()
+                .filter(|&&(x, y)| x >= x0 && x <= x0 + width && y >= y0 && y <= y0 + height)
+                .count()
+        };
+        candidates
+            .into_iter()
+            .map(|(position, x0, y0)| (hidden(x0, y0), position))
+            .min_by_key(|(count, _)| *count)
+            .map_or(SeriesLabelPosition::UpperRight, |(_, position)| position)
+    }
+
+    /// Draws the series labels in a translucent box where they hide least.
+    pub(crate) fn draw<'a, DB, X, Y>(
+        &self,
+        chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+        pen: Pen,
+    ) -> DrawResult<DB>
+    where
+        DB: DrawingBackend + 'a,
+        X: Ranged<ValueType = f64>,
+        Y: Ranged<ValueType = f64>,
+    {
+        let position = self.position(chart, pen);
+        chart
+            .configure_series_labels()
+            .position(position)
+            .margin(pen.px(10))
+            .legend_area_size(pen.px(30))
+            .label_font(pen.font(13))
+            .background_style(WHITE.mix(0.85))
+            .border_style(pen.line(palette::MARKER.mix(0.5), 1))
+            .draw()
+    }
 }
 
 /// How ticks are labelled: at whole numbers only (layer indices, steps, counts), or on the x

@@ -5,8 +5,7 @@ use plotters::prelude::*;
 
 use super::palette::{MARKER, THEORY};
 use super::{
-    chart_frame, density_bars, draw_axes, draw_bars, draw_legend, legend_box, legend_line,
-    TickLabels,
+    chart_frame, density_bars, draw_axes, draw_bars, legend_box, legend_line, Legend, TickLabels,
 };
 use super::{DrawResult, Figure, Pen};
 use crate::report::format_number;
@@ -42,16 +41,17 @@ impl Figure for JacobianFigure<'_> {
             pen,
         )?;
         let tolerance = analysis.isometry_tolerance;
+        let mut legend = Legend::default();
         chart
             .draw_series(std::iter::once(Rectangle::new(
                 [((1.0 - tolerance).max(0.0), 0.0), (1.0 + tolerance, y_hi)],
                 MARKER.mix(0.12).filled(),
             )))?
-            .label(format!(
+            .label(legend.entry(format!(
                 "|σ − 1| ≤ {}: {} of σ",
                 format_number(tolerance),
                 format_number(summary.isometry_fraction)
-            ))
+            )))
             .legend(legend_box(MARKER, pen));
         draw_bars(
             &mut chart,
@@ -63,18 +63,20 @@ impl Figure for JacobianFigure<'_> {
                 format_number(summary.mean_sigma2),
                 format_number(summary.var_sigma2)
             ),
+            &mut legend,
             pen,
         )?;
+        legend.avoid_vertical(1.0, (0.0, y_hi));
         chart
             .draw_series(LineSeries::new(
                 [(1.0, 0.0), (1.0, y_hi)],
                 pen.line(THEORY, 2),
             ))?
-            .label(match summary.median_condition_number {
+            .label(legend.entry(match summary.median_condition_number {
                 Some(c) => format!("σ = 1 (isometry); median σmax/σmin = {}", format_number(c)),
                 None => "σ = 1 (isometry)".to_string(),
-            })
+            }))
             .legend(legend_line(THEORY, pen));
-        draw_legend(&mut chart, SeriesLabelPosition::UpperRight, pen)
+        legend.draw(&mut chart, pen)
     }
 }

@@ -7,7 +7,7 @@ use plotters::prelude::*;
 
 use super::palette::{ALTERNATIVE, BASELINE, DATA, EXTRA, MARKER, THEORY};
 use super::{chart_frame, density_bars, draw_bars, legend_box, legend_line, sampled_curve};
-use super::{draw_axes, draw_legend, plain_mesh, DrawResult, Figure, Pen, TickLabels};
+use super::{draw_axes, plain_mesh, DrawResult, Figure, Legend, Pen, TickLabels};
 use crate::analysis::LayerReport;
 use crate::report::format_number;
 use crate::stats::heavy_tail::power_law::PowerLawFit;
@@ -207,11 +207,13 @@ impl EsdFigure<'_> {
                 .filter(|y| y.is_finite())
                 .fold(0.0, f64::max)
         });
-        let y_hi = if tallest > 0.0 {
+        let data_top = if tallest > 0.0 {
             (tallest * 1.25).max(law_peak.min(3.0 * tallest) * 1.1)
         } else {
             1.0
         };
+        // A band above the data for the legend, which the threshold line stops short of.
+        let y_hi = data_top * 1.35;
         let mut chart =
             chart_frame(area, &self.title, pen).build_cartesian_2d(0.0..hi, 0.0..y_hi)?;
         draw_axes(
@@ -221,55 +223,61 @@ impl EsdFigure<'_> {
             TickLabels::default(),
             pen,
         )?;
+        let mut legend = Legend::default();
         draw_bars(
             &mut chart,
             &bars,
             format!("ESD, {} eigenvalues", self.eigenvalues.len()),
+            &mut legend,
             pen,
         )?;
         if let Some(baseline) = &baseline_bars {
-            let outline = baseline
+            let outline: Vec<(f64, f64)> = baseline
                 .iter()
-                .flat_map(|&(left, right, density)| [(left, density), (right, density)]);
+                .flat_map(|&(left, right, density)| [(left, density), (right, density)])
+                .collect();
+            legend.avoid(outline.iter().copied());
             chart
                 .draw_series(LineSeries::new(outline, pen.line(BASELINE, 2)))?
-                .label("baseline ESD")
+                .label(legend.entry("baseline ESD"))
                 .legend(legend_line(BASELINE, pen));
         }
         if let Some(bulk) = self.bulk {
             let (lo, plus) = bulk.edges();
-            let curve = sampled_curve(|x| bulk.density(x), lo, plus.min(hi), 400, y_hi);
+            let curve = sampled_curve(|x| bulk.density(x), lo, plus.min(hi), 400, data_top);
+            legend.avoid(curve.iter().copied());
             chart
                 .draw_series(LineSeries::new(curve, pen.line(THEORY, 2)))?
-                .label(format!(
+                .label(legend.entry(format!(
                     "Marchenko-Pastur, Q = {}, λ₊ = {}",
                     format_number(bulk.q()),
                     format_number(plus)
-                ))
+                )))
                 .legend(legend_line(THEORY, pen));
         }
         if let Some((threshold, spikes)) = self.tw_threshold.filter(|t| t.0 < hi) {
+            legend.avoid_vertical(threshold, (0.0, data_top));
             chart
                 .draw_series(DashedLineSeries::new(
-                    [(threshold, 0.0), (threshold, y_hi)],
+                    [(threshold, 0.0), (threshold, data_top)],
                     pen.px(6),
                     pen.px(4),
                     pen.line(MARKER, 2),
                 ))?
-                .label(format!(
+                .label(legend.entry(format!(
                     "Tracy-Widom threshold: {spikes} spike{}",
                     if spikes == 1 { "" } else { "s" }
-                ))
+                )))
                 .legend(legend_line(MARKER, pen));
         }
         let beyond = self.eigenvalues.iter().filter(|&&l| l > hi).count();
         if beyond > 0 {
             chart
                 .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())?
-                .label(format!(
+                .label(legend.entry(format!(
                     "{beyond} beyond the axis (right), λmax = {}",
                     format_number(*self.eigenvalues.last().unwrap_or(&0.0))
-                ))
+                )))
                 .legend(|(x, y)| {
                     PathElement::new(
                         vec![
@@ -281,7 +289,7 @@ impl EsdFigure<'_> {
                     )
                 });
         }
-        draw_legend(&mut chart, SeriesLabelPosition::UpperRight, pen)
+        legend.draw(&mut chart, pen)
     }
 }
 
@@ -356,10 +364,12 @@ impl Figure for TailFigure<'_> {
             .filter(|&(i, &l)| i % stride == 0 || l >= self.fit.xmin)
             .map(|(i, &l)| (l, survival(i)))
             .collect();
-        let mut chart = chart_frame(area, &self.title, pen).build_cartesian_2d(
-            (lo * 0.8..hi * 1.25).log_scale(),
-            (0.5 / n..1.5).log_scale(),
-        )?;
+        // Above P = 1 a quarter of the axis (in decades) is left to the legend: the CCDF runs
+        // corner to corner, and the xmin marker stops at it.
+        let bottom = 0.5 / n;
+        let top = (1.0 / bottom).cbrt().max(1.5);
+        let mut chart = chart_frame(area, &self.title, pen)
+            .build_cartesian_2d((lo * 0.8..hi * 1.25).log_scale(), (bottom..top).log_scale())?;
         draw_axes(
             &mut chart,
             "eigenvalue λ",
@@ -367,48 +377,60 @@ impl Figure for TailFigure<'_> {
             TickLabels::default(),
             pen,
         )?;
+        let mut legend = Legend::default();
+        legend.avoid(points.iter().copied());
         chart
             .draw_series(
                 points
                     .iter()
                     .map(|&p| Circle::new(p, pen.px(2), DATA.mix(0.7).filled())),
             )?
-            .label("empirical CCDF")
+            .label(legend.entry("empirical CCDF"))
             .legend(legend_box(DATA, pen));
         let tail_share = self.fit.num_pl_spikes as f64 / n;
         let (xmin, alpha) = (self.fit.xmin, self.fit.alpha);
-        let law = (0..=100).map(|i| {
-            let x = xmin * (self.fit.xmax / xmin).powf(i as f64 / 100.0);
-            (x, tail_share * (x / xmin).powf(1.0 - alpha))
-        });
+        let law: Vec<(f64, f64)> = (0..=100)
+            .map(|i| {
+                let x = xmin * (self.fit.xmax / xmin).powf(i as f64 / 100.0);
+                (x, tail_share * (x / xmin).powf(1.0 - alpha))
+            })
+            .collect();
+        legend.avoid(law.iter().copied());
+        let marker_top = tail_share.max(1.0 / n);
+        legend.avoid((0..=24).map(|k| {
+            (
+                xmin,
+                bottom * (marker_top / bottom).powf(f64::from(k) / 24.0),
+            )
+        }));
         chart
             .draw_series(LineSeries::new(law, pen.line(THEORY, 2)))?
-            .label(format!(
+            .label(legend.entry(format!(
                 "power law α = {} ± {}, D = {}",
                 format_number(alpha),
                 format_number(self.fit.sigma),
                 format_number(self.fit.ks_distance)
-            ))
+            )))
             .legend(legend_line(THEORY, pen));
         chart
             .draw_series(DashedLineSeries::new(
-                [(xmin, 0.5 / n), (xmin, 1.5)],
+                [(xmin, bottom), (xmin, marker_top)],
                 pen.px(6),
                 pen.px(4),
                 pen.line(MARKER, 2),
             ))?
-            .label(format!(
+            .label(legend.entry(format!(
                 "xmin = {} ({} in the tail)",
                 format_number(xmin),
                 self.fit.num_pl_spikes
-            ))
+            )))
             .legend(legend_line(MARKER, pen));
-        draw_legend(&mut chart, SeriesLabelPosition::LowerLeft, pen)
+        legend.draw(&mut chart, pen)
     }
 }
 
 /// Unfolded nearest-neighbour spacings against the GOE Wigner surmise and Poisson, with the
-/// cumulative distributions in an inset (where KS distances are read).
+/// cumulative distributions beside them (where KS distances are read).
 pub struct SpacingFigure<'a> {
     /// Caption.
     pub title: String,
@@ -423,8 +445,10 @@ impl Figure for SpacingFigure<'_> {
         let hi = 4.0;
         let bars = density_bars(self.spacings, 0.0, hi, 40);
         let y_hi = bars.iter().map(|b| b.2).fold(1.05, f64::max) * 1.1;
+        let (width, _) = area.dim_in_pixel();
+        let (main, side) = area.split_horizontally(width * 64 / 100);
         let mut chart =
-            chart_frame(area, &self.title, pen).build_cartesian_2d(0.0..hi, 0.0..y_hi)?;
+            chart_frame(&main, &self.title, pen).build_cartesian_2d(0.0..hi, 0.0..y_hi)?;
         draw_axes(
             &mut chart,
             "unfolded spacing s",
@@ -432,10 +456,12 @@ impl Figure for SpacingFigure<'_> {
             TickLabels::default(),
             pen,
         )?;
+        let mut legend = Legend::default();
         draw_bars(
             &mut chart,
             &bars,
             format!("{} spacings", self.report.spacing_count),
+            &mut legend,
             pen,
         )?;
         let laws = [
@@ -453,21 +479,15 @@ impl Figure for SpacingFigure<'_> {
             ),
         ];
         for (law, color, name, p_value) in laws {
+            let curve = sampled_curve(|s| law.density(s), 0.0, hi, 200, y_hi);
+            legend.avoid(curve.iter().copied());
             chart
-                .draw_series(LineSeries::new(
-                    sampled_curve(|s| law.density(s), 0.0, hi, 200, y_hi),
-                    pen.line(color, 2),
-                ))?
-                .label(format!("{name} (KS p = {})", format_number(p_value)))
+                .draw_series(LineSeries::new(curve, pen.line(color, 2)))?
+                .label(legend.entry(format!("{name} (KS p = {})", format_number(p_value))))
                 .legend(legend_line(color, pen));
         }
-        draw_legend(&mut chart, SeriesLabelPosition::UpperRight, pen)?;
-        let (width, height) = area.dim_in_pixel();
-        let inset = area.clone().shrink(
-            (width as i32 * 55 / 100, height as i32 * 45 / 100),
-            (width * 40 / 100, height * 38 / 100),
-        );
-        self.draw_cumulative(&inset, &laws.map(|(law, color, ..)| (law, color)), pen)
+        legend.draw(&mut chart, pen)?;
+        self.draw_cumulative(&side, &laws.map(|(law, color, ..)| (law, color)), pen)
     }
 }
 
@@ -489,11 +509,11 @@ impl SpacingFigure<'_> {
             .filter(|&(i, &s)| i % stride == 0 && s <= hi)
             .map(|(i, &s)| (s, (i + 1) as f64 / n))
             .collect();
-        area.fill(&WHITE.mix(0.9))?;
         let mut chart = ChartBuilder::on(area)
-            .margin(pen.px(4))
-            .x_label_area_size(pen.px(22))
-            .y_label_area_size(pen.px(30))
+            .caption("cumulative", pen.font(14))
+            .margin(pen.px(12))
+            .x_label_area_size(pen.px(42))
+            .y_label_area_size(pen.px(36))
             .build_cartesian_2d(0.0..hi, 0.0..1.0)?;
         plain_mesh(&mut chart, pen, (10, 11))
             .x_labels(4)
@@ -507,11 +527,6 @@ impl SpacingFigure<'_> {
             ))?;
         }
         chart.draw_series(LineSeries::new(steps, pen.line(DATA, 2)))?;
-        chart.draw_series(std::iter::once(Text::new(
-            "cumulative",
-            (0.1, 0.95),
-            pen.font(11),
-        )))?;
         Ok(())
     }
 }
@@ -543,19 +558,18 @@ impl Figure for NumberVarianceFigure<'_> {
             TickLabels::default(),
             pen,
         )?;
+        let mut legend = Legend::default();
+        let goe = sampled_curve(goe_number_variance, 0.05, l_max, 200, y_hi);
+        let poisson = sampled_curve(|l| l, 0.0, l_max.min(y_hi), 24, y_hi);
+        legend.avoid(goe.iter().chain(&poisson).copied());
+        legend.avoid(self.values.iter().map(|v| (v.length, v.value)));
         chart
-            .draw_series(LineSeries::new(
-                sampled_curve(goe_number_variance, 0.05, l_max, 200, y_hi),
-                pen.line(THEORY, 2),
-            ))?
-            .label("GOE (exact)")
+            .draw_series(LineSeries::new(goe, pen.line(THEORY, 2)))?
+            .label(legend.entry("GOE (exact)"))
             .legend(legend_line(THEORY, pen));
         chart
-            .draw_series(LineSeries::new(
-                sampled_curve(|l| l, 0.0, l_max.min(y_hi), 2, y_hi),
-                pen.line(ALTERNATIVE, 2),
-            ))?
-            .label("Poisson, Σ² = L")
+            .draw_series(LineSeries::new(poisson, pen.line(ALTERNATIVE, 2)))?
+            .label(legend.entry("Poisson, Σ² = L"))
             .legend(legend_line(ALTERNATIVE, pen));
         chart
             .draw_series(
@@ -563,9 +577,9 @@ impl Figure for NumberVarianceFigure<'_> {
                     .iter()
                     .map(|v| Circle::new((v.length, v.value), pen.px(4), DATA.filled())),
             )?
-            .label("layer")
+            .label(legend.entry("layer"))
             .legend(legend_box(DATA, pen));
-        draw_legend(&mut chart, SeriesLabelPosition::UpperLeft, pen)
+        legend.draw(&mut chart, pen)
     }
 }
 
@@ -582,8 +596,9 @@ pub struct PorterThomasFigure<'a> {
 impl Figure for PorterThomasFigure<'_> {
     fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>, pen: Pen) -> DrawResult<DB> {
         let count = self.test.p_values.len().max(1);
+        // p-values fill [0, 1] everywhere: the legend gets the band above 1.
         let mut chart =
-            chart_frame(area, &self.title, pen).build_cartesian_2d(0.0..count as f64, 0.0..1.05)?;
+            chart_frame(area, &self.title, pen).build_cartesian_2d(0.0..count as f64, 0.0..1.45)?;
         draw_axes(
             &mut chart,
             "eigenvector rank (ascending eigenvalue)",
@@ -594,6 +609,21 @@ impl Figure for PorterThomasFigure<'_> {
             },
             pen,
         )?;
+        let mut legend = Legend::default();
+        legend.avoid(
+            self.test
+                .p_values
+                .iter()
+                .enumerate()
+                .map(|(i, &p)| (i as f64, p)),
+        );
+        legend.avoid(
+            self.test
+                .windowed
+                .iter()
+                .enumerate()
+                .map(|(i, &p)| (i as f64, p)),
+        );
         chart
             .draw_series(
                 self.test
@@ -603,7 +633,7 @@ impl Figure for PorterThomasFigure<'_> {
                     .filter(|(_, p)| p.is_finite())
                     .map(|(i, &p)| Circle::new((i as f64, p), pen.px(2), DATA.mix(0.6).filled())),
             )?
-            .label(format!("vectors ({} rejected at 5 %)", self.test.rejected))
+            .label(legend.entry(format!("vectors ({} rejected at 5 %)", self.test.rejected)))
             .legend(legend_box(DATA, pen));
         chart
             .draw_series(LineSeries::new(
@@ -614,7 +644,7 @@ impl Figure for PorterThomasFigure<'_> {
                     .map(|(i, &p)| (i as f64, p)),
                 pen.line(EXTRA, 2),
             ))?
-            .label(format!("moving average over {}", self.test.window))
+            .label(legend.entry(format!("moving average over {}", self.test.window)))
             .legend(legend_line(EXTRA, pen));
         chart
             .draw_series(DashedLineSeries::new(
@@ -623,9 +653,9 @@ impl Figure for PorterThomasFigure<'_> {
                 pen.px(4),
                 pen.line(THEORY, 2),
             ))?
-            .label("5 % level")
+            .label(legend.entry("5 % level"))
             .legend(legend_line(THEORY, pen));
-        draw_legend(&mut chart, SeriesLabelPosition::UpperLeft, pen)
+        legend.draw(&mut chart, pen)
     }
 }
 

@@ -6,8 +6,7 @@ use plotters::prelude::*;
 
 use super::palette::MARKER;
 use super::{
-    chart_frame, density_bars, draw_axes, draw_bars, draw_legend, draw_x_names, legend_box,
-    legend_line,
+    chart_frame, density_bars, draw_axes, draw_bars, draw_x_names, legend_box, legend_line, Legend,
 };
 use super::{DrawResult, Figure, Pen, TickLabels, FIGURE_SIZE};
 
@@ -173,39 +172,6 @@ impl SeriesFigure {
         values.peek().is_some() && values.all(|y| y == y.round())
     }
 
-    /// The corner of the chart with the fewest points, where the legend hides least.
-    fn emptiest_corner(&self, x: (f64, f64), y: (f64, f64)) -> SeriesLabelPosition {
-        let position = |value: f64, (lo, hi): (f64, f64), log: bool| {
-            if log {
-                (value.ln() - lo.ln()) / (hi.ln() - lo.ln())
-            } else {
-                (value - lo) / (hi - lo)
-            }
-        };
-        let corners = [
-            (SeriesLabelPosition::UpperRight, true, true),
-            (SeriesLabelPosition::UpperLeft, false, true),
-            (SeriesLabelPosition::LowerRight, true, false),
-            (SeriesLabelPosition::LowerLeft, false, false),
-        ];
-        let crowding = |right: bool, upper: bool| {
-            self.series
-                .iter()
-                .flat_map(|s| s.points.iter().copied())
-                .filter(|&p| self.visible(p))
-                .filter(|&(px, py)| {
-                    let (fx, fy) = (position(px, x, self.log_x), position(py, y, self.log_y));
-                    (if right { fx > 0.5 } else { fx < 0.5 })
-                        && (if upper { fy > 0.6 } else { fy < 0.4 })
-                })
-                .count()
-        };
-        corners
-            .into_iter()
-            .min_by_key(|&(_, right, upper)| crowding(right, upper))
-            .map_or(SeriesLabelPosition::UpperRight, |corner| corner.0)
-    }
-
     fn draw_on<DB, X, Y>(
         &self,
         area: &DrawingArea<DB, Shift>,
@@ -229,6 +195,7 @@ impl SeriesFigure {
             draw_x_names(area, &chart, &self.x_names, pen)?;
         }
         let (x_range, y_range) = (chart.x_range(), chart.y_range());
+        let mut legend = Legend::default();
         if let Some((from, to, name)) = &self.band {
             let (from, to) = (from.max(y_range.start), to.min(y_range.end));
             if from < to {
@@ -237,7 +204,7 @@ impl SeriesFigure {
                         [(x_range.start, from), (x_range.end, to)],
                         MARKER.mix(0.12).filled(),
                     )))?
-                    .label(name.as_str())
+                    .label(legend.entry(name.as_str()))
                     .legend(legend_box(MARKER, pen));
             }
         }
@@ -248,6 +215,7 @@ impl SeriesFigure {
                 .copied()
                 .filter(|&p| self.visible(p))
                 .collect();
+            legend.avoid(points.iter().copied());
             let color = series.color;
             let drawn = match series.mark {
                 Mark::Line => chart.draw_series(LineSeries::new(points, pen.line(color, 2)))?,
@@ -266,26 +234,29 @@ impl SeriesFigure {
             if !series.name.is_empty() {
                 match series.mark {
                     Mark::Points => drawn
-                        .label(series.name.as_str())
+                        .label(legend.entry(series.name.as_str()))
                         .legend(legend_box(color, pen)),
                     _ => drawn
-                        .label(series.name.as_str())
+                        .label(legend.entry(series.name.as_str()))
                         .legend(legend_line(color, pen)),
                 };
             }
         }
-        let bars = self
+        let bars: Vec<_> = self
             .error_bars
             .iter()
-            .filter(|bar| bar.half_width.is_finite() && self.visible((bar.x, bar.y)));
-        chart.draw_series(bars.map(|bar| {
+            .filter(|bar| bar.half_width.is_finite() && self.visible((bar.x, bar.y)))
+            .collect();
+        for bar in &bars {
+            let (low, high) = bar.ends(self.log_y);
+            legend.avoid([(bar.x, low), (bar.x, high)]);
+        }
+        chart.draw_series(bars.into_iter().map(|bar| {
             let (low, high) = bar.ends(self.log_y);
             ErrorBar::new_vertical(bar.x, low, bar.y, high, pen.line(bar.color, 1), pen.px(7))
         }))?;
         if self.series.iter().any(|s| !s.name.is_empty()) || self.band.is_some() {
-            let corner =
-                self.emptiest_corner((x_range.start, x_range.end), (y_range.start, y_range.end));
-            draw_legend(&mut chart, corner, pen)?;
+            legend.draw(&mut chart, pen)?;
         }
         Ok(())
     }
@@ -403,20 +374,23 @@ impl Figure for HistogramFigure {
             TickLabels::default(),
             pen,
         )?;
-        draw_bars(&mut chart, &bars, self.name.clone(), pen)?;
+        let mut legend = Legend::default();
+        draw_bars(&mut chart, &bars, self.name.clone(), &mut legend, pen)?;
         for curve in &self.curves {
             let color = curve.color;
-            let points = curve
+            let points: Vec<(f64, f64)> = curve
                 .points
                 .iter()
                 .map(|&(x, y)| (x, y.min(y_hi)))
-                .filter(|p| p.0.is_finite() && p.1.is_finite());
+                .filter(|p| p.0.is_finite() && p.1.is_finite())
+                .collect();
+            legend.avoid(points.iter().copied());
             chart
                 .draw_series(LineSeries::new(points, pen.line(color, 2)))?
-                .label(curve.name.as_str())
+                .label(legend.entry(curve.name.as_str()))
                 .legend(legend_line(color, pen));
         }
-        draw_legend(&mut chart, SeriesLabelPosition::UpperRight, pen)
+        legend.draw(&mut chart, pen)
     }
 }
 
