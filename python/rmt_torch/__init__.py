@@ -330,6 +330,16 @@ def _archive(module, example):
         try:
             with _torch.no_grad():
                 module = _torch.jit.trace(original, example, check_trace=False)
+        except RuntimeError as traced:
+            # An input the module rejects (integers, the wrong width) fails the trace; scripted
+            # instead, the engine runs the input itself and explains the rejection as the CLI does.
+            try:
+                module = _torch.jit.script(original)
+            except Exception:
+                raise InputError(
+                    f"the model rejected an input of shape {list(example.shape)} ({example.dtype}): "
+                    f"{str(traced).splitlines()[0]}"
+                ) from traced
         finally:
             original.train(was_training)
     buffer = io.BytesIO()

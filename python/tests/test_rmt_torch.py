@@ -431,3 +431,16 @@ def test_tensors_without_readable_values_are_refused_by_name():
         rmt_torch.analyze({"block": {"w": quantized}})
     with pytest.raises(rmt_torch.InputError, match="meta device"):
         rmt_torch.describe(meta)
+
+
+def test_jacobian_and_hessian_explain_a_batch_the_model_rejects():
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Tanh(), torch.nn.Linear(16, 4))
+    labels = torch.randint(0, 4, (4,))
+    with pytest.raises(rmt_torch.InputError, match="Int64: Jacobians need floating-point inputs"):
+        rmt_torch.jacobian(model, torch.randint(0, 5, (4, 8)))
+    with pytest.raises(rmt_torch.InputError, match=r"takes inputs shaped \[batch, 8\]"):
+        rmt_torch.jacobian(model, torch.randn(4, 7))
+    with pytest.raises(rmt_torch.InputError, match="Int64"):
+        rmt_torch.hessian(model, torch.randint(0, 5, (4, 8)), labels)
+    with pytest.raises(rmt_torch.InputError, match=r"takes inputs shaped \[batch, 8\]"):
+        rmt_torch.hessian(model, torch.randn(4, 7), labels)

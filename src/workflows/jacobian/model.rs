@@ -202,7 +202,7 @@ impl PreparedBatch {
     pub fn new(model: &Differentiable, batch: &Tensor) -> Result<Self> {
         if !batch.is_floating_point() {
             return Err(Error::InvalidInput(format!(
-                "the input batch is {:?}: Jacobians need floating-point inputs; convert it to float the way the model was trained (e.g. torch.save(x.float() / 255, 'batch.pt'))",
+                "the input batch is {:?}: Jacobians need floating-point inputs; convert it to float the way the model was trained (x.float() / 255, say)",
                 batch.kind()
             )));
         }
