@@ -104,11 +104,8 @@ pub struct AnalyzeArgs {
 
 /// Validates the arguments, analyses the model, writes the report.
 pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
-    if args.analysis.request.eigenvalues && args.output.format != OutputFormat::Json {
-        anyhow::bail!(
-            "--eigenvalues adds each layer's ESD to the JSON: add -f json (a table or CSV holds one number per cell)"
-        );
-    }
+    args.analysis
+        .refuse_unwritten_data(args.output.format, args.plots.plots.is_some())?;
     if args.wide && args.output.format != OutputFormat::Table {
         anyhow::bail!(
             "--wide widens the table: -f {} already holds every field",

@@ -103,6 +103,24 @@ struct AnalysisArgs {
 }
 
 impl AnalysisArgs {
+    /// Refuses --eigenvalues and --figure-data where nothing would carry them: they add to
+    /// the JSON (and feed the figures), and a table or CSV holds one number per cell.
+    fn refuse_unwritten_data(&self, format: OutputFormat, plots: bool) -> anyhow::Result<()> {
+        let flag = if self.request.eigenvalues {
+            "--eigenvalues adds each layer's ESD"
+        } else if self.request.figure_data {
+            "--figure-data adds what the figures draw"
+        } else {
+            return Ok(());
+        };
+        if format != OutputFormat::Json && !plots {
+            anyhow::bail!(
+                "{flag} to the JSON: add -f json (a table or CSV holds one number per cell)"
+            );
+        }
+        Ok(())
+    }
+
     /// The checked library options these flags mean, once `adjust` has added what the
     /// command itself implies (the data its figures draw).
     fn options(

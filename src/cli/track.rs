@@ -55,6 +55,8 @@ pub struct TrackArgs {
 
 /// Tracks the statistics and writes them.
 pub fn run(args: TrackArgs) -> anyhow::Result<ExitCode> {
+    args.analysis
+        .refuse_unwritten_data(args.output.format, args.plots.plots.is_some())?;
     let options = args
         .analysis
         .options(|request| request.eigenvalues |= args.plots.plots.is_some())?;

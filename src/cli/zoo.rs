@@ -118,6 +118,8 @@ pub fn run(args: ZooArgs) -> anyhow::Result<ExitCode> {
         let report = ZooReport::merge(reports)?;
         return write_report(&report, &merge.output);
     }
+    args.analysis
+        .refuse_unwritten_data(args.output.format, false)?;
     let analyze = args.analysis.options(|_| ())?;
     let mut policy = Policy {
         rules: args.fail_if.clone(),

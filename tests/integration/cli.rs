@@ -363,6 +363,24 @@ fn bad_input_gets_a_one_line_error() {
         ),
         (
             vec![
+                "zoo".into(),
+                fixtures::file("mlp_scripted.pt").display().to_string(),
+                "--eigenvalues".into(),
+            ],
+            "--eigenvalues adds each layer's ESD to the JSON: add -f json",
+        ),
+        (
+            vec![
+                "track".into(),
+                fixtures::file("mlp_scripted.pt").display().to_string(),
+                "--figure-data".into(),
+                "-f".into(),
+                "csv".into(),
+            ],
+            "--figure-data adds what the figures draw to the JSON",
+        ),
+        (
+            vec![
                 "report".into(),
                 fixtures::file("mlp_scripted.pt").display().to_string(),
                 "--eigenvalues".into(),
