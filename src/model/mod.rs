@@ -367,8 +367,9 @@ impl Model {
         ))
     }
 
-    /// The variables of a `tch` VarStore, shared with it, sorted by name (a VarStore keeps no
-    /// order): what the training monitor analyses.
+    /// The variables of a `tch` VarStore, shared with it, in the order their names imply (a
+    /// VarStore keeps none; the same order as a safetensors file of them): what the training
+    /// monitor analyses.
     ///
     /// ```
     /// let vs = tch::nn::VarStore::new(tch::Device::Cpu);
@@ -379,12 +380,14 @@ impl Model {
     pub fn from_var_store(label: &str, vs: &tch::nn::VarStore) -> Self {
         let mut variables: Vec<(String, tch::Tensor)> = vs.variables().into_iter().collect();
         variables.sort_by(|a, b| a.0.cmp(&b.0));
-        Self::from_tensors(
+        let mut model = Self::from_tensors(
             label,
             variables
                 .iter()
                 .map(|(name, tensor)| (name.as_str(), tensor)),
-        )
+        );
+        model.tensors = order::in_model_order(model.tensors);
+        model
     }
 }
 

@@ -1,7 +1,8 @@
 //! Aligned plain-text tables.
 use std::fmt::Write;
 
-/// A table of strings; numeric-looking cells are right-aligned.
+/// A table of strings; numeric-looking cells (bounds such as `<1e-4` among them) are
+/// right-aligned.
 #[derive(Debug, Clone, Default)]
 pub struct Table {
     headers: Vec<String>,
@@ -39,7 +40,9 @@ impl Table {
             .map(|c| {
                 self.rows.iter().all(|row| {
                     row.get(c).is_none_or(|cell| {
-                        cell.is_empty() || cell == "-" || cell.parse::<f64>().is_ok()
+                        cell.is_empty()
+                            || cell == "-"
+                            || cell.trim_start_matches('<').parse::<f64>().is_ok()
                     })
                 })
             })

@@ -12,12 +12,7 @@ use crate::plots::{has_text, svg_texts};
 const FIGURES: &[(&str, &[&str])] = &[
     (
         "analyze/model",
-        &[
-            "power-law exponent α",
-            "conv1.weight",
-            "fc2.weight",
-            "Tracy-Widom spikes",
-        ],
+        &["power-law exponent α", "conv1", "fc2", "Tracy-Widom spikes"],
     ),
     (
         "analyze/002_fc1_weight_esd",
