@@ -1,5 +1,6 @@
 //! The command line: clap definitions, validated into library options, then library calls.
 mod analyze;
+mod compare;
 mod dist;
 mod doctor;
 mod hessian;
@@ -40,6 +41,9 @@ pub struct Cli {
 enum Command {
     /// Per-layer spectral statistics of a model's weight matrices.
     Analyze(analyze::AnalyzeArgs),
+    /// What changed between two models, layer by layer: each side, the update ΔW and their
+    /// distances.
+    Compare(compare::CompareArgs),
     /// List a model's tensors: shape, dtype, and whether each is analysed as a weight matrix.
     Info(info::InfoArgs),
     /// A self-contained HTML report of one model: summary, layer table, every layer's figures.
@@ -165,6 +169,7 @@ fn csv_row(command: &str) -> &'static str {
     match command {
         "analyze" => "one row per layer, its scalar fields (with --ww-compat WeightWatcher's details columns)",
         "info" => "one row per tensor",
+        "compare" => "one row per matched layer: its distances and base., other. and update. fields",
         "zoo" | "merge" => "one row per model: rank, path, verdict, violations, the summary fields",
         "jacobian" => "one row per sample (with --each-output per output and sample; with --lanczos its top singular values)",
         "hessian" => "one row per top eigenvalue: rank, eigenvalue, residual",
@@ -239,6 +244,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     match cli.command {
         Command::Analyze(args) => analyze::run(args),
+        Command::Compare(args) => compare::run(args),
         Command::Info(args) => info::run(args),
         Command::Report(args) => report::run(args),
         Command::Doctor(args) => doctor::run(args),
@@ -379,7 +385,7 @@ mod tests {
         let request = AnalysisRequest::augment_args(clap::Command::new("request"));
         assert_eq!(flags(&request), names);
         let cli = with_defaults(Cli::command());
-        for command in ["analyze", "report", "zoo", "track"] {
+        for command in ["analyze", "compare", "report", "zoo", "track"] {
             let subcommand = cli.find_subcommand(command).unwrap();
             let flags = flags(subcommand);
             let missing: Vec<&String> = names.iter().filter(|n| !flags.contains(n)).collect();

@@ -444,14 +444,19 @@ impl WeightLayer<'_> {
     /// The layer as a stack of matrices, shape [slices, N, M] with N ≥ M, in the stored dtype
     /// (the tensor is read from its file now).
     pub fn matrices(&self) -> Result<Tensor> {
+        as_matrices(&self.weight()?, self.kind, self.conv_mode)
+    }
+
+    /// The layer's weight as stored (its rows, for a part of a fused projection), read from
+    /// its file now.
+    pub fn weight(&self) -> Result<Tensor> {
         let tensor = self.tensor.load()?;
-        let tensor = match &self.rows {
+        Ok(match &self.rows {
             Some((dim, indices)) => {
                 tensor.f_index_select(*dim as i64, &Tensor::from_slice(indices))?
             }
             None => tensor,
-        };
-        as_matrices(&tensor, self.kind, self.conv_mode)
+        })
     }
 }
 

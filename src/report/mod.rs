@@ -1,4 +1,5 @@
 //! Writing results for people (aligned tables) and machines (JSON, CSV).
+mod compare;
 pub mod csv;
 mod hessian;
 #[cfg(feature = "plots")]

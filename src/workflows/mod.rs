@@ -1,8 +1,10 @@
-//! What is built on the analysis: input-output Jacobians ([`jacobian`]), loss Hessians
+//! What is built on the analysis: two models compared layer by layer ([`compare`]),
+//! input-output Jacobians ([`jacobian`]), loss Hessians
 //! ([`hessian`]) and the Lanczos iteration both use on operators known only by their products
 //! ([`lanczos`]), the training-loop plugin ([`monitor`]), statistics over checkpoints
 //! ([`track`]), many models with policies and shards ([`zoo`]) and the deployment gate
 //! ([`health`]).
+pub mod compare;
 pub mod health;
 pub mod hessian;
 pub mod jacobian;

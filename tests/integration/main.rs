@@ -1,6 +1,7 @@
 //! Integration tests: one binary, fixtures generated once per run by scripts/make_fixtures.py.
 mod checkpoints;
 mod cli;
+mod compare;
 mod cuda;
 mod directories;
 mod examples;

@@ -1,0 +1,79 @@
+//! `rmt-torch compare`: what changed between two models, layer by layer.
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+
+use rmt_torch::workflows::compare::compare_with_progress;
+use rmt_torch::Model;
+
+use super::output::progress_bar;
+use super::{AnalysisArgs, EntryArgs, OutputArgs};
+
+/// Arguments of `compare`.
+#[derive(Debug, Args)]
+#[command(after_long_help = "\
+Layers are matched by name, the prefixes wrappers add aside (module., _orig_mod.,
+base_model.model., model.), and must have the same shape (or the transposed one for a 2-D
+weight, as GPT-2's Conv1D stores it). A layer without a partner, or of another shape, is listed
+with the reason, never zero-filled. Each matched pair is read, compared and dropped before the
+next: the two models are never both in memory.
+
+COLUMNS (the JSON's names; base.*, other.* and update.* are each side's and the update's layer
+records, with every field analyze reports):
+  relative_frobenius  ‖ΔW‖_F / ‖W_base‖_F, ΔW = W_other − W_base: how much of the layer the
+                      update is (the table is sorted by it, largest first)
+  relative_spectral   ‖ΔW‖₂ / ‖W_base‖₂, the weights as [out, rest] matrices
+  cka                 linear CKA of the two weights as [out, rest] matrices, rows as examples,
+                      columns centred (Kornblith et al. 2019): 1 for a scaled copy
+  esd_ks, esd_wasserstein
+                      Kolmogorov-Smirnov and Wasserstein-1 distances between the two ESDs on
+                      log₁₀ λ (the latter in decades)
+  delta_alpha         other.alpha − base.alpha
+  update.*            the whole suite on ΔW: is the update low-rank (few eigenvalues beyond the
+                      Tracy-Widom edge: update.num_spikes_tw), noise (random-like) or
+                      heavy-tailed (update.alpha)?
+
+EXAMPLES:
+  rmt-torch compare models/digits_cnn_init.pt models/digits_cnn_trained.pt
+  rmt-torch compare base/ finetuned/ -f json -o changes.json")]
+pub struct CompareArgs {
+    /// The base model: any file or checkpoint directory `analyze` reads.
+    base: PathBuf,
+    /// The model compared with it (a fine-tune, a later checkpoint).
+    other: PathBuf,
+    #[command(flatten)]
+    entry: EntryArgs,
+    #[command(flatten)]
+    analysis: AnalysisArgs,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+/// Compares the two models and writes the comparison.
+pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
+    args.analysis
+        .refuse_unwritten_data(args.output.format, false)?;
+    let options = args.analysis.options(|_| ())?;
+    args.output.prepare(&[&args.base, &args.other])?;
+    let key = args.entry.key.as_deref();
+    let base = Model::load_entry(&args.base, key)?;
+    let other = Model::load_entry(&args.other, key)?;
+    let bar = progress_bar(args.analysis.quiet, "layers");
+    let comparison = compare_with_progress(&base, &other, &options, |done, total, name| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+        bar.set_message(name.to_string());
+    })
+    .with_context(|| {
+        format!(
+            "comparing {} with {}",
+            args.other.display(),
+            args.base.display()
+        )
+    })?;
+    bar.finish_and_clear();
+    args.output.emit(&comparison)?;
+    Ok(ExitCode::SUCCESS)
+}

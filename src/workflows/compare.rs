@@ -1,0 +1,434 @@
+//! Two models compared layer by layer: what fine-tuning (or a later checkpoint) changed, and
+//! where. Layers are matched by name ([`match_layers`]); each matched pair is read, compared and
+//! dropped before the next (never both models whole in memory), and gives each side's analysis,
+//! the analysis of the update ΔW = W_other − W_base with the whole suite (is the update
+//! low-rank, noise, heavy-tailed?), and distances between the two weights and their ESDs.
+use serde::{Deserialize, Serialize};
+use tch::{Kind, Tensor};
+
+use crate::analysis::{analyze, AnalyzeOptions, LayerReport};
+use crate::error::{Error, Result};
+use crate::model::layers::{self, WeightLayer};
+use crate::model::Model;
+
+/// The schema name and version of `compare`'s JSON.
+pub const COMPARE_SCHEMA: &str = "rmt-torch/compare/v1";
+
+/// Name prefixes that wrappers add without changing the layer: DataParallel's `module.`,
+/// `torch.compile`'s `_orig_mod.`, PEFT's `base_model.model.`, and a task model's `model.`.
+const WRAPPER_PREFIXES: [&str; 4] = ["module.", "_orig_mod.", "base_model.model.", "model."];
+
+/// A layer's name without the wrappers' prefixes: the key layers are matched by.
+pub fn match_key(name: &str) -> &str {
+    let mut key = name;
+    while let Some(rest) = WRAPPER_PREFIXES
+        .iter()
+        .find_map(|prefix| key.strip_prefix(prefix))
+    {
+        key = rest;
+    }
+    key
+}
+
+/// How the other model stores a matched layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Storage {
+    /// The same shape.
+    Same,
+    /// Transposed (a 2-D weight stored [in, out], as GPT-2's Conv1D does): compared as the
+    /// base stores it.
+    Transposed,
+}
+
+/// A pair of layers the comparison reads, by their positions in each model's weight layers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MatchedPair {
+    /// Index among the base model's weight layers.
+    pub base: usize,
+    /// Index among the other model's.
+    pub other: usize,
+    /// How the other side stores it.
+    pub storage: Storage,
+}
+
+/// Which model a layer without a partner belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    /// The base model.
+    Base,
+    /// The other model.
+    Other,
+}
+
+/// A layer left out of the comparison, and why: never zero-filled, never guessed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unmatched {
+    /// Its name in its model.
+    pub name: String,
+    /// The model it is in.
+    pub side: Side,
+    /// Why it has no partner.
+    pub reason: String,
+}
+
+/// Matches the weight layers of two models by name, wrappers' prefixes aside
+/// ([`match_key`]): a pair must have the same stored shape, or the transposed one for a 2-D
+/// weight. Everything else is listed with the reason.
+pub fn match_layers(
+    base: &[WeightLayer<'_>],
+    other: &[WeightLayer<'_>],
+) -> (Vec<MatchedPair>, Vec<Unmatched>) {
+    let mut pairs = Vec::new();
+    let mut unmatched = Vec::new();
+    let mut taken = vec![false; other.len()];
+    for (index, layer) in base.iter().enumerate() {
+        let key = match_key(&layer.name);
+        let Some(partner) = other.iter().position(|o| match_key(&o.name) == key) else {
+            unmatched.push(Unmatched {
+                name: layer.name.clone(),
+                side: Side::Base,
+                reason: "no weight layer of that name in the other model".into(),
+            });
+            continue;
+        };
+        taken[partner] = true;
+        let (ours, theirs) = (stored_shape(layer), stored_shape(&other[partner]));
+        let transposed: Vec<i64> = ours.iter().rev().copied().collect();
+        let storage = if ours == theirs {
+            Storage::Same
+        } else if ours.len() == 2 && theirs == transposed {
+            Storage::Transposed
+        } else {
+            unmatched.push(Unmatched {
+                name: layer.name.clone(),
+                side: Side::Base,
+                reason: format!("shape {ours:?} here, {theirs:?} in the other model"),
+            });
+            continue;
+        };
+        pairs.push(MatchedPair {
+            base: index,
+            other: partner,
+            storage,
+        });
+    }
+    for (layer, _) in other.iter().zip(&taken).filter(|(_, taken)| !**taken) {
+        unmatched.push(Unmatched {
+            name: layer.name.clone(),
+            side: Side::Other,
+            reason: "no weight layer of that name in the base model".into(),
+        });
+    }
+    (pairs, unmatched)
+}
+
+/// A weight layer's shape as the comparison reads it: the stored one, with a fused
+/// projection's part cut to its rows.
+fn stored_shape(layer: &WeightLayer<'_>) -> Vec<i64> {
+    let mut shape = layer.tensor.shape.clone();
+    if let Some((dim, indices)) = &layer.rows {
+        shape[*dim] = indices.len() as i64;
+    }
+    shape
+}
+
+/// One matched layer: both sides' analyses, the update's, and how far apart they are.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LayerComparison {
+    /// The layer's name in the base model.
+    pub name: String,
+    /// Its name in the other model, when it differs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub other_name: Option<String>,
+    /// How the other model stores it.
+    pub storage: Storage,
+    /// ‖ΔW‖_F / ‖W_base‖_F: how much of the layer the update is.
+    pub relative_frobenius: f64,
+    /// ‖ΔW‖₂ / ‖W_base‖₂ (largest singular values of the weights as [out, rest] matrices).
+    pub relative_spectral: f64,
+    /// Linear CKA between the two weights as [out, rest] matrices (rows as examples, columns
+    /// centred; Kornblith et al. 2019): 1 when one is an isotropic scaling of the other.
+    pub cka: Option<f64>,
+    /// Kolmogorov-Smirnov distance between the two ESDs, on log λ.
+    pub esd_ks: Option<f64>,
+    /// Wasserstein-1 distance between the two ESDs, on log₁₀ λ (in decades).
+    pub esd_wasserstein: Option<f64>,
+    /// α of the other model minus α of the base.
+    pub delta_alpha: Option<f64>,
+    /// The base layer's analysis.
+    pub base: LayerReport,
+    /// The other layer's analysis.
+    pub other: LayerReport,
+    /// The analysis of the update ΔW = W_other − W_base; absent when the layer is unchanged
+    /// (ΔW = 0 has no spectrum to read).
+    pub update: Option<LayerReport>,
+}
+
+/// Two models compared.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    /// [`COMPARE_SCHEMA`].
+    pub schema: String,
+    /// The base model.
+    pub base: String,
+    /// The other model.
+    pub other: String,
+    /// The matched layers in the base model's order.
+    pub layers: Vec<LayerComparison>,
+    /// Layers of either model left out, with the reason.
+    pub unmatched: Vec<Unmatched>,
+}
+
+/// Compares `other` with `base` layer by layer, each side and the update analysed with
+/// `options`.
+pub fn compare(base: &Model, other: &Model, options: &AnalyzeOptions) -> Result<Comparison> {
+    compare_with_progress(base, other, options, |_, _, _| {})
+}
+
+/// [`compare`], calling `on_layer(done, total, name)` before each matched layer.
+pub fn compare_with_progress(
+    base: &Model,
+    other: &Model,
+    options: &AnalyzeOptions,
+    mut on_layer: impl FnMut(usize, usize, &str),
+) -> Result<Comparison> {
+    let mut request = options.settings().clone();
+    let keep_eigenvalues = request.eigenvalues || request.figure_data;
+    request.eigenvalues = true;
+    let with_eigenvalues = request.resolve()?;
+    let (base_layers, _) = layers::select(base, options.selection())?;
+    let (other_layers, _) = layers::select(other, options.selection())?;
+    let (pairs, unmatched) = match_layers(&base_layers, &other_layers);
+    if pairs.is_empty() {
+        return Err(Error::NoWeightMatrices(format!(
+            "no layer of {} matches one of {} by name and shape ({} unmatched)",
+            other.path.display(),
+            base.path.display(),
+            unmatched.len()
+        )));
+    }
+    let mut layers = Vec::with_capacity(pairs.len());
+    for (done, pair) in pairs.iter().enumerate() {
+        let (ours, theirs) = (&base_layers[pair.base], &other_layers[pair.other]);
+        on_layer(done, pairs.len(), &ours.name);
+        let mut comparison = compare_pair(ours, theirs, pair.storage, &with_eigenvalues)
+            .map_err(|err| err.in_layer(&base.path, &ours.name))?;
+        if !keep_eigenvalues {
+            for report in [&mut comparison.base, &mut comparison.other]
+                .into_iter()
+                .chain(comparison.update.as_mut())
+            {
+                report.eigenvalues = None;
+            }
+        }
+        layers.push(comparison);
+    }
+    on_layer(pairs.len(), pairs.len(), "");
+    Ok(Comparison {
+        schema: COMPARE_SCHEMA.into(),
+        base: base.path.display().to_string(),
+        other: other.path.display().to_string(),
+        layers,
+        unmatched,
+    })
+}
+
+/// The one weight layer of `tensor` under `name`, analysed as `analyze` would.
+fn layer_analysis(name: &str, tensor: &Tensor, options: &AnalyzeOptions) -> Result<LayerReport> {
+    let model = Model::from_tensors(name, [(name, tensor)]);
+    let mut analysis = analyze(&model, options)?;
+    analysis
+        .layers
+        .pop()
+        .ok_or_else(|| Error::NoWeightMatrices(format!("{name} has no spectrum")))
+}
+
+fn compare_pair(
+    ours: &WeightLayer<'_>,
+    theirs: &WeightLayer<'_>,
+    storage: Storage,
+    options: &AnalyzeOptions,
+) -> Result<LayerComparison> {
+    let base = ours.weight()?.f_to_kind(Kind::Double)?;
+    let mut other = theirs.weight()?.f_to_kind(Kind::Double)?;
+    if storage == Storage::Transposed {
+        other = other.f_tr()?.f_contiguous()?;
+    }
+    let update = other.f_sub(&base)?;
+    let name = ours.name.as_str();
+    let base_report = layer_analysis(name, &base, options)?;
+    let other_report = layer_analysis(name, &other, options)?;
+    let rows = base.size()[0];
+    let matrix = |t: &Tensor| t.f_reshape([rows, -1]);
+    let (b, o, u) = (matrix(&base)?, matrix(&other)?, matrix(&update)?);
+    let frobenius = |t: &Tensor| -> Result<f64> {
+        Ok(f64::try_from(t.f_square()?.f_sum(Kind::Double)?)?.sqrt())
+    };
+    let update_report = if frobenius(&u)? > 0.0 {
+        Some(layer_analysis(name, &update, options)?)
+    } else {
+        None
+    };
+    let spectral = |t: &Tensor| -> Result<f64> {
+        Ok(f64::try_from(t.f_linalg_norm(
+            2,
+            [-2i64, -1].as_slice(),
+            false,
+            Kind::Double,
+        )?)?)
+    };
+    let esd = |report: &LayerReport| report.eigenvalues.clone().unwrap_or_default();
+    let (base_esd, other_esd) = (esd(&base_report), esd(&other_report));
+    Ok(LayerComparison {
+        name: name.to_string(),
+        other_name: (theirs.name != ours.name).then(|| theirs.name.clone()),
+        storage,
+        relative_frobenius: frobenius(&u)? / frobenius(&b)?,
+        relative_spectral: spectral(&u)? / spectral(&b)?,
+        cka: linear_cka(&b, &o)?,
+        esd_ks: log_esd_distance(&base_esd, &other_esd, Distance::KolmogorovSmirnov),
+        esd_wasserstein: log_esd_distance(&base_esd, &other_esd, Distance::Wasserstein),
+        delta_alpha: base_report
+            .power_law
+            .as_ref()
+            .zip(other_report.power_law.as_ref())
+            .map(|(b, o)| o.alpha - b.alpha),
+        base: base_report,
+        other: other_report,
+        update: update_report,
+    })
+}
+
+/// Linear CKA of two [n, p] matrices, rows the examples, columns centred:
+/// ‖YᵀX‖²_F / (‖XᵀX‖_F ‖YᵀY‖_F), through the n×n Grams (‖YᵀX‖²_F = ⟨XXᵀ, YYᵀ⟩) when n ≤ p and
+/// the p×p products otherwise, whichever is smaller. `None` when a side is constant.
+pub fn linear_cka(x: &Tensor, y: &Tensor) -> Result<Option<f64>> {
+    let centred =
+        |t: &Tensor| -> Result<Tensor> { Ok(t.f_sub(&t.f_mean_dim(0, true, Kind::Double)?)?) };
+    let (x, y) = (centred(x)?, centred(y)?);
+    let squared_norm =
+        |t: &Tensor| -> Result<f64> { Ok(f64::try_from(t.f_square()?.f_sum(Kind::Double)?)?) };
+    let (cross, xx, yy) = if x.size()[0] <= x.size()[1] {
+        let (kx, ky) = (x.f_matmul(&x.f_tr()?)?, y.f_matmul(&y.f_tr()?)?);
+        let cross = f64::try_from(kx.f_mul(&ky)?.f_sum(Kind::Double)?)?;
+        (cross, squared_norm(&kx)?, squared_norm(&ky)?)
+    } else {
+        (
+            squared_norm(&y.f_tr()?.f_matmul(&x)?)?,
+            squared_norm(&x.f_tr()?.f_matmul(&x)?)?,
+            squared_norm(&y.f_tr()?.f_matmul(&y)?)?,
+        )
+    };
+    let denominator = (xx * yy).sqrt();
+    Ok((denominator > 0.0).then(|| cross / denominator))
+}
+
+/// A distance between two distributions of samples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Distance {
+    /// sup |F₁ − F₂|.
+    KolmogorovSmirnov,
+    /// ∫ |F₁ − F₂|.
+    Wasserstein,
+}
+
+/// `distance` between the empirical distributions of log₁₀ λ of two ESDs (positive eigenvalues
+/// only); `None` when either has none.
+pub fn log_esd_distance(a: &[f64], b: &[f64], distance: Distance) -> Option<f64> {
+    let logs = |values: &[f64]| {
+        let mut logs: Vec<f64> = values
+            .iter()
+            .filter(|&&v| v > 0.0 && v.is_finite())
+            .map(|v| v.log10())
+            .collect();
+        logs.sort_by(f64::total_cmp);
+        logs
+    };
+    let (a, b) = (logs(a), logs(b));
+    if a.is_empty() || b.is_empty() {
+        return None;
+    }
+    let (na, nb) = (a.len() as f64, b.len() as f64);
+    let (mut i, mut j) = (0, 0);
+    let (mut sup, mut integral): (f64, f64) = (0.0, 0.0);
+    let mut previous = a[0].min(b[0]);
+    while i < a.len() || j < b.len() {
+        let next = match (a.get(i), b.get(j)) {
+            (Some(&x), Some(&y)) => x.min(y),
+            (Some(&x), None) => x,
+            (None, Some(&y)) => y,
+            (None, None) => break,
+        };
+        let gap = (i as f64 / na - j as f64 / nb).abs();
+        integral += gap * (next - previous);
+        while i < a.len() && a[i] == next {
+            i += 1;
+        }
+        while j < b.len() && b[j] == next {
+            j += 1;
+        }
+        sup = sup.max((i as f64 / na - j as f64 / nb).abs());
+        previous = next;
+    }
+    Some(match distance {
+        Distance::KolmogorovSmirnov => sup,
+        Distance::Wasserstein => integral,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrappers_prefixes_are_not_part_of_the_name() {
+        assert_eq!(match_key("module.fc.weight"), "fc.weight");
+        assert_eq!(match_key("_orig_mod.module.fc.weight"), "fc.weight");
+        assert_eq!(
+            match_key("base_model.model.model.layers.0.q_proj.weight"),
+            "layers.0.q_proj.weight"
+        );
+        assert_eq!(match_key("fc.weight"), "fc.weight");
+    }
+
+    /// KS and Wasserstein-1 of two small samples, by hand: {0, 1} against {1, 2} on log₁₀ of
+    /// {1, 10} and {10, 100}: the CDFs differ by 1/2 on [0, 2), so KS = 1/2 and W₁ = 1.
+    #[test]
+    fn esd_distances_by_hand() {
+        let (a, b) = ([1.0, 10.0], [10.0, 100.0]);
+        let ks = log_esd_distance(&a, &b, Distance::KolmogorovSmirnov).unwrap();
+        let w1 = log_esd_distance(&a, &b, Distance::Wasserstein).unwrap();
+        assert!((ks - 0.5).abs() < 1e-15, "{ks}");
+        assert!((w1 - 1.0).abs() < 1e-15, "{w1}");
+        assert_eq!(log_esd_distance(&a, &a, Distance::Wasserstein), Some(0.0));
+        assert_eq!(log_esd_distance(&a, &[0.0], Distance::Wasserstein), None);
+    }
+
+    /// CKA is 1 for a matrix and any isotropic scaling of it (and invariant to an orthogonal
+    /// map of the columns), and below 1 for unrelated matrices.
+    #[test]
+    fn cka_of_a_scaled_matrix_is_one() {
+        let x = Tensor::from_slice(&[1.0, 2.0, 3.0, 0.5, -1.0, 4.0, 2.0, 2.0, -3.0, 1.0, 0.0, 1.0])
+            .reshape([4, 3]);
+        let scaled = &x * 3.0;
+        assert!((linear_cka(&x, &scaled).unwrap().unwrap() - 1.0).abs() < 1e-12);
+        let wide = x.tr();
+        assert!((linear_cka(&wide, &(&wide * -2.0)).unwrap().unwrap() - 1.0).abs() < 1e-12);
+        let other =
+            Tensor::from_slice(&[0.0, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0])
+                .reshape([4, 3]);
+        let tall = linear_cka(&x, &other).unwrap().unwrap();
+        assert!(tall < 0.99);
+        // The same pair with zero columns appended (n ≤ p): the n×n route, the same CKA.
+        let widen = |t: &Tensor| {
+            Tensor::cat(
+                &[t, &Tensor::zeros([4, 2], (Kind::Double, tch::Device::Cpu))],
+                1,
+            )
+        };
+        let wide = linear_cka(&widen(&x), &widen(&other)).unwrap().unwrap();
+        assert!((tall - wide).abs() < 1e-12, "{tall} vs {wide}");
+    }
+}

@@ -1,0 +1,239 @@
+//! `compare`: the update's spectrum and the distances against numpy, the matching rules on
+//! models made to test them.
+use serde_json::Value;
+
+use crate::fixtures::{self, floats, run, run_ok};
+
+/// Per weight of the shipped CNN at init (argv[1]) and trained (argv[2]), from torch's own
+/// loader: the update's pooled eigenvalues in the RMT convention (σ²/N of each [out, in]
+/// slice, N the larger side), ‖ΔW‖_F/‖W‖_F and ‖ΔW‖₂/‖W‖₂ and linear CKA of the weights as
+/// [out, rest] matrices, and KS and Wasserstein-1 between the two ESDs on log₁₀ λ.
+const REFERENCE: &str = r#"
+import json, sys, numpy, scipy.stats, torch
+base = {k: v.double().numpy() for k, v in torch.jit.load(sys.argv[1]).state_dict().items()}
+other = {k: v.double().numpy() for k, v in torch.jit.load(sys.argv[2]).state_dict().items()}
+def slices(w):
+    if w.ndim == 2:
+        return [w]
+    return [w[:, :, i, j] for i in range(w.shape[2]) for j in range(w.shape[3])]
+def esd(w):
+    values = []
+    for s in slices(w):
+        n = max(s.shape)
+        values.extend(numpy.linalg.svd(s, compute_uv=False) ** 2 / n)
+    return sorted(values)
+def cka(x, y):
+    x = x - x.mean(axis=0)
+    y = y - y.mean(axis=0)
+    return numpy.linalg.norm(y.T @ x) ** 2 / (numpy.linalg.norm(x.T @ x) * numpy.linalg.norm(y.T @ y))
+out = {}
+for name, w in base.items():
+    if not name.endswith("weight") or w.ndim < 2:
+        continue
+    v = other[name]
+    flat = lambda t: t.reshape(t.shape[0], -1)
+    d = v - w
+    logs = lambda e: numpy.log10([x for x in e if x > 0])
+    out[name] = {
+        "update_eigenvalues": esd(d),
+        "relative_frobenius": numpy.linalg.norm(d) / numpy.linalg.norm(w),
+        "relative_spectral": numpy.linalg.norm(flat(d), 2) / numpy.linalg.norm(flat(w), 2),
+        "cka": cka(flat(w), flat(v)),
+        "esd_ks": scipy.stats.ks_2samp(logs(esd(w)), logs(esd(v))).statistic,
+        "esd_wasserstein": scipy.stats.wasserstein_distance(logs(esd(w)), logs(esd(v))),
+    }
+print(json.dumps(out))
+"#;
+
+fn close(ours: f64, theirs: f64, tolerance: f64) -> bool {
+    (ours - theirs).abs() <= tolerance * theirs.abs().max(1e-300)
+}
+
+#[test]
+fn the_update_and_the_distances_equal_numpy() {
+    let (init, trained) = (
+        fixtures::shipped_model("digits_cnn_init.pt"),
+        fixtures::shipped_model("digits_cnn_trained.pt"),
+    );
+    let reference: Value = fixtures::python_json(REFERENCE, &[&init, &trained]);
+    let ours: Value = serde_json::from_str(&run_ok(&[
+        "compare",
+        init.to_str().unwrap(),
+        trained.to_str().unwrap(),
+        "--convention",
+        "rmt",
+        "--min-evals",
+        "1",
+        "--eigenvalues",
+        "-f",
+        "json",
+        "-q",
+    ]))
+    .unwrap();
+    assert_eq!(ours["schema"], "rmt-torch/compare/v1");
+    let layers = ours["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 4);
+    assert!(ours["unmatched"].as_array().unwrap().is_empty());
+    for layer in layers {
+        let name = layer["name"].as_str().unwrap();
+        let want = &reference[name];
+        let mut eigenvalues = floats(&layer["update"]["eigenvalues"]);
+        eigenvalues.sort_by(f64::total_cmp);
+        let expected = floats(&want["update_eigenvalues"]);
+        assert_eq!(eigenvalues.len(), expected.len(), "{name}");
+        let top = expected.last().copied().unwrap();
+        for (ours, theirs) in eigenvalues.iter().zip(&expected) {
+            assert!(
+                (ours - theirs).abs() <= 1e-10 * top,
+                "{name}: {ours} vs {theirs}"
+            );
+        }
+        for field in [
+            "relative_frobenius",
+            "relative_spectral",
+            "cka",
+            "esd_ks",
+            "esd_wasserstein",
+        ] {
+            let (o, t) = (
+                layer[field].as_f64().unwrap(),
+                want[field].as_f64().unwrap(),
+            );
+            assert!(close(o, t, 1e-12), "{name} {field}: {o} vs {t}");
+        }
+        let delta =
+            layer["other"]["alpha"].as_f64().unwrap() - layer["base"]["alpha"].as_f64().unwrap();
+        assert!(close(layer["delta_alpha"].as_f64().unwrap(), delta, 1e-12));
+    }
+    // Each side is what analyze reports for that model.
+    let analysed: Value = serde_json::from_str(&run_ok(&[
+        "analyze",
+        trained.to_str().unwrap(),
+        "--convention",
+        "rmt",
+        "--min-evals",
+        "1",
+        "-f",
+        "json",
+        "-q",
+    ]))
+    .unwrap();
+    for (layer, alone) in layers.iter().zip(analysed["layers"].as_array().unwrap()) {
+        for field in ["alpha", "lambda_max", "stable_rank"] {
+            let (o, a) = (
+                layer["other"][field].as_f64().unwrap(),
+                alone[field].as_f64().unwrap(),
+            );
+            assert!(close(o, a, 1e-12), "{} {field}: {o} vs {a}", layer["name"]);
+        }
+    }
+    let table = run_ok(&[
+        "compare",
+        init.to_str().unwrap(),
+        trained.to_str().unwrap(),
+        "-q",
+    ]);
+    let header = table.lines().find(|l| l.starts_with("name ")).unwrap();
+    assert!(header.contains("relative_frobenius") && header.contains("update.alpha"));
+}
+
+/// Wrapper prefixes and a stored transpose match; another shape or a missing partner is
+/// listed with its reason, never zero-filled.
+#[test]
+fn layers_match_by_name_and_shape_or_are_listed() {
+    let dir = fixtures::output_dir("compare-matching");
+    let script = r#"
+import sys, torch
+from safetensors.torch import save_file
+torch.manual_seed(0)
+a, b, c = torch.randn(8, 16), torch.randn(16, 12), torch.randn(10, 10)
+save_file({"fc.weight": a, "proj.weight": b, "odd.weight": c, "only_base.weight": torch.randn(9, 9)},
+          sys.argv[1] + "/base.safetensors")
+save_file({"module.fc.weight": a + 0.1, "module.proj.weight": (b + 0.1).T.contiguous(),
+           "module.odd.weight": torch.randn(10, 12), "module.only_other.weight": torch.randn(9, 9)},
+          sys.argv[1] + "/other.safetensors")
+"#;
+    let status = fixtures::reference_python()
+        .args(["-c", script])
+        .arg(&dir)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (base, other) = (dir.join("base.safetensors"), dir.join("other.safetensors"));
+    let json: Value = serde_json::from_str(&run_ok(&[
+        "compare",
+        base.to_str().unwrap(),
+        other.to_str().unwrap(),
+        "-f",
+        "json",
+        "-q",
+    ]))
+    .unwrap();
+    let matched: Vec<(&str, &str)> = json["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (l["name"].as_str().unwrap(), l["storage"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        matched,
+        [("fc.weight", "same"), ("proj.weight", "transposed")]
+    );
+    let fc = &json["layers"][0];
+    assert_eq!(fc["other_name"], "module.fc.weight");
+    // A constant shift of 0.1 in every entry: ‖ΔW‖_F = 0.1·√(8·16).
+    let norm = 0.1 * (128.0_f64).sqrt();
+    let relative = fc["relative_frobenius"].as_f64().unwrap();
+    assert!(
+        relative > 0.0
+            && (relative * fc["base"]["norm"].as_f64().unwrap().sqrt() - norm).abs() < 1e-5 * norm
+    );
+    let unmatched: Vec<(String, String, String)> = json["unmatched"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            (
+                u["name"].as_str().unwrap().to_string(),
+                u["side"].as_str().unwrap().to_string(),
+                u["reason"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(unmatched.len(), 3, "{unmatched:?}");
+    assert!(unmatched
+        .iter()
+        .any(|(n, s, r)| n == "odd.weight" && s == "base" && r.contains("[10, 12]")));
+    assert!(unmatched
+        .iter()
+        .any(|(n, s, _)| n == "only_base.weight" && s == "base"));
+    assert!(unmatched
+        .iter()
+        .any(|(n, s, _)| n == "module.only_other.weight" && s == "other"));
+    let table = run_ok(&[
+        "compare",
+        base.to_str().unwrap(),
+        other.to_str().unwrap(),
+        "-q",
+    ]);
+    assert!(
+        table.contains("3 layers left out") && table.contains("shape [10, 10] here, [10, 12]"),
+        "{table}"
+    );
+    // Nothing in common is an error, not an empty report.
+    let alone = dir.join("alone.safetensors");
+    let status = fixtures::reference_python()
+        .args(["-c", "import sys, torch; from safetensors.torch import save_file; save_file({'x.weight': torch.randn(9, 9)}, sys.argv[1])"])
+        .arg(&alone)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let refused = run(&[
+        "compare",
+        base.to_str().unwrap(),
+        alone.to_str().unwrap(),
+        "-q",
+    ]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("matches one of"));
+}
