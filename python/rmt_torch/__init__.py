@@ -48,6 +48,8 @@ def __getattr__(name):
 
 __all__ = [
     "analyze",
+    "compare",
+    "Comparison",
     "describe",
     "esd",
     "jacobian",
@@ -221,6 +223,60 @@ def analyze(obj, *, key=None, label=None, **options):
             label, [name for name, _ in pairs], [tensor for _, tensor in pairs], _keywords(options)
         )
     return Analysis(_json.loads(text))
+
+
+class Comparison:
+    """Two models compared layer by layer: exactly what ``rmt-torch compare -f json`` writes.
+
+    ``layers`` is a list of dicts, one per matched layer (``relative_frobenius``,
+    ``relative_spectral``, ``cka``, ``esd_ks``, ``esd_wasserstein``, ``delta_alpha``, and the
+    ``base``, ``other`` and ``update`` layer records with every field :func:`analyze` reports);
+    ``unmatched`` the layers left out with the reason; ``to_pandas()`` the CLI's CSV columns.
+    """
+
+    def __init__(self, record, rows):
+        self.record = record
+        self.layers = record["layers"]
+        self.unmatched = record["unmatched"]
+        self._rows = rows
+
+    def to_json(self, **kwargs):
+        """The comparison as the CLI's JSON text."""
+        return _json.dumps(self.record, **kwargs)
+
+    def to_pandas(self):
+        """One row per matched layer: its distances and the ``base.``, ``other.`` and
+        ``update.`` fields the CLI's table shows. Needs pandas."""
+        try:
+            import pandas
+        except ImportError as err:
+            raise ImportError("Comparison.to_pandas needs pandas: pip install pandas") from err
+        return pandas.DataFrame(self._rows)
+
+    def __repr__(self):
+        return (f"<rmt_torch.Comparison {self.record['other']} against {self.record['base']}: "
+                f"{len(self.layers)} layers matched, {len(self.unmatched)} left out>")
+
+
+def _model_arguments(obj, default_label):
+    """What the extension takes for a model: (path, label, names, tensors)."""
+    if isinstance(obj, (str, _os.PathLike)):
+        return (_os.fspath(obj), "", [], [])
+    pairs = _named_tensors(obj)
+    label = type(obj).__name__ if isinstance(obj, _torch.nn.Module) else default_label
+    return (None, label, [name for name, _ in pairs], [tensor for _, tensor in pairs])
+
+
+def compare(base, other, *, key=None, **options):
+    """Compares ``other`` with ``base`` layer by layer, as ``rmt-torch compare`` does: layers
+    matched by name (wrappers' prefixes aside) and shape, each side analysed, the update
+    ΔW = W_other − W_base analysed with the whole suite, and their distances. Each model is an
+    ``nn.Module``, a state dict or a path (``key`` picks a checkpoint's entry); options as
+    :func:`analyze`. Returns a :class:`Comparison`."""
+    text, rows = _rmt_torch.compare_models(
+        _model_arguments(base, "<base>"), _model_arguments(other, "<other>"), key, _keywords(options)
+    )
+    return Comparison(_json.loads(text), _json.loads(rows))
 
 
 def describe(obj, *, key=None, **options):

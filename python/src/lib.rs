@@ -303,6 +303,68 @@ fn weightwatcher_details(record: &str) -> PyResult<String> {
     rmt_torch::report::to_json(&rows).map_err(python_error)
 }
 
+/// A model the package passes: a path (with a checkpoint key), or named tensors under a label.
+fn model_of(
+    path: Option<&str>,
+    key: Option<&str>,
+    label: &str,
+    names: &[String],
+    tensors: &[tch::Tensor],
+) -> rmt_torch::Result<Model> {
+    match path {
+        Some(path) => Model::load_entry(path, key),
+        None => Ok(Model::from_tensors(
+            label,
+            names.iter().map(String::as_str).zip(tensors),
+        )),
+    }
+}
+
+/// Two models compared layer by layer (`rmt-torch compare`), as JSON, and its rows (the CLI's
+/// CSV columns) as JSON.
+#[pyfunction]
+#[pyo3(signature = (base, other, key, keywords))]
+#[allow(clippy::type_complexity)]
+fn compare_models(
+    py: Python<'_>,
+    base: (Option<String>, String, Vec<String>, Vec<PyTensor>),
+    other: (Option<String>, String, Vec<String>, Vec<PyTensor>),
+    key: Option<&str>,
+    keywords: &str,
+) -> PyResult<(String, String)> {
+    use rmt_torch::report::Render;
+    let options = options(keywords)?;
+    let (base_path, base_label, base_names, base_tensors) = base;
+    let (other_path, other_label, other_names, other_tensors) = other;
+    let (base_tensors, other_tensors) = (unwrapped(base_tensors), unwrapped(other_tensors));
+    let key = key.map(str::to_string);
+    py.allow_threads(move || {
+        let key = key.as_deref();
+        let _no_grad = tch::no_grad_guard();
+        let base = model_of(
+            base_path.as_deref(),
+            key,
+            &base_label,
+            &base_names,
+            &base_tensors,
+        )?;
+        let other = model_of(
+            other_path.as_deref(),
+            key,
+            &other_label,
+            &other_names,
+            &other_tensors,
+        )?;
+        let comparison = rmt_torch::workflows::compare::compare(&base, &other, &options)?;
+        let rows = comparison.csv_rows()?;
+        Ok((
+            rmt_torch::report::to_json(&comparison)?,
+            rmt_torch::report::to_json(&rows)?,
+        ))
+    })
+    .map_err(python_error)
+}
+
 /// Keywords of [`jacobian_module`]: `rmt-torch jacobian`'s flags.
 const JACOBIAN_KEYWORDS: [&str; 9] = [
     "device",
@@ -564,6 +626,7 @@ fn _rmt_torch(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(report_analysis, m)?)?;
     m.add_function(wrap_pyfunction!(analysis_html, m)?)?;
     m.add_function(wrap_pyfunction!(weightwatcher_details, m)?)?;
+    m.add_function(wrap_pyfunction!(compare_models, m)?)?;
     m.add_class::<Monitor>()?;
     m.add("Error", py.get_type::<Error>())?;
     m.add("FileError", py.get_type::<FileError>())?;

@@ -447,3 +447,31 @@ def test_jacobian_and_hessian_explain_a_batch_the_model_rejects():
         rmt_torch.hessian(model, torch.randint(0, 5, (4, 8)), labels)
     with pytest.raises(rmt_torch.InputError, match=r"takes inputs shaped \[batch, 8\]"):
         rmt_torch.hessian(model, torch.randn(4, 7), labels)
+
+
+def test_compare_in_memory_equals_the_cli(tmp_path):
+    safetensors = pytest.importorskip("safetensors.torch")
+    torch.manual_seed(3)
+    base = torch.nn.Sequential(torch.nn.Linear(32, 64), torch.nn.Tanh(), torch.nn.Linear(64, 16))
+    tuned = torch.nn.Sequential(torch.nn.Linear(32, 64), torch.nn.Tanh(), torch.nn.Linear(64, 16))
+    tuned.load_state_dict(base.state_dict())
+    with torch.no_grad():
+        tuned[0].weight += 0.05 * torch.randn_like(tuned[0].weight)
+    paths = []
+    for name, model in (("base", base), ("tuned", tuned)):
+        path = tmp_path / f"{name}.safetensors"
+        safetensors.save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
+        paths.append(path)
+    ours = rmt_torch.compare(base, {"module." + k: v for k, v in tuned.state_dict().items()}, device="cpu")
+    cli = json.loads(subprocess.run(
+        [str(CLI), "compare", str(paths[0]), str(paths[1]), "--device", "cpu", "-f", "json", "-q"],
+        check=True, capture_output=True, text=True,
+    ).stdout)
+    assert [l["name"] for l in ours.layers] == [l["name"] for l in cli["layers"]] == ["0.weight", "2.weight"]
+    for mine, theirs in zip(ours.layers, cli["layers"]):
+        mine = {k: v for k, v in mine.items() if k != "other_name"}
+        assert differences(mine, theirs) == []
+    assert ours.layers[1]["relative_frobenius"] == 0.0
+    assert ours.layers[0]["relative_frobenius"] > 0.0
+    frame = ours.to_pandas()
+    assert list(frame["name"]) == ["0.weight", "2.weight"] and "update.alpha" in frame.columns
