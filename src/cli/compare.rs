@@ -5,11 +5,12 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 
+use rmt_torch::report::plots::write_compare_figures;
 use rmt_torch::workflows::compare::compare_with_progress;
 use rmt_torch::Model;
 
 use super::output::progress_bar;
-use super::{AnalysisArgs, EntryArgs, OutputArgs};
+use super::{AnalysisArgs, EntryArgs, OutputArgs, PlotArgs};
 
 /// Arguments of `compare`.
 #[derive(Debug, Args)]
@@ -35,8 +36,12 @@ records, with every field analyze reports):
                       Tracy-Widom edge: update.num_spikes_tw), noise (random-like) or
                       heavy-tailed (update.alpha)?
 
+FIGURES (--plots DIR): compare (α before and after, the update's size, against the layers) and
+each changed layer's update ESD against its Marchenko-Pastur fit (LLL_NAME_update_esd).
+
 EXAMPLES:
   rmt-torch compare models/digits_cnn_init.pt models/digits_cnn_trained.pt
+  rmt-torch compare init.pt trained.pt --plots figures/ --plot-format svg
   rmt-torch compare base/ finetuned/ -f json -o changes.json")]
 pub struct CompareArgs {
     /// The base model: any file or checkpoint directory `analyze` reads.
@@ -49,13 +54,18 @@ pub struct CompareArgs {
     analysis: AnalysisArgs,
     #[command(flatten)]
     output: OutputArgs,
+    #[command(flatten, next_help_heading = "Figures")]
+    plots: PlotArgs,
 }
 
 /// Compares the two models and writes the comparison.
 pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
     args.analysis
-        .refuse_unwritten_data(args.output.format, false)?;
-    let options = args.analysis.options(|_| ())?;
+        .refuse_unwritten_data(args.output.format, args.plots.plots.is_some())?;
+    let options = args
+        .analysis
+        .options(|request| request.figure_data |= args.plots.plots.is_some())?;
+    args.plots.prepare()?;
     args.output.prepare(&[&args.base, &args.other])?;
     let key = args.entry.key.as_deref();
     let base = Model::load_entry(&args.base, key)?;
@@ -75,5 +85,8 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
     })?;
     bar.finish_and_clear();
     args.output.emit(&comparison)?;
+    args.plots.write(args.analysis.quiet, |directory, files| {
+        write_compare_figures(&comparison, directory, files)
+    })?;
     Ok(ExitCode::SUCCESS)
 }

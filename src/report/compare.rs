@@ -84,6 +84,9 @@ impl Render for Comparison {
                 COLUMNS
                     .iter()
                     .map(|column| match &row[*column] {
+                        Value::Number(number) if number.is_u64() || number.is_i64() => {
+                            number.to_string()
+                        }
                         Value::Number(number) => format_optional(number.as_f64()),
                         Value::String(text) => text.clone(),
                         Value::Null => "-".into(),

@@ -127,14 +127,28 @@ fn the_update_and_the_distances_equal_numpy() {
             assert!(close(o, a, 1e-12), "{} {field}: {o} vs {a}", layer["name"]);
         }
     }
+    let figures = fixtures::output_dir("compare-figures");
     let table = run_ok(&[
         "compare",
         init.to_str().unwrap(),
         trained.to_str().unwrap(),
         "-q",
+        "--plots",
+        figures.to_str().unwrap(),
+        "--plot-format",
+        "svg",
     ]);
     let header = table.lines().find(|l| l.starts_with("name ")).unwrap();
     assert!(header.contains("relative_frobenius") && header.contains("update.alpha"));
+    let overview = std::fs::read_to_string(figures.join("compare.svg")).unwrap();
+    for text in ["α before and after", "the update", "conv1", "fc2"] {
+        assert!(overview.contains(text), "compare.svg lacks {text}");
+    }
+    for (index, layer) in layers.iter().enumerate() {
+        let stem = layer["name"].as_str().unwrap().replace('.', "_");
+        let esd = figures.join(format!("{index:03}_{stem}_update_esd.svg"));
+        assert!(esd.exists(), "{}", esd.display());
+    }
 }
 
 /// Wrapper prefixes and a stored transpose match; another shape or a missing partner is

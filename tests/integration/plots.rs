@@ -773,6 +773,17 @@ fn no_legend_covers_the_data() {
         "--plot-format",
         "svg",
     ]);
+    let compared = dir.join("compare");
+    run_ok(&[
+        "compare",
+        shipped_model("digits_cnn_init.pt").to_str().unwrap(),
+        shipped_model("digits_cnn_trained.pt").to_str().unwrap(),
+        "-q",
+        "--plots",
+        compared.to_str().unwrap(),
+        "--plot-format",
+        "svg",
+    ]);
     let mut figures = 0;
     let mut covered = Vec::new();
     for folder in std::fs::read_dir(&dir).unwrap() {

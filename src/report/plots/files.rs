@@ -255,6 +255,36 @@ pub fn write_jacobian_figures(
     Ok(written)
 }
 
+/// A comparison's figures in `directory`: `compare.EXT` (α before and after, the update's
+/// size, against the layers) and each changed layer's update ESD against its Marchenko-Pastur
+/// fit, `LLL_NAME_update_esd.EXT` (when the comparison kept the eigenvalues).
+pub fn write_compare_figures(
+    comparison: &crate::workflows::compare::Comparison,
+    directory: &Path,
+    files: &FigureFiles,
+) -> Result<Vec<PathBuf>> {
+    create_directory(directory)?;
+    let mut written = write_formats(
+        &super::compare::compare_figure(comparison),
+        directory,
+        "compare",
+        files,
+    )?;
+    for (index, layer) in comparison.layers.iter().enumerate() {
+        let Some(update) = &layer.update else {
+            continue;
+        };
+        for figure in layer::layer_figures(update, None) {
+            if figure.suffix() != "esd" {
+                continue;
+            }
+            let stem = format!("{index:03}_{}_update_esd", file_stem(&layer.name));
+            written.extend(write_formats(&figure, directory, &stem, files)?);
+        }
+    }
+    Ok(written)
+}
+
 /// The Hessian's density figure (`hessian_density`), when the analysis has a density.
 pub fn write_hessian_figures(
     analysis: &crate::workflows::hessian::HessianAnalysis,

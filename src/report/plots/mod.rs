@@ -21,6 +21,7 @@
 //! [`layer`] has the per-layer figures of Thamm, Staats & Rosenow (2022) and Aarts (2025),
 //! [`model`] the per-model overview, [`jacobian`] the Jacobian spectrum, [`series`] the
 //! metric-over-time and theory-versus-simulation curves, [`track`] spectra over training.
+pub mod compare;
 pub mod hessian;
 pub mod jacobian;
 pub mod layer;
