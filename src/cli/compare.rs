@@ -6,7 +6,8 @@ use anyhow::Context;
 use clap::Args;
 
 use rmt_torch::report::plots::write_compare_figures;
-use rmt_torch::workflows::compare::compare_with_progress;
+use rmt_torch::workflows::compare::{compare_with_progress, COMPARE_FIELDS};
+use rmt_torch::workflows::health::Rule;
 use rmt_torch::Model;
 
 use super::output::progress_bar;
@@ -39,8 +40,12 @@ records, with every field analyze reports):
 FIGURES (--plots DIR): compare (α before and after, the update's size, against the layers) and
 each changed layer's update ESD against its Marchenko-Pastur fit (LLL_NAME_update_esd).
 
+EXIT CODES: 0 no --fail-if rule violated, 1 a rule violated, 2 the comparison failed (a file
+that cannot be read, no layer in common, a bad rule).
+
 EXAMPLES:
   rmt-torch compare models/digits_cnn_init.pt models/digits_cnn_trained.pt
+  rmt-torch compare base.pt tuned.pt --fail-if 'max_delta_alpha>1' --fail-if 'any(cka<0.9)'
   rmt-torch compare init.pt trained.pt --plots figures/ --plot-format svg
   rmt-torch compare base/ finetuned/ -f json -o changes.json")]
 pub struct CompareArgs {
@@ -50,6 +55,13 @@ pub struct CompareArgs {
     other: PathBuf,
     #[command(flatten)]
     entry: EntryArgs,
+    /// A rule that fails the comparison when true (repeatable; exit 1), read per layer:
+    /// max_FIELD or min_FIELD OP VALUE, any(FIELD OP VALUE), count(FIELD OP VALUE) OP N, with
+    /// layers=REGEX: before any of them to read only some layers; FIELD one of the numeric
+    /// columns (relative_frobenius, cka, delta_alpha, update.num_spikes_tw, …). E.g.
+    /// 'max_delta_alpha>1', 'any(cka<0.9)'.
+    #[arg(long, value_name = "RULE", value_parser = compare_rule)]
+    fail_if: Vec<Rule>,
     #[command(flatten)]
     analysis: AnalysisArgs,
     #[command(flatten)]
@@ -58,7 +70,12 @@ pub struct CompareArgs {
     plots: PlotArgs,
 }
 
-/// Compares the two models and writes the comparison.
+/// A `--fail-if` rule over the comparison's numeric columns.
+fn compare_rule(text: &str) -> Result<Rule, String> {
+    Rule::parse(text, COMPARE_FIELDS).map_err(|err| err.to_string())
+}
+
+/// Compares the two models and writes the comparison; exit 1 when a rule is violated.
 pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
     args.analysis
         .refuse_unwritten_data(args.output.format, args.plots.plots.is_some())?;
@@ -71,7 +88,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
     let base = Model::load_entry(&args.base, key)?;
     let other = Model::load_entry(&args.other, key)?;
     let bar = progress_bar(args.analysis.quiet, "layers");
-    let comparison = compare_with_progress(&base, &other, &options, |done, total, name| {
+    let mut comparison = compare_with_progress(&base, &other, &options, |done, total, name| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
         bar.set_message(name.to_string());
@@ -84,9 +101,14 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
         )
     })?;
     bar.finish_and_clear();
+    comparison.judge(&args.fail_if);
     args.output.emit(&comparison)?;
     args.plots.write(args.analysis.quiet, |directory, files| {
         write_compare_figures(&comparison, directory, files)
     })?;
-    Ok(ExitCode::SUCCESS)
+    Ok(if comparison.violations.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

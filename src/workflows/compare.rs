@@ -10,6 +10,30 @@ use crate::analysis::{analyze, AnalyzeOptions, LayerReport};
 use crate::error::{Error, Result};
 use crate::model::layers::{self, WeightLayer};
 use crate::model::Model;
+use crate::workflows::health::{Rule, RuleFields};
+
+/// The numeric fields of a layer comparison that its table shows and rules may name: its own,
+/// then `side.field` of the three layer records.
+pub const NUMERIC_FIELDS: [&str; 11] = [
+    "relative_frobenius",
+    "relative_spectral",
+    "cka",
+    "esd_ks",
+    "esd_wasserstein",
+    "delta_alpha",
+    "base.alpha",
+    "other.alpha",
+    "update.alpha",
+    "update.num_spikes_tw",
+    "update.stable_rank",
+];
+
+/// What `compare --fail-if` rules may name: [`NUMERIC_FIELDS`] per layer, no summary.
+pub const COMPARE_FIELDS: RuleFields = RuleFields {
+    layer: |name| NUMERIC_FIELDS.iter().copied().find(|field| *field == name),
+    examples: "relative_frobenius, relative_spectral, cka, esd_ks, esd_wasserstein, delta_alpha, base.alpha, other.alpha, update.alpha, update.num_spikes_tw, update.stable_rank",
+    summary: false,
+};
 
 /// The schema name and version of `compare`'s JSON.
 pub const COMPARE_SCHEMA: &str = "rmt-torch/compare/v1";
@@ -179,6 +203,62 @@ pub struct Comparison {
     pub layers: Vec<LayerComparison>,
     /// Layers of either model left out, with the reason.
     pub unmatched: Vec<Unmatched>,
+    /// The rules the comparison was judged by ([`Comparison::judge`]), as written.
+    #[serde(default)]
+    pub rules: Vec<String>,
+    /// Those it violates.
+    #[serde(default)]
+    pub violations: Vec<String>,
+}
+
+impl Comparison {
+    /// One flat record per matched layer, in the model's order: its `name`, then
+    /// [`NUMERIC_FIELDS`] and each side's `quality` (`base.quality`, …), keyed by those names.
+    pub fn rows(&self) -> Vec<serde_json::Map<String, serde_json::Value>> {
+        use serde_json::Value;
+        self.layers
+            .iter()
+            .map(|layer| {
+                let record = match serde_json::to_value(layer) {
+                    Ok(Value::Object(record)) => record,
+                    _ => serde_json::Map::new(),
+                };
+                let side = |report: Option<&LayerReport>, name: &str| {
+                    report
+                        .and_then(|report| serde_json::to_value(report).ok())
+                        .and_then(|value| value.get(name).cloned())
+                        .unwrap_or(Value::Null)
+                };
+                let cell = |column: &str| match column.split_once('.') {
+                    Some(("base", name)) => side(Some(&layer.base), name),
+                    Some(("other", name)) => side(Some(&layer.other), name),
+                    Some(("update", name)) => side(layer.update.as_ref(), name),
+                    _ => record.get(column).cloned().unwrap_or(Value::Null),
+                };
+                std::iter::once("name")
+                    .chain(NUMERIC_FIELDS)
+                    .chain(["base.quality", "other.quality", "update.quality"])
+                    .map(|column| (column.to_string(), cell(column)))
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Judges the comparison by per-layer `rules` (`max_delta_alpha>1`, `any(cka<0.9)`,
+    /// `layers=attn:count(relative_frobenius>0.5)>=2`): records them and those violated.
+    pub fn judge(&mut self, rules: &[Rule]) {
+        let rows: Vec<serde_json::Value> = self
+            .rows()
+            .into_iter()
+            .map(serde_json::Value::Object)
+            .collect();
+        self.rules = rules.iter().map(ToString::to_string).collect();
+        self.violations = rules
+            .iter()
+            .filter(|rule| rule.violated_over(&rows))
+            .map(ToString::to_string)
+            .collect();
+    }
 }
 
 /// Compares `other` with `base` layer by layer, each side and the update analysed with
@@ -232,6 +312,8 @@ pub fn compare_with_progress(
         other: other.path.display().to_string(),
         layers,
         unmatched,
+        rules: Vec::new(),
+        violations: Vec::new(),
     })
 }
 

@@ -167,18 +167,37 @@ fn split_comparison(text: &str) -> std::result::Result<(&str, Comparison, f64), 
     }
 }
 
-/// The layer field `name`, or why it is not one.
-fn parse_layer_field(name: &str) -> std::result::Result<&'static str, String> {
-    layer_field(name).ok_or_else(|| {
-        format!("'{name}' is not a numeric layer field (analyze's JSON names: alpha, alpha_weighted, stable_rank, num_spikes_tw, …)")
-    })
+/// What rules may name: the numeric fields of the records they read per layer, and whether
+/// the target has a model summary (`alpha`, `over_trained`, …) to compare.
+#[derive(Debug, Clone, Copy)]
+pub struct RuleFields {
+    /// The per-layer field `name`, when it is one.
+    pub layer: fn(&str) -> Option<&'static str>,
+    /// Names of a few of them, for the error that lists what a field could be.
+    pub examples: &'static str,
+    /// Whether summary fields may be named.
+    pub summary: bool,
 }
 
-impl std::str::FromStr for Rule {
-    type Err = Error;
+/// The fields of a model's analysis: `analyze`'s layer records and its summary.
+pub const ANALYSIS_FIELDS: RuleFields = RuleFields {
+    layer: layer_field,
+    examples: "analyze's JSON names: alpha, alpha_weighted, stable_rank, num_spikes_tw, …",
+    summary: true,
+};
 
-    fn from_str(text: &str) -> Result<Self> {
+impl Rule {
+    /// The rule `text` over the fields of `fields` (see [`Rule`] for the forms).
+    pub fn parse(text: &str, fields: RuleFields) -> Result<Self> {
         let text = text.trim();
+        let parse_layer_field = |name: &str| -> std::result::Result<&'static str, String> {
+            (fields.layer)(name).ok_or_else(|| {
+                format!(
+                    "'{name}' is not a numeric layer field ({})",
+                    fields.examples
+                )
+            })
+        };
         let invalid = |reason: String| Error::InvalidOption(format!("rule '{text}': {reason}"));
         let (scope, body) = match text.strip_prefix("layers=") {
             Some(rest) => {
@@ -224,6 +243,11 @@ impl std::str::FromStr for Rule {
                     Measure::Max(parse_layer_field(name)?)
                 } else if let Some(name) = field.strip_prefix("min_") {
                     Measure::Min(parse_layer_field(name)?)
+                } else if !fields.summary {
+                    return Err(format!(
+                        "unknown field '{field}' (per layer: max_FIELD or min_FIELD, any(FIELD OP VALUE) or count(FIELD OP VALUE) OP N, FIELD one of {})",
+                        fields.examples
+                    ));
                 } else {
                     Measure::Summary(field.parse().map_err(|_| {
                         format!(
@@ -242,6 +266,15 @@ impl std::str::FromStr for Rule {
             comparison,
             value,
         })
+    }
+}
+
+impl std::str::FromStr for Rule {
+    type Err = Error;
+
+    /// A rule over a model's analysis ([`ANALYSIS_FIELDS`]).
+    fn from_str(text: &str) -> Result<Self> {
+        Self::parse(text, ANALYSIS_FIELDS)
     }
 }
 
@@ -292,8 +325,23 @@ impl Rule {
         let records: Vec<serde_json::Value> = analysis
             .layers
             .iter()
-            .filter(in_scope)
             .filter_map(|layer| serde_json::to_value(layer).ok())
+            .collect();
+        self.measure_over(&records)
+    }
+
+    /// The rule's per-layer measure over `records` (JSON objects with a `name`, the rule's
+    /// fields at their top level), those of its scope only; `None` for a summary field.
+    pub fn measure_over(&self, records: &[serde_json::Value]) -> Option<f64> {
+        let records: Vec<&serde_json::Value> = records
+            .iter()
+            .filter(|record| {
+                self.scope.as_ref().is_none_or(|LayerScope(pattern)| {
+                    record["name"]
+                        .as_str()
+                        .is_some_and(|name| pattern.is_match(name))
+                })
+            })
             .collect();
         let values = |field: &'static str| records.iter().filter_map(move |r| r[field].as_f64());
         match self.measure {
@@ -304,6 +352,12 @@ impl Rule {
                 Some(records.iter().filter(|r| c.holds(r)).count() as f64)
             }
         }
+    }
+
+    /// Whether the records violate the rule ([`Rule::measure_over`]).
+    pub fn violated_over(&self, records: &[serde_json::Value]) -> bool {
+        self.measure_over(records)
+            .is_some_and(|value| self.comparison.holds(value, self.value))
     }
 }
 

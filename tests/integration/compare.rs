@@ -251,3 +251,70 @@ save_file({"module.fc.weight": a + 0.1, "module.proj.weight": (b + 0.1).T.contig
     assert_eq!(refused.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("matches one of"));
 }
+
+/// `--fail-if` rules read the comparison's columns per layer, with zoo's exit codes; a summary
+/// field or a field that is not a numeric column is refused before any work.
+#[test]
+fn rules_judge_the_comparison() {
+    let (init, trained) = (
+        fixtures::shipped_model("digits_cnn_init.pt"),
+        fixtures::shipped_model("digits_cnn_trained.pt"),
+    );
+    let (init, trained) = (init.to_str().unwrap(), trained.to_str().unwrap());
+    let json: Value =
+        serde_json::from_str(&run_ok(&["compare", init, trained, "-f", "json", "-q"])).unwrap();
+    let layers = json["layers"].as_array().unwrap();
+    let field =
+        |name: &str| -> Vec<f64> { layers.iter().map(|l| l[name].as_f64().unwrap()).collect() };
+    let largest_drop = field("delta_alpha").into_iter().fold(f64::MAX, f64::min);
+    let lowest_cka = field("cka").into_iter().fold(f64::MAX, f64::min);
+    let cases = [
+        (format!("min_delta_alpha<{}", largest_drop + 0.01), true),
+        (format!("min_delta_alpha<{}", largest_drop - 0.01), false),
+        (format!("any(cka<{})", lowest_cka + 0.01), true),
+        (format!("any(cka<{})", lowest_cka - 0.01), false),
+        (
+            "layers=^fc:count(relative_frobenius>0)>=2".to_string(),
+            true,
+        ),
+        (
+            "layers=^fc:count(relative_frobenius>0)>=3".to_string(),
+            false,
+        ),
+    ];
+    for (rule, violated) in cases {
+        let output = run(&[
+            "compare",
+            init,
+            trained,
+            "-f",
+            "json",
+            "-q",
+            "--fail-if",
+            &rule,
+        ]);
+        assert_eq!(
+            output.status.code(),
+            Some(if violated { 1 } else { 0 }),
+            "{rule}"
+        );
+        let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(report["rules"][0], rule.as_str());
+        assert_eq!(
+            report["violations"].as_array().unwrap().len(),
+            usize::from(violated),
+            "{rule}"
+        );
+    }
+    for (bad, says) in [
+        ("alpha>6", "unknown field 'alpha'"),
+        ("max_quality>1", "not a numeric layer field"),
+    ] {
+        let output = run(&["compare", init, trained, "-q", "--fail-if", bad]);
+        assert_eq!(output.status.code(), Some(2), "{bad}");
+        assert!(
+            String::from_utf8_lossy(&output.stderr).contains(says),
+            "{bad}"
+        );
+    }
+}
