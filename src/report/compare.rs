@@ -4,31 +4,21 @@ use serde_json::Value;
 use super::table::Table;
 use super::{counted, format_optional, Render};
 use crate::error::Result;
-use crate::workflows::compare::{Comparison, LayerComparison};
-
-impl Comparison {
-    /// The layers, the largest update (relative to its layer) first.
-    fn by_update_size(&self) -> Vec<&LayerComparison> {
-        let mut layers: Vec<&LayerComparison> = self.layers.iter().collect();
-        layers.sort_by(|a, b| b.relative_frobenius.total_cmp(&a.relative_frobenius));
-        layers
-    }
-}
+use crate::workflows::compare::Comparison;
 
 /// The matched layers, the largest update first, and the layers left out.
 impl Render for Comparison {
     fn table(&self) -> String {
-        let rows = self.rows();
+        let mut rows = self.rows();
+        let size = |row: &serde_json::Map<String, Value>| {
+            row["relative_frobenius"].as_f64().unwrap_or(f64::NAN)
+        };
+        rows.sort_by(|a, b| size(b).total_cmp(&size(a)));
         let columns: Vec<String> = rows
             .first()
             .map_or_else(Vec::new, |row| row.keys().cloned().collect());
         let mut table = Table::new(columns.clone());
-        for layer in self.by_update_size() {
-            let row = rows
-                .iter()
-                .find(|row| row["name"] == layer.name.as_str())
-                .cloned()
-                .unwrap_or_default();
+        for row in &rows {
             table.push(
                 columns
                     .iter()

@@ -199,6 +199,9 @@ pub struct Comparison {
     pub base: String,
     /// The other model.
     pub other: String,
+    /// Every analysis option the three analyses of each layer used, defaults filled in (as
+    /// `analyze`'s JSON `settings`).
+    pub settings: crate::AnalysisRequest,
     /// The matched layers in the base model's order.
     pub layers: Vec<LayerComparison>,
     /// Layers of either model left out, with the reason.
@@ -219,21 +222,15 @@ impl Comparison {
         self.layers
             .iter()
             .map(|layer| {
-                let record = match serde_json::to_value(layer) {
-                    Ok(Value::Object(record)) => record,
-                    _ => serde_json::Map::new(),
-                };
-                let side = |report: Option<&LayerReport>, name: &str| {
-                    report
-                        .and_then(|report| serde_json::to_value(report).ok())
-                        .and_then(|value| value.get(name).cloned())
-                        .unwrap_or(Value::Null)
-                };
-                let cell = |column: &str| match column.split_once('.') {
-                    Some(("base", name)) => side(Some(&layer.base), name),
-                    Some(("other", name)) => side(Some(&layer.other), name),
-                    Some(("update", name)) => side(layer.update.as_ref(), name),
-                    _ => record.get(column).cloned().unwrap_or(Value::Null),
+                // One serialisation of the pair: the sides are its `base`, `other` and
+                // `update` objects.
+                let record = serde_json::to_value(layer).unwrap_or(Value::Null);
+                let cell = |column: &str| {
+                    let value = match column.split_once('.') {
+                        Some((side, name)) => &record[side][name],
+                        None => &record[column],
+                    };
+                    value.clone()
                 };
                 std::iter::once("name")
                     .chain(NUMERIC_FIELDS)
@@ -310,6 +307,7 @@ pub fn compare_with_progress(
         schema: COMPARE_SCHEMA.into(),
         base: base.path.display().to_string(),
         other: other.path.display().to_string(),
+        settings: options.settings().clone(),
         layers,
         unmatched,
         rules: Vec::new(),

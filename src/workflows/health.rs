@@ -116,6 +116,13 @@ pub enum Measure {
 #[derive(Debug, Clone)]
 pub struct LayerScope(regex::Regex);
 
+impl LayerScope {
+    /// Whether the scope reads the layer `name`.
+    fn admits(&self, name: &str) -> bool {
+        self.0.is_match(name)
+    }
+}
+
 impl PartialEq for LayerScope {
     fn eq(&self, other: &Self) -> bool {
         self.0.as_str() == other.0.as_str()
@@ -307,11 +314,8 @@ impl Rule {
 
     /// The rule's measure on `analysis`, `None` when it has none.
     pub fn measure_of(&self, analysis: &Analysis) -> Option<f64> {
-        let in_scope = |layer: &&LayerReport| {
-            self.scope
-                .as_ref()
-                .is_none_or(|LayerScope(pattern)| pattern.is_match(&layer.name))
-        };
+        let in_scope =
+            |layer: &&LayerReport| self.scope.as_ref().is_none_or(|s| s.admits(&layer.name));
         if let Measure::Summary(field) = self.measure {
             return match self.scope {
                 None => analysis.summary.get(field),
@@ -336,10 +340,10 @@ impl Rule {
         let records: Vec<&serde_json::Value> = records
             .iter()
             .filter(|record| {
-                self.scope.as_ref().is_none_or(|LayerScope(pattern)| {
+                self.scope.as_ref().is_none_or(|scope| {
                     record["name"]
                         .as_str()
-                        .is_some_and(|name| pattern.is_match(name))
+                        .is_some_and(|name| scope.admits(name))
                 })
             })
             .collect();

@@ -71,6 +71,8 @@ fn the_update_and_the_distances_equal_numpy() {
     ]))
     .unwrap();
     assert_eq!(ours["schema"], "rmt-torch/compare/v1");
+    assert_eq!(ours["settings"]["convention"], "rmt");
+    assert_eq!(ours["settings"]["min_evals"], 1);
     let layers = ours["layers"].as_array().unwrap();
     assert_eq!(layers.len(), 4);
     assert!(ours["unmatched"].as_array().unwrap().is_empty());
