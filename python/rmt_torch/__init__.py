@@ -209,19 +209,11 @@ def analyze(obj, *, key=None, label=None, **options):
     ``vectors``, ``pt_window``, ``semicircle``. Errors raise :class:`rmt_torch.Error`
     subclasses with the CLI's messages.
     """
-    if isinstance(obj, (str, _os.PathLike)):
-        text = _rmt_torch.analyze_path(_os.fspath(obj), key, _keywords(options))
-    else:
-        if key is not None:
-            raise OptionError("invalid option: key picks a checkpoint entry of a file; index the mapping instead")
-        pairs = _named_tensors(obj)
-        devices = {tensor.device for _, tensor in pairs}
-        if "device" not in options and len(devices) == 1 and next(iter(devices)).type == "cuda":
-            options["device"] = f"cuda:{next(iter(devices)).index or 0}"
-        label = label or (type(obj).__name__ if isinstance(obj, _torch.nn.Module) else "<state dict>")
-        text = _rmt_torch.analyze_tensors(
-            label, [name for name, _ in pairs], [tensor for _, tensor in pairs], _keywords(options)
-        )
+    model = _model_arguments(obj, key, label)
+    devices = {tensor.device for tensor in model[3]}
+    if "device" not in options and len(devices) == 1 and next(iter(devices)).type == "cuda":
+        options["device"] = f"cuda:{next(iter(devices)).index or 0}"
+    text = _rmt_torch.analyze_model(model, key, _keywords(options))
     return Analysis(_json.loads(text))
 
 
@@ -258,12 +250,15 @@ class Comparison:
                 f"{len(self.layers)} layers matched, {len(self.unmatched)} left out>")
 
 
-def _model_arguments(obj, default_label):
-    """What the extension takes for a model: (path, label, names, tensors)."""
+def _model_arguments(obj, key=None, label=None, default_label="<state dict>"):
+    """What the extension takes for a model: (path, label, names, tensors). ``key`` picks a
+    checkpoint entry of a file, so it is refused for a model in memory."""
     if isinstance(obj, (str, _os.PathLike)):
         return (_os.fspath(obj), "", [], [])
+    if key is not None:
+        raise OptionError("invalid option: key picks a checkpoint entry of a file; index the mapping instead")
     pairs = _named_tensors(obj)
-    label = type(obj).__name__ if isinstance(obj, _torch.nn.Module) else default_label
+    label = label or (type(obj).__name__ if isinstance(obj, _torch.nn.Module) else default_label)
     return (None, label, [name for name, _ in pairs], [tensor for _, tensor in pairs])
 
 
@@ -273,9 +268,10 @@ def compare(base, other, *, key=None, **options):
     ΔW = W_other − W_base analysed with the whole suite, and their distances. Each model is an
     ``nn.Module``, a state dict or a path (``key`` picks a checkpoint's entry); options as
     :func:`analyze`. Returns a :class:`Comparison`."""
-    text, rows = _rmt_torch.compare_models(
-        _model_arguments(base, "<base>"), _model_arguments(other, "<other>"), key, _keywords(options)
-    )
+    sides = [
+        _model_arguments(obj, None, default_label=label) for obj, label in ((base, "<base>"), (other, "<other>"))
+    ]
+    text, rows = _rmt_torch.compare_models(*sides, key, _keywords(options))
     return Comparison(_json.loads(text), _json.loads(rows))
 
 
@@ -288,16 +284,7 @@ def describe(obj, *, key=None, **options):
         import pandas
     except ImportError as err:
         raise ImportError("rmt_torch.describe needs pandas: pip install pandas") from err
-    if isinstance(obj, (str, _os.PathLike)):
-        text = _rmt_torch.describe_path(_os.fspath(obj), key, _keywords(options))
-    else:
-        if key is not None:
-            raise OptionError("invalid option: key picks a checkpoint entry of a file; index the mapping instead")
-        pairs = _named_tensors(obj)
-        label = type(obj).__name__ if isinstance(obj, _torch.nn.Module) else "<state dict>"
-        text = _rmt_torch.describe_tensors(
-            label, [name for name, _ in pairs], [tensor for _, tensor in pairs], _keywords(options)
-        )
+    text = _rmt_torch.describe_model(_model_arguments(obj, key), key, _keywords(options))
     return pandas.DataFrame(_json.loads(text))
 
 

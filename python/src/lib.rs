@@ -176,63 +176,63 @@ fn unwrapped(tensors: Vec<PyTensor>) -> Vec<tch::Tensor> {
     tensors.into_iter().map(|tensor| tensor.0).collect()
 }
 
-/// The analysis of a model file (every format the CLI reads), as JSON; `key` picks a
-/// checkpoint's entry as `--key` does.
-#[pyfunction]
-#[pyo3(signature = (path, key, keywords))]
-fn analyze_path(py: Python<'_>, path: &str, key: Option<&str>, keywords: &str) -> PyResult<String> {
-    let options = options(keywords)?;
-    analysis_json(py, &options, || Model::load_entry(path, key))
+/// A model as the package passes it: `(path, label, names, tensors)`, a path (read with the
+/// checkpoint key) or, with no path, named tensors under a label.
+type ModelArguments = (Option<String>, String, Vec<String>, Vec<PyTensor>);
+
+/// A model to build on the thread that uses it (tensors are not `Sync`): a file, or tensors
+/// shared with Python (never copied).
+struct ModelSource {
+    path: Option<String>,
+    label: String,
+    names: Vec<String>,
+    tensors: Vec<tch::Tensor>,
 }
 
-/// The analysis of named tensors (shared, never copied), as JSON; `label` names the model.
-#[pyfunction]
-fn analyze_tensors(
-    py: Python<'_>,
-    label: &str,
-    names: Vec<String>,
-    tensors: Vec<PyTensor>,
-    keywords: &str,
-) -> PyResult<String> {
-    let options = options(keywords)?;
-    let tensors = unwrapped(tensors);
-    analysis_json(py, &options, move || {
-        Ok(Model::from_tensors(
+impl ModelSource {
+    fn new((path, label, names, tensors): ModelArguments) -> Self {
+        Self {
+            path,
             label,
-            names.iter().map(String::as_str).zip(&tensors),
-        ))
-    })
+            names,
+            tensors: unwrapped(tensors),
+        }
+    }
+
+    /// The model, its file read with `key` picking a checkpoint's entry as `--key` does.
+    fn model(&self, key: Option<&str>) -> rmt_torch::Result<Model> {
+        match &self.path {
+            Some(path) => Model::load_entry(path, key),
+            None => Ok(Model::from_tensors(
+                &self.label,
+                self.names.iter().map(String::as_str).zip(&self.tensors),
+            )),
+        }
+    }
 }
 
-/// The inventory of `model` as `rmt-torch info -f json` lists its tensors, under the
-/// selection the keywords mean.
-fn inventory_json(model: &Model, keywords: &str) -> PyResult<String> {
-    let options = options(keywords)?;
-    let tensors = model.inventory(options.selection());
-    rmt_torch::report::to_json(&tensors).map_err(python_error)
-}
-
-/// The tensors of a model file and what rmt-torch makes of each (`rmt-torch info`), as JSON.
+/// The analysis of a model (every format the CLI reads, or named tensors), as JSON.
 #[pyfunction]
-#[pyo3(signature = (path, key, keywords))]
-fn describe_path(path: &str, key: Option<&str>, keywords: &str) -> PyResult<String> {
-    inventory_json(
-        &Model::load_entry(path, key).map_err(python_error)?,
-        keywords,
-    )
-}
-
-/// The same for named tensors.
-#[pyfunction]
-fn describe_tensors(
-    label: &str,
-    names: Vec<String>,
-    tensors: Vec<PyTensor>,
+#[pyo3(signature = (model, key, keywords))]
+fn analyze_model(
+    py: Python<'_>,
+    model: ModelArguments,
+    key: Option<String>,
     keywords: &str,
 ) -> PyResult<String> {
-    let tensors = unwrapped(tensors);
-    let model = Model::from_tensors(label, names.iter().map(String::as_str).zip(&tensors));
-    inventory_json(&model, keywords)
+    let options = options(keywords)?;
+    let source = ModelSource::new(model);
+    analysis_json(py, &options, move || source.model(key.as_deref()))
+}
+
+/// A model's tensors and what rmt-torch makes of each (`rmt-torch info -f json`), under the
+/// selection the keywords mean, as JSON.
+#[pyfunction]
+#[pyo3(signature = (model, key, keywords))]
+fn describe_model(model: ModelArguments, key: Option<&str>, keywords: &str) -> PyResult<String> {
+    let options = options(keywords)?;
+    let model = ModelSource::new(model).model(key).map_err(python_error)?;
+    rmt_torch::report::to_json(&model.inventory(options.selection())).map_err(python_error)
 }
 
 /// The analysis `analyze` returned as JSON, typed again.
@@ -303,58 +303,24 @@ fn weightwatcher_details(record: &str) -> PyResult<String> {
     rmt_torch::report::to_json(&rows).map_err(python_error)
 }
 
-/// A model the package passes: a path (with a checkpoint key), or named tensors under a label.
-fn model_of(
-    path: Option<&str>,
-    key: Option<&str>,
-    label: &str,
-    names: &[String],
-    tensors: &[tch::Tensor],
-) -> rmt_torch::Result<Model> {
-    match path {
-        Some(path) => Model::load_entry(path, key),
-        None => Ok(Model::from_tensors(
-            label,
-            names.iter().map(String::as_str).zip(tensors),
-        )),
-    }
-}
-
 /// Two models compared layer by layer (`rmt-torch compare`), as JSON, and its rows (the CLI's
 /// CSV columns) as JSON.
 #[pyfunction]
 #[pyo3(signature = (base, other, key, keywords))]
-#[allow(clippy::type_complexity)]
 fn compare_models(
     py: Python<'_>,
-    base: (Option<String>, String, Vec<String>, Vec<PyTensor>),
-    other: (Option<String>, String, Vec<String>, Vec<PyTensor>),
-    key: Option<&str>,
+    base: ModelArguments,
+    other: ModelArguments,
+    key: Option<String>,
     keywords: &str,
 ) -> PyResult<(String, String)> {
     use rmt_torch::report::Render;
     let options = options(keywords)?;
-    let (base_path, base_label, base_names, base_tensors) = base;
-    let (other_path, other_label, other_names, other_tensors) = other;
-    let (base_tensors, other_tensors) = (unwrapped(base_tensors), unwrapped(other_tensors));
-    let key = key.map(str::to_string);
+    let (base, other) = (ModelSource::new(base), ModelSource::new(other));
     py.allow_threads(move || {
-        let key = key.as_deref();
         let _no_grad = tch::no_grad_guard();
-        let base = model_of(
-            base_path.as_deref(),
-            key,
-            &base_label,
-            &base_names,
-            &base_tensors,
-        )?;
-        let other = model_of(
-            other_path.as_deref(),
-            key,
-            &other_label,
-            &other_names,
-            &other_tensors,
-        )?;
+        let base = base.model(key.as_deref())?;
+        let other = other.model(key.as_deref())?;
         let comparison = rmt_torch::workflows::compare::compare(&base, &other, &options)?;
         let rows = comparison.csv_rows()?;
         Ok((
@@ -614,14 +580,12 @@ impl Monitor {
 #[pymodule]
 fn _rmt_torch(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
-    m.add_function(wrap_pyfunction!(analyze_path, m)?)?;
-    m.add_function(wrap_pyfunction!(analyze_tensors, m)?)?;
+    m.add_function(wrap_pyfunction!(analyze_model, m)?)?;
     m.add_function(wrap_pyfunction!(shared_data_pointers, m)?)?;
     m.add_function(wrap_pyfunction!(jacobian_module, m)?)?;
     m.add_function(wrap_pyfunction!(hessian_module, m)?)?;
     m.add_function(wrap_pyfunction!(analysis_keywords, m)?)?;
-    m.add_function(wrap_pyfunction!(describe_path, m)?)?;
-    m.add_function(wrap_pyfunction!(describe_tensors, m)?)?;
+    m.add_function(wrap_pyfunction!(describe_model, m)?)?;
     m.add_function(wrap_pyfunction!(plot_analysis, m)?)?;
     m.add_function(wrap_pyfunction!(report_analysis, m)?)?;
     m.add_function(wrap_pyfunction!(analysis_html, m)?)?;
