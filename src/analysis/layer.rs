@@ -26,6 +26,8 @@ pub(super) struct LayerSpectra {
     /// Norms, ranks, entropy.
     metrics: SpectralMetrics,
     spectrum: spectrum::Spectrum,
+    /// A low-rank update's rank, when its spectrum came from its factors.
+    rank: Option<usize>,
     /// Squared singular values of the shuffled matrices, when asked for.
     shuffled: Option<Vec<f64>>,
     /// (σ², right singular vector) of every matrix, when asked for.
@@ -45,17 +47,54 @@ pub(super) struct LayerMeta {
     dtype: String,
 }
 
+/// What a layer's spectrum is computed from.
+enum Stack {
+    /// Its stack of matrices [slices, N, M].
+    Matrices(tch::Tensor),
+    /// A low-rank update's factors ([`crate::model::adapter::LowRank::stacks`]), s and r.
+    Factors {
+        b: tch::Tensor,
+        a: tch::Tensor,
+        scale: f64,
+        rank: usize,
+    },
+}
+
 /// One selected layer read from the model.
 pub(super) struct LoadedLayer {
     /// Position among the selected layers: seeds its shuffles.
     pub(super) index: usize,
     meta: LayerMeta,
-    /// Its stack of matrices [slices, N, M].
-    matrices: tch::Tensor,
+    stack: Stack,
 }
 
 impl LoadedLayer {
-    pub(super) fn load(layer: &WeightLayer<'_>, index: usize) -> Result<Self> {
+    /// Reads `layer`: a low-rank update as its factors, unless an option reads the matrices
+    /// themselves (shuffles, symmetric parts, singular vectors, WeightWatcher's SVD).
+    pub(super) fn load(
+        layer: &WeightLayer<'_>,
+        index: usize,
+        options: &AnalyzeOptions,
+    ) -> Result<Self> {
+        let factored = match layer.tensor.low_rank() {
+            Some(update)
+                if layer.rows.is_none() && !keeps_stack(options) && !options.rmt.vectors =>
+            {
+                update
+                    .stacks(layer.kind, layer.conv_mode)?
+                    .map(|(b, a)| Stack::Factors {
+                        b,
+                        a,
+                        scale: update.scale,
+                        rank: update.rank(),
+                    })
+            }
+            _ => None,
+        };
+        let stack = match factored {
+            Some(factors) => factors,
+            None => Stack::Matrices(layer.matrices()?),
+        };
         Ok(Self {
             index,
             meta: LayerMeta {
@@ -66,7 +105,7 @@ impl LoadedLayer {
                 stored_shape: layer.tensor.shape.clone(),
                 dtype: layer.tensor.dtype.to_string(),
             },
-            matrices: layer.matrices()?,
+            stack,
         })
     }
 }
@@ -88,12 +127,17 @@ pub(super) fn layer_spectra(
     options: &AnalyzeOptions,
     gram_formed: impl FnOnce(),
 ) -> Result<Option<LayerSpectra>> {
-    let LoadedLayer {
-        index,
-        meta,
-        matrices,
-    } = layer;
-    let (name, shape) = (meta.name.as_str(), meta.shape);
+    let LoadedLayer { index, meta, stack } = layer;
+    let (name, shape) = (meta.name.clone(), meta.shape);
+    let name = name.as_str();
+    let matrices = match stack {
+        Stack::Matrices(matrices) => matrices,
+        Stack::Factors { b, a, scale, rank } => {
+            let spectrum = spectrum::low_rank_spectrum(name, &b, &a, scale, device)?;
+            gram_formed();
+            return Ok(spectra_of(index, meta, spectrum, options, Some(rank)));
+        }
+    };
     let gram = spectrum::Gram::of(name, &matrices, device, options.precision)?;
     let kept = keeps_stack(options).then_some(matrices);
     gram_formed();
@@ -118,10 +162,7 @@ pub(super) fn layer_spectra(
             pairs.truncate(shape.m);
         }
     }
-    let scale = EsdScale::new(options.convention, meta.kind, meta.conv_mode, shape);
-    let eigenvalues = scale.report_all(&spectrum.squared_singular_values);
-    let Some(metrics) = SpectralMetrics::new(&eigenvalues, &spectrum, &scale, shape.n, ww_compat)
-    else {
+    let Some(mut spectra) = spectra_of(index, meta, spectrum, options, None) else {
         return Ok(None);
     };
     let shuffled = match (options.randomize, &kept) {
@@ -140,17 +181,37 @@ pub(super) fn layer_spectra(
         }
         _ => None,
     };
-    Ok(Some(LayerSpectra {
-        layer_id: index,
+    spectra.shuffled = shuffled;
+    spectra.vectors = vectors;
+    spectra.symmetric = symmetric;
+    Ok(Some(spectra))
+}
+
+/// The spectra of a layer from its spectrum, in the report's convention; `None` when it is
+/// identically zero. `rank` is a low-rank update's, read from its factors.
+fn spectra_of(
+    layer_id: usize,
+    meta: LayerMeta,
+    spectrum: spectrum::Spectrum,
+    options: &AnalyzeOptions,
+    rank: Option<usize>,
+) -> Option<LayerSpectra> {
+    let scale = EsdScale::new(options.convention, meta.kind, meta.conv_mode, meta.shape);
+    let eigenvalues = scale.report_all(&spectrum.squared_singular_values);
+    let ww_compat = options.selection.ww_compat;
+    let metrics = SpectralMetrics::new(&eigenvalues, &spectrum, &scale, meta.shape.n, ww_compat)?;
+    Some(LayerSpectra {
+        layer_id,
         meta,
         scale,
         eigenvalues,
         metrics,
         spectrum,
-        shuffled,
-        vectors,
-        symmetric,
-    }))
+        rank,
+        shuffled: None,
+        vectors: None,
+        symmetric: None,
+    })
 }
 
 /// Every statistic of one layer from its spectra: pure arithmetic, safe to run in parallel.
@@ -170,6 +231,7 @@ pub(super) fn layer_report(layer: LayerSpectra, options: &AnalyzeOptions) -> Lay
         eigenvalues,
         metrics,
         spectrum,
+        rank,
         shuffled,
         vectors,
         symmetric,
@@ -182,19 +244,24 @@ pub(super) fn layer_report(layer: LayerSpectra, options: &AnalyzeOptions) -> Lay
         .filter(|&l| l > threshold)
         .collect();
     let hill = hill_plateau(&above_threshold);
-    let mut rmt = rmt_report(
-        LayerSpectrum {
-            pooled: &spectrum.squared_singular_values,
-            by_matrix: &spectrum.by_matrix,
-            n: shape.n,
-            m: shape.m,
-            entry_variance: spectrum.entry_variance,
-            scale,
-        },
-        &options.rmt,
-        vectors,
-        symmetric.as_deref(),
-    );
+    // A low-rank update's ESD is r values and zeros: no bulk for the suite to read.
+    let mut rmt = if rank.is_some() {
+        Default::default()
+    } else {
+        rmt_report(
+            LayerSpectrum {
+                pooled: &spectrum.squared_singular_values,
+                by_matrix: &spectrum.by_matrix,
+                n: shape.n,
+                m: shape.m,
+                entry_variance: spectrum.entry_variance,
+                scale,
+            },
+            &options.rmt,
+            vectors,
+            symmetric.as_deref(),
+        )
+    };
     if let Some(flag) = power_law
         .as_ref()
         .and_then(|fit| SmallSample::flag("alpha", fit.num_pl_spikes))
@@ -231,6 +298,7 @@ pub(super) fn layer_report(layer: LayerSpectra, options: &AnalyzeOptions) -> Lay
         m: shape.m,
         q: shape.q(),
         rf: shape.slices,
+        rank,
         metrics,
         power_law,
         alternatives,

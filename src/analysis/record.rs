@@ -26,6 +26,7 @@ pub const LAYER_FIELDS: &[&str] = &[
     "M",
     "Q",
     "rf",
+    "rank",
     "num_evals",
     "lambda_min",
     "lambda_max",
@@ -141,6 +142,12 @@ pub struct LayerReport {
     pub q: f64,
     /// Matrices pooled into the ESD (kernel positions in slices mode; WeightWatcher's `rf`).
     pub rf: usize,
+    /// For a low-rank update analysed from its factors (a LoRA adapter's s·B·A): its rank r.
+    /// Its ESD is r eigenvalues per matrix and M − r zeros, so there is no bulk: the RMT suite
+    /// (Marchenko-Pastur, Tracy-Widom, spacings) is not computed, and α is fitted to at most r
+    /// values per matrix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rank: Option<usize>,
     /// Norms, ranks, entropy.
     #[serde(flatten)]
     pub metrics: SpectralMetrics,

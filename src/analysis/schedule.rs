@@ -30,7 +30,7 @@ pub(super) fn all_spectra(
     if device != tch::Device::Cpu || workers <= 1 {
         for (index, layer) in layers.iter().enumerate() {
             on_layer(index, total, &layer.name);
-            let result = LoadedLayer::load(layer, index)
+            let result = LoadedLayer::load(layer, index, options)
                 .and_then(|loaded| layer_spectra(loaded, device, options, || ()));
             let failed = result.is_err();
             results[index] = Some(result);
@@ -79,7 +79,7 @@ pub(super) fn all_spectra(
                 break;
             }
             on_layer(dispatched, total, &layer.name);
-            let loaded = match LoadedLayer::load(layer, index) {
+            let loaded = match LoadedLayer::load(layer, index, options) {
                 Ok(loaded) => loaded,
                 Err(err) => {
                     results[index] = Some(Err(err));

@@ -85,6 +85,11 @@ pub struct AnalyzeArgs {
     model: PathBuf,
     #[command(flatten)]
     entry: EntryArgs,
+    /// For a LoRA adapter directory: the base model it adapts. The adapted model W + ΔW is
+    /// analysed, each update merged into its weight as the layer is read (no merged model is
+    /// written); without it the updates ΔW = s·B·A themselves are, from their factors.
+    #[arg(long, value_name = "MODEL")]
+    base: Option<PathBuf>,
     /// A second model (e.g. the same network at initialisation) whose ESDs are overlaid on
     /// this one's in the figures; needs --plots.
     #[arg(long, value_name = "MODEL", requires = "plots")]
@@ -120,6 +125,7 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     let (analysis, baseline) = analyze_with_baseline(
         &args.model,
         &args.entry,
+        args.base.as_deref(),
         args.baseline.as_deref(),
         &options,
         args.analysis.quiet,
@@ -135,34 +141,40 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The model and, when given, a baseline model (read with the same checkpoint key), both
-/// analysed with `options`.
+/// The model (laid over `base` when it is a LoRA adapter) and, when given, a baseline model
+/// (read with the same checkpoint key), both analysed with `options`.
 pub(super) fn analyze_with_baseline(
     model: &Path,
     entry: &EntryArgs,
+    base: Option<&Path>,
     baseline: Option<&Path>,
     options: &AnalyzeOptions,
     quiet: bool,
 ) -> anyhow::Result<(Analysis, Option<Analysis>)> {
     let key = entry.key.as_deref();
-    let analysis = analyze_file(model, key, options, quiet)?;
+    let mut analysed = Model::load_entry(model, key)?;
+    if let Some(base) = base {
+        anyhow::ensure!(
+            analysed.is_adapter(),
+            "--base applies to a LoRA adapter, and {} is a {} (to compare two models: \
+             rmt-torch compare BASE OTHER)",
+            model.display(),
+            analysed.format
+        );
+        analysed = Model::load_entry(base, key)?.with_adapter(analysed)?;
+    }
+    let analysis = analyze_model(&analysed, options, quiet)?;
     let baseline = baseline
-        .map(|path| analyze_file(path, key, options, quiet))
+        .map(|path| analyze_model(&Model::load_entry(path, key)?, options, quiet))
         .transpose()?;
     Ok((analysis, baseline))
 }
 
-/// Loads a model (the checkpoint entry `key`, when given) and analyses it with a progress bar
-/// over its layers.
-fn analyze_file(
-    path: &Path,
-    key: Option<&str>,
-    options: &AnalyzeOptions,
-    quiet: bool,
-) -> anyhow::Result<Analysis> {
-    let model = Model::load_entry(path, key)?;
+/// Analyses a model with a progress bar over its layers.
+fn analyze_model(model: &Model, options: &AnalyzeOptions, quiet: bool) -> anyhow::Result<Analysis> {
+    let path = &model.path;
     let bar = progress_bar(quiet, "layers");
-    let analysis = rmt_torch::analyze_with_progress(&model, options, |done, total, name| {
+    let analysis = rmt_torch::analyze_with_progress(model, options, |done, total, name| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
         bar.set_message(name.to_string());

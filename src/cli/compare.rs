@@ -51,7 +51,9 @@ EXAMPLES:
 pub struct CompareArgs {
     /// The base model: any file or checkpoint directory `analyze` reads.
     base: PathBuf,
-    /// The model compared with it (a fine-tune, a later checkpoint).
+    /// The model compared with it (a fine-tune, a later checkpoint), or a LoRA adapter
+    /// directory of the base: then the base with the adapter laid over it, W + ΔW, layer by
+    /// layer (no merged model is written), and each update analysed from its factors.
     other: PathBuf,
     #[command(flatten)]
     entry: EntryArgs,
@@ -86,7 +88,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
     args.output.prepare(&[&args.base, &args.other])?;
     let key = args.entry.key.as_deref();
     let base = Model::load_entry(&args.base, key)?;
-    let other = Model::load_entry(&args.other, key)?;
+    let other = Model::load_derived(&args.other, &args.base, key)?;
     let bar = progress_bar(args.analysis.quiet, "layers");
     let mut comparison = compare_with_progress(&base, &other, &options, |done, total, name| {
         bar.set_length(total as u64);

@@ -84,6 +84,7 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
     let (analysis, baseline) = analyze_with_baseline(
         &args.model,
         &args.entry,
+        None,
         args.baseline.as_deref(),
         &options,
         quiet,

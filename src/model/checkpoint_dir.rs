@@ -32,6 +32,9 @@ pub struct DirectoryLayout {
     pub files: Vec<PathBuf>,
     /// Component subfolders (diffusers), whose tensor names carry the folder as a prefix.
     pub components: Vec<String>,
+    /// For a LoRA adapter: what its configuration says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub adapter: Option<super::adapter::AdapterConfig>,
 }
 
 /// Whether `dir` is a checkpoint directory (rather than a folder of separate models): it holds
@@ -60,6 +63,7 @@ pub fn load(dir: &Path) -> Result<(Vec<NamedTensor>, DirectoryLayout)> {
         index: None,
         files: Vec::new(),
         components: Vec::new(),
+        adapter: None,
     };
     for component in components {
         let Some((inner, map)) = weights_layout(&component)? else {
@@ -110,6 +114,7 @@ fn weights_layout(dir: &Path) -> Result<Option<(DirectoryLayout, WeightMap)>> {
                 index: Some(path),
                 files,
                 components: Vec::new(),
+                adapter: None,
             };
             return Ok(Some((layout, map)));
         }
@@ -121,6 +126,7 @@ fn weights_layout(dir: &Path) -> Result<Option<(DirectoryLayout, WeightMap)>> {
                 index: None,
                 files: vec![path],
                 components: Vec::new(),
+                adapter: None,
             };
             return Ok(Some((layout, Vec::new())));
         }
@@ -141,6 +147,7 @@ fn weights_layout(dir: &Path) -> Result<Option<(DirectoryLayout, WeightMap)>> {
         index: None,
         files: shards,
         components: Vec::new(),
+        adapter: None,
     };
     Ok((!layout.files.is_empty()).then_some((layout, Vec::new())))
 }

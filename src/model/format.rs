@@ -20,6 +20,9 @@ pub enum FileFormat {
     /// A checkpoint directory: weights in one file or over shards, with or without an index
     /// (Hugging Face's layout), or diffusers-style component folders.
     CheckpointDirectory,
+    /// A LoRA adapter directory (`adapter_config.json` and `adapter_model.safetensors` or
+    /// `.bin`): its low-rank updates.
+    LoraAdapter,
     /// Tensors handed over in memory (a training loop's variables), not read from a file.
     InMemory,
 }
@@ -32,6 +35,7 @@ impl fmt::Display for FileFormat {
             Self::TorchSaveZip => "torch.save checkpoint (zip)",
             Self::TorchSaveLegacy => "torch.save checkpoint (legacy pickle)",
             Self::CheckpointDirectory => "checkpoint directory",
+            Self::LoraAdapter => "LoRA adapter directory",
             Self::InMemory => "tensors in memory",
         })
     }

@@ -257,6 +257,11 @@ pub fn classify(named: &NamedTensor, selection: &LayerSelection) -> Verdict {
             return Verdict::Skipped("name does not match --layers".into());
         }
     }
+    if crate::model::adapter::is_magnitude(&named.name) {
+        return Verdict::Skipped(
+            "DoRA magnitude vector (rescales the rows of the weight it adapts when merged)".into(),
+        );
+    }
     if let Some(moment) = optimizer_moment(&named.name) {
         return Verdict::Skipped(format!("optimizer state ({moment}), not a weight"));
     }

@@ -2,6 +2,7 @@
 //! tensors. Reading a file builds the index — names, dtypes, shapes and where each tensor's
 //! bytes are, all checked against the file — and no tensor is read until it is asked for
 //! ([`NamedTensor::load`]), so that analysing a model holds one layer at a time in memory.
+pub mod adapter;
 mod archive;
 mod checkpoint_dir;
 pub mod discovery;
@@ -54,6 +55,10 @@ enum Source {
     Stored(StoredTensor),
     /// In a file, in a type rmt-torch does not read: listed, never loaded.
     Unreadable,
+    /// An adapter's low-rank update, held as its factors.
+    LowRank(adapter::LowRank),
+    /// A base weight with an adapter's update merged in when read.
+    Merged(adapter::Merged),
 }
 
 impl NamedTensor {
@@ -105,12 +110,33 @@ impl NamedTensor {
         }
     }
 
+    /// The low-rank update this tensor is, held as its factors (a LoRA adapter's s·B·A), whose
+    /// spectrum the analysis reads from the factors without forming it.
+    pub fn low_rank(&self) -> Option<&adapter::LowRank> {
+        match &self.source {
+            Source::LowRank(update) => Some(update),
+            _ => None,
+        }
+    }
+
+    /// The low-rank update merged into this weight, when it is a base weight with an adapter's
+    /// update W + ΔW and nothing more (no DoRA rescaling): then ΔW is exactly the update.
+    pub fn merged_update(&self) -> Option<&adapter::LowRank> {
+        match &self.source {
+            Source::Merged(merged) if merged.magnitude.is_none() => Some(&merged.update),
+            _ => None,
+        }
+    }
+
     /// The tensor's values on the CPU in the stored dtype, float8 upcast to float32 (read from
-    /// the file now, for a stored tensor: only the bytes its view spans).
+    /// the file now, for a stored tensor: only the bytes its view spans). An adapter's update,
+    /// and a weight with one merged in, are formed now, in f64.
     pub fn load(&self) -> Result<tch::Tensor> {
         match &self.source {
             Source::Memory(tensor) => Ok(tensor.shallow_clone()),
             Source::Stored(stored) => stored.read(&self.dtype, &self.name),
+            Source::LowRank(update) => update.dense(),
+            Source::Merged(merged) => merged.dense(),
             Source::Unreadable => Err(Error::InvalidInput(format!(
                 "tensor '{}' is of type {}, which rmt-torch does not read",
                 self.name, self.dtype
@@ -234,6 +260,9 @@ impl Model {
     /// at a dotted `key` (`a.b.c`; list items by index) instead of found automatically.
     pub fn load_entry(path: impl AsRef<Path>, key: Option<&str>) -> Result<Self> {
         let path = path.as_ref();
+        if let Some(dir) = adapter_dir_of(path) {
+            return Self::load_adapter(dir, key);
+        }
         if path.is_dir() {
             if key.is_some() {
                 return Err(Error::InvalidOption(
@@ -258,6 +287,79 @@ impl Model {
             other_entries,
             directory: None,
         })
+    }
+}
+
+/// The adapter directory `path` names: the directory itself, or its `adapter_model.*` file.
+fn adapter_dir_of(path: &Path) -> Option<&Path> {
+    if path.is_dir() {
+        return adapter::is_adapter_dir(path).then_some(path);
+    }
+    let name = path.file_name()?.to_str()?;
+    let dir = path.parent()?;
+    (name.starts_with("adapter_model.") && adapter::is_adapter_dir(dir)).then_some(dir)
+}
+
+impl Model {
+    /// Reads the LoRA adapter in `dir` ([`adapter`]); a directory that also holds a model is
+    /// refused, since which of the two is meant cannot be told.
+    fn load_adapter(dir: &Path, key: Option<&str>) -> Result<Self> {
+        if key.is_some() {
+            return Err(Error::InvalidOption(
+                "--key applies to torch.save checkpoints, and this is a LoRA adapter".into(),
+            ));
+        }
+        if checkpoint_dir::is_checkpoint_dir(dir) {
+            return Err(Error::UnsupportedFormat {
+                path: dir.to_path_buf(),
+                message: format!(
+                    "holds both a model and a LoRA adapter ({}): put the adapter in its own \
+                     directory and name the model with --base",
+                    adapter::CONFIG_FILE
+                ),
+            });
+        }
+        let (tensors, layout) = adapter::load(dir)?;
+        Ok(Self {
+            path: dir.to_path_buf(),
+            format: FileFormat::LoraAdapter,
+            tensors: order::in_model_order(tensors),
+            other_entries: Vec::new(),
+            directory: Some(layout),
+        })
+    }
+
+    /// Whether the model is a LoRA adapter (its updates, not a whole model).
+    pub fn is_adapter(&self) -> bool {
+        self.format == FileFormat::LoraAdapter
+    }
+
+    /// Reads `path` as a model derived from the one at `base`: a LoRA adapter is laid over the
+    /// base ([`adapter::with_base`], W + ΔW formed layer by layer when read, no merged model
+    /// written); any other model is read as it is. `key` picks a `torch.save` checkpoint's
+    /// entry in either.
+    pub fn load_derived(
+        path: impl AsRef<Path>,
+        base: impl AsRef<Path>,
+        key: Option<&str>,
+    ) -> Result<Self> {
+        let model = Self::load_entry(path, key)?;
+        if !model.is_adapter() {
+            return Ok(model);
+        }
+        Self::load_entry(base, key)?.with_adapter(model)
+    }
+
+    /// This model with the LoRA `adapter` laid over it ([`adapter::with_base`]).
+    pub fn with_adapter(self, adapter: Model) -> Result<Self> {
+        if !adapter.is_adapter() {
+            return Err(Error::InvalidInput(format!(
+                "{} is a {}, not a LoRA adapter",
+                adapter.path.display(),
+                adapter.format
+            )));
+        }
+        adapter::with_base(self, adapter)
     }
 }
 
@@ -289,7 +391,7 @@ fn read_file(
             };
             (checkpoint.tensors, checkpoint.other_entries)
         }
-        FileFormat::InMemory | FileFormat::CheckpointDirectory => {
+        FileFormat::InMemory | FileFormat::CheckpointDirectory | FileFormat::LoraAdapter => {
             return Err(Error::UnsupportedFormat {
                 path: path.to_path_buf(),
                 message: format!("a {format} is not read as a file"),

@@ -377,6 +377,13 @@ pub fn analysis_table(analysis: &Analysis, columns: Columns) -> String {
             format_p_value(l.rmt.semicircle.as_ref().map(|s| s.semicircle_ks_p))
         }));
     }
+    if any(|l| l.rank.is_some()) {
+        let after_m = columns
+            .iter()
+            .position(|(h, _)| *h == "M")
+            .map_or(0, |i| i + 1);
+        columns.insert(after_m, ("rank", |l| count_cell(l.rank)));
+    }
     if any(|l| l.role.is_some()) {
         columns.insert(
             2,
@@ -435,6 +442,12 @@ pub fn analysis_table(analysis: &Analysis, columns: Columns) -> String {
     });
     if flagged {
         out.push_str(&small_samples_note());
+    }
+    if any(|l| l.rank.is_some()) {
+        out.push_str(
+            "rank: a low-rank update read from its factors: its ESD is rank values and M − rank \
+             zeros, no bulk for the Marchenko-Pastur and Tracy-Widom tests (-)\n",
+        );
     }
     if !analysis.blocks.is_empty() {
         let mut blocks =

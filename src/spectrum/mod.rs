@@ -6,6 +6,7 @@
 //! Results are squared singular values σᵢ², unscaled: [`crate::stats::esd`] applies the conventions.
 
 mod gram;
+mod low_rank;
 mod memory;
 mod variants;
 
@@ -15,6 +16,7 @@ use crate::error::Result;
 use crate::option_names::{option_names, serde_as_text};
 
 pub(crate) use gram::{eigensolve_on_one_thread, Gram};
+pub(crate) use low_rank::low_rank_spectrum;
 pub(crate) use memory::WorkingSet;
 use memory::{check_memory, full_copy_working_set_bytes};
 pub use variants::{shuffled, symmetric_part_eigenvalues};

@@ -124,7 +124,7 @@ pub struct LayerSpectrum<'a> {
 }
 
 /// Everything the suite reports for a layer; groups that could not be computed are absent.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct RmtReport {
     /// Marchenko-Pastur edges from the entries' variance; absent for constant tensors.
     #[serde(flatten)]

@@ -9,7 +9,7 @@ use tch::{Kind, Tensor};
 use crate::analysis::{analyze, AnalyzeOptions, LayerReport};
 use crate::error::{Error, Result};
 use crate::model::layers::{self, WeightLayer};
-use crate::model::Model;
+use crate::model::{FileFormat, Model, NamedTensor};
 use crate::workflows::health::{Rule, RuleFields};
 
 /// The numeric fields of a layer comparison that its table shows and rules may name: its own,
@@ -317,7 +317,22 @@ pub fn compare_with_progress(
 
 /// The one weight layer of `tensor` under `name`, analysed as `analyze` would.
 fn layer_analysis(name: &str, tensor: &Tensor, options: &AnalyzeOptions) -> Result<LayerReport> {
-    let model = Model::from_tensors(name, [(name, tensor)]);
+    tensor_analysis(
+        NamedTensor::in_memory(name, tensor.shallow_clone()),
+        options,
+    )
+}
+
+/// The one weight layer `tensor` is, analysed as `analyze` would.
+fn tensor_analysis(tensor: NamedTensor, options: &AnalyzeOptions) -> Result<LayerReport> {
+    let name = tensor.name.clone();
+    let model = Model {
+        path: name.clone().into(),
+        format: FileFormat::InMemory,
+        tensors: vec![tensor],
+        other_entries: Vec::new(),
+        directory: None,
+    };
     let mut analysis = analyze(&model, options)?;
     analysis
         .layers
@@ -346,10 +361,18 @@ fn compare_pair(
     let frobenius = |t: &Tensor| -> Result<f64> {
         Ok(f64::try_from(t.f_square()?.f_sum(Kind::Double)?)?.sqrt())
     };
-    let update_report = if frobenius(&u)? > 0.0 {
-        Some(layer_analysis(name, &update, options)?)
-    } else {
-        None
+    // An adapter's update is analysed from its factors, exactly: W + ΔW − W would add
+    // round-off to its M − r zero singular values.
+    let factored = match theirs.tensor.merged_update() {
+        Some(update) if storage == Storage::Same && theirs.rows.is_none() => {
+            Some(update.read_into_memory(name)?)
+        }
+        _ => None,
+    };
+    let update_report = match factored {
+        _ if frobenius(&u)? == 0.0 => None,
+        Some(factored) => Some(tensor_analysis(factored, options)?),
+        None => Some(layer_analysis(name, &update, options)?),
     };
     let spectral = |t: &Tensor| -> Result<f64> {
         Ok(f64::try_from(t.f_linalg_norm(

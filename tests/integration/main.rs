@@ -1,4 +1,5 @@
 //! Integration tests: one binary, fixtures generated once per run by scripts/make_fixtures.py.
+mod adapters;
 mod checkpoints;
 mod cli;
 mod compare;
