@@ -188,7 +188,7 @@ def _keywords(options):
     return _json.dumps(options)
 
 
-def analyze(obj, *, key=None, label=None, **options):
+def analyze(obj, *, key=None, label=None, base=None, **options):
     """Analyses a model's weight matrices; returns an :class:`Analysis`.
 
     ``obj`` is an ``nn.Module`` (its ``named_parameters()``), a mapping of names to tensors (a
@@ -208,12 +208,18 @@ def analyze(obj, *, key=None, label=None, **options):
     ``unfolding_window`` / ``unfolding_degree``, ``number_variance`` (a list of lengths),
     ``vectors``, ``pt_window``, ``semicircle``. Errors raise :class:`rmt_torch.Error`
     subclasses with the CLI's messages.
+
+    A LoRA adapter directory (PEFT's ``adapter_config.json`` and ``adapter_model.safetensors``)
+    is analysed as its updates ΔW = s·B·A, each read from its factors (its ``rank`` in the
+    record); with ``base`` (a path, module or state dict of the model it adapts) the adapted
+    model W + ΔW is analysed instead, as the CLI's ``--base``.
     """
     model = _model_arguments(obj, key, label)
+    base = None if base is None else _model_arguments(base, key, default_label="<base>")
     devices = {tensor.device for tensor in model[3]}
     if "device" not in options and len(devices) == 1 and next(iter(devices)).type == "cuda":
         options["device"] = f"cuda:{next(iter(devices)).index or 0}"
-    text = _rmt_torch.analyze_model(model, key, _keywords(options))
+    text = _rmt_torch.analyze_model(model, key, _keywords(options), base)
     return Analysis(_json.loads(text))
 
 
@@ -223,14 +229,21 @@ class Comparison:
     ``layers`` is a list of dicts, one per matched layer (``relative_frobenius``,
     ``relative_spectral``, ``cka``, ``esd_ks``, ``esd_wasserstein``, ``delta_alpha``, and the
     ``base``, ``other`` and ``update`` layer records with every field :func:`analyze` reports);
-    ``unmatched`` the layers left out with the reason; ``to_pandas()`` the CLI's CSV columns.
+    ``unmatched`` the layers left out with the reason; ``violations`` the ``fail_if`` rules it
+    violates (``passed`` is true when none is); ``to_pandas()`` the CLI's CSV columns.
     """
 
     def __init__(self, record, rows):
         self.record = record
         self.layers = record["layers"]
         self.unmatched = record["unmatched"]
+        self.violations = record["violations"]
         self._rows = rows
+
+    @property
+    def passed(self):
+        """Whether no ``fail_if`` rule is violated (the CLI's exit code 0)."""
+        return not self.violations
 
     def to_json(self, **kwargs):
         """The comparison as the CLI's JSON text."""
@@ -262,16 +275,21 @@ def _model_arguments(obj, key=None, label=None, default_label="<state dict>"):
     return (None, label, [name for name, _ in pairs], [tensor for _, tensor in pairs])
 
 
-def compare(base, other, *, key=None, **options):
+def compare(base, other, *, key=None, fail_if=(), **options):
     """Compares ``other`` with ``base`` layer by layer, as ``rmt-torch compare`` does: layers
     matched by name (wrappers' prefixes aside) and shape, each side analysed, the update
     ΔW = W_other − W_base analysed with the whole suite, and their distances. Each model is an
-    ``nn.Module``, a state dict or a path (``key`` picks a checkpoint's entry); options as
-    :func:`analyze`. Returns a :class:`Comparison`."""
+    ``nn.Module``, a state dict or a path (``key`` picks a checkpoint's entry); ``other`` may be
+    a LoRA adapter directory of ``base``: then it is the base with the adapter laid over it.
+    ``fail_if`` takes the CLI's ``--fail-if`` rules (``"max_delta_alpha>1"``,
+    ``"any(cka<0.9)"``): those violated are in ``violations``. Options as :func:`analyze`.
+    Returns a :class:`Comparison`."""
+    if isinstance(fail_if, str):
+        fail_if = [fail_if]
     sides = [
         _model_arguments(obj, None, default_label=label) for obj, label in ((base, "<base>"), (other, "<other>"))
     ]
-    text, rows = _rmt_torch.compare_models(*sides, key, _keywords(options))
+    text, rows = _rmt_torch.compare_models(*sides, key, _keywords(options), list(fail_if))
     return Comparison(_json.loads(text), _json.loads(rows))
 
 

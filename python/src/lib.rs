@@ -209,20 +209,49 @@ impl ModelSource {
             )),
         }
     }
+
+    /// The model derived from `base`: a LoRA adapter laid over it (`Model::with_adapter`),
+    /// any other model as it is.
+    fn derived_from(&self, base: &ModelSource, key: Option<&str>) -> rmt_torch::Result<Model> {
+        let model = self.model(key)?;
+        if model.is_adapter() {
+            base.model(key)?.with_adapter(model)
+        } else {
+            Ok(model)
+        }
+    }
 }
 
 /// The analysis of a model (every format the CLI reads, or named tensors), as JSON.
 #[pyfunction]
-#[pyo3(signature = (model, key, keywords))]
+#[pyo3(signature = (model, key, keywords, base = None))]
 fn analyze_model(
     py: Python<'_>,
     model: ModelArguments,
     key: Option<String>,
     keywords: &str,
+    base: Option<ModelArguments>,
 ) -> PyResult<String> {
     let options = options(keywords)?;
     let source = ModelSource::new(model);
-    analysis_json(py, &options, move || source.model(key.as_deref()))
+    let base = base.map(ModelSource::new);
+    analysis_json(py, &options, move || {
+        let key = key.as_deref();
+        match &base {
+            None => source.model(key),
+            Some(base) => {
+                let model = source.model(key)?;
+                if !model.is_adapter() {
+                    return Err(rmt_torch::Error::InvalidOption(format!(
+                        "base applies to a LoRA adapter, and {} is a {}",
+                        model.path.display(),
+                        model.format
+                    )));
+                }
+                base.model(key)?.with_adapter(model)
+            }
+        }
+    })
 }
 
 /// A model's tensors and what rmt-torch makes of each (`rmt-torch info -f json`), under the
@@ -306,22 +335,30 @@ fn weightwatcher_details(record: &str) -> PyResult<String> {
 /// Two models compared layer by layer (`rmt-torch compare`), as JSON, and its rows (the CLI's
 /// CSV columns) as JSON.
 #[pyfunction]
-#[pyo3(signature = (base, other, key, keywords))]
+#[pyo3(signature = (base, other, key, keywords, fail_if = Vec::new()))]
 fn compare_models(
     py: Python<'_>,
     base: ModelArguments,
     other: ModelArguments,
     key: Option<String>,
     keywords: &str,
+    fail_if: Vec<String>,
 ) -> PyResult<(String, String)> {
     use rmt_torch::report::Render;
+    use rmt_torch::workflows::{compare, health::Rule};
     let options = options(keywords)?;
+    let rules = fail_if
+        .iter()
+        .map(|text| Rule::parse(text, compare::COMPARE_FIELDS))
+        .collect::<rmt_torch::Result<Vec<_>>>()
+        .map_err(python_error)?;
     let (base, other) = (ModelSource::new(base), ModelSource::new(other));
     py.allow_threads(move || {
         let _no_grad = tch::no_grad_guard();
-        let base = base.model(key.as_deref())?;
-        let other = other.model(key.as_deref())?;
-        let comparison = rmt_torch::workflows::compare::compare(&base, &other, &options)?;
+        let key = key.as_deref();
+        let (base_model, other) = (base.model(key)?, other.derived_from(&base, key)?);
+        let mut comparison = compare::compare(&base_model, &other, &options)?;
+        comparison.judge(&rules);
         let rows = comparison.csv_rows()?;
         Ok((
             rmt_torch::report::to_json(&comparison)?,

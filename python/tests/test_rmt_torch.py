@@ -2,6 +2,7 @@
 
 Run by scripts/test after `cargo test --release` (which builds target/release/rmt-torch).
 """
+import copy
 import json
 import logging
 import math
@@ -475,3 +476,28 @@ def test_compare_in_memory_equals_the_cli(tmp_path):
     assert ours.layers[0]["relative_frobenius"] > 0.0
     frame = ours.to_pandas()
     assert list(frame["name"]) == ["0.weight", "2.weight"] and "update.alpha" in frame.columns
+    judged = rmt_torch.compare(base, tuned, device="cpu", fail_if=["max_relative_frobenius>0.01", "any(cka<0.5)"])
+    assert judged.violations == ["max_relative_frobenius>0.01"] and not judged.passed
+    assert rmt_torch.compare(base, tuned, device="cpu", fail_if="any(cka<0.5)").passed
+    with pytest.raises(rmt_torch.OptionError, match="alpha_hat"):
+        rmt_torch.compare(base, tuned, fail_if=["max_alpha_hat>1"])
+
+
+def test_lora_adapters_in_python_equal_the_cli(tmp_path):
+    peft = pytest.importorskip("peft")
+    torch.manual_seed(5)
+    base = torch.nn.Sequential(torch.nn.Linear(32, 48), torch.nn.Tanh(), torch.nn.Linear(48, 24))
+    config = peft.LoraConfig(r=4, lora_alpha=8, target_modules=["0", "2"], init_lora_weights=False)
+    adapted = peft.get_peft_model(copy.deepcopy(base), config)
+    adapted.save_pretrained(str(tmp_path / "adapter"))
+    adapter = tmp_path / "adapter"
+    updates = rmt_torch.analyze(adapter, device="cpu")
+    assert [l["rank"] for l in updates.layers] == [4, 4]
+    merged = rmt_torch.analyze(adapter, base=base, device="cpu", eigenvalues=True)
+    reference = rmt_torch.analyze(adapted.merge_and_unload(), device="cpu", eigenvalues=True)
+    for ours, theirs in zip(merged.layers, reference.layers):
+        numpy.testing.assert_allclose(ours["eigenvalues"], theirs["eigenvalues"], rtol=1e-5, atol=1e-6)
+    comparison = rmt_torch.compare(base, adapter, device="cpu")
+    assert [l["update"]["rank"] for l in comparison.layers] == [4, 4]
+    with pytest.raises(rmt_torch.OptionError, match="LoRA adapter"):
+        rmt_torch.analyze(base, base=base)
