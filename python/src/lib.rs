@@ -309,7 +309,7 @@ fn report_analysis(py: Python<'_>, record: &str, path: &str, worst: Option<usize
     let figures = worst.map_or(LayerFigures::All, LayerFigures::Worst);
     let environment = rmt_torch::environment::Environment::detect();
     let html = py
-        .allow_threads(|| html_report(&analysis, None, None, &environment, figures))
+        .allow_threads(|| html_report(&analysis, Default::default(), &environment, figures))
         .map_err(python_error)?;
     std::fs::write(path, html).map_err(|source| {
         python_error(rmt_torch::Error::Io {

@@ -141,10 +141,11 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The model (laid over `base` when it is a LoRA adapter) and, when given, a baseline model
-/// (read with the same checkpoint key), both analysed with `options`.
-pub(super) fn analyze_with_baseline(
-    model: &Path,
+/// The model at `path` (laid over `base` when it is a LoRA adapter; refused when it is none)
+/// and, when given, a baseline model, both read with the same checkpoint key and analysed
+/// with `options`.
+fn analyze_with_baseline(
+    path: &Path,
     entry: &EntryArgs,
     base: Option<&Path>,
     baseline: Option<&Path>,
@@ -152,18 +153,30 @@ pub(super) fn analyze_with_baseline(
     quiet: bool,
 ) -> anyhow::Result<(Analysis, Option<Analysis>)> {
     let key = entry.key.as_deref();
-    let mut analysed = Model::load_entry(model, key)?;
+    let mut model = Model::load_entry(path, key)?;
     if let Some(base) = base {
         anyhow::ensure!(
-            analysed.is_adapter(),
+            model.is_adapter(),
             "--base applies to a LoRA adapter, and {} is a {} (to compare two models: \
              rmt-torch compare BASE OTHER)",
-            model.display(),
-            analysed.format
+            path.display(),
+            model.format
         );
-        analysed = Model::load_entry(base, key)?.with_adapter(analysed)?;
+        model = Model::load_entry(base, key)?.with_adapter(model)?;
     }
-    let analysis = analyze_model(&analysed, options, quiet)?;
+    analyze_with(&model, baseline, key, options, quiet)
+}
+
+/// The model and, when given, a baseline model (read with the checkpoint `key`), both
+/// analysed with `options`.
+pub(super) fn analyze_with(
+    model: &Model,
+    baseline: Option<&Path>,
+    key: Option<&str>,
+    options: &AnalyzeOptions,
+    quiet: bool,
+) -> anyhow::Result<(Analysis, Option<Analysis>)> {
+    let analysis = analyze_model(model, options, quiet)?;
     let baseline = baseline
         .map(|path| analyze_model(&Model::load_entry(path, key)?, options, quiet))
         .transpose()?;

@@ -36,6 +36,9 @@ records, with every field analyze reports):
   update.*            the whole suite on ΔW: is the update low-rank (few eigenvalues beyond the
                       Tracy-Widom edge: update.num_spikes_tw), noise (random-like) or
                       heavy-tailed (update.alpha)?
+  update.rank         for a LoRA adapter's update, read from its factors: its rank r (its ESD
+                      is r eigenvalues and zeros, so the Tracy-Widom and Marchenko-Pastur tests
+                      are not computed)
 
 FIGURES (--plots DIR): compare (α before and after, the update's size, against the layers) and
 each changed layer's update ESD against its Marchenko-Pastur fit (LLL_NAME_update_esd).
@@ -47,7 +50,8 @@ EXAMPLES:
   rmt-torch compare models/digits_cnn_init.pt models/digits_cnn_trained.pt
   rmt-torch compare base.pt tuned.pt --fail-if 'max_delta_alpha>1' --fail-if 'any(cka<0.9)'
   rmt-torch compare init.pt trained.pt --plots figures/ --plot-format svg
-  rmt-torch compare base/ finetuned/ -f json -o changes.json")]
+  rmt-torch compare base/ finetuned/ -f json -o changes.json
+  rmt-torch compare base/ lora-adapter/ --fail-if 'max_update.rank>16'")]
 pub struct CompareArgs {
     /// The base model: any file or checkpoint directory `analyze` reads.
     base: PathBuf,

@@ -9,7 +9,11 @@ use rmt_torch::environment::Environment;
 use rmt_torch::report::html::{html_report, LayerFigures};
 use rmt_torch::workflows::jacobian::{analyze_jacobians, JacobianOptions, SampleCount};
 
-use super::analyze::analyze_with_baseline;
+use rmt_torch::report::html::ReportSections;
+use rmt_torch::workflows::compare::compare_with_progress;
+use rmt_torch::Model;
+
+use super::analyze::analyze_with;
 use super::output::{check_output_path, progress_bar};
 use super::{AnalysisArgs, EntryArgs};
 
@@ -23,12 +27,16 @@ figures) with a one-sentence verdict and the figures: the ESD against
 Marchenko-Pastur with the Tracy-Widom threshold, the power-law tail on log-log axes, level
 spacings against the Wigner surmise (cumulative inset), the number variance against GOE and the
 Porter-Thomas p-values of the singular vectors; with --input, the input-output Jacobians'
-singular values (dynamical isometry); then the settings and versions used. Figures are
+singular values (dynamical isometry); with --base, what changed since the base model (as
+`compare` reports it: the largest updates first, α before and after, each update's analysis);
+then the settings and versions used. Figures are
 inline SVG: one file, no network, readable in any browser.
 
 EXAMPLES:
   rmt-torch report models/digits_cnn_trained.pt --baseline models/digits_cnn_init.pt -o cnn.html
   rmt-torch report model.pt --input batch.pt --jacobian-samples 4 -o model.html
+  rmt-torch report finetuned/ --base base/ -o finetuned.html
+  rmt-torch report adapter/ --base base/ -o adapted.html
   rmt-torch report resnet50.safetensors --no-vectors --layers 'layer4|fc' -o resnet50.html
   rmt-torch report resnet50.safetensors --figures-for-worst 5 -o resnet50.html")]
 pub struct ReportArgs {
@@ -43,6 +51,11 @@ pub struct ReportArgs {
     /// A second model (e.g. the same network at initialisation) whose ESDs are overlaid.
     #[arg(long, value_name = "MODEL")]
     baseline: Option<PathBuf>,
+    /// The model this one derives from (before fine-tuning, the last release; for a LoRA
+    /// adapter given as MODEL, the model it adapts, which it is then laid over): adds a
+    /// section on what changed, layer by layer, as `rmt-torch compare BASE MODEL` reports it.
+    #[arg(long, value_name = "MODEL")]
+    base: Option<PathBuf>,
     /// Skip the Porter-Thomas figures (they cost an eigendecomposition per matrix); the report
     /// draws them by default.
     #[arg(long, conflicts_with = "vectors")]
@@ -81,14 +94,31 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
     })?;
     check_output_path(&args.output, &[&args.model])?;
     let quiet = args.analysis.quiet;
-    let (analysis, baseline) = analyze_with_baseline(
-        &args.model,
-        &args.entry,
-        None,
-        args.baseline.as_deref(),
-        &options,
-        quiet,
-    )?;
+    let key = args.entry.key.as_deref();
+    let (model, base) = match &args.base {
+        Some(base) => (
+            Model::load_derived(&args.model, base, key)?,
+            Some(Model::load_entry(base, key)?),
+        ),
+        None => (Model::load_entry(&args.model, key)?, None),
+    };
+    let (analysis, baseline) =
+        analyze_with(&model, args.baseline.as_deref(), key, &options, quiet)?;
+    let comparison = match &base {
+        Some(base) => {
+            let bar = progress_bar(quiet, "layers compared");
+            let plain = args.analysis.options(|_| ())?;
+            let comparison = compare_with_progress(base, &model, &plain, |done, total, name| {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+                bar.set_message(name.to_string());
+            })
+            .with_context(|| format!("comparing with {}", base.path.display()))?;
+            bar.finish_and_clear();
+            Some(comparison)
+        }
+        None => None,
+    };
     let jacobian = match &args.input {
         Some(input) => {
             let mut jacobian_options = JacobianOptions::default();
@@ -121,8 +151,11 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
     };
     let html = html_report(
         &analysis,
-        baseline.as_ref(),
-        jacobian.as_ref(),
+        ReportSections {
+            baseline: baseline.as_ref(),
+            jacobian: jacobian.as_ref(),
+            comparison: comparison.as_ref(),
+        },
         &Environment::detect(),
         args.figures_for_worst
             .map_or(LayerFigures::All, |k| LayerFigures::Worst(k as usize)),

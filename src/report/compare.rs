@@ -6,33 +6,44 @@ use super::{counted, format_optional, Render};
 use crate::error::Result;
 use crate::workflows::compare::Comparison;
 
+/// The comparison's table as text cells: its columns (the JSON names of
+/// [`Comparison::rows`]) and one row per matched layer, the largest update first.
+pub(crate) fn comparison_cells(comparison: &Comparison) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut rows = comparison.rows();
+    let size = |row: &serde_json::Map<String, Value>| {
+        row["relative_frobenius"].as_f64().unwrap_or(f64::NAN)
+    };
+    rows.sort_by(|a, b| size(b).total_cmp(&size(a)));
+    let columns: Vec<String> = rows
+        .first()
+        .map_or_else(Vec::new, |row| row.keys().cloned().collect());
+    let cells = rows
+        .iter()
+        .map(|row| {
+            columns
+                .iter()
+                .map(|column| match &row[column] {
+                    Value::Number(number) if number.is_u64() || number.is_i64() => {
+                        number.to_string()
+                    }
+                    Value::Number(number) => format_optional(number.as_f64()),
+                    Value::String(text) => text.clone(),
+                    Value::Null => "-".into(),
+                    other => other.to_string(),
+                })
+                .collect()
+        })
+        .collect();
+    (columns, cells)
+}
+
 /// The matched layers, the largest update first, and the layers left out.
 impl Render for Comparison {
     fn table(&self) -> String {
-        let mut rows = self.rows();
-        let size = |row: &serde_json::Map<String, Value>| {
-            row["relative_frobenius"].as_f64().unwrap_or(f64::NAN)
-        };
-        rows.sort_by(|a, b| size(b).total_cmp(&size(a)));
-        let columns: Vec<String> = rows
-            .first()
-            .map_or_else(Vec::new, |row| row.keys().cloned().collect());
-        let mut table = Table::new(columns.clone());
-        for row in &rows {
-            table.push(
-                columns
-                    .iter()
-                    .map(|column| match &row[column] {
-                        Value::Number(number) if number.is_u64() || number.is_i64() => {
-                            number.to_string()
-                        }
-                        Value::Number(number) => format_optional(number.as_f64()),
-                        Value::String(text) => text.clone(),
-                        Value::Null => "-".into(),
-                        other => other.to_string(),
-                    })
-                    .collect(),
-            );
+        let (columns, rows) = comparison_cells(self);
+        let mut table = Table::new(columns);
+        for row in rows {
+            table.push(row);
         }
         let changed = self
             .layers

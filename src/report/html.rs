@@ -5,6 +5,8 @@ use std::fmt::Write;
 use crate::analysis::{Analysis, LayerReport, ModelSummary};
 use crate::environment::Environment;
 use crate::error::Result;
+use crate::report::compare::comparison_cells;
+use crate::report::plots::compare::compare_figure;
 use crate::report::plots::jacobian::JacobianFigure;
 use crate::report::plots::model::{blocks_figure, model_figure};
 use crate::report::plots::text::html_scripts;
@@ -13,6 +15,7 @@ use crate::report::{
     counted, escape, format_number, format_optional, format_p_value, setting_rows,
 };
 use crate::stats::heavy_tail::quality::QualityLabel;
+use crate::workflows::compare::Comparison;
 use crate::workflows::jacobian::JacobianAnalysis;
 
 /// Which layers' sections carry figures.
@@ -28,18 +31,33 @@ pub enum LayerFigures {
 /// Sections open when the page is loaded, at most: beyond, they start collapsed.
 const OPEN_SECTIONS: usize = 12;
 
+/// What a report holds beside the model's own analysis.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReportSections<'a> {
+    /// A second model whose ESDs are overlaid on the layers' figures.
+    pub baseline: Option<&'a Analysis>,
+    /// The input-output Jacobians: a section of their own.
+    pub jacobian: Option<&'a JacobianAnalysis>,
+    /// The model compared with the one it derives from: a section on what changed.
+    pub comparison: Option<&'a Comparison>,
+}
+
 /// The report of `analysis` (its options must have kept eigenvalues and spacings:
-/// [`crate::AnalysisRequest::figure_data`]), with `baseline`'s ESDs overlaid when given and a
-/// section on the input-output Jacobians when `jacobian` is given. A table of contents stays at
-/// the top of the window; each layer is a collapsible section (open when the page has at most
-/// 12 sections with figures), with figures for the layers `figures` names.
+/// [`crate::AnalysisRequest::figure_data`]) with the `sections` given: a baseline's ESDs
+/// overlaid, the input-output Jacobians, what changed since a base model. A table of contents
+/// stays at the top of the window; each layer is a collapsible section (open when the page has
+/// at most 12 sections with figures), with figures for the layers `figures` names.
 pub fn html_report(
     analysis: &Analysis,
-    baseline: Option<&Analysis>,
-    jacobian: Option<&JacobianAnalysis>,
+    sections: ReportSections<'_>,
     environment: &Environment,
     figures: LayerFigures,
 ) -> Result<String> {
+    let ReportSections {
+        baseline,
+        jacobian,
+        comparison,
+    } = sections;
     crate::report::plots::require_figure_data(analysis)?;
     let mut html = String::with_capacity(1 << 20);
     let title = format!("rmt-torch report: {}", analysis.model);
@@ -54,6 +72,7 @@ pub fn html_report(
     html.push_str(&table_of_contents(
         !analysis.blocks.is_empty(),
         jacobian.is_some(),
+        comparison.is_some(),
     ));
     html.push_str("<h2 id=\"summary\">Summary</h2>\n");
     html.push_str(&overview(analysis, baseline));
@@ -63,6 +82,9 @@ pub fn html_report(
     html.push_str(&to_svg(&model_figure(analysis))?);
     html.push_str("</figure>\n");
     html.push_str(&blocks_section(analysis)?);
+    if let Some(comparison) = comparison {
+        html.push_str(&changes_section(comparison)?);
+    }
     if let Some(jacobian) = jacobian {
         html.push_str(&jacobian_section(jacobian)?);
     }
@@ -126,6 +148,9 @@ pub fn html_report(
     if let Some(base) = baseline {
         rows.push(("baseline".into(), base.model.clone()));
     }
+    if let Some(comparison) = comparison {
+        rows.push(("compared with".into(), comparison.base.clone()));
+    }
     rows.extend(setting_rows(&analysis.settings));
     rows.extend(setting_rows(environment));
     rows.push((
@@ -147,6 +172,68 @@ pub fn html_report(
     html.push_str("</table>\n");
     html.push_str(GLOSSARY);
     html.push_str("</body>\n</html>\n");
+    Ok(html)
+}
+
+/// What changed since the base model: the comparison's figure, its table (the largest updates
+/// first, the CLI's columns) and the layers left out with the reason.
+fn changes_section(comparison: &Comparison) -> Result<String> {
+    let changed = comparison
+        .layers
+        .iter()
+        .filter(|l| l.update.is_some())
+        .count();
+    let relabelled = comparison
+        .layers
+        .iter()
+        .filter(|l| l.base.quality != l.other.quality)
+        .count();
+    let mut html = format!(
+        "<h2 id=\"changes\">Changes since {}</h2>\n<p>{} matched by name: {} changed, {} with \
+         another label; {} left out. Each update ΔW = W − W_base is analysed with the whole \
+         suite: few eigenvalues beyond the Tracy-Widom edge mean a low-rank update, a \
+         random-like label noise.</p>\n<figure>",
+        escape(&comparison.base),
+        counted(comparison.layers.len(), "layer", "layers"),
+        changed,
+        relabelled,
+        comparison.unmatched.len()
+    );
+    html.push_str(&to_svg(&compare_figure(comparison))?);
+    html.push_str("</figure>\n<div class=\"wide\"><table>\n<tr>");
+    let (columns, rows) = comparison_cells(comparison);
+    for column in &columns {
+        let _ = write!(html, "<th>{}</th>", escape(column));
+    }
+    html.push_str("</tr>\n");
+    for row in rows {
+        html.push_str("<tr>");
+        for cell in row {
+            let _ = write!(html, "<td>{}</td>", escape(&cell));
+        }
+        html.push_str("</tr>\n");
+    }
+    html.push_str("</table></div>\n");
+    if !comparison.violations.is_empty() {
+        let _ = writeln!(
+            html,
+            "<p>Violates {}.</p>",
+            escape(&comparison.violations.join(", "))
+        );
+    }
+    if !comparison.unmatched.is_empty() {
+        html.push_str("<p>Left out:</p>\n<ul>\n");
+        for layer in &comparison.unmatched {
+            let _ = writeln!(
+                html,
+                "<li>{} ({:?}): {}</li>",
+                escape(&layer.name),
+                layer.side,
+                escape(&layer.reason)
+            );
+        }
+        html.push_str("</ul>\n");
+    }
     Ok(html)
 }
 
@@ -208,7 +295,7 @@ fn blocks_section(analysis: &Analysis) -> Result<String> {
 }
 
 /// The links of the sticky table of contents.
-fn table_of_contents(with_blocks: bool, with_jacobian: bool) -> String {
+fn table_of_contents(with_blocks: bool, with_jacobian: bool, with_changes: bool) -> String {
     let mut entries = vec![
         ("summary", "Summary"),
         ("layers", "Layers"),
@@ -216,6 +303,9 @@ fn table_of_contents(with_blocks: bool, with_jacobian: bool) -> String {
     ];
     if with_blocks {
         entries.push(("blocks", "Blocks"));
+    }
+    if with_changes {
+        entries.push(("changes", "Changes"));
     }
     if with_jacobian {
         entries.push(("jacobian", "Jacobian"));
@@ -265,6 +355,7 @@ body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:1180px;
 padding:1.5rem;color:#222;line-height:1.45}\
 h1{font-size:1.5rem;margin-bottom:.3rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #ddd}\
 h2 small,h3 small{font-weight:normal;color:#666;font-size:.8rem}\
+div.wide{overflow-x:auto}\
 nav.toc{position:sticky;top:0;z-index:1;background:#fff;border-bottom:1px solid #ddd;\
 padding:.45rem 0;display:flex;flex-wrap:wrap;gap:1rem;font-size:.9rem}\
 nav.toc a{color:#0b57d0;text-decoration:none}h2{scroll-margin-top:3rem}\

@@ -14,7 +14,7 @@ use crate::workflows::health::{Rule, RuleFields};
 
 /// The numeric fields of a layer comparison that its table shows and rules may name: its own,
 /// then `side.field` of the three layer records.
-pub const NUMERIC_FIELDS: [&str; 11] = [
+pub const NUMERIC_FIELDS: [&str; 12] = [
     "relative_frobenius",
     "relative_spectral",
     "cka",
@@ -26,12 +26,13 @@ pub const NUMERIC_FIELDS: [&str; 11] = [
     "update.alpha",
     "update.num_spikes_tw",
     "update.stable_rank",
+    "update.rank",
 ];
 
 /// What `compare --fail-if` rules may name: [`NUMERIC_FIELDS`] per layer, no summary.
 pub const COMPARE_FIELDS: RuleFields = RuleFields {
     layer: |name| NUMERIC_FIELDS.iter().copied().find(|field| *field == name),
-    examples: "relative_frobenius, relative_spectral, cka, esd_ks, esd_wasserstein, delta_alpha, base.alpha, other.alpha, update.alpha, update.num_spikes_tw, update.stable_rank",
+    examples: "relative_frobenius, relative_spectral, cka, esd_ks, esd_wasserstein, delta_alpha, base.alpha, other.alpha, update.alpha, update.num_spikes_tw, update.stable_rank, update.rank",
     summary: false,
 };
 

@@ -320,3 +320,76 @@ fn rules_judge_the_comparison() {
         );
     }
 }
+
+/// `report MODEL --base BASE` adds a section on what changed: the comparison's rows (every
+/// matched layer, largest update first, as `compare` sorts them), its figure and a link to it;
+/// for a LoRA adapter given as MODEL, the adapter laid over the base.
+#[test]
+fn report_with_a_base_shows_what_changed() {
+    let (init, trained) = (
+        fixtures::shipped_model("digits_cnn_init.pt"),
+        fixtures::shipped_model("digits_cnn_trained.pt"),
+    );
+    let dir = fixtures::output_dir("report_base");
+    let page = dir.join("changes.html");
+    run_ok(&[
+        "report",
+        trained.to_str().unwrap(),
+        "--base",
+        init.to_str().unwrap(),
+        "--no-vectors",
+        "-o",
+        page.to_str().unwrap(),
+        "-q",
+    ]);
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains("<a href=\"#changes\">Changes</a>"));
+    let section = &html[html.find("<h2 id=\"changes\">").expect("a changes section")..];
+    let section = &section[..section.find("<h2 id=\"details\">").unwrap()];
+    let comparison: Value = serde_json::from_str(&run_ok(&[
+        "compare",
+        init.to_str().unwrap(),
+        trained.to_str().unwrap(),
+        "-f",
+        "json",
+        "-q",
+    ]))
+    .unwrap();
+    let mut layers: Vec<(f64, String)> = comparison["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["relative_frobenius"].as_f64().unwrap(),
+                l["name"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    layers.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let positions: Vec<usize> = layers
+        .iter()
+        .map(|(_, name)| {
+            section
+                .find(&format!("<td>{name}</td>"))
+                .unwrap_or_else(|| panic!("{name} not in the section"))
+        })
+        .collect();
+    assert!(
+        positions.windows(2).all(|w| w[0] < w[1]),
+        "largest update first"
+    );
+    assert!(section.contains("<svg"), "the comparison's figure");
+    // Without --base, no such section.
+    run_ok(&[
+        "report",
+        trained.to_str().unwrap(),
+        "--no-vectors",
+        "-o",
+        page.to_str().unwrap(),
+        "-q",
+    ]);
+    assert!(!std::fs::read_to_string(&page)
+        .unwrap()
+        .contains("id=\"changes\""));
+}

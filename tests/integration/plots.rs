@@ -606,8 +606,7 @@ fn the_report_shows_one_label_per_layer_and_its_cards_add_up() {
         let analysis = analyze(&Model::load(path).unwrap(), &options).unwrap();
         let html = html_report(
             &analysis,
-            None,
-            None,
+            Default::default(),
             &Environment::detect(),
             LayerFigures::Worst(1),
         )
