@@ -6,7 +6,10 @@ use clap::{Args, Subcommand};
 
 use rmt_torch::model::discovery::find_models;
 use rmt_torch::workflows::health::{Policy, Rule};
-use rmt_torch::workflows::zoo::{model_bytes, run_zoo, Cache, Shard, ZooOptions, ZooReport};
+use rmt_torch::workflows::zoo::history::last_run_path;
+use rmt_torch::workflows::zoo::{
+    model_bytes, run_zoo, Cache, History, Shard, ZooOptions, ZooReport,
+};
 use rmt_torch::SummaryField;
 
 use super::output::{bytes_progress_bar, check_output_path};
@@ -34,6 +37,8 @@ RULES (--fail-if, one per line in a --policy file; a model violating any is unhe
   count(alpha>6)>=2      the number of layers meeting it, compared
   layers=REGEX:RULE      RULE read on the layers whose name matches REGEX only, e.g.
                          layers=attention:any(alpha>6), layers=mlp:under_trained>=1
+  delta_alpha>0.5        with --since: a summary field's change since the previous run (now
+                         − before; a model new since then violates no delta_ rule)
 Without any rule the verdict is \"no policy\": the models are ranked, not judged.
 
 EXIT CODES: 0 no rule violated, 1 a rule violated, 2 a model could not be analysed (or the
@@ -44,7 +49,8 @@ EXAMPLES:
   rmt-torch zoo llms/ --fail-if 'layers=attn:any(alpha>6)' --fail-if 'count(alpha<2)>=3'
   rmt-torch zoo models/*.safetensors --rank-by alpha_weighted -f json -o zoo.json
   rmt-torch zoo zoo/ --shard 3/16 --fail-if 'alpha>6' -f json -o shard-3.json
-  rmt-torch zoo merge shard-*.json            # all 16 shards: one ranked report, one exit code")]
+  rmt-torch zoo merge shard-*.json            # all 16 shards: one ranked report, one exit code
+  rmt-torch zoo checkpoints/ --since last --fail-if 'delta_alpha>0.5' --fail-if 'delta_alpha<-0.5'")]
 pub struct ZooArgs {
     #[command(subcommand)]
     command: Option<ZooCommand>,
@@ -80,6 +86,12 @@ pub struct ZooArgs {
     /// Models analysed at once; default from available memory and cores (1 on a GPU).
     #[arg(long, value_name = "N")]
     jobs: Option<usize>,
+    /// Report what changed since a previous run: `last` (the last run with the same cache and
+    /// shard, which the cache keeps) or a zoo JSON report (`zoo -f json -o FILE`). Models new,
+    /// removed and changed (another content) are listed with the summary fields that drifted,
+    /// and delta_FIELD rules (`--fail-if 'delta_alpha>0.5'`) measure the drift.
+    #[arg(long, value_name = "last|FILE")]
+    since: Option<String>,
     /// Also write every model's per-layer records as one CSV (a `model` column first, then
     /// `analyze`'s CSV columns).
     #[arg(long, value_name = "FILE")]
@@ -147,6 +159,37 @@ pub fn run(args: ZooArgs) -> anyhow::Result<ExitCode> {
     options.cache = (args.cache != "none").then(|| Cache::new(&args.cache));
     options.jobs = jobs;
     options.policy = policy.clone();
+    let last_run = options
+        .cache
+        .as_ref()
+        .map(|_| last_run_path(std::path::Path::new(&args.cache), args.shard));
+    let previous = match args.since.as_deref() {
+        None => None,
+        Some("last") => {
+            let Some(last) = &last_run else {
+                anyhow::bail!("--since last reads the last run from the cache, and --cache is none: name a report instead");
+            };
+            if last.is_file() {
+                Some((
+                    ZooReport::read(last)?,
+                    format!("the last run ({})", last.display()),
+                ))
+            } else {
+                if !args.analysis.quiet {
+                    eprintln!("no previous run in {}: every model is new", args.cache);
+                }
+                Some((
+                    ZooReport::new(Vec::new(), args.rank_by, args.descending, &[], args.shard),
+                    "no previous run".into(),
+                ))
+            }
+        }
+        Some(file) => Some((
+            ZooReport::read(std::path::Path::new(file))?,
+            file.to_string(),
+        )),
+    };
+    options.previous = previous.as_ref().map(|(report, _)| report.clone());
     let bytes: std::collections::HashMap<&PathBuf, u64> = models
         .iter()
         .map(|path| (path, model_bytes(path)))
@@ -166,13 +209,22 @@ pub fn run(args: ZooArgs) -> anyhow::Result<ExitCode> {
             rmt_torch::report::counted(cached, "model", "models")
         );
     }
-    let report = ZooReport::new(
+    let mut report = ZooReport::new(
         entries,
         args.rank_by,
         args.descending,
         &policy.rules,
         args.shard,
     );
+    if let Some((before, since)) = &previous {
+        report.history = Some(History::since(&report.models, before, since));
+    }
+    if let Some(last) = &last_run {
+        let text = rmt_torch::report::to_json(&report)?;
+        if let Err(err) = std::fs::write(last, text) {
+            eprintln!("warning: cannot keep this run in {}: {err}", last.display());
+        }
+    }
     if let Some(path) = &args.layers_csv {
         let text = rmt_torch::report::csv::to_csv(&layer_rows(&report))?;
         std::fs::write(path, text)

@@ -5,9 +5,71 @@ use crate::analysis::{ModelSummary, SummaryField};
 use crate::error::Result;
 use crate::option_names::OptionNames;
 use crate::workflows::health::Rule;
-use crate::workflows::zoo::{Verdict, ZooReport};
+use crate::workflows::zoo::{History, Verdict, ZooReport};
 
 /// A zoo: one row per model, ranked, with the policy's verdict.
+/// What changed since the previous run: the counts, then each model that is new, removed,
+/// changed or drifted, with the drift of α, α̂ and the Tracy-Widom spikes and how many summary
+/// fields moved (the JSON holds every one).
+fn history_table(history: &History) -> String {
+    let mut out = format!(
+        "\nsince {}: {} new, {} removed, {} changed, {} unchanged\n",
+        history.since, history.new, history.removed, history.changed, history.unchanged
+    );
+    if history.models.is_empty() {
+        return out;
+    }
+    let mut table = Table::new([
+        "path",
+        "change",
+        "alpha",
+        "delta_alpha",
+        "delta_alpha_weighted",
+        "delta_num_spikes_tw",
+        "drifted",
+    ]);
+    for model in &history.models {
+        let drift = |field: &str| model.drift.iter().find(|d| d.field == field);
+        let delta = |field: &str| {
+            drift(field).map_or_else(
+                || "-".to_string(),
+                |d| {
+                    let sign = if d.delta > 0.0 { "+" } else { "" };
+                    if d.delta.fract() == 0.0 && d.delta.abs() < 1e15 {
+                        format!("{sign}{}", d.delta as i64)
+                    } else {
+                        format!("{sign}{}", format_optional(Some(d.delta)))
+                    }
+                },
+            )
+        };
+        let change = serde_json::to_value(model.change)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        table.push(vec![
+            model.path.clone(),
+            change,
+            drift("alpha").map_or_else(
+                || "-".to_string(),
+                |d| {
+                    format!(
+                        "{} → {}",
+                        format_optional(Some(d.before)),
+                        format_optional(Some(d.after))
+                    )
+                },
+            ),
+            delta("alpha"),
+            delta("alpha_weighted"),
+            delta("num_spikes_tw"),
+            model.drift.len().to_string(),
+        ]);
+    }
+    out.push_str(&table.render());
+    out
+}
+
 impl Render for ZooReport {
     fn table(&self) -> String {
         let mut table = Table::new([
@@ -73,7 +135,10 @@ impl Render for ZooReport {
             self.not_models,
             self.shard
                 .map_or(String::new(), |s| format!(" (shard {s})")),
-        )
+        ) + &self
+            .history
+            .as_ref()
+            .map_or_else(String::new, history_table)
     }
 
     /// One flat row per model: rank, path, verdict and the summary fields.

@@ -110,6 +110,9 @@ pub enum Measure {
     Count(LayerCondition),
     /// Whether any layer in scope meets it: `any(alpha>6)`, which is `count(alpha>6)>=1`.
     Any(LayerCondition),
+    /// How much a summary field of the layers in scope changed since the model's previous
+    /// analysis (now − before; `zoo --since`): `delta_alpha`. Absent without one.
+    Delta(SummaryField),
 }
 
 /// The layers a rule reads: those whose name the regular expression matches (`layers=REGEX:`).
@@ -134,6 +137,8 @@ impl PartialEq for LayerScope {
 /// - `alpha>6`: a field of the model's summary (means and counts over its layers);
 /// - `max_alpha>6`, `min_stable_rank<2`: the largest or smallest value of a layer field;
 /// - `any(alpha>6)`: some layer has α > 6; `count(alpha>6)>=2`: at least two do;
+/// - `delta_alpha>0.5`: a summary field rose by more than 0.5 since the model's previous
+///   analysis (`zoo --since`; never violated without one);
 /// - `layers=REGEX:` before any of them reads only the layers whose name matches, e.g.
 ///   `layers=attention:any(alpha>6)` or `layers=mlp:under_trained>=1`.
 #[derive(Debug, Clone, PartialEq)]
@@ -246,6 +251,14 @@ impl Rule {
             }
         } else {
             split_comparison(body).and_then(|(field, comparison, value)| {
+                let summary_field = |name: &str| -> std::result::Result<SummaryField, String> {
+                    name.parse().map_err(|_| {
+                        format!(
+                            "unknown field '{field}' (a summary field: {}; max_FIELD or min_FIELD of a layer field; delta_FIELD of a summary field; any(…) or count(…))",
+                            SummaryField::NAMES.join(", ")
+                        )
+                    })
+                };
                 let measure = if let Some(name) = field.strip_prefix("max_") {
                     Measure::Max(parse_layer_field(name)?)
                 } else if let Some(name) = field.strip_prefix("min_") {
@@ -255,13 +268,10 @@ impl Rule {
                         "unknown field '{field}' (per layer: max_FIELD or min_FIELD, any(FIELD OP VALUE) or count(FIELD OP VALUE) OP N, FIELD one of {})",
                         fields.examples
                     ));
+                } else if let Some(name) = field.strip_prefix("delta_") {
+                    Measure::Delta(summary_field(name)?)
                 } else {
-                    Measure::Summary(field.parse().map_err(|_| {
-                        format!(
-                            "unknown field '{field}' (a summary field: {}; max_FIELD or min_FIELD of a layer field; any(…) or count(…))",
-                            SummaryField::NAMES.join(", ")
-                        )
-                    })?)
+                    Measure::Summary(summary_field(field)?)
                 };
                 Ok((measure, comparison, value))
             })
@@ -297,6 +307,7 @@ impl std::fmt::Display for Rule {
             Measure::Max(field) => write!(f, "max_{field}")?,
             Measure::Min(field) => write!(f, "min_{field}")?,
             Measure::Summary(field) => write!(f, "{field}")?,
+            Measure::Delta(field) => write!(f, "delta_{field}")?,
         }
         write!(f, "{}{}", self.comparison, self.value)
     }
@@ -308,23 +319,47 @@ impl Rule {
     /// Whether `analysis` violates the rule. A measure over no layer (a mean, a maximum) is
     /// absent and violates nothing; a count over no layer is 0.
     pub fn violated_by(&self, analysis: &Analysis) -> bool {
-        self.measure_of(analysis)
+        self.violated_since(analysis, None)
+    }
+
+    /// Whether `analysis` violates the rule, drifts measured from the `previous` analysis of
+    /// the same model (none: a `delta_` rule is not violated).
+    pub fn violated_since(&self, analysis: &Analysis, previous: Option<&Analysis>) -> bool {
+        self.measure_since(analysis, previous)
             .is_some_and(|value| self.comparison.holds(value, self.value))
     }
 
-    /// The rule's measure on `analysis`, `None` when it has none.
+    /// The rule's measure on `analysis`, `None` when it has none (a `delta_` measure has none
+    /// without a previous analysis: [`Rule::measure_since`]).
     pub fn measure_of(&self, analysis: &Analysis) -> Option<f64> {
-        let in_scope =
-            |layer: &&LayerReport| self.scope.as_ref().is_none_or(|s| s.admits(&layer.name));
-        if let Measure::Summary(field) = self.measure {
-            return match self.scope {
-                None => analysis.summary.get(field),
-                Some(_) => {
-                    let layers: Vec<LayerReport> =
-                        analysis.layers.iter().filter(in_scope).cloned().collect();
-                    ModelSummary::of(&layers).get(field)
-                }
-            };
+        self.measure_since(analysis, None)
+    }
+
+    /// The summary `field` of `analysis`'s layers in the rule's scope.
+    fn summary_in_scope(&self, analysis: &Analysis, field: SummaryField) -> Option<f64> {
+        match &self.scope {
+            None => analysis.summary.get(field),
+            Some(scope) => {
+                let layers: Vec<LayerReport> = analysis
+                    .layers
+                    .iter()
+                    .filter(|layer| scope.admits(&layer.name))
+                    .cloned()
+                    .collect();
+                ModelSummary::of(&layers).get(field)
+            }
+        }
+    }
+
+    /// The rule's measure on `analysis`, a `delta_` measure against `previous`.
+    pub fn measure_since(&self, analysis: &Analysis, previous: Option<&Analysis>) -> Option<f64> {
+        match self.measure {
+            Measure::Summary(field) => return self.summary_in_scope(analysis, field),
+            Measure::Delta(field) => {
+                let before = self.summary_in_scope(previous?, field)?;
+                return Some(self.summary_in_scope(analysis, field)? - before);
+            }
+            _ => {}
         }
         let records: Vec<serde_json::Value> = analysis
             .layers
@@ -349,7 +384,7 @@ impl Rule {
             .collect();
         let values = |field: &'static str| records.iter().filter_map(move |r| r[field].as_f64());
         match self.measure {
-            Measure::Summary(_) => None,
+            Measure::Summary(_) | Measure::Delta(_) => None,
             Measure::Max(field) => values(field).reduce(f64::max),
             Measure::Min(field) => values(field).reduce(f64::min),
             Measure::Count(c) | Measure::Any(c) => {
@@ -425,10 +460,25 @@ impl Policy {
     /// The verdict on `analysis` and the rules it violates: [`Verdict::NoPolicy`] when there
     /// are no rules, so that an unjudged model is never called healthy.
     pub fn judge(&self, analysis: &Analysis) -> (Verdict, Vec<Rule>) {
+        self.judge_since(analysis, None)
+    }
+
+    /// [`Policy::judge`] with drifts (`delta_` rules) measured from `previous`, the same
+    /// model's previous analysis.
+    pub fn judge_since(
+        &self,
+        analysis: &Analysis,
+        previous: Option<&Analysis>,
+    ) -> (Verdict, Vec<Rule>) {
         if self.rules.is_empty() {
             return (Verdict::NoPolicy, Vec::new());
         }
-        let violations = self.violations(analysis);
+        let violations: Vec<Rule> = self
+            .rules
+            .iter()
+            .filter(|rule| rule.violated_since(analysis, previous))
+            .cloned()
+            .collect();
         let verdict = if violations.is_empty() {
             Verdict::Healthy
         } else {

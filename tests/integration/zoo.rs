@@ -439,3 +439,147 @@ fn per_layer_rules_judge_the_layers() {
     assert_eq!(refused.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("not a numeric layer field"));
 }
+
+/// A zoo's history: after one file is replaced and one added, `--since last` lists exactly
+/// those two (changed, new), with the replaced model's drift equal to the difference of the
+/// two runs' summaries; `delta_` rules on that drift exit 1, and `--since FILE` reads a
+/// report written by `-f json -o` the same way.
+#[test]
+fn a_second_run_reports_what_changed_since_the_first() {
+    let dir = fixtures::root().join("target/test-zoo-history");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("models")).unwrap();
+    for model in ["digits_mlp_init.pt", "digits_cnn_init.pt"] {
+        std::fs::copy(
+            fixtures::shipped_model(model),
+            dir.join("models").join(model),
+        )
+        .unwrap();
+    }
+    let (models, cache) = (dir.join("models"), dir.join("cache"));
+    let (models_text, cache_text) = (models.to_str().unwrap(), cache.to_str().unwrap());
+    let first_file = dir.join("first.json");
+    let output = run(&[
+        "zoo",
+        models_text,
+        "--cache",
+        cache_text,
+        "--since",
+        "last",
+        "-f",
+        "json",
+        "-q",
+        "-o",
+        first_file.to_str().unwrap(),
+    ]);
+    let code = output.status.code();
+    let first: Value =
+        serde_json::from_str(&std::fs::read_to_string(&first_file).unwrap()).unwrap();
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        first["history"]["new"], 2,
+        "no previous run: every model new"
+    );
+    // The CNN is retrained (another file under the same name); a model is added.
+    std::fs::copy(
+        fixtures::shipped_model("digits_cnn_trained.pt"),
+        models.join("digits_cnn_init.pt"),
+    )
+    .unwrap();
+    std::fs::copy(
+        fixtures::shipped_model("digits_mlp_trained.pt"),
+        models.join("added.pt"),
+    )
+    .unwrap();
+    let (code, second) = zoo(&[
+        models_text,
+        "--cache",
+        cache_text,
+        "--since",
+        "last",
+        "--fail-if",
+        "delta_alpha<-1",
+    ]);
+    let history = &second["history"];
+    assert_eq!(
+        (
+            &history["new"],
+            &history["removed"],
+            &history["changed"],
+            &history["unchanged"]
+        ),
+        (
+            &Value::from(1),
+            &Value::from(0),
+            &Value::from(1),
+            &Value::from(1)
+        )
+    );
+    let listed: Vec<(&str, &str)> = history["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let path = m["path"].as_str().unwrap();
+            (
+                path.rsplit('/').next().unwrap(),
+                m["change"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [("added.pt", "new"), ("digits_cnn_init.pt", "changed")]
+    );
+    let alpha_of = |report: &Value, name: &str| {
+        report["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["path"].as_str().unwrap().ends_with(name))
+            .unwrap()["summary"]["alpha"]
+            .as_f64()
+            .unwrap()
+    };
+    let drift = history["models"][1]["drift"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["field"] == "alpha")
+        .unwrap();
+    let expected = alpha_of(&second, "digits_cnn_init.pt") - alpha_of(&first, "digits_cnn_init.pt");
+    assert!((drift["delta"].as_f64().unwrap() - expected).abs() < 1e-12);
+    assert!(expected < -1.0, "training lowers α: {expected}");
+    assert_eq!(code, Some(1), "delta_alpha<-1 is violated");
+    let violated: Vec<&str> = second["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["verdict"] == "violated")
+        .map(|m| m["path"].as_str().unwrap().rsplit('/').next().unwrap())
+        .collect();
+    assert_eq!(
+        violated,
+        ["digits_cnn_init.pt"],
+        "new models drift from nothing"
+    );
+    // The same from the first run's report, named.
+    let (code, named) = zoo(&[
+        models_text,
+        "--cache",
+        "none",
+        "--since",
+        first_file.to_str().unwrap(),
+        "--fail-if",
+        "delta_alpha<-1",
+    ]);
+    assert_eq!(code, Some(1));
+    assert_eq!(named["history"]["models"], history["models"]);
+    // A third run sees nothing new.
+    let (code, third) = zoo(&[models_text, "--cache", cache_text, "--since", "last"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(third["history"]["unchanged"], 3);
+    assert_eq!(third["history"]["models"], Value::Array(Vec::new()));
+    let refused = run(&["zoo", models_text, "--cache", "none", "--since", "last"]);
+    assert_eq!(refused.status.code(), Some(2));
+}

@@ -3,6 +3,7 @@
 //! ([`cache`]) and split across machines ([`shard`]). Discovery of the files lives in
 //! [`crate::model::discovery`].
 pub mod cache;
+pub mod history;
 pub mod report;
 pub mod shard;
 
@@ -16,6 +17,7 @@ pub use crate::workflows::health::Verdict;
 use crate::workflows::health::{Policy, Rule};
 
 pub use cache::{content_hash, model_bytes, Cache};
+pub use history::History;
 pub use report::{ZooReport, ZOO_SCHEMA};
 pub use shard::Shard;
 
@@ -55,6 +57,8 @@ pub struct ZooOptions {
     pub jobs: usize,
     /// The policy.
     pub policy: Policy,
+    /// A previous run's report: its analyses are what `delta_` rules measure drift from.
+    pub previous: Option<ZooReport>,
 }
 
 impl ZooOptions {
@@ -160,7 +164,11 @@ fn zoo_entry(path: &Path, options: &ZooOptions, fingerprint: &str) -> ZooEntry {
         }
     };
     let summary = analysis.summary.clone();
-    let (verdict, violations) = options.policy.judge(&analysis);
+    let previous = options.previous.as_ref().and_then(|report| {
+        let entry = report.models.iter().find(|e| e.path == analysis.model)?;
+        entry.analysis.as_ref()
+    });
+    let (verdict, violations) = options.policy.judge_since(&analysis, previous);
     ZooEntry {
         path: path.display().to_string(),
         hash: Some(hash),

@@ -34,6 +34,9 @@ pub struct ZooReport {
     pub errors: usize,
     /// Files that hold no model (bare tensors).
     pub not_models: usize,
+    /// What changed since a previous run, when one was given (`zoo --since`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<super::History>,
 }
 
 impl ZooReport {
@@ -71,6 +74,7 @@ impl ZooReport {
             errors: count(Verdict::Error),
             not_models: count(Verdict::NotAModel),
             models: entries,
+            history: None,
         }
     }
 
