@@ -576,10 +576,15 @@ mod tests {
             "layers=attention:any(alpha>6)",
             "layers=(?:query|key):max_alpha>6",
             "layers=mlp:under_trained>=1",
+            "delta_alpha>0.5",
+            "layers=attn:delta_num_spikes_tw>=3",
         ] {
             let rule: Rule = text.parse().unwrap_or_else(|err| panic!("{text}: {err}"));
             assert_eq!(rule.to_string(), text);
         }
+        let delta: Rule = "delta_alpha>0.5".parse().unwrap();
+        assert_eq!(delta.measure, Measure::Delta(SummaryField::Alpha));
+        assert!("delta_max_alpha>1".parse::<Rule>().is_err());
         let any: Rule = "any(alpha>6)".parse().unwrap();
         assert_eq!(
             any.measure,
