@@ -50,7 +50,8 @@ EXAMPLES:
   rmt-torch zoo models/*.safetensors --rank-by alpha_weighted -f json -o zoo.json
   rmt-torch zoo zoo/ --shard 3/16 --fail-if 'alpha>6' -f json -o shard-3.json
   rmt-torch zoo merge shard-*.json            # all 16 shards: one ranked report, one exit code
-  rmt-torch zoo checkpoints/ --since last --fail-if 'delta_alpha>0.5' --fail-if 'delta_alpha<-0.5'")]
+  rmt-torch zoo checkpoints/ --since last --fail-if 'delta_alpha>0.5' --fail-if 'delta_alpha<-0.5'
+  rmt-torch zoo checkpoints/ --since last --html zoo.html")]
 pub struct ZooArgs {
     #[command(subcommand)]
     command: Option<ZooCommand>,
@@ -92,6 +93,11 @@ pub struct ZooArgs {
     /// and delta_FIELD rules (`--fail-if 'delta_alpha>0.5'`) measure the drift.
     #[arg(long, value_name = "last|FILE")]
     since: Option<String>,
+    /// Also write the zoo as one self-contained HTML page: the models' table (sortable by any
+    /// column, each row linking to the model's layers), the distribution of α over the models,
+    /// and with --since what changed highlighted.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
     /// Also write every model's per-layer records as one CSV (a `model` column first, then
     /// `analyze`'s CSV columns).
     #[arg(long, value_name = "FILE")]
@@ -114,6 +120,9 @@ struct MergeArgs {
     /// JSON reports written by `zoo --shard I/N -f json`.
     #[arg(required = true)]
     reports: Vec<PathBuf>,
+    /// Also write the merged zoo as one HTML page (as `zoo --html`).
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
     #[command(flatten)]
     output: OutputArgs,
 }
@@ -128,7 +137,7 @@ pub fn run(args: ZooArgs) -> anyhow::Result<ExitCode> {
             .map(|path| ZooReport::read(path))
             .collect::<rmt_torch::Result<Vec<_>>>()?;
         let report = ZooReport::merge(reports)?;
-        return write_report(&report, &merge.output);
+        return write_report(&report, &merge.output, merge.html.as_deref());
     }
     args.analysis
         .refuse_unwritten_data(args.output.format, false)?;
@@ -142,7 +151,7 @@ pub fn run(args: ZooArgs) -> anyhow::Result<ExitCode> {
     let mut models = find_models(&args.paths)?;
     let inputs: Vec<&std::path::Path> = models.iter().map(PathBuf::as_path).collect();
     args.output.prepare(&inputs)?;
-    if let Some(path) = &args.layers_csv {
+    for path in args.layers_csv.iter().chain(&args.html) {
         check_output_path(path, &inputs)?;
     }
     if let Some(shard) = args.shard {
@@ -230,7 +239,7 @@ pub fn run(args: ZooArgs) -> anyhow::Result<ExitCode> {
         std::fs::write(path, text)
             .map_err(|err| anyhow::anyhow!("cannot write {}: {err}", path.display()))?;
     }
-    write_report(&report, &args.output)
+    write_report(&report, &args.output, args.html.as_deref())
 }
 
 /// One model at a time on a GPU; on a CPU as many as fit in half the available memory at three
@@ -251,8 +260,17 @@ fn default_jobs(models: &[PathBuf], device: tch::Device) -> usize {
     ((available / 2.0 / (3.0 * largest)) as usize).clamp(1, cores)
 }
 
-fn write_report(report: &ZooReport, output: &OutputArgs) -> anyhow::Result<ExitCode> {
+/// Writes the report (and its page, when asked for); its exit code.
+fn write_report(
+    report: &ZooReport,
+    output: &OutputArgs,
+    html: Option<&std::path::Path>,
+) -> anyhow::Result<ExitCode> {
     output.emit(report)?;
+    if let Some(path) = html {
+        std::fs::write(path, rmt_torch::report::zoo_html::zoo_html(report)?)
+            .map_err(|err| anyhow::anyhow!("cannot write {}: {err}", path.display()))?;
+    }
     Ok(ExitCode::from(report.exit_code()))
 }
 

@@ -77,7 +77,7 @@ pub fn html_report(
     html.push_str("<h2 id=\"summary\">Summary</h2>\n");
     html.push_str(&overview(analysis, baseline));
     html.push_str("<h2 id=\"layers\">Layers</h2>\n");
-    html.push_str(&layer_table(&analysis.layers));
+    html.push_str(&layer_table(&analysis.layers, true));
     html.push_str("<h2 id=\"across\">Across layers</h2>\n<figure>");
     html.push_str(&to_svg(&model_figure(analysis))?);
     html.push_str("</figure>\n");
@@ -350,7 +350,7 @@ pub fn worst_layers(layers: &[LayerReport], count: usize) -> Vec<usize> {
     ids
 }
 
-const STYLE: &str = "\
+pub(crate) const STYLE: &str = "\
 body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:1180px;margin:0 auto;\
 padding:1.5rem;color:#222;line-height:1.45}\
 h1{font-size:1.5rem;margin-bottom:.3rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #ddd}\
@@ -410,7 +410,7 @@ pub fn summary_html(analysis: &Analysis) -> String {
     format!(
         "<div class=\"rmt-torch\">{}{}</div>",
         overview(analysis, None),
-        layer_table(&analysis.layers)
+        layer_table(&analysis.layers, false)
     )
 }
 
@@ -510,7 +510,8 @@ fn jacobian_section(jacobian: &JacobianAnalysis) -> Result<String> {
     Ok(html)
 }
 
-fn layer_table(layers: &[LayerReport]) -> String {
+/// The layers' table; names link to their sections when `linked` (the report has them).
+pub(crate) fn layer_table(layers: &[LayerReport], linked: bool) -> String {
     let mut html = String::from(
         "<table>\n<tr><th>#</th><th class=\"name\">layer</th><th>N × M</th><th>rf</th>\
          <th>λmax</th><th>α</th><th>α̂</th><th>TW spikes</th><th>MP soft rank</th>\
@@ -518,12 +519,20 @@ fn layer_table(layers: &[LayerReport]) -> String {
     );
     for layer in layers {
         let bulk = layer.rmt.bulk.as_ref();
+        let name = if linked {
+            format!(
+                "<a href=\"#layer-{}\">{}</a>",
+                layer.layer_id,
+                escape(&layer.name)
+            )
+        } else {
+            escape(&layer.name)
+        };
         let _ = writeln!(
             html,
-            "<tr><td>{id}</td><td class=\"name\"><a href=\"#layer-{id}\">{}</a></td><td>{} × {}</td>\
+            "<tr><td>{id}</td><td class=\"name\">{name}</td><td>{} × {}</td>\
              <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
              <td><span class=\"label {label}\">{label}</span></td></tr>",
-            escape(&layer.name),
             layer.n,
             layer.m,
             layer.rf,

@@ -13,6 +13,8 @@ pub mod table;
 mod track;
 pub mod weightwatcher;
 mod zoo;
+#[cfg(feature = "plots")]
+pub mod zoo_html;
 
 use crate::error::{Error, Result};
 use crate::option_names::option_names;

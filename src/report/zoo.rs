@@ -43,10 +43,7 @@ fn history_table(history: &History) -> String {
                 },
             )
         };
-        let change = serde_json::to_value(model.change)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
+        let change = model.change.name().to_string();
         table.push(vec![
             model.path.clone(),
             change,

@@ -820,3 +820,112 @@ fn no_legend_covers_the_data() {
         covered.join("\n")
     );
 }
+
+/// `zoo --html`: one self-contained page with every model, its layers one click away, the
+/// model changed since the last run highlighted, and a table that Chromium sorts by the
+/// column the address names (the script that also sorts on a header's click).
+#[test]
+fn the_zoo_page_sorts_its_models_in_chromium() {
+    let dir = fixtures::output_dir("zoo_page");
+    let models = dir.join("models");
+    std::fs::create_dir_all(&models).unwrap();
+    for model in [
+        "digits_mlp_init.pt",
+        "digits_mlp_trained.pt",
+        "digits_cnn_init.pt",
+    ] {
+        std::fs::copy(shipped_model(model), models.join(model)).unwrap();
+    }
+    let cache = dir.join("cache");
+    let (models_text, cache_text) = (models.to_str().unwrap(), cache.to_str().unwrap());
+    run_ok(&["zoo", models_text, "--cache", cache_text, "-q"]);
+    std::fs::copy(
+        shipped_model("digits_cnn_trained.pt"),
+        models.join("digits_cnn_init.pt"),
+    )
+    .unwrap();
+    let page = dir.join("zoo.html");
+    let json: serde_json::Value = serde_json::from_str(&run_ok(&[
+        "zoo",
+        models_text,
+        "--cache",
+        cache_text,
+        "--since",
+        "last",
+        "--html",
+        page.to_str().unwrap(),
+        "-f",
+        "json",
+        "-q",
+    ]))
+    .unwrap();
+    let html = std::fs::read_to_string(&page).unwrap();
+    for external in ["<link", "src=", "url(", "<img"] {
+        assert!(
+            !html.contains(external),
+            "the page refers outside itself: {external}"
+        );
+    }
+    let entries = json["models"].as_array().unwrap();
+    for (index, entry) in entries.iter().enumerate() {
+        let path = entry["path"].as_str().unwrap();
+        assert!(html.contains(&format!("<a href=\"#model-{index}\">{path}</a>")));
+        assert!(html.contains(&format!("<details id=\"model-{index}\">")));
+    }
+    let drifted: Vec<&str> = html
+        .split("<tr class=\"drifted\">")
+        .skip(1)
+        .map(|row| {
+            let link = &row[row.find("<a href=\"#model-").unwrap()..];
+            let start = link.find("\">").unwrap() + 2;
+            &link[start..link.find("</a>").unwrap()]
+        })
+        .collect();
+    assert_eq!(drifted.len(), 1);
+    assert!(drifted[0].ends_with("digits_cnn_init.pt"), "{drifted:?}");
+    assert!(html.contains("<svg"), "the distribution of α");
+
+    let Some(chromium) = fixtures::available(
+        "chromium",
+        chromium(),
+        "the_zoo_page_sorts_its_models_in_chromium",
+    ) else {
+        return;
+    };
+    let mut alphas: Vec<(f64, String)> = entries
+        .iter()
+        .map(|e| {
+            (
+                e["summary"]["alpha"].as_f64().unwrap(),
+                e["path"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    alphas.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let dom = headless(&chromium, &dir.join("profile"))
+        .args([
+            "--dump-dom",
+            &format!("file://{}#sort=alpha-desc", page.display()),
+        ])
+        .output()
+        .expect("run chromium");
+    assert!(
+        dom.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dom.stderr)
+    );
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    let table = &dom[dom.find("id=\"models\"").unwrap()..];
+    let positions: Vec<usize> = alphas
+        .iter()
+        .map(|(_, path)| table.find(&format!(">{path}</a>")).unwrap())
+        .collect();
+    assert!(
+        positions.windows(2).all(|w| w[0] < w[1]),
+        "rows not sorted by α, descending: {alphas:?}"
+    );
+    assert!(
+        table.contains("data-sorted=\"alpha-desc\""),
+        "the script ran"
+    );
+}

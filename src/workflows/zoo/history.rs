@@ -25,6 +25,18 @@ pub enum Change {
     Unchanged,
 }
 
+impl Change {
+    /// Its JSON name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::New => "new",
+            Self::Removed => "removed",
+            Self::Changed => "changed",
+            Self::Unchanged => "unchanged",
+        }
+    }
+}
+
 /// A summary field that moved: its value before and now, and the difference (now − before).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Drift {
