@@ -15,7 +15,9 @@ Usage:
       to MODEL.pt
 
 Writes WeightWatcher 0.7.7 analyze()'s details to OUT.csv; an optional fourth argument is a
-JSON object of analyze() keyword arguments (e.g. '{"fix_fingers": "clip_xmax"}').
+JSON object of analyze() keyword arguments (e.g. '{"fix_fingers": "clip_xmax"}'), in which
+"base_model": PATH names a second model of the same kind: WeightWatcher then analyses each
+layer's difference from it (its base_model=).
 """
 import json
 import logging
@@ -141,8 +143,13 @@ def module_for(kind, path):
 def main():
     kind, path, out = sys.argv[1:4]
     kwargs = json.loads(sys.argv[4]) if len(sys.argv) > 4 else {}
+    base = kwargs.pop("base_model", None)
     logging.getLogger("weightwatcher").setLevel(logging.ERROR)
-    details = ww.WeightWatcher(model=module_for(kind, path)).analyze(**kwargs)
+    watcher = ww.WeightWatcher(
+        model=module_for(kind, path),
+        base_model=None if base is None else module_for(kind, base),
+    )
+    details = watcher.analyze(**kwargs)
     details.to_csv(out, index=False)
 
 

@@ -393,3 +393,128 @@ fn report_with_a_base_shows_what_changed() {
         .unwrap()
         .contains("id=\"changes\""));
 }
+
+/// Makes under argv[3] a fine-tuned copy of the PyPI model argv[1] (three SGD steps of each
+/// weight on a regression of random inputs to random targets, seeded) as `tuned.pt`, and as
+/// `grown.pt` the same with one output channel added to argv[2] (another shape).
+const FINE_TUNE: &str = r#"
+import sys, torch
+source, grown_layer, out = sys.argv[1], sys.argv[2], sys.argv[3]
+state = torch.load(source, map_location="cpu", weights_only=True)
+state = state.get("model_state", state)
+torch.manual_seed(7)
+tuned = {}
+for name, w in state.items():
+    if w.ndim >= 2 and w.is_floating_point():
+        p = w.clone().float().requires_grad_(True)
+        optimiser = torch.optim.SGD([p], lr=0.05)
+        x = torch.randn(64, w[0].numel())
+        target = torch.randn(64, w.shape[0])
+        for _ in range(3):
+            optimiser.zero_grad()
+            ((x @ p.reshape(w.shape[0], -1).T - target) ** 2).mean().backward()
+            optimiser.step()
+        tuned[name] = p.detach()
+    else:
+        tuned[name] = w.clone()
+torch.save(tuned, out + "/tuned.pt")
+grown = dict(tuned)
+for key in (grown_layer + ".weight", grown_layer + ".bias"):
+    grown[key] = torch.cat([grown[key], grown[key][:1]], 0)
+torch.save(grown, out + "/grown.pt")
+print("{}")
+"#;
+
+/// The update's record under `--ww-compat` against WeightWatcher 0.7.7's
+/// `analyze(base_model=…)` of the same two models: every column both report equal, to 1e-6
+/// relative (absolute below 1; WeightWatcher subtracts the weights in their float32, we in f64: numpy's f64
+/// reference above agrees with ours to 1e-10).
+fn assert_updates_match_weightwatcher(
+    kind: &str,
+    base: &std::path::Path,
+    other: &std::path::Path,
+) -> Value {
+    let kwargs = format!(r#"{{"base_model": "{}"}}"#, base.display());
+    let (header, theirs) = fixtures::weightwatcher_details(kind, other, &kwargs);
+    let ours: Value = serde_json::from_str(&run_ok(&[
+        "compare",
+        base.to_str().unwrap(),
+        other.to_str().unwrap(),
+        "--ww-compat",
+        "-f",
+        "json",
+        "-q",
+    ]))
+    .unwrap();
+    let mut compared = 0;
+    for layer in ours["layers"].as_array().unwrap() {
+        let name = layer["name"].as_str().unwrap();
+        let reference = &theirs[name];
+        let update = &layer["update"];
+        let sv_max: f64 = reference["sv_max"].parse().unwrap();
+        for column in header.iter().filter(|c| *c != "layer_id") {
+            let (Some(value), Ok(want)) =
+                (update[column].as_f64(), reference[column].parse::<f64>())
+            else {
+                continue;
+            };
+            // Logarithms near 0 are compared absolutely, σmin to f32's error on σmax.
+            let scale = if column == "sv_min" {
+                sv_max
+            } else {
+                want.abs().max(1.0)
+            };
+            assert!(
+                (value - want).abs() <= 1e-6 * scale,
+                "{name}: {column} = {value}, WeightWatcher {want}"
+            );
+            compared += 1;
+        }
+    }
+    assert!(
+        compared >= 10 * ours["layers"].as_array().unwrap().len(),
+        "{compared} cells"
+    );
+    ours
+}
+
+#[test]
+fn updates_equal_weightwatcher_with_a_base_model() {
+    let (init, trained) = (
+        fixtures::shipped_model("digits_cnn_init.pt"),
+        fixtures::shipped_model("digits_cnn_trained.pt"),
+    );
+    assert_updates_match_weightwatcher("digits-cnn", &init, &trained);
+    // A real pretrained model (MTCNN's O-Net, shipped by facenet-pytorch) and a fine-tuned
+    // copy of it.
+    let dir = fixtures::output_dir("compare_ww");
+    let onet = fixtures::pypi_model("facenet-pytorch/onet.pt");
+    let _: Value = fixtures::python_json(FINE_TUNE, &[&onet, std::path::Path::new("conv1"), &dir]);
+    let tuned = dir.join("tuned.pt");
+    assert_updates_match_weightwatcher("weights", &onet, &tuned);
+    // Where WeightWatcher zero-fills a layer of another shape, we leave it out and say why.
+    let grown = dir.join("grown.pt");
+    let ours: Value = serde_json::from_str(&run_ok(&[
+        "compare",
+        onet.to_str().unwrap(),
+        grown.to_str().unwrap(),
+        "-f",
+        "json",
+        "-q",
+    ]))
+    .unwrap();
+    let unmatched = ours["unmatched"].as_array().unwrap();
+    assert!(
+        unmatched.iter().any(|u| u["name"] == "conv1.weight"
+            && u["reason"]
+                .as_str()
+                .unwrap()
+                .contains("shape [32, 3, 3, 3] here, [33, 3, 3, 3]")),
+        "{unmatched:?}"
+    );
+    assert!(ours["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|l| l["name"] != "conv1.weight"));
+}
