@@ -229,7 +229,9 @@ class Comparison:
     ``layers`` is a list of dicts, one per matched layer (``relative_frobenius``,
     ``relative_spectral``, ``cka``, ``esd_ks``, ``esd_wasserstein``, ``delta_alpha``, and the
     ``base``, ``other`` and ``update`` layer records with every field :func:`analyze` reports);
-    ``unmatched`` the layers left out with the reason; ``violations`` the ``fail_if`` rules it
+    ``unmatched`` the layers left out with the reason; ``summary`` the comparison in a few
+    numbers (layers matched, changed and relabelled, mean ``delta_alpha``, the most changed
+    layer, the smallest CKA); ``violations`` the ``fail_if`` rules it
     violates (``passed`` is true when none is); ``to_pandas()`` the CLI's CSV columns.
     """
 
@@ -237,6 +239,7 @@ class Comparison:
         self.record = record
         self.layers = record["layers"]
         self.unmatched = record["unmatched"]
+        self.summary = record["summary"]
         self.violations = record["violations"]
         self._rows = rows
 

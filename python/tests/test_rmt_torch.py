@@ -476,6 +476,8 @@ def test_compare_in_memory_equals_the_cli(tmp_path):
     assert ours.layers[0]["relative_frobenius"] > 0.0
     frame = ours.to_pandas()
     assert list(frame["name"]) == ["0.weight", "2.weight"] and "update.alpha" in frame.columns
+    assert ours.summary["changed"] == 1 and ours.summary["most_changed"] == "0.weight"
+    assert differences(ours.summary, cli["summary"]) == []
     judged = rmt_torch.compare(base, tuned, device="cpu", fail_if=["max_relative_frobenius>0.01", "any(cka<0.5)"])
     assert judged.violations == ["max_relative_frobenius>0.01"] and not judged.passed
     assert rmt_torch.compare(base, tuned, device="cpu", fail_if="any(cka<0.5)").passed

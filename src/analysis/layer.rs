@@ -68,6 +68,34 @@ pub(super) struct LoadedLayer {
     stack: Stack,
 }
 
+impl LayerMeta {
+    /// What the record of `layer` says of its tensor, its dtype given.
+    fn of(layer: &WeightLayer<'_>, dtype: String) -> Self {
+        Self {
+            name: layer.name.to_string(),
+            kind: layer.kind,
+            conv_mode: layer.conv_mode,
+            shape: layer.shape,
+            stored_shape: layer.tensor.shape.clone(),
+            dtype,
+        }
+    }
+}
+
+/// The report of `layer` (its dtype given) from a spectrum computed elsewhere, as `analyze`
+/// would report it: `compare` forms the Gram matrices itself, to read CKA from them as well.
+/// `None` when the spectrum is identically zero. Only for options that read no more of the
+/// matrices than their spectrum ([`keeps_stack`] false, no singular vectors).
+pub(crate) fn report_of_spectrum(
+    layer: &WeightLayer<'_>,
+    dtype: String,
+    spectrum: spectrum::Spectrum,
+    options: &AnalyzeOptions,
+) -> Option<LayerReport> {
+    let spectra = spectra_of(0, LayerMeta::of(layer, dtype), spectrum, options, None)?;
+    Some(layer_report(spectra, options))
+}
+
 impl LoadedLayer {
     /// Reads `layer`: a low-rank update as its factors, unless an option reads the matrices
     /// themselves (shuffles, symmetric parts, singular vectors, WeightWatcher's SVD).
@@ -97,14 +125,7 @@ impl LoadedLayer {
         };
         Ok(Self {
             index,
-            meta: LayerMeta {
-                name: layer.name.to_string(),
-                kind: layer.kind,
-                conv_mode: layer.conv_mode,
-                shape: layer.shape,
-                stored_shape: layer.tensor.shape.clone(),
-                dtype: layer.tensor.dtype.to_string(),
-            },
+            meta: LayerMeta::of(layer, layer.tensor.dtype.to_string()),
             stack,
         })
     }
@@ -113,7 +134,7 @@ impl LoadedLayer {
 /// Whether a layer's stack is read again once its spectrum is known: for WeightWatcher's SVD of
 /// rank-deficient layers, shuffles and symmetric parts. Otherwise it is freed as soon as its
 /// Gram matrices are formed.
-pub(super) fn keeps_stack(options: &AnalyzeOptions) -> bool {
+pub(crate) fn keeps_stack(options: &AnalyzeOptions) -> bool {
     options.selection.ww_compat || options.randomize.is_some() || options.rmt.semicircle
 }
 

@@ -84,6 +84,25 @@ impl Render for Info<'_> {
                     layout.components.join(", ")
                 ));
             }
+            if let Some(adapter) = &layout.adapter {
+                text.push_str(&format!(
+                    "LoRA adapter: r = {}, lora_alpha = {}{}{}; targets {}{}\n",
+                    adapter.r,
+                    adapter.lora_alpha,
+                    if adapter.use_rslora {
+                        ", rsLoRA (s = lora_alpha/√r)"
+                    } else {
+                        " (s = lora_alpha/r)"
+                    },
+                    if adapter.use_dora { ", DoRA" } else { "" },
+                    adapter.target_modules.join(", "),
+                    if adapter.modules_to_save.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; saved whole: {}", adapter.modules_to_save.join(", "))
+                    }
+                ));
+            }
         }
         if !self.other_entries.is_empty() {
             text.push_str("\nother entries (not analysed):\n");

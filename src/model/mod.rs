@@ -592,6 +592,14 @@ impl Model {
                     ),
                     layers::Verdict::Skipped(reason) => (false, format!("skipped: {reason}")),
                 };
+                let verdict = match named.low_rank() {
+                    Some(update) => format!(
+                        "LoRA update s·B·A of rank {}, s = {}, read from its factors; {verdict}",
+                        update.rank(),
+                        update.scale
+                    ),
+                    None => verdict,
+                };
                 TensorInfo {
                     name: named.name.clone(),
                     shape: named.shape.clone(),

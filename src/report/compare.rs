@@ -45,19 +45,24 @@ impl Render for Comparison {
         for row in rows {
             table.push(row);
         }
-        let changed = self
-            .layers
-            .iter()
-            .filter(|l| l.base.quality != l.other.quality)
-            .count();
+        let summary = &self.summary;
         let mut out = format!(
-            "{} against {}: {} matched, {} with another label\n\n{}",
+            "{} against {}: {} matched, {} changed, {} with another label\n\n{}",
             self.other,
             self.base,
-            counted(self.layers.len(), "layer", "layers"),
-            changed,
+            counted(summary.layers, "layer", "layers"),
+            summary.changed,
+            summary.relabelled,
             table.render()
         );
+        if let (Some(name), Some(size)) = (&summary.most_changed, summary.max_relative_frobenius) {
+            out.push_str(&format!(
+                "\nmean delta_alpha {}, smallest cka {}; largest update {name} (relative_frobenius {})\n",
+                format_optional(summary.mean_delta_alpha),
+                format_optional(summary.min_cka),
+                format_optional(Some(size)),
+            ));
+        }
         if !self.rules.is_empty() {
             out.push_str(&if self.violations.is_empty() {
                 format!("\nno rule violated ({})\n", self.rules.join(", "))

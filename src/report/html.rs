@@ -178,26 +178,17 @@ pub fn html_report(
 /// What changed since the base model: the comparison's figure, its table (the largest updates
 /// first, the CLI's columns) and the layers left out with the reason.
 fn changes_section(comparison: &Comparison) -> Result<String> {
-    let changed = comparison
-        .layers
-        .iter()
-        .filter(|l| l.update.is_some())
-        .count();
-    let relabelled = comparison
-        .layers
-        .iter()
-        .filter(|l| l.base.quality != l.other.quality)
-        .count();
+    let summary = &comparison.summary;
     let mut html = format!(
         "<h2 id=\"changes\">Changes since {}</h2>\n<p>{} matched by name: {} changed, {} with \
          another label; {} left out. Each update ΔW = W − W_base is analysed with the whole \
          suite: few eigenvalues beyond the Tracy-Widom edge mean a low-rank update, a \
          random-like label noise.</p>\n<figure>",
         escape(&comparison.base),
-        counted(comparison.layers.len(), "layer", "layers"),
-        changed,
-        relabelled,
-        comparison.unmatched.len()
+        counted(summary.layers, "layer", "layers"),
+        summary.changed,
+        summary.relabelled,
+        summary.unmatched
     );
     html.push_str(&to_svg(&compare_figure(comparison))?);
     html.push_str("</figure>\n<div class=\"wide\"><table>\n<tr>");

@@ -48,6 +48,14 @@ impl Gram {
         })
     }
 
+    /// The Gram matrix of the stack's first matrix, whole and symmetric, in f64 at its true
+    /// scale (for statistics that read WᵀW itself, such as CKA).
+    pub(crate) fn symmetric(&self) -> Result<Tensor> {
+        let lower = self.lower.f_get(0)?.f_to_kind(Kind::Double)?.f_tril(0)?;
+        let full = lower.f_add(&lower.f_tril(-1)?.f_tr()?)?;
+        Ok(full.f_mul_scalar(4f64.powi(self.exponent))?)
+    }
+
     /// The spectrum ([`spectrum`]).
     pub(crate) fn spectrum(self) -> Result<Spectrum> {
         Ok(self.decompose(false)?.0)

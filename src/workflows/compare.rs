@@ -191,6 +191,52 @@ pub struct LayerComparison {
     pub update: Option<LayerReport>,
 }
 
+/// A comparison in a few numbers.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CompareSummary {
+    /// Layers matched.
+    pub layers: usize,
+    /// Of those, layers that changed (ΔW ≠ 0).
+    pub changed: usize,
+    /// Of those, layers whose quality label changed.
+    pub relabelled: usize,
+    /// Layers of either model left out.
+    pub unmatched: usize,
+    /// Mean `delta_alpha` over the layers where both sides' fits succeeded.
+    pub mean_delta_alpha: Option<f64>,
+    /// The layer with the largest update relative to its weight…
+    pub most_changed: Option<String>,
+    /// …and that update's `relative_frobenius`.
+    pub max_relative_frobenius: Option<f64>,
+    /// The smallest CKA between the two sides of a layer.
+    pub min_cka: Option<f64>,
+}
+
+impl CompareSummary {
+    /// The summary of `layers` compared, `unmatched` left out.
+    pub fn of(layers: &[LayerComparison], unmatched: usize) -> Self {
+        let deltas: Vec<f64> = layers.iter().filter_map(|l| l.delta_alpha).collect();
+        let most = layers
+            .iter()
+            .filter(|l| l.relative_frobenius.is_finite())
+            .max_by(|a, b| a.relative_frobenius.total_cmp(&b.relative_frobenius));
+        Self {
+            layers: layers.len(),
+            changed: layers.iter().filter(|l| l.update.is_some()).count(),
+            relabelled: layers
+                .iter()
+                .filter(|l| l.base.quality != l.other.quality)
+                .count(),
+            unmatched,
+            mean_delta_alpha: (!deltas.is_empty())
+                .then(|| deltas.iter().sum::<f64>() / deltas.len() as f64),
+            most_changed: most.map(|l| l.name.clone()),
+            max_relative_frobenius: most.map(|l| l.relative_frobenius),
+            min_cka: layers.iter().filter_map(|l| l.cka).reduce(f64::min),
+        }
+    }
+}
+
 /// Two models compared.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Comparison {
@@ -207,6 +253,9 @@ pub struct Comparison {
     pub layers: Vec<LayerComparison>,
     /// Layers of either model left out, with the reason.
     pub unmatched: Vec<Unmatched>,
+    /// The comparison in a few numbers.
+    #[serde(default)]
+    pub summary: CompareSummary,
     /// The rules the comparison was judged by ([`Comparison::judge`]), as written.
     #[serde(default)]
     pub rules: Vec<String>,
@@ -304,6 +353,7 @@ pub fn compare_with_progress(
         layers.push(comparison);
     }
     on_layer(pairs.len(), pairs.len(), "");
+    let summary = CompareSummary::of(&layers, unmatched.len());
     Ok(Comparison {
         schema: COMPARE_SCHEMA.into(),
         base: base.path.display().to_string(),
@@ -311,34 +361,240 @@ pub fn compare_with_progress(
         settings: options.settings().clone(),
         layers,
         unmatched,
+        summary,
         rules: Vec::new(),
         violations: Vec::new(),
     })
 }
 
-/// The one weight layer of `tensor` under `name`, analysed as `analyze` would.
-fn layer_analysis(name: &str, tensor: &Tensor, options: &AnalyzeOptions) -> Result<LayerReport> {
-    tensor_analysis(
-        NamedTensor::in_memory(name, tensor.shallow_clone()),
-        options,
-    )
-}
-
-/// The one weight layer `tensor` is, analysed as `analyze` would.
-fn tensor_analysis(tensor: NamedTensor, options: &AnalyzeOptions) -> Result<LayerReport> {
-    let name = tensor.name.clone();
+/// Each of `tensors` analysed as `analyze` would, as the layers of one model so that their
+/// eigensolves run side by side; their reports in order. A tensor without a spectrum (all
+/// zeros) is an error naming `name`.
+fn analysed_together(
+    name: &str,
+    tensors: Vec<NamedTensor>,
+    options: &AnalyzeOptions,
+) -> Result<Vec<LayerReport>> {
+    let count = tensors.len();
     let model = Model {
-        path: name.clone().into(),
+        path: name.into(),
         format: FileFormat::InMemory,
-        tensors: vec![tensor],
+        tensors,
         other_entries: Vec::new(),
         directory: None,
     };
-    let mut analysis = analyze(&model, options)?;
-    analysis
-        .layers
-        .pop()
-        .ok_or_else(|| Error::NoWeightMatrices(format!("{name} has no spectrum")))
+    let analysis = analyze(&model, options)?;
+    if analysis.layers.len() != count {
+        return Err(Error::NoWeightMatrices(format!(
+            "{name}: one of the weights compared is identically zero (no spectrum)"
+        )));
+    }
+    Ok(analysis.layers)
+}
+
+/// Rows of a band of a weight converted to f64 at once by [`cross_product`]: 32 MiB of them.
+const BAND_BYTES: i64 = 32 << 20;
+
+/// Yᵀ·X of two [n, p] weights (stored dtype) in f64 on `device`, a band of rows at a time (no
+/// f64 copy of either), and the column sums of each.
+fn cross_product(x: &Tensor, y: &Tensor, device: tch::Device) -> Result<(Tensor, Tensor, Tensor)> {
+    let (n, p) = (x.size()[0], x.size()[1]);
+    let band = (BAND_BYTES / (8 * p).max(1)).clamp(1, n.max(1));
+    let options = (Kind::Double, device);
+    let (mut cross, mut sum_x, mut sum_y) = (
+        Tensor::f_zeros([p, p], options)?,
+        Tensor::f_zeros([p], options)?,
+        Tensor::f_zeros([p], options)?,
+    );
+    for start in (0..n).step_by(band as usize) {
+        let rows = band.min(n - start);
+        let to_f64 = |t: &Tensor| -> Result<Tensor> {
+            Ok(t.f_narrow(0, start, rows)?
+                .f_to_device(device)?
+                .f_to_kind(Kind::Double)?)
+        };
+        let (xb, yb) = (to_f64(x)?, to_f64(y)?);
+        cross = cross.f_add(&yb.f_tr()?.f_matmul(&xb)?)?;
+        sum_x = sum_x.f_add(&xb.f_sum_dim_intlist(0, false, Kind::Double)?)?;
+        sum_y = sum_y.f_add(&yb.f_sum_dim_intlist(0, false, Kind::Double)?)?;
+    }
+    Ok((cross, sum_x, sum_y))
+}
+
+/// Linear CKA of two [n, p] weights from their Gram matrices as the analysis forms them
+/// (X·Xᵀ when n < p, else XᵀX, [`crate::model::layers::as_matrices`]): on the n × n route
+/// the Grams centred as H·K·H; on the p × p route XcᵀXc = XᵀX − n·μμᵀ and the cross term
+/// YcᵀXc from one more product, banded. The same CKA as [`linear_cka`], without its products.
+fn cka_from_grams(
+    kx: &Tensor,
+    ky: &Tensor,
+    x: &Tensor,
+    y: &Tensor,
+    device: tch::Device,
+) -> Result<Option<f64>> {
+    let (n, p) = (x.size()[0], x.size()[1]);
+    let squared =
+        |t: &Tensor| -> Result<f64> { Ok(f64::try_from(t.f_square()?.f_sum(Kind::Double)?)?) };
+    let (cross, xx, yy) = if n < p {
+        let centred = |k: &Tensor| -> Result<Tensor> {
+            let rows = k.f_mean_dim(1, true, Kind::Double)?;
+            let columns = k.f_mean_dim(0, true, Kind::Double)?;
+            let all = k.f_mean(Kind::Double)?;
+            Ok(k.f_sub(&rows)?.f_sub(&columns)?.f_add(&all)?)
+        };
+        let (kx, ky) = (centred(kx)?, centred(ky)?);
+        let cross = f64::try_from(kx.f_mul(&ky)?.f_sum(Kind::Double)?)?;
+        (cross, squared(&kx)?, squared(&ky)?)
+    } else {
+        let (product, sum_x, sum_y) = cross_product(x, y, device)?;
+        let rows = n as f64;
+        let (mean_x, mean_y) = (sum_x.f_div_scalar(rows)?, sum_y.f_div_scalar(rows)?);
+        let outer = |a: &Tensor, b: &Tensor| -> Result<Tensor> {
+            Ok(a.f_unsqueeze(1)?
+                .f_matmul(&b.f_unsqueeze(0)?)?
+                .f_mul_scalar(rows)?)
+        };
+        let cross = product.f_sub(&outer(&mean_y, &mean_x)?)?;
+        let xx = kx.f_sub(&outer(&mean_x, &mean_x)?)?;
+        let yy = ky.f_sub(&outer(&mean_y, &mean_y)?)?;
+        (squared(&cross)?, squared(&xx)?, squared(&yy)?)
+    };
+    let denominator = (xx * yy).sqrt();
+    Ok((denominator > 0.0).then(|| cross / denominator))
+}
+
+/// A dense pair compared from three Gram matrices formed once (base, other, update), which give
+/// the three spectra, CKA and the norms: no f64 copy of either side, no product formed twice,
+/// the three eigensolves side by side. `None` where it does not apply (another kind of layer,
+/// `--precision fast`, options that read the matrices themselves, an adapter's update).
+fn compare_dense_pair(
+    ours: &WeightLayer<'_>,
+    theirs: &WeightLayer<'_>,
+    storage: Storage,
+    options: &AnalyzeOptions,
+) -> Result<Option<LayerComparison>> {
+    use crate::analysis::{keeps_stack, report_of_spectrum};
+    use crate::model::layers::{as_matrices, ConvMode, LayerKind};
+    use crate::spectrum::{Gram, Precision};
+    if ours.kind != LayerKind::Dense
+        || options.precision() != Precision::F64
+        || keeps_stack(options)
+        || options.rmt().vectors
+        || theirs.tensor.merged_update().is_some()
+    {
+        return Ok(None);
+    }
+    let _no_grad = tch::no_grad_guard();
+    let device = options.device().resolve()?;
+    let name = ours.name.as_str();
+    let base = ours.weight()?;
+    let mut other = theirs.weight()?;
+    if storage == Storage::Transposed {
+        other = other.f_tr()?.f_contiguous()?;
+    }
+    let gram = |t: &Tensor| -> Result<Gram> {
+        Gram::of(
+            name,
+            &as_matrices(t, LayerKind::Dense, ConvMode::Slices)?,
+            device,
+            Precision::F64,
+        )
+    };
+    // In place, the stored base promoted as it is read: one f64 copy, not three.
+    let mut update = other.f_to_kind(Kind::Double)?;
+    let _ = update.f_sub_(&base)?;
+    let update_gram = gram(&update)?;
+    drop(update);
+    let (base_gram, other_gram) = (gram(&base)?, gram(&other)?);
+    let cka = cka_from_grams(
+        &base_gram.symmetric()?,
+        &other_gram.symmetric()?,
+        &base,
+        &other,
+        device,
+    )?;
+    drop((base, other));
+    let (base_spectrum, other_spectrum, update_spectrum) = std::thread::scope(|scope| {
+        let base = scope.spawn(move || base_gram.spectrum());
+        let other = scope.spawn(move || other_gram.spectrum());
+        let update = update_gram.spectrum();
+        let joined =
+            |handle: std::thread::ScopedJoinHandle<'_, Result<crate::spectrum::Spectrum>>| {
+                handle.join().unwrap_or_else(|_| {
+                    Err(Error::InvalidInput(format!("{name}: an eigensolve failed")))
+                })
+            };
+        (joined(base), joined(other), update)
+    });
+    let (base_spectrum, other_spectrum, update_spectrum) =
+        (base_spectrum?, other_spectrum?, update_spectrum?);
+    let total = |s: &crate::spectrum::Spectrum| s.squared_singular_values.iter().sum::<f64>();
+    let largest = |s: &crate::spectrum::Spectrum| {
+        s.squared_singular_values
+            .iter()
+            .copied()
+            .fold(0.0, f64::max)
+    };
+    let relative_frobenius = (total(&update_spectrum) / total(&base_spectrum)).sqrt();
+    let relative_spectral = (largest(&update_spectrum) / largest(&base_spectrum)).sqrt();
+    let zero = || {
+        Error::NoWeightMatrices(format!(
+            "{name}: one of the weights compared is identically zero (no spectrum)"
+        ))
+    };
+    let base_report =
+        report_of_spectrum(ours, ours.tensor.dtype.to_string(), base_spectrum, options)
+            .ok_or_else(zero)?;
+    let other_report = report_of_spectrum(
+        ours,
+        theirs.tensor.dtype.to_string(),
+        other_spectrum,
+        options,
+    )
+    .ok_or_else(zero)?;
+    let update_report = report_of_spectrum(ours, "float64".into(), update_spectrum, options);
+    Ok(Some(pair_record(
+        ours,
+        theirs,
+        storage,
+        [relative_frobenius, relative_spectral],
+        cka,
+        [base_report, other_report],
+        update_report,
+    )))
+}
+
+/// The record of a compared pair from its parts: the distances between the ESDs and α's
+/// change are read from the two reports.
+fn pair_record(
+    ours: &WeightLayer<'_>,
+    theirs: &WeightLayer<'_>,
+    storage: Storage,
+    [relative_frobenius, relative_spectral]: [f64; 2],
+    cka: Option<f64>,
+    [base, other]: [LayerReport; 2],
+    update: Option<LayerReport>,
+) -> LayerComparison {
+    let esd = |report: &LayerReport| report.eigenvalues.clone().unwrap_or_default();
+    let (base_esd, other_esd) = (esd(&base), esd(&other));
+    LayerComparison {
+        name: ours.name.clone(),
+        other_name: (theirs.name != ours.name).then(|| theirs.name.clone()),
+        storage,
+        relative_frobenius,
+        relative_spectral,
+        cka,
+        esd_ks: log_esd_distance(&base_esd, &other_esd, Distance::KolmogorovSmirnov),
+        esd_wasserstein: log_esd_distance(&base_esd, &other_esd, Distance::Wasserstein),
+        delta_alpha: base
+            .power_law
+            .as_ref()
+            .zip(other.power_law.as_ref())
+            .map(|(b, o)| o.alpha - b.alpha),
+        base,
+        other,
+        update,
+    }
 }
 
 fn compare_pair(
@@ -347,6 +603,9 @@ fn compare_pair(
     storage: Storage,
     options: &AnalyzeOptions,
 ) -> Result<LayerComparison> {
+    if let Some(record) = compare_dense_pair(ours, theirs, storage, options)? {
+        return Ok(record);
+    }
     let base = ours.weight()?.f_to_kind(Kind::Double)?;
     let mut other = theirs.weight()?.f_to_kind(Kind::Double)?;
     if storage == Storage::Transposed {
@@ -354,8 +613,6 @@ fn compare_pair(
     }
     let update = other.f_sub(&base)?;
     let name = ours.name.as_str();
-    let base_report = layer_analysis(name, &base, options)?;
-    let other_report = layer_analysis(name, &other, options)?;
     let rows = base.size()[0];
     let matrix = |t: &Tensor| t.f_reshape([rows, -1]);
     let (b, o, u) = (matrix(&base)?, matrix(&other)?, matrix(&update)?);
@@ -370,39 +627,47 @@ fn compare_pair(
         }
         _ => None,
     };
-    let update_report = match factored {
-        _ if frobenius(&u)? == 0.0 => None,
-        Some(factored) => Some(tensor_analysis(factored, options)?),
-        None => Some(layer_analysis(name, &update, options)?),
+    let in_memory = |t: &Tensor| NamedTensor::in_memory(name, t.shallow_clone());
+    let mut tensors = vec![in_memory(&base), in_memory(&other)];
+    let changed = frobenius(&u)? > 0.0;
+    if changed {
+        tensors.push(factored.unwrap_or_else(|| in_memory(&update)));
+    }
+    let mut reports = analysed_together(name, tensors, options)?.into_iter();
+    let (base_report, other_report) = match (reports.next(), reports.next()) {
+        (Some(base), Some(other)) => (base, other),
+        _ => unreachable!("analysed_together returns one report per tensor"),
     };
-    let spectral = |t: &Tensor| -> Result<f64> {
-        Ok(f64::try_from(t.f_linalg_norm(
-            2,
-            [-2i64, -1].as_slice(),
-            false,
-            Kind::Double,
-        )?)?)
+    let update_report = reports.next();
+    // ‖ΔW‖₂/‖W‖₂ of a dense layer from the two λmax just computed (the same shape, so the
+    // ESD's scaling cancels); a kernel's [out, rest] matrices are not the ESD's slices.
+    let dense = ours.kind == crate::model::layers::LayerKind::Dense
+        && !options.settings().selection.ww_compat;
+    let spectral_ratio = |update: Option<&LayerReport>, u: &Tensor, b: &Tensor| -> Result<f64> {
+        if dense {
+            let top = update.map_or(0.0, |u| u.metrics.lambda_max);
+            return Ok((top / base_report.metrics.lambda_max).sqrt());
+        }
+        let spectral = |t: &Tensor| -> Result<f64> {
+            Ok(f64::try_from(t.f_linalg_norm(
+                2,
+                [-2i64, -1].as_slice(),
+                false,
+                Kind::Double,
+            )?)?)
+        };
+        Ok(spectral(u)? / spectral(b)?)
     };
-    let esd = |report: &LayerReport| report.eigenvalues.clone().unwrap_or_default();
-    let (base_esd, other_esd) = (esd(&base_report), esd(&other_report));
-    Ok(LayerComparison {
-        name: name.to_string(),
-        other_name: (theirs.name != ours.name).then(|| theirs.name.clone()),
+    let relative_spectral = spectral_ratio(update_report.as_ref(), &u, &b)?;
+    Ok(pair_record(
+        ours,
+        theirs,
         storage,
-        relative_frobenius: frobenius(&u)? / frobenius(&b)?,
-        relative_spectral: spectral(&u)? / spectral(&b)?,
-        cka: linear_cka(&b, &o)?,
-        esd_ks: log_esd_distance(&base_esd, &other_esd, Distance::KolmogorovSmirnov),
-        esd_wasserstein: log_esd_distance(&base_esd, &other_esd, Distance::Wasserstein),
-        delta_alpha: base_report
-            .power_law
-            .as_ref()
-            .zip(other_report.power_law.as_ref())
-            .map(|(b, o)| o.alpha - b.alpha),
-        base: base_report,
-        other: other_report,
-        update: update_report,
-    })
+        [frobenius(&u)? / frobenius(&b)?, relative_spectral],
+        linear_cka(&b, &o)?,
+        [base_report, other_report],
+        update_report,
+    ))
 }
 
 /// Linear CKA of two [n, p] matrices, rows the examples, columns centred:
@@ -508,6 +773,36 @@ mod tests {
         assert!((w1 - 1.0).abs() < 1e-15, "{w1}");
         assert_eq!(log_esd_distance(&a, &a, Distance::Wasserstein), Some(0.0));
         assert_eq!(log_esd_distance(&a, &[0.0], Distance::Wasserstein), None);
+    }
+
+    /// CKA from the analysis's Gram matrices equals CKA from the weights, on both routes (a
+    /// wide [out, in] weight: X·Xᵀ; a tall one: XᵀX and the banded cross product), stored in
+    /// float32 as a checkpoint would hold them.
+    #[test]
+    fn cka_from_grams_equals_cka_from_the_weights() {
+        use crate::model::layers::{as_matrices, ConvMode, LayerKind};
+        use crate::spectrum::{Gram, Precision};
+        tch::manual_seed(11);
+        for (rows, cols) in [(12, 40), (40, 12), (16, 16)] {
+            let x = Tensor::randn([rows, cols], (Kind::Float, tch::Device::Cpu)) + 0.3;
+            let y = &x * 0.7 + Tensor::randn([rows, cols], (Kind::Float, tch::Device::Cpu));
+            let gram = |t: &Tensor| {
+                let matrices = as_matrices(t, LayerKind::Dense, ConvMode::Slices).unwrap();
+                Gram::of("w", &matrices, tch::Device::Cpu, Precision::F64)
+                    .unwrap()
+                    .symmetric()
+                    .unwrap()
+            };
+            let ours = cka_from_grams(&gram(&x), &gram(&y), &x, &y, tch::Device::Cpu)
+                .unwrap()
+                .unwrap();
+            let (xd, yd) = (x.to_kind(Kind::Double), y.to_kind(Kind::Double));
+            let theirs = linear_cka(&xd, &yd).unwrap().unwrap();
+            assert!(
+                (ours - theirs).abs() < 1e-12,
+                "{rows}×{cols}: {ours} vs {theirs}"
+            );
+        }
     }
 
     /// CKA is 1 for a matrix and any isotropic scaling of it (and invariant to an orthogonal

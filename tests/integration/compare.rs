@@ -76,6 +76,26 @@ fn the_update_and_the_distances_equal_numpy() {
     let layers = ours["layers"].as_array().unwrap();
     assert_eq!(layers.len(), 4);
     assert!(ours["unmatched"].as_array().unwrap().is_empty());
+    // The summary: every layer changed; the largest update and the smallest CKA are the
+    // layers'; the mean change of α is theirs.
+    let summary = &ours["summary"];
+    assert_eq!(
+        (&summary["layers"], &summary["changed"]),
+        (&Value::from(4), &Value::from(4))
+    );
+    let field = |layer: &Value, name: &str| layer[name].as_f64().unwrap();
+    let most = layers
+        .iter()
+        .max_by(|a, b| field(a, "relative_frobenius").total_cmp(&field(b, "relative_frobenius")))
+        .unwrap();
+    assert_eq!(summary["most_changed"], most["name"]);
+    let min_cka = layers
+        .iter()
+        .map(|l| field(l, "cka"))
+        .fold(f64::INFINITY, f64::min);
+    assert_eq!(summary["min_cka"].as_f64(), Some(min_cka));
+    let mean = layers.iter().map(|l| field(l, "delta_alpha")).sum::<f64>() / 4.0;
+    assert!((summary["mean_delta_alpha"].as_f64().unwrap() - mean).abs() < 1e-12);
     for layer in layers {
         let name = layer["name"].as_str().unwrap();
         let want = &reference[name];
