@@ -38,7 +38,7 @@ pub(super) struct LayerSpectra {
 
 /// What a layer's record says of the tensor itself, owned so that it can travel with the
 /// layer's matrices and spectra between threads.
-pub(super) struct LayerMeta {
+pub(crate) struct LayerMeta {
     name: String,
     kind: LayerKind,
     conv_mode: ConvMode,
@@ -70,7 +70,7 @@ pub(super) struct LoadedLayer {
 
 impl LayerMeta {
     /// What the record of `layer` says of its tensor, its dtype given.
-    fn of(layer: &WeightLayer<'_>, dtype: String) -> Self {
+    pub(crate) fn of(layer: &WeightLayer<'_>, dtype: String) -> Self {
         Self {
             name: layer.name.to_string(),
             kind: layer.kind,
@@ -82,17 +82,16 @@ impl LayerMeta {
     }
 }
 
-/// The report of `layer` (its dtype given) from a spectrum computed elsewhere, as `analyze`
+/// The report of the layer `meta` describes from a spectrum computed elsewhere, as `analyze`
 /// would report it: `compare` forms the Gram matrices itself, to read CKA from them as well.
 /// `None` when the spectrum is identically zero. Only for options that read no more of the
 /// matrices than their spectrum ([`keeps_stack`] false, no singular vectors).
 pub(crate) fn report_of_spectrum(
-    layer: &WeightLayer<'_>,
-    dtype: String,
+    meta: LayerMeta,
     spectrum: spectrum::Spectrum,
     options: &AnalyzeOptions,
 ) -> Option<LayerReport> {
-    let spectra = spectra_of(0, LayerMeta::of(layer, dtype), spectrum, options, None)?;
+    let spectra = spectra_of(0, meta, spectrum, options, None)?;
     Some(layer_report(spectra, options))
 }
 

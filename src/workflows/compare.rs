@@ -473,7 +473,7 @@ fn compare_dense_pair(
     storage: Storage,
     options: &AnalyzeOptions,
 ) -> Result<Option<LayerComparison>> {
-    use crate::analysis::{keeps_stack, report_of_spectrum};
+    use crate::analysis::{keeps_stack, report_of_spectrum, LayerMeta};
     use crate::model::layers::{as_matrices, ConvMode, LayerKind};
     use crate::spectrum::{Gram, Precision};
     if ours.kind != LayerKind::Dense
@@ -514,45 +514,51 @@ fn compare_dense_pair(
         device,
     )?;
     drop((base, other));
-    let (base_spectrum, other_spectrum, update_spectrum) = std::thread::scope(|scope| {
-        let base = scope.spawn(move || base_gram.spectrum());
-        let other = scope.spawn(move || other_gram.spectrum());
-        let update = update_gram.spectrum();
-        let joined =
-            |handle: std::thread::ScopedJoinHandle<'_, Result<crate::spectrum::Spectrum>>| {
-                handle.join().unwrap_or_else(|_| {
-                    Err(Error::InvalidInput(format!("{name}: an eigensolve failed")))
-                })
-            };
-        (joined(base), joined(other), update)
-    });
-    let (base_spectrum, other_spectrum, update_spectrum) =
-        (base_spectrum?, other_spectrum?, update_spectrum?);
-    let total = |s: &crate::spectrum::Spectrum| s.squared_singular_values.iter().sum::<f64>();
-    let largest = |s: &crate::spectrum::Spectrum| {
-        s.squared_singular_values
+    // Each side's eigensolve and statistics on a thread of its own.
+    let metas = [
+        LayerMeta::of(ours, ours.tensor.dtype.to_string()),
+        LayerMeta::of(ours, theirs.tensor.dtype.to_string()),
+        LayerMeta::of(ours, "float64".into()),
+    ];
+    type Solved = Result<(f64, f64, Option<LayerReport>)>;
+    let solve = |gram: Gram, meta: LayerMeta| -> Solved {
+        let spectrum = gram.spectrum()?;
+        let total = spectrum.squared_singular_values.iter().sum::<f64>();
+        let largest = spectrum
+            .squared_singular_values
             .iter()
             .copied()
-            .fold(0.0, f64::max)
+            .fold(0.0, f64::max);
+        Ok((total, largest, report_of_spectrum(meta, spectrum, options)))
     };
-    let relative_frobenius = (total(&update_spectrum) / total(&base_spectrum)).sqrt();
-    let relative_spectral = (largest(&update_spectrum) / largest(&base_spectrum)).sqrt();
+    let [base_meta, other_meta, update_meta] = metas;
+    let (base_solved, other_solved, update_solved) = std::thread::scope(|scope| {
+        let base = scope.spawn(move || solve(base_gram, base_meta));
+        let other = scope.spawn(move || solve(other_gram, other_meta));
+        let update = solve(update_gram, update_meta);
+        let joined = |handle: std::thread::ScopedJoinHandle<'_, Solved>| {
+            handle.join().unwrap_or_else(|_| {
+                Err(Error::InvalidInput(format!("{name}: an eigensolve failed")))
+            })
+        };
+        (joined(base), joined(other), update)
+    });
+    let (
+        (base_total, base_largest, base_report),
+        (_, _, other_report),
+        (update_total, update_largest, update_report),
+    ) = (base_solved?, other_solved?, update_solved?);
+    let relative_frobenius = (update_total / base_total).sqrt();
+    let relative_spectral = (update_largest / base_largest).sqrt();
     let zero = || {
         Error::NoWeightMatrices(format!(
             "{name}: one of the weights compared is identically zero (no spectrum)"
         ))
     };
-    let base_report =
-        report_of_spectrum(ours, ours.tensor.dtype.to_string(), base_spectrum, options)
-            .ok_or_else(zero)?;
-    let other_report = report_of_spectrum(
-        ours,
-        theirs.tensor.dtype.to_string(),
-        other_spectrum,
-        options,
-    )
-    .ok_or_else(zero)?;
-    let update_report = report_of_spectrum(ours, "float64".into(), update_spectrum, options);
+    let (base_report, other_report) = (
+        base_report.ok_or_else(zero)?,
+        other_report.ok_or_else(zero)?,
+    );
     Ok(Some(pair_record(
         ours,
         theirs,
