@@ -71,7 +71,7 @@ def main():
     logging.getLogger("weightwatcher").setLevel(logging.ERROR)
     watcher = weightwatcher.WeightWatcher(model=adapted)
     ww_seconds, details = median_seconds(lambda: watcher.analyze(peft=True), max(1, args.repeats // 2))
-    row = details[details["name"].str.contains("lora_BA")].iloc[0]
+    row = details[details["longname"].str.contains("lora_BA")].iloc[0]
     ww_lambda = float(row["lambda_max"]) * scale ** 2
     ww_difference = abs(ww_lambda - ours[-1]) / ours[-1]
 
