@@ -48,6 +48,75 @@ impl Gram {
         })
     }
 
+    /// The Gram matrix of the difference `minuend − subtrahend` of two [n, p] weights (stored
+    /// dtypes) as [`crate::model::layers::as_matrices`] orients it (XXᵀ when n < p, else XᵀX),
+    /// formed in f64 a band at a time ([`GRAM_CHUNK_BYTES`]): the difference is never whole
+    /// in memory. What `compare` reads an update's spectrum from. f64 products of float
+    /// weights cannot overflow; a non-finite entry is an error, as in [`Gram::of`].
+    pub(crate) fn of_difference(
+        name: &str,
+        minuend: &Tensor,
+        subtrahend: &Tensor,
+        device: tch::Device,
+    ) -> Result<Self> {
+        let _no_grad = tch::no_grad_guard();
+        let (n, p) = (minuend.size()[0], minuend.size()[1]);
+        let wide = n < p;
+        let (length, m) = if wide { (p, n) } else { (n, p) };
+        check_memory(
+            name,
+            WorkingSet::of(1.0, length as f64, m as f64, false).forming,
+            device,
+        )?;
+        let band_rows = (GRAM_CHUNK_BYTES / (8 * m).max(1)).clamp(1, length.max(1));
+        let mut lower = Tensor::f_zeros([1, m, m], (Kind::Double, device))?;
+        let mut sum = Tensor::f_zeros([], (Kind::Double, device))?;
+        for start in (0..length).step_by(band_rows as usize) {
+            let rows = band_rows.min(length - start);
+            let band = |t: &Tensor| -> Result<Tensor> {
+                let band = if wide {
+                    t.f_narrow(1, start, rows)?.f_tr()?
+                } else {
+                    t.f_narrow(0, start, rows)?
+                };
+                Ok(band.f_to_device(device)?.f_to_kind(Kind::Double)?)
+            };
+            let difference = band(minuend)?.f_sub(&band(subtrahend)?)?;
+            sum = sum.f_add(&difference.f_sum(Kind::Double)?)?;
+            add_gram_lower(
+                &mut lower,
+                &blas_readable(difference.f_unsqueeze(0)?, Kind::Double)?,
+            )?;
+        }
+        if !all_finite(&lower)? {
+            let count = |t: &Tensor| -> Result<i64> {
+                Ok(i64::try_from(
+                    t.f_isfinite()?.f_logical_not()?.f_sum(Kind::Int64)?,
+                )?)
+            };
+            let count = count(minuend)? + count(subtrahend)?;
+            return Err(if count > 0 {
+                Error::NonFinite {
+                    name: name.to_string(),
+                    count,
+                }
+            } else {
+                Error::Overflow {
+                    name: name.to_string(),
+                }
+            });
+        }
+        let entries = (n * p) as f64;
+        let mean = f64::try_from(sum)? / entries;
+        let sum_of_squares = f64::try_from(lower.f_diagonal(0, 1, 2)?.f_sum(Kind::Double)?)?;
+        Ok(Self {
+            name: name.to_string(),
+            lower,
+            exponent: 0,
+            entry_variance: (sum_of_squares / entries - mean * mean).max(0.0),
+        })
+    }
+
     /// The Gram matrix of the stack's first matrix, whole and symmetric, in f64 at its true
     /// scale (for statistics that read WᵀW itself, such as CKA).
     pub(crate) fn symmetric(&self) -> Result<Tensor> {

@@ -464,8 +464,8 @@ fn cka_from_grams(
 }
 
 /// A dense pair compared from three Gram matrices formed once (base, other, update), which give
-/// the three spectra, CKA and the norms: no f64 copy of either side, no product formed twice,
-/// the three eigensolves side by side. `None` where it does not apply (another kind of layer,
+/// the three spectra, CKA and the norms: no f64 copy of either side or of the update (each is
+/// read a band at a time), no product formed twice, the three eigensolves side by side. `None` where it does not apply (another kind of layer,
 /// `--precision fast`, options that read the matrices themselves, an adapter's update).
 fn compare_dense_pair(
     ours: &WeightLayer<'_>,
@@ -500,11 +500,7 @@ fn compare_dense_pair(
             Precision::F64,
         )
     };
-    // In place, the stored base promoted as it is read: one f64 copy, not three.
-    let mut update = other.f_to_kind(Kind::Double)?;
-    let _ = update.f_sub_(&base)?;
-    let update_gram = gram(&update)?;
-    drop(update);
+    let update_gram = Gram::of_difference(name, &other, &base, device)?;
     let (base_gram, other_gram) = (gram(&base)?, gram(&other)?);
     let cka = cka_from_grams(
         &base_gram.symmetric()?,
@@ -807,6 +803,41 @@ mod tests {
             assert!(
                 (ours - theirs).abs() < 1e-12,
                 "{rows}×{cols}: {ours} vs {theirs}"
+            );
+        }
+    }
+
+    /// The update's Gram matrix formed in bands from the two stored weights has the spectrum
+    /// and entry variance of the difference formed whole, on both orientations.
+    #[test]
+    fn the_update_gram_in_bands_equals_the_difference_formed() {
+        use crate::model::layers::{as_matrices, ConvMode, LayerKind};
+        use crate::spectrum::{Gram, Precision};
+        tch::manual_seed(5);
+        for (rows, cols) in [(12, 40), (40, 12)] {
+            let x = Tensor::randn([rows, cols], (Kind::Float, tch::Device::Cpu));
+            let y = &x + Tensor::randn([rows, cols], (Kind::Float, tch::Device::Cpu)) * 0.1;
+            let banded = Gram::of_difference("w", &y, &x, tch::Device::Cpu)
+                .unwrap()
+                .spectrum()
+                .unwrap();
+            let whole = y.to_kind(Kind::Double) - x.to_kind(Kind::Double);
+            let matrices = as_matrices(&whole, LayerKind::Dense, ConvMode::Slices).unwrap();
+            let formed = Gram::of("w", &matrices, tch::Device::Cpu, Precision::F64)
+                .unwrap()
+                .spectrum()
+                .unwrap();
+            let largest = formed.squared_singular_values.last().copied().unwrap();
+            for (a, b) in banded
+                .squared_singular_values
+                .iter()
+                .zip(&formed.squared_singular_values)
+            {
+                assert!((a - b).abs() < 1e-12 * largest, "{rows}×{cols}: {a} vs {b}");
+            }
+            assert!(
+                (banded.entry_variance - formed.entry_variance).abs()
+                    < 1e-12 * formed.entry_variance
             );
         }
     }
