@@ -14,10 +14,13 @@ Options are the CLI's analysis flags as keywords (``layers``, ``conv``, ``conven
 ``precision``, ``device``, ``min_evals``, ``ww_compat``, ``eigenvalues``, ``randomize``, …;
 ``help(rmt_torch.analyze)`` lists them), with the same defaults.
 """
+import atexit as _atexit
 import difflib as _difflib
 import json as _json
 import os as _os
 import re as _re
+import shutil as _shutil
+import tempfile as _tempfile
 import threading as _threading
 from collections.abc import Mapping as _Mapping
 
@@ -209,9 +212,9 @@ def analyze(obj, *, key=None, label=None, base=None, **options):
     ``vectors``, ``pt_window``, ``semicircle``. Errors raise :class:`rmt_torch.Error`
     subclasses with the CLI's messages.
 
-    A LoRA adapter directory (PEFT's ``adapter_config.json`` and ``adapter_model.safetensors``)
-    is analysed as its updates ΔW = s·B·A, each read from its factors (its ``rank`` in the
-    record); with ``base`` (a path, module or state dict of the model it adapts) the adapted
+    A LoRA adapter directory (PEFT's ``adapter_config.json`` and ``adapter_model.safetensors``),
+    or a PEFT model in memory, is analysed as its updates ΔW = s·B·A, each read from its factors
+    (its ``rank`` in the record); with ``base`` (a path, module or state dict of the model it adapts) the adapted
     model W + ΔW is analysed instead, as the CLI's ``--base``.
     """
     model = _model_arguments(obj, key, label)
@@ -266,9 +269,20 @@ class Comparison:
                 f"{len(self.layers)} layers matched, {len(self.unmatched)} left out>")
 
 
+def _saved_adapter(model):
+    """A PEFT model in memory saved as the adapter directory PEFT writes (removed at exit)."""
+    directory = _tempfile.mkdtemp(prefix="rmt-torch-adapter-")
+    _atexit.register(_shutil.rmtree, directory, True)
+    model.save_pretrained(directory)
+    return directory
+
+
 def _model_arguments(obj, key=None, label=None, default_label="<state dict>"):
     """What the extension takes for a model: (path, label, names, tensors). ``key`` picks a
-    checkpoint entry of a file, so it is refused for a model in memory."""
+    checkpoint entry of a file, so it is refused for a model in memory. A PEFT model in memory
+    is its adapter, saved as PEFT saves it (its updates, read from their factors)."""
+    if hasattr(obj, "peft_config") and hasattr(obj, "save_pretrained"):
+        obj = _saved_adapter(obj)
     if isinstance(obj, (str, _os.PathLike)):
         return (_os.fspath(obj), "", [], [])
     if key is not None:
@@ -283,7 +297,8 @@ def compare(base, other, *, key=None, fail_if=(), **options):
     matched by name (wrappers' prefixes aside) and shape, each side analysed, the update
     ΔW = W_other − W_base analysed with the whole suite, and their distances. Each model is an
     ``nn.Module``, a state dict or a path (``key`` picks a checkpoint's entry); ``other`` may be
-    a LoRA adapter directory of ``base``: then it is the base with the adapter laid over it.
+    a LoRA adapter of ``base`` (its directory, or the PEFT model in memory): then it is the
+    base with the adapter laid over it.
     ``fail_if`` takes the CLI's ``--fail-if`` rules (``"max_delta_alpha>1"``,
     ``"any(cka<0.9)"``): those violated are in ``violations``. Options as :func:`analyze`.
     Returns a :class:`Comparison`."""

@@ -495,11 +495,15 @@ def test_lora_adapters_in_python_equal_the_cli(tmp_path):
     adapter = tmp_path / "adapter"
     updates = rmt_torch.analyze(adapter, device="cpu")
     assert [l["rank"] for l in updates.layers] == [4, 4]
+    # A PEFT model in memory is its adapter (before merge_and_unload below changes it).
+    assert [l["rank"] for l in rmt_torch.analyze(adapted, device="cpu").layers] == [4, 4]
+    in_memory = rmt_torch.compare(base, adapted, device="cpu")
     merged = rmt_torch.analyze(adapter, base=base, device="cpu", eigenvalues=True)
     reference = rmt_torch.analyze(adapted.merge_and_unload(), device="cpu", eigenvalues=True)
     for ours, theirs in zip(merged.layers, reference.layers):
         numpy.testing.assert_allclose(ours["eigenvalues"], theirs["eigenvalues"], rtol=1e-5, atol=1e-6)
     comparison = rmt_torch.compare(base, adapter, device="cpu")
     assert [l["update"]["rank"] for l in comparison.layers] == [4, 4]
+    assert differences(in_memory.layers, comparison.layers) == []
     with pytest.raises(rmt_torch.OptionError, match="LoRA adapter"):
         rmt_torch.analyze(base, base=base)

@@ -142,6 +142,34 @@ fn layer_fields_list_every_field_of_a_layer_record() {
             }
         }
     }
+    // A LoRA update read from its factors adds its `rank`.
+    let factor = |name: &str, rows: i64, cols: i64| {
+        let values = tch::Tensor::randn([rows, cols], (tch::Kind::Float, tch::Device::Cpu));
+        Box::new(rmt_torch::model::NamedTensor::in_memory(name, values))
+    };
+    let update = rmt_torch::model::adapter::LowRank {
+        a: factor("a", 4, 64),
+        b: factor("b", 32, 4),
+        scale: 2.0,
+        layout: rmt_torch::model::adapter::Layout::Product,
+    }
+    .read_into_memory("lora.weight")
+    .unwrap();
+    let adapter = Model {
+        path: "adapter".into(),
+        format: rmt_torch::model::FileFormat::LoraAdapter,
+        tensors: vec![update],
+        other_entries: Vec::new(),
+        directory: None,
+    };
+    let plain = fixtures::options(serde_json::json!({"device": "cpu"}));
+    let json = serde_json::to_value(analyze(&adapter, &plain).unwrap()).unwrap();
+    assert_eq!(json["layers"][0]["rank"], 4);
+    for key in json["layers"][0].as_object().unwrap().keys() {
+        if !seen.contains(key) {
+            seen.push(key.clone());
+        }
+    }
     let mut listed: Vec<String> = LAYER_FIELDS.iter().map(|f| f.to_string()).collect();
     seen.sort();
     listed.sort();
