@@ -189,6 +189,14 @@ impl Merged {
         let Some(magnitude) = &self.magnitude else {
             return Ok(merged);
         };
+        if self.update.layout == Layout::Transposed {
+            // PEFT normalises such a weight per column of what is stored: not read here.
+            return Err(Error::InvalidInput(format!(
+                "'{}': DoRA on a weight stored transposed (an embedding, or fan_in_fan_out) is \
+                 not supported",
+                self.base.name
+            )));
+        }
         let rows = merged.size()[0];
         let magnitude = magnitude.load()?.f_to_kind(Kind::Double)?.f_reshape([-1])?;
         if magnitude.size()[0] != rows {

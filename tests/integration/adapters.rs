@@ -11,8 +11,8 @@ use crate::fixtures::{self, floats, run, run_ok};
 /// Makes, under argv[1]: `llama/` (a 2-block Llama, f32) and `gpt2/` (a 1-block GPT-2, whose
 /// Conv1D weights are stored [in, out]); adapters `lora4` (r = 4, q/v and the embedding,
 /// `modules_to_save` the head), `rslora16` (r = 16 rsLoRA on every projection, down_proj at
-/// rank 8 and alpha 4 by pattern), `dora` (DoRA on q/v) and `gpt2_lora` (fan_in_fan_out); and
-/// beside each adapter its merged model `<adapter>_merged.safetensors`, by PEFT in f64. Prints
+/// rank 8 and alpha 4 by pattern), `dora` (DoRA on q/v), `gpt2_lora` (fan_in_fan_out) and
+/// `dora_embedding` (DoRA on the embedding); and beside each adapter its merged model `<adapter>_merged.safetensors`, by PEFT in f64. Prints
 /// per adapter the ESD (σ², ascending) of each update, merged minus base, by numpy.
 const MAKE: &str = r#"
 import copy, json, os, sys, numpy, torch
@@ -37,6 +37,8 @@ adapters = {
     "dora": ("llama", LoraConfig(r=4, lora_alpha=4, use_dora=True, target_modules=["q_proj", "v_proj"],
         init_lora_weights=False)),
     "gpt2_lora": ("gpt2", LoraConfig(r=4, lora_alpha=16, target_modules=["c_attn"], fan_in_fan_out=True,
+        init_lora_weights=False)),
+    "dora_embedding": ("llama", LoraConfig(r=4, lora_alpha=4, use_dora=True, target_modules=["embed_tokens"],
         init_lora_weights=False)),
 }
 out = {}
@@ -337,6 +339,17 @@ fn adapters_that_lie_are_refused() {
     fails_with(
         &["analyze", both.to_str().unwrap(), "-q"],
         "holds both a model and a LoRA adapter",
+    );
+    // DoRA on an embedding: PEFT normalises the stored table per column; not read here.
+    fails_with(
+        &[
+            "analyze",
+            path("dora_embedding").to_str().unwrap(),
+            "--base",
+            path("llama").to_str().unwrap(),
+            "-q",
+        ],
+        "DoRA on a weight stored transposed",
     );
     // No weights beside the configuration.
     let empty = path("config_only");
