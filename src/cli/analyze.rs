@@ -10,7 +10,7 @@ use rmt_torch::report::plots::write_analysis_figures;
 use rmt_torch::report::{analysis_table, Columns, OutputFormat};
 use rmt_torch::{Analysis, AnalyzeOptions, Model};
 
-use super::output::{progress_bar, write_output};
+use super::output::{advance, progress_bar, write_output};
 use super::{AnalysisArgs, EntryArgs, OutputArgs, PlotArgs};
 
 /// Arguments of `analyze`.
@@ -188,9 +188,7 @@ fn analyze_model(model: &Model, options: &AnalyzeOptions, quiet: bool) -> anyhow
     let path = &model.path;
     let bar = progress_bar(quiet, "layers");
     let analysis = rmt_torch::analyze_with_progress(model, options, |done, total, name| {
-        bar.set_length(total as u64);
-        bar.set_position(done as u64);
-        bar.set_message(name.to_string());
+        advance(&bar, done, total, name)
     })
     .with_context(|| format!("analysing {}", path.display()))?;
     bar.finish_and_clear();

@@ -10,7 +10,7 @@ use rmt_torch::workflows::compare::{compare_with_progress, COMPARE_FIELDS};
 use rmt_torch::workflows::health::Rule;
 use rmt_torch::Model;
 
-use super::output::progress_bar;
+use super::output::{advance, progress_bar};
 use super::{AnalysisArgs, EntryArgs, OutputArgs, PlotArgs};
 
 /// Arguments of `compare`.
@@ -95,9 +95,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
     let other = Model::load_derived(&args.other, &args.base, key)?;
     let bar = progress_bar(args.analysis.quiet, "layers");
     let mut comparison = compare_with_progress(&base, &other, &options, |done, total, name| {
-        bar.set_length(total as u64);
-        bar.set_position(done as u64);
-        bar.set_message(name.to_string());
+        advance(&bar, done, total, name)
     })
     .with_context(|| {
         format!(

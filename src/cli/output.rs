@@ -78,6 +78,13 @@ pub fn progress_bar(quiet: bool, what: &str) -> ProgressBar {
     )
 }
 
+/// Moves `bar` to `done` of `total`, naming what is under way.
+pub fn advance(bar: &ProgressBar, done: usize, total: usize, name: &str) {
+    bar.set_length(total as u64);
+    bar.set_position(done as u64);
+    bar.set_message(name.to_string());
+}
+
 /// [`progress_bar`] counting bytes, with the rate: `zoo` over models of very different sizes.
 pub fn bytes_progress_bar(quiet: bool, what: &str) -> ProgressBar {
     styled_bar(

@@ -14,7 +14,7 @@ use rmt_torch::workflows::compare::compare_with_progress;
 use rmt_torch::Model;
 
 use super::analyze::analyze_with;
-use super::output::{check_output_path, progress_bar};
+use super::output::{advance, check_output_path, progress_bar};
 use super::{AnalysisArgs, EntryArgs};
 
 /// Arguments of `report`.
@@ -109,9 +109,7 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
             let bar = progress_bar(quiet, "layers compared");
             let plain = args.analysis.options(|_| ())?;
             let comparison = compare_with_progress(base, &model, &plain, |done, total, name| {
-                bar.set_length(total as u64);
-                bar.set_position(done as u64);
-                bar.set_message(name.to_string());
+                advance(&bar, done, total, name)
             })
             .with_context(|| format!("comparing with {}", base.path.display()))?;
             bar.finish_and_clear();

@@ -11,7 +11,7 @@ use rmt_torch::report::plots::track::write_track_figures;
 use rmt_torch::workflows::monitor::{HESSIAN_FIELDS, HESSIAN_RECORD};
 use rmt_torch::workflows::track::TrackSeries;
 
-use super::output::progress_bar;
+use super::output::{advance, progress_bar};
 use super::{AnalysisArgs, EntryArgs, OutputArgs, PlotArgs};
 
 /// Arguments of `track`.
@@ -76,11 +76,7 @@ pub fn run(args: TrackArgs) -> anyhow::Result<ExitCode> {
                 &paths,
                 args.entry.key.as_deref(),
                 &options,
-                |done, total, path| {
-                    bar.set_length(total as u64);
-                    bar.set_position(done as u64);
-                    bar.set_message(path.display().to_string());
-                },
+                |done, total, path| advance(&bar, done, total, &path.display().to_string()),
             )?;
             bar.finish_and_clear();
             records
