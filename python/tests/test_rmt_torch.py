@@ -317,6 +317,10 @@ def test_hessian_of_a_module_in_memory_and_sharpness_over_training():
         rmt_torch.hessian(module, inputs, labels.float())
     with pytest.raises(rmt_torch.OptionError, match="unknown option"):
         rmt_torch.hessian(module, inputs, labels, topk=3)
+    # An input of the wrong width is refused naming the batch, not only the probe's one sample.
+    width = inputs.shape[1]
+    with pytest.raises(rmt_torch.InputError, match=rf"first sample of the batch, shape \[{len(inputs)}, {width + 1}\]"):
+        rmt_torch.hessian(module, torch.randn(len(inputs), width + 1), labels)
 
 
 def test_lightning_callback_logs_and_writes_what_track_reads(tmp_path):

@@ -270,7 +270,7 @@ fn check_batch(
     let inputs = inputs.f_to_device(model.device)?.f_to_kind(model.kind)?;
     let outputs = {
         let _guard = tch::no_grad_guard();
-        model.forward(&inputs.f_narrow(0, 0, 1)?)?.size()[1]
+        model.forward_first_sample(&inputs)?.size()[1]
     };
     let targets = match loss {
         Loss::CrossEntropy => {

@@ -72,16 +72,17 @@ impl Differentiable {
             .f_narrow(0, 0, 1)?
             .f_to_device(self.device)?
             .f_to_kind(self.kind)?;
-        let output = self.run(&first)?;
+        let output = self.run(&first, Some(&batch.size()))?;
         Ok(match output {
             IValue::Tuple(items) | IValue::GenericList(items) => items.len(),
             _ => 1,
         })
     }
 
-    /// The model's forward pass on `input`; a rejection carries the model's own error whole
-    /// and, when the model's first weight tells it, the input shape it takes.
-    fn run(&self, input: &Tensor) -> Result<IValue> {
+    /// The model's forward pass on `input` (the first sample of a batch of shape `batch`, when
+    /// given); a rejection carries the model's own error whole and, when the model's first
+    /// weight tells it, the input shape it takes.
+    fn run(&self, input: &Tensor, batch: Option<&[i64]>) -> Result<IValue> {
         self.module
             .forward_is(&[IValue::Tensor(input.shallow_clone())])
             .map_err(|err| {
@@ -89,8 +90,11 @@ impl Differentiable {
                     .expected_input()
                     .map(|hint| format!(" ({hint})"))
                     .unwrap_or_default();
+                let sample = batch
+                    .map(|batch| format!(" (the first sample of the batch, shape {batch:?})"))
+                    .unwrap_or_default();
                 Error::InvalidInput(format!(
-                    "the model rejected an input of shape {:?}: {}{hint}",
+                    "the model rejected an input of shape {:?}{sample}: {}{hint}",
                     input.size(),
                     torch_message(&err.to_string())
                 ))
@@ -132,7 +136,19 @@ impl Differentiable {
 
     /// f(x) flattened to [batch, outputs].
     pub fn forward(&self, input: &Tensor) -> Result<Tensor> {
-        let output = self.run(input)?;
+        self.flattened(input, self.run(input, None)?)
+    }
+
+    /// f of the first sample of `batch`, flattened to [1, outputs]: the probe that finds the
+    /// output's width, whose rejection names the batch it came from.
+    pub fn forward_first_sample(&self, batch: &Tensor) -> Result<Tensor> {
+        let first = batch.f_narrow(0, 0, 1)?;
+        let output = self.run(&first, Some(&batch.size()))?;
+        self.flattened(&first, output)
+    }
+
+    /// The model's `output` on `input` as [batch, outputs] (the tuple item chosen).
+    fn flattened(&self, input: &Tensor, output: IValue) -> Result<Tensor> {
         let tensor = match (output, self.output_index) {
             (IValue::Tensor(t), None | Some(0)) => t,
             (IValue::Tuple(items) | IValue::GenericList(items), index) => {
