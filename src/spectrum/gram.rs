@@ -89,22 +89,7 @@ impl Gram {
             )?;
         }
         if !all_finite(&lower)? {
-            let count = |t: &Tensor| -> Result<i64> {
-                Ok(i64::try_from(
-                    t.f_isfinite()?.f_logical_not()?.f_sum(Kind::Int64)?,
-                )?)
-            };
-            let count = count(minuend)? + count(subtrahend)?;
-            return Err(if count > 0 {
-                Error::NonFinite {
-                    name: name.to_string(),
-                    count,
-                }
-            } else {
-                Error::Overflow {
-                    name: name.to_string(),
-                }
-            });
+            return Err(non_finite_error(name, &[minuend, subtrahend])?);
         }
         let entries = (n * p) as f64;
         let mean = f64::try_from(sum)? / entries;
@@ -311,7 +296,7 @@ fn checked_gram(
     }
     // A non-finite entry makes its Gram row non-finite: test the small matrix, count on failure.
     if !all_finite(&gram)? {
-        return Err(non_finite_error(name, matrices)?);
+        return Err(non_finite_error(name, &[matrices])?);
     }
     let row_sums = Vec::<f64>::try_from(
         Tensor::f_cat(&row_sums, 1)?
@@ -424,9 +409,13 @@ fn add_gram_lower(gram: &mut Tensor, w: &Tensor) -> Result<()> {
     }
 }
 
-/// The error for a Gram matrix that is not finite: NaN/Inf entries, or an overflow of WᵀW.
-pub(super) fn non_finite_error(name: &str, matrices: &Tensor) -> Result<Error> {
-    let count = i64::try_from(matrices.f_isfinite()?.f_logical_not()?.f_sum(Kind::Int64)?)?;
+/// The error for a Gram matrix (or spectrum) that is not finite: NaN/Inf entries among the
+/// `tensors` it was formed from, or else an overflow of WᵀW.
+pub(super) fn non_finite_error(name: &str, tensors: &[&Tensor]) -> Result<Error> {
+    let mut count = 0;
+    for tensor in tensors {
+        count += i64::try_from(tensor.f_isfinite()?.f_logical_not()?.f_sum(Kind::Int64)?)?;
+    }
     Ok(if count > 0 {
         Error::NonFinite {
             name: name.to_string(),

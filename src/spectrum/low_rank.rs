@@ -5,7 +5,7 @@
 //! keep the accuracy an SVD of the product would have (no Gram matrix squares the condition).
 use tch::{Kind, Tensor};
 
-use super::gram::eigensolve_on_one_thread;
+use super::gram::{eigensolve_on_one_thread, non_finite_error};
 use super::Spectrum;
 use crate::error::{Error, Result};
 
@@ -35,27 +35,17 @@ pub(crate) fn low_rank_spectrum(
     let (_, r_b) = Tensor::f_linalg_qr(&b, "reduced")?;
     let (_, r_a) = Tensor::f_linalg_qr(&a.f_transpose(1, 2)?, "reduced")?;
     let core = r_b.f_matmul(&r_a.f_transpose(1, 2)?)?.f_mul_scalar(scale)?;
+    // A non-finite factor makes the core non-finite: said before the SVD fails on it.
+    let finite = core.f_isfinite()?.f_all()?;
+    if !bool::try_from(finite)? {
+        return Err(non_finite_error(name, &[&b, &a])?);
+    }
     let (_, singular_values, _) = eigensolve_on_one_thread(&core, || Ok(core.f_svd(true, false)?))?;
     let rows = Vec::<Vec<f64>>::try_from(
         singular_values
             .f_reshape([slices, -1])?
             .f_to_device(tch::Device::Cpu)?,
     )?;
-    if rows.iter().flatten().any(|s| !s.is_finite()) {
-        let count = b
-            .f_isfinite()?
-            .f_logical_not()?
-            .f_sum(Kind::Int64)?
-            .int64_value(&[])
-            + a.f_isfinite()?
-                .f_logical_not()?
-                .f_sum(Kind::Int64)?
-                .int64_value(&[]);
-        return Err(Error::NonFinite {
-            name: name.to_string(),
-            count,
-        });
-    }
     let by_matrix: Vec<Vec<f64>> = rows
         .into_iter()
         .map(|row| {

@@ -50,7 +50,7 @@ pub fn symmetric_part_eigenvalues(
     let values = eigensolve_on_one_thread(&symmetric, || Ok(symmetric.f_linalg_eigvalsh("L")?))?;
     let mut host = Vec::<f64>::try_from(values.f_flatten(0, -1)?.f_to_device(tch::Device::Cpu)?)?;
     if host.iter().any(|v| !v.is_finite()) {
-        return Err(non_finite_error(name, matrices)?);
+        return Err(non_finite_error(name, &[matrices])?);
     }
     host.sort_by(f64::total_cmp);
     Ok(Some(host))

@@ -252,7 +252,7 @@ fn lying_adapter(name: &str, edit: &str, tensors: &str) -> PathBuf {
     std::fs::create_dir_all(&target).unwrap();
     let script = format!(
         r#"
-import json, sys
+import json, sys, torch
 from safetensors.torch import load_file, save_file
 source, target = sys.argv[1], sys.argv[2]
 c = json.load(open(source + "/adapter_config.json"))
@@ -281,7 +281,7 @@ fn fails_with(args: &[&str], expected: &str) {
 /// refused with the file and the cause; nothing is zero-filled or guessed.
 #[test]
 fn adapters_that_lie_are_refused() {
-    let cases: [(&str, &str, &str, &str); 6] = [
+    let cases: [(&str, &str, &str, &str); 7] = [
         ("lie_rank", "c['r'] = 8", "t", "gives"),
         ("lie_absurd_rank", "c['r'] = 10**12", "t", "not a rank"),
         (
@@ -297,12 +297,48 @@ fn adapters_that_lie_are_refused() {
             "not the factors of one update",
         ),
         ("lie_type", "c['peft_type'] = 'IA3'", "t", "a IA3 adapter"),
+        (
+            "lie_nan",
+            "",
+            "{k: (v.index_fill(0, torch.tensor([0]), float('nan')) if 'layers.0.self_attn.q_proj.lora_A' in k else v) for k, v in t.items()}",
+            "32 non-finite values (NaN or Inf)",
+        ),
         ("lie_alpha", "c['lora_alpha'] = 'eight'", "t", "lora_alpha"),
     ];
     for (name, edit, tensors, expected) in cases {
         let dir = lying_adapter(name, edit, tensors);
         fails_with(&["analyze", dir.to_str().unwrap(), "-q"], expected);
     }
+    // A non-finite weight in a compared pair: the update's Gram matrix, formed in bands, says
+    // so as the other readers do.
+    let poisoned = path("llama_nan");
+    let _ = std::fs::remove_dir_all(&poisoned);
+    std::fs::create_dir_all(&poisoned).unwrap();
+    std::fs::copy(
+        path("llama").join("config.json"),
+        poisoned.join("config.json"),
+    )
+    .unwrap();
+    let _: Value = fixtures::python_json(
+        r#"
+import sys, torch
+from safetensors.torch import load_file, save_file
+t = load_file(sys.argv[1] + "/model.safetensors")
+t["model.layers.1.mlp.up_proj.weight"][3, 5] = float("inf")
+save_file(t, sys.argv[2] + "/model.safetensors")
+print("{}")
+"#,
+        &[&path("llama"), &poisoned],
+    );
+    fails_with(
+        &[
+            "compare",
+            path("llama").to_str().unwrap(),
+            poisoned.to_str().unwrap(),
+            "-q",
+        ],
+        "1 non-finite values (NaN or Inf)",
+    );
     // An adapter of another model: its updates have no weight of their shape there.
     let lora = path("lora4");
     fails_with(
