@@ -378,6 +378,20 @@ fn headless(chromium: &Path, profile: &Path) -> Command {
     command
 }
 
+/// The DOM of the page at `url` once headless Chromium has run its scripts.
+fn dumped_dom(chromium: &Path, profile: &Path, url: &str) -> String {
+    let dom = headless(chromium, profile)
+        .args(["--dump-dom", url])
+        .output()
+        .expect("run chromium");
+    assert!(
+        dom.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dom.stderr)
+    );
+    String::from_utf8_lossy(&dom.stdout).into_owned()
+}
+
 /// `--figures-for-worst K` keeps figures for the K worst layers by their labels (over-trained
 /// first) and the farthest α from 2…6, every layer keeps a collapsible section, and the table
 /// of contents links every part.
@@ -500,16 +514,7 @@ fn the_html_report_is_self_contained_and_opens_in_chromium() {
         return;
     };
     let url = format!("file://{}", report.display());
-    let dom = headless(&chromium, &dir.join("profile-dom"))
-        .args(["--dump-dom", &url])
-        .output()
-        .expect("run chromium");
-    assert!(
-        dom.status.success(),
-        "{}",
-        String::from_utf8_lossy(&dom.stderr)
-    );
-    let dom = String::from_utf8_lossy(&dom.stdout);
+    let dom = dumped_dom(&chromium, &dir.join("profile-dom"), &url);
     assert_eq!(
         dom.matches("<svg").count(),
         figures,
@@ -902,19 +907,8 @@ fn the_zoo_page_sorts_its_models_in_chromium() {
         })
         .collect();
     alphas.sort_by(|a, b| b.0.total_cmp(&a.0));
-    let dom = headless(&chromium, &dir.join("profile"))
-        .args([
-            "--dump-dom",
-            &format!("file://{}#sort=alpha-desc", page.display()),
-        ])
-        .output()
-        .expect("run chromium");
-    assert!(
-        dom.status.success(),
-        "{}",
-        String::from_utf8_lossy(&dom.stderr)
-    );
-    let dom = String::from_utf8_lossy(&dom.stdout);
+    let url = format!("file://{}#sort=alpha-desc", page.display());
+    let dom = dumped_dom(&chromium, &dir.join("profile"), &url);
     let table = &dom[dom.find("id=\"models\"").unwrap()..];
     let positions: Vec<usize> = alphas
         .iter()
