@@ -631,7 +631,8 @@ fn compare_pair(
     };
     let in_memory = |t: &Tensor| NamedTensor::in_memory(name, t.shallow_clone());
     let mut tensors = vec![in_memory(&base), in_memory(&other)];
-    let changed = frobenius(&u)? > 0.0;
+    let update_norm = frobenius(&u)?;
+    let changed = update_norm > 0.0;
     if changed {
         tensors.push(factored.unwrap_or_else(|| in_memory(&update)));
     }
@@ -665,7 +666,7 @@ fn compare_pair(
         ours,
         theirs,
         storage,
-        [frobenius(&u)? / frobenius(&b)?, relative_spectral],
+        [update_norm / frobenius(&b)?, relative_spectral],
         linear_cka(&b, &o)?,
         [base_report, other_report],
         update_report,
