@@ -549,6 +549,72 @@ for label, args in {
 }.items():
     refused(f"theory_{label}", args, "")
 
+# ----------------------------------------------------------------------------------------
+# GGUF files, built field by field so that any count, length, offset or type can lie.
+def gguf_str(text):
+    data = text if isinstance(text, bytes) else text.encode()
+    return struct.pack("<Q", len(data)) + data
+
+
+def gguf_kv(key, value_type, payload):
+    return gguf_str(key) + struct.pack("<I", value_type) + payload
+
+
+def gguf_tensor(name, ne, qtype, offset):
+    return gguf_str(name) + struct.pack("<I", len(ne)) + b"".join(struct.pack("<Q", n) for n in ne) + struct.pack("<I", qtype) + struct.pack("<Q", offset)
+
+
+def gguf(records, kvs=(), data=b"", version=3, counts=None, alignment=32):
+    n_tensors, n_kv = counts if counts is not None else (len(records), len(kvs))
+    head = b"GGUF" + struct.pack("<IQQ", version, n_tensors, n_kv) + b"".join(kvs) + b"".join(records)
+    return head + b"\0" * (-len(head) % alignment) + data
+
+
+def q8_0_rows(rows, cols, scale=0.01):
+    blocks = rows * cols // 32
+    block = struct.pack("<e", scale) + bytes((i * 37) % 256 for i in range(32))
+    return block * blocks
+
+
+Q8 = 8
+GOOD_Q8 = [gguf_tensor("fc.weight", (64, 32), Q8, 0)]
+GOOD_DATA = q8_0_rows(32, 64)
+ARCH = gguf_kv("general.architecture", 8, gguf_str("llama"))
+case("gguf_valid.gguf", gguf(GOOD_Q8, [ARCH], GOOD_DATA), exit=0, stdout="fc.weight")
+case("gguf_version_1.gguf", gguf(GOOD_Q8, [], GOOD_DATA, version=1), stderr="version 1")
+case("gguf_version_99.gguf", gguf(GOOD_Q8, [], GOOD_DATA, version=99), stderr="version 99")
+case("gguf_big_endian.gguf", gguf(GOOD_Q8, [], GOOD_DATA, version=3 << 24), stderr="big-endian")
+case("gguf_only_magic.gguf", b"GGUF", stderr="runs past the end")
+case("gguf_no_tensors.gguf", gguf([], [ARCH]), stderr="no tensors")
+case("gguf_tensor_count_huge.gguf", gguf(GOOD_Q8, [], GOOD_DATA, counts=(2**63, 0)), stderr="more than its")
+case("gguf_kv_count_huge.gguf", gguf(GOOD_Q8, [ARCH], GOOD_DATA, counts=(1, 2**64 - 1)), stderr="GGUF")
+case("gguf_key_length_huge.gguf", gguf(GOOD_Q8, [struct.pack("<Q", 2**62) + b"x"], GOOD_DATA), stderr="metadata key of")
+case("gguf_string_past_end.gguf", gguf(GOOD_Q8, [gguf_kv("general.name", 8, struct.pack("<Q", 10**9) + b"abc")], GOOD_DATA), stderr="runs past the end")
+case("gguf_array_claims_exabytes.gguf", gguf(GOOD_Q8, [gguf_kv("a", 9, struct.pack("<IQ", 10, 2**61))], GOOD_DATA), stderr="array")
+case("gguf_string_array_huge.gguf", gguf(GOOD_Q8, [gguf_kv("tokenizer.ggml.tokens", 9, struct.pack("<IQ", 8, 2**40) + gguf_str("a"))], GOOD_DATA), stderr="runs past the end")
+case("gguf_nested_arrays.gguf", gguf(GOOD_Q8, [gguf_kv("deep", 9, struct.pack("<IQ", 9, 1) * 100_000)], GOOD_DATA), stderr="nests arrays")
+case("gguf_unknown_value_type.gguf", gguf(GOOD_Q8, [gguf_kv("odd", 99, b"\0" * 8)], GOOD_DATA), stderr="unknown value type 99")
+case("gguf_alignment_three.gguf", gguf(GOOD_Q8, [gguf_kv("general.alignment", 4, struct.pack("<I", 3))], GOOD_DATA), stderr="power of two")
+case("gguf_alignment_zero.gguf", gguf(GOOD_Q8, [gguf_kv("general.alignment", 4, struct.pack("<I", 0))], GOOD_DATA), stderr="power of two")
+case("gguf_alignment_string.gguf", gguf(GOOD_Q8, [gguf_kv("general.alignment", 8, gguf_str("32"))], GOOD_DATA), stderr="not a uint32")
+case("gguf_duplicate_key.gguf", gguf(GOOD_Q8, [ARCH, ARCH], GOOD_DATA), stderr="appears twice")
+case("gguf_duplicate_tensor.gguf", gguf(GOOD_Q8 * 2, [], GOOD_DATA), stderr="appears twice")
+case("gguf_key_not_utf8.gguf", gguf(GOOD_Q8, [gguf_kv(b"\xff\xfe", 4, struct.pack("<I", 1))], GOOD_DATA), stderr="not UTF-8")
+case("gguf_five_dims.gguf", gguf([gguf_tensor("fc.weight", (64, 32, 1, 1, 1), Q8, 0)], [], GOOD_DATA), stderr="5 dimensions")
+case("gguf_dim_huge.gguf", gguf([gguf_tensor("fc.weight", (64, 2**63), Q8, 0)], [], GOOD_DATA), stderr="dimension of")
+case("gguf_shape_overflows.gguf", gguf([gguf_tensor("fc.weight", (2**40, 2**40), 0, 0)], [], GOOD_DATA), stderr="overflows")
+case("gguf_shape_past_end.gguf", gguf([gguf_tensor("fc.weight", (2**20, 2**20), 0, 0)], [], GOOD_DATA), stderr="run past the end")
+case("gguf_unknown_type.gguf", gguf([gguf_tensor("fc.weight", (64, 32), 99, 0)], [], GOOD_DATA), stderr="ggml type 99")
+case("gguf_undecoded_type.gguf", gguf([gguf_tensor("fc.weight", (256, 4), 16, 0)], [], b"\0" * 264), stderr="does not decode")
+case("gguf_row_not_whole_blocks.gguf", gguf([gguf_tensor("fc.weight", (40, 32), Q8, 0)], [], GOOD_DATA), stderr="whole number")
+case("gguf_offset_unaligned.gguf", gguf([gguf_tensor("fc.weight", (64, 32), Q8, 8)], [], GOOD_DATA + b"\0" * 8), stderr="alignment")
+case("gguf_offset_past_end.gguf", gguf([gguf_tensor("fc.weight", (64, 32), Q8, 2**40)], [], GOOD_DATA), stderr="run past the end")
+case("gguf_offset_wraps.gguf", gguf([gguf_tensor("fc.weight", (64, 32), Q8, 2**64 - 32)], [], GOOD_DATA), stderr="run past the end")
+case("gguf_nan_scales.gguf", gguf(GOOD_Q8, [], q8_0_rows(32, 64, scale=float("nan"))), stderr="non-finite")
+GOOD_GGUF = gguf(GOOD_Q8, [ARCH, gguf_kv("tokenizer.ggml.tokens", 9, struct.pack("<IQ", 8, 3) + gguf_str("a") + gguf_str("bc") + gguf_str("d"))], GOOD_DATA)
+for cut in (4, 12, 30, 60, 100, len(GOOD_GGUF) - len(GOOD_DATA) + 10, len(GOOD_GGUF) - 1):
+    case(f"gguf_truncated_at_{cut}.gguf", GOOD_GGUF[:cut])
+
 # A zoo with a good model and hostile ones: the run completes, the bad ones are errors.
 zoo = OUT / "zoo_ok"
 zoo.mkdir(exist_ok=True)

@@ -105,7 +105,11 @@ impl Render for Info<'_> {
             }
         }
         if !self.other_entries.is_empty() {
-            text.push_str("\nother entries (not analysed):\n");
+            text.push_str(if self.format == FileFormat::Gguf {
+                "\nmetadata:\n"
+            } else {
+                "\nother entries (not analysed):\n"
+            });
             for entry in self.other_entries {
                 text.push_str(&format!("  {}: {}\n", entry.name, entry.value));
             }

@@ -29,6 +29,8 @@ pub enum Dtype {
     U8,
     /// bool.
     Bool,
+    /// Quantised weights, dequantised to float32 when read (a GGUF file's Q4_K blocks, …).
+    Quantized(super::quant::Scheme),
     /// A type rmt-torch lists but does not read (complex, quantised, 4-bit packed…), by its
     /// name in the file, with the element size when the file states it.
     Other {
@@ -47,6 +49,7 @@ impl Dtype {
             Self::F32 | Self::I32 => 4,
             Self::F16 | Self::BF16 | Self::I16 => 2,
             Self::F8E4M3 | Self::F8E5M2 | Self::I8 | Self::U8 | Self::Bool => 1,
+            Self::Quantized(_) => return None,
             Self::Other { size, .. } => return *size,
         })
     }
@@ -55,7 +58,7 @@ impl Dtype {
     /// bytes and the float32 copy), an unknown type counted as float64.
     pub fn loaded_size(&self) -> usize {
         match self {
-            Self::F8E4M3 | Self::F8E5M2 => 1 + 4,
+            Self::F8E4M3 | Self::F8E5M2 | Self::Quantized(_) => 1 + 4,
             _ => self.size().unwrap_or(8),
         }
     }
@@ -64,7 +67,13 @@ impl Dtype {
     pub fn is_float(&self) -> bool {
         matches!(
             self,
-            Self::F64 | Self::F32 | Self::F16 | Self::BF16 | Self::F8E4M3 | Self::F8E5M2
+            Self::F64
+                | Self::F32
+                | Self::F16
+                | Self::BF16
+                | Self::F8E4M3
+                | Self::F8E5M2
+                | Self::Quantized(_)
         )
     }
 
@@ -77,6 +86,10 @@ impl Dtype {
             )),
             Self::Other { name, .. } if is_quantized(name) => Some(format!(
                 "quantised ({name}): dequantise the weights to float first"
+            )),
+            Self::Other { name, .. } if name.starts_with("ggml ") => Some(format!(
+                "{name}, a quantisation rmt-torch does not decode (it decodes Q4_0…Q8_0 and \
+                 Q2_K…Q6_K)"
             )),
             other => Some(format!("not floating point ({other})")),
         }
@@ -184,6 +197,7 @@ impl fmt::Display for Dtype {
             Self::I8 => "int8",
             Self::U8 => "uint8",
             Self::Bool => "bool",
+            Self::Quantized(scheme) => return scheme.fmt(f),
             Self::Other { name, .. } => name,
         })
     }

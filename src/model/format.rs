@@ -17,6 +17,8 @@ pub enum FileFormat {
     TorchSaveZip,
     /// A Python `torch.save` file in the legacy (pre-1.6) pickle format.
     TorchSaveLegacy,
+    /// A GGUF file (llama.cpp): metadata, tensor records, float or block-quantised data.
+    Gguf,
     /// A checkpoint directory: weights in one file or over shards, with or without an index
     /// (Hugging Face's layout), or diffusers-style component folders.
     CheckpointDirectory,
@@ -34,6 +36,7 @@ impl fmt::Display for FileFormat {
             Self::SafeTensors => "safetensors file",
             Self::TorchSaveZip => "torch.save checkpoint (zip)",
             Self::TorchSaveLegacy => "torch.save checkpoint (legacy pickle)",
+            Self::Gguf => "GGUF file",
             Self::CheckpointDirectory => "checkpoint directory",
             Self::LoraAdapter => "LoRA adapter directory",
             Self::InMemory => "tensors in memory",
@@ -42,7 +45,7 @@ impl fmt::Display for FileFormat {
 }
 
 /// What [`detect`] says of a file in none of the formats.
-pub(crate) const UNRECOGNISED: &str = "not a model file rmt-torch reads (expected a TorchScript archive, a safetensors file or a torch.save checkpoint)";
+pub(crate) const UNRECOGNISED: &str = "not a model file rmt-torch reads (expected a TorchScript archive, a safetensors file, a torch.save checkpoint or a GGUF file)";
 
 const ZIP_MAGIC: &[u8] = b"PK\x03\x04";
 const PICKLE_PROTO: u8 = 0x80;
@@ -64,6 +67,9 @@ pub fn detect(path: &Path) -> Result<FileFormat> {
 
     if head.is_empty() {
         return Err(unsupported("the file is empty".into()));
+    }
+    if head.starts_with(super::gguf::MAGIC) {
+        return Ok(FileFormat::Gguf);
     }
     if head.starts_with(ZIP_MAGIC) {
         return detect_zip(path, file);

@@ -10,10 +10,12 @@ mod dtype;
 mod file;
 mod format;
 pub mod fused;
+mod gguf;
 pub mod layers;
 mod npy;
 mod order;
 mod pickle;
+pub mod quant;
 pub mod roles;
 mod safetensors;
 mod stored;
@@ -59,6 +61,8 @@ enum Source {
     LowRank(adapter::LowRank),
     /// A base weight with an adapter's update merged in when read.
     Merged(adapter::Merged),
+    /// Quantised in a file, dequantised when read.
+    Quantized(quant::Quantized),
 }
 
 impl NamedTensor {
@@ -82,6 +86,25 @@ impl NamedTensor {
             shape,
             tied_to: None,
             source: Source::Stored(stored),
+        }
+    }
+
+    /// A quantised tensor in a file, dequantised to float32 when loaded.
+    pub fn quantized(name: impl Into<String>, quantized: quant::Quantized) -> Self {
+        Self {
+            name: name.into(),
+            dtype: Dtype::Quantized(quantized.scheme),
+            shape: quantized.shape().to_vec(),
+            tied_to: None,
+            source: Source::Quantized(quantized),
+        }
+    }
+
+    /// How the tensor is dequantised when read, for a quantised one.
+    pub fn quantization(&self) -> Option<&quant::Quantized> {
+        match &self.source {
+            Source::Quantized(quantized) => Some(quantized),
+            _ => None,
         }
     }
 
@@ -129,7 +152,8 @@ impl NamedTensor {
     }
 
     /// The tensor's values on the CPU in the stored dtype, float8 upcast to float32 (read from
-    /// the file now, for a stored tensor: only the bytes its view spans). An adapter's update,
+    /// the file now, for a stored tensor: only the bytes its view spans); a quantised tensor
+    /// dequantised to float32. An adapter's update,
     /// and a weight with one merged in, are formed now, in f64.
     pub fn load(&self) -> Result<tch::Tensor> {
         match &self.source {
@@ -137,6 +161,7 @@ impl NamedTensor {
             Source::Stored(stored) => stored.read(&self.dtype, &self.name),
             Source::LowRank(update) => update.dense(),
             Source::Merged(merged) => merged.dense(),
+            Source::Quantized(quantized) => quantized.dense(&self.name),
             Source::Unreadable => Err(Error::InvalidInput(format!(
                 "tensor '{}' is of type {}, which rmt-torch does not read",
                 self.name, self.dtype
@@ -382,6 +407,10 @@ fn read_file(
     }
     let (tensors, other_entries) = match format {
         FileFormat::TorchScript => (torchscript::load(path)?, Vec::new()),
+        FileFormat::Gguf => {
+            let gguf = gguf::load(path)?;
+            (gguf.tensors, gguf.metadata)
+        }
         FileFormat::SafeTensors => (safetensors::load(path)?, Vec::new()),
         FileFormat::TorchSaveZip | FileFormat::TorchSaveLegacy => {
             let checkpoint = if format == FileFormat::TorchSaveZip {
@@ -568,6 +597,8 @@ pub struct TensorInfo {
     pub analysed: bool,
     /// What it is analysed as, or why it is skipped.
     pub verdict: String,
+    /// How a quantised tensor is turned into floats when read; `None` for float tensors.
+    pub dequantised: Option<String>,
 }
 
 impl Model {
@@ -600,12 +631,18 @@ impl Model {
                     ),
                     None => verdict,
                 };
+                let dequantised = named.quantization().map(|q| q.scheme.describe());
+                let verdict = match &dequantised {
+                    Some(how) => format!("{how}; {verdict}"),
+                    None => verdict,
+                };
                 TensorInfo {
                     name: named.name.clone(),
                     shape: named.shape.clone(),
                     dtype: named.dtype.to_string(),
                     analysed,
                     verdict,
+                    dequantised,
                 }
             })
             .collect()

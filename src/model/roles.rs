@@ -2,7 +2,8 @@
 //! layer it belongs to) and its part (attention query, key, value, output or a fused
 //! projection; MLP gate, up or down projection; embedding; head). The naming schemes of
 //! Hugging Face's BERT, GPT-2, GPT-NeoX, Llama/Mistral, OPT, ViT and T5, Meta's Llama and
-//! PyTorch's `nn.TransformerEncoder` are recognised; other names have no role.
+//! PyTorch's `nn.TransformerEncoder` are recognised, and llama.cpp's GGUF names
+//! (`blk.N.attn_q`, `ffn_down`, `token_embd`); other names have no role.
 use serde::{Deserialize, Serialize};
 
 use crate::option_names::option_names;
@@ -79,8 +80,8 @@ pub struct Role {
 }
 
 /// Segments that introduce a block number.
-const BLOCK_LISTS: [&str; 7] = [
-    "layers", "layer", "h", "blocks", "block", "encoder", "decoder",
+const BLOCK_LISTS: [&str; 8] = [
+    "layers", "layer", "h", "blocks", "block", "encoder", "decoder", "blk",
 ];
 
 /// The role of the tensor called `name`, when its name follows a known transformer scheme.
@@ -126,9 +127,15 @@ pub fn role_of(name: &str) -> Option<Role> {
         "densereludense",
     ]);
     let part = match last {
-        "c_attn" | "qkv_proj" | "query_key_value" | "wqkv" | "qkv" | "in_proj_weight" => {
-            Part::FusedQkv
-        }
+        "c_attn" | "qkv_proj" | "query_key_value" | "wqkv" | "qkv" | "in_proj_weight"
+        | "attn_qkv" => Part::FusedQkv,
+        "attn_q" => Part::Query,
+        "attn_k" => Part::Key,
+        "attn_v" => Part::Value,
+        "attn_output" => Part::AttentionOutput,
+        "ffn_gate" => Part::MlpGate,
+        "ffn_up" => Part::MlpUp,
+        "ffn_down" => Part::MlpDown,
         "q_proj" | "query" | "wq" | "to_q" | "q" if in_attention || last != "q" => Part::Query,
         "k_proj" | "key" | "wk" | "to_k" | "k" if in_attention || last != "k" => Part::Key,
         "v_proj" | "value" | "wv" | "to_v" | "v" if in_attention || last != "v" => Part::Value,
@@ -152,7 +159,10 @@ pub fn role_of(name: &str) -> Option<Role> {
         | "tok_embeddings"
         | "embed_positions"
         | "embed_in"
-        | "shared" => Part::Embedding,
+        | "shared"
+        | "token_embd"
+        | "position_embd"
+        | "token_types" => Part::Embedding,
         "lm_head" | "embed_out" | "output" | "classifier" | "head" if block.is_none() => Part::Head,
         _ => return None,
     };
@@ -225,6 +235,16 @@ mod tests {
             ("layers.5.feed_forward.w2.weight", Some(5), MlpDown),
             ("layers.5.feed_forward.w3.weight", Some(5), MlpUp),
             ("output.weight", None, Head),
+            // llama.cpp's GGUF names
+            ("token_embd.weight", None, Embedding),
+            ("blk.7.attn_q.weight", Some(7), Query),
+            ("blk.7.attn_k.weight", Some(7), Key),
+            ("blk.7.attn_v.weight", Some(7), Value),
+            ("blk.7.attn_qkv.weight", Some(7), FusedQkv),
+            ("blk.7.attn_output.weight", Some(7), AttentionOutput),
+            ("blk.7.ffn_gate.weight", Some(7), MlpGate),
+            ("blk.7.ffn_up.weight", Some(7), MlpUp),
+            ("blk.7.ffn_down.weight", Some(7), MlpDown),
             // GPT-NeoX, OPT, ViT, nn.MultiheadAttention
             (
                 "gpt_neox.layers.2.attention.query_key_value.weight",
@@ -289,6 +309,7 @@ mod tests {
             "layer1.0.conv1.weight",
             "fc1.weight",
             "net.2.weight",
+            "blk.7.attn_norm.weight",
         ] {
             assert_eq!(role(name), None, "{name}");
         }

@@ -273,7 +273,7 @@ pub fn kind_of(dtype: &Dtype) -> Option<Kind> {
         Dtype::I8 => Kind::Int8,
         Dtype::U8 => Kind::Uint8,
         Dtype::Bool => Kind::Bool,
-        Dtype::Other { .. } => return None,
+        Dtype::Other { .. } | Dtype::Quantized(_) => return None,
     })
 }
 

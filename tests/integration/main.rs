@@ -8,6 +8,7 @@ mod directories;
 mod examples;
 mod fixtures;
 mod gallery;
+mod gguf;
 mod heavy_tail;
 mod hessian;
 mod hostile;

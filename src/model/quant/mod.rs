@@ -1,0 +1,112 @@
+//! Quantised weights, dequantised when read: the stored bytes and the scheme that turns them
+//! into float32, one tensor at a time, exactly as the format's own reference decodes them.
+pub mod ggml;
+
+use std::fmt;
+use std::sync::Arc;
+
+use rayon::prelude::*;
+use tch::{Kind, Tensor};
+
+use super::SharedFile;
+use crate::error::Result;
+
+pub use ggml::{BlockFormat, GgmlType};
+
+/// How a quantised tensor is stored: what `info` names as its dtype.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// A ggml block quantisation (GGUF files).
+    Ggml(BlockFormat),
+}
+
+impl Scheme {
+    /// How the tensor is turned into floats, in words (what `info` says).
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Ggml(format) => format!(
+                "ggml {format}: blocks of {} weights, {:.4} bits each, dequantised to float32 as \
+                 llama.cpp does",
+                format.block_size(),
+                format.bits_per_weight()
+            ),
+        }
+    }
+}
+
+impl fmt::Display for Scheme {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Ggml(format) => format.fmt(f),
+        }
+    }
+}
+
+/// A quantised tensor in a file: its scheme, shape and bytes, checked against the file when
+/// indexed and decoded when read.
+#[derive(Debug, Clone)]
+pub struct Quantized {
+    /// How the bytes encode the values.
+    pub scheme: Scheme,
+    file: Arc<SharedFile>,
+    offset: u64,
+    shape: Vec<i64>,
+}
+
+/// Blocks decoded per parallel task (a few hundred KiB of output).
+const BLOCKS_PER_TASK: usize = 2048;
+
+impl Quantized {
+    /// A tensor of ggml blocks at byte `offset` of `file`: `shape`'s last axis is a whole
+    /// number of blocks and the bytes lie in the file (checked by the caller's index).
+    pub fn ggml(file: &Arc<SharedFile>, format: BlockFormat, offset: u64, shape: Vec<i64>) -> Self {
+        Self {
+            scheme: Scheme::Ggml(format),
+            file: file.clone(),
+            offset,
+            shape,
+        }
+    }
+
+    /// The shape of the dequantised tensor.
+    pub fn shape(&self) -> &[i64] {
+        &self.shape
+    }
+
+    /// The values as a float32 CPU tensor, decoded from the bytes read now.
+    pub fn dense(&self, label: &str) -> Result<Tensor> {
+        let Scheme::Ggml(format) = self.scheme;
+        let numel: usize = self.shape.iter().map(|&n| n as usize).product();
+        let blocks = numel / format.block_size();
+        let bytes = (blocks * format.block_bytes()) as u64;
+        crate::environment::ensure_host_memory(
+            || format!("{label} ({numel} weights of {format})"),
+            tch::Device::Cpu,
+            bytes as f64 + 4.0 * numel as f64,
+        )?;
+        let stored = self.file.read_range(self.offset, bytes)?;
+        let tensor = Tensor::f_empty([numel as i64], (Kind::Float, tch::Device::Cpu))?;
+        if numel == 0 {
+            return Ok(tensor.f_reshape(self.shape.as_slice())?);
+        }
+        // SAFETY: `tensor` is a fresh, contiguous float32 CPU tensor of `numel` > 0 elements
+        // that nothing else references until it is returned.
+        let out = unsafe { std::slice::from_raw_parts_mut(tensor.data_ptr() as *mut f32, numel) };
+        out.par_chunks_mut(BLOCKS_PER_TASK * format.block_size())
+            .zip(stored.par_chunks(BLOCKS_PER_TASK * format.block_bytes()))
+            .for_each(|(values, bytes)| format.decode(bytes, values));
+        Ok(tensor.f_reshape(self.shape.as_slice())?)
+    }
+
+    /// Refuses a tensor whose last axis is not a whole number of blocks.
+    pub fn check_blocks(format: BlockFormat, shape: &[i64]) -> std::result::Result<(), String> {
+        let row = shape.last().copied().unwrap_or(1);
+        if row % format.block_size() as i64 != 0 {
+            return Err(format!(
+                "rows of {row} weights are not a whole number of {format} blocks of {}",
+                format.block_size()
+            ));
+        }
+        Ok(())
+    }
+}
