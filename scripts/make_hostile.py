@@ -117,6 +117,20 @@ def weights(view=(0, (32, 16), (16, 1)), numel=512, storage="FloatStorage", key=
 # ----------------------------------------------------------------------------------------
 # torch.save zip archives.
 case("zip_valid.pt", checkpoint(weights(), {"0": W_BYTES}), exit=0, stdout="fc.weight")
+# OrderedDict([[name, tensor]]), as Python 2-era torch wrote it: read; a pair of three is refused.
+def dict_of_lists(pairs):
+    return glob("collections", "OrderedDict") + tup(b"](" + b"".join(b"](" + item + b"e" for item in pairs) + b"e") + b"R"
+FC = tensor("0", 512, 0, (32, 16), (16, 1))
+case("zip_dict_of_lists.pt", checkpoint(pickle_of(dict_of_lists([s("fc.weight") + FC])), {"0": W_BYTES}), exit=0, stdout="fc.weight")
+case("zip_dict_of_triples.pt", checkpoint(pickle_of(dict_of_lists([s("fc.weight") + FC + s("x")])), {"0": W_BYTES}), stderr="3-item pair")
+# One 1 MiB string memoised once and referenced 6000 times: shown cut short, never copied
+# 6000 times; 70 000 references to a 1 KiB key would spell out 70 MB of names: refused.
+BIG = "x" * (1 << 20)
+torch.save({"fc.weight": torch.from_numpy(W), **{f"k{i}": BIG for i in range(6000)}}, OUT / "memo_string_fetched_6000_times.pt")
+case("memo_string_fetched_6000_times.pt", args=("info", "{file}"), exit=0, stdout="(1048576 bytes)")
+KEY = "y" * 1024
+torch.save({"fc.weight": torch.from_numpy(W), "o": [{KEY: 1} for _ in range(70_000)]}, OUT / "memo_names_blow_up.pt")
+case("memo_names_blow_up.pt", args=("info", "{file}"), stderr="more than 64 MiB")
 case("zip_short_storage.pt", checkpoint(weights(), {"0": W_BYTES[:100]}), stderr="holds 100 bytes, not 512 elements")
 case("zip_long_storage.pt", checkpoint(weights(), {"0": W_BYTES + b"\0" * 64}), stderr="holds 2112 bytes, not 512 elements")
 case("zip_missing_storage.pt", checkpoint(weights(), {}), stderr="data/0 is missing")
@@ -184,7 +198,7 @@ deep_dict = b"\x80\x02" + b"}" * 50_000 + b"."
 case("zip_deep_dicts_unbuilt.pt", checkpoint(deep_dict, {}), stderr="no weight matrices")
 cycle = b"\x80\x02]q\x00h\x00a."
 case("zip_self_containing_list.pt", checkpoint(cycle, {}), stderr="no weight matrices")
-case("zip_shared_lists.pt", checkpoint(b"\x80\x02" + b"]" + b"".join([b"q\x00(h\x00h\x00l" for _ in range(40)]) + b".", {}), stderr="no weight matrices")
+case("zip_shared_lists.pt", checkpoint(b"\x80\x02" + b"]" + b"".join([b"q\x00(h\x00h\x00l" for _ in range(40)]) + b".", {}), stderr="more than 64 MiB")
 case("zip_many_marks.pt", checkpoint(b"\x80\x02" + b"(" * 1_000_000 + b".", {}), stderr="stack underflow")
 # Zip headers that lie.
 valid_zip = bytearray(checkpoint(weights(), {"0": W_BYTES}))
@@ -625,6 +639,13 @@ zoo_bad.mkdir(exist_ok=True)
 (zoo_bad / "deep.pt").write_bytes(checkpoint(b"\x80\x02)" + b"\x85" * 50_000 + b".", {}))
 (zoo_bad / "short.pt").write_bytes(checkpoint(weights(), {"0": W_BYTES[:100]}))
 case("zoo_mixed", args=("zoo", str(zoo_bad), "--cache", "none"), exit=2, stdout="good.safetensors")
+# A named pipe among a zoo's files is never opened, and the report says it passed it over.
+zoo_pipe = OUT / "zoo_pipe"
+zoo_pipe.mkdir(exist_ok=True)
+(zoo_pipe / "good.safetensors").write_bytes((OUT / "st_valid.safetensors").read_bytes())
+if not (zoo_pipe / "weights.pt").exists():
+    os.mkfifo(zoo_pipe / "weights.pt")
+case("zoo_pipe", args=("zoo", str(zoo_pipe), "--cache", "none"), exit=0, stdout="weights.pt: a named pipe (FIFO), never read")
 
 (OUT / "cases.json").write_text(json.dumps(CASES, indent=1))
 print(f"{len(CASES)} hostile cases in {OUT}")

@@ -30,6 +30,12 @@ MODELS = {
     },
     # Silero's voice-activity detector: an STFT as a 1-channel Conv1d, four Conv1d with k = 3,
     # an LSTMCell and a 1-output Conv1d head.
+    # LPIPS's linear heads (Zhang et al. 2018), saved by Python 2-era torch as a legacy pickle
+    # whose OrderedDict is built from [name, tensor] lists, on CUDA.
+    "lpips==0.1.4": {
+        "lpips/weights/v0.1/alex.pth": "df73285e35b22355a2df87cdb6b70b343713b667eddbda73e1977e0c860835c0",
+        "lpips/weights/v0.0/squeeze.pth": "c27abd3a0145541baa50990817df58d3759c3f8154949f42af3b59b4e042d0bf",
+    },
     "silero-vad==6.2.3": {
         "silero_vad/data/silero_vad_16k.safetensors": "c59271c284ae9c8335d795d60e0bfdb71aaaceec578d9bd9ffc1b8153c319ea1",
     },

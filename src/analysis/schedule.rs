@@ -6,6 +6,13 @@ use crate::error::Result;
 use crate::model::layers::WeightLayer;
 use crate::spectrum;
 
+/// Whether a layer's outcome ends the run: an error does, except a spectrum outside float64's
+/// range, which only skips that layer (the others are still analysed, whichever finishes
+/// first).
+fn stops_the_run(result: &Result<Option<LayerSpectra>>) -> bool {
+    matches!(result, Err(err) if !matches!(err, crate::error::Error::OutOfRange { .. }))
+}
+
 /// The spectra of every selected layer, in order; `None` for layers not reached because an
 /// earlier one failed.
 ///
@@ -32,7 +39,7 @@ pub(super) fn all_spectra(
             on_layer(index, total, &layer.name);
             let result = LoadedLayer::load(layer, index, options)
                 .and_then(|loaded| layer_spectra(loaded, device, options, || ()));
-            let failed = result.is_err();
+            let failed = stops_the_run(&result);
             results[index] = Some(result);
             if failed {
                 break;
@@ -64,7 +71,7 @@ pub(super) fn all_spectra(
                     let index = loaded.index;
                     let result = layer_spectra(loaded, device, options, || slot.shrink());
                     crate::environment::release_freed_memory();
-                    failed.fetch_or(result.is_err(), Ordering::Relaxed);
+                    failed.fetch_or(stops_the_run(&result), Ordering::Relaxed);
                     drop(slot);
                     if done.send((index, result)).is_err() {
                         break;

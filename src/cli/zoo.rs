@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
-use rmt_torch::model::discovery::find_models;
+use rmt_torch::model::discovery::search;
 use rmt_torch::workflows::health::{Policy, Rule};
 use rmt_torch::workflows::zoo::history::last_run_path;
 use rmt_torch::workflows::zoo::{
@@ -148,7 +148,8 @@ pub fn run(args: ZooArgs) -> anyhow::Result<ExitCode> {
     if let Some(path) = &args.policy {
         policy.rules.extend(Policy::read(path)?.rules);
     }
-    let mut models = find_models(&args.paths)?;
+    let found = search(&args.paths)?;
+    let mut models = found.models;
     let inputs: Vec<&std::path::Path> = models.iter().map(PathBuf::as_path).collect();
     args.output.prepare(&inputs)?;
     for path in args.layers_csv.iter().chain(&args.html) {
@@ -228,6 +229,7 @@ pub fn run(args: ZooArgs) -> anyhow::Result<ExitCode> {
     if let Some((before, since)) = &previous {
         report.history = Some(History::since(&report.models, before, since));
     }
+    report.skipped = found.skipped;
     if let Some(last) = &last_run {
         let text = rmt_torch::report::to_json(&report)?;
         if let Err(err) = std::fs::write(last, text) {

@@ -10,14 +10,38 @@ use super::file::directory_entries;
 use crate::error::{Error, Result};
 
 /// File extensions taken as model files when a directory is searched.
-pub const MODEL_EXTENSIONS: &[&str] = &["pt", "pth", "bin", "ckpt", "safetensors", "tar"];
+pub const MODEL_EXTENSIONS: &[&str] = &["pt", "pth", "bin", "ckpt", "safetensors", "tar", "gguf"];
+
+/// An entry of a searched directory that is not taken as a model, and why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Skipped {
+    /// The entry.
+    pub path: PathBuf,
+    /// Why it is not read.
+    pub reason: String,
+}
+
+/// What a search found: the models, and every entry of the searched directories passed over.
+#[derive(Debug, Default)]
+pub struct Found {
+    /// Model files and checkpoint directories, sorted, without duplicates.
+    pub models: Vec<PathBuf>,
+    /// Entries not taken, in the order met.
+    pub skipped: Vec<Skipped>,
+}
 
 /// Models under `paths`: files as given (they must be regular files), checkpoint directories
 /// as one model each, other directories searched recursively for [`MODEL_EXTENSIONS`]; sorted
 /// and without duplicates. Finding none
 /// is an error that names the paths searched.
 pub fn find_models(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    let mut found = Vec::new();
+    search(paths).map(|found| found.models)
+}
+
+/// Like [`find_models`], with the entries of searched directories it passes over (a named
+/// pipe, a dangling link, a file of another kind, a second link to a file) and why.
+pub fn search(paths: &[PathBuf]) -> Result<Found> {
+    let mut found = Found::default();
     let mut visited = HashSet::new();
     for path in paths {
         let metadata = std::fs::metadata(path).map_err(|source| Error::Io {
@@ -25,11 +49,11 @@ pub fn find_models(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
             source,
         })?;
         if metadata.is_dir() && is_checkpoint_dir(path) {
-            found.push(path.clone());
+            found.models.push(path.clone());
         } else if metadata.is_dir() {
             walk(path, &mut visited, &mut found)?;
         } else if metadata.is_file() {
-            found.push(path.clone());
+            found.models.push(path.clone());
         } else {
             return Err(Error::UnsupportedFormat {
                 path: path.clone(),
@@ -37,9 +61,9 @@ pub fn find_models(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
             });
         }
     }
-    found.sort();
-    found.dedup();
-    if found.is_empty() {
+    found.models.sort();
+    found.models.dedup();
+    if found.models.is_empty() {
         let searched: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
         return Err(Error::InvalidInput(format!(
             "no model files (.{}) or checkpoint directories found in {}",
@@ -50,7 +74,7 @@ pub fn find_models(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(found)
 }
 
-fn walk(dir: &Path, visited: &mut HashSet<PathBuf>, found: &mut Vec<PathBuf>) -> Result<()> {
+fn walk(dir: &Path, visited: &mut HashSet<PathBuf>, found: &mut Found) -> Result<()> {
     let io = |source| Error::Io {
         path: dir.to_path_buf(),
         source,
@@ -61,18 +85,41 @@ fn walk(dir: &Path, visited: &mut HashSet<PathBuf>, found: &mut Vec<PathBuf>) ->
         return Ok(());
     }
     for path in directory_entries(dir)? {
-        let Ok(metadata) = std::fs::metadata(&path) else {
-            continue; // a dangling link
+        let mut skip = |reason: String| {
+            found.skipped.push(Skipped {
+                path: path.clone(),
+                reason,
+            })
+        };
+        let metadata = match std::fs::metadata(&path) {
+            Ok(metadata) => metadata,
+            Err(err) => {
+                skip(format!("cannot be followed ({err})"));
+                continue;
+            }
         };
         if metadata.is_dir() && is_checkpoint_dir(&path) {
-            found.push(path);
+            found.models.push(path);
         } else if metadata.is_dir() {
-            walk(&path, visited, found)?;
-        } else if metadata.is_file() && has_model_extension(&path) {
-            let canonical = std::fs::canonicalize(&path).map_err(io)?;
-            if visited.insert(canonical) {
-                found.push(path);
+            if visited.contains(&std::fs::canonicalize(&path).map_err(io)?) {
+                skip("a directory already searched (through a link)".into());
+            } else {
+                walk(&path, visited, found)?;
             }
+        } else if !metadata.is_file() {
+            skip(format!(
+                "{}, never read",
+                super::file::describe(metadata.file_type())
+            ));
+        } else if !has_model_extension(&path) {
+            skip(format!(
+                "not a model file's extension (.{})",
+                MODEL_EXTENSIONS.join(" .")
+            ));
+        } else if !visited.insert(std::fs::canonicalize(&path).map_err(io)?) {
+            skip("a second link to a file already listed".into());
+        } else {
+            found.models.push(path);
         }
     }
     Ok(())
@@ -97,12 +144,36 @@ mod tests {
         std::fs::write(dir.join("a/notes.txt"), b"x").unwrap();
         std::os::unix::fs::symlink(&dir, dir.join("a/b/loop")).unwrap();
         std::os::unix::fs::symlink(dir.join("a/b/m.pt"), dir.join("a/same.pt")).unwrap();
-        let found = find_models(std::slice::from_ref(&dir)).unwrap();
-        assert_eq!(found.len(), 1, "{found:?}");
+        let found = search(std::slice::from_ref(&dir)).unwrap();
+        assert_eq!(found.models.len(), 1, "{found:?}");
+        let reasons: Vec<String> = found
+            .skipped
+            .iter()
+            .map(|s| {
+                format!(
+                    "{}: {}",
+                    s.path.file_name().unwrap().to_str().unwrap(),
+                    s.reason
+                )
+            })
+            .collect();
+        assert!(
+            reasons.contains(&"loop: a directory already searched (through a link)".into())
+                && reasons
+                    .iter()
+                    .any(|r| r.starts_with("notes.txt: not a model file"))
+                && reasons.contains(&"same.pt: a second link to a file already listed".into()),
+            "{reasons:?}"
+        );
         let fifo = dir.join("pipe.pt");
         let made = std::process::Command::new("mkfifo").arg(&fifo).status();
         if made.is_ok_and(|s| s.success()) {
-            assert_eq!(find_models(std::slice::from_ref(&dir)).unwrap().len(), 1);
+            let found = search(std::slice::from_ref(&dir)).unwrap();
+            assert_eq!(found.models.len(), 1);
+            assert!(found
+                .skipped
+                .iter()
+                .any(|s| s.path == fifo && s.reason == "a named pipe (FIFO), never read"));
             let err = find_models(&[fifo]).unwrap_err().to_string();
             assert!(err.contains("not a regular file"), "{err}");
         }

@@ -93,6 +93,43 @@ impl Deref for Pairs {
     }
 }
 
+impl Pairs {
+    /// Sets `key` to `value`: as in Python, a repeated key replaces the earlier value in place.
+    fn insert(&mut self, key: Value, value: Value) {
+        match self
+            .iter_mut()
+            .find(|(existing, _)| same_key(existing, &key))
+        {
+            Some(entry) => entry.1 = value,
+            None => self.push((key, value)),
+        }
+    }
+
+    /// The pairs `dict(source)` or `OrderedDict(source)` holds: a dict's pairs, or a list or
+    /// tuple of `[key, value]` pairs (as Python 2-era `torch.save` wrote an OrderedDict).
+    fn from_source(source: &Value) -> Result<Self> {
+        let mut pairs = Self::default();
+        let items: Vec<Value> = match source {
+            Value::Dict(dict) => return Ok(Self(dict.borrow().0.clone())),
+            Value::List(list) => list.borrow().0.clone(),
+            Value::Tuple(items) => items.0.clone(),
+            other => return error(format!("a dict built from a {}", kind_name(other))),
+        };
+        for item in items {
+            let pair: Vec<Value> = match &item {
+                Value::List(list) => list.borrow().0.clone(),
+                Value::Tuple(items) => items.0.clone(),
+                other => return error(format!("a dict built from a {}", kind_name(other))),
+            };
+            let [key, value] = <[Value; 2]>::try_from(pair).map_err(|pair| {
+                PickleError(format!("a dict built from a {}-item pair", pair.len()))
+            })?;
+            pairs.insert(key, value);
+        }
+        Ok(pairs)
+    }
+}
+
 impl DerefMut for Pairs {
     fn deref_mut(&mut self) -> &mut Vec<(Value, Value)> {
         &mut self.0
@@ -357,14 +394,7 @@ impl Machine<'_> {
                 let mut dict = dict.borrow_mut();
                 let mut items = items.into_iter();
                 while let (Some(key), Some(value)) = (items.next(), items.next()) {
-                    // As in Python, a repeated key replaces the earlier value in place.
-                    match dict
-                        .iter_mut()
-                        .find(|(existing, _)| same_key(existing, &key))
-                    {
-                        Some(entry) => entry.1 = value,
-                        None => dict.push((key, value)),
-                    }
+                    dict.insert(key, value);
                 }
                 Ok(())
             }
@@ -753,7 +783,11 @@ fn reduce(callable: Value, args: Value) -> Result<Value> {
     };
     match (module.as_str(), name.as_str()) {
         ("collections", "OrderedDict") | ("builtins", "dict") | ("__builtin__", "dict") => {
-            Ok(Value::Dict(Rc::new(RefCell::new(Pairs::default()))))
+            let pairs = match args_list.first() {
+                Some(source) => Pairs::from_source(source)?,
+                None => Pairs::default(),
+            };
+            Ok(Value::Dict(Rc::new(RefCell::new(pairs))))
         }
         ("torch._utils", "_rebuild_tensor_v2") | ("torch._utils", "_rebuild_tensor") => {
             match args_list {

@@ -148,6 +148,7 @@ fn legacy_pickles(bytes: &[u8]) -> std::result::Result<LegacyPickles, String> {
 /// The element size of every storage the object's tensors use, by key.
 fn storage_element_sizes(root: &Value) -> HashMap<String, u64> {
     walk(root)
+        .unwrap_or_default()
         .into_iter()
         .filter_map(|(_, value)| match value {
             Value::Tensor(view) => Dtype::of_storage(&view.storage_type)
@@ -188,7 +189,11 @@ fn build(
         ),
         None => weights_root(root),
     };
-    let entries = walk(&weights);
+    let entries = walk(&weights).map_err(|message| Error::Corrupt {
+        path: path.to_path_buf(),
+        format: "torch.save checkpoint",
+        message,
+    })?;
     let mut tensors = Vec::new();
     let mut other_entries = Vec::new();
     for (name, value) in entries {
@@ -279,7 +284,7 @@ fn weights_root(root: &Value) -> (Value, Option<String>) {
 
 fn key_text(key: &Value) -> String {
     match key {
-        Value::Str(text) => text.to_string(),
+        Value::Str(text) => shortened(text),
         Value::Int(i) => i.to_string(),
         Value::Bool(b) => b.to_string(),
         Value::None => "None".into(),
@@ -294,28 +299,70 @@ const MAX_DEPTH: usize = 64;
 /// pickle describe exponentially many paths.
 const MAX_VISITS: usize = 1_000_000;
 
-/// Every leaf under `value` with its dotted name; dicts, lists and tuples are walked.
-fn walk(value: &Value) -> Vec<(String, Value)> {
+/// A str of the pickle is kept (as a name or an entry's value) to this many bytes: one string
+/// memoised once can be referenced from thousands of places.
+const MAX_TEXT_BYTES: usize = 1024;
+/// The names of the leaves may take this many bytes in all: a few levels of long keys over
+/// many shared sub-structures would otherwise spell out gigabytes of names.
+const MAX_NAME_BYTES: usize = 64 << 20;
+
+/// `text`, cut to [`MAX_TEXT_BYTES`] (at a character boundary) with its length said.
+fn shortened(text: &str) -> String {
+    if text.len() <= MAX_TEXT_BYTES {
+        return text.to_string();
+    }
+    let mut end = MAX_TEXT_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", &text[..end], text.len())
+}
+
+/// What walking may still spend: values visited and bytes of names.
+struct Budget {
+    visits: usize,
+    name_bytes: usize,
+}
+
+/// Every leaf under `value` with its dotted name; dicts, lists and tuples are walked. Refused
+/// when the names would take more than [`MAX_NAME_BYTES`].
+fn walk(value: &Value) -> std::result::Result<Vec<(String, Value)>, String> {
     let mut out = Vec::new();
-    let mut budget = MAX_VISITS;
+    let mut budget = Budget {
+        visits: MAX_VISITS,
+        name_bytes: MAX_NAME_BYTES,
+    };
     flatten(value, None, 0, &mut budget, &mut out);
-    out
+    if budget.name_bytes == 0 {
+        return Err(format!(
+            "its entries' names would take more than {} MiB (a pickle whose memo references \
+             repeat long keys)",
+            MAX_NAME_BYTES >> 20
+        ));
+    }
+    Ok(out)
 }
 
 fn flatten(
     value: &Value,
     name: Option<String>,
     depth: usize,
-    budget: &mut usize,
+    budget: &mut Budget,
     out: &mut Vec<(String, Value)>,
 ) {
     let name_or_root =
         |name: Option<String>| name.unwrap_or_else(|| super::ROOT_TENSOR_NAME.to_string());
-    if *budget == 0 {
+    let name_bytes = name.as_ref().map_or(0, String::len);
+    if budget.visits == 0 || budget.name_bytes == 0 {
         return;
     }
-    *budget -= 1;
-    if depth > MAX_DEPTH || *budget == 0 {
+    if name_bytes >= budget.name_bytes {
+        budget.name_bytes = 0;
+        return;
+    }
+    budget.name_bytes -= name_bytes;
+    budget.visits -= 1;
+    if depth > MAX_DEPTH || budget.visits == 0 {
         let why = format!("nested deeper than {MAX_DEPTH} levels or over {MAX_VISITS} values");
         out.push((name_or_root(name), Value::Object(why)));
         return;
@@ -351,7 +398,7 @@ fn entry_value(value: &Value) -> EntryValue {
         Value::Int(i) => EntryValue::Int(*i),
         Value::LargeInt(_) => EntryValue::WideInt,
         Value::Float(f) => EntryValue::Float(*f),
-        Value::Str(s) => EntryValue::Str(s.to_string()),
+        Value::Str(s) => EntryValue::Str(shortened(s)),
         Value::Bytes(b) => EntryValue::Bytes(b.len()),
         Value::Tuple(items) => EntryValue::Tuple(items.len()),
         Value::List(list) => EntryValue::List(list.borrow().len()),
@@ -376,7 +423,7 @@ mod tests {
         // l = [l]: a cycle, cut at the depth limit.
         let cycle = Rc::new(RefCell::new(pickle::Items::default()));
         cycle.borrow_mut().push(Value::List(cycle.clone()));
-        let leaves = walk(&Value::List(cycle.clone()));
+        let leaves = walk(&Value::List(cycle.clone())).unwrap();
         assert_eq!(leaves.len(), 1);
         cycle.borrow_mut().clear();
         // lₖ = [lₖ₊₁, lₖ₊₁] over 60 levels: 2⁶⁰ paths, cut by the visit budget.
@@ -388,7 +435,7 @@ mod tests {
             ]))));
         }
         let start = std::time::Instant::now();
-        let leaves = walk(&level);
+        let leaves = walk(&level).unwrap();
         assert!(leaves.len() <= MAX_VISITS);
         assert!(matches!(leaves.last(), Some((_, Value::Object(why))) if why.contains("over")));
         assert!(start.elapsed().as_secs() < 10);

@@ -67,6 +67,30 @@ fn history_table(history: &History) -> String {
     out
 }
 
+/// Entries shown by name before the rest are counted (all are in the JSON's `skipped`).
+const SKIPPED_SHOWN: usize = 10;
+
+/// The entries of the searched directories passed over, one line each (the first few).
+fn skipped_lines(skipped: &[crate::model::discovery::Skipped]) -> String {
+    if skipped.is_empty() {
+        return String::new();
+    }
+    let mut out = format!(
+        "passed over {}:\n",
+        counted(skipped.len(), "entry", "entries")
+    );
+    for entry in skipped.iter().take(SKIPPED_SHOWN) {
+        out.push_str(&format!("  {}: {}\n", entry.path.display(), entry.reason));
+    }
+    if skipped.len() > SKIPPED_SHOWN {
+        out.push_str(&format!(
+            "  … and {} more (every one in the JSON report's skipped)\n",
+            skipped.len() - SKIPPED_SHOWN
+        ));
+    }
+    out
+}
+
 impl Render for ZooReport {
     fn table(&self) -> String {
         let mut table = Table::new([
@@ -132,10 +156,11 @@ impl Render for ZooReport {
             self.not_models,
             self.shard
                 .map_or(String::new(), |s| format!(" (shard {s})")),
-        ) + &self
-            .history
-            .as_ref()
-            .map_or_else(String::new, history_table)
+        ) + &skipped_lines(&self.skipped)
+            + &self
+                .history
+                .as_ref()
+                .map_or_else(String::new, history_table)
     }
 
     /// One flat row per model: rank, path, verdict and the summary fields.

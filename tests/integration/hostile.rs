@@ -54,6 +54,18 @@ fn check(dir: &std::path::Path, case: &Value) -> Option<String> {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // Drained while the case runs: a full pipe would stall a case that prints a lot.
+    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
     let started = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -66,9 +78,9 @@ fn check(dir: &std::path::Path, case: &Value) -> Option<String> {
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    let output = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let (stdout, stderr) = (stdout.join().unwrap(), stderr.join().unwrap());
+    let stdout = String::from_utf8_lossy(&stdout);
+    let stderr = String::from_utf8_lossy(&stderr);
     let expected = case["exit"].as_i64().unwrap() as i32;
     let Some(code) = status.code() else {
         return Some(format!("{name}: killed by a signal ({status}): {stderr}"));

@@ -100,3 +100,34 @@ fn torchscript_weights_read_as_data_equal_libtorchs_parameters() {
         }
     }
 }
+
+/// lpips 0.1.4's weights, written by Python 2-era torch as `OrderedDict([[name, tensor], …])`
+/// over CUDA storages: every tensor equals what `torch.load` reads, value for value.
+#[test]
+fn a_python2_era_ordered_dict_of_lists_loads_as_torch_loads_it() {
+    const TORCH: &str = r#"
+import json, sys, torch
+state = torch.load(sys.argv[1], map_location="cpu", weights_only=True)
+print(json.dumps({k: v.flatten().tolist() for k, v in state.items()}))
+"#;
+    for file in ["lpips/alex.pth", "lpips/squeeze.pth"] {
+        let path = fixtures::pypi_model(file);
+        let expected: serde_json::Map<String, serde_json::Value> =
+            fixtures::python_json(TORCH, &[&path]);
+        let model = Model::load(&path).unwrap();
+        assert_eq!(model.format, FileFormat::TorchSaveLegacy);
+        assert_eq!(model.tensors.len(), expected.len(), "{file}");
+        for (tensor, (name, values)) in model.tensors.iter().zip(&expected) {
+            assert_eq!(&tensor.name, name, "{file}");
+            let ours: Vec<f64> = Vec::try_from(
+                tensor
+                    .load()
+                    .unwrap()
+                    .to_kind(tch::Kind::Double)
+                    .flatten(0, -1),
+            )
+            .unwrap();
+            assert_eq!(ours, fixtures::floats(values), "{file}: {name}");
+        }
+    }
+}

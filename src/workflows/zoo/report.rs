@@ -37,6 +37,10 @@ pub struct ZooReport {
     /// What changed since a previous run, when one was given (`zoo --since`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub history: Option<super::History>,
+    /// Entries of the searched directories passed over (a named pipe, a file of another
+    /// kind, a dangling link), with the reason.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<crate::model::discovery::Skipped>,
 }
 
 impl ZooReport {
@@ -75,6 +79,7 @@ impl ZooReport {
             not_models: count(Verdict::NotAModel),
             models: entries,
             history: None,
+            skipped: Vec::new(),
         }
     }
 
@@ -150,12 +155,17 @@ impl ZooReport {
                 shards.len()
             ));
         }
+        let mut skipped: Vec<_> = reports.iter().flat_map(|r| r.skipped.clone()).collect();
+        skipped.sort_by(|a, b| a.path.cmp(&b.path));
+        skipped.dedup();
         let mut entries: Vec<ZooEntry> = reports.into_iter().flat_map(|r| r.models).collect();
         entries.sort_by(|a, b| a.path.cmp(&b.path));
         if let Some(pair) = entries.windows(2).find(|pair| pair[0].path == pair[1].path) {
             return invalid(format!("{} appears in more than one report", pair[0].path));
         }
-        Ok(Self::new(entries, rank_by, descending, &rules, None))
+        let mut merged = Self::new(entries, rank_by, descending, &rules, None);
+        merged.skipped = skipped;
+        Ok(merged)
     }
 
     /// 0 healthy, 1 a policy violated, 2 a model could not be analysed.
