@@ -426,18 +426,23 @@ mod tests {
         let leaves = walk(&Value::List(cycle.clone())).unwrap();
         assert_eq!(leaves.len(), 1);
         cycle.borrow_mut().clear();
-        // lₖ = [lₖ₊₁, lₖ₊₁] over 60 levels: 2⁶⁰ paths, cut by the visit budget.
-        let mut level = Value::Int(0);
-        for _ in 0..60 {
-            level = Value::List(Rc::new(RefCell::new(pickle::Items(vec![
-                level.clone(),
-                level,
-            ]))));
-        }
+        // lₖ = [lₖ₊₁, lₖ₊₁] over k levels: 2ᵏ paths, cut by the visit budget (20 levels of
+        // short names) or refused for the bytes of their names (60 levels).
+        let shared = |levels: usize| {
+            let mut level = Value::Int(0);
+            for _ in 0..levels {
+                level = Value::List(Rc::new(RefCell::new(pickle::Items(vec![
+                    level.clone(),
+                    level,
+                ]))));
+            }
+            level
+        };
         let start = std::time::Instant::now();
-        let leaves = walk(&level).unwrap();
+        let leaves = walk(&shared(20)).unwrap();
         assert!(leaves.len() <= MAX_VISITS);
         assert!(matches!(leaves.last(), Some((_, Value::Object(why))) if why.contains("over")));
+        assert!(walk(&shared(60)).unwrap_err().contains("more than 64 MiB"));
         assert!(start.elapsed().as_secs() < 10);
     }
 }
