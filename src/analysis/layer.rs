@@ -310,6 +310,7 @@ pub(super) fn layer_report(layer: LayerSpectra, options: &AnalyzeOptions) -> Lay
         layer_id,
         block: role.and_then(|r| r.block),
         role: role.map(|r| r.part),
+        expert: role.and_then(|r| r.expert),
         name,
         kind,
         shape: stored_shape,

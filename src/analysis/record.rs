@@ -127,6 +127,9 @@ pub struct LayerReport {
     pub block: Option<usize>,
     /// Its part of a transformer ([`crate::model::roles::role_of`]); `None` when its name is not one.
     pub role: Option<Part>,
+    /// The expert it is, in a mixture-of-experts block (`…experts.7.up`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expert: Option<usize>,
     /// The tensor's shape as stored.
     pub shape: Vec<i64>,
     /// The stored dtype (the spectrum is always f64).

@@ -21,6 +21,65 @@ pub struct BlockSummary {
     pub mlp_alpha: Option<f64>,
     /// MLP weights analysed.
     pub mlp_layers: usize,
+    /// Its experts, in a mixture-of-experts block.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub experts: Option<ExpertSummary>,
+}
+
+/// A mixture-of-experts block's experts: α over them, and the one furthest from the others.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExpertSummary {
+    /// Experts with at least one analysed projection.
+    pub experts: usize,
+    /// Mean over experts of each expert's mean α (over its gate, up and down projections).
+    pub alpha_mean: Option<f64>,
+    /// Standard deviation of the experts' mean α (population).
+    pub alpha_spread: Option<f64>,
+    /// The expert whose mean α is furthest from the block's mean.
+    pub outlier: Option<usize>,
+    /// Its mean α.
+    pub outlier_alpha: Option<f64>,
+}
+
+impl ExpertSummary {
+    /// The experts among a block's `members`; `None` when none is an expert.
+    fn of(members: &[&LayerReport]) -> Option<Self> {
+        let mut experts: Vec<usize> = members.iter().filter_map(|l| l.expert).collect();
+        experts.sort_unstable();
+        experts.dedup();
+        if experts.is_empty() {
+            return None;
+        }
+        let means: Vec<(usize, f64)> = experts
+            .iter()
+            .filter_map(|&expert| {
+                let alphas: Vec<f64> = members
+                    .iter()
+                    .filter(|l| l.expert == Some(expert))
+                    .filter_map(|l| l.power_law.as_ref().map(|fit| fit.alpha))
+                    .collect();
+                (!alphas.is_empty())
+                    .then(|| (expert, alphas.iter().sum::<f64>() / alphas.len() as f64))
+            })
+            .collect();
+        let count = means.len() as f64;
+        let mean = (!means.is_empty()).then(|| means.iter().map(|m| m.1).sum::<f64>() / count);
+        let spread = mean
+            .map(|mean| (means.iter().map(|m| (m.1 - mean).powi(2)).sum::<f64>() / count).sqrt());
+        let outlier = mean.and_then(|mean| {
+            means
+                .iter()
+                .copied()
+                .max_by(|a, b| (a.1 - mean).abs().total_cmp(&(b.1 - mean).abs()))
+        });
+        Some(Self {
+            experts: experts.len(),
+            alpha_mean: mean,
+            alpha_spread: spread,
+            outlier: outlier.map(|o| o.0),
+            outlier_alpha: outlier.map(|o| o.1),
+        })
+    }
 }
 
 impl BlockSummary {
@@ -50,12 +109,15 @@ impl BlockSummary {
                 };
                 let (attention_alpha, attention_layers) = of(Sublayer::Attention);
                 let (mlp_alpha, mlp_layers) = of(Sublayer::Mlp);
+                let members: Vec<&LayerReport> =
+                    layers.iter().filter(|l| l.block == Some(block)).collect();
                 Self {
                     block,
                     attention_alpha,
                     attention_layers,
                     mlp_alpha,
                     mlp_layers,
+                    experts: ExpertSummary::of(&members),
                 }
             })
             .collect()

@@ -6,6 +6,7 @@
 //! eigenvalues are pooled: WeightWatcher's reading of Conv2d) or reshaped to one out × in·k matrix
 //! (Thamm, Staats & Rosenow 2022). [`LayerSelection::weightwatcher`] applies WeightWatcher 0.7.7's
 //! own rules instead (`--ww-compat`): which layers it analyses, and its reading of Conv1d.
+use super::experts::ExpertLayout;
 use std::fmt;
 
 use regex::Regex;
@@ -225,7 +226,11 @@ pub struct WeightLayer<'m> {
     pub conv_mode: ConvMode,
     /// The tensor (read when its matrices are asked for).
     pub tensor: &'m NamedTensor,
-    /// For a part of a split fused projection: the dimension and the indices it keeps.
+    /// For one expert of a 3-D mixture-of-experts tensor: its index along the first dimension
+    /// (the layer is that slice, read alone).
+    pub expert: Option<usize>,
+    /// For a part of a split fused projection: the dimension and the indices it keeps (of the
+    /// expert's slice, for an expert).
     pub rows: Option<(usize, Vec<i64>)>,
 }
 
@@ -292,15 +297,26 @@ pub fn classify(named: &NamedTensor, selection: &LayerSelection) -> Verdict {
     if dims.contains(&0) {
         return Verdict::Skipped("empty tensor".into());
     }
-    let (rows, cols, slices) = match (layer_kind, selection.conv_mode) {
-        (LayerKind::Dense, _) => (dims[0], dims[1], 1),
-        (LayerKind::Conv1d, ConvMode::WeightWatcher) => {
+    let experts = ExpertLayout::of(&named.name, &named.shape);
+    let layer_kind = if experts.is_some() {
+        LayerKind::Dense
+    } else {
+        layer_kind
+    };
+    let (rows, cols, slices) = match (layer_kind, selection.conv_mode, &experts) {
+        (LayerKind::Dense, _, Some(layout)) => (
+            dims[1] / layout.parts.len(),
+            dims[2],
+            layout.experts * layout.parts.len(),
+        ),
+        (LayerKind::Dense, _, None) => (dims[0], dims[1], 1),
+        (LayerKind::Conv1d, ConvMode::WeightWatcher, _) => {
             (*dims.iter().max().unwrap(), *dims.iter().min().unwrap(), 1)
         }
-        (_, ConvMode::Slices | ConvMode::WeightWatcher) => {
+        (_, ConvMode::Slices | ConvMode::WeightWatcher, _) => {
             (dims[0], dims[1], dims[2..].iter().product())
         }
-        (_, ConvMode::Reshape) => (dims[0], dims[1..].iter().product(), 1),
+        (_, ConvMode::Reshape, _) => (dims[0], dims[1..].iter().product(), 1),
     };
     let shape = MatrixShape {
         n: rows.max(cols),
@@ -377,8 +393,13 @@ pub fn select<'m>(
             shape,
             conv_mode: selection.conv_mode,
             tensor: named,
+            expert: None,
             rows: None,
         };
+        if let Some(layout) = ExpertLayout::of(&named.name, &named.shape) {
+            layers.extend(whole.experts(layout));
+            continue;
+        }
         let fused = selection.split_fused
             && roles::role_of(&named.name).is_some_and(|r| r.part == Part::FusedQkv);
         if !fused {
@@ -452,10 +473,60 @@ impl WeightLayer<'_> {
         as_matrices(&self.weight()?, self.kind, self.conv_mode)
     }
 
-    /// The layer's weight as stored (its rows, for a part of a fused projection), read from
-    /// its file now.
+    /// One layer per expert and part of a 3-D expert tensor, each its expert's slice (and its
+    /// half of the rows, for a fused gate-up projection).
+    fn experts(self, layout: ExpertLayout) -> impl Iterator<Item = Self> {
+        let dims = &self.tensor.shape;
+        let (rows, cols) = (dims[1] / layout.parts.len() as i64, dims[2]);
+        let shape = MatrixShape {
+            n: rows.max(cols) as usize,
+            m: rows.min(cols) as usize,
+            slices: 1,
+        };
+        let split = layout.parts.len() > 1;
+        (0..layout.experts).flat_map(move |expert| {
+            let (layout, this) = (layout.clone(), self.clone());
+            layout
+                .parts
+                .clone()
+                .into_iter()
+                .enumerate()
+                .map(move |(index, part)| WeightLayer {
+                    name: layout.layer_name(expert, part),
+                    kind: LayerKind::Dense,
+                    shape,
+                    expert: Some(expert),
+                    rows: split.then(|| {
+                        (
+                            0,
+                            (index as i64 * rows..(index as i64 + 1) * rows).collect(),
+                        )
+                    }),
+                    ..this.clone()
+                })
+        })
+    }
+
+    /// The shape of what the layer reads: the stored one, less an expert's first dimension,
+    /// with a fused projection's part cut to its rows.
+    pub fn stored_shape(&self) -> Vec<i64> {
+        let mut shape = self.tensor.shape.clone();
+        if self.expert.is_some() {
+            shape.remove(0);
+        }
+        if let Some((dim, indices)) = &self.rows {
+            shape[*dim] = indices.len() as i64;
+        }
+        shape
+    }
+
+    /// The layer's weight as stored (its rows, for a part of a fused projection; its slice, for
+    /// an expert), read from its file now.
     pub fn weight(&self) -> Result<Tensor> {
-        let tensor = self.tensor.load()?;
+        let tensor = match self.expert {
+            Some(expert) => self.tensor.load_slice(expert)?,
+            None => self.tensor.load()?,
+        };
         Ok(match &self.rows {
             Some((dim, indices)) => {
                 tensor.f_index_select(*dim as i64, &Tensor::from_slice(indices))?
@@ -576,6 +647,7 @@ mod tests {
             },
             conv_mode: ConvMode::Slices,
             tensor: &named,
+            expert: None,
             rows: None,
         };
         let m = layer.matrices().unwrap();

@@ -7,6 +7,7 @@ mod archive;
 mod checkpoint_dir;
 pub mod discovery;
 mod dtype;
+pub mod experts;
 mod file;
 mod format;
 pub mod fused;
@@ -97,6 +98,16 @@ impl NamedTensor {
             shape: quantized.shape().to_vec(),
             tied_to: None,
             source: Source::Quantized(quantized),
+        }
+    }
+
+    /// Slice `index` along the first dimension (one expert of a 3-D expert tensor), reading
+    /// only its bytes where the tensor is in a file.
+    pub fn load_slice(&self, index: usize) -> Result<tch::Tensor> {
+        match &self.source {
+            Source::Stored(stored) => stored.slice(index).read(&self.dtype, &self.name),
+            Source::Quantized(quantized) => quantized.slice(index).dense(&self.name),
+            _ => Ok(self.load()?.f_select(0, index as i64)?),
         }
     }
 
@@ -630,6 +641,17 @@ impl Model {
                         update.scale
                     ),
                     None => verdict,
+                };
+                let verdict = match experts::ExpertLayout::of(&named.name, &named.shape) {
+                    Some(layout) if analysed => format!(
+                        "mixture of experts: {} experts × ({}), each analysed alone as \
+                         {}N.{}; {verdict}",
+                        layout.experts,
+                        layout.parts.join(", "),
+                        layout.prefix,
+                        layout.parts.join("|")
+                    ),
+                    _ => verdict,
                 };
                 let dequantised = named.quantization().map(|q| q.scheme.describe());
                 let verdict = match &dequantised {

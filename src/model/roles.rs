@@ -77,6 +77,8 @@ pub struct Role {
     pub block: Option<usize>,
     /// What the weight does.
     pub part: Part,
+    /// The expert, for one expert of a mixture-of-experts block (`…experts.7.up`).
+    pub expert: Option<usize>,
 }
 
 /// Segments that introduce a block number.
@@ -98,6 +100,9 @@ pub fn role_of(name: &str) -> Option<Role> {
     }
     let lower = name.to_ascii_lowercase();
     let mut segments: Vec<&str> = lower.split('.').collect();
+    if let Some(role) = expert_role(&segments) {
+        return Some(role);
+    }
     match segments.last() {
         Some(&"weight") => {
             segments.pop();
@@ -105,12 +110,7 @@ pub fn role_of(name: &str) -> Option<Role> {
         Some(&"in_proj_weight") => {}
         _ => return None,
     }
-    let block = segments.windows(2).find_map(|pair| {
-        BLOCK_LISTS
-            .contains(&pair[0])
-            .then(|| pair[1].parse::<usize>().ok())
-            .flatten()
-    });
+    let block = block_of(&segments);
     let last = *segments.last()?;
     let parent = segments.len().checked_sub(2).map(|i| segments[i]);
     let within = |words: &[&str]| {
@@ -170,7 +170,46 @@ pub fn role_of(name: &str) -> Option<Role> {
     if part.sublayer().is_some() && block.is_none() {
         return None;
     }
-    Some(Role { block, part })
+    // Experts stored one matrix each (Mixtral's `experts.3.w1`, Qwen-MoE's `experts.3.up_proj`).
+    let expert = segments.windows(2).find_map(|pair| {
+        (pair[0] == "experts")
+            .then(|| pair[1].parse::<usize>().ok())
+            .flatten()
+    });
+    Some(Role {
+        block,
+        part,
+        expert,
+    })
+}
+
+/// The block number in `segments`, after one of [`BLOCK_LISTS`].
+fn block_of(segments: &[&str]) -> Option<usize> {
+    segments.windows(2).find_map(|pair| {
+        BLOCK_LISTS
+            .contains(&pair[0])
+            .then(|| pair[1].parse::<usize>().ok())
+            .flatten()
+    })
+}
+
+/// One expert's projection of a mixture-of-experts block, as [`crate::model::experts`]
+/// names it: `…experts.7.gate`, `.up`, `.down`.
+fn expert_role(segments: &[&str]) -> Option<Role> {
+    let [.., "experts", expert, part] = segments else {
+        return None;
+    };
+    let part = match *part {
+        "gate" => Part::MlpGate,
+        "up" => Part::MlpUp,
+        "down" => Part::MlpDown,
+        _ => return None,
+    };
+    Some(Role {
+        block: block_of(segments),
+        part,
+        expert: Some(expert.parse().ok()?),
+    })
 }
 
 #[cfg(test)]
@@ -245,6 +284,14 @@ mod tests {
             ("blk.7.ffn_gate.weight", Some(7), MlpGate),
             ("blk.7.ffn_up.weight", Some(7), MlpUp),
             ("blk.7.ffn_down.weight", Some(7), MlpDown),
+            // One expert of a mixture-of-experts block
+            ("model.layers.2.mlp.experts.5.up", Some(2), MlpUp),
+            ("blk.2.experts.5.down", Some(2), MlpDown),
+            (
+                "model.layers.1.block_sparse_moe.experts.3.w1.weight",
+                Some(1),
+                MlpGate,
+            ),
             // GPT-NeoX, OPT, ViT, nn.MultiheadAttention
             (
                 "gpt_neox.layers.2.attention.query_key_value.weight",
@@ -294,6 +341,20 @@ mod tests {
         ];
         for (name, block, part) in cases {
             assert_eq!(role(name), Some((block, part)), "{name}");
+        }
+    }
+
+    #[test]
+    fn experts_are_numbered() {
+        for (name, expert) in [
+            ("model.layers.2.mlp.experts.5.up", Some(5)),
+            (
+                "model.layers.1.block_sparse_moe.experts.3.w1.weight",
+                Some(3),
+            ),
+            ("model.layers.1.mlp.up_proj.weight", None),
+        ] {
+            assert_eq!(role_of(name).unwrap().expert, expert, "{name}");
         }
     }
 

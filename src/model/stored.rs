@@ -201,6 +201,18 @@ impl StoredTensor {
             && self.view == other.view
     }
 
+    /// Slice `index` of the first dimension, a view inside this one (`index` below its size).
+    pub fn slice(&self, index: usize) -> Self {
+        Self {
+            view: View {
+                offset: self.view.offset + index as u64 * self.view.stride[0] as u64,
+                size: self.view.size[1..].to_vec(),
+                stride: self.view.stride[1..].to_vec(),
+            },
+            ..self.clone()
+        }
+    }
+
     /// The view's shape.
     pub fn shape(&self) -> &[i64] {
         &self.view.size

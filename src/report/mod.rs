@@ -452,19 +452,41 @@ pub fn analysis_table(analysis: &Analysis, columns: Columns) -> String {
         );
     }
     if !analysis.blocks.is_empty() {
-        let mut blocks =
-            table::Table::new(["block", "attention alpha", "layers", "mlp alpha", "layers"]);
+        let with_experts = analysis.blocks.iter().any(|b| b.experts.is_some());
+        let mut header = vec!["block", "attention alpha", "layers", "mlp alpha", "layers"];
+        if with_experts {
+            header.extend(["experts", "expert alpha", "spread", "outlier expert"]);
+        }
+        let mut blocks = table::Table::new(header);
         for block in &analysis.blocks {
-            blocks.push(vec![
+            let mut row = vec![
                 block.block.to_string(),
                 format_optional(block.attention_alpha),
                 block.attention_layers.to_string(),
                 format_optional(block.mlp_alpha),
                 block.mlp_layers.to_string(),
-            ]);
+            ];
+            if with_experts {
+                let experts = block.experts.as_ref();
+                row.extend([
+                    experts.map_or("-".into(), |e| e.experts.to_string()),
+                    format_optional(experts.and_then(|e| e.alpha_mean)),
+                    format_optional(experts.and_then(|e| e.alpha_spread)),
+                    experts
+                        .and_then(|e| Some(format!("{} (α {:.3})", e.outlier?, e.outlier_alpha?)))
+                        .unwrap_or_else(|| "-".into()),
+                ]);
+            }
+            blocks.push(row);
         }
         out.push_str("\nper transformer block (mean alpha of the fitted weights):\n");
         out.push_str(&blocks.render());
+        if with_experts {
+            out.push_str(
+                "experts: α of each expert (mean over its projections), their mean and spread \
+                 over the block, and the expert furthest from the mean\n",
+            );
+        }
     }
     if !analysis.skipped.is_empty() {
         out.push_str(&format!(

@@ -119,7 +119,10 @@ pub fn match_layers(
             continue;
         };
         taken[partner] = true;
-        let (ours, theirs) = (stored_shape(layer), stored_shape(&other[partner]));
+        let (ours, theirs) = (
+            WeightLayer::stored_shape(layer),
+            WeightLayer::stored_shape(&other[partner]),
+        );
         let transposed: Vec<i64> = ours.iter().rev().copied().collect();
         let storage = if ours == theirs {
             Storage::Same
@@ -147,16 +150,6 @@ pub fn match_layers(
         });
     }
     (pairs, unmatched)
-}
-
-/// A weight layer's shape as the comparison reads it: the stored one, with a fused
-/// projection's part cut to its rows.
-fn stored_shape(layer: &WeightLayer<'_>) -> Vec<i64> {
-    let mut shape = layer.tensor.shape.clone();
-    if let Some((dim, indices)) = &layer.rows {
-        shape[*dim] = indices.len() as i64;
-    }
-    shape
 }
 
 /// One matched layer: both sides' analyses, the update's, and how far apart they are.

@@ -6,6 +6,7 @@ mod compare;
 mod cuda;
 mod directories;
 mod examples;
+mod experts;
 mod fixtures;
 mod gallery;
 mod gguf;

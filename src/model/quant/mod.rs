@@ -68,6 +68,19 @@ impl Quantized {
         }
     }
 
+    /// Slice `index` of the first dimension: its blocks are contiguous, since blocks run along
+    /// the last.
+    pub fn slice(&self, index: usize) -> Self {
+        let Scheme::Ggml(format) = self.scheme;
+        let numel: u64 = self.shape[1..].iter().map(|&n| n as u64).product();
+        let bytes = numel / format.block_size() as u64 * format.block_bytes() as u64;
+        Self {
+            offset: self.offset + index as u64 * bytes,
+            shape: self.shape[1..].to_vec(),
+            ..self.clone()
+        }
+    }
+
     /// The shape of the dequantised tensor.
     pub fn shape(&self) -> &[i64] {
         &self.shape
