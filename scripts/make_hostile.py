@@ -629,6 +629,37 @@ GOOD_GGUF = gguf(GOOD_Q8, [ARCH, gguf_kv("tokenizer.ggml.tokens", 9, struct.pack
 for cut in (4, 12, 30, 60, 100, len(GOOD_GGUF) - len(GOOD_DATA) + 10, len(GOOD_GGUF) - 1):
     case(f"gguf_truncated_at_{cut}.gguf", GOOD_GGUF[:cut])
 
+# ----------------------------------------------------------------------------------------
+# Hugging Face quantised checkpoints whose tensors or quantization_config lie.
+def quantized_dir(name, tensors, quantization, stderr):
+    d = OUT / name
+    d.mkdir(exist_ok=True)
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(d / "model.safetensors"))
+    (d / "config.json").write_text(json.dumps({"quantization_config": quantization}))
+    case(name, stderr=stderr)
+
+
+P = "model.layers.0.mlp.down_proj."
+QW = torch.zeros((16, 48), dtype=torch.int32)  # 128 inputs of 4 bits, 48 outputs
+QZ = torch.zeros((4, 6), dtype=torch.int32)
+SC = torch.full((4, 48), 0.01, dtype=torch.float16)
+GPTQ = {"quant_method": "gptq", "bits": 4, "group_size": 32}
+quantized_dir("q_no_scales", {P + "qweight": QW, P + "qzeros": QZ}, GPTQ, "without their scales")
+quantized_dir("q_gptq_3_bits", {P + "qweight": QW, P + "qzeros": QZ, P + "scales": SC}, dict(GPTQ, bits=3), "3-bit codes")
+quantized_dir("q_awq_8_bits", {P + "qweight": QW, P + "qzeros": QZ, P + "scales": SC}, {"quant_method": "awq", "bits": 8}, "AWQ with 8-bit codes")
+quantized_dir("q_g_idx_out_of_range", {P + "qweight": QW, P + "qzeros": QZ, P + "scales": SC, P + "g_idx": torch.full((128,), 99, dtype=torch.int32)}, GPTQ, "g_idx names groups 99")
+quantized_dir("q_zeros_too_narrow", {P + "qweight": QW, P + "qzeros": torch.zeros((4, 1), dtype=torch.int32), P + "scales": SC}, GPTQ, "down_proj")
+quantized_dir("q_pack_shape_lies", {P + "weight_packed": torch.zeros((48, 16), dtype=torch.int32), P + "weight_scale": torch.ones((48, 4)), P + "weight_shape": torch.tensor([-1, 5])}, {"quant_method": "compressed-tensors"}, "not a matrix's")
+NF4_BYTES = torch.zeros((48 * 128 // 2, 1), dtype=torch.uint8)
+def nf4(state):
+    data = state if isinstance(state, bytes) else json.dumps(state).encode()
+    return {P + "weight": NF4_BYTES, P + "weight.absmax": torch.ones(96), P + "weight.quant_map": torch.linspace(-1, 1, 16),
+            P + "weight.quant_state.bitsandbytes__nf4": torch.tensor(list(data), dtype=torch.uint8)}
+BNB = {"quant_method": "bitsandbytes"}
+quantized_dir("q_nf4_state_not_json", nf4(b"{nope"), BNB, "not JSON")
+quantized_dir("q_nf4_blocksize_zero", nf4({"shape": [48, 128], "blocksize": 0}), BNB, "blocksize 0")
+quantized_dir("q_nf4_shape_lies", nf4({"shape": [1000, 1000], "blocksize": 64}), BNB, "down_proj")
+
 # A zoo with a good model and hostile ones: the run completes, the bad ones are errors.
 zoo = OUT / "zoo_ok"
 zoo.mkdir(exist_ok=True)

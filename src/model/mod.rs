@@ -62,8 +62,10 @@ enum Source {
     LowRank(adapter::LowRank),
     /// A base weight with an adapter's update merged in when read.
     Merged(adapter::Merged),
-    /// Quantised in a file, dequantised when read.
+    /// ggml blocks in a file, dequantised when read.
     Quantized(quant::Quantized),
+    /// A Hugging Face quantised layer, stored as several tensors, dequantised when read.
+    Packed(quant::packed::PackedWeight),
 }
 
 impl NamedTensor {
@@ -94,10 +96,21 @@ impl NamedTensor {
     pub fn quantized(name: impl Into<String>, quantized: quant::Quantized) -> Self {
         Self {
             name: name.into(),
-            dtype: Dtype::Quantized(quantized.scheme),
+            dtype: Dtype::Quantized(quant::Scheme::Ggml(quantized.format)),
             shape: quantized.shape().to_vec(),
             tied_to: None,
             source: Source::Quantized(quantized),
+        }
+    }
+
+    /// A Hugging Face quantised layer, dequantised to float32 when loaded.
+    pub fn packed(name: impl Into<String>, weight: quant::packed::PackedWeight) -> Self {
+        Self {
+            name: name.into(),
+            dtype: Dtype::Quantized(quant::Scheme::Packed(weight.format)),
+            shape: weight.shape.clone(),
+            tied_to: None,
+            source: Source::Packed(weight),
         }
     }
 
@@ -108,14 +121,6 @@ impl NamedTensor {
             Source::Stored(stored) => stored.slice(index).read(&self.dtype, &self.name),
             Source::Quantized(quantized) => quantized.slice(index).dense(&self.name),
             _ => Ok(self.load()?.f_select(0, index as i64)?),
-        }
-    }
-
-    /// How the tensor is dequantised when read, for a quantised one.
-    pub fn quantization(&self) -> Option<&quant::Quantized> {
-        match &self.source {
-            Source::Quantized(quantized) => Some(quantized),
-            _ => None,
         }
     }
 
@@ -173,6 +178,7 @@ impl NamedTensor {
             Source::LowRank(update) => update.dense(),
             Source::Merged(merged) => merged.dense(),
             Source::Quantized(quantized) => quantized.dense(&self.name),
+            Source::Packed(weight) => weight.dense(&self.name),
             Source::Unreadable => Err(Error::InvalidInput(format!(
                 "tensor '{}' is of type {}, which rmt-torch does not read",
                 self.name, self.dtype
@@ -307,6 +313,7 @@ impl Model {
                 ));
             }
             let (tensors, layout) = checkpoint_dir::load(path)?;
+            let tensors = dequantised_layers(tensors, path)?;
             return Ok(Self {
                 path: path.to_path_buf(),
                 format: FileFormat::CheckpointDirectory,
@@ -315,7 +322,10 @@ impl Model {
                 directory: Some(layout),
             });
         }
-        let (format, tensors, other_entries) = read_file(path, key)?;
+        let (format, mut tensors, other_entries) = read_file(path, key)?;
+        if format == FileFormat::SafeTensors {
+            tensors = dequantised_layers(tensors, path)?;
+        }
         Ok(Self {
             path: path.to_path_buf(),
             format,
@@ -324,6 +334,30 @@ impl Model {
             directory: None,
         })
     }
+}
+
+/// Largest `config.json` read for its `quantization_config` (real ones are a few kB).
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// `tensors` with each Hugging Face quantised layer's tensors made one dequantising tensor
+/// ([`quant::hf`]), read with the `config.json` beside the file or in the directory at `path`
+/// when there is one.
+fn dequantised_layers(tensors: Vec<NamedTensor>, path: &Path) -> Result<Vec<NamedTensor>> {
+    let dir = if path.is_dir() {
+        path
+    } else {
+        path.parent().unwrap_or(Path::new("."))
+    };
+    let config_path = dir.join("config.json");
+    let config = match config_path.is_file() {
+        true => Some(file::read_json(
+            &config_path,
+            MAX_CONFIG_BYTES,
+            "config.json",
+        )?),
+        false => None,
+    };
+    quant::hf::regroup(tensors, config.as_ref(), path)
 }
 
 /// The adapter directory `path` names: the directory itself, or its `adapter_model.*` file.
@@ -653,7 +687,10 @@ impl Model {
                     ),
                     _ => verdict,
                 };
-                let dequantised = named.quantization().map(|q| q.scheme.describe());
+                let dequantised = match &named.dtype {
+                    Dtype::Quantized(scheme) => Some(scheme.describe()),
+                    _ => None,
+                };
                 let verdict = match &dequantised {
                     Some(how) => format!("{how}; {verdict}"),
                     None => verdict,

@@ -17,6 +17,7 @@ mod jacobian;
 mod loading;
 mod monitor;
 mod plots;
+mod quantized;
 mod rmt_suite;
 mod service;
 mod spectra;

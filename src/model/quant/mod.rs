@@ -1,6 +1,8 @@
 //! Quantised weights, dequantised when read: the stored bytes and the scheme that turns them
 //! into float32, one tensor at a time, exactly as the format's own reference decodes them.
 pub mod ggml;
+pub mod hf;
+pub mod packed;
 
 use std::fmt;
 use std::sync::Arc;
@@ -18,6 +20,8 @@ pub use ggml::{BlockFormat, GgmlType};
 pub enum Scheme {
     /// A ggml block quantisation (GGUF files).
     Ggml(BlockFormat),
+    /// A Hugging Face packed format (GPTQ, AWQ, compressed-tensors, bitsandbytes).
+    Packed(packed::PackedFormat),
 }
 
 impl Scheme {
@@ -30,6 +34,7 @@ impl Scheme {
                 format.block_size(),
                 format.bits_per_weight()
             ),
+            Self::Packed(format) => format.describe(),
         }
     }
 }
@@ -38,16 +43,17 @@ impl fmt::Display for Scheme {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Ggml(format) => format.fmt(f),
+            Self::Packed(format) => format.fmt(f),
         }
     }
 }
 
-/// A quantised tensor in a file: its scheme, shape and bytes, checked against the file when
+/// A tensor of ggml blocks in a file: its format, shape and bytes, checked against the file when
 /// indexed and decoded when read.
 #[derive(Debug, Clone)]
 pub struct Quantized {
     /// How the bytes encode the values.
-    pub scheme: Scheme,
+    pub format: BlockFormat,
     file: Arc<SharedFile>,
     offset: u64,
     shape: Vec<i64>,
@@ -61,7 +67,7 @@ impl Quantized {
     /// number of blocks and the bytes lie in the file (checked by the caller's index).
     pub fn ggml(file: &Arc<SharedFile>, format: BlockFormat, offset: u64, shape: Vec<i64>) -> Self {
         Self {
-            scheme: Scheme::Ggml(format),
+            format,
             file: file.clone(),
             offset,
             shape,
@@ -71,7 +77,7 @@ impl Quantized {
     /// Slice `index` of the first dimension: its blocks are contiguous, since blocks run along
     /// the last.
     pub fn slice(&self, index: usize) -> Self {
-        let Scheme::Ggml(format) = self.scheme;
+        let format = self.format;
         let numel: u64 = self.shape[1..].iter().map(|&n| n as u64).product();
         let bytes = numel / format.block_size() as u64 * format.block_bytes() as u64;
         Self {
@@ -88,7 +94,7 @@ impl Quantized {
 
     /// The values as a float32 CPU tensor, decoded from the bytes read now.
     pub fn dense(&self, label: &str) -> Result<Tensor> {
-        let Scheme::Ggml(format) = self.scheme;
+        let format = self.format;
         let numel: usize = self.shape.iter().map(|&n| n as usize).product();
         let blocks = numel / format.block_size();
         let bytes = (blocks * format.block_bytes()) as u64;
