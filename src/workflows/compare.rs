@@ -64,6 +64,88 @@ pub enum Storage {
     /// Transposed (a 2-D weight stored [in, out], as GPT-2's Conv1D does): compared as the
     /// base stores it.
     Transposed,
+    /// A Llama-family query or key projection whose rows one side keeps in llama.cpp's rotary
+    /// order (GGUF files: within each head the two halves interleaved, as `convert_hf_to_gguf`
+    /// permutes them) and the other in Hugging Face's: compared in the base's order.
+    Rotary {
+        /// Heads of the projection (key-value heads for a key).
+        heads: usize,
+        /// Whether the other side is the GGUF one (its order is undone) rather than the base
+        /// (the other's rows are put in llama.cpp's order).
+        other_is_gguf: bool,
+    },
+}
+
+impl Storage {
+    /// `other` as the base stores it.
+    fn aligned(self, other: Tensor) -> Result<Tensor> {
+        Ok(match self {
+            Self::Same => other,
+            Self::Transposed => other.f_tr()?.f_contiguous()?,
+            Self::Rotary {
+                heads,
+                other_is_gguf,
+            } => {
+                let size = other.size();
+                let (rows, heads) = (size[0], heads as i64);
+                let half = rows / heads / 2;
+                // convert_hf_to_gguf: rows as [heads, 2, half], axes 1 and 2 swapped; undone
+                // by the same swap of [heads, half, 2].
+                let from = if other_is_gguf {
+                    [heads, half, 2]
+                } else {
+                    [heads, 2, half]
+                };
+                other
+                    .f_reshape([from[0], from[1], from[2], -1])?
+                    .f_transpose(1, 2)?
+                    .f_reshape(size.as_slice())?
+                    .f_contiguous()?
+            }
+        })
+    }
+}
+
+/// What llama.cpp did to a GGUF model's attention rows, read from its metadata: the query and
+/// key heads of a Llama-family model (`general.architecture` llama), whose q and k rows it
+/// keeps in its rotary order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RotaryHeads {
+    /// Query heads.
+    pub heads: usize,
+    /// Key-value heads.
+    pub kv_heads: usize,
+}
+
+impl RotaryHeads {
+    /// The heads of a GGUF Llama-family `model`, `None` for any other model.
+    pub fn of(model: &Model) -> Option<Self> {
+        if model.format != FileFormat::Gguf {
+            return None;
+        }
+        let entry = |key: &str| {
+            model
+                .other_entries
+                .iter()
+                .find(|e| e.name == key)
+                .map(|e| &e.value)
+        };
+        let Some(crate::model::EntryValue::Str(arch)) = entry("general.architecture") else {
+            return None;
+        };
+        if arch != "llama" {
+            return None;
+        }
+        let count = |key: &str| match entry(&format!("{arch}.attention.{key}")) {
+            Some(crate::model::EntryValue::Int(n)) if *n > 0 => Some(*n as usize),
+            _ => None,
+        };
+        let heads = count("head_count")?;
+        Some(Self {
+            heads,
+            kv_heads: count("head_count_kv").unwrap_or(heads),
+        })
+    }
 }
 
 /// A pair of layers the comparison reads, by their positions in each model's weight layers.
@@ -99,18 +181,40 @@ pub struct Unmatched {
 }
 
 /// Matches the weight layers of two models by name, wrappers' prefixes aside
-/// ([`match_key`]): a pair must have the same stored shape, or the transposed one for a 2-D
-/// weight. Everything else is listed with the reason.
+/// ([`match_key`]), or else by their transformer role (block, part, expert) when exactly one
+/// layer of each model has it (a GGUF file's `blk.3.attn_q.weight` and a Hugging Face
+/// checkpoint's `model.layers.3.self_attn.q_proj.weight`; `rotary` gives the heads of the one
+/// that is a GGUF Llama, whose q and k rows are in llama.cpp's order, and which side it is). A
+/// pair must have the same stored shape, or the transposed one for a 2-D weight. Everything
+/// else is listed with the reason.
 pub fn match_layers(
     base: &[WeightLayer<'_>],
     other: &[WeightLayer<'_>],
+    rotary: Option<(RotaryHeads, bool)>,
 ) -> (Vec<MatchedPair>, Vec<Unmatched>) {
+    use crate::model::roles::{role_of, Part};
     let mut pairs = Vec::new();
     let mut unmatched = Vec::new();
     let mut taken = vec![false; other.len()];
+    let unique = |layers: &[WeightLayer<'_>], role| {
+        let mut found = layers
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| role_of(&l.name) == Some(role))
+            .map(|(index, _)| index);
+        match (found.next(), found.next()) {
+            (Some(index), None) => Some(index),
+            _ => None,
+        }
+    };
     for (index, layer) in base.iter().enumerate() {
         let key = match_key(&layer.name);
-        let Some(partner) = other.iter().position(|o| match_key(&o.name) == key) else {
+        let by_name = other.iter().position(|o| match_key(&o.name) == key);
+        let role = role_of(&layer.name).filter(|_| by_name.is_none());
+        let by_role = role
+            .filter(|role| unique(base, *role) == Some(index))
+            .and_then(|role| unique(other, role));
+        let Some(partner) = by_name.or(by_role).filter(|&p| !taken[p]) else {
             unmatched.push(Unmatched {
                 name: layer.name.clone(),
                 side: Side::Base,
@@ -124,7 +228,21 @@ pub fn match_layers(
             WeightLayer::stored_shape(&other[partner]),
         );
         let transposed: Vec<i64> = ours.iter().rev().copied().collect();
-        let storage = if ours == theirs {
+        let rotary_heads = rotary.and_then(|(heads, other_is_gguf)| {
+            let part = role.filter(|_| by_role.is_some())?.part;
+            let heads = match part {
+                Part::Query => heads.heads,
+                Part::Key => heads.kv_heads,
+                _ => return None,
+            };
+            (ours.len() == 2 && ours[0] % (2 * heads as i64) == 0).then_some(Storage::Rotary {
+                heads,
+                other_is_gguf,
+            })
+        });
+        let storage = if let Some(rotary) = rotary_heads.filter(|_| ours == theirs) {
+            rotary
+        } else if ours == theirs {
             Storage::Same
         } else if ours.len() == 2 && theirs == transposed {
             Storage::Transposed
@@ -320,7 +438,12 @@ pub fn compare_with_progress(
     let with_eigenvalues = request.resolve()?;
     let (base_layers, _) = layers::select(base, options.selection())?;
     let (other_layers, _) = layers::select(other, options.selection())?;
-    let (pairs, unmatched) = match_layers(&base_layers, &other_layers);
+    let rotary = match (RotaryHeads::of(base), RotaryHeads::of(other)) {
+        (None, Some(heads)) => Some((heads, true)),
+        (Some(heads), None) => Some((heads, false)),
+        _ => None,
+    };
+    let (pairs, unmatched) = match_layers(&base_layers, &other_layers, rotary);
     if pairs.is_empty() {
         return Err(Error::NoWeightMatrices(format!(
             "no layer of {} matches one of {} by name and shape ({} unmatched)",
@@ -481,10 +604,7 @@ fn compare_dense_pair(
     let device = options.device().resolve()?;
     let name = ours.name.as_str();
     let base = ours.weight()?;
-    let mut other = theirs.weight()?;
-    if storage == Storage::Transposed {
-        other = other.f_tr()?.f_contiguous()?;
-    }
+    let other = storage.aligned(theirs.weight()?)?;
     let gram = |t: &Tensor| -> Result<Gram> {
         Gram::of(
             name,
@@ -602,10 +722,7 @@ fn compare_pair(
         return Ok(record);
     }
     let base = ours.weight()?.f_to_kind(Kind::Double)?;
-    let mut other = theirs.weight()?.f_to_kind(Kind::Double)?;
-    if storage == Storage::Transposed {
-        other = other.f_tr()?.f_contiguous()?;
-    }
+    let other = storage.aligned(theirs.weight()?.f_to_kind(Kind::Double)?)?;
     let update = other.f_sub(&base)?;
     let name = ours.name.as_str();
     let rows = base.size()[0];
