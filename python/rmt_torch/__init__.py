@@ -205,7 +205,8 @@ def analyze(obj, *, key=None, label=None, base=None, **options):
     "cuda:N"), ``layers`` (a regular expression on names), ``conv`` ("slices", "reshape",
     "ww"), ``convention`` ("ww", "rmt"), ``precision`` ("f64", "fast"), ``min_evals``,
     ``max_evals``, ``max_n``, ``ww_compat`` (WeightWatcher 0.7.7's rules), ``split_fused``
-    (q, k and v of fused projections, head counts from a path's config.json), ``eigenvalues``
+    (q, k and v of fused projections, head counts from a path's config.json), ``split_heads``
+    (each attention head's block of q, k, v and o beside the whole matrix), ``eigenvalues``
     (keep each ESD), ``randomize`` and ``seed``, ``xmax_drop``, ``clip_fingers``,
     ``xmin_peak``, ``min_tail``, ``tw_level``, ``unfolding`` ("gaussian", "polynomial") with
     ``unfolding_window`` / ``unfolding_degree``, ``number_variance`` (a list of lengths),

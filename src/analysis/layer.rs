@@ -62,8 +62,11 @@ enum Stack {
 
 /// One selected layer read from the model.
 pub(super) struct LoadedLayer {
-    /// Position among the selected layers: seeds its shuffles.
+    /// Index among the layers being analysed: where its result goes.
     pub(super) index: usize,
+    /// Position among the model's selected layers: seeds its shuffles (the same in a share of
+    /// the model as in the whole).
+    position: usize,
     meta: LayerMeta,
     stack: Stack,
 }
@@ -101,6 +104,7 @@ impl LoadedLayer {
     pub(super) fn load(
         layer: &WeightLayer<'_>,
         index: usize,
+        position: usize,
         options: &AnalyzeOptions,
     ) -> Result<Self> {
         let factored = match layer.tensor.low_rank() {
@@ -124,6 +128,7 @@ impl LoadedLayer {
         };
         Ok(Self {
             index,
+            position,
             meta: LayerMeta::of(layer, layer.tensor.dtype.to_string()),
             stack,
         })
@@ -147,7 +152,12 @@ pub(super) fn layer_spectra(
     options: &AnalyzeOptions,
     gram_formed: impl FnOnce(),
 ) -> Result<Option<LayerSpectra>> {
-    let LoadedLayer { index, meta, stack } = layer;
+    let LoadedLayer {
+        index,
+        position,
+        meta,
+        stack,
+    } = layer;
     let (name, shape) = (meta.name.clone(), meta.shape);
     let name = name.as_str();
     let matrices = match stack {
@@ -187,7 +197,7 @@ pub(super) fn layer_spectra(
     };
     let shuffled = match (options.randomize, &kept) {
         (Some(seed), Some(matrices)) => {
-            let shuffled = spectrum::shuffled(matrices, seed.wrapping_add(index as u64))?;
+            let shuffled = spectrum::shuffled(matrices, seed.wrapping_add(position as u64))?;
             Some(
                 spectrum::spectrum(name, &shuffled, device, options.precision)?
                     .squared_singular_values,
@@ -311,6 +321,7 @@ pub(super) fn layer_report(layer: LayerSpectra, options: &AnalyzeOptions) -> Lay
         block: role.and_then(|r| r.block),
         role: role.map(|r| r.part),
         expert: role.and_then(|r| r.expert),
+        head: role.and_then(|r| r.head),
         name,
         kind,
         shape: stored_shape,

@@ -17,6 +17,7 @@ pub(crate) use layer::{keeps_stack, report_of_spectrum, LayerMeta};
 pub mod options;
 pub mod record;
 mod schedule;
+pub mod shard;
 pub mod summary;
 
 pub use options::{AnalysisRequest, AnalyzeOptions, Lengths, RmtRequest, SelectionRequest};
@@ -49,6 +50,10 @@ pub struct Analysis {
     pub blocks: Vec<BlockSummary>,
     /// Where the time went.
     pub timing: Timing,
+    /// For one share of a model analysed over several machines (`--shard`), which share it is
+    /// and what merging the shares needs ([`Analysis::merge`]); absent for a whole model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share: Option<shard::SharePart>,
 }
 
 /// Analyses every selected weight layer of `model` ([`analyze_with_progress`] without a
@@ -67,6 +72,27 @@ pub fn analyze(model: &Model, options: &AnalyzeOptions) -> Result<Analysis> {
 pub fn analyze_with_progress(
     model: &Model,
     options: &AnalyzeOptions,
+    on_layer: impl FnMut(usize, usize, &str),
+) -> Result<Analysis> {
+    analyze_layers(model, options, None, on_layer)
+}
+
+/// Share `share` of the analysis of `model` ([`shard`]): the layers the cost-balanced split
+/// gives it, each analysed exactly as the whole model's run analyses it; the shares' analyses
+/// merge into the whole one ([`Analysis::merge`]).
+pub fn analyze_share(
+    model: &Model,
+    options: &AnalyzeOptions,
+    share: shard::Shard,
+    on_layer: impl FnMut(usize, usize, &str),
+) -> Result<Analysis> {
+    analyze_layers(model, options, Some(share), on_layer)
+}
+
+fn analyze_layers(
+    model: &Model,
+    options: &AnalyzeOptions,
+    share: Option<shard::Shard>,
     mut on_layer: impl FnMut(usize, usize, &str),
 ) -> Result<Analysis> {
     use rayon::prelude::*;
@@ -78,34 +104,53 @@ pub fn analyze_with_progress(
         )));
     }
     let device = options.device.resolve()?;
-    let (weight_layers, mut skipped) = layers::select(model, &options.selection)?;
+    let (mut weight_layers, mut skipped) = layers::select(model, &options.selection)?;
+    let selected = weight_layers.len();
+    let selection_skipped = skipped.len();
+    let mut positions: Vec<usize> = (0..selected).collect();
+    if let Some(share) = share {
+        let shares = shard::assign(&weight_layers, share.count);
+        let mut index = 0;
+        weight_layers.retain(|_| {
+            index += 1;
+            shares[index - 1] == share.index
+        });
+        positions.retain(|&position| shares[position] == share.index);
+    }
     let total = weight_layers.len();
     let started = std::time::Instant::now();
     let mut spectra = Vec::with_capacity(total);
-    let results = schedule::all_spectra(&weight_layers, device, options, &mut on_layer);
-    for (layer, result) in weight_layers.iter().zip(results) {
+    let mut skipped_positions = Vec::new();
+    let results = schedule::all_spectra(&weight_layers, &positions, device, options, &mut on_layer);
+    for ((layer, result), &position) in weight_layers.iter().zip(results).zip(&positions) {
         let Some(result) = result else {
             continue;
         };
-        match result {
+        let reason = match result {
             Ok(Some(mut layer_spectra)) => {
-                layer_spectra.layer_id = spectra.len();
+                // A share numbers its records by their place in the whole selection; merging
+                // numbers them again.
+                layer_spectra.layer_id = if share.is_some() {
+                    position
+                } else {
+                    spectra.len()
+                };
                 spectra.push(layer_spectra);
+                continue;
             }
-            Ok(None) => skipped.push(SkippedTensor {
-                name: layer.name.to_string(),
-                reason: "all eigenvalues are zero (a zero matrix)".into(),
-            }),
-            Err(Error::OutOfRange { exponent, .. }) => skipped.push(SkippedTensor {
-                name: layer.name.to_string(),
-                reason: format!(
-                    "entries of magnitude about 2^{exponent}: its spectrum lies outside float64's range"
-                ),
-            }),
+            Ok(None) => "all eigenvalues are zero (a zero matrix)".to_string(),
+            Err(Error::OutOfRange { exponent, .. }) => format!(
+                "entries of magnitude about 2^{exponent}: its spectrum lies outside float64's range"
+            ),
             Err(err) => return Err(err.in_layer(&model.path, &layer.name)),
-        }
+        };
+        skipped.push(SkippedTensor {
+            name: layer.name.to_string(),
+            reason,
+        });
+        skipped_positions.push(position);
     }
-    if spectra.is_empty() {
+    if spectra.is_empty() && share.is_none() {
         let reasons: Vec<String> = skipped
             .iter()
             .rev()
@@ -139,5 +184,11 @@ pub fn analyze_with_progress(
         layers: reports,
         skipped,
         timing,
+        share: share.map(|shard| shard::SharePart {
+            shard,
+            selected,
+            selection_skipped,
+            skipped_positions,
+        }),
     })
 }

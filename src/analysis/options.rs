@@ -140,6 +140,13 @@ pub struct SelectionRequest {
     #[cfg_attr(feature = "cli", arg(long))]
     #[serde(default)]
     pub split_fused: bool,
+    /// Also analyse each attention head's block of the query, key, value and output
+    /// projections (rows of q, k and v, columns of o), named `NAME[h3]`, beside the whole
+    /// matrix; head counts from the checkpoint's config.json or a GGUF file's metadata
+    /// (grouped-query attention included). Heads are left out of the per-block means.
+    #[cfg_attr(feature = "cli", arg(long))]
+    #[serde(default)]
+    pub split_heads: bool,
 }
 
 /// Options of the universal RMT suite, as asked for: shared by every command that reports on
@@ -329,6 +336,7 @@ impl AnalysisRequest {
                 max_n: selection.max_n,
                 ww_compat: selection.ww_compat,
                 split_fused: selection.split_fused,
+                split_heads: selection.split_heads,
             },
             rmt: self.rmt.resolved(&rmt),
         };
@@ -363,6 +371,7 @@ impl SelectionRequest {
             max_evals: self.max_evals.or(ww.then_some(WEIGHTWATCHER_MAX_EVALS)),
             max_n: self.max_n.or(ww.then_some(WEIGHTWATCHER_MAX_N)),
             split_fused: self.split_fused,
+            split_heads: self.split_heads,
             ww_compat: ww,
         };
         let selection = match &self.layers {

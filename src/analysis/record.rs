@@ -130,6 +130,9 @@ pub struct LayerReport {
     /// The expert it is, in a mixture-of-experts block (`…experts.7.up`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expert: Option<usize>,
+    /// The attention head whose block of its projection it is (`--split-heads`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head: Option<usize>,
     /// The tensor's shape as stored.
     pub shape: Vec<i64>,
     /// The stored dtype (the spectrum is always f64).

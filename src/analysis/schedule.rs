@@ -24,6 +24,7 @@ fn stops_the_run(result: &Result<Option<LayerSpectra>>) -> bool {
 /// may). So at most one layer per thread is resident, and a model larger than memory streams.
 pub(super) fn all_spectra(
     layers: &[WeightLayer<'_>],
+    positions: &[usize],
     device: tch::Device,
     options: &AnalyzeOptions,
     on_layer: &mut impl FnMut(usize, usize, &str),
@@ -37,7 +38,7 @@ pub(super) fn all_spectra(
     if device != tch::Device::Cpu || workers <= 1 {
         for (index, layer) in layers.iter().enumerate() {
             on_layer(index, total, &layer.name);
-            let result = LoadedLayer::load(layer, index, options)
+            let result = LoadedLayer::load(layer, index, positions[index], options)
                 .and_then(|loaded| layer_spectra(loaded, device, options, || ()));
             let failed = stops_the_run(&result);
             results[index] = Some(result);
@@ -86,7 +87,7 @@ pub(super) fn all_spectra(
                 break;
             }
             on_layer(dispatched, total, &layer.name);
-            let loaded = match LoadedLayer::load(layer, index, options) {
+            let loaded = match LoadedLayer::load(layer, index, positions[index], options) {
                 Ok(loaded) => loaded,
                 Err(err) => {
                     results[index] = Some(Err(err));

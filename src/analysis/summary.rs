@@ -83,8 +83,10 @@ impl ExpertSummary {
 }
 
 impl BlockSummary {
-    /// The blocks of `layers`, in order of block number.
+    /// The blocks of `layers`, in order of block number; single heads' blocks of a projection
+    /// (`--split-heads`) are left out, their matrix is counted whole.
     pub fn of(layers: &[LayerReport]) -> Vec<Self> {
+        let layers: Vec<&LayerReport> = layers.iter().filter(|l| l.head.is_none()).collect();
         let mut blocks: Vec<usize> = layers.iter().filter_map(|l| l.block).collect();
         blocks.sort_unstable();
         blocks.dedup();
@@ -94,6 +96,7 @@ impl BlockSummary {
                 let of = |sublayer| {
                     let members: Vec<&LayerReport> = layers
                         .iter()
+                        .copied()
                         .filter(|l| {
                             l.block == Some(block)
                                 && l.role.and_then(Part::sublayer) == Some(sublayer)
@@ -109,8 +112,11 @@ impl BlockSummary {
                 };
                 let (attention_alpha, attention_layers) = of(Sublayer::Attention);
                 let (mlp_alpha, mlp_layers) = of(Sublayer::Mlp);
-                let members: Vec<&LayerReport> =
-                    layers.iter().filter(|l| l.block == Some(block)).collect();
+                let members: Vec<&LayerReport> = layers
+                    .iter()
+                    .copied()
+                    .filter(|l| l.block == Some(block))
+                    .collect();
                 Self {
                     block,
                     attention_alpha,
@@ -238,8 +244,10 @@ impl ModelSummary {
         }
     }
 
-    /// Summarises layer reports.
+    /// Summarises layer reports: every layer once, its single heads' blocks (`--split-heads`)
+    /// left out as they are views of a layer already counted.
     pub fn of(layers: &[LayerReport]) -> Self {
+        let layers: Vec<&LayerReport> = layers.iter().filter(|l| l.head.is_none()).collect();
         let mean = |values: Vec<f64>| {
             (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
         };

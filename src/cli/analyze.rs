@@ -6,6 +6,7 @@ use clap::Args;
 
 use std::path::{Path, PathBuf};
 
+use rmt_torch::analysis::shard::Shard;
 use rmt_torch::report::plots::write_analysis_figures;
 use rmt_torch::report::{analysis_table, Columns, OutputFormat};
 use rmt_torch::{Analysis, AnalyzeOptions, Model};
@@ -15,6 +16,7 @@ use super::{AnalysisArgs, EntryArgs, OutputArgs, PlotArgs};
 
 /// Arguments of `analyze`.
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 #[command(after_long_help = "\
 COLUMNS (JSON/CSV field names follow WeightWatcher's where it has the quantity):
   N, M, Q          rows and columns of each matrix (N ≥ M) and Q = N/M
@@ -80,9 +82,19 @@ EXAMPLES:
   rmt-torch analyze model.pt --vectors --number-variance 0.5:10:0.5 -f json -o rmt.json
   rmt-torch analyze trained.pt --baseline init.pt --vectors --plots figures/ --plot-format png,svg")]
 pub struct AnalyzeArgs {
-    /// Model file: a TorchScript archive, a torch.save checkpoint (zip or legacy) or a
-    /// safetensors file; the format is read from the content, not the extension.
-    model: PathBuf,
+    /// Model file: a TorchScript archive, a torch.save checkpoint (zip or legacy), a
+    /// safetensors file, a GGUF file or a checkpoint directory; the format is read from the
+    /// content, not the extension.
+    #[arg(required = true)]
+    model: Option<PathBuf>,
+    /// Analyse share I of N of the model's layers (0 ≤ I < N), split by the estimated cost of
+    /// each layer's eigensolve, so that N machines (a Slurm array: scripts/slurm-analyze) share
+    /// one large model; `rmt-torch analyze merge` joins the N JSON outputs into exactly the
+    /// single run's.
+    #[arg(long, value_name = "I/N", conflicts_with_all = ["baseline", "wide"])]
+    shard: Option<rmt_torch::analysis::shard::Shard>,
+    #[command(subcommand)]
+    command: Option<AnalyzeCommand>,
     #[command(flatten)]
     entry: EntryArgs,
     /// For a LoRA adapter directory: the base model it adapts. The adapted model W + ΔW is
@@ -107,8 +119,36 @@ pub struct AnalyzeArgs {
     plots: PlotArgs,
 }
 
+#[derive(Debug, clap::Subcommand)]
+enum AnalyzeCommand {
+    /// Join the JSON analyses of all N shares of one model (`analyze MODEL --shard I/N -f
+    /// json`) into the single run's analysis; refused unless every share 0…N−1 of the same
+    /// model and settings is there exactly once.
+    Merge(MergeArgs),
+}
+
+#[derive(Debug, Args)]
+struct MergeArgs {
+    /// JSON analyses written by `analyze MODEL --shard I/N -f json`.
+    #[arg(required = true)]
+    parts: Vec<PathBuf>,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
 /// Validates the arguments, analyses the model, writes the report.
 pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
+    if let Some(AnalyzeCommand::Merge(merge)) = args.command {
+        merge.output.prepare(&[])?;
+        let parts = merge
+            .parts
+            .iter()
+            .map(|path| Analysis::read(path))
+            .collect::<rmt_torch::Result<Vec<_>>>()?;
+        merge.output.emit(&Analysis::merge(parts)?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let model = args.model.clone().context("no model given")?;
     args.analysis
         .refuse_unwritten_data(args.output.format, args.plots.plots.is_some())?;
     if args.wide && args.output.format != OutputFormat::Table {
@@ -120,13 +160,13 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     let options = args
         .analysis
         .options(|request| request.figure_data |= args.plots.plots.is_some())?;
-    args.output.prepare(&[&args.model])?;
+    args.output.prepare(&[&model])?;
     args.plots.prepare()?;
     let (analysis, baseline) = analyze_with_baseline(
-        &args.model,
+        &model,
         &args.entry,
         args.base.as_deref(),
-        args.baseline.as_deref(),
+        (args.baseline.as_deref(), args.shard),
         &options,
         args.analysis.quiet,
     )?;
@@ -148,7 +188,7 @@ fn analyze_with_baseline(
     path: &Path,
     entry: &EntryArgs,
     base: Option<&Path>,
-    baseline: Option<&Path>,
+    (baseline, shard): (Option<&Path>, Option<Shard>),
     options: &AnalyzeOptions,
     quiet: bool,
 ) -> anyhow::Result<(Analysis, Option<Analysis>)> {
@@ -163,6 +203,16 @@ fn analyze_with_baseline(
             model.format
         );
         model = Model::load_entry(base, key)?.with_adapter(model)?;
+    }
+    if let Some(shard) = shard {
+        let bar = progress_bar(quiet, "layers");
+        let analysis =
+            rmt_torch::analysis::analyze_share(&model, options, shard, |done, total, name| {
+                advance(&bar, done, total, name)
+            })
+            .with_context(|| format!("analysing share {shard} of {}", model.path.display()))?;
+        bar.finish_and_clear();
+        return Ok((analysis, None));
     }
     analyze_with(&model, baseline, key, options, quiet)
 }

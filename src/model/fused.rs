@@ -40,6 +40,39 @@ impl AttentionHeads {
         Ok(Self::from_config(&config))
     }
 
+    /// The head counts of `model`: its `config.json`'s, or a GGUF file's metadata
+    /// (`{architecture}.attention.head_count`, `head_count_kv`).
+    pub fn of_model(model: &crate::model::Model) -> Result<Option<Self>> {
+        if model.format == crate::model::FileFormat::Gguf {
+            return Ok(Self::from_gguf(&model.other_entries));
+        }
+        Ok(model
+            .config_dir()
+            .map(Self::from_config_dir)
+            .transpose()?
+            .flatten())
+    }
+
+    /// The head counts a GGUF file's metadata gives.
+    pub fn from_gguf(metadata: &[crate::model::CheckpointEntry]) -> Option<Self> {
+        use crate::model::EntryValue;
+        let entry = |key: &str| metadata.iter().find(|e| e.name == key).map(|e| &e.value);
+        let Some(EntryValue::Str(arch)) = entry("general.architecture") else {
+            return None;
+        };
+        let count = |key: &str| match entry(&format!("{arch}.attention.{key}")) {
+            Some(EntryValue::Int(n)) if *n > 0 => Some(*n as usize),
+            _ => None,
+        };
+        let heads = count("head_count")?;
+        let kv_heads = count("head_count_kv").unwrap_or(heads);
+        (heads % kv_heads == 0).then_some(Self {
+            heads,
+            kv_heads,
+            grouped: false,
+        })
+    }
+
     /// The head counts of a parsed config (its `text_config` for multimodal models).
     pub fn from_config(config: &serde_json::Value) -> Option<Self> {
         let config = config.get("text_config").unwrap_or(config);

@@ -105,6 +105,8 @@ pub struct LayerSelection {
     pub max_n: Option<usize>,
     /// Split fused query-key-value projections into q, k and v ([`crate::model::fused`]).
     pub split_fused: bool,
+    /// Also analyse each attention head's block of q, k, v and o ([`WeightLayer::heads`]).
+    pub split_heads: bool,
     /// WeightWatcher 0.7.7's rules (`--ww-compat`): only module `weight` parameters (no
     /// recurrent `weight_ih`/`weight_hh`, no `in_proj_weight`), tied weights analysed once per
     /// name, Conv1d read as [`ConvMode::WeightWatcher`]; and, in the analysis, its rank and
@@ -131,6 +133,7 @@ impl Default for LayerSelection {
             max_evals: None,
             max_n: None,
             split_fused: false,
+            split_heads: false,
             ww_compat: false,
         }
     }
@@ -367,12 +370,8 @@ pub fn select<'m>(
 ) -> Result<(Vec<WeightLayer<'m>>, Vec<SkippedTensor>)> {
     let mut layers = Vec::new();
     let mut skipped = Vec::new();
-    let heads = if selection.split_fused {
-        model
-            .config_dir()
-            .map(AttentionHeads::from_config_dir)
-            .transpose()?
-            .flatten()
+    let heads = if selection.split_fused || selection.split_heads {
+        AttentionHeads::of_model(model)?
     } else {
         None
     };
@@ -400,10 +399,17 @@ pub fn select<'m>(
             layers.extend(whole.experts(layout));
             continue;
         }
-        let fused = selection.split_fused
-            && roles::role_of(&named.name).is_some_and(|r| r.part == Part::FusedQkv);
+        let role = roles::role_of(&named.name);
+        let fused = selection.split_fused && role.is_some_and(|r| r.part == Part::FusedQkv);
         if !fused {
+            let heads = match (selection.split_heads, role, heads) {
+                (true, Some(role), Some(heads)) if kind == LayerKind::Dense => {
+                    whole.heads(role.part, heads)
+                }
+                _ => Vec::new(),
+            };
             layers.push(whole);
+            layers.extend(heads);
             continue;
         }
         match fused::split(&named.name, &named.shape, heads) {
@@ -471,6 +477,40 @@ impl WeightLayer<'_> {
     /// (the tensor is read from its file now).
     pub fn matrices(&self) -> Result<Tensor> {
         as_matrices(&self.weight()?, self.kind, self.conv_mode)
+    }
+
+    /// One layer per attention head of a query, key or value projection (its rows) or an
+    /// output projection (its columns), named `NAME[h3]`: key and value projections have
+    /// `kv_heads` heads under grouped-query attention. None for another part, or when the
+    /// heads do not divide the matrix.
+    fn heads(&self, part: Part, heads: AttentionHeads) -> Vec<Self> {
+        let (dim, count) = match part {
+            Part::Query => (0, heads.heads),
+            Part::Key | Part::Value => (0, heads.kv_heads),
+            Part::AttentionOutput => (1, heads.heads),
+            _ => return Vec::new(),
+        };
+        let dims = &self.tensor.shape;
+        let (extent, other) = (dims[dim], dims[1 - dim]);
+        let width = extent / count.max(1) as i64;
+        if count < 2 || width == 0 || width * count as i64 != extent {
+            return Vec::new();
+        }
+        (0..count)
+            .map(|head| WeightLayer {
+                name: format!("{}[h{head}]", self.name),
+                shape: MatrixShape {
+                    n: width.max(other) as usize,
+                    m: width.min(other) as usize,
+                    slices: 1,
+                },
+                rows: Some((
+                    dim,
+                    (head as i64 * width..(head as i64 + 1) * width).collect(),
+                )),
+                ..self.clone()
+            })
+            .collect()
     }
 
     /// One layer per expert and part of a 3-D expert tensor, each its expert's slice (and its

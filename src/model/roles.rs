@@ -79,6 +79,8 @@ pub struct Role {
     pub part: Part,
     /// The expert, for one expert of a mixture-of-experts block (`…experts.7.up`).
     pub expert: Option<usize>,
+    /// The attention head, for one head's block of a projection (`…q_proj.weight[h3]`).
+    pub head: Option<usize>,
 }
 
 /// Segments that introduce a block number.
@@ -88,6 +90,16 @@ const BLOCK_LISTS: [&str; 8] = [
 
 /// The role of the tensor called `name`, when its name follows a known transformer scheme.
 pub fn role_of(name: &str) -> Option<Role> {
+    if let Some((base, head)) = name
+        .strip_suffix(']')
+        .and_then(|rest| rest.rsplit_once("[h"))
+        .and_then(|(base, head)| Some((base, head.parse::<usize>().ok()?)))
+    {
+        return role_of(base).map(|role| Role {
+            head: Some(head),
+            ..role
+        });
+    }
     if let Some((base, part)) = [
         ("[q]", Part::Query),
         ("[k]", Part::Key),
@@ -180,6 +192,7 @@ pub fn role_of(name: &str) -> Option<Role> {
         block,
         part,
         expert,
+        head: None,
     })
 }
 
@@ -209,6 +222,7 @@ fn expert_role(segments: &[&str]) -> Option<Role> {
         block: block_of(segments),
         part,
         expert: Some(expert.parse().ok()?),
+        head: None,
     })
 }
 

@@ -8,6 +8,7 @@ use tch::{Kind, Tensor};
 
 use crate::analysis::{analyze, AnalyzeOptions, LayerReport};
 use crate::error::{Error, Result};
+use crate::model::fused::AttentionHeads;
 use crate::model::layers::{self, WeightLayer};
 use crate::model::{FileFormat, Model, NamedTensor};
 use crate::workflows::health::{Rule, RuleFields};
@@ -120,30 +121,17 @@ pub struct RotaryHeads {
 impl RotaryHeads {
     /// The heads of a GGUF Llama-family `model`, `None` for any other model.
     pub fn of(model: &Model) -> Option<Self> {
-        if model.format != FileFormat::Gguf {
+        let arch = model
+            .other_entries
+            .iter()
+            .find(|e| e.name == "general.architecture")?;
+        if arch.value != crate::model::EntryValue::Str("llama".into()) {
             return None;
         }
-        let entry = |key: &str| {
-            model
-                .other_entries
-                .iter()
-                .find(|e| e.name == key)
-                .map(|e| &e.value)
-        };
-        let Some(crate::model::EntryValue::Str(arch)) = entry("general.architecture") else {
-            return None;
-        };
-        if arch != "llama" {
-            return None;
-        }
-        let count = |key: &str| match entry(&format!("{arch}.attention.{key}")) {
-            Some(crate::model::EntryValue::Int(n)) if *n > 0 => Some(*n as usize),
-            _ => None,
-        };
-        let heads = count("head_count")?;
+        let heads = AttentionHeads::from_gguf(&model.other_entries)?;
         Some(Self {
-            heads,
-            kv_heads: count("head_count_kv").unwrap_or(heads),
+            heads: heads.heads,
+            kv_heads: heads.kv_heads,
         })
     }
 }

@@ -162,8 +162,8 @@ pub fn run(args: &[&str]) -> Output {
     let mut args: Vec<&str> = args.to_vec();
     let takes_device = matches!(
         args.first(),
-        Some(&("analyze" | "compare" | "report" | "track" | "jacobian" | "hessian"))
-    ) || (args.first() == Some(&"zoo") && args.get(1) != Some(&"merge"));
+        Some(&("analyze" | "compare" | "report" | "track" | "jacobian" | "hessian" | "zoo"))
+    ) && args.get(1) != Some(&"merge");
     if takes_device && !args.iter().any(|arg| arg.starts_with("--device")) {
         args.splice(1..1, ["--device", "cpu"]);
     }

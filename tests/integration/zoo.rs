@@ -326,15 +326,17 @@ fn the_cache_skips_unchanged_files() {
     );
 }
 
-/// The README's Slurm array recipe on a real single-node Slurm (slurmctld, slurmd and munge
-/// started by `scripts/slurm-zoo-check`): the merged shards equal one `zoo` run, and a failed
-/// array task makes the merge fail. Skipped (and counted) where Slurm cannot be started.
+/// The README's Slurm array recipes on a real single-node Slurm (slurmctld, slurmd and munge
+/// started by `scripts/slurm-check`): the merged shards equal one `zoo` run, a failed array
+/// task makes the merge fail, and one model analysed over an array (`scripts/slurm-analyze`)
+/// merges into the single `analyze` run. Skipped (and counted) where Slurm cannot be started.
 #[test]
 fn slurm_array_shards_merge_into_the_single_run() {
     let zoo = make_zoo("zoo-slurm", false);
-    let output = std::process::Command::new(fixtures::root().join("scripts/slurm-zoo-check"))
+    let output = std::process::Command::new(fixtures::root().join("scripts/slurm-check"))
         .arg(env!("CARGO_BIN_EXE_rmt-torch"))
         .arg(&zoo)
+        .arg(fixtures::shipped_model("digits_cnn_trained.pt"))
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -355,6 +357,10 @@ fn slurm_array_shards_merge_into_the_single_run() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("match the single run"), "{stdout}");
     assert!(stdout.contains("failed task refused"), "{stdout}");
+    assert!(
+        stdout.contains("merge into the single analyze run"),
+        "{stdout}"
+    );
 }
 
 /// Per-layer rules (`any`, `count`, `max_`/`min_`, `layers=REGEX:`) judge a model by its layers,

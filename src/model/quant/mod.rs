@@ -92,7 +92,9 @@ impl Quantized {
         &self.shape
     }
 
-    /// The values as a float32 CPU tensor, decoded from the bytes read now.
+    /// The values as a float32 CPU tensor, decoded from the bytes read now: each parallel task
+    /// reads and decodes its own run of blocks, so the stored bytes are never all in memory
+    /// beside the floats.
     pub fn dense(&self, label: &str) -> Result<Tensor> {
         let format = self.format;
         let numel: usize = self.shape.iter().map(|&n| n as usize).product();
@@ -101,9 +103,19 @@ impl Quantized {
         crate::environment::ensure_host_memory(
             || format!("{label} ({numel} weights of {format})"),
             tch::Device::Cpu,
-            bytes as f64 + 4.0 * numel as f64,
+            4.0 * numel as f64,
         )?;
-        let stored = self.file.read_range(self.offset, bytes)?;
+        if self
+            .offset
+            .checked_add(bytes)
+            .is_none_or(|end| end > self.file.len())
+        {
+            return Err(crate::error::Error::Corrupt {
+                path: self.file.path().to_path_buf(),
+                format: "GGUF file",
+                message: format!("{label}: its {bytes} bytes run past the end of the file"),
+            });
+        }
         let tensor = Tensor::f_empty([numel as i64], (Kind::Float, tch::Device::Cpu))?;
         if numel == 0 {
             return Ok(tensor.f_reshape(self.shape.as_slice())?);
@@ -111,9 +123,17 @@ impl Quantized {
         // SAFETY: `tensor` is a fresh, contiguous float32 CPU tensor of `numel` > 0 elements
         // that nothing else references until it is returned.
         let out = unsafe { std::slice::from_raw_parts_mut(tensor.data_ptr() as *mut f32, numel) };
+        let task_bytes = (BLOCKS_PER_TASK * format.block_bytes()) as u64;
         out.par_chunks_mut(BLOCKS_PER_TASK * format.block_size())
-            .zip(stored.par_chunks(BLOCKS_PER_TASK * format.block_bytes()))
-            .for_each(|(values, bytes)| format.decode(bytes, values));
+            .enumerate()
+            .try_for_each(|(task, values)| -> Result<()> {
+                let blocks = values.len() / format.block_size();
+                let mut stored = vec![0u8; blocks * format.block_bytes()];
+                self.file
+                    .read_exact_at(&mut stored, self.offset + task as u64 * task_bytes)?;
+                format.decode(&stored, values);
+                Ok(())
+            })?;
         Ok(tensor.f_reshape(self.shape.as_slice())?)
     }
 

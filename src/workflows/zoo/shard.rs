@@ -1,19 +1,9 @@
 //! Splitting a zoo over machines: shard I of N holds the models whose path hashes to I.
 use std::path::PathBuf;
 
-use crate::error::{Error, Result};
-use crate::option_names::serde_as_text;
+pub use crate::analysis::shard::Shard;
 
 use super::cache::hash_bytes;
-
-/// Shard `index` of `count` (0 ≤ index < count), written `I/N`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Shard {
-    /// This shard, from 0.
-    pub index: usize,
-    /// How many shards the zoo is split into.
-    pub count: usize,
-}
 
 impl Shard {
     /// The models of this shard (FNV-1a of the path modulo N), so every model lands in exactly
@@ -28,32 +18,6 @@ impl Shard {
             .collect()
     }
 }
-
-impl std::str::FromStr for Shard {
-    type Err = Error;
-
-    fn from_str(text: &str) -> Result<Self> {
-        text.split_once('/')
-            .and_then(|(i, n)| {
-                Some(Self {
-                    index: i.trim().parse().ok()?,
-                    count: n.trim().parse().ok()?,
-                })
-            })
-            .filter(|shard| shard.count > 0 && shard.index < shard.count)
-            .ok_or_else(|| {
-                Error::parameter("shard", format!("must be I/N with 0 ≤ I < N, got '{text}'"))
-            })
-    }
-}
-
-impl std::fmt::Display for Shard {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.index, self.count)
-    }
-}
-
-serde_as_text!(Shard);
 
 #[cfg(test)]
 mod tests {
