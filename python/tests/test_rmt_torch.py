@@ -511,3 +511,31 @@ def test_lora_adapters_in_python_equal_the_cli(tmp_path):
     assert differences(in_memory.layers, comparison.layers) == []
     with pytest.raises(rmt_torch.OptionError, match="LoRA adapter"):
         rmt_torch.analyze(base, base=base)
+
+
+def test_a_quantised_gguf_per_expert_and_per_head_as_the_cli_reads_it(tmp_path):
+    """A GGUF the gguf package writes (Q8_0 attention, Q4_0 experts): Python's
+    analysis with split heads equals the CLI's, record for record."""
+    gguf = pytest.importorskip("gguf")
+    rng = numpy.random.default_rng(0)
+    path = tmp_path / "tiny.gguf"
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_head_count(4)
+    writer.add_head_count_kv(2)
+    for name, shape, qtype in [
+        ("blk.0.attn_q.weight", (64, 64), gguf.GGMLQuantizationType.Q8_0),
+        ("blk.0.attn_k.weight", (32, 64), gguf.GGMLQuantizationType.Q8_0),
+        ("blk.0.ffn_up_exps.weight", (4, 32, 64), gguf.GGMLQuantizationType.Q4_0),
+    ]:
+        weights = (rng.standard_normal(shape) * 0.05).astype(numpy.float32)
+        writer.add_tensor(name, gguf.quants.quantize(weights, qtype), raw_dtype=qtype)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    ours = rmt_torch.analyze(path, device="cpu", split_heads=True).record
+    theirs = cli_json(path, "--split-heads")
+    assert [layer["name"] for layer in ours["layers"]][:3] == [
+        "blk.0.attn_q.weight", "blk.0.attn_q.weight[h0]", "blk.0.attn_q.weight[h1]"]
+    assert sum(layer.get("expert") is not None for layer in ours["layers"]) == 4
+    assert differences(comparable(ours), comparable(theirs)) == []
