@@ -13,7 +13,7 @@ use std::io::{BufReader, Read};
 use std::path::Path;
 use std::sync::Arc;
 
-use super::quant::{GgmlType, Quantized};
+use super::quant::{GgmlBlocks, GgmlType};
 use super::{CheckpointEntry, Dtype, EntryValue, NamedTensor, SharedFile, StoredTensor, View};
 use crate::error::{Error, Result};
 
@@ -239,9 +239,9 @@ impl TensorRecord {
             GgmlType::Int(2) => stored(Dtype::I16),
             GgmlType::Int(4) => stored(Dtype::I32),
             GgmlType::Int(_) => stored(Dtype::I64),
-            GgmlType::Block(format) => Ok(NamedTensor::quantized(
+            GgmlType::Block(format) => Ok(NamedTensor::ggml(
                 self.name.clone(),
-                Quantized::ggml(file, format, start, self.shape.clone()),
+                GgmlBlocks::new(file, format, start, self.shape.clone()),
             )),
             GgmlType::Undecoded { name, .. } => Ok(NamedTensor::listed(
                 self.name.clone(),

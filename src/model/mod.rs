@@ -63,7 +63,7 @@ enum Source {
     /// A base weight with an adapter's update merged in when read.
     Merged(adapter::Merged),
     /// ggml blocks in a file, dequantised when read.
-    Quantized(quant::Quantized),
+    Ggml(quant::GgmlBlocks),
     /// A Hugging Face quantised layer, stored as several tensors, dequantised when read.
     Packed(quant::packed::PackedWeight),
 }
@@ -92,14 +92,14 @@ impl NamedTensor {
         }
     }
 
-    /// A quantised tensor in a file, dequantised to float32 when loaded.
-    pub fn quantized(name: impl Into<String>, quantized: quant::Quantized) -> Self {
+    /// A tensor of ggml blocks in a file (GGUF), dequantised to float32 when loaded.
+    pub fn ggml(name: impl Into<String>, blocks: quant::GgmlBlocks) -> Self {
         Self {
             name: name.into(),
-            dtype: Dtype::Quantized(quant::Scheme::Ggml(quantized.format)),
-            shape: quantized.shape().to_vec(),
+            dtype: Dtype::Quantized(quant::Scheme::Ggml(blocks.format)),
+            shape: blocks.shape().to_vec(),
             tied_to: None,
-            source: Source::Quantized(quantized),
+            source: Source::Ggml(blocks),
         }
     }
 
@@ -119,7 +119,7 @@ impl NamedTensor {
     pub fn load_slice(&self, index: usize) -> Result<tch::Tensor> {
         match &self.source {
             Source::Stored(stored) => stored.slice(index).read(&self.dtype, &self.name),
-            Source::Quantized(quantized) => quantized.slice(index).dense(&self.name),
+            Source::Ggml(blocks) => blocks.slice(index).dense(&self.name),
             _ => Ok(self.load()?.f_select(0, index as i64)?),
         }
     }
@@ -177,7 +177,7 @@ impl NamedTensor {
             Source::Stored(stored) => stored.read(&self.dtype, &self.name),
             Source::LowRank(update) => update.dense(),
             Source::Merged(merged) => merged.dense(),
-            Source::Quantized(quantized) => quantized.dense(&self.name),
+            Source::Ggml(blocks) => blocks.dense(&self.name),
             Source::Packed(weight) => weight.dense(&self.name),
             Source::Unreadable => Err(Error::InvalidInput(format!(
                 "tensor '{}' is of type {}, which rmt-torch does not read",

@@ -51,7 +51,7 @@ impl fmt::Display for Scheme {
 /// A tensor of ggml blocks in a file: its format, shape and bytes, checked against the file when
 /// indexed and decoded when read.
 #[derive(Debug, Clone)]
-pub struct Quantized {
+pub struct GgmlBlocks {
     /// How the bytes encode the values.
     pub format: BlockFormat,
     file: Arc<SharedFile>,
@@ -62,10 +62,10 @@ pub struct Quantized {
 /// Blocks decoded per parallel task (a few hundred KiB of output).
 const BLOCKS_PER_TASK: usize = 2048;
 
-impl Quantized {
+impl GgmlBlocks {
     /// A tensor of ggml blocks at byte `offset` of `file`: `shape`'s last axis is a whole
     /// number of blocks and the bytes lie in the file (checked by the caller's index).
-    pub fn ggml(file: &Arc<SharedFile>, format: BlockFormat, offset: u64, shape: Vec<i64>) -> Self {
+    pub fn new(file: &Arc<SharedFile>, format: BlockFormat, offset: u64, shape: Vec<i64>) -> Self {
         Self {
             format,
             file: file.clone(),
@@ -135,17 +135,5 @@ impl Quantized {
                 Ok(())
             })?;
         Ok(tensor.f_reshape(self.shape.as_slice())?)
-    }
-
-    /// Refuses a tensor whose last axis is not a whole number of blocks.
-    pub fn check_blocks(format: BlockFormat, shape: &[i64]) -> std::result::Result<(), String> {
-        let row = shape.last().copied().unwrap_or(1);
-        if row % format.block_size() as i64 != 0 {
-            return Err(format!(
-                "rows of {row} weights are not a whole number of {format} blocks of {}",
-                format.block_size()
-            ));
-        }
-        Ok(())
     }
 }
