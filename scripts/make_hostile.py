@@ -648,6 +648,11 @@ quantized_dir("q_no_scales", {P + "qweight": QW, P + "qzeros": QZ}, GPTQ, "witho
 quantized_dir("q_gptq_3_bits", {P + "qweight": QW, P + "qzeros": QZ, P + "scales": SC}, dict(GPTQ, bits=3), "3-bit codes")
 quantized_dir("q_awq_8_bits", {P + "qweight": QW, P + "qzeros": QZ, P + "scales": SC}, {"quant_method": "awq", "bits": 8}, "AWQ with 8-bit codes")
 quantized_dir("q_g_idx_out_of_range", {P + "qweight": QW, P + "qzeros": QZ, P + "scales": SC, P + "g_idx": torch.full((128,), 99, dtype=torch.int32)}, GPTQ, "g_idx names groups 99")
+quantized_dir("q_zeros_one_dim", {P + "qweight": QW, P + "qzeros": torch.zeros(24, dtype=torch.int32), P + "scales": SC}, GPTQ, "not a matrix")
+quantized_dir("q_packed_one_dim", {P + "weight_packed": torch.zeros(768, dtype=torch.int32), P + "weight_scale": torch.ones((48, 4)), P + "weight_shape": torch.tensor([48, 128])}, {"quant_method": "compressed-tensors"}, "not a matrix")
+# 100 000 experts of 1×2: each expert is a layer of its own, too small to analyse, none made.
+save_file({"model.layers.0.mlp.experts.down_proj": torch.ones((100_000, 1, 2))}, str(OUT / "moe_tiny_experts.safetensors"))
+case("moe_tiny_experts.safetensors", stderr="1 eigenvalues < minimum 8 (1×2 per expert)")
 quantized_dir("q_zeros_too_narrow", {P + "qweight": QW, P + "qzeros": torch.zeros((4, 1), dtype=torch.int32), P + "scales": SC}, GPTQ, "down_proj")
 quantized_dir("q_pack_shape_lies", {P + "weight_packed": torch.zeros((48, 16), dtype=torch.int32), P + "weight_scale": torch.ones((48, 4)), P + "weight_shape": torch.tensor([-1, 5])}, {"quant_method": "compressed-tensors"}, "not a matrix's")
 NF4_BYTES = torch.zeros((48 * 128 // 2, 1), dtype=torch.uint8)

@@ -326,32 +326,39 @@ pub fn classify(named: &NamedTensor, selection: &LayerSelection) -> Verdict {
         m: rows.min(cols),
         slices,
     };
+    // Each expert's matrix is a layer of its own: the limits apply to one of them.
+    let limited = MatrixShape {
+        slices: if experts.is_some() { 1 } else { slices },
+        ..shape
+    };
     let matrices = || {
-        if slices > 1 {
+        if experts.is_some() {
+            format!("{rows}×{cols} per expert")
+        } else if slices > 1 {
             format!("{rows}×{cols} ×{slices} slices")
         } else {
             format!("{rows}×{cols}")
         }
     };
-    if shape.num_evals() < selection.min_evals {
+    if limited.num_evals() < selection.min_evals {
         return Verdict::Skipped(format!(
             "{} eigenvalues < minimum {} ({})",
-            shape.num_evals(),
+            limited.num_evals(),
             selection.min_evals,
             matrices()
         ));
     }
-    if let Some(max_evals) = selection.max_evals.filter(|&max| shape.num_evals() > max) {
+    if let Some(max_evals) = selection.max_evals.filter(|&max| limited.num_evals() > max) {
         return Verdict::Skipped(format!(
             "{} eigenvalues > maximum {max_evals} ({})",
-            shape.num_evals(),
+            limited.num_evals(),
             matrices()
         ));
     }
-    if let Some(max_n) = selection.max_n.filter(|&max| shape.n > max) {
+    if let Some(max_n) = selection.max_n.filter(|&max| limited.n > max) {
         return Verdict::Skipped(format!(
             "N = {} > maximum {max_n} ({})",
-            shape.n,
+            limited.n,
             matrices()
         ));
     }
@@ -403,9 +410,11 @@ pub fn select<'m>(
         let fused = selection.split_fused && role.is_some_and(|r| r.part == Part::FusedQkv);
         if !fused {
             let heads = match (selection.split_heads, role, heads) {
-                (true, Some(role), Some(heads)) if kind == LayerKind::Dense => {
-                    whole.heads(role.part, heads)
-                }
+                (true, Some(role), Some(heads)) if kind == LayerKind::Dense => whole
+                    .heads(role.part, heads)
+                    .into_iter()
+                    .filter(|head| head.shape.num_evals() >= selection.min_evals)
+                    .collect(),
                 _ => Vec::new(),
             };
             layers.push(whole);

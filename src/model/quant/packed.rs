@@ -288,6 +288,12 @@ impl PackedWeight {
 /// Codes of `bits` packed in int32 words along `dim` (code j of a word at bits j·b), unpacked
 /// along that dimension: a [r, c] tensor becomes [r·32/b, c] (dim 0) or [r, c·32/b] (dim 1).
 fn unpack(packed: &Tensor, bits: u8, dim: i64) -> Result<Tensor> {
+    if packed.dim() != 2 {
+        return Err(Error::InvalidInput(format!(
+            "packed codes of shape {:?}, not a matrix",
+            packed.size()
+        )));
+    }
     let per_word = 32 / bits as i64;
     let shifts = Tensor::f_arange(per_word, (Kind::Int64, tch::Device::Cpu))? * bits as i64;
     let words = packed
