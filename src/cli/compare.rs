@@ -77,7 +77,7 @@ pub struct CompareArgs {
 }
 
 /// A `--fail-if` rule over the comparison's numeric columns.
-fn compare_rule(text: &str) -> Result<Rule, String> {
+pub(super) fn compare_rule(text: &str) -> Result<Rule, String> {
     Rule::parse(text, COMPARE_FIELDS).map_err(|err| err.to_string())
 }
 

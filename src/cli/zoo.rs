@@ -56,7 +56,7 @@ pub struct ZooArgs {
     #[command(subcommand)]
     command: Option<ZooCommand>,
     /// Model files and directories (searched recursively for .pt .pth .bin .ckpt .safetensors
-    /// .tar; only regular files are read); let the shell expand globs.
+    /// .tar .gguf; only regular files are read); let the shell expand globs.
     #[arg(required = true)]
     paths: Vec<PathBuf>,
     #[command(flatten)]
@@ -76,6 +76,15 @@ pub struct ZooArgs {
     /// A policy file: one rule per line, `#` comments.
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
+    /// Compare every model with this one, as `rmt-torch compare BASE MODEL` does: a zoo of
+    /// quantised or fine-tuned copies of one model, judged by what each changed
+    /// (--fail-if-changed). The comparison's summary is each entry's `changes`.
+    #[arg(long, value_name = "MODEL")]
+    base: Option<PathBuf>,
+    /// A rule over each model's comparison with --base (repeatable), as `compare --fail-if`
+    /// reads it: 'max_relative_frobenius>0.05', 'any(cka<0.99)', 'max_delta_alpha>0.5'.
+    #[arg(long, value_name = "RULE", value_parser = super::compare::compare_rule, requires = "base")]
+    fail_if_changed: Vec<Rule>,
     /// Only shard I of N (0-based): models are assigned by a hash of their path, so the shards
     /// of one run cover every model exactly once; combine all N with `zoo merge`.
     #[arg(long, value_name = "I/N")]
@@ -169,6 +178,8 @@ pub fn run(args: ZooArgs) -> anyhow::Result<ExitCode> {
     options.cache = (args.cache != "none").then(|| Cache::new(&args.cache));
     options.jobs = jobs;
     options.policy = policy.clone();
+    options.base = args.base.clone();
+    options.change_policy = args.fail_if_changed.clone();
     let last_run = options
         .cache
         .as_ref()
@@ -223,7 +234,7 @@ pub fn run(args: ZooArgs) -> anyhow::Result<ExitCode> {
         entries,
         args.rank_by,
         args.descending,
-        &policy.rules,
+        &[policy.rules.as_slice(), args.fail_if_changed.as_slice()].concat(),
         args.shard,
     );
     if let Some((before, since)) = &previous {

@@ -247,7 +247,7 @@ print(json.dumps(out))
 /// `compare` of a model with its GGUF quantisations matches every layer by its role, undoes
 /// llama.cpp's rotary row order of q and k, and measures the quantisation error numpy measures;
 /// the error's own analysis (its ESD against Marchenko-Pastur) is in each record, and rules judge
-/// it.
+/// it, in `compare` and over a zoo of the copies (`zoo --base`).
 #[test]
 fn compare_measures_what_quantisation_did_across_formats() {
     let dir = fixtures::output_dir("quantized-llama");
@@ -302,4 +302,44 @@ fn compare_measures_what_quantisation_did_across_formats() {
         Some(1),
         "Q4_0 changes weights by over 5 %"
     );
+
+    // A zoo of the quantised copies judged against the model they were made from.
+    let zoo = dir.join("zoo");
+    std::fs::create_dir_all(&zoo).unwrap();
+    for format in ["Q8_0", "Q4_0"] {
+        let name = format!("llama-{format}.gguf");
+        std::fs::copy(dir.join(&name), zoo.join(&name)).unwrap();
+    }
+    let output = fixtures::run(&[
+        "zoo",
+        zoo.to_str().unwrap(),
+        "--base",
+        base.to_str().unwrap(),
+        "--fail-if-changed",
+        "max_relative_frobenius>0.05",
+        "--cache",
+        "none",
+        "-f",
+        "json",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    for model in report["models"].as_array().unwrap() {
+        let q4 = model["path"].as_str().unwrap().ends_with("Q4_0.gguf");
+        let verdict = if q4 { "violated" } else { "healthy" };
+        assert_eq!(model["verdict"], verdict, "{model}");
+        assert_eq!(model["changes"]["layers"], 16);
+        let format = if q4 { "Q4_0" } else { "Q8_0" };
+        let largest = errors[format]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|v| v.as_f64().unwrap())
+            .fold(0.0, f64::max);
+        let ours = model["changes"]["max_relative_frobenius"].as_f64().unwrap();
+        assert!(
+            (ours - largest).abs() <= 1e-9 * largest,
+            "{ours} vs {largest}"
+        );
+    }
 }

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::analysis::{analyze, Analysis, AnalyzeOptions, ModelSummary};
 use crate::model::Model;
+use crate::workflows::compare::CompareSummary;
 pub use crate::workflows::health::Verdict;
 use crate::workflows::health::{Policy, Rule};
 
@@ -41,6 +42,9 @@ pub struct ZooEntry {
     /// Per-layer detail: the model's whole analysis, as `analyze` reports it (absent when not
     /// analysed).
     pub analysis: Option<Analysis>,
+    /// What it changed against the zoo's base model (`zoo --base`), as `compare` sums it up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changes: Option<CompareSummary>,
 }
 
 /// What the zoo does with each model.
@@ -59,6 +63,10 @@ pub struct ZooOptions {
     pub policy: Policy,
     /// A previous run's report: its analyses are what `delta_` rules measure drift from.
     pub previous: Option<ZooReport>,
+    /// A model every model is compared with ([`crate::workflows::compare`]).
+    pub base: Option<PathBuf>,
+    /// Rules over each model's comparison with `base` (the rules of `compare --fail-if`).
+    pub change_policy: Vec<Rule>,
 }
 
 impl ZooOptions {
@@ -125,6 +133,7 @@ fn zoo_entry(path: &Path, options: &ZooOptions, fingerprint: &str) -> ZooEntry {
         summary: None,
         cached: false,
         analysis: None,
+        changes: None,
     };
     let failed = |hash, message| unanalysed(Verdict::Error, hash, message);
     let hash = match content_hash(path) {
@@ -168,7 +177,28 @@ fn zoo_entry(path: &Path, options: &ZooOptions, fingerprint: &str) -> ZooEntry {
         let entry = report.models.iter().find(|e| e.path == analysis.model)?;
         entry.analysis.as_ref()
     });
-    let (verdict, violations) = options.policy.judge_since(&analysis, previous);
+    let (mut verdict, mut violations) = options.policy.judge_since(&analysis, previous);
+    let changes = match &options.base {
+        Some(base) => match changes_from(base, path, options) {
+            Ok((changes, violated)) => {
+                if !options.change_policy.is_empty() && verdict == Verdict::NoPolicy {
+                    verdict = Verdict::Healthy;
+                }
+                if !violated.is_empty() {
+                    verdict = Verdict::Violated;
+                }
+                violations.extend(violated);
+                Some(changes)
+            }
+            Err(err) => {
+                return failed(
+                    Some(hash),
+                    format!("comparing with {}: {err}", base.display()),
+                )
+            }
+        },
+        None => None,
+    };
     ZooEntry {
         path: path.display().to_string(),
         hash: Some(hash),
@@ -178,5 +208,30 @@ fn zoo_entry(path: &Path, options: &ZooOptions, fingerprint: &str) -> ZooEntry {
         summary: Some(summary),
         cached: from_cache,
         analysis: Some(analysis),
+        changes,
     }
+}
+
+/// What the model at `path` changed against `base`, and the change rules it violates.
+fn changes_from(
+    base: &Path,
+    path: &Path,
+    options: &ZooOptions,
+) -> crate::error::Result<(CompareSummary, Vec<Rule>)> {
+    let key = options.key.as_deref();
+    let base_model = Model::load_entry(base, key)?;
+    let other = Model::load_derived(path, base, key)?;
+    let comparison = crate::workflows::compare::compare(&base_model, &other, &options.analyze)?;
+    let rows: Vec<serde_json::Value> = comparison
+        .rows()
+        .into_iter()
+        .map(serde_json::Value::Object)
+        .collect();
+    let violated = options
+        .change_policy
+        .iter()
+        .filter(|rule| rule.violated_over(&rows))
+        .cloned()
+        .collect();
+    Ok((comparison.summary, violated))
 }
