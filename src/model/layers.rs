@@ -105,7 +105,7 @@ pub struct LayerSelection {
     pub max_n: Option<usize>,
     /// Split fused query-key-value projections into q, k and v ([`crate::model::fused`]).
     pub split_fused: bool,
-    /// Also analyse each attention head's block of q, k, v and o ([`WeightLayer::heads`]).
+    /// Also analyse each attention head's block of q, k, v and o (`--split-heads`).
     pub split_heads: bool,
     /// WeightWatcher 0.7.7's rules (`--ww-compat`): only module `weight` parameters (no
     /// recurrent `weight_ih`/`weight_hh`, no `in_proj_weight`), tied weights analysed once per

@@ -3,14 +3,14 @@
 //! set becomes one tensor `….weight`, dequantised when read with the arithmetic of the format's
 //! own kernels — codes minus zero times scale, rounded to the scales' float type:
 //! - GPTQ (`qweight` int32 [in·b/32, out], codes packed along the input; `qzeros` [groups,
-//!   out·b/32]; `scales` [groups, out]; `g_idx` [in], each input's group). Checkpoints in the
+//!   out·b/32]; `scales` [groups, out]; `g_idx` `[in]`, each input's group). Checkpoints in the
 //!   original format (`checkpoint_format: gptq`) store each zero point minus one.
 //! - AWQ (`qweight` int32 [in, out·b/32], packed along the output in the order 0 2 4 6 1 3 5 7;
 //!   `qzeros` alike; `scales` [groups, out]).
 //! - compressed-tensors `pack-quantized` (`weight_packed` int32 [out, in·b/32], code i at bit
 //!   i·b of the row, stored plus 2^(b−1); `weight_scale` [out, groups]; an asymmetric scheme's
 //!   `weight_zero_point` packed along the output; `weight_shape`).
-//! - bitsandbytes int8 (`weight` int8 [out, in] and `SCB` [out]: w = q·SCB/127) and 4-bit NF4
+//! - bitsandbytes int8 (`weight` int8 `[out, in]` and `SCB` `[out]`: w = q·SCB/127) and 4-bit NF4
 //!   or FP4 (`weight` uint8 of nibble pairs, high nibble first; `weight.absmax` per block of
 //!   `blocksize`, itself 8-bit quantised when nested; `weight.quant_map`, the 16 code values;
 //!   `weight.quant_state.bitsandbytes__nf4`, a JSON of the shape and block size).
