@@ -12,7 +12,7 @@ use tch::Kind;
 use crate::fixtures::{self, run_ok};
 
 /// Writes argv[1]/<format>/{config.json, model.safetensors} and argv[1]/<format>.reference
-/// .safetensors (the weights as float32); prints the formats.
+/// .safetensors (the weights as float32); prints the formats and numpy's λmax of each weight.
 const MAKE: &str = r#"
 import json, os, sys, numpy as np, torch
 from safetensors.torch import save_file
@@ -31,8 +31,9 @@ def write(fmt, tensors, reference, quantization):
     if quantization is not None:
         config["quantization_config"] = quantization
     json.dump(config, open(os.path.join(d, "config.json"), "w"))
-    save_file({NAME + ".weight": torch.from_numpy(np.ascontiguousarray(reference, dtype=np.float32))},
-              os.path.join(root, fmt + ".reference.safetensors"))
+    reference = np.ascontiguousarray(reference, dtype=np.float32)
+    save_file({NAME + ".weight": torch.from_numpy(reference)}, os.path.join(root, fmt + ".reference.safetensors"))
+    lambda_max[fmt] = float(np.linalg.svd(reference.astype(np.float64), compute_uv=False)[0] ** 2)
 
 def pack(codes, bits, axis):
     """Codes (unsigned, < 2**bits) packed into int32 along `axis`: code j of a word at bits j*bits."""
@@ -47,7 +48,7 @@ def pack(codes, bits, axis):
 def f16(x):
     return (rng.uniform(0.001, 0.02, size=x)).astype(np.float16)
 
-formats = []
+formats, lambda_max = [], {}
 # GPTQ, original checkpoint format: zero points stored minus one; act-order g_idx.
 for bits in (2, 4, 8):
     top = (1 << bits) - 1
@@ -131,27 +132,28 @@ for nested in (False, True):
     write(fmt, tensors, w, {"quant_method": "bitsandbytes", "load_in_4bit": True,
           "bnb_4bit_quant_type": "nf4", "bnb_4bit_use_double_quant": nested})
     formats.append(fmt)
-print(json.dumps(formats))
+print(json.dumps({"formats": formats, "lambda_max": lambda_max}))
 "#;
 
 /// The weight's name in every fixture.
 const NAME: &str = "model.layers.0.mlp.down_proj.weight";
 
-fn made() -> &'static (PathBuf, Vec<String>) {
-    static MADE: OnceLock<(PathBuf, Vec<String>)> = OnceLock::new();
+fn made() -> &'static (PathBuf, Value) {
+    static MADE: OnceLock<(PathBuf, Value)> = OnceLock::new();
     MADE.get_or_init(|| {
         let dir = fixtures::output_dir("quantized");
-        let formats = fixtures::python_json(MAKE, &[&dir]);
-        (dir, formats)
+        let made = fixtures::python_json(MAKE, &[&dir]);
+        (dir, made)
     })
 }
 
 /// Each format's weight equals its reference bit for bit, and its record the reference's.
 #[test]
 fn every_packed_format_dequantises_to_its_reference_bit_for_bit() {
-    let (dir, formats) = made();
+    let (dir, made) = made();
+    let formats: Vec<String> = serde_json::from_value(made["formats"].clone()).unwrap();
     assert_eq!(formats.len(), 8);
-    for format in formats {
+    for format in &formats {
         let model = rmt_torch::Model::load(dir.join(format)).unwrap();
         let names: Vec<&str> = model.tensors.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(names.len(), 2, "{format}: {names:?}");
@@ -181,6 +183,12 @@ fn every_packed_format_dequantises_to_its_reference_bit_for_bit() {
         for field in ["lambda_max", "alpha", "log_norm", "stable_rank"] {
             assert_eq!(a[field], b[field], "{format}: {field}");
         }
+        let numpy = made["lambda_max"][format].as_f64().unwrap();
+        let ours = a["lambda_max"].as_f64().unwrap();
+        assert!(
+            (ours - numpy).abs() <= 1e-10 * numpy,
+            "{format}: λmax {ours} vs numpy {numpy}"
+        );
         let info = run_ok(&["info", dir.join(format).to_str().unwrap()]);
         let expected = match format.as_str() {
             "gptq2" => "GPTQ int2",
