@@ -625,6 +625,8 @@ case("gguf_offset_unaligned.gguf", gguf([gguf_tensor("fc.weight", (64, 32), Q8, 
 case("gguf_offset_past_end.gguf", gguf([gguf_tensor("fc.weight", (64, 32), Q8, 2**40)], [], GOOD_DATA), stderr="run past the end")
 case("gguf_offset_wraps.gguf", gguf([gguf_tensor("fc.weight", (64, 32), Q8, 2**64 - 32)], [], GOOD_DATA), stderr="run past the end")
 case("gguf_nan_scales.gguf", gguf(GOOD_Q8, [], q8_0_rows(32, 64, scale=float("nan"))), stderr="non-finite")
+# Tall (64 × 32 as stored): decoded band by band as its Gram matrix is formed.
+case("gguf_nan_scales_tall.gguf", gguf([gguf_tensor("fc.weight", (32, 64), Q8, 0)], [], q8_0_rows(64, 32, scale=float("nan"))), stderr="2048 non-finite")
 GOOD_GGUF = gguf(GOOD_Q8, [ARCH, gguf_kv("tokenizer.ggml.tokens", 9, struct.pack("<IQ", 8, 3) + gguf_str("a") + gguf_str("bc") + gguf_str("d"))], GOOD_DATA)
 for cut in (4, 12, 30, 60, 100, len(GOOD_GGUF) - len(GOOD_DATA) + 10, len(GOOD_GGUF) - 1):
     case(f"gguf_truncated_at_{cut}.gguf", GOOD_GGUF[:cut])

@@ -51,6 +51,9 @@ pub(crate) struct LayerMeta {
 enum Stack {
     /// Its stack of matrices [slices, N, M].
     Matrices(tch::Tensor),
+    /// One tall matrix of ggml blocks (a GGUF weight, N ≥ M as stored), decoded a band of
+    /// rows at a time as its Gram matrix is formed: never whole in memory as floats.
+    Blocks(crate::model::quant::GgmlBlocks),
     /// A low-rank update's factors ([`crate::model::adapter::LowRank::stacks`]), s and r.
     Factors {
         b: tch::Tensor,
@@ -122,9 +125,20 @@ impl LoadedLayer {
             }
             _ => None,
         };
-        let stack = match factored {
-            Some(factors) => factors,
-            None => Stack::Matrices(layer.matrices()?),
+        let blocks = layer
+            .tensor
+            .ggml_blocks()
+            .filter(|_| layer.kind == LayerKind::Dense && layer.rows.is_none())
+            .filter(|_| !keeps_stack(options))
+            .map(|blocks| match layer.expert {
+                Some(expert) => blocks.slice(expert),
+                None => blocks.clone(),
+            })
+            .filter(|blocks| blocks.shape().len() == 2 && blocks.shape()[0] >= blocks.shape()[1]);
+        let stack = match (factored, blocks) {
+            (Some(factors), _) => factors,
+            (None, Some(blocks)) => Stack::Blocks(blocks),
+            (None, None) => Stack::Matrices(layer.matrices()?),
         };
         Ok(Self {
             index,
@@ -160,16 +174,23 @@ pub(super) fn layer_spectra(
     } = layer;
     let (name, shape) = (meta.name.clone(), meta.shape);
     let name = name.as_str();
-    let matrices = match stack {
-        Stack::Matrices(matrices) => matrices,
+    let (gram, kept) = match stack {
+        Stack::Matrices(matrices) => {
+            let gram = spectrum::Gram::of(name, &matrices, device, options.precision)?;
+            (gram, keeps_stack(options).then_some(matrices))
+        }
+        Stack::Blocks(blocks) => {
+            let (n, m) = (blocks.shape()[0], blocks.shape()[1]);
+            let band = |start: i64, count: i64| blocks.rows(name, start, count);
+            let gram = spectrum::Gram::of_bands(name, (n, m), &band, device, options.precision)?;
+            (gram, None)
+        }
         Stack::Factors { b, a, scale, rank } => {
             let spectrum = spectrum::low_rank_spectrum(name, &b, &a, scale, device)?;
             gram_formed();
             return Ok(spectra_of(index, meta, spectrum, options, Some(rank)));
         }
     };
-    let gram = spectrum::Gram::of(name, &matrices, device, options.precision)?;
-    let kept = keeps_stack(options).then_some(matrices);
     gram_formed();
     let (mut spectrum, mut vectors) = if options.rmt.vectors {
         let (spectrum, decompositions) = gram.spectrum_with_vectors()?;

@@ -149,6 +149,15 @@ impl NamedTensor {
         }
     }
 
+    /// The ggml blocks this tensor is stored as, for a GGUF tensor read by rmt-torch's
+    /// decoder: the analysis decodes them a band of rows at a time.
+    pub fn ggml_blocks(&self) -> Option<&quant::GgmlBlocks> {
+        match &self.source {
+            Source::Ggml(blocks) => Some(blocks),
+            _ => None,
+        }
+    }
+
     /// The low-rank update this tensor is, held as its factors (a LoRA adapter's s·B·A), whose
     /// spectrum the analysis reads from the factors without forming it.
     pub fn low_rank(&self) -> Option<&adapter::LowRank> {

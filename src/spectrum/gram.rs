@@ -27,14 +27,37 @@ impl Gram {
         device: tch::Device,
         precision: Precision,
     ) -> Result<Self> {
+        Self::of_source(name, &Rows::Stack(matrices), device, precision)
+    }
+
+    /// [`Gram::of`] of one N × M matrix (N ≥ M) given as its rows, made a band at a time by
+    /// `band(start, count)` (a quantised layer decoded band by band: never whole in memory
+    /// as floats). The same bands as [`Gram::of`] of the whole matrix, so the same numbers.
+    pub(crate) fn of_bands(
+        name: &str,
+        (n, m): (i64, i64),
+        band: &dyn Fn(i64, i64) -> Result<Tensor>,
+        device: tch::Device,
+        precision: Precision,
+    ) -> Result<Self> {
+        Self::of_source(name, &Rows::Bands { n, m, band }, device, precision)
+    }
+
+    fn of_source(
+        name: &str,
+        rows: &Rows<'_>,
+        device: tch::Device,
+        precision: Precision,
+    ) -> Result<Self> {
         let _no_grad = tch::no_grad_guard();
         let kind = match precision {
             Precision::F64 => Kind::Double,
             Precision::Fast => Kind::Float,
         };
-        let (lower, row_sums, exponent) = checked_gram(name, matrices, device, kind)?;
+        let (lower, row_sums, exponent) = checked_gram(name, rows, device, kind)?;
         let (scale, scale2) = (2f64.powi(exponent), 4f64.powi(exponent));
-        let count = matrices.numel() as f64;
+        let [slices, n, m] = rows.shape();
+        let count = (slices * n * m) as f64;
         // Row sums added here in order: a whole-tensor sum splits by thread count, and its last
         // bits with it.
         let mean = row_sums.iter().sum::<f64>() / count * scale;
@@ -249,23 +272,60 @@ const SAFE_EXPONENT: i32 = 40;
 /// with autograd on eigvalsh computes eigenvectors for the backward pass, four times slower.
 fn checked_gram(
     name: &str,
-    matrices: &Tensor,
+    rows: &Rows<'_>,
     device: tch::Device,
     kind: Kind,
 ) -> Result<(Tensor, Vec<f64>, i32)> {
-    let [slices, n, m] = matrices.size()[..] else {
-        return Err(Error::InvalidInput(format!(
-            "layer '{name}': expected a stack of matrices, got shape {:?}",
-            matrices.size()
-        )));
-    };
+    if let Rows::Stack(matrices) = rows {
+        if matrices.dim() != 3 {
+            return Err(Error::InvalidInput(format!(
+                "layer '{name}': expected a stack of matrices, got shape {:?}",
+                matrices.size()
+            )));
+        }
+    }
+    let [slices, n, m] = rows.shape();
     check_memory(
         name,
         WorkingSet::of(slices as f64, n as f64, m as f64, false).forming,
         device,
     )?;
-    let stored = matrices.f_to_device(device)?;
-    let largest = extremes(&stored)?.map_or(0.0, |(min, max)| max.abs().max(min.abs()));
+    let band_rows = (GRAM_CHUNK_BYTES / (slices * m * kind.elt_size_in_bytes() as i64).max(1))
+        .clamp(1, n.max(1));
+    let stored = match rows {
+        Rows::Stack(matrices) => Some(matrices.f_to_device(device)?),
+        Rows::Bands { .. } => None,
+    };
+    // A band of the stored rows on the device: a view of the stack, or decoded now.
+    let band_at = |start: i64| -> Result<Tensor> {
+        let count = band_rows.min(n - start);
+        match (&stored, rows) {
+            (Some(stored), _) => Ok(stored.f_narrow(1, start, count)?),
+            (None, Rows::Bands { band, .. }) => {
+                Ok(band(start, count)?.f_unsqueeze(0)?.f_to_device(device)?)
+            }
+            (None, Rows::Stack(_)) => unreachable!("a stack is on the device"),
+        }
+    };
+    let largest_of = |t: &Tensor| -> Result<f64> {
+        Ok(extremes(t)?.map_or(0.0, |(min, max)| max.abs().max(min.abs())))
+    };
+    let largest = match &stored {
+        Some(stored) => largest_of(stored)?,
+        None => {
+            // The extremes band by band, folded as max (NaN, which extremes carry, kept).
+            let mut largest = 0.0f64;
+            for start in (0..n.max(1)).step_by(band_rows as usize) {
+                let value = largest_of(&band_at(start)?)?;
+                largest = if value.is_nan() || largest.is_nan() {
+                    f64::NAN
+                } else {
+                    largest.max(value)
+                };
+            }
+            largest
+        }
+    };
     let exponent = if largest > 0.0 && largest.is_finite() {
         let exponent = largest.log2().round() as i32;
         if exponent.abs() > SAFE_EXPONENT {
@@ -276,12 +336,10 @@ fn checked_gram(
     } else {
         0
     };
-    let band_rows = (GRAM_CHUNK_BYTES / (slices * m * kind.elt_size_in_bytes() as i64).max(1))
-        .clamp(1, n.max(1));
     let mut gram = Tensor::f_zeros([slices, m, m], (kind, device))?;
     let mut row_sums = Vec::new();
     for start in (0..n.max(1)).step_by(band_rows as usize) {
-        let band = stored.f_narrow(1, start, band_rows.min(n - start))?;
+        let band = band_at(start)?;
         let band = if exponent == 0 {
             band
         } else {
@@ -296,7 +354,16 @@ fn checked_gram(
     }
     // A non-finite entry makes its Gram row non-finite: test the small matrix, count on failure.
     if !all_finite(&gram)? {
-        return Err(non_finite_error(name, &[matrices])?);
+        return Err(match &stored {
+            Some(stored) => non_finite_error(name, &[stored])?,
+            None => {
+                let bands = (0..n.max(1))
+                    .step_by(band_rows as usize)
+                    .map(band_at)
+                    .collect::<Result<Vec<_>>>()?;
+                non_finite_error(name, &bands.iter().collect::<Vec<_>>())?
+            }
+        });
     }
     let row_sums = Vec::<f64>::try_from(
         Tensor::f_cat(&row_sums, 1)?
@@ -305,6 +372,31 @@ fn checked_gram(
             .f_to_device(tch::Device::Cpu)?,
     )?;
     Ok((gram, row_sums, exponent))
+}
+
+/// Where a Gram matrix's rows come from: a stack in memory, or one matrix made band by band.
+enum Rows<'a> {
+    /// A stack [slices, N, M].
+    Stack(&'a Tensor),
+    /// One N × M matrix, `band(start, count)` giving rows start..start + count as [count, M].
+    Bands {
+        n: i64,
+        m: i64,
+        band: &'a dyn Fn(i64, i64) -> Result<Tensor>,
+    },
+}
+
+impl Rows<'_> {
+    /// [slices, N, M].
+    fn shape(&self) -> [i64; 3] {
+        match self {
+            Self::Stack(matrices) => {
+                let size = matrices.size();
+                [size[0], size[1], size[2]]
+            }
+            Self::Bands { n, m, .. } => [1, *n, *m],
+        }
+    }
 }
 
 /// The smallest and largest entries of `t` (NaN when it holds one: libtorch's extremes carry

@@ -56,6 +56,23 @@ for name in decoded + ["IQ2_XXS"]:
         weights = (rng.standard_t(3, size=(rows, cols)) * 0.05).astype(np.float32)
         data = weights if name == "F32" else gguf.quants.quantize(weights, qtype)
     add(f"types.{name}.weight", data, qtype)
+# Tall matrices (N > M as stored), which the analysis decodes a band of rows at a time.
+for name in ("Q8_0", "Q4_K"):
+    qtype = T[name]
+    weights = (rng.standard_t(3, size=(1024, 256)) * 0.05).astype(np.float32)
+    if name == "Q8_0":
+        data = gguf.quants.quantize(weights, qtype)
+    else:
+        block, size = gguf.GGML_QUANT_SIZES[qtype]
+        blocks = rng.integers(0, 256, size=(1024 * 256 // block, size), dtype=np.uint8)
+        for at in SCALES[name]:
+            blocks[:, at:at + 2] = rng.uniform(0.002, 0.05, size=len(blocks)).astype(np.float16).view(np.uint8).reshape(-1, 2)
+        data = blocks.reshape(1024, -1)
+    tall = f"tall.{name}.weight"
+    writer.add_tensor(tall, data, raw_dtype=qtype)
+    values = gguf.quants.dequantize(data, qtype).reshape(1024, 256)
+    reference[tall] = np.ascontiguousarray(values, dtype=np.float32)
+    lambda_max[tall] = float(np.linalg.svd(values.astype(np.float64), compute_uv=False)[0] ** 2)
 writer.add_tensor("output_norm.weight", np.ones(cols, dtype=np.float32))
 writer.write_header_to_file()
 writer.write_kv_data_to_file()
@@ -120,7 +137,8 @@ fn every_decoded_type_equals_the_gguf_package_bit_for_bit() {
 }
 
 /// `analyze` of the GGUF gives every decoded matrix the λmax numpy finds (1e-10 relative) and
-/// exactly the λmax and α of the same floats read from safetensors.
+/// exactly the λmax and α of the same floats read from safetensors — the tall ones decoded a
+/// band of rows at a time as their Gram matrices are formed.
 #[test]
 fn analysing_a_gguf_equals_numpy_and_the_dequantised_floats() {
     let layers = |file: &str| -> Vec<Value> {
@@ -136,7 +154,7 @@ fn analysing_a_gguf_equals_numpy_and_the_dequantised_floats() {
     let ours = layers("every_type.gguf");
     let theirs = layers("every_type_reference.safetensors");
     let numpy = &made().1;
-    assert_eq!(ours.len(), DECODED.len());
+    assert_eq!(ours.len(), DECODED.len() + 2, "and two tall matrices");
     for a in &ours {
         let name = a["name"].as_str().unwrap();
         let b = theirs.iter().find(|b| b["name"] == name).unwrap();

@@ -96,17 +96,27 @@ impl GgmlBlocks {
     /// reads and decodes its own run of blocks, so the stored bytes are never all in memory
     /// beside the floats.
     pub fn dense(&self, label: &str) -> Result<Tensor> {
+        let rows = self.shape.first().copied().unwrap_or(1);
+        let tensor = self.rows(label, 0, rows)?;
+        Ok(tensor.f_reshape(self.shape.as_slice())?)
+    }
+
+    /// Rows `start..start + count` along the first dimension, decoded now as a float32 CPU
+    /// tensor [count, …] (blocks run along the last dimension, so each row is whole blocks).
+    pub fn rows(&self, label: &str, start: i64, count: i64) -> Result<Tensor> {
         let format = self.format;
-        let numel: usize = self.shape.iter().map(|&n| n as usize).product();
-        let blocks = numel / format.block_size();
-        let bytes = (blocks * format.block_bytes()) as u64;
+        let inner: usize = self.shape.iter().skip(1).map(|&n| n as usize).product();
+        let inner = if self.shape.is_empty() { 1 } else { inner };
+        let numel = inner * count as usize;
+        let row_bytes = (inner / format.block_size() * format.block_bytes()) as u64;
+        let offset = self.offset + start as u64 * row_bytes;
+        let bytes = row_bytes * count as u64;
         crate::environment::ensure_host_memory(
             || format!("{label} ({numel} weights of {format})"),
             tch::Device::Cpu,
             4.0 * numel as f64,
         )?;
-        if self
-            .offset
+        if offset
             .checked_add(bytes)
             .is_none_or(|end| end > self.file.len())
         {
@@ -116,9 +126,11 @@ impl GgmlBlocks {
                 message: format!("{label}: its {bytes} bytes run past the end of the file"),
             });
         }
+        let mut shape = vec![count];
+        shape.extend(self.shape.iter().skip(1));
         let tensor = Tensor::f_empty([numel as i64], (Kind::Float, tch::Device::Cpu))?;
         if numel == 0 {
-            return Ok(tensor.f_reshape(self.shape.as_slice())?);
+            return Ok(tensor.f_reshape(shape.as_slice())?);
         }
         // SAFETY: `tensor` is a fresh, contiguous float32 CPU tensor of `numel` > 0 elements
         // that nothing else references until it is returned.
@@ -130,10 +142,10 @@ impl GgmlBlocks {
                 let blocks = values.len() / format.block_size();
                 let mut stored = vec![0u8; blocks * format.block_bytes()];
                 self.file
-                    .read_exact_at(&mut stored, self.offset + task as u64 * task_bytes)?;
+                    .read_exact_at(&mut stored, offset + task as u64 * task_bytes)?;
                 format.decode(&stored, values);
                 Ok(())
             })?;
-        Ok(tensor.f_reshape(self.shape.as_slice())?)
+        Ok(tensor.f_reshape(shape.as_slice())?)
     }
 }
