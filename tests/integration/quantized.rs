@@ -1,8 +1,8 @@
 //! Hugging Face quantised checkpoints, one directory per format with random codes, scales and
 //! zero points: GPTQ (original format, 2, 4 and 8 bits, act-order g_idx), AWQ, compressed-tensors
 //! pack-quantized (asymmetric, decompressed by compressed-tensors itself) and bitsandbytes
-//! int8 and NF4 (plain and nested absmax). Every dequantised weight equals its reference bit for
-//! bit, and its analysis equals the analysis of the reference floats.
+//! int8, NF4 (plain and nested absmax) and FP4. Every dequantised weight equals its reference
+//! bit for bit, and its analysis equals the analysis of the reference floats.
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
@@ -105,13 +105,18 @@ NF4 = np.array([-1.0, -0.6961928009986877, -0.5250730514526367, -0.3949174880981
     -0.18477343022823334, -0.09105003625154495, 0.0, 0.07958029955625534, 0.16093020141124725,
     0.24611230194568634, 0.33791524171829224, 0.44070982933044434, 0.5626170039176941, 0.7229568362236023, 1.0],
     dtype=np.float32)
-for nested in (False, True):
+# bitsandbytes FP4's code book (its quant_map), as create_fp4_map gives it.
+FP4 = np.array([0.0, 0.005208333333333333, 0.6666666666666666, 1.0, 0.3333333333333333, 0.5,
+    0.16666666666666666, 0.25, -0.0, -0.005208333333333333, -0.6666666666666666, -1.0,
+    -0.3333333333333333, -0.5, -0.16666666666666666, -0.25], dtype=np.float32)
+for kind, nested in (("nf4", False), ("nf4", True), ("fp4", False)):
+    book = NF4 if kind == "nf4" else FP4
     n = OUT * IN
     codes = rng.integers(0, 16, size=n).astype(np.uint8)
     byte = (codes[0::2] << 4) | codes[1::2]
-    state = {"quant_type": "nf4", "blocksize": 64, "dtype": "float16", "shape": [OUT, IN]}
+    state = {"quant_type": kind, "blocksize": 64, "dtype": "float16", "shape": [OUT, IN]}
     tensors = {NAME + ".weight": torch.from_numpy(byte.reshape(-1, 1)),
-               NAME + ".weight.quant_map": torch.from_numpy(NF4)}
+               NAME + ".weight.quant_map": torch.from_numpy(book)}
     if nested:
         dynamic = np.sort(rng.uniform(-1, 1, size=256)).astype(np.float32)
         absmax_codes = rng.integers(0, 256, size=n // 64).astype(np.uint8)
@@ -126,11 +131,11 @@ for nested in (False, True):
         absmax = rng.uniform(0.01, 0.1, size=n // 64).astype(np.float32)
         tensors[NAME + ".weight.absmax"] = torch.from_numpy(absmax)
     state_bytes = np.frombuffer(json.dumps(state).encode(), dtype=np.uint8).copy()
-    tensors[NAME + ".weight.quant_state.bitsandbytes__nf4"] = torch.from_numpy(state_bytes)
-    w = (NF4[codes] * np.repeat(absmax.astype(np.float32), 64)).astype(np.float16).reshape(OUT, IN)
-    fmt = "bnb_nf4_nested" if nested else "bnb_nf4"
+    tensors[NAME + ".weight.quant_state.bitsandbytes__" + kind] = torch.from_numpy(state_bytes)
+    w = (book[codes] * np.repeat(absmax.astype(np.float32), 64)).astype(np.float16).reshape(OUT, IN)
+    fmt = f"bnb_{kind}_nested" if nested else f"bnb_{kind}"
     write(fmt, tensors, w, {"quant_method": "bitsandbytes", "load_in_4bit": True,
-          "bnb_4bit_quant_type": "nf4", "bnb_4bit_use_double_quant": nested})
+          "bnb_4bit_quant_type": kind, "bnb_4bit_use_double_quant": nested})
     formats.append(fmt)
 print(json.dumps({"formats": formats, "lambda_max": lambda_max}))
 "#;
@@ -152,7 +157,7 @@ fn made() -> &'static (PathBuf, Value) {
 fn every_packed_format_dequantises_to_its_reference_bit_for_bit() {
     let (dir, made) = made();
     let formats: Vec<String> = serde_json::from_value(made["formats"].clone()).unwrap();
-    assert_eq!(formats.len(), 8);
+    assert_eq!(formats.len(), 9);
     for format in &formats {
         let model = rmt_torch::Model::load(dir.join(format)).unwrap();
         let names: Vec<&str> = model.tensors.iter().map(|t| t.name.as_str()).collect();
@@ -197,6 +202,7 @@ fn every_packed_format_dequantises_to_its_reference_bit_for_bit() {
             "awq" => "AWQ int4",
             "pack_quantized" => "pack-quantized int4",
             "bnb_int8" => "bitsandbytes int8",
+            "bnb_fp4" => "bitsandbytes FP4",
             _ => "bitsandbytes NF4",
         };
         assert!(info.contains(expected), "{format}: {info}");
