@@ -528,6 +528,13 @@ def refused(name, args, stderr):
 
 
 refused("opt_fail_if_nan", ("zoo", str(OUT / "zoo_ok"), "--fail-if", "alpha>nan"), "finite")
+# Shares of one model to merge that are not analyses, or are analyses of another schema.
+case("merge_not_json.json", b"{not json", args=("analyze", "merge", "{file}"), stderr="not an analysis in JSON")
+case("merge_other_schema.json", json.dumps({"schema": "rmt-torch/zoo/v1"}).encode(), args=("analyze", "merge", "{file}"), stderr="a rmt-torch/zoo/v1 file")
+case("merge_no_schema.json", b"[1, 2]", args=("analyze", "merge", "{file}"), stderr="no schema")
+case("merge_lying_share.json", json.dumps({"schema": "rmt-torch/analysis/v2", "layers": "x"}).encode(), args=("analyze", "merge", "{file}"), stderr="not an analysis in JSON")
+refused("opt_shard_out_of_range", ("analyze", VALID, "--shard", "3/3"), "I/N")
+refused("opt_fail_if_changed_without_base", ("zoo", str(OUT / "zoo_ok"), "--fail-if-changed", "max_cka<1"), "--base")
 refused("opt_fail_if_unknown_field", ("zoo", str(OUT / "zoo_ok"), "--fail-if", "alpah>3"), "alpah")
 refused("opt_tw_level", ("analyze", VALID, "--tw-level", "2"), "--tw-level")
 refused("opt_tw_level_nan", ("analyze", VALID, "--tw-level", "nan"), "finite number")

@@ -26,6 +26,15 @@ pub struct BlockSummary {
     pub experts: Option<ExpertSummary>,
 }
 
+/// The mean α of the layers whose fit succeeded; `None` when none did.
+fn mean_alpha<'a>(layers: impl IntoIterator<Item = &'a LayerReport>) -> Option<f64> {
+    let alphas: Vec<f64> = layers
+        .into_iter()
+        .filter_map(|l| l.power_law.as_ref().map(|fit| fit.alpha))
+        .collect();
+    (!alphas.is_empty()).then(|| alphas.iter().sum::<f64>() / alphas.len() as f64)
+}
+
 /// A mixture-of-experts block's experts: α over them, and the one furthest from the others.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExpertSummary {
@@ -53,13 +62,9 @@ impl ExpertSummary {
         let means: Vec<(usize, f64)> = experts
             .iter()
             .filter_map(|&expert| {
-                let alphas: Vec<f64> = members
-                    .iter()
-                    .filter(|l| l.expert == Some(expert))
-                    .filter_map(|l| l.power_law.as_ref().map(|fit| fit.alpha))
-                    .collect();
-                (!alphas.is_empty())
-                    .then(|| (expert, alphas.iter().sum::<f64>() / alphas.len() as f64))
+                let alpha =
+                    mean_alpha(members.iter().copied().filter(|l| l.expert == Some(expert)));
+                alpha.map(|alpha| (expert, alpha))
             })
             .collect();
         let count = means.len() as f64;
@@ -102,13 +107,7 @@ impl BlockSummary {
                                 && l.role.and_then(Part::sublayer) == Some(sublayer)
                         })
                         .collect();
-                    let alphas: Vec<f64> = members
-                        .iter()
-                        .filter_map(|l| l.power_law.as_ref().map(|fit| fit.alpha))
-                        .collect();
-                    let mean = (!alphas.is_empty())
-                        .then(|| alphas.iter().sum::<f64>() / alphas.len() as f64);
-                    (mean, members.len())
+                    (mean_alpha(members.iter().copied()), members.len())
                 };
                 let (attention_alpha, attention_layers) = of(Sublayer::Attention);
                 let (mlp_alpha, mlp_layers) = of(Sublayer::Mlp);

@@ -21,6 +21,19 @@ pub fn read_json(path: &Path, max_bytes: u64, format: &'static str) -> Result<se
         .map_err(|err| corrupt(format!("not valid JSON: {err}")))
 }
 
+/// Largest `config.json` read (real ones are a few kB).
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// The `config.json` in `dir`, parsed, when there is one; a malformed one, or one that is not
+/// a regular file, is an error naming it.
+pub fn config_json(dir: &Path) -> Result<Option<serde_json::Value>> {
+    let path = dir.join("config.json");
+    if !path.exists() {
+        return Ok(None);
+    }
+    read_json(&path, MAX_CONFIG_BYTES, "config.json").map(Some)
+}
+
 /// Opens `path` for reading if it is a regular file (after following symlinks); returns the
 /// file and its length.
 pub fn open_regular(path: &Path) -> Result<(File, u64)> {

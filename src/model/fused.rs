@@ -25,19 +25,13 @@ pub struct AttentionHeads {
     pub grouped: bool,
 }
 
-/// Largest `config.json` read (real ones are a few kB).
-const MAX_CONFIG_BYTES: u64 = 1 << 20;
-
 impl AttentionHeads {
     /// The head counts of `config.json` in `dir`, when it has them; an unreadable or malformed
     /// config is an error naming it.
     pub fn from_config_dir(dir: &Path) -> Result<Option<Self>> {
-        let path = dir.join("config.json");
-        if !path.exists() {
-            return Ok(None);
-        }
-        let config = crate::model::file::read_json(&path, MAX_CONFIG_BYTES, "config.json")?;
-        Ok(Self::from_config(&config))
+        Ok(crate::model::file::config_json(dir)?
+            .as_ref()
+            .and_then(Self::from_config))
     }
 
     /// The head counts of `model`: its `config.json`'s, or a GGUF file's metadata

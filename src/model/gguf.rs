@@ -326,9 +326,15 @@ impl<'f> Cursor<'f> {
         Ok(())
     }
 
-    /// A string: its length (u64), then its UTF-8 bytes.
-    fn string(&mut self, what: &str) -> Result<String> {
+    /// A string: its length (u64), then its UTF-8 bytes, refused past `limit` bytes.
+    fn string_of_at_most(&mut self, limit: u64, what: &str) -> Result<String> {
+        let at = self.position;
         let len = self.u64()?;
+        if len > limit {
+            return Err(self.corrupt(format!(
+                "{what} of {len} bytes at byte {at} (at most {limit})"
+            )));
+        }
         self.ensure(len, what)?;
         let mut buffer = vec![0u8; len as usize];
         self.reader
@@ -338,22 +344,14 @@ impl<'f> Cursor<'f> {
         String::from_utf8(buffer).map_err(|_| self.corrupt(format!("{what} is not UTF-8")))
     }
 
+    /// A string value, as long as the file allows.
+    fn string(&mut self, what: &str) -> Result<String> {
+        self.string_of_at_most(u64::MAX, what)
+    }
+
     /// A key or tensor name: a string of at most [`MAX_NAME_BYTES`].
     fn name(&mut self, what: &str) -> Result<String> {
-        let at = self.position;
-        let len = u64::from_le_bytes(self.bytes()?);
-        if len > MAX_NAME_BYTES {
-            return Err(self.corrupt(format!(
-                "a {what} of {len} bytes at byte {at} (at most {MAX_NAME_BYTES})"
-            )));
-        }
-        self.ensure(len, what)?;
-        let mut buffer = vec![0u8; len as usize];
-        self.reader
-            .read_exact(&mut buffer)
-            .map_err(|err| self.io(err))?;
-        self.position += len;
-        String::from_utf8(buffer).map_err(|_| self.corrupt(format!("a {what} is not UTF-8")))
+        self.string_of_at_most(MAX_NAME_BYTES, &format!("a {what}"))
     }
 
     /// A metadata value of type `value_type`; arrays are skipped and kept by length.

@@ -345,27 +345,19 @@ impl Model {
     }
 }
 
-/// Largest `config.json` read for its `quantization_config` (real ones are a few kB).
-const MAX_CONFIG_BYTES: u64 = 1 << 20;
-
 /// `tensors` with each Hugging Face quantised layer's tensors made one dequantising tensor
 /// ([`quant::hf`]), read with the `config.json` beside the file or in the directory at `path`
-/// when there is one.
+/// (read only when some tensor's name is a quantised layer's).
 fn dequantised_layers(tensors: Vec<NamedTensor>, path: &Path) -> Result<Vec<NamedTensor>> {
+    if !quant::hf::holds_quantized(&tensors) {
+        return Ok(tensors);
+    }
     let dir = if path.is_dir() {
         path
     } else {
         path.parent().unwrap_or(Path::new("."))
     };
-    let config_path = dir.join("config.json");
-    let config = match config_path.is_file() {
-        true => Some(file::read_json(
-            &config_path,
-            MAX_CONFIG_BYTES,
-            "config.json",
-        )?),
-        false => None,
-    };
+    let config = file::config_json(dir)?;
     quant::hf::regroup(tensors, config.as_ref(), path)
 }
 

@@ -107,33 +107,17 @@ impl Storage {
     }
 }
 
-/// What llama.cpp did to a GGUF model's attention rows, read from its metadata: the query and
-/// key heads of a Llama-family model (`general.architecture` llama), whose q and k rows it
-/// keeps in its rotary order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RotaryHeads {
-    /// Query heads.
-    pub heads: usize,
-    /// Key-value heads.
-    pub kv_heads: usize,
-}
-
-impl RotaryHeads {
-    /// The heads of a GGUF Llama-family `model`, `None` for any other model.
-    pub fn of(model: &Model) -> Option<Self> {
-        let arch = model
-            .other_entries
-            .iter()
-            .find(|e| e.name == "general.architecture")?;
-        if arch.value != crate::model::EntryValue::Str("llama".into()) {
-            return None;
-        }
-        let heads = AttentionHeads::from_gguf(&model.other_entries)?;
-        Some(Self {
-            heads: heads.heads,
-            kv_heads: heads.kv_heads,
-        })
-    }
+/// The heads of a GGUF Llama-family `model` (`general.architecture` llama), whose q and k
+/// rows llama.cpp keeps in its rotary order; `None` for any other model.
+pub fn rotary_heads(model: &Model) -> Option<AttentionHeads> {
+    let arch = model
+        .other_entries
+        .iter()
+        .find(|e| e.name == "general.architecture")?;
+    let llama = arch.value == crate::model::EntryValue::Str("llama".into());
+    (model.format == FileFormat::Gguf && llama)
+        .then(|| AttentionHeads::from_gguf(&model.other_entries))
+        .flatten()
 }
 
 /// A pair of layers the comparison reads, by their positions in each model's weight layers.
@@ -178,7 +162,7 @@ pub struct Unmatched {
 pub fn match_layers(
     base: &[WeightLayer<'_>],
     other: &[WeightLayer<'_>],
-    rotary: Option<(RotaryHeads, bool)>,
+    rotary: Option<(AttentionHeads, bool)>,
 ) -> (Vec<MatchedPair>, Vec<Unmatched>) {
     use crate::model::roles::{role_of, Part};
     let mut pairs = Vec::new();
@@ -426,7 +410,7 @@ pub fn compare_with_progress(
     let with_eigenvalues = request.resolve()?;
     let (base_layers, _) = layers::select(base, options.selection())?;
     let (other_layers, _) = layers::select(other, options.selection())?;
-    let rotary = match (RotaryHeads::of(base), RotaryHeads::of(other)) {
+    let rotary = match (rotary_heads(base), rotary_heads(other)) {
         (None, Some(heads)) => Some((heads, true)),
         (Some(heads), None) => Some((heads, false)),
         _ => None,

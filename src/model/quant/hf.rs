@@ -48,6 +48,17 @@ impl QuantizationConfig {
     }
 }
 
+/// Whether any of `tensors` is named as a quantised layer's part (packed codes, a
+/// bitsandbytes scale or quant state).
+pub fn holds_quantized(tensors: &[NamedTensor]) -> bool {
+    tensors.iter().any(|t| {
+        t.name.ends_with("qweight")
+            || t.name.ends_with("weight_packed")
+            || t.name.ends_with(".SCB")
+            || t.name.contains(".quant_state.bitsandbytes__")
+    })
+}
+
 /// `tensors` with each quantised layer's tensors replaced by one dequantising tensor, at the
 /// place of its packed codes; `config` is the checkpoint's parsed `config.json`.
 pub fn regroup(
