@@ -3,13 +3,13 @@
 use super::options::AnalyzeOptions;
 use super::record::LayerReport;
 use crate::error::Result;
-use crate::model::layers::{ConvMode, LayerKind, MatrixShape, WeightLayer};
+use crate::model::layers::{as_matrices, ConvMode, LayerKind, MatrixShape, WeightLayer};
 use crate::model::roles;
 use crate::spectrum;
 use crate::stats::esd::EsdScale;
 use crate::stats::heavy_tail::alternatives;
+use crate::stats::heavy_tail::estimator;
 use crate::stats::heavy_tail::hill::hill_plateau;
-use crate::stats::heavy_tail::power_law;
 use crate::stats::heavy_tail::quality::{AlphaMetrics, QualityLabel};
 use crate::stats::heavy_tail::randomization::Randomization;
 use crate::stats::spectral_metrics::SpectralMetrics;
@@ -34,6 +34,9 @@ pub(super) struct LayerSpectra {
     vectors: Option<Vec<(f64, Vec<f64>)>>,
     /// Eigenvalues of the symmetric parts, when asked for and square.
     symmetric: Option<Vec<f64>>,
+    /// Squared singular values of FARMS's windows, in the groups that are fitted, when the
+    /// estimator pools windows.
+    windows: Option<Vec<Vec<f64>>>,
 }
 
 /// What a layer's record says of the tensor itself, owned so that it can travel with the
@@ -49,8 +52,8 @@ pub(crate) struct LayerMeta {
 
 /// What a layer's spectrum is computed from.
 enum Stack {
-    /// Its stack of matrices [slices, N, M].
-    Matrices(tch::Tensor),
+    /// Its stack of matrices [slices, N, M]; `wide` when a matrix was stored M × N.
+    Matrices { matrices: tch::Tensor, wide: bool },
     /// One tall matrix of ggml blocks (a GGUF weight, N ≥ M as stored), decoded a band of
     /// rows at a time as its Gram matrix is formed: never whole in memory as floats.
     Blocks(crate::model::quant::GgmlBlocks),
@@ -110,26 +113,24 @@ impl LoadedLayer {
         position: usize,
         options: &AnalyzeOptions,
     ) -> Result<Self> {
+        // FARMS's windows are cut from the matrices themselves.
+        let whole = keeps_stack(options) || options.farms.is_some();
         let factored = match layer.tensor.low_rank() {
-            Some(update)
-                if layer.rows.is_none() && !keeps_stack(options) && !options.rmt.vectors =>
-            {
-                update
-                    .stacks(layer.kind, layer.conv_mode)?
-                    .map(|(b, a)| Stack::Factors {
-                        b,
-                        a,
-                        scale: update.scale,
-                        rank: update.rank(),
-                    })
-            }
+            Some(update) if layer.rows.is_none() && !whole && !options.rmt.vectors => update
+                .stacks(layer.kind, layer.conv_mode)?
+                .map(|(b, a)| Stack::Factors {
+                    b,
+                    a,
+                    scale: update.scale,
+                    rank: update.rank(),
+                }),
             _ => None,
         };
         let blocks = layer
             .tensor
             .ggml_blocks()
             .filter(|_| layer.kind == LayerKind::Dense && layer.rows.is_none())
-            .filter(|_| !keeps_stack(options))
+            .filter(|_| !whole)
             .map(|blocks| match layer.expert {
                 Some(expert) => blocks.slice(expert),
                 None => blocks.clone(),
@@ -138,7 +139,14 @@ impl LoadedLayer {
         let stack = match (factored, blocks) {
             (Some(factors), _) => factors,
             (None, Some(blocks)) => Stack::Blocks(blocks),
-            (None, None) => Stack::Matrices(layer.matrices()?),
+            (None, None) => {
+                let weight = layer.weight()?;
+                let size = weight.size();
+                Stack::Matrices {
+                    matrices: as_matrices(&weight, layer.kind, layer.conv_mode)?,
+                    wide: size.len() == 2 && size[0] < size[1],
+                }
+            }
         };
         Ok(Self {
             index,
@@ -174,9 +182,23 @@ pub(super) fn layer_spectra(
     } = layer;
     let (name, shape) = (meta.name.clone(), meta.shape);
     let name = name.as_str();
+    let mut windows = None;
     let (gram, kept) = match stack {
-        Stack::Matrices(matrices) => {
+        Stack::Matrices { matrices, wide } => {
             let gram = spectrum::Gram::of(name, &matrices, device, options.precision)?;
+            if let Some(farms) = options.farms {
+                let convolution =
+                    meta.kind != LayerKind::Dense && meta.conv_mode != ConvMode::Reshape;
+                windows = Some(spectrum::windows::farms_spectra(
+                    name,
+                    &matrices,
+                    wide,
+                    convolution,
+                    farms,
+                    device,
+                    options.precision,
+                )?);
+            }
             (gram, keeps_stack(options).then_some(matrices))
         }
         Stack::Blocks(blocks) => {
@@ -235,6 +257,7 @@ pub(super) fn layer_spectra(
     spectra.shuffled = shuffled;
     spectra.vectors = vectors;
     spectra.symmetric = symmetric;
+    spectra.windows = windows;
     Ok(Some(spectra))
 }
 
@@ -262,6 +285,7 @@ fn spectra_of(
         shuffled: None,
         vectors: None,
         symmetric: None,
+        windows: None,
     })
 }
 
@@ -286,9 +310,18 @@ pub(super) fn layer_report(layer: LayerSpectra, options: &AnalyzeOptions) -> Lay
         shuffled,
         vectors,
         symmetric,
+        windows,
     } = layer;
     let threshold = scale.fit_threshold();
-    let power_law = power_law::fit_tail(&eigenvalues, threshold, options.tail);
+    let fitted: Vec<Vec<f64>> = match &windows {
+        Some(groups) => groups.iter().map(|g| scale.report_all(g)).collect(),
+        None => Vec::new(),
+    };
+    let fitted: Vec<&[f64]> = match windows {
+        Some(_) => fitted.iter().map(Vec::as_slice).collect(),
+        None => vec![eigenvalues.as_slice()],
+    };
+    let power_law = estimator::fit_groups(options.estimator.rule(), &fitted, &scale, options.tail);
     let above_threshold: Vec<f64> = eigenvalues
         .iter()
         .copied()
@@ -323,14 +356,17 @@ pub(super) fn layer_report(layer: LayerSpectra, options: &AnalyzeOptions) -> Lay
         let edge = rmt.marchenko_pastur.as_ref().map(|mp| mp.mp_lambda_plus);
         Randomization::new(&eigenvalues, &scale.report_all(&shuffled), edge)
     });
-    let alternatives = power_law.as_ref().and_then(|fit| {
-        let tail: Vec<f64> = eigenvalues
-            .iter()
-            .copied()
-            .filter(|&l| l >= fit.xmin && l <= fit.xmax)
-            .collect();
-        alternatives::compare(&tail, fit.xmin, fit.alpha)
-    });
+    let alternatives = power_law
+        .as_ref()
+        .filter(|_| fitted.len() == 1)
+        .and_then(|fit| {
+            let tail: Vec<f64> = fitted[0]
+                .iter()
+                .copied()
+                .filter(|&l| l >= fit.xmin && l <= fit.xmax)
+                .collect();
+            alternatives::compare(&tail, fit.xmin, fit.alpha)
+        });
     let alpha_metrics = power_law
         .as_ref()
         .map(|fit| AlphaMetrics::new(fit.alpha, &eigenvalues));

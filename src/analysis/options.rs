@@ -16,8 +16,10 @@ use crate::error::{Error, Result};
 use crate::model::layers::{
     ConvMode, LayerSelection, DEFAULT_MIN_EVALS, WEIGHTWATCHER_MAX_EVALS, WEIGHTWATCHER_MAX_N,
 };
+use crate::spectrum::windows::{FarmsWindows, DEFAULT_FARMS_WINDOWS};
 use crate::spectrum::Precision;
 use crate::stats::esd::EsdConvention;
+use crate::stats::heavy_tail::estimator::{Estimator, TailRule};
 use crate::stats::heavy_tail::power_law::TailOptions;
 use crate::stats::rmt::unfolding::{
     Unfolding, UnfoldingMethod, DEFAULT_GAUSSIAN_WINDOW, DEFAULT_POLYNOMIAL_DEGREE,
@@ -84,6 +86,22 @@ pub struct AnalysisRequest {
     /// Only consider power-law tails of at least N eigenvalues when choosing xmin.
     #[cfg_attr(feature = "cli", arg(long, value_name = "N"))]
     pub min_tail: Option<usize>,
+    /// Which α each layer reports. `ww`: WeightWatcher's fit of the whole ESD.
+    /// `alpha-peak`: AlphaPruning's and AlphaLoRA's fit, xmin at most 1.5× the log-ESD's peak.
+    /// `hill-median`: TempBalance's Hill estimate with xmin at the median eigenvalue.
+    /// `farms`, `farms-peak`, `farms-median`: the same fits of FARMS's pooled ESD of equal-shaped
+    /// windows, free of the aspect ratio's bias (Fan et al. 2025).
+    #[cfg_attr(feature = "cli", arg(long, value_parser = choice::<Estimator>()))]
+    pub estimator: Option<Estimator>,
+    /// Rows b of FARMS's windows (default 2000; fewer when a matrix has fewer).
+    #[cfg_attr(feature = "cli", arg(long, value_name = "B"))]
+    pub farms_window: Option<usize>,
+    /// Aspect ratio Q of FARMS's windows: b × ⌊b·Q⌋ (default 1).
+    #[cfg_attr(feature = "cli", arg(long, value_parser = finite_number, value_name = "Q"))]
+    pub farms_q: Option<f64>,
+    /// FARMS's window positions per dimension, k × k windows (default 10; at least 2).
+    #[cfg_attr(feature = "cli", arg(long, value_name = "K"))]
+    pub farms_grid: Option<usize>,
     /// Which tensors, and how convolutions become matrices.
     #[cfg_attr(
         feature = "cli",
@@ -316,6 +334,17 @@ impl AnalysisRequest {
             }
         }
         let randomize = self.randomize.then(|| self.seed.unwrap_or(0));
+        let estimator = self.estimator.unwrap_or_default();
+        let farms = self.farms_windows(estimator)?;
+        if estimator.rule() != TailRule::WeightWatcher && tail != defaults {
+            return Err(Error::parameter(
+                "estimator",
+                format!(
+                    "xmax_drop, clip_fingers, xmin_peak and min_tail shape WeightWatcher's fit; \
+                     the {estimator} estimator fits its own way"
+                ),
+            ));
+        }
         let settings = Self {
             device: Some(self.device.unwrap_or_default()),
             convention: Some(self.convention.unwrap_or_default()),
@@ -328,6 +357,10 @@ impl AnalysisRequest {
             clip_fingers: tail.clip_fingers,
             xmin_peak: tail.xmin_peak,
             min_tail: Some(tail.min_tail),
+            estimator: Some(estimator),
+            farms_window: farms.map(|f| f.window),
+            farms_q: farms.map(|f| f.q),
+            farms_grid: farms.map(|f| f.grid),
             selection: SelectionRequest {
                 conv: Some(selection.conv_mode),
                 layers: self.selection.layers.clone(),
@@ -346,11 +379,53 @@ impl AnalysisRequest {
             precision: self.precision.unwrap_or_default(),
             keep_eigenvalues: self.eigenvalues || self.figure_data,
             tail,
+            estimator,
+            farms,
             randomize,
             selection,
             rmt,
             settings,
         })
+    }
+
+    /// FARMS's windows for `estimator`, checked: `None` unless it pools windows, and then the
+    /// parameters given or their defaults. Parameters given to another estimator are refused.
+    fn farms_windows(&self, estimator: Estimator) -> Result<Option<FarmsWindows>> {
+        let given = [
+            ("farms_window", self.farms_window.is_some()),
+            ("farms_q", self.farms_q.is_some()),
+            ("farms_grid", self.farms_grid.is_some()),
+        ];
+        if !estimator.pools_windows() {
+            return match given.iter().find(|(_, given)| *given) {
+                Some((name, _)) => Err(Error::parameter(
+                    *name,
+                    format!("applies to the farms estimators, not to {estimator}"),
+                )),
+                None => Ok(None),
+            };
+        }
+        let windows = FarmsWindows {
+            window: self.farms_window.unwrap_or(DEFAULT_FARMS_WINDOWS.window),
+            q: self.farms_q.unwrap_or(DEFAULT_FARMS_WINDOWS.q),
+            grid: self.farms_grid.unwrap_or(DEFAULT_FARMS_WINDOWS.grid),
+        };
+        if windows.window < 2 {
+            return Err(Error::parameter(
+                "farms_window",
+                "a window has at least 2 rows",
+            ));
+        }
+        if !(windows.q > 0.0 && windows.q <= 1e6) {
+            return Err(Error::parameter("farms_q", "the aspect ratio must be > 0"));
+        }
+        if windows.grid < 2 {
+            return Err(Error::parameter(
+                "farms_grid",
+                "at least 2 window positions per dimension",
+            ));
+        }
+        Ok(Some(windows))
     }
 }
 
@@ -442,6 +517,8 @@ pub struct AnalyzeOptions {
     pub(crate) precision: Precision,
     pub(crate) keep_eigenvalues: bool,
     pub(crate) tail: TailOptions,
+    pub(crate) estimator: Estimator,
+    pub(crate) farms: Option<FarmsWindows>,
     pub(crate) randomize: Option<u64>,
     pub(crate) rmt: RmtOptions,
     settings: AnalysisRequest,
@@ -490,6 +567,11 @@ impl AnalyzeOptions {
         self.precision
     }
 
+    /// The estimator of each layer's α.
+    pub fn estimator(&self) -> Estimator {
+        self.estimator
+    }
+
     /// The universal RMT suite's options.
     pub fn rmt(&self) -> &RmtOptions {
         &self.rmt
@@ -518,6 +600,8 @@ mod tests {
             serde_json::json!({"ww_compat": true, "randomize": true, "seed": 7}),
             serde_json::json!({"figure_data": true, "unfolding": "polynomial", "layers": "fc"}),
             serde_json::json!({"number_variance": "1:3", "conv": "reshape", "max_n": 100}),
+            serde_json::json!({"estimator": "farms-peak", "farms_grid": 4}),
+            serde_json::json!({"estimator": "hill-median"}),
         ] {
             let resolved = request(options).unwrap().resolve().unwrap();
             let again = resolved.settings().resolve().unwrap();
@@ -564,6 +648,36 @@ mod tests {
             .unwrap()
             .resolve()
             .is_ok());
+    }
+
+    #[test]
+    fn estimator_options_are_checked_against_the_estimator() {
+        let refused = |options: Value, name: &str| {
+            let err = request(options).unwrap().resolve().unwrap_err();
+            assert!(
+                matches!(&err, Error::InvalidParameter { name: n, .. } if n == name),
+                "{err}"
+            );
+        };
+        refused(serde_json::json!({"farms_q": 2.0}), "farms_q");
+        refused(
+            serde_json::json!({"estimator": "farms", "farms_grid": 1}),
+            "farms_grid",
+        );
+        refused(
+            serde_json::json!({"estimator": "farms", "farms_q": 0.0}),
+            "farms_q",
+        );
+        refused(
+            serde_json::json!({"estimator": "hill-median", "clip_fingers": true}),
+            "estimator",
+        );
+        let farms = request(serde_json::json!({"estimator": "farms"}))
+            .unwrap()
+            .resolve()
+            .unwrap();
+        assert_eq!(farms.farms, Some(DEFAULT_FARMS_WINDOWS));
+        assert!(request(serde_json::json!({"estimator": "hill"})).is_err());
     }
 
     #[test]

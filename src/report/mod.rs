@@ -18,6 +18,7 @@ pub mod zoo_html;
 
 use crate::error::{Error, Result};
 use crate::option_names::option_names;
+use crate::stats::heavy_tail::estimator::Estimator;
 
 /// Output formats of the reporting commands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -405,8 +406,12 @@ pub fn analysis_table(analysis: &Analysis, columns: Columns) -> String {
     for layer in &analysis.layers {
         table.push(columns.iter().map(|(_, cell)| cell(layer)).collect());
     }
+    let estimator = match analysis.settings.estimator {
+        Some(estimator) if estimator != Estimator::Ww => format!(", alpha by {estimator}"),
+        _ => String::new(),
+    };
     let mut out = format!(
-        "{} ({}): {} on {}, ESD convention {}, conv {}, precision {}\n\n",
+        "{} ({}): {} on {}, ESD convention {}, conv {}, precision {}{}\n\n",
         analysis.model,
         analysis.format,
         counted(analysis.layers.len(), "layer", "layers"),
@@ -414,6 +419,7 @@ pub fn analysis_table(analysis: &Analysis, columns: Columns) -> String {
         shown(&analysis.settings.convention),
         shown(&analysis.settings.selection.conv),
         shown(&analysis.settings.precision),
+        estimator,
     );
     out.push_str(&table.render());
     let summary = &analysis.summary;

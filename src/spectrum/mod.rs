@@ -9,6 +9,7 @@ mod gram;
 mod low_rank;
 mod memory;
 mod variants;
+pub mod windows;
 
 use tch::{Kind, Tensor};
 

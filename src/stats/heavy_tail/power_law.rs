@@ -31,6 +31,12 @@ pub enum FitMethod {
     Standard,
     /// WeightWatcher's bias-corrected small-N variant (fewer than 20 eigenvalues).
     SmallN,
+    /// xmin by minimal KS distance at most 1.5× the log-ESD's peak, as AlphaPruning, AlphaLoRA
+    /// and TempBalance fit it ([`super::estimator::Estimator::AlphaPeak`]).
+    AlphaPeak,
+    /// The Hill estimate with xmin at the median eigenvalue, as TempBalance's default
+    /// ([`super::estimator::Estimator::HillMedian`]).
+    HillMedian,
 }
 
 /// A power-law fit p(λ) ∝ λ^{−α} for λ ≥ xmin.
@@ -305,7 +311,7 @@ fn fit_candidates(
 }
 
 /// The outcome of one candidate's KS scan.
-enum KsScan {
+pub(super) enum KsScan {
     /// The full distance and the index where it is reached.
     Distance { distance: f64, argmax: usize },
     /// The point at index `at` is at least the bound away: the candidate cannot win.
@@ -327,7 +333,7 @@ const KS_SKIP_MARGIN: f64 = 1e-12;
 /// `hint` is tried first: successive candidates deviate most at nearly the same eigenvalue, so
 /// it rejects a losing candidate at once and starts a winning one's maximum near its value.
 /// The distance returned is the maximum over every point, as a full scan computes it.
-fn ks_distance(tail_logs: &[f64], alpha: f64, bound: f64, hint: usize) -> KsScan {
+pub(super) fn ks_distance(tail_logs: &[f64], alpha: f64, bound: f64, hint: usize) -> KsScan {
     let len = tail_logs.len();
     let n = len as f64;
     let log_xmin = tail_logs[0];
