@@ -5,6 +5,7 @@ mod cli;
 mod compare;
 mod cuda;
 mod directories;
+mod estimators;
 mod examples;
 mod experts;
 mod fixtures;
