@@ -234,7 +234,11 @@ pub(super) fn analyze_with(
 }
 
 /// Analyses a model with a progress bar over its layers.
-fn analyze_model(model: &Model, options: &AnalyzeOptions, quiet: bool) -> anyhow::Result<Analysis> {
+pub(super) fn analyze_model(
+    model: &Model,
+    options: &AnalyzeOptions,
+    quiet: bool,
+) -> anyhow::Result<Analysis> {
     let path = &model.path;
     let bar = progress_bar(quiet, "layers");
     let analysis = rmt_torch::analyze_with_progress(model, options, |done, total, name| {

@@ -1,4 +1,5 @@
 //! The command line: clap definitions, validated into library options, then library calls.
+mod allocate;
 mod analyze;
 mod compare;
 mod dist;
@@ -55,6 +56,9 @@ enum Command {
     Hessian(hessian::HessianArgs),
     /// Health checks over a model zoo: analyse every model, rank, apply a policy; exit 0/1/2.
     Zoo(zoo::ZooArgs),
+    /// Decisions from α: per-layer pruning ratios (AlphaPruning), learning rates (TempBalance)
+    /// or LoRA experts per block (AlphaLoRA).
+    Allocate(allocate::AllocateArgs),
     /// Spectral statistics over training: a sequence of checkpoints, or a SpectralMonitor's JSONL.
     Track(track::TrackArgs),
     /// The theory behind the spectra: Dyson Brownian motion, Hermite linearisation, the curse of
@@ -160,7 +164,22 @@ pub fn command() -> clap::Command {
                 )
             })
         })
-        .mut_subcommand("report", hide(&["eigenvalues", "figure_data"]));
+        .mut_subcommand("report", hide(&["eigenvalues", "figure_data"]))
+        .mut_subcommand("allocate", |allocate| {
+            ["sparsity", "lr", "lora"]
+                .iter()
+                .fold(allocate, |allocate, name| {
+                    allocate.mut_subcommand(name, |decision| {
+                        decision.mut_arg("estimator", |arg| {
+                            let default = allocate::reference_default(name);
+                            let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+                            arg.help(
+                                help.replace("[default: ww]", &format!("[default: {default}]")),
+                            )
+                        })
+                    })
+                })
+        });
     with_csv_rows(command)
 }
 
@@ -175,6 +194,8 @@ fn csv_row(command: &str) -> &'static str {
         "hessian" => "one row per top eigenvalue: rank, eigenvalue, residual",
         "dist" => "one row per value evaluated",
         "track" => "one row per step and layer",
+        "sparsity" | "lr" => "one row per layer: name, block, alpha, params, value, tuned",
+        "lora" => "one row per block: name, block, alpha, params, value (experts)",
         _ => "the table's rows",
     }
 }
@@ -252,6 +273,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Jacobian(args) => jacobian::run(args),
         Command::Hessian(args) => hessian::run(args),
         Command::Zoo(args) => zoo::run(args),
+        Command::Allocate(args) => allocate::run(args),
         Command::Track(args) => track::run(args),
         Command::Theory(args) => theory::run(args),
     }

@@ -8,23 +8,13 @@ use serde_json::Value;
 
 use crate::fixtures::{self, run_ok};
 
-/// Writes a model of heavy-tailed matrices (tall, wide, square) and a convolution, then prints
-/// every estimator's α per layer as the references compute it, windows b = 24, Q = 1.5, k = 4.
-const REFERENCE: &str = r#"
-import contextlib, io, json, math, sys
+/// The fits as the references compute them, in numpy (and `torch.histc` for the peak rule):
+/// `peak` is the xmin-peak loop of AlphaPruning's, AlphaLoRA's and TempBalance's
+/// `net_esd_estimator`, `median` TempBalance's `xmin_mid`, `ww` WeightWatcher 0.7.7's `WWFit`.
+pub const FITS: &str = r#"
+import contextlib, io, math
 import numpy as np, torch
-from safetensors.torch import save_file
 from weightwatcher.WW_powerlaw import WWFit
-
-torch.manual_seed(7)
-def heavy(r, c):
-    w = torch.randn(r, c, dtype=torch.float64) / c ** 0.5
-    u, s, v = torch.linalg.svd(w, full_matrices=False)
-    return (u * (s * (1 + 3 * torch.rand(s.shape, dtype=torch.float64) ** 6))) @ v
-tensors = {"tall.weight": heavy(200, 64), "wide.weight": heavy(96, 160),
-           "square.weight": heavy(120, 120),
-           "conv.weight": torch.randn(48, 24, 3, 3, dtype=torch.float64) * 0.1}
-save_file({k: v.contiguous() for k, v in tensors.items()}, sys.argv[1])
 
 def ks(x, i, alpha):
     n = len(x) - i
@@ -62,6 +52,24 @@ def ww(x):
 
 def esd(w):
     return np.linalg.svd(w, compute_uv=False) ** 2
+
+"#;
+
+/// Writes a model of heavy-tailed matrices (tall, wide, square) and a convolution, then prints
+/// every estimator's α per layer as the references compute it, windows b = 24, Q = 1.5, k = 4.
+const REFERENCE: &str = r#"
+import json, sys
+from safetensors.torch import save_file
+
+torch.manual_seed(7)
+def heavy(r, c):
+    w = torch.randn(r, c, dtype=torch.float64) / c ** 0.5
+    u, s, v = torch.linalg.svd(w, full_matrices=False)
+    return (u * (s * (1 + 3 * torch.rand(s.shape, dtype=torch.float64) ** 6))) @ v
+tensors = {"tall.weight": heavy(200, 64), "wide.weight": heavy(96, 160),
+           "square.weight": heavy(120, 120),
+           "conv.weight": torch.randn(48, 24, 3, 3, dtype=torch.float64) * 0.1}
+save_file({k: v.contiguous() for k, v in tensors.items()}, sys.argv[1])
 
 def fixed_sampling(w, b, q, k):
     rows, cols = w.shape
@@ -134,7 +142,7 @@ fn alphas(path: &str, estimator: &str) -> Vec<(String, f64)> {
 #[test]
 fn every_estimator_equals_its_reference() {
     let path = fixtures::output_dir("estimators").join("model.safetensors");
-    let expected: Value = fixtures::python_json(REFERENCE, &[&path]);
+    let expected: Value = fixtures::python_json(&format!("{FITS}{REFERENCE}"), &[&path]);
     let path = path.to_str().unwrap();
     for estimator in [
         "alpha-peak",

@@ -1,5 +1,6 @@
 //! Integration tests: one binary, fixtures generated once per run by scripts/make_fixtures.py.
 mod adapters;
+mod allocate;
 mod checkpoints;
 mod cli;
 mod compare;
