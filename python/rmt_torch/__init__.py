@@ -51,6 +51,9 @@ def __getattr__(name):
 
 __all__ = [
     "analyze",
+    "allocate_sparsity",
+    "allocate_lr",
+    "allocate_lora",
     "compare",
     "Comparison",
     "describe",
@@ -208,7 +211,9 @@ def analyze(obj, *, key=None, label=None, base=None, **options):
     (q, k and v of fused projections, head counts from a path's config.json), ``split_heads``
     (each attention head's block of q, k, v and o beside the whole matrix), ``eigenvalues``
     (keep each ESD), ``randomize`` and ``seed``, ``xmax_drop``, ``clip_fingers``,
-    ``xmin_peak``, ``min_tail``, ``tw_level``, ``unfolding`` ("gaussian", "polynomial") with
+    ``xmin_peak``, ``min_tail``, ``estimator`` ("ww", "alpha-peak", "hill-median", "farms",
+    "farms-peak", "farms-median": which α, see ``rmt-torch analyze --help``) with
+    ``farms_window`` / ``farms_q`` / ``farms_grid``, ``tw_level``, ``unfolding`` ("gaussian", "polynomial") with
     ``unfolding_window`` / ``unfolding_degree``, ``number_variance`` (a list of lengths),
     ``vectors``, ``pt_window``, ``semicircle``. Errors raise :class:`rmt_torch.Error`
     subclasses with the CLI's messages.
@@ -225,6 +230,56 @@ def analyze(obj, *, key=None, label=None, base=None, **options):
         options["device"] = f"cuda:{next(iter(devices)).index or 0}"
     text = _rmt_torch.analyze_model(model, key, _keywords(options), base)
     return Analysis(_json.loads(text))
+
+
+def _allocate(obj, decision, key, options):
+    text = _json.dumps(decision)
+    if isinstance(obj, Analysis):
+        if options or key is not None:
+            raise TypeError("analysis options apply when analysing a model, not to an Analysis")
+        record = obj.record
+    else:
+        options.setdefault("estimator", _rmt_torch.reference_estimator(text))
+        record = analyze(obj, key=key, **options).record
+    return _json.loads(_rmt_torch.allocate_analysis(_json.dumps(record), text))
+
+
+def allocate_sparsity(obj, target, *, epsilon=0.3, block_wise=False, key=None, **options):
+    """Per-layer sparsity ratios for pruning from α (AlphaPruning, Lu et al. 2024).
+
+    Ratios are linear in α over [1 − ε, 1 + ε] and rescaled so that the parameter-weighted
+    mean is ``target``; a higher α (a less trained layer) is pruned more. ``block_wise`` gives
+    every layer of a transformer block its block's mean α. ``obj`` is what :func:`analyze`
+    takes (α by ``estimator="alpha-peak"`` unless given, with any other analysis option) or an
+    :class:`Analysis` already computed. Returns ``rmt-torch allocate sparsity -f json`` as a
+    dict: ``values`` maps each layer to its ratio, ``shares`` has name, block, alpha, params.
+
+    >>> ratios = rmt_torch.allocate_sparsity("models/digits_cnn_trained.pt", 0.5)["values"]
+    """
+    decision = {"decision": "sparsity", "target": target, "epsilon": epsilon,
+                "block_wise": block_wise}
+    return _allocate(obj, decision, key, options)
+
+
+def allocate_lr(obj, base, *, map="linear", key=None, **options):
+    """Per-layer learning rates from α (TempBalance, Zhou et al. 2023), around ``base``.
+
+    ``map``: "linear" (α_min..α_max onto 0.5·base..1.5·base), "sqrt", "log2" or "step" (by
+    rank). The first and last layers and layers of fewer than 50 eigenvalues keep ``base``
+    (``tuned`` false in ``shares``). α by ``estimator="hill-median"`` unless given. Returns
+    ``rmt-torch allocate lr -f json`` as a dict (``values``: layer → learning rate).
+    """
+    return _allocate(obj, {"decision": "learning_rate", "base": base, "map": map}, key, options)
+
+
+def allocate_lora(obj, total=160, *, beta=2.5, key=None, **options):
+    """LoRA experts per transformer block from α (AlphaLoRA, Qing et al. 2024).
+
+    n_l = round(total·ᾱ_l^β / Σ ᾱ^β), ᾱ_l the mean α of block l, the rounding repaired to sum
+    to ``total``. α by ``estimator="alpha-peak"`` unless given. Returns ``rmt-torch allocate
+    lora -f json`` as a dict (``values``: ``block N`` → experts).
+    """
+    return _allocate(obj, {"decision": "lora_experts", "total": total, "beta": beta}, key, options)
 
 
 class Comparison:

@@ -1,6 +1,7 @@
 //! `rmt_torch._rmt_torch`: the rmt-torch library inside Python. The package's `__init__.py`
 //! turns modules, state dicts and paths into the calls below; tensors arrive as the
 //! `torch.Tensor`s themselves (pyo3-tch shares their storage), results leave as the CLI's JSON.
+use rmt_torch::workflows::allocate::{allocate, Decision};
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
@@ -252,6 +253,24 @@ fn analyze_model(
             }
         }
     })
+}
+
+/// The decision (`rmt_torch.allocate_*`'s JSON object), typed.
+fn decision_of(decision: &str) -> PyResult<Decision> {
+    serde_json::from_str(decision).map_err(|err| option_error(format!("{err}")))
+}
+
+/// The estimator a decision's reference reads α with.
+#[pyfunction]
+fn reference_estimator(decision: &str) -> PyResult<String> {
+    Ok(decision_of(decision)?.reference_estimator().to_string())
+}
+
+/// The decision taken from an analysis record (`rmt-torch allocate -f json`).
+#[pyfunction]
+fn allocate_analysis(record: &str, decision: &str) -> PyResult<String> {
+    let allocation = allocate(&analysis_of(record)?, &decision_of(decision)?).map_err(python_error)?;
+    rmt_torch::report::to_json(&allocation).map_err(python_error)
 }
 
 /// A model's tensors and what rmt-torch makes of each (`rmt-torch info -f json`), under the
@@ -618,6 +637,8 @@ impl Monitor {
 fn _rmt_torch(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add_function(wrap_pyfunction!(analyze_model, m)?)?;
+    m.add_function(wrap_pyfunction!(reference_estimator, m)?)?;
+    m.add_function(wrap_pyfunction!(allocate_analysis, m)?)?;
     m.add_function(wrap_pyfunction!(shared_data_pointers, m)?)?;
     m.add_function(wrap_pyfunction!(jacobian_module, m)?)?;
     m.add_function(wrap_pyfunction!(hessian_module, m)?)?;

@@ -539,3 +539,29 @@ def test_a_quantised_gguf_per_expert_and_per_head_as_the_cli_reads_it(tmp_path):
         "blk.0.attn_q.weight", "blk.0.attn_q.weight[h0]", "blk.0.attn_q.weight[h1]"]
     assert sum(layer.get("expert") is not None for layer in ours["layers"]) == 4
     assert differences(comparable(ours), comparable(theirs)) == []
+
+
+def test_allocations_equal_the_cli_and_take_an_analysis_or_a_model():
+    for name, cli_args, ours in [
+        ("sparsity", ["--target", "0.5"], lambda obj, **o: rmt_torch.allocate_sparsity(obj, 0.5, **o)),
+        ("lr", ["--base", "0.01", "--map", "step"],
+         lambda obj, **o: rmt_torch.allocate_lr(obj, 0.01, map="step", **o)),
+    ]:
+        cli = json.loads(subprocess.run(
+            [str(CLI), "allocate", name, str(SHIPPED), *cli_args, "--device", "cpu", "-f", "json", "-q"],
+            check=True, capture_output=True, text=True).stdout)
+        from_path = ours(str(SHIPPED), device="cpu")
+        assert differences(from_path, cli) == []
+        # An analysis already made with the reference's estimator gives the same decision.
+        analysis = rmt_torch.analyze(SHIPPED, device="cpu", estimator=cli["estimator"])
+        assert ours(analysis)["values"] == from_path["values"]
+    module = torch.jit.load(str(SHIPPED))
+    farms = rmt_torch.allocate_sparsity(module, 0.5, estimator="farms-median", farms_window=16)
+    assert farms["estimator"] == "farms-median"
+    weights = [s["params"] for s in farms["shares"]]
+    mean = sum(w * s["value"] for w, s in zip(weights, farms["shares"])) / sum(weights)
+    assert abs(mean - 0.5) < 1e-12
+    with pytest.raises(rmt_torch.OptionError, match="target"):
+        rmt_torch.allocate_sparsity(SHIPPED, 1.5)
+    with pytest.raises(TypeError):
+        rmt_torch.allocate_lr(analysis, 0.1, layers="fc")

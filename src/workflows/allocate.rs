@@ -2,7 +2,7 @@
 //! (TempBalance, Zhou et al. 2023) and LoRA experts per block (AlphaLoRA, Qing et al. 2024), as
 //! pure functions of an [`Analysis`] — the command line, Python and the training plugins share
 //! them. Each mapping is the reference code's, quirks included and named where they are.
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::analysis::{Analysis, LayerReport};
@@ -12,9 +12,10 @@ use crate::option_names::{option_names, serde_as_text};
 use crate::report::{format_number, table::Table, Render};
 use crate::stats::heavy_tail::estimator::Estimator;
 
-/// A decision to take from α, with its parameters.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "decision", rename_all = "snake_case")]
+/// A decision to take from α, with its parameters: in JSON (Python's form) an object such as
+/// `{"decision": "sparsity", "target": 0.7, "epsilon": 0.3, "block_wise": false}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "decision", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Decision {
     /// AlphaPruning's per-layer sparsity: ratios mapped linearly from [α_min, α_max] to
     /// [1 − ε, 1 + ε] and rescaled so that the parameter-weighted mean is `target`; a higher α
