@@ -119,7 +119,7 @@ impl Decision {
     }
 
     /// The decision's parameters, checked.
-    fn check(&self) -> Result<()> {
+    pub(crate) fn check(&self) -> Result<()> {
         let refuse = |name: &str, why: &str| Err(Error::parameter(name, why.to_string()));
         match *self {
             Self::Sparsity {
@@ -150,18 +150,29 @@ impl Decision {
     }
 }
 
-/// Takes `decision` from `analysis`: the layers it acts on and their values. Learning rates go
-/// to every layer but embeddings; sparsity and experts to the transformer blocks' layers when
-/// the model has blocks, else to every layer; attention heads (`--split-heads`) to none.
+/// Takes `decision` from `analysis` ([`allocate_layers`] over its layers).
 pub fn allocate(analysis: &Analysis, decision: &Decision) -> Result<Allocation> {
+    let estimator = analysis.settings.estimator.unwrap_or_default();
+    allocate_layers(&analysis.model, estimator, &analysis.layers, decision)
+}
+
+/// Takes `decision` from the layer records of `model`, their α by `estimator`: the layers it
+/// acts on and their values. Learning rates go to every layer but embeddings; sparsity and
+/// experts to the transformer blocks' layers when the model has blocks, else to every layer;
+/// attention heads (`--split-heads`) to none.
+pub fn allocate_layers(
+    model: &str,
+    estimator: Estimator,
+    records: &[LayerReport],
+    decision: &Decision,
+) -> Result<Allocation> {
     decision.check()?;
     // Learning rates go to every trained matrix (TempBalance's Conv2d and Linear layers, not
     // embeddings); pruning ratios and experts to the transformer blocks' layers when there are
     // blocks (AlphaPruning's and AlphaLoRA's decoder layers).
-    let blocked = analysis.layers.iter().any(|l| l.block.is_some());
+    let blocked = records.iter().any(|l| l.block.is_some());
     let learning_rate = matches!(decision, Decision::LearningRate { .. });
-    let layers: Vec<&LayerReport> = analysis
-        .layers
+    let layers: Vec<&LayerReport> = records
         .iter()
         .filter(|l| l.head.is_none())
         .filter(|l| {
@@ -174,8 +185,7 @@ pub fn allocate(analysis: &Analysis, decision: &Decision) -> Result<Allocation> 
         .collect();
     if layers.is_empty() {
         return Err(Error::NoWeightMatrices(format!(
-            "{}: no analysed layer to allocate over",
-            analysis.model
+            "{model}: no analysed layer to allocate over"
         )));
     }
     let alphas: Vec<Option<f64>> = layers
@@ -241,8 +251,7 @@ pub fn allocate(analysis: &Analysis, decision: &Decision) -> Result<Allocation> 
             let blocks = blocks_of(&layers);
             if blocks.is_empty() {
                 return Err(Error::NoWeightMatrices(format!(
-                    "{}: no transformer blocks, so no LoRA experts per block",
-                    analysis.model
+                    "{model}: no transformer blocks, so no LoRA experts per block"
                 )));
             }
             let scores = filled(&alphas);
@@ -270,8 +279,8 @@ pub fn allocate(analysis: &Analysis, decision: &Decision) -> Result<Allocation> 
         .map(|s| (s.name.clone(), Value::from(s.value)))
         .collect();
     Ok(Allocation {
-        model: analysis.model.clone(),
-        estimator: analysis.settings.estimator.unwrap_or_default(),
+        model: model.to_string(),
+        estimator,
         decision: decision.clone(),
         shares,
         values,

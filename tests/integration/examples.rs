@@ -1,4 +1,4 @@
-//! The two examples at small size, with the claims their papers make.
+//! The examples at small size, with the claims their papers make.
 use serde_json::Value;
 
 use crate::fixtures;
@@ -74,4 +74,25 @@ fn teacher_student_shows_level_repulsion_and_the_linear_scaling_rule() {
         (1.6..2.4).contains(&doubled),
         "4× lr/B gave {doubled}× the spread"
     );
+}
+
+/// TempBalance against one rate on the digits CNN, at small size: both arms train, the report
+/// says what the estimates cost, and a second run with the same seeds gives the same numbers.
+#[test]
+fn temp_balance_example_reports_both_arms_deterministically() {
+    let args = ["--seeds", "2", "--epochs", "2"];
+    let report = example("temp_balance", &args);
+    for arm in ["uniform_mean", "balanced_mean"] {
+        assert!(report[arm].as_f64().unwrap() > 0.5, "{arm}: {report}");
+    }
+    assert!(report["estimate_seconds_per_epoch"].as_f64().unwrap() > 0.0);
+    let accuracies = |report: &Value| -> Vec<f64> {
+        report["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|run| run["test_accuracy"].as_f64().unwrap())
+            .collect()
+    };
+    assert_eq!(accuracies(&report), accuracies(&example("temp_balance", &args)));
 }

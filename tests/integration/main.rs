@@ -25,6 +25,7 @@ mod rmt_suite;
 mod service;
 mod shards;
 mod spectra;
+mod temp_balance;
 mod theory;
 mod transformers;
 mod ww_compat;
