@@ -34,6 +34,7 @@ __version__ = _rmt_torch.__version__
 # Trainer adapters, imported on first use so that neither trainer is needed otherwise.
 _ADAPTERS = {
     "LightningSpectralCallback": ("rmt_torch.lightning_callback", "lightning"),
+    "LightningTempBalance": ("rmt_torch.lightning_callback", "lightning"),
     "TrainerSpectralCallback": ("rmt_torch.hf_callback", "transformers"),
 }
 
@@ -62,6 +63,9 @@ __all__ = [
     "hessian",
     "Analysis",
     "SpectralMonitor",
+    "TempBalance",
+    "param_groups",
+    "LightningTempBalance",
     "HESSIAN_RECORD",
     "LightningSpectralCallback",
     "TrainerSpectralCallback",
@@ -239,7 +243,8 @@ def _allocate(obj, decision, key, options):
             raise TypeError("analysis options apply when analysing a model, not to an Analysis")
         record = obj.record
     else:
-        options.setdefault("estimator", _rmt_torch.reference_estimator(text))
+        for name, value in _json.loads(_rmt_torch.decision_defaults(text)).items():
+            options.setdefault(name, value)
         record = analyze(obj, key=key, **options).record
     return _json.loads(_rmt_torch.allocate_analysis(_json.dumps(record), text))
 
@@ -584,3 +589,92 @@ class SpectralMonitor:
     def mean_seconds_per_observation(self):
         """Seconds an observation took on average (None before the first)."""
         return self._monitor.mean_seconds()
+
+
+def param_groups(model):
+    """The parameters of ``model`` in optimizer groups, one per layer, for :class:`TempBalance`.
+
+    Each module with a weight of two or more dimensions (Linear, Conv, Embedding …) is a group
+    named after its weight (``"name": "conv1.weight"``, the name :func:`analyze` reports) with
+    its own parameters; a BatchNorm joins the group of the layer before it (TempBalance gives it
+    that layer's rate); every other parameter (LayerNorm, …) is in one last group with no name.
+    Pass the list to any ``torch.optim`` optimizer: ``SGD(rmt_torch.param_groups(model), lr=η)``.
+    """
+    groups, rest, last = [], [], None
+    for name, module in model.named_modules():
+        own = list(module.parameters(recurse=False))
+        if not own:
+            continue
+        weight = getattr(module, "weight", None)
+        if isinstance(module, _torch.nn.modules.batchnorm._BatchNorm) and last is not None:
+            last["params"].extend(own)
+        elif isinstance(weight, _torch.nn.Parameter) and weight.dim() >= 2:
+            last = {"params": own, "name": f"{name}.weight" if name else "weight"}
+            groups.append(last)
+        else:
+            rest.extend(own)
+    if rest:
+        groups.append({"params": rest})
+    return groups
+
+
+class TempBalance:
+    """TempBalance (Zhou et al. 2023): per-layer learning rates from α, re-estimated as training
+    goes.
+
+    Call :meth:`step` once per epoch: every ``every``-th call the layers' α is estimated
+    (TempBalance's median Hill estimate, ``estimator="hill-median"``, unless ``options`` name
+    another) and each named group of ``optimizer.param_groups`` (made by :func:`param_groups`)
+    gets its rate: :func:`allocate_lr` around ``base_lr`` with ``map`` ("linear", "sqrt",
+    "log2", "step"); the first and last layers, layers of fewer than 50 eigenvalues and groups
+    without a layer get ``base_lr``. With ``background=True`` the estimate runs on a copy of the
+    weights on another thread and is applied at the next estimating call; ``jsonl`` receives the
+    layer records (what ``rmt-torch track`` reads). Options as :func:`analyze`.
+
+    >>> optimizer = torch.optim.SGD(rmt_torch.param_groups(model), lr=0.05, momentum=0.9)
+    >>> balance = rmt_torch.TempBalance(optimizer, model, 0.05)
+    >>> for epoch in range(epochs):
+    ...     train_one_epoch(model, optimizer)
+    ...     balance.step(epoch)
+    """
+
+    def __init__(self, optimizer, model, base_lr, *, every=1, map="linear", background=False, jsonl=None, **options):
+        if not any("name" in group for group in optimizer.param_groups):
+            raise TypeError("the optimizer has no named groups: build it from rmt_torch.param_groups(model)")
+        decision = _json.dumps({"decision": "learning_rate", "base": base_lr, "map": map})
+        for name, value in _json.loads(_rmt_torch.decision_defaults(decision)).items():
+            options.setdefault(name, value)
+        self.optimizer, self.base_lr, self.map = optimizer, base_lr, map
+        self._estimator = options["estimator"]
+        self._every = every
+        self._monitor = SpectralMonitor(model, every=1, jsonl=jsonl, background=background, **options)
+        self._applied = None
+        self.allocation = None
+
+    def step(self, epoch, base_lr=None):
+        """At an epoch divisible by ``every``, estimates α and sets the groups' rates (a new
+        ``base_lr``, a schedule's, applies from this estimate on); returns the allocation applied
+        (the :func:`allocate_lr` dict) or None."""
+        if base_lr is not None:
+            self.base_lr = base_lr
+        if epoch % self._every != 0:
+            return None
+        self._monitor.observe(epoch)
+        records = self._monitor.records
+        if not records or records[-1]["step"] == self._applied:
+            return None
+        step = records[-1]["step"]
+        layers = [r for r in records if r["step"] == step and r["name"] != HESSIAN_RECORD]
+        decision = {"decision": "learning_rate", "base": self.base_lr, "map": self.map}
+        allocation = _json.loads(_rmt_torch.allocate_records(
+            _json.dumps(layers), self._estimator, _json.dumps(decision)))
+        values = allocation["values"]
+        for group in self.optimizer.param_groups:
+            group["lr"] = values.get(group.get("name"), self.base_lr)
+        self._applied, self.allocation = step, allocation
+        return allocation
+
+    def finish(self):
+        """Waits for an estimate in flight (its records reach ``jsonl``; its rates are not
+        applied)."""
+        self._monitor.finish()

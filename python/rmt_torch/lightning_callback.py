@@ -4,7 +4,7 @@ try:
 except ImportError:  # the standalone package name
     from pytorch_lightning import Callback
 
-from . import SpectralMonitor
+from . import SpectralMonitor, TempBalance
 
 
 class LightningSpectralCallback(Callback):
@@ -36,3 +36,30 @@ class LightningSpectralCallback(Callback):
 
     def on_fit_end(self, trainer, pl_module):
         self.monitor.finish()
+
+
+class LightningTempBalance(Callback):
+    """TempBalance as a PyTorch Lightning callback: at the end of every ``every``-th training
+    epoch the module's layers get their learning rates (:class:`rmt_torch.TempBalance` on the
+    trainer's first optimizer, which ``configure_optimizers`` builds from
+    ``rmt_torch.param_groups(self)``), and ``rmt/lr/<layer>`` is logged. Options as
+    :class:`rmt_torch.TempBalance`."""
+
+    def __init__(self, base_lr, every=1, map="linear", jsonl=None, **options):
+        super().__init__()
+        self.base_lr, self.every, self.map, self.jsonl, self.options = base_lr, every, map, jsonl, options
+        self.balance = None
+
+    def on_fit_start(self, trainer, pl_module):
+        self.balance = TempBalance(
+            trainer.optimizers[0], pl_module, self.base_lr, every=self.every, map=self.map, jsonl=self.jsonl,
+            **self.options,
+        )
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        allocation = self.balance.step(trainer.current_epoch)
+        if allocation is not None:
+            pl_module.log_dict({f"rmt/lr/{name}": value for name, value in allocation["values"].items()})
+
+    def on_fit_end(self, trainer, pl_module):
+        self.balance.finish()

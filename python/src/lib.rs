@@ -1,7 +1,8 @@
 //! `rmt_torch._rmt_torch`: the rmt-torch library inside Python. The package's `__init__.py`
 //! turns modules, state dicts and paths into the calls below; tensors arrive as the
 //! `torch.Tensor`s themselves (pyo3-tch shares their storage), results leave as the CLI's JSON.
-use rmt_torch::workflows::allocate::{allocate, Decision};
+use rmt_torch::stats::heavy_tail::estimator::Estimator;
+use rmt_torch::workflows::allocate::{allocate, allocate_layers, Decision};
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
@@ -260,16 +261,38 @@ fn decision_of(decision: &str) -> PyResult<Decision> {
     serde_json::from_str(decision).map_err(|err| option_error(format!("{err}")))
 }
 
-/// The estimator a decision's reference reads α with.
+/// The analysis keywords a decision's reference implies where none is given (its estimator,
+/// every layer counted), as a JSON object.
 #[pyfunction]
-fn reference_estimator(decision: &str) -> PyResult<String> {
-    Ok(decision_of(decision)?.reference_estimator().to_string())
+fn decision_defaults(decision: &str) -> PyResult<String> {
+    let mut request = AnalysisRequest::default();
+    decision_of(decision)?.complete(&mut request);
+    let given: serde_json::Map<String, Value> = match serde_json::to_value(&request) {
+        Ok(Value::Object(fields)) => fields
+            .into_iter()
+            .filter(|(_, value)| !value.is_null() && *value != Value::Bool(false))
+            .collect(),
+        _ => serde_json::Map::new(),
+    };
+    Ok(Value::Object(given).to_string())
 }
 
 /// The decision taken from an analysis record (`rmt-torch allocate -f json`).
 #[pyfunction]
 fn allocate_analysis(record: &str, decision: &str) -> PyResult<String> {
     let allocation = allocate(&analysis_of(record)?, &decision_of(decision)?).map_err(python_error)?;
+    rmt_torch::report::to_json(&allocation).map_err(python_error)
+}
+
+/// The decision taken from a monitor's layer records of one step (JSON list), their α by
+/// `estimator`: what `rmt_torch.TempBalance` applies.
+#[pyfunction]
+fn allocate_records(records: &str, estimator: &str, decision: &str) -> PyResult<String> {
+    let layers: Vec<LayerReport> = serde_json::from_str(records)
+        .map_err(|err| InternalError::new_err(format!("not layer records: {err}")))?;
+    let estimator: Estimator = estimator.parse().map_err(python_error)?;
+    let allocation = allocate_layers("<training>", estimator, &layers, &decision_of(decision)?)
+        .map_err(python_error)?;
     rmt_torch::report::to_json(&allocation).map_err(python_error)
 }
 
@@ -637,8 +660,9 @@ impl Monitor {
 fn _rmt_torch(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add_function(wrap_pyfunction!(analyze_model, m)?)?;
-    m.add_function(wrap_pyfunction!(reference_estimator, m)?)?;
+    m.add_function(wrap_pyfunction!(decision_defaults, m)?)?;
     m.add_function(wrap_pyfunction!(allocate_analysis, m)?)?;
+    m.add_function(wrap_pyfunction!(allocate_records, m)?)?;
     m.add_function(wrap_pyfunction!(shared_data_pointers, m)?)?;
     m.add_function(wrap_pyfunction!(jacobian_module, m)?)?;
     m.add_function(wrap_pyfunction!(hessian_module, m)?)?;

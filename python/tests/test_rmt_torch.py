@@ -385,7 +385,7 @@ def test_transformers_trainer_callback_logs_and_writes_what_track_reads(tmp_path
 
 def test_the_namespace_holds_only_the_api():
     public = {name for name in dir(rmt_torch) if not name.startswith("_")}
-    adapters = {"LightningSpectralCallback", "TrainerSpectralCallback"}
+    adapters = {"LightningSpectralCallback", "LightningTempBalance", "TrainerSpectralCallback"}
     assert set(rmt_torch.__all__) - adapters <= public
     # Beyond the API only the adapters' own modules, once a test has imported them.
     assert public - set(rmt_torch.__all__) <= {"lightning_callback", "hf_callback"}
@@ -565,3 +565,82 @@ def test_allocations_equal_the_cli_and_take_an_analysis_or_a_model():
         rmt_torch.allocate_sparsity(SHIPPED, 1.5)
     with pytest.raises(TypeError):
         rmt_torch.allocate_lr(analysis, 0.1, layers="fc")
+
+
+def _balanced_net():
+    return torch.nn.Sequential(
+        torch.nn.Linear(32, 96), torch.nn.Tanh(), torch.nn.Linear(96, 128), torch.nn.BatchNorm1d(128),
+        torch.nn.Tanh(), torch.nn.Linear(128, 80), torch.nn.Tanh(), torch.nn.Linear(80, 4),
+    )
+
+
+def test_temp_balance_sets_each_groups_rate_to_the_decision_on_the_same_weights():
+    torch.manual_seed(2)
+    model = _balanced_net()
+    groups = rmt_torch.param_groups(model)
+    assert [g.get("name") for g in groups] == ["0.weight", "2.weight", "5.weight", "7.weight"]
+    assert len(groups[1]["params"]) == 4  # the Linear's weight and bias, the BatchNorm's two
+    optimizer = torch.optim.SGD(groups, lr=0.1)
+    balance = rmt_torch.TempBalance(optimizer, model, 0.1, map="sqrt", device="cpu")
+    applied = balance.step(0)
+    expected = rmt_torch.allocate_lr(model, 0.1, map="sqrt", device="cpu")
+    assert applied["values"] == expected["values"]
+    assert [s["tuned"] for s in applied["shares"]] == [False, True, True, False]  # 7 counted, however small
+    for group in optimizer.param_groups:
+        assert group["lr"] == expected["values"][group["name"]]
+    assert balance.step(1) is not None and rmt_torch.TempBalance(optimizer, model, 0.1, every=2).step(1) is None
+    with pytest.raises(TypeError, match="param_groups"):
+        rmt_torch.TempBalance(torch.optim.SGD(model.parameters(), lr=0.1), model, 0.1)
+
+
+def test_training_with_temp_balance_is_deterministic(tmp_path):
+    def train(background):
+        torch.manual_seed(3)
+        model = _balanced_net()
+        optimizer = torch.optim.SGD(rmt_torch.param_groups(model), lr=0.05, momentum=0.9)
+        balance = rmt_torch.TempBalance(optimizer, model, 0.05, background=background, device="cpu",
+                                        jsonl=tmp_path / f"tb-{background}.jsonl")
+        x, y = torch.randn(64, 32), torch.randint(0, 4, (64,))
+        for epoch in range(3):
+            for start in range(0, 64, 16):
+                optimizer.zero_grad()
+                torch.nn.functional.cross_entropy(model(x[start:start + 16]), y[start:start + 16]).backward()
+                optimizer.step()
+            balance.step(epoch)
+        balance.finish()
+        return [p.detach().clone() for p in model.parameters()]
+
+    for background in (False, True):
+        assert all(torch.equal(a, b) for a, b in zip(train(background), train(background)))
+    assert "2.weight" in track_reads(tmp_path / "tb-True.jsonl")
+
+
+def test_lightning_temp_balance_sets_and_logs_rates(tmp_path):
+    lightning = pytest.importorskip("lightning")
+
+    class Tiny(lightning.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.net = _balanced_net()
+
+        def training_step(self, batch, batch_idx):
+            x, y = batch
+            return torch.nn.functional.cross_entropy(self.net(x), y)
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(rmt_torch.param_groups(self), lr=0.05)
+
+    torch.manual_seed(5)
+    data = torch.utils.data.TensorDataset(torch.randn(128, 32), torch.randint(0, 4, (128,)))
+    callback = rmt_torch.LightningTempBalance(0.05, device="cpu")
+    trainer = lightning.Trainer(
+        max_epochs=2, accelerator="cpu", logger=lightning.pytorch.loggers.CSVLogger(tmp_path),
+        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+        callbacks=[callback],
+    )
+    trainer.fit(Tiny(), torch.utils.data.DataLoader(data, batch_size=32))
+    rates = {g["name"]: g["lr"] for g in trainer.optimizers[0].param_groups if "name" in g}
+    assert rates == callback.balance.allocation["values"]
+    assert rates["net.0.weight"] == 0.05 and rates["net.2.weight"] != 0.05
+    logged = (Path(trainer.logger.log_dir) / "metrics.csv").read_text()
+    assert "rmt/lr/net.2.weight" in logged

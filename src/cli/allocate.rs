@@ -17,8 +17,9 @@ use super::{AnalysisArgs, ModelArgs, OutputArgs};
 Each decision is its reference's mapping on the α the chosen --estimator gives, in the
 model's layer order. Learning rates go to every analysed layer but embeddings (TempBalance's
 Conv2d and Linear layers); sparsity and experts to the layers of transformer blocks when the
-model has any (the references act on decoder blocks), else to every analysed layer. A layer
-whose fit failed is given the mean α of the others. The JSON carries `shares` (name, block, alpha, params, value)
+model has any (the references act on decoder blocks), else to every analysed layer. Every
+layer is analysed, however few its eigenvalues (--min-evals 1 unless given), as the references
+count them. A layer whose fit failed is given the mean α of the others. The JSON carries `shares` (name, block, alpha, params, value)
 and `values`, the {layer: value} map the reference scripts read.
 
 EXAMPLES:
@@ -145,9 +146,7 @@ pub fn run(args: AllocateArgs) -> anyhow::Result<ExitCode> {
             Decision::LoraExperts { total, beta },
         ),
     };
-    let options = analysis.options(|request| {
-        request.estimator = request.estimator.or(Some(decision.reference_estimator()));
-    })?;
+    let options = analysis.options(|request| decision.complete(request))?;
     output.prepare(&[&model.model])?;
     let loaded = model.load()?;
     let result = analyze_model(&loaded, &options, analysis.quiet)?;

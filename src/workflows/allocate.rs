@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::analysis::{Analysis, LayerReport};
+use crate::analysis::{Analysis, AnalysisRequest, LayerReport};
 use crate::error::{Error, Result};
 use crate::model::roles::Part;
 use crate::option_names::{option_names, serde_as_text};
@@ -116,6 +116,15 @@ impl Decision {
             Self::LearningRate { .. } => Estimator::HillMedian,
             Self::Sparsity { .. } | Self::LoraExperts { .. } => Estimator::AlphaPeak,
         }
+    }
+
+    /// `request` with what the decision's reference analyses with where nothing was given: its
+    /// estimator, and every layer counted (`min_evals` 1), since the references act on every
+    /// layer of theirs (TempBalance's first and last layers are its first and last, however
+    /// small).
+    pub fn complete(&self, request: &mut AnalysisRequest) {
+        request.estimator.get_or_insert(self.reference_estimator());
+        request.selection.min_evals.get_or_insert(1);
     }
 
     /// The decision's parameters, checked.

@@ -44,12 +44,11 @@ pub struct TempBalance {
 
 impl TempBalance {
     /// Rates around `base` by `map`, α re-estimated at every epoch divisible by `every` with
-    /// TempBalance's own estimator (`hill-median`) and otherwise the analysis defaults.
+    /// TempBalance's own estimator (`hill-median`), every layer counted, and otherwise the
+    /// analysis defaults.
     pub fn new(base: f64, map: LrMap, every: usize) -> Result<Self> {
-        let request = AnalysisRequest {
-            estimator: Some(Estimator::HillMedian),
-            ..Default::default()
-        };
+        let mut request = AnalysisRequest::default();
+        Decision::LearningRate { base, map }.complete(&mut request);
         Self::with_options(request.resolve()?, base, map, every)
     }
 

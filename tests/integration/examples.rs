@@ -94,5 +94,8 @@ fn temp_balance_example_reports_both_arms_deterministically() {
             .map(|run| run["test_accuracy"].as_f64().unwrap())
             .collect()
     };
-    assert_eq!(accuracies(&report), accuracies(&example("temp_balance", &args)));
+    assert_eq!(
+        accuracies(&report),
+        accuracies(&example("temp_balance", &args))
+    );
 }
