@@ -430,7 +430,7 @@ fn in_memory_order(t: &Tensor) -> Result<Tensor> {
 /// `band` in `kind`, each matrix row- or column-major as BLAS reads it: as it is when it already
 /// is, else copied into row-major matrices (a convolution's slices are a view whose rows and
 /// columns are both strided, which libtorch would otherwise copy for every product).
-fn blas_readable(band: Tensor, kind: Kind) -> Result<Tensor> {
+pub(super) fn blas_readable(band: Tensor, kind: Kind) -> Result<Tensor> {
     let strides = band.stride();
     if band.kind() == kind && (strides[2] == 1 || strides[1] == 1) {
         return Ok(band);
@@ -457,7 +457,7 @@ const GRAM_BLOCK: i64 = 256;
 /// a large layer's Gram product then uses every core even when it is the only layer left in
 /// flight. Each block is one product whatever thread computes it, so the sums do not depend
 /// on the thread count.
-fn add_gram_lower(gram: &mut Tensor, w: &Tensor) -> Result<()> {
+pub(super) fn add_gram_lower(gram: &mut Tensor, w: &Tensor) -> Result<()> {
     use rayon::prelude::*;
     let m = w.size()[2];
     let on_cpu = w.device() == tch::Device::Cpu;

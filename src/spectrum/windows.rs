@@ -1,4 +1,4 @@
-//! FARMS's pooled window spectra (Fan et al. 2025, "Eigenspectrum analysis of neural networks
+//! FARMS's pooled window spectra (Hu et al. 2025, "Eigenspectrum analysis of neural networks
 //! without aspect ratio bias"): α fitted to the ESD of a matrix's b × ⌊b·Q⌋ sub-matrices, all of
 //! one shape whatever the matrix's, removes the bias that the aspect ratio puts in α.
 //!
@@ -10,14 +10,14 @@
 //! pooled over the kernel positions and fitted, and the layer's α is the mean over the blocks.
 //!
 //! Windows overlap, and a window's Gram matrix is a sub-block of a sum: the Gram matrix over the
-//! smaller side is summed over the chunks of the other side between window edges, each chunk's
-//! product formed once; each window's is then a principal sub-block, and the windows of one
-//! span are solved as one batch.
+//! smaller side (its lower triangle, which is all the eigensolver reads) is summed over the
+//! chunks of the other side between window edges, each chunk's product formed once; each window's is then a principal sub-block. The windows' eigensolves
+//! run in parallel on the CPU (each on one thread) and as one batch on a GPU.
 use std::collections::BTreeMap;
 
 use tch::{Kind, Tensor};
 
-use super::gram::{eigensolve_on_one_thread, non_finite_error};
+use super::gram::{add_gram_lower, blas_readable, eigensolve_on_one_thread, non_finite_error};
 use super::Precision;
 use crate::error::Result;
 
@@ -118,6 +118,7 @@ fn pooled_windows(matrix: &Tensor, windows: FarmsWindows) -> Result<Vec<f64>> {
     };
     let (side_first, side_end) = side_positions.span();
     let gram_side = gram_side.f_narrow(0, side_first, side_end - side_first)?;
+    let kind = gram_side.kind();
     let keep = b.min(bc) as usize;
     let mut edges: Vec<i64> = sum_positions
         .starts
@@ -140,7 +141,13 @@ fn pooled_windows(matrix: &Tensor, windows: FarmsWindows) -> Result<Vec<f64>> {
                 std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
                 std::collections::btree_map::Entry::Vacant(entry) => {
                     let chunk = gram_side.f_narrow(1, pair[0], pair[1] - pair[0])?;
-                    entry.insert(chunk.f_matmul(&chunk.f_tr()?)?)
+                    let side = gram_side.size()[0];
+                    let mut lower = Tensor::f_zeros([1, side, side], (kind, gram_side.device()))?;
+                    add_gram_lower(
+                        &mut lower,
+                        &blas_readable(chunk.f_tr()?.f_unsqueeze(0)?, kind)?,
+                    )?;
+                    entry.insert(lower.f_squeeze_dim(0)?)
                 }
             };
             gram = Some(match gram {
@@ -161,8 +168,7 @@ fn pooled_windows(matrix: &Tensor, windows: FarmsWindows) -> Result<Vec<f64>> {
                 )
             })
             .collect::<std::result::Result<Vec<_>, _>>()?;
-        let batch = Tensor::f_stack(&blocks, 0)?;
-        pooled.extend(largest_eigenvalues(&batch, keep)?);
+        pooled.extend(solve_windows(blocks, keep)?);
     }
     pooled.sort_by(f64::total_cmp);
     Ok(pooled)
@@ -192,6 +198,24 @@ fn row_blocks(stack: &Tensor, q: f64) -> Result<Vec<Vec<f64>>> {
             Ok(values)
         })
         .collect()
+}
+
+/// The `keep` largest eigenvalues of each window's Gram matrix: on the CPU, the windows spread
+/// over the rayon pool, each solved on one libtorch thread (so the numbers do not depend on the
+/// thread count, and the cores are used all the same); on a GPU, as one batch.
+fn solve_windows(blocks: Vec<Tensor>, keep: usize) -> Result<Vec<f64>> {
+    use rayon::prelude::*;
+    if blocks
+        .first()
+        .is_some_and(|b| b.device() != tch::Device::Cpu)
+    {
+        return largest_eigenvalues(&Tensor::f_stack(&blocks, 0)?, keep);
+    }
+    let solved: Vec<Vec<f64>> = blocks
+        .into_par_iter()
+        .map(|block| largest_eigenvalues(&block.f_unsqueeze(0)?, keep))
+        .collect::<Result<_>>()?;
+    Ok(solved.concat())
 }
 
 /// The `keep` largest eigenvalues of each symmetric matrix of a batch [k, s, s], as f64 (the

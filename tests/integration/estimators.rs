@@ -1,7 +1,7 @@
 //! `--estimator`: every α against a reference written from the methods' published code, in
 //! numpy (and `torch.histc`, which their peak rule bins with), float64: the xmin-peak fit of
 //! AlphaPruning (Lu et al. 2024) and AlphaLoRA, TempBalance's median Hill estimate (Zhou et al.
-//! 2023), FARMS's `fixed_sampling` windows and convolution row blocks (Fan et al. 2025) fitted
+//! 2023), FARMS's `fixed_sampling` windows and convolution row blocks (Hu et al. 2025) fitted
 //! by those rules and by WeightWatcher 0.7.7's own `WWFit`. The FARMS claim is reproduced: the
 //! median Hill α of pure noise depends on the aspect ratio, FARMS's does not.
 use serde_json::Value;
@@ -164,7 +164,7 @@ fn every_estimator_equals_its_reference() {
 }
 
 /// Pure noise of aspect ratios 1, 2, 4 and 8: the median Hill α rises with the ratio, FARMS's
-/// (b = 128) stays put (Fan et al. 2025, their figure 1).
+/// (b = 128) stays put, as Hu et al. (2025) report.
 #[test]
 fn farms_removes_the_aspect_ratio_bias() {
     let path = fixtures::output_dir("estimators").join("noise.safetensors");

@@ -11,7 +11,7 @@
 //! - `hill-median`: TempBalance's default, the Hill estimate with xmin at the median eigenvalue
 //!   (index ⌊N/2⌋ of the ascending ESD): α = 1 + n / Σ_{j≥i} ln(λⱼ/λᵢ), n = N − i.
 //! - `farms`, `farms-peak`, `farms-median`: the same three fits on FARMS's pooled ESD of
-//!   equal-shaped windows (Fan et al. 2025; [`crate::spectrum::windows`]), which removes α's bias
+//!   equal-shaped windows (Hu et al. 2025; [`crate::spectrum::windows`]), which removes α's bias
 //!   from a matrix's aspect ratio; a convolution's α is the mean over its row blocks.
 //!
 //! `alpha-peak` and `hill-median` fit every positive eigenvalue (their references do not drop
