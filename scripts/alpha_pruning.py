@@ -104,7 +104,9 @@ def main():
     parser.add_argument("--targets", type=float, nargs="+", default=[0.5, 0.7])
     parser.add_argument("--out", type=Path, help="write the scores as JSON")
     args = parser.parse_args()
+    import transformers
     from transformers import AutoModel, AutoTokenizer
+    transformers.logging.disable_progress_bar()
     directory = fetch_model()
     model = AutoModel.from_pretrained(directory).eval()
     reference = embeddings(model, AutoTokenizer.from_pretrained(directory))
