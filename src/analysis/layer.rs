@@ -94,7 +94,7 @@ impl LayerMeta {
 /// The report of the layer `meta` describes from a spectrum computed elsewhere, as `analyze`
 /// would report it: `compare` forms the Gram matrices itself, to read CKA from them as well.
 /// `None` when the spectrum is identically zero. Only for options that read no more of the
-/// matrices than their spectrum ([`keeps_stack`] false, no singular vectors).
+/// matrices than their spectrum ([`reads_matrices`] false).
 pub(crate) fn report_of_spectrum(
     meta: LayerMeta,
     spectrum: spectrum::Spectrum,
@@ -155,6 +155,12 @@ impl LoadedLayer {
             stack,
         })
     }
+}
+
+/// Whether an analysis reads more of a layer's matrices than the spectrum of their Gram
+/// matrices: the stack again ([`keeps_stack`]), singular vectors, or FARMS's windows.
+pub(crate) fn reads_matrices(options: &AnalyzeOptions) -> bool {
+    keeps_stack(options) || options.rmt.vectors || options.farms.is_some()
 }
 
 /// Whether a layer's stack is read again once its spectrum is known: for WeightWatcher's SVD of

@@ -13,7 +13,7 @@ use crate::model::layers::{self, SkippedTensor};
 use crate::model::{FileFormat, Model, ROOT_TENSOR_NAME};
 
 mod layer;
-pub(crate) use layer::{keeps_stack, report_of_spectrum, LayerMeta};
+pub(crate) use layer::{reads_matrices, report_of_spectrum, LayerMeta};
 pub mod options;
 pub mod record;
 mod schedule;

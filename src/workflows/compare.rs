@@ -561,13 +561,12 @@ fn compare_dense_pair(
     storage: Storage,
     options: &AnalyzeOptions,
 ) -> Result<Option<LayerComparison>> {
-    use crate::analysis::{keeps_stack, report_of_spectrum, LayerMeta};
+    use crate::analysis::{reads_matrices, report_of_spectrum, LayerMeta};
     use crate::model::layers::{as_matrices, ConvMode, LayerKind};
     use crate::spectrum::{Gram, Precision};
     if ours.kind != LayerKind::Dense
         || options.precision() != Precision::F64
-        || keeps_stack(options)
-        || options.rmt().vectors
+        || reads_matrices(options)
         || theirs.tensor.merged_update().is_some()
     {
         return Ok(None);

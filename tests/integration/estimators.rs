@@ -106,17 +106,11 @@ for name, w in tensors.items():
 print(json.dumps(out))
 "#;
 
-fn alphas(path: &str, estimator: &str) -> Vec<(String, f64)> {
-    let mut args = vec![
-        "analyze",
-        path,
-        "--estimator",
-        estimator,
-        "--min-evals",
-        "2",
-    ];
+/// The flags of `estimator` as these tests run it (FARMS with small windows).
+fn estimator_flags(estimator: &str) -> Vec<&str> {
+    let mut flags = vec!["--estimator", estimator, "--min-evals", "2", "-f", "json"];
     if estimator.starts_with("farms") {
-        args.extend([
+        flags.extend([
             "--farms-window",
             "24",
             "--farms-q",
@@ -125,7 +119,12 @@ fn alphas(path: &str, estimator: &str) -> Vec<(String, f64)> {
             "4",
         ]);
     }
-    args.extend(["-f", "json"]);
+    flags
+}
+
+fn alphas(path: &str, estimator: &str) -> Vec<(String, f64)> {
+    let mut args = vec!["analyze", path];
+    args.extend(estimator_flags(estimator));
     let json: Value = serde_json::from_str(&run_ok(&args)).unwrap();
     assert_eq!(json["settings"]["estimator"], estimator);
     json["layers"]
@@ -204,4 +203,33 @@ print("{}")
         farms_spread < 0.05,
         "FARMS's α still depends on the aspect ratio: {farms:?} (without: {plain:?})"
     );
+}
+
+/// One α per estimator in every command: `compare`'s sides (which form their Gram matrices
+/// themselves for the default estimator) report what `analyze` reports.
+#[test]
+fn compare_reports_the_estimators_alpha() {
+    let (init, trained) = (
+        fixtures::shipped_model("digits_cnn_init.pt"),
+        fixtures::shipped_model("digits_cnn_trained.pt"),
+    );
+    for estimator in ["farms-median", "alpha-peak"] {
+        let analysis = alphas(trained.to_str().unwrap(), estimator);
+        let mut args = vec!["compare", init.to_str().unwrap(), trained.to_str().unwrap()];
+        args.extend(estimator_flags(estimator));
+        let compared: Value = serde_json::from_str(&run_ok(&args)).unwrap();
+        for (name, alpha) in analysis {
+            let layer = compared["layers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|l| l["name"] == name.as_str())
+                .unwrap_or_else(|| panic!("{estimator}: {name} not compared"));
+            assert_eq!(
+                layer["other"]["alpha"].as_f64().unwrap(),
+                alpha,
+                "{estimator} {name}"
+            );
+        }
+    }
 }
