@@ -2,7 +2,7 @@
 //! every statistic on the host.
 use super::options::AnalyzeOptions;
 use super::record::LayerReport;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::layers::{as_matrices, ConvMode, LayerKind, MatrixShape, WeightLayer};
 use crate::model::roles;
 use crate::spectrum;
@@ -188,22 +188,12 @@ pub(super) fn layer_spectra(
     } = layer;
     let (name, shape) = (meta.name.clone(), meta.shape);
     let name = name.as_str();
-    let mut windows = None;
+    let mut windows_of = None;
     let (gram, kept) = match stack {
         Stack::Matrices { matrices, wide } => {
             let gram = spectrum::Gram::of(name, &matrices, device, options.precision)?;
             if let Some(farms) = options.farms {
-                let convolution =
-                    meta.kind != LayerKind::Dense && meta.conv_mode != ConvMode::Reshape;
-                windows = Some(spectrum::windows::farms_spectra(
-                    name,
-                    &matrices,
-                    wide,
-                    convolution,
-                    farms,
-                    device,
-                    options.precision,
-                )?);
+                windows_of = Some((matrices.shallow_clone(), wide, farms));
             }
             (gram, keeps_stack(options).then_some(matrices))
         }
@@ -220,15 +210,42 @@ pub(super) fn layer_spectra(
         }
     };
     gram_formed();
-    let (mut spectrum, mut vectors) = if options.rmt.vectors {
-        let (spectrum, decompositions) = gram.spectrum_with_vectors()?;
-        let pairs = decompositions
-            .into_iter()
-            .flat_map(|d| d.squared_singular_values.into_iter().zip(d.vectors))
-            .collect::<Vec<_>>();
-        (spectrum, Some(pairs))
-    } else {
-        (gram.spectrum()?, None)
+    let solve = move || -> Result<(spectrum::Spectrum, Option<Vec<(f64, Vec<f64>)>>)> {
+        Ok(if options.rmt.vectors {
+            let (spectrum, decompositions) = gram.spectrum_with_vectors()?;
+            let pairs = decompositions
+                .into_iter()
+                .flat_map(|d| d.squared_singular_values.into_iter().zip(d.vectors))
+                .collect::<Vec<_>>();
+            (spectrum, Some(pairs))
+        } else {
+            (gram.spectrum()?, None)
+        })
+    };
+    let convolution = meta.kind != LayerKind::Dense && meta.conv_mode != ConvMode::Reshape;
+    let ((mut spectrum, mut vectors), windows) = match windows_of {
+        None => (solve()?, None),
+        // FARMS's windows beside the whole spectrum's eigensolve, which holds one core.
+        Some((matrices, wide, farms)) => std::thread::scope(|scope| {
+            let windows = scope.spawn(move || {
+                spectrum::windows::farms_spectra(
+                    name,
+                    &matrices,
+                    wide,
+                    convolution,
+                    farms,
+                    device,
+                    options.precision,
+                )
+            });
+            let solved = solve();
+            let windows = windows.join().unwrap_or_else(|_| {
+                Err(Error::Panicked {
+                    task: format!("forming FARMS's windows of {name}"),
+                })
+            });
+            Ok::<_, Error>((solved?, Some(windows?)))
+        })?,
     };
     let ww_compat = options.selection.ww_compat;
     if let (true, Some(matrices)) = (ww_compat, &kept) {

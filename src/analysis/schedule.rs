@@ -116,7 +116,8 @@ struct LayerBytes {
     peak: f64,
     /// Once they are formed: the eigensolve's working set, and the stack too where a later step
     /// reads it again ([`keeps_stack`]; what that step needs beyond it is checked against the
-    /// available memory when it runs).
+    /// available memory when it runs) or FARMS's windows are cut from it beside the eigensolve
+    /// (with their own working set).
     solving: f64,
 }
 
@@ -129,7 +130,16 @@ impl LayerBytes {
             slices * n * m * layer.tensor.dtype.loaded_size() as f64
         };
         let working = spectrum::WorkingSet::of(slices, n, m, options.rmt.vectors);
-        let solving = working.solving + if keeps_stack(options) { stored } else { 0.0 };
+        // FARMS's windows are cut from the stack while the whole spectrum is solved.
+        let windows = options
+            .farms
+            .map_or(0.0, |farms| spectrum::windows::working_bytes(n, m, farms));
+        let kept = if keeps_stack(options) || options.farms.is_some() {
+            stored
+        } else {
+            0.0
+        };
+        let solving = working.solving + kept + windows;
         Self {
             peak: (stored + working.forming).max(solving),
             solving,

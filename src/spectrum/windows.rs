@@ -45,6 +45,19 @@ impl Default for FarmsWindows {
     }
 }
 
+/// A window summed from more chunks than this is formed whole (see [`pooled_windows`]).
+const MAX_SHARED_CHUNKS: usize = 4;
+
+/// Bytes FARMS's windows of an n × m layer hold at most beyond the stack: the Gram matrices over
+/// the smaller side (the chunks kept, at most [`MAX_SHARED_CHUNKS`], and their sum) and a window
+/// being solved on each core.
+pub(crate) fn working_bytes(n: f64, m: f64, windows: FarmsWindows) -> f64 {
+    let side = n.min(m);
+    let b = (windows.window as f64).min(side);
+    let cores = rayon::current_num_threads() as f64;
+    8.0 * ((MAX_SHARED_CHUNKS as f64 + 2.0) * side * side + 3.0 * cores * b * b)
+}
+
 /// Where the windows of one dimension start, and how long they are.
 #[derive(Debug, Clone, PartialEq)]
 struct Positions {
@@ -127,20 +140,37 @@ fn pooled_windows(matrix: &Tensor, windows: FarmsWindows) -> Result<Vec<f64>> {
         .collect();
     edges.sort_unstable();
     edges.dedup();
-    let mut chunks: BTreeMap<i64, Tensor> = BTreeMap::new();
     let mut spans = sum_positions.starts.clone();
     spans.sort_unstable();
     spans.dedup();
+    let pieces_of = |start: i64| -> Vec<(i64, i64)> {
+        let end = start + sum_positions.length;
+        edges
+            .windows(2)
+            .filter(|p| p[0] >= start && p[1] <= end)
+            .map(|p| (p[0], p[1]))
+            .collect()
+    };
+    // Windows that overlap so much that each would sum many chunks are formed whole instead:
+    // the chunks kept at once stay few.
+    let shared = spans
+        .iter()
+        .all(|&s| pieces_of(s).len() <= MAX_SHARED_CHUNKS);
+    let mut chunks: BTreeMap<(i64, i64), Tensor> = BTreeMap::new();
     let mut pooled = Vec::with_capacity(keep * row_positions.starts.len() * spans.len());
     for start in spans {
-        let end = start + sum_positions.length;
-        chunks.retain(|&chunk_start, _| chunk_start >= start);
+        let pieces = if shared {
+            pieces_of(start)
+        } else {
+            vec![(start, start + sum_positions.length)]
+        };
+        chunks.retain(|&(chunk_start, _), _| chunk_start >= start);
         let mut gram: Option<Tensor> = None;
-        for pair in edges.windows(2).filter(|p| p[0] >= start && p[1] <= end) {
-            let product = match chunks.entry(pair[0]) {
+        for piece in pieces {
+            let product = match chunks.entry(piece) {
                 std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
                 std::collections::btree_map::Entry::Vacant(entry) => {
-                    let chunk = gram_side.f_narrow(1, pair[0], pair[1] - pair[0])?;
+                    let chunk = gram_side.f_narrow(1, piece.0, piece.1 - piece.0)?;
                     let side = gram_side.size()[0];
                     let mut lower = Tensor::f_zeros([1, side, side], (kind, gram_side.device()))?;
                     add_gram_lower(
@@ -257,31 +287,38 @@ mod tests {
         assert_eq!(Positions::along(13, 10, 10).starts, [0, 1, 2, 3]);
     }
 
-    /// The shared chunk sums give each window's own spectrum: a matrix whose windows are all
-    /// computed directly by an SVD pools the same values.
+    /// The shared chunk sums (and, where windows overlap heavily, the whole windows) give each
+    /// window's own spectrum: the same values as an SVD of every window.
     #[test]
-    fn shared_grams_equal_each_windows_svd() {
+    fn window_grams_equal_each_windows_svd() {
         tch::manual_seed(3);
-        let matrix = Tensor::randn([30, 47], (Kind::Double, tch::Device::Cpu));
-        let windows = FarmsWindows {
-            window: 12,
-            q: 1.5,
-            grid: 4,
-        };
-        let ours = pooled_windows(&matrix, windows).unwrap();
-        let (rows, cols) = (Positions::along(30, 12, 4), Positions::along(47, 18, 4));
-        let mut direct = Vec::new();
-        for &r in &rows.starts {
-            for &c in &cols.starts {
-                let window = matrix.narrow(0, r, 12).narrow(1, c, 18);
-                let s = Vec::<f64>::try_from(window.svd(true, false).1).unwrap();
-                direct.extend(s.iter().map(|x| x * x));
+        // (rows, cols, b, Q, k): chunks shared (2 per window), then 16 per window (formed whole).
+        for (rows, cols, b, q, grid) in [(30, 47, 12, 1.5, 4), (20, 100, 16, 4.0, 10)] {
+            let matrix = Tensor::randn([rows, cols], (Kind::Double, tch::Device::Cpu));
+            let windows = FarmsWindows {
+                window: b as usize,
+                q,
+                grid,
+            };
+            let ours = pooled_windows(&matrix, windows).unwrap();
+            let bc = (b as f64 * q) as i64;
+            let (row_starts, col_starts) = (
+                Positions::along(rows, b, grid).starts,
+                Positions::along(cols, bc, grid).starts,
+            );
+            let mut direct = Vec::new();
+            for &r in &row_starts {
+                for &c in &col_starts {
+                    let window = matrix.narrow(0, r, b).narrow(1, c, bc);
+                    let s = Vec::<f64>::try_from(window.svd(true, false).1).unwrap();
+                    direct.extend(s.iter().map(|x| x * x));
+                }
             }
-        }
-        direct.sort_by(f64::total_cmp);
-        assert_eq!(ours.len(), direct.len());
-        for (a, b) in ours.iter().zip(&direct) {
-            assert!((a - b).abs() < 1e-10 * direct.last().unwrap(), "{a} vs {b}");
+            direct.sort_by(f64::total_cmp);
+            assert_eq!(ours.len(), direct.len());
+            for (a, b) in ours.iter().zip(&direct) {
+                assert!((a - b).abs() < 1e-10 * direct.last().unwrap(), "{a} vs {b}");
+            }
         }
     }
 }
