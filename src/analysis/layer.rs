@@ -31,13 +31,16 @@ pub(super) struct LayerSpectra {
     /// Squared singular values of the shuffled matrices, when asked for.
     shuffled: Option<Vec<f64>>,
     /// (σ², right singular vector) of every matrix, when asked for.
-    vectors: Option<Vec<(f64, Vec<f64>)>>,
+    vectors: Option<SingularPairs>,
     /// Eigenvalues of the symmetric parts, when asked for and square.
     symmetric: Option<Vec<f64>>,
     /// Squared singular values of FARMS's windows, in the groups that are fitted, when the
     /// estimator pools windows.
     windows: Option<Vec<Vec<f64>>>,
 }
+
+/// (σ², right singular vector) of every matrix of a layer.
+type SingularPairs = Vec<(f64, Vec<f64>)>;
 
 /// What a layer's record says of the tensor itself, owned so that it can travel with the
 /// layer's matrices and spectra between threads.
@@ -210,7 +213,7 @@ pub(super) fn layer_spectra(
         }
     };
     gram_formed();
-    let solve = move || -> Result<(spectrum::Spectrum, Option<Vec<(f64, Vec<f64>)>>)> {
+    let solve = move || -> Result<(spectrum::Spectrum, Option<SingularPairs>)> {
         Ok(if options.rmt.vectors {
             let (spectrum, decompositions) = gram.spectrum_with_vectors()?;
             let pairs = decompositions

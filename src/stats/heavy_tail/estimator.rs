@@ -236,7 +236,8 @@ pub fn peak_fit(eigenvalues: &[f64]) -> Option<PowerLawFit> {
                 continue;
             }
             // Ties with another chunk's best are scanned: the earlier candidate wins them.
-            let anywhere = f64::from_bits(best_anywhere.load(Ordering::Relaxed)).next_up();
+            // (The next float above a non-negative one is its bits plus one.)
+            let anywhere = f64::from_bits(best_anywhere.load(Ordering::Relaxed) + 1);
             let bound = best.map_or(anywhere, |(distance, ..)| distance.min(anywhere));
             match ks_distance(&sorted.logs[i..], alpha, bound, hint.saturating_sub(i)) {
                 KsScan::Distance { distance, argmax } => {
