@@ -1,12 +1,12 @@
 //! `rmt_torch._rmt_torch`: the rmt-torch library inside Python. The package's `__init__.py`
 //! turns modules, state dicts and paths into the calls below; tensors arrive as the
 //! `torch.Tensor`s themselves (pyo3-tch shares their storage), results leave as the CLI's JSON.
-use rmt_torch::stats::heavy_tail::estimator::Estimator;
-use rmt_torch::workflows::allocate::{allocate, allocate_layers, Decision};
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 use pyo3_tch::PyTensor;
+use rmt_torch::stats::heavy_tail::estimator::Estimator;
+use rmt_torch::workflows::allocate::{allocate, allocate_layers, Decision};
 use serde_json::{Map, Value};
 
 use rmt_torch::report::html::{html_report, summary_html, LayerFigures};
@@ -280,7 +280,8 @@ fn decision_defaults(decision: &str) -> PyResult<String> {
 /// The decision taken from an analysis record (`rmt-torch allocate -f json`).
 #[pyfunction]
 fn allocate_analysis(record: &str, decision: &str) -> PyResult<String> {
-    let allocation = allocate(&analysis_of(record)?, &decision_of(decision)?).map_err(python_error)?;
+    let allocation =
+        allocate(&analysis_of(record)?, &decision_of(decision)?).map_err(python_error)?;
     rmt_torch::report::to_json(&allocation).map_err(python_error)
 }
 
