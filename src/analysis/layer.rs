@@ -10,6 +10,7 @@ use crate::stats::esd::EsdScale;
 use crate::stats::heavy_tail::alternatives;
 use crate::stats::heavy_tail::estimator;
 use crate::stats::heavy_tail::hill::hill_plateau;
+use crate::stats::heavy_tail::power_law::PowerLawFit;
 use crate::stats::heavy_tail::quality::{AlphaMetrics, QualityLabel};
 use crate::stats::heavy_tail::randomization::Randomization;
 use crate::stats::spectral_metrics::SpectralMetrics;
@@ -347,7 +348,11 @@ pub(super) fn layer_report(layer: LayerSpectra, options: &AnalyzeOptions) -> Lay
         Some(_) => fitted.iter().map(Vec::as_slice).collect(),
         None => vec![eigenvalues.as_slice()],
     };
-    let power_law = estimator::fit_groups(options.estimator.rule(), &fitted, &scale, options.tail);
+    let power_law = estimator::fit_groups(options.estimator.rule(), &fitted, &scale, options.tail)
+        .map(|fit| PowerLawFit {
+            farms_groups: options.farms.map(|_| fitted.len()),
+            ..fit
+        });
     let above_threshold: Vec<f64> = eigenvalues
         .iter()
         .copied()

@@ -51,6 +51,7 @@ pub const LAYER_FIELDS: &[&str] = &[
     "fit_method",
     "num_fingers",
     "raw_alpha",
+    "farms_groups",
     "exponential_lambda",
     "llr_exponential",
     "p_exponential",

@@ -35,7 +35,12 @@ pub fn layer_figures<'a>(
             tw_threshold: bulk.map(|b| (b.tw_threshold, b.num_spikes_tw)),
             baseline: baseline.and_then(|b| b.eigenvalues.as_deref()),
         }));
-        if let Some(fit) = &layer.power_law {
+        // A fit of FARMS's windows is not a fit of this ESD, so it is not drawn over it.
+        if let Some(fit) = layer
+            .power_law
+            .as_ref()
+            .filter(|f| f.farms_groups.is_none())
+        {
             figures.push(LayerFigure::Tail(TailFigure {
                 title: title("power-law tail"),
                 eigenvalues,

@@ -186,6 +186,7 @@ impl Sorted {
             fit_method: method,
             num_fingers: 0,
             raw_alpha: None,
+            farms_groups: None,
         }
     }
 }

@@ -62,6 +62,10 @@ pub struct PowerLawFit {
     /// α before the fingers were clipped, when clipping was asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub raw_alpha: Option<f64>,
+    /// How many of FARMS's pooled window ESDs were fitted (1 for a matrix, one per row block of
+    /// a convolution, α their mean); absent when the layer's own ESD was fitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub farms_groups: Option<usize>,
 }
 
 /// How the top of the ESD is treated before fitting.
@@ -307,6 +311,7 @@ fn fit_candidates(
         },
         num_fingers: 0,
         raw_alpha: None,
+        farms_groups: None,
     })
 }
 

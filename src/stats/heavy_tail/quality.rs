@@ -103,6 +103,7 @@ mod tests {
             fit_method: FitMethod::Standard,
             num_fingers: 0,
             raw_alpha: None,
+            farms_groups: None,
         }
     }
 
