@@ -140,7 +140,7 @@ fn alphas(path: &str, estimator: &str) -> Vec<(String, f64)> {
 
 #[test]
 fn every_estimator_equals_its_reference() {
-    let path = fixtures::output_dir("estimators").join("model.safetensors");
+    let path = fixtures::output_dir("estimators-fits").join("model.safetensors");
     let expected: Value = fixtures::python_json(&format!("{FITS}{REFERENCE}"), &[&path]);
     let path = path.to_str().unwrap();
     for estimator in [
@@ -166,7 +166,7 @@ fn every_estimator_equals_its_reference() {
 /// (b = 128) stays put, as Hu et al. (2025) report.
 #[test]
 fn farms_removes_the_aspect_ratio_bias() {
-    let path = fixtures::output_dir("estimators").join("noise.safetensors");
+    let path = fixtures::output_dir("estimators-noise").join("noise.safetensors");
     let script = r#"
 import sys, torch
 from safetensors.torch import save_file
