@@ -90,7 +90,8 @@ pub struct AnalysisRequest {
     /// `alpha-peak`: AlphaPruning's and AlphaLoRA's fit, xmin at most 1.5× the log-ESD's peak.
     /// `hill-median`: TempBalance's Hill estimate with xmin at the median eigenvalue.
     /// `farms`, `farms-peak`, `farms-median`: the same fits of FARMS's pooled ESD of equal-shaped
-    /// windows, free of the aspect ratio's bias (Hu et al. 2025).
+    /// windows, free of the aspect ratio's bias (Hu et al. 2025). The quality labels keep
+    /// WeightWatcher's thresholds (α < 2, α > 6), which were set on its fit.
     #[cfg_attr(feature = "cli", arg(long, value_parser = choice::<Estimator>()))]
     pub estimator: Option<Estimator>,
     /// Rows b of FARMS's windows (default 2000; fewer when a matrix has fewer).
