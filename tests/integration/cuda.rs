@@ -274,3 +274,34 @@ fn hessian_and_jacobian_lanczos_on_cuda_equal_the_cpu_ones() {
         }
     }
 }
+
+/// FARMS's windows on a GPU (each span's windows solved as one batch there, spread over the
+/// cores on the CPU) give the CPU's α.
+#[test]
+fn farms_windows_on_cuda_equal_the_cpu_ones() {
+    if !cuda_here("farms_windows_on_cuda_equal_the_cpu_ones") {
+        return;
+    }
+    for name in ["digits_cnn_trained.pt", "digits_mlp_trained.pt"] {
+        let model = Model::load(shipped_model(name)).unwrap();
+        let alphas = |device: &str| -> Vec<f64> {
+            let options = fixtures::options(serde_json::json!({
+                "device": device, "estimator": "farms-peak", "farms_window": 64, "farms_grid": 4,
+            }));
+            analyze(&model, &options)
+                .unwrap()
+                .layers
+                .iter()
+                .map(|l| l.power_law.as_ref().map_or(f64::NAN, |f| f.alpha))
+                .collect()
+        };
+        let (cpu, cuda) = (alphas("cpu"), alphas("cuda:0"));
+        assert_eq!(cpu.len(), cuda.len(), "{name}");
+        for (a, b) in cpu.iter().zip(&cuda) {
+            assert!(
+                (a - b).abs() <= 1e-8 * a.abs(),
+                "{name}: α {a} on the CPU, {b} on CUDA"
+            );
+        }
+    }
+}
