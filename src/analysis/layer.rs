@@ -117,10 +117,8 @@ impl LoadedLayer {
         position: usize,
         options: &AnalyzeOptions,
     ) -> Result<Self> {
-        // FARMS's windows are cut from the matrices themselves.
-        let whole = keeps_stack(options) || options.farms.is_some();
         let factored = match layer.tensor.low_rank() {
-            Some(update) if layer.rows.is_none() && !whole && !options.rmt.vectors => update
+            Some(update) if layer.rows.is_none() && !reads_matrices(options) => update
                 .stacks(layer.kind, layer.conv_mode)?
                 .map(|(b, a)| Stack::Factors {
                     b,
@@ -134,7 +132,7 @@ impl LoadedLayer {
             .tensor
             .ggml_blocks()
             .filter(|_| layer.kind == LayerKind::Dense && layer.rows.is_none())
-            .filter(|_| !whole)
+            .filter(|_| !keeps_stack(options))
             .map(|blocks| match layer.expert {
                 Some(expert) => blocks.slice(expert),
                 None => blocks.clone(),
@@ -162,16 +160,19 @@ impl LoadedLayer {
 }
 
 /// Whether an analysis reads more of a layer's matrices than the spectrum of their Gram
-/// matrices: the stack again ([`keeps_stack`]), singular vectors, or FARMS's windows.
+/// matrices: the stack again ([`keeps_stack`]) or singular vectors.
 pub(crate) fn reads_matrices(options: &AnalyzeOptions) -> bool {
-    keeps_stack(options) || options.rmt.vectors || options.farms.is_some()
+    keeps_stack(options) || options.rmt.vectors
 }
 
-/// Whether a layer's stack is read again once its spectrum is known: for WeightWatcher's SVD of
-/// rank-deficient layers, shuffles and symmetric parts. Otherwise it is freed as soon as its
-/// Gram matrices are formed.
+/// Whether a layer's stack is read again once its Gram matrices are formed: for
+/// WeightWatcher's SVD of rank-deficient layers, shuffles, symmetric parts and FARMS's windows
+/// (cut from it beside the eigensolve). Otherwise it is freed as soon as they are formed.
 pub(crate) fn keeps_stack(options: &AnalyzeOptions) -> bool {
-    options.selection.ww_compat || options.randomize.is_some() || options.rmt.semicircle
+    options.selection.ww_compat
+        || options.randomize.is_some()
+        || options.rmt.semicircle
+        || options.farms.is_some()
 }
 
 /// The spectra of one layer; `None` when it is identically zero. Its `layer_id` is set by the
@@ -192,13 +193,14 @@ pub(super) fn layer_spectra(
     } = layer;
     let (name, shape) = (meta.name.clone(), meta.shape);
     let name = name.as_str();
-    let mut windows_of = None;
+    let mut wide = false;
     let (gram, kept) = match stack {
-        Stack::Matrices { matrices, wide } => {
+        Stack::Matrices {
+            matrices,
+            wide: stored_wide,
+        } => {
+            wide = stored_wide;
             let gram = spectrum::Gram::of(name, &matrices, device, options.precision)?;
-            if let Some(farms) = options.farms {
-                windows_of = Some((matrices.shallow_clone(), wide, farms));
-            }
             (gram, keeps_stack(options).then_some(matrices))
         }
         Stack::Blocks(blocks) => {
@@ -227,10 +229,10 @@ pub(super) fn layer_spectra(
         })
     };
     let convolution = meta.kind != LayerKind::Dense && meta.conv_mode != ConvMode::Reshape;
-    let ((mut spectrum, mut vectors), windows) = match windows_of {
-        None => (solve()?, None),
+    let ((mut spectrum, mut vectors), windows) = match (options.farms, &kept) {
         // FARMS's windows beside the whole spectrum's eigensolve, which holds one core.
-        Some((matrices, wide, farms)) => std::thread::scope(|scope| {
+        (Some(farms), Some(matrices)) => std::thread::scope(|scope| {
+            let matrices = matrices.shallow_clone();
             let windows = scope.spawn(move || {
                 spectrum::windows::farms_spectra(
                     name,
@@ -250,6 +252,7 @@ pub(super) fn layer_spectra(
             });
             Ok::<_, Error>((solved?, Some(windows?)))
         })?,
+        _ => (solve()?, None),
     };
     let ww_compat = options.selection.ww_compat;
     if let (true, Some(matrices)) = (ww_compat, &kept) {
@@ -340,17 +343,16 @@ pub(super) fn layer_report(layer: LayerSpectra, options: &AnalyzeOptions) -> Lay
         windows,
     } = layer;
     let threshold = scale.fit_threshold();
-    let fitted: Vec<Vec<f64>> = match &windows {
-        Some(groups) => groups.iter().map(|g| scale.report_all(g)).collect(),
-        None => Vec::new(),
-    };
-    let fitted: Vec<&[f64]> = match windows {
-        Some(_) => fitted.iter().map(Vec::as_slice).collect(),
+    // The ESDs α is fitted to: the layer's own, or FARMS's pooled windows in its scale.
+    let windows: Option<Vec<Vec<f64>>> =
+        windows.map(|groups| groups.iter().map(|g| scale.report_all(g)).collect());
+    let fitted: Vec<&[f64]> = match &windows {
+        Some(groups) => groups.iter().map(Vec::as_slice).collect(),
         None => vec![eigenvalues.as_slice()],
     };
     let power_law = estimator::fit_groups(options.estimator.rule(), &fitted, &scale, options.tail)
         .map(|fit| PowerLawFit {
-            farms_groups: options.farms.map(|_| fitted.len()),
+            farms_groups: windows.as_ref().map(Vec::len),
             ..fit
         });
     let above_threshold: Vec<f64> = eigenvalues

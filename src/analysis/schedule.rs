@@ -134,12 +134,7 @@ impl LayerBytes {
         let windows = options
             .farms
             .map_or(0.0, |farms| spectrum::windows::working_bytes(n, m, farms));
-        let kept = if keeps_stack(options) || options.farms.is_some() {
-            stored
-        } else {
-            0.0
-        };
-        let solving = working.solving + kept + windows;
+        let solving = working.solving + if keeps_stack(options) { stored } else { 0.0 } + windows;
         Self {
             peak: (stored + working.forming).max(solving),
             solving,

@@ -102,13 +102,14 @@ pub fn farms_spectra(
         Precision::F64 => Kind::Double,
         Precision::Fast => Kind::Float,
     };
-    let stack = matrices.f_to_device(device)?.f_to_kind(kind)?;
+    // In the stored dtype: each chunk or block is converted to `kind` as it is multiplied.
+    let stack = matrices.f_to_device(device)?;
     let groups = if convolution {
-        row_blocks(&stack, windows.q)?
+        row_blocks(&stack, windows.q, kind)?
     } else {
         let matrix = stack.f_get(0)?;
         let matrix = if wide { matrix.f_tr()? } else { matrix };
-        vec![pooled_windows(&matrix, windows)?]
+        vec![pooled_windows(&matrix, windows, kind)?]
     };
     if groups.iter().flatten().any(|value| !value.is_finite()) {
         return Err(non_finite_error(name, &[matrices])?);
@@ -116,8 +117,8 @@ pub fn farms_spectra(
     Ok(groups)
 }
 
-/// The pooled window ESD of one matrix (rows × cols as stored).
-fn pooled_windows(matrix: &Tensor, windows: FarmsWindows) -> Result<Vec<f64>> {
+/// The pooled window ESD of one matrix (rows × cols as stored), its products in `kind`.
+fn pooled_windows(matrix: &Tensor, windows: FarmsWindows, kind: Kind) -> Result<Vec<f64>> {
     let (rows, cols) = (matrix.size()[0], matrix.size()[1]);
     let b = (windows.window as i64).min(rows).min(cols).max(1);
     let bc = ((b as f64 * windows.q) as i64).clamp(1, cols);
@@ -131,7 +132,6 @@ fn pooled_windows(matrix: &Tensor, windows: FarmsWindows) -> Result<Vec<f64>> {
     };
     let (side_first, side_end) = side_positions.span();
     let gram_side = gram_side.f_narrow(0, side_first, side_end - side_first)?;
-    let kind = gram_side.kind();
     let keep = b.min(bc) as usize;
     let mut edges: Vec<i64> = sum_positions
         .starts
@@ -204,8 +204,9 @@ fn pooled_windows(matrix: &Tensor, windows: FarmsWindows) -> Result<Vec<f64>> {
     Ok(pooled)
 }
 
-/// FARMS's convolution blocks: per row block, the pooled ESD of that block of every slice.
-fn row_blocks(stack: &Tensor, q: f64) -> Result<Vec<Vec<f64>>> {
+/// FARMS's convolution blocks: per row block, the pooled ESD of that block of every slice,
+/// its products in `kind`.
+fn row_blocks(stack: &Tensor, q: f64, kind: Kind) -> Result<Vec<Vec<f64>>> {
     let (rows, cols) = (stack.size()[1], stack.size()[2]);
     let (block_rows, block_cols) = if q > 1.0 {
         (((cols as f64 / q).floor() as i64).max(1), cols)
@@ -217,7 +218,8 @@ fn row_blocks(stack: &Tensor, q: f64) -> Result<Vec<Vec<f64>>> {
         .map(|block| {
             let windows = stack
                 .f_narrow(1, block * block_rows, block_rows)?
-                .f_narrow(2, 0, block_cols)?;
+                .f_narrow(2, 0, block_cols)?
+                .f_to_kind(kind)?;
             let gram = if block_rows <= block_cols {
                 windows.f_matmul(&windows.f_transpose(1, 2)?)?
             } else {
@@ -300,7 +302,7 @@ mod tests {
                 q,
                 grid,
             };
-            let ours = pooled_windows(&matrix, windows).unwrap();
+            let ours = pooled_windows(&matrix, windows, Kind::Double).unwrap();
             let bc = (b as f64 * q) as i64;
             let (row_starts, col_starts) = (
                 Positions::along(rows, b, grid).starts,

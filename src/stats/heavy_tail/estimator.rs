@@ -17,7 +17,9 @@
 //! `alpha-peak` and `hill-median` fit every positive eigenvalue (their references do not drop
 //! WeightWatcher's near-zero ones), `alpha-peak` in WeightWatcher's scale whatever the
 //! convention (its lower bound is not scale-free).
-use super::power_law::{fit_tail, ks_distance, FitMethod, KsScan, PowerLawFit, TailOptions};
+use super::power_law::{
+    fit_tail, ks_distance, FitMethod, KsScan, PowerLawFit, Sorted, TailOptions,
+};
 use crate::option_names::{option_names, serde_as_text};
 use crate::stats::esd::EsdScale;
 
@@ -139,34 +141,7 @@ fn fit_group(
     }
 }
 
-/// The positive finite values, ascending, with their natural logs and suffix sums of logs.
-struct Sorted {
-    values: Vec<f64>,
-    logs: Vec<f64>,
-    /// suffix[i] = Σ_{j≥i} ln xⱼ.
-    suffix: Vec<f64>,
-}
-
 impl Sorted {
-    fn of(eigenvalues: &[f64]) -> Self {
-        let mut values: Vec<f64> = eigenvalues
-            .iter()
-            .copied()
-            .filter(|&x| x > 0.0 && x.is_finite())
-            .collect();
-        values.sort_by(f64::total_cmp);
-        let logs: Vec<f64> = values.iter().map(|x| x.ln()).collect();
-        let mut suffix = vec![0.0; values.len() + 1];
-        for i in (0..values.len()).rev() {
-            suffix[i] = suffix[i + 1] + logs[i];
-        }
-        Self {
-            values,
-            logs,
-            suffix,
-        }
-    }
-
     /// The Hill α of the tail from index `i`: 1 + n / Σ_{j≥i} ln(xⱼ/xᵢ).
     fn alpha_from(&self, i: usize) -> f64 {
         let n = (self.values.len() - i) as f64;
@@ -194,7 +169,7 @@ impl Sorted {
 /// TempBalance's `median` fit: the Hill α with xmin at index ⌊N/2⌋ of the ascending positive
 /// eigenvalues, and its KS distance; `None` for fewer than 2 values or an α that is not > 1.
 pub fn median_fit(eigenvalues: &[f64]) -> Option<PowerLawFit> {
-    let sorted = Sorted::of(eigenvalues);
+    let sorted = Sorted::above(eigenvalues, 0.0);
     if sorted.values.len() < 2 {
         return None;
     }
@@ -220,7 +195,7 @@ pub fn median_fit(eigenvalues: &[f64]) -> Option<PowerLawFit> {
 pub fn peak_fit(eigenvalues: &[f64]) -> Option<PowerLawFit> {
     use rayon::prelude::*;
     use std::sync::atomic::{AtomicU64, Ordering};
-    let sorted = Sorted::of(eigenvalues);
+    let sorted = Sorted::above(eigenvalues, 0.0);
     let peak = histc_peak(&sorted.values)?;
     let (lower, upper) = ((0.95 * peak).log10(), 1.5 * peak);
     let last = sorted.values.len().saturating_sub(1);
@@ -333,7 +308,7 @@ mod tests {
             .collect();
         values.sort_by(f64::total_cmp);
         let fit = peak_fit(&values).unwrap();
-        let sorted = Sorted::of(&values);
+        let sorted = Sorted::above(&values, 0.0);
         let peak = histc_peak(&sorted.values).unwrap();
         let (lower, upper) = ((0.95 * peak).log10(), 1.5 * peak);
         let mut best = (1.0, usize::MAX);

@@ -212,6 +212,36 @@ fn log_esd_peak(values: &[f64]) -> Option<f64> {
     Some(10f64.powf(edge(fullest)))
 }
 
+/// The finite values above a threshold, ascending, with their natural logs and suffix sums of
+/// logs: what every tail fit scans.
+pub(super) struct Sorted {
+    pub(super) values: Vec<f64>,
+    pub(super) logs: Vec<f64>,
+    /// suffix[i] = Σ_{j≥i} ln xⱼ.
+    pub(super) suffix: Vec<f64>,
+}
+
+impl Sorted {
+    pub(super) fn above(eigenvalues: &[f64], threshold: f64) -> Self {
+        let mut values: Vec<f64> = eigenvalues
+            .iter()
+            .copied()
+            .filter(|&x| x > threshold && x.is_finite())
+            .collect();
+        values.sort_by(f64::total_cmp);
+        let logs: Vec<f64> = values.iter().map(|x| x.ln()).collect();
+        let mut suffix = vec![0.0; values.len() + 1];
+        for i in (0..values.len()).rev() {
+            suffix[i] = suffix[i + 1] + logs[i];
+        }
+        Self {
+            values,
+            logs,
+            suffix,
+        }
+    }
+}
+
 /// [`fit`] with xmin restricted to `candidates`.
 fn fit_candidates(
     eigenvalues: &[f64],
@@ -222,20 +252,13 @@ fn fit_candidates(
         min_tail,
         xmin_range,
     } = candidates;
-    let mut data: Vec<f64> = eigenvalues
-        .iter()
-        .copied()
-        .filter(|&x| x > threshold && x.is_finite())
-        .collect();
-    data.sort_by(f64::total_cmp);
+    let Sorted {
+        values: data,
+        logs,
+        suffix,
+    } = Sorted::above(eigenvalues, threshold);
     if data.len() < 2 {
         return None;
-    }
-    let logs: Vec<f64> = data.iter().map(|x| x.ln()).collect();
-    // suffix[i] = Σ_{j≥i} ln xⱼ
-    let mut suffix = vec![0.0; data.len() + 1];
-    for i in (0..data.len()).rev() {
-        suffix[i] = suffix[i + 1] + logs[i];
     }
     let small = data.len() < SMALL_N_CUTOFF;
     // The best candidate so far: (i, α, D).
