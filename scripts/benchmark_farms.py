@@ -3,11 +3,11 @@ k = 10: 100 windows of 2000 × 2000): `rmt-torch analyze --estimator farms-peak`
 analysis of the same matrix and against FARMS's own code on the same CPU, in one run.
 
 Usage:
-  .venv/bin/python scripts/benchmark_farms.py [--farms-repo PATH] [--grid 10] [--out FILE]
+  git clone https://github.com/HUST-AI-HYZ/FARMS /tmp/FARMS
+  .venv/bin/python scripts/benchmark_farms.py --farms-repo /tmp/FARMS [--grid 10] [--out FILE]
 
 The reference is FARMS's `fixed_sampling` (torch.linalg.svdvals of each window in float32) and
-`analysis_esd(fix_fingers='xmin_peak')`, imported from a checkout of github.com/HUST-AI-HYZ/FARMS
-given by --farms-repo (LLM_Pruning/lib), else the same calls transcribed here. rmt-torch runs
+`analysis_esd(fix_fingers='xmin_peak')`, imported from the checkout (LLM_Pruning/lib). rmt-torch runs
 as one whole process (reading the file included); its windows' Gram matrices are shared sums
 over chunks, each solved in float64. Printed: seconds of each, the ratios, the floor (the
 windows' eigensolves alone), and the two α (the reference's in float32).
@@ -27,52 +27,17 @@ from benchmark_llm import run_rmt_torch  # noqa: E402
 
 
 def reference_functions(repo):
-    """FARMS's fixed_sampling and analysis_esd: from the checkout, or transcribed."""
-    if repo is not None:
-        sys.path.insert(0, str(Path(repo) / "LLM_Pruning"))
-        from lib.esd_utils_farms import analysis_esd
-        from lib.sampling import fixed_sampling
-        return fixed_sampling, analysis_esd, "FARMS's code"
-    import torch
-
-    def fixed_sampling(matrix, isconv2d, conv_norm, num_row_samples, Q_ratio, sampling_ops_per_dim):
-        rows, cols = matrix.shape
-        num_row_samples = min(num_row_samples, min(rows, cols))
-        num_col_samples = int(num_row_samples * Q_ratio)
-        row_step = max(1, (rows - num_row_samples) // (sampling_ops_per_dim - 1))
-        col_step = max(1, (cols - num_col_samples) // (sampling_ops_per_dim - 1))
-        eigs = []
-        for i in range(min(sampling_ops_per_dim, max(1, (rows - num_row_samples) // row_step + 1))):
-            for j in range(min(sampling_ops_per_dim, max(1, (cols - num_col_samples) // col_step + 1))):
-                r, c = min(i * row_step, rows - num_row_samples), min(j * col_step, cols - num_col_samples)
-                eigs.append(torch.square(torch.linalg.svdvals(matrix[r:r + num_row_samples, c:c + num_col_samples])))
-        return torch.sort(torch.cat(eigs)).values
-
-    def analysis_esd(results, eigs, fix_fingers, device):
-        nz = torch.sort(eigs).values
-        n_all, logs = len(nz), torch.log(nz)
-        hist = torch.log10(nz)
-        counts = torch.histc(hist, 100, min=hist.min(), max=hist.max())
-        p = 10 ** torch.linspace(hist.min(), hist.max(), 101)[torch.argmax(counts)]
-        alphas, ds = torch.zeros(n_all - 1), torch.ones(n_all - 1)
-        for i, xmin in enumerate(nz[:-1]):
-            if xmin < torch.log10(0.95 * p):
-                continue
-            if xmin > 1.5 * p:
-                break
-            n = float(n_all - i)
-            alphas[i] = 1 + n / (torch.sum(logs[i:]) - n * logs[i])
-            if alphas[i] > 1:
-                ds[i] = torch.max(torch.abs(1 - (nz[i:] / xmin) ** (-alphas[i] + 1) - torch.arange(n) / n))
-        results["alpha"].append(alphas[torch.argmin(ds)].item())
-        return results
-
-    return fixed_sampling, analysis_esd, "FARMS's calls, transcribed"
+    """FARMS's own fixed_sampling and analysis_esd, from the checkout."""
+    sys.path.insert(0, str(repo / "LLM_Pruning"))
+    from lib.esd_utils_farms import analysis_esd
+    from lib.sampling import fixed_sampling
+    return fixed_sampling, analysis_esd
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--farms-repo", type=Path, help="a checkout of github.com/HUST-AI-HYZ/FARMS")
+    parser.add_argument("--farms-repo", type=Path, required=True,
+                        help="a checkout of github.com/HUST-AI-HYZ/FARMS")
     parser.add_argument("--grid", type=int, default=10)
     parser.add_argument("--out", type=Path, help="write the measurements as JSON")
     args = parser.parse_args()
@@ -81,7 +46,8 @@ def main():
 
     torch.manual_seed(0)
     matrix = torch.randn(4096, 11008) / math.sqrt(11008)
-    fixed_sampling, analysis_esd, reference = reference_functions(args.farms_repo)
+    fixed_sampling, analysis_esd = reference_functions(args.farms_repo)
+    reference = "FARMS's code"
     with tempfile.TemporaryDirectory() as directory:
         path = Path(directory) / "mlp.safetensors"
         save_file({"mlp.down_proj.weight": matrix}, str(path))

@@ -236,17 +236,22 @@ def analyze(obj, *, key=None, label=None, base=None, **options):
     return Analysis(_json.loads(text))
 
 
+def _with_decision_defaults(decision, options):
+    """``options`` completed as the decision's reference analyses (its estimator, every layer
+    counted) where they say nothing."""
+    for name, value in _json.loads(_rmt_torch.decision_defaults(_json.dumps(decision))).items():
+        options.setdefault(name, value)
+    return options
+
+
 def _allocate(obj, decision, key, options):
-    text = _json.dumps(decision)
     if isinstance(obj, Analysis):
         if options or key is not None:
             raise TypeError("analysis options apply when analysing a model, not to an Analysis")
         record = obj.record
     else:
-        for name, value in _json.loads(_rmt_torch.decision_defaults(text)).items():
-            options.setdefault(name, value)
-        record = analyze(obj, key=key, **options).record
-    return _json.loads(_rmt_torch.allocate_analysis(_json.dumps(record), text))
+        record = analyze(obj, key=key, **_with_decision_defaults(decision, options)).record
+    return _json.loads(_rmt_torch.allocate_analysis(_json.dumps(record), _json.dumps(decision)))
 
 
 def allocate_sparsity(obj, target, *, epsilon=0.3, block_wise=False, key=None, **options):
@@ -641,9 +646,7 @@ class TempBalance:
     def __init__(self, optimizer, model, base_lr, *, every=1, map="linear", background=False, jsonl=None, **options):
         if not any("name" in group for group in optimizer.param_groups):
             raise TypeError("the optimizer has no named groups: build it from rmt_torch.param_groups(model)")
-        decision = _json.dumps({"decision": "learning_rate", "base": base_lr, "map": map})
-        for name, value in _json.loads(_rmt_torch.decision_defaults(decision)).items():
-            options.setdefault(name, value)
+        _with_decision_defaults({"decision": "learning_rate", "base": base_lr, "map": map}, options)
         self.optimizer, self.base_lr, self.map = optimizer, base_lr, map
         self._estimator = options["estimator"]
         self._every = every

@@ -267,14 +267,16 @@ fn decision_of(decision: &str) -> PyResult<Decision> {
 fn decision_defaults(decision: &str) -> PyResult<String> {
     let mut request = AnalysisRequest::default();
     decision_of(decision)?.complete(&mut request);
-    let given: serde_json::Map<String, Value> = match serde_json::to_value(&request) {
-        Ok(Value::Object(fields)) => fields
-            .into_iter()
-            .filter(|(_, value)| !value.is_null() && *value != Value::Bool(false))
-            .collect(),
+    let fields = |request: &AnalysisRequest| match serde_json::to_value(request) {
+        Ok(Value::Object(fields)) => fields,
         _ => serde_json::Map::new(),
     };
-    Ok(Value::Object(given).to_string())
+    let untouched = fields(&AnalysisRequest::default());
+    let set: serde_json::Map<String, Value> = fields(&request)
+        .into_iter()
+        .filter(|(name, value)| untouched.get(name) != Some(value))
+        .collect();
+    Ok(Value::Object(set).to_string())
 }
 
 /// The decision taken from an analysis record (`rmt-torch allocate -f json`).

@@ -5,8 +5,8 @@ use clap::{Args, Subcommand};
 
 use rmt_torch::analysis::options::finite_number;
 use rmt_torch::choice;
-use rmt_torch::stats::heavy_tail::estimator::Estimator;
 use rmt_torch::workflows::allocate::{allocate, Decision, LrMap};
+use rmt_torch::AnalysisRequest;
 
 use super::analyze::analyze_model;
 use super::{AnalysisArgs, ModelArgs, OutputArgs};
@@ -19,8 +19,9 @@ model's layer order. Learning rates go to every analysed layer but embeddings (T
 Conv2d and Linear layers); sparsity and experts to the layers of transformer blocks when the
 model has any (the references act on decoder blocks), else to every analysed layer. Every
 layer is analysed, however few its eigenvalues (--min-evals 1 unless given), as the references
-count them. A layer whose fit failed is given the mean α of the others. The JSON carries `shares` (name, block, alpha, params, value)
-and `values`, the {layer: value} map the reference scripts read.
+count them. A layer whose fit failed is given the mean α of the others. The JSON carries
+`shares` (name, block, alpha, params, value) and `values`, the {layer: value} map the
+reference scripts read.
 
 EXAMPLES:
   rmt-torch allocate sparsity model/ --target 0.7 -f json -o ratios.json
@@ -32,14 +33,23 @@ pub struct AllocateArgs {
     decision: DecisionArgs,
 }
 
+/// What every decision reads and writes: the model, the analysis, the output.
+#[derive(Debug, Args)]
+struct RunArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    analysis: AnalysisArgs,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
 #[derive(Debug, Subcommand)]
 enum DecisionArgs {
     /// Per-layer sparsity for pruning (AlphaPruning, Lu et al. 2024): ratios linear in α over
     /// [1 − ε, 1 + ε], rescaled so that the parameter-weighted mean is the target; a higher α (a
     /// less trained layer) is pruned more. α by alpha-peak unless --estimator says otherwise.
     Sparsity {
-        #[command(flatten)]
-        model: ModelArgs,
         /// The model's overall sparsity, strictly between 0 and 1.
         #[arg(long, value_parser = finite_number)]
         target: f64,
@@ -51,16 +61,12 @@ enum DecisionArgs {
         #[arg(long)]
         block_wise: bool,
         #[command(flatten)]
-        analysis: AnalysisArgs,
-        #[command(flatten)]
-        output: OutputArgs,
+        run: RunArgs,
     },
     /// Per-layer learning rates (TempBalance, Zhou et al. 2023), around a base rate η; the
     /// first and last layers and layers of fewer than 50 eigenvalues keep η. α by hill-median
     /// unless --estimator says otherwise.
     Lr {
-        #[command(flatten)]
-        model: ModelArgs,
         /// The base learning rate η.
         #[arg(long, value_parser = finite_number)]
         base: f64,
@@ -69,16 +75,12 @@ enum DecisionArgs {
         #[arg(long, value_parser = choice::<LrMap>(), default_value_t = LrMap::default())]
         map: LrMap,
         #[command(flatten)]
-        analysis: AnalysisArgs,
-        #[command(flatten)]
-        output: OutputArgs,
+        run: RunArgs,
     },
     /// LoRA experts per transformer block (AlphaLoRA, Qing et al. 2024): n_l = round(T·ᾱ_l^β /
     /// Σ ᾱ^β), ᾱ_l the mean α of block l, the rounding repaired to hit T. α by alpha-peak
     /// unless --estimator says otherwise.
     Lora {
-        #[command(flatten)]
-        model: ModelArgs,
         /// T, the experts over all blocks.
         #[arg(long, default_value_t = 160)]
         total: usize,
@@ -86,66 +88,69 @@ enum DecisionArgs {
         #[arg(long, value_parser = finite_number, default_value_t = 2.5)]
         beta: f64,
         #[command(flatten)]
-        analysis: AnalysisArgs,
-        #[command(flatten)]
-        output: OutputArgs,
+        run: RunArgs,
     },
 }
 
-/// The default estimator of the `allocate` subcommand `name`, for its help.
-pub(super) fn reference_default(name: &str) -> Estimator {
-    if name == "lr" {
-        Estimator::HillMedian
-    } else {
-        Estimator::AlphaPeak
+impl DecisionArgs {
+    /// The library's decision, and what it runs on.
+    fn split(self) -> (RunArgs, Decision) {
+        match self {
+            Self::Sparsity {
+                target,
+                epsilon,
+                block_wise,
+                run,
+            } => (
+                run,
+                Decision::Sparsity {
+                    target,
+                    epsilon,
+                    block_wise,
+                },
+            ),
+            Self::Lr { base, map, run } => (run, Decision::LearningRate { base, map }),
+            Self::Lora { total, beta, run } => (run, Decision::LoraExperts { total, beta }),
+        }
     }
+}
+
+/// The analysis settings `allocate NAME` runs with unless told, for its help: the defaults as
+/// its decision completes them ([`Decision::complete`], whatever the decision's values).
+pub(super) fn analysis_defaults(name: &str) -> serde_json::Map<String, serde_json::Value> {
+    let decision = match name {
+        "lr" => Decision::LearningRate {
+            base: 1.0,
+            map: LrMap::default(),
+        },
+        "lora" => Decision::LoraExperts {
+            total: 1,
+            beta: 1.0,
+        },
+        _ => Decision::Sparsity {
+            target: 0.5,
+            epsilon: 0.0,
+            block_wise: false,
+        },
+    };
+    let mut request = AnalysisRequest::default();
+    decision.complete(&mut request);
+    request
+        .resolve()
+        .map(|options| options.settings_json())
+        .unwrap_or_default()
 }
 
 /// Analyses the model and writes the decision taken from it.
 pub fn run(args: AllocateArgs) -> anyhow::Result<ExitCode> {
-    let (model, analysis, output, decision) = match args.decision {
-        DecisionArgs::Sparsity {
-            model,
-            target,
-            epsilon,
-            block_wise,
-            analysis,
-            output,
-        } => (
+    let (
+        RunArgs {
             model,
             analysis,
             output,
-            Decision::Sparsity {
-                target,
-                epsilon,
-                block_wise,
-            },
-        ),
-        DecisionArgs::Lr {
-            model,
-            base,
-            map,
-            analysis,
-            output,
-        } => (
-            model,
-            analysis,
-            output,
-            Decision::LearningRate { base, map },
-        ),
-        DecisionArgs::Lora {
-            model,
-            total,
-            beta,
-            analysis,
-            output,
-        } => (
-            model,
-            analysis,
-            output,
-            Decision::LoraExperts { total, beta },
-        ),
-    };
+        },
+        decision,
+    ) = args.decision.split();
     let options = analysis.options(|request| decision.complete(request))?;
     output.prepare(&[&model.model])?;
     let loaded = model.load()?;

@@ -153,7 +153,17 @@ pub fn command() -> clap::Command {
             })
         }
     };
-    let command = with_defaults(<Cli as clap::CommandFactory>::command())
+    // `allocate`'s analysis defaults are its decisions' (their estimators, every layer counted).
+    let derived = <Cli as clap::CommandFactory>::command().mut_subcommand("allocate", |allocate| {
+        ["sparsity", "lr", "lora"]
+            .iter()
+            .fold(allocate, |allocate, name| {
+                allocate.mut_subcommand(name, |decision| {
+                    annotated_with(decision, &allocate::analysis_defaults(name))
+                })
+            })
+    });
+    let command = with_defaults(derived)
         .mut_subcommand("jacobian", hide(&["vectors", "pt_window", "semicircle"]))
         .mut_subcommand("jacobian", |jacobian| {
             jacobian.mut_arg("tw_level", |arg| {
@@ -164,22 +174,7 @@ pub fn command() -> clap::Command {
                 )
             })
         })
-        .mut_subcommand("report", hide(&["eigenvalues", "figure_data"]))
-        .mut_subcommand("allocate", |allocate| {
-            ["sparsity", "lr", "lora"]
-                .iter()
-                .fold(allocate, |allocate, name| {
-                    allocate.mut_subcommand(name, |decision| {
-                        decision.mut_arg("estimator", |arg| {
-                            let default = allocate::reference_default(name);
-                            let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
-                            arg.help(
-                                help.replace("[default: ww]", &format!("[default: {default}]")),
-                            )
-                        })
-                    })
-                })
-        });
+        .mut_subcommand("report", hide(&["eigenvalues", "figure_data"]));
     with_csv_rows(command)
 }
 
@@ -230,17 +225,25 @@ fn with_csv_rows(command: clap::Command) -> clap::Command {
 /// help (the options stay "not given" when absent, so clap itself shows no default), in every
 /// subcommand that takes them.
 pub fn with_defaults(command: clap::Command) -> clap::Command {
-    let defaults = AnalyzeOptions::default().settings_json();
+    annotated_with(command, &AnalyzeOptions::default().settings_json())
+}
+
+/// [`with_defaults`] with the defaults `defaults` (settings as JSON), leaving alone an option
+/// whose help already states its default (a command with defaults of its own, annotated first).
+fn annotated_with(
+    command: clap::Command,
+    defaults: &serde_json::Map<String, serde_json::Value>,
+) -> clap::Command {
     let annotated = command.clone().mut_args(|arg| {
         let value = match defaults.get(arg.get_id().as_str()) {
             Some(serde_json::Value::String(text)) => text.clone(),
             Some(serde_json::Value::Number(number)) => number.to_string(),
             _ => return arg,
         };
-        if !arg.get_default_values().is_empty() {
+        let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+        if !arg.get_default_values().is_empty() || help.contains("[default: ") {
             return arg;
         }
-        let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
         arg.help(format!("{help} [default: {value}]"))
     });
     let names: Vec<String> = command
@@ -248,7 +251,7 @@ pub fn with_defaults(command: clap::Command) -> clap::Command {
         .map(|sub| sub.get_name().to_string())
         .collect();
     names.iter().fold(annotated, |command, name| {
-        command.mut_subcommand(name, with_defaults)
+        command.mut_subcommand(name, |sub| annotated_with(sub, defaults))
     })
 }
 

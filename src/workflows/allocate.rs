@@ -169,12 +169,13 @@ pub fn allocate(analysis: &Analysis, decision: &Decision) -> Result<Allocation> 
 /// acts on and their values. Learning rates go to every layer but embeddings; sparsity and
 /// experts to the transformer blocks' layers when the model has blocks, else to every layer;
 /// attention heads (`--split-heads`) to none.
-pub fn allocate_layers(
+pub fn allocate_layers<'a>(
     model: &str,
     estimator: Estimator,
-    records: &[LayerReport],
+    records: impl IntoIterator<Item = &'a LayerReport>,
     decision: &Decision,
 ) -> Result<Allocation> {
+    let records: Vec<&LayerReport> = records.into_iter().collect();
     decision.check()?;
     // Learning rates go to every trained matrix (TempBalance's Conv2d and Linear layers, not
     // embeddings); pruning ratios and experts to the transformer blocks' layers when there are
@@ -182,7 +183,7 @@ pub fn allocate_layers(
     let blocked = records.iter().any(|l| l.block.is_some());
     let learning_rate = matches!(decision, Decision::LearningRate { .. });
     let layers: Vec<&LayerReport> = records
-        .iter()
+        .into_iter()
         .filter(|l| l.head.is_none())
         .filter(|l| {
             if learning_rate {

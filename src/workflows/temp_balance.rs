@@ -28,7 +28,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use crate::analysis::{AnalysisRequest, AnalyzeOptions, LayerReport};
+use crate::analysis::{AnalysisRequest, AnalyzeOptions};
 use crate::error::{Error, Result};
 use crate::stats::heavy_tail::estimator::Estimator;
 use crate::workflows::allocate::{allocate_layers, Allocation, Decision, LrMap};
@@ -139,8 +139,8 @@ impl TempBalance {
         vs: &tch::nn::VarStore,
         optimizer: &mut tch::nn::Optimizer,
     ) -> Result<Allocation> {
-        let layers: Vec<LayerReport> = records.iter().map(|r| r.layer.clone()).collect();
-        let allocation = allocate_layers("<training>", self.estimator, &layers, &self.decision())?;
+        let layers = records.iter().map(|record| &record.layer);
+        let allocation = allocate_layers("<training>", self.estimator, layers, &self.decision())?;
         let groups = variable_groups(vs);
         let mut set: HashMap<usize, &str> = HashMap::new();
         for share in &allocation.shares {
