@@ -258,7 +258,8 @@ fn analyze_model(
 
 /// The decision (`rmt_torch.allocate_*`'s JSON object), typed.
 fn decision_of(decision: &str) -> PyResult<Decision> {
-    serde_json::from_str(decision).map_err(|err| option_error(format!("{err}")))
+    serde_json::from_str(decision)
+        .map_err(|err| option_error(format!("invalid allocation parameters: {err}")))
 }
 
 /// The analysis keywords a decision's reference implies where none is given (its estimator,

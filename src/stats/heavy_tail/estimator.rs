@@ -337,6 +337,32 @@ mod tests {
         assert!((fit.ks_distance - best.0).abs() < 1e-12);
     }
 
+    /// Several groups (a convolution's FARMS row blocks) combine as documented: α, D and xmin
+    /// their means, σ the standard error of a mean, the tails' sizes summed.
+    #[test]
+    fn groups_combine_into_their_mean_fit() {
+        let group = |scale: f64, n: usize| -> Vec<f64> {
+            (0..n)
+                .map(|i| scale * (1.0 - (i as f64 + 0.5) / n as f64).powf(-0.5))
+                .collect()
+        };
+        let (first, second) = (group(1.0, 400), group(3.0, 250));
+        let scale = EsdScale::unscaled(10);
+        let tail = TailOptions::default();
+        let one = |g: &[f64]| fit_groups(TailRule::Median, &[g], &scale, tail).unwrap();
+        let (a, b) = (one(&first), one(&second));
+        let both = fit_groups(TailRule::Median, &[&first, &second], &scale, tail).unwrap();
+        assert_eq!(both.alpha, (a.alpha + b.alpha) / 2.0);
+        assert_eq!(both.ks_distance, (a.ks_distance + b.ks_distance) / 2.0);
+        assert_eq!(both.xmin, (a.xmin + b.xmin) / 2.0);
+        assert_eq!(
+            both.sigma,
+            (a.sigma * a.sigma + b.sigma * b.sigma).sqrt() / 2.0
+        );
+        assert_eq!(both.num_pl_spikes, a.num_pl_spikes + b.num_pl_spikes);
+        assert_eq!(both.xmax, a.xmax.max(b.xmax));
+    }
+
     #[test]
     fn peak_fit_refuses_a_flat_spectrum() {
         assert!(peak_fit(&[3.0; 10]).is_none());
