@@ -8,6 +8,7 @@ use clap::Args;
 
 use rmt_torch::report::plots::write_hessian_figures;
 use rmt_torch::workflows::hessian::{analyze_hessian, HessianOptions, Loss};
+use rmt_torch::workflows::lanczos::Reorthogonalisation;
 use rmt_torch::DeviceChoice;
 
 use super::output::progress_bar;
@@ -106,6 +107,11 @@ pub struct HessianArgs {
     /// Lanczos steps per density run.
     #[arg(long, default_value_t = HessianOptions::default().density.steps, value_name = "N")]
     density_steps: usize,
+    /// How Lanczos keeps its vectors orthogonal: `partial` (Simon 1984: against the basis only
+    /// when the estimated loss of orthogonality passes √ε; the same eigenvalues, a fraction of
+    /// the passes over the kept vectors) or `full` (every step, as PyHessian's density does).
+    #[arg(long, value_parser = choice::<Reorthogonalisation>(), default_value_t = Reorthogonalisation::default())]
+    reorthogonalisation: Reorthogonalisation,
     /// Seed of the random vectors.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -139,6 +145,7 @@ pub fn run(args: HessianArgs) -> anyhow::Result<ExitCode> {
     options.trace_samples = args.trace;
     options.density.runs = args.density;
     options.density.steps = args.density_steps;
+    options.reorthogonalisation = args.reorthogonalisation;
     options.seed = args.seed;
     options.check()?;
     args.output

@@ -4,6 +4,7 @@
 use serde::Serialize;
 use tch::{Device, Kind, Reduction, Tensor};
 
+use super::LossDescription;
 use crate::error::{torch_message, Error, Result};
 use crate::option_names::option_names;
 use crate::workflows::jacobian::Differentiable;
@@ -36,8 +37,11 @@ pub struct LossHessian<'m> {
     names: Vec<String>,
     parameters: Vec<Tensor>,
     batches: Vec<MiniBatch>,
-    /// ∇L with its graph, kept between products when the batch is one pass.
-    gradient: Option<Tensor>,
+    /// ∇L per parameter with its graph, kept between products when the batch is one pass.
+    gradient: Option<Vec<Tensor>>,
+    /// A product's vector in the model's dtype (when that is not float64), converted into
+    /// this one buffer rather than a fresh tensor per product.
+    converted: Option<Tensor>,
     loss_value: f64,
     samples: usize,
     batch_size: usize,
@@ -101,6 +105,7 @@ impl<'m> LossHessian<'m> {
             parameters: tensors,
             batches,
             gradient: None,
+            converted: None,
             loss_value: 0.0,
             samples,
             batch_size,
@@ -116,7 +121,7 @@ impl<'m> LossHessian<'m> {
             drop(no_grad);
             loss_value += f64::try_from(loss.f_detach()?.f_to_kind(Kind::Double)?)?;
             if single {
-                hessian.gradient = Some(hessian.flat_gradient(&loss)?);
+                hessian.gradient = Some(hessian.gradient_of(&loss)?);
             }
         }
         if !loss_value.is_finite() {
@@ -125,6 +130,12 @@ impl<'m> LossHessian<'m> {
             )));
         }
         hessian.loss_value = loss_value;
+        if model.kind != Kind::Double {
+            hessian.converted = Some(Tensor::f_empty(
+                [hessian.dimension() as i64],
+                (model.kind, model.device),
+            )?);
+        }
         Ok(hessian)
     }
 
@@ -144,35 +155,37 @@ impl<'m> LossHessian<'m> {
         } * batch.share)
     }
 
-    /// The gradient of `loss`, flat, with its graph kept for a second differentiation.
-    fn flat_gradient(&self, loss: &Tensor) -> Result<Tensor> {
-        let gradients = Tensor::f_run_backward(&[loss], &self.parameters, true, true)
-            .map_err(|err| differentiation_error(&err))?;
-        flattened(&gradients)
+    /// The gradient of `loss` per parameter, with its graph kept for a second
+    /// differentiation.
+    fn gradient_of(&self, loss: &Tensor) -> Result<Vec<Tensor>> {
+        Tensor::f_run_backward(&[loss], &self.parameters, true, true)
+            .map_err(|err| differentiation_error(&err))
     }
 
-    /// The differentiated parameters' names and element counts, in order.
-    pub fn parameter_sizes(&self) -> Vec<(String, i64)> {
-        self.names
-            .iter()
-            .cloned()
-            .zip(self.parameters.iter().map(|t| t.numel() as i64))
+    /// `flat` split into views shaped like the parameters, in their order.
+    fn parameter_views(&self, flat: &Tensor) -> Result<Vec<Tensor>> {
+        let sizes: Vec<i64> = self.parameters.iter().map(|p| p.numel() as i64).collect();
+        flat.f_split_with_sizes(&sizes, 0)?
+            .into_iter()
+            .zip(&self.parameters)
+            .map(|(part, parameter)| Ok(part.f_view(parameter.size().as_slice())?))
             .collect()
     }
 
-    /// The mean loss over the batch at the model's parameters.
-    pub fn loss_value(&self) -> f64 {
-        self.loss_value
-    }
-
-    /// Samples in the batch.
-    pub fn samples(&self) -> usize {
-        self.samples
-    }
-
-    /// Samples per forward pass.
-    pub fn batch_size(&self) -> usize {
-        self.batch_size
+    /// The loss, the data and the parameters, for the report.
+    pub fn describe(&self) -> LossDescription {
+        LossDescription {
+            loss: self.loss.to_string(),
+            samples: self.samples,
+            batch_size: self.batch_size,
+            value: self.loss_value,
+            parameters: self
+                .names
+                .iter()
+                .cloned()
+                .zip(self.parameters.iter().map(|t| t.numel() as i64))
+                .collect(),
+        }
     }
 }
 
@@ -189,52 +202,66 @@ impl SymmetricOperator for LossHessian<'_> {
         self.model.kind
     }
 
-    /// H·v for a flat float64 vector `v` on the device; the product in float64.
-    fn apply(&mut self, v: &Tensor) -> Result<Tensor> {
-        let v = v.f_to_kind(self.model.kind)?;
-        let mut total: Option<Tensor> = None;
+    /// H·v for a flat float64 vector `v` on the device, into `out` (float64), as PyTorch's
+    /// own product (`torch.autograd.grad(g, θ, grad_outputs=v)`) computes it: per parameter
+    /// tensor, the directional derivative Σᵢ gᵢ·vᵢ differentiated once more, with no flat
+    /// concatenation in the graph and no vector of H's order allocated.
+    fn apply(&mut self, v: &Tensor, out: &mut Tensor) -> Result<()> {
+        let v = match &mut self.converted {
+            Some(buffer) => {
+                buffer.f_copy_(v)?;
+                buffer.shallow_clone()
+            }
+            None => v.shallow_clone(),
+        };
+        let directions = self.parameter_views(&v)?;
+        let outputs = self.parameter_views(out)?;
         for index in 0..self.batches.len() {
             let gradient = match &self.gradient {
-                Some(gradient) => gradient.shallow_clone(),
-                None => self.flat_gradient(&self.loss_of(index)?)?,
+                Some(gradient) => gradient.iter().map(Tensor::shallow_clone).collect(),
+                None => self.gradient_of(&self.loss_of(index)?)?,
             };
-            let directional = gradient.f_dot(&v)?;
+            let mut directional: Option<Tensor> = None;
+            for (g, d) in gradient.iter().zip(&directions) {
+                let term = g.f_reshape([-1])?.f_dot(&d.f_reshape([-1])?)?;
+                directional = Some(match directional {
+                    None => term,
+                    Some(sum) => sum.f_add(&term)?,
+                });
+            }
+            let directional =
+                directional.ok_or_else(|| Error::InvalidInput("no parameters".into()))?;
             let keep_graph = self.gradient.is_some();
             let second =
                 Tensor::f_run_backward(&[&directional], &self.parameters, keep_graph, false)
                     .map_err(|err| differentiation_error(&err))?;
-            let product = flattened(&second)?.f_to_kind(Kind::Double)?;
-            total = Some(match total {
-                None => product,
-                Some(mut sum) => {
-                    let _ = sum.f_add_(&product)?;
-                    sum
+            for (target, part) in outputs.iter().zip(&second) {
+                let mut target = target.shallow_clone();
+                match (index, part.defined()) {
+                    (0, true) => target.f_copy_(part)?,
+                    (0, false) => {
+                        let _ = target.f_zero_()?;
+                    }
+                    (_, true) => {
+                        let _ = target.f_add_(part)?;
+                    }
+                    (_, false) => {}
                 }
-            });
+            }
         }
         self.products += 1;
-        let product = total.ok_or_else(|| Error::InvalidInput("the batch is empty".into()))?;
         // A non-finite entry makes the sum non-finite: one pass, no 11 M-entry mask.
-        if !f64::try_from(product.f_sum(Kind::Double)?)?.is_finite() {
+        if !f64::try_from(out.f_sum(Kind::Double)?)?.is_finite() {
             return Err(Error::InvalidInput(
                 "a Hessian-vector product is not finite (the loss's curvature overflows)".into(),
             ));
         }
-        Ok(product)
+        Ok(())
     }
 
     fn products(&self) -> usize {
         self.products
     }
-}
-
-/// Per-parameter tensors as one flat vector, in the parameters' order.
-fn flattened(tensors: &[Tensor]) -> Result<Tensor> {
-    let flat = tensors
-        .iter()
-        .map(|t| t.f_reshape([-1]))
-        .collect::<std::result::Result<Vec<_>, _>>()?;
-    Ok(Tensor::f_cat(&flat, 0)?)
 }
 
 fn differentiation_error(err: &tch::TchError) -> Error {

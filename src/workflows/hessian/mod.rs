@@ -21,7 +21,7 @@ use crate::stats::rmt::bulk_outliers::{bulk_and_outliers, BulkOutliers};
 use crate::workflows::jacobian::Differentiable;
 use crate::workflows::lanczos::{
     rademacher_vector, spectral_density, top_eigenpairs, Density, DensityOptions, Eigenpair,
-    SymmetricOperator, TopOptions,
+    Reorthogonalisation, SymmetricOperator, TopOptions,
 };
 
 /// The schema name and version written at the top of `hessian`'s JSON.
@@ -55,6 +55,8 @@ pub struct HessianOptions {
     pub trace_samples: usize,
     /// Stochastic Lanczos quadrature for the density (0 runs: no density).
     pub density: DensityOptions,
+    /// How every Lanczos run (top eigenvalues and density) keeps its vectors orthogonal.
+    pub reorthogonalisation: Reorthogonalisation,
     /// Seed of every random vector.
     pub seed: u64,
 }
@@ -72,7 +74,8 @@ impl Default for HessianOptions {
             tolerance: 1e-6,
             max_iterations: 100,
             trace_samples: 0,
-            density: DensityOptions { runs: 0, steps: 90 },
+            density: DensityOptions::new(0, 90),
+            reorthogonalisation: Reorthogonalisation::default(),
             seed: 0,
         }
     }
@@ -135,8 +138,8 @@ pub struct HessianAnalysis {
     pub input: String,
     /// The target file.
     pub target: String,
-    /// The loss.
-    pub loss: Loss,
+    /// The loss (`cross-entropy`, `mse`, or a Python function's name).
+    pub loss: String,
     /// Where it ran.
     pub device: String,
     /// The model's dtype while differentiated.
@@ -209,7 +212,7 @@ pub fn analyze_loaded(
     inputs: &Tensor,
     targets: &Tensor,
     options: &HessianOptions,
-    mut on_product: impl FnMut(usize, usize),
+    on_product: impl FnMut(usize, usize),
     started: Instant,
 ) -> Result<HessianAnalysis> {
     options.check()?;
@@ -221,6 +224,37 @@ pub fn analyze_loaded(
         options.parameters.as_ref(),
         options.batch_size,
     )?;
+    let described = hessian.describe();
+    analyze_operator(&mut hessian, described, options, on_product, started)
+}
+
+/// What a Hessian's report says about the loss it is the Hessian of.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct LossDescription {
+    /// The loss's name (`cross-entropy`, `mse`, or a Python function's).
+    pub loss: String,
+    /// Samples in the data.
+    pub samples: usize,
+    /// Samples per forward pass.
+    pub batch_size: usize,
+    /// The loss at θ.
+    pub value: f64,
+    /// The parameters differentiated, in order, with their element counts.
+    pub parameters: Vec<(String, i64)>,
+}
+
+/// The top eigenvalues, trace and density of a loss Hessian known by its products, as
+/// `options` asks (its model, device and loss options are the operator's business): the
+/// engine behind the CLI's TorchScript Hessians and Python's products of any loss, over data
+/// split across processes included.
+pub fn analyze_operator(
+    hessian: &mut impl SymmetricOperator,
+    described: LossDescription,
+    options: &HessianOptions,
+    mut on_product: impl FnMut(usize, usize),
+    started: Instant,
+) -> Result<HessianAnalysis> {
+    options.check()?;
     let dimension = hessian.dimension() as i64;
     let planned = options.max_iterations.min(dimension as usize) * usize::from(options.top_k > 0)
         + options.trace_samples
@@ -233,12 +267,13 @@ pub fn analyze_loaded(
         (Vec::new(), 0, true)
     } else {
         let top = top_eigenpairs(
-            &mut hessian,
+            hessian,
             TopOptions {
                 k: options.top_k,
                 tolerance: options.tolerance,
                 max_iterations: options.max_iterations,
                 eigenvectors: options.eigenvectors,
+                reorthogonalisation: options.reorthogonalisation,
             },
             &mut random,
             &mut |done| on_product(done, planned),
@@ -251,12 +286,10 @@ pub fn analyze_loaded(
     let (trace, trace_stderr) = if options.trace_samples == 0 {
         (None, None)
     } else {
-        let (mean, stderr) = hutchinson_trace(
-            &mut hessian,
-            options.trace_samples,
-            &mut random,
-            &mut |done| on_product(done, planned),
-        )?;
+        let (mean, stderr) =
+            hutchinson_trace(hessian, options.trace_samples, &mut random, &mut |done| {
+                on_product(done, planned)
+            })?;
         (Some(mean), stderr)
     };
     let trace_seconds = clock.elapsed().as_secs_f64();
@@ -266,8 +299,11 @@ pub fn analyze_loaded(
         None
     } else {
         Some(spectral_density(
-            &mut hessian,
-            options.density,
+            hessian,
+            DensityOptions {
+                reorthogonalisation: options.reorthogonalisation,
+                ..options.density
+            },
             &mut random,
             &mut |done| on_product(done, planned),
         )?)
@@ -284,13 +320,13 @@ pub fn analyze_loaded(
         model: String::new(),
         input: "<in memory>".into(),
         target: "<in memory>".into(),
-        loss: options.loss,
+        loss: described.loss,
         device: crate::device::device_name(hessian.device()),
         dtype: crate::model::dtype_name(hessian.kind()),
-        samples: hessian.samples(),
-        batch_size: hessian.batch_size(),
-        loss_value: hessian.loss_value(),
-        parameters: hessian.parameter_sizes(),
+        samples: described.samples,
+        batch_size: described.batch_size,
+        loss_value: described.value,
+        parameters: described.parameters,
         dimension,
         top_eigenvalues,
         top,
@@ -317,17 +353,21 @@ pub fn analyze_loaded(
 /// Hutchinson's tr H ≈ mean of vᵀHv over Rademacher vectors v, and the standard error of that
 /// mean (`None` with one sample).
 fn hutchinson_trace(
-    hessian: &mut LossHessian,
+    hessian: &mut impl SymmetricOperator,
     samples: usize,
     random: &mut SeededNormal,
     on_product: &mut impl FnMut(usize),
 ) -> Result<(f64, Option<f64>)> {
     let mut estimates = Vec::with_capacity(samples);
+    let mut hv = Tensor::f_empty(
+        [hessian.dimension() as i64],
+        (Kind::Double, hessian.device()),
+    )?;
     for _ in 0..samples {
         let v = rademacher_vector(hessian, random)?;
-        let hv = hessian.apply(&v)?;
+        hessian.apply(&v, &mut hv)?;
         on_product(hessian.products());
-        estimates.push(f64::try_from(v.f_dot(&hv.f_to_kind(Kind::Double)?)?)?);
+        estimates.push(f64::try_from(v.f_dot(&hv)?)?);
     }
     let n = estimates.len() as f64;
     let mean = estimates.iter().sum::<f64>() / n;

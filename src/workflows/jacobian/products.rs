@@ -12,7 +12,8 @@ use crate::error::{torch_message, Error, Result};
 use crate::random::SeededNormal;
 use crate::stats::rmt::bulk_outliers::{bulk_and_outliers, BulkOutliers};
 use crate::workflows::lanczos::{
-    spectral_density, top_eigenpairs, Density, DensityOptions, SymmetricOperator, TopOptions,
+    spectral_density, top_eigenpairs, Density, DensityOptions, Reorthogonalisation,
+    SymmetricOperator, TopOptions,
 };
 
 /// The schema name and version written at the top of `jacobian --lanczos`'s JSON.
@@ -32,6 +33,8 @@ pub struct LanczosOptions {
     pub seed: u64,
     /// Stochastic Lanczos quadrature of each sample's σ² spectrum (0 runs: none).
     pub density: DensityOptions,
+    /// How every Lanczos run keeps its vectors orthogonal.
+    pub reorthogonalisation: Reorthogonalisation,
 }
 
 impl Default for LanczosOptions {
@@ -41,7 +44,8 @@ impl Default for LanczosOptions {
             tolerance: 1e-8,
             max_iterations: 200,
             seed: 0,
-            density: DensityOptions { runs: 0, steps: 90 },
+            density: DensityOptions::new(0, 90),
+            reorthogonalisation: Reorthogonalisation::default(),
         }
     }
 }
@@ -169,20 +173,20 @@ impl SymmetricOperator for JacobianGram<'_> {
         self.model.kind
     }
 
-    fn apply(&mut self, v: &Tensor) -> Result<Tensor> {
+    fn apply(&mut self, v: &Tensor, out: &mut Tensor) -> Result<()> {
         let result = if self.outputs_side {
             self.product(&self.transposed_product(v)?)?
         } else {
             self.transposed_product(&self.product(v)?)?
         };
         self.products += 1;
-        let result = result.f_to_kind(Kind::Double)?;
         if !f64::try_from(result.f_sum(Kind::Double)?)?.is_finite() {
             return Err(Error::InvalidInput(
                 "a Jacobian product is not finite".into(),
             ));
         }
-        Ok(result)
+        out.f_copy_(&result)?;
+        Ok(())
     }
 
     fn products(&self) -> usize {
@@ -241,6 +245,7 @@ pub(super) fn top_singular_values(
                 tolerance: options.tolerance,
                 max_iterations: options.max_iterations,
                 eigenvectors: false,
+                reorthogonalisation: options.reorthogonalisation,
             },
             &mut random,
             &mut |done| on_product(index as usize, done),
@@ -248,7 +253,11 @@ pub(super) fn top_singular_values(
         let bulk = if options.density.runs == 0 {
             None
         } else {
-            let density = spectral_density(&mut gram, options.density, &mut random, &mut |done| {
+            let density_options = DensityOptions {
+                reorthogonalisation: options.reorthogonalisation,
+                ..options.density
+            };
+            let density = spectral_density(&mut gram, density_options, &mut random, &mut |done| {
                 on_product(index as usize, done)
             })?;
             let top: Vec<f64> = top.pairs.iter().map(|pair| pair.eigenvalue).collect();

@@ -7,7 +7,10 @@
 use serde::Serialize;
 use tch::Tensor;
 
-use super::{basis_storage, check_basis_memory, lanczos, rademacher_vector, SymmetricOperator};
+use super::{
+    basis_storage, check_basis_memory, lanczos, rademacher_vector, Reorthogonalisation,
+    SymmetricOperator,
+};
 use crate::error::{Error, Result};
 use crate::random::SeededNormal;
 
@@ -19,9 +22,20 @@ pub struct DensityOptions {
     pub runs: usize,
     /// Lanczos steps per run (each one product).
     pub steps: usize,
+    /// How each run keeps its vectors orthogonal.
+    pub reorthogonalisation: Reorthogonalisation,
 }
 
 impl DensityOptions {
+    /// `runs` runs of `steps` steps, partially reorthogonalised.
+    pub fn new(runs: usize, steps: usize) -> Self {
+        Self {
+            runs,
+            steps,
+            reorthogonalisation: Reorthogonalisation::default(),
+        }
+    }
+
     /// Refuses zero steps (zero runs means no density and is never computed).
     pub fn check(&self, name: &'static str) -> Result<()> {
         if self.steps == 0 {
@@ -94,12 +108,20 @@ pub fn spectral_density(
     let mut weights = Vec::new();
     for _ in 0..options.runs {
         let start = rademacher_vector(operator, random)?;
-        let mut apply = |v: &Tensor| {
-            let product = operator.apply(v);
+        let mut apply = |v: &Tensor, out: &mut Tensor| {
+            operator.apply(v, out)?;
             on_product(operator.products());
-            product
+            Ok(())
         };
-        let run = lanczos(&mut apply, &start, steps, storage, None, |_, _| Ok(false))?;
+        let run = lanczos(
+            &mut apply,
+            &start,
+            steps,
+            storage,
+            options.reorthogonalisation,
+            None,
+            |_, _| Ok(false),
+        )?;
         let ritz = run.tridiagonal.eigen()?;
         weights.push(
             ritz.vectors
@@ -170,9 +192,10 @@ mod tests {
         fn kind(&self) -> Kind {
             Kind::Double
         }
-        fn apply(&mut self, v: &Tensor) -> Result<Tensor> {
+        fn apply(&mut self, v: &Tensor, out: &mut Tensor) -> Result<()> {
             self.products += 1;
-            Ok(self.matrix.mv(v))
+            out.f_copy_(&self.matrix.f_mv(v)?)?;
+            Ok(())
         }
         fn products(&self) -> usize {
             self.products
@@ -196,7 +219,7 @@ mod tests {
         let runs = 8;
         let density = spectral_density(
             &mut operator,
-            DensityOptions { runs, steps: 40 },
+            DensityOptions::new(runs, 40),
             &mut random,
             &mut |_| {},
         )
@@ -222,6 +245,7 @@ mod tests {
                 tolerance: 1e-8,
                 max_iterations: 100,
                 eigenvectors: false,
+                reorthogonalisation: Reorthogonalisation::Partial,
             },
             &mut random,
             &mut |_| {},

@@ -4,8 +4,8 @@ use serde::Serialize;
 use tch::{Kind, Tensor};
 
 use super::{
-    basis_storage, check_basis_memory, gaussian_vector, lanczos, RitzValues, SymmetricOperator,
-    Tridiagonal,
+    basis_storage, check_basis_memory, gaussian_vector, lanczos, precision, Reorthogonalisation,
+    RitzValues, SymmetricOperator, Tridiagonal,
 };
 use crate::error::Result;
 use crate::random::SeededNormal;
@@ -34,6 +34,8 @@ pub struct TopOptions {
     pub max_iterations: usize,
     /// Keep the eigenvectors.
     pub eigenvectors: bool,
+    /// How each run keeps its vectors orthogonal.
+    pub reorthogonalisation: Reorthogonalisation,
 }
 
 /// The largest eigenvalues found, descending, with the Lanczos steps taken and whether every
@@ -76,7 +78,7 @@ pub fn top_eigenpairs(
 ) -> Result<TopEigenpairs> {
     let dimension = operator.dimension();
     let k = options.k.min(dimension);
-    let precision = product_precision(operator.kind());
+    let precision = self::precision(operator.kind());
     let storage = basis_storage(operator.kind());
     let tolerance = options.tolerance;
     // At the products' precision a residual can fall no further: converged there too.
@@ -116,12 +118,20 @@ pub fn top_eigenpairs(
             }
             Ok(top.len() == wanted && top.iter().all(|&(v, r)| converged(v, r, floor)))
         };
-        let mut apply = |v: &Tensor| -> Result<Tensor> {
-            let product = operator.apply(v)?;
+        let mut apply = |v: &Tensor, out: &mut Tensor| -> Result<()> {
+            operator.apply(v, out)?;
             on_product(operator.products());
-            Ok(product)
+            Ok(())
         };
-        let run = lanczos(&mut apply, &start, steps, storage, locked.as_ref(), stop)?;
+        let run = lanczos(
+            &mut apply,
+            &start,
+            steps,
+            storage,
+            options.reorthogonalisation,
+            locked.as_ref(),
+            stop,
+        )?;
         steps_taken += run.tridiagonal.len();
         let ritz = run.tridiagonal.eigen()?;
         let count = ritz.values.len();
@@ -202,14 +212,4 @@ fn top_residuals(ritz: &RitzValues, beta: f64, k: usize, floor: f64) -> Vec<(f64
 /// The largest |θ| of a run: the scale of the operator it has seen.
 fn largest_magnitude(ritz: &RitzValues) -> f64 {
     ritz.values.iter().fold(0.0_f64, |m, v| m.max(v.abs()))
-}
-
-/// The relative precision of products computed in `kind`: its unit round-off.
-fn product_precision(kind: Kind) -> f64 {
-    match kind {
-        Kind::Double => f64::EPSILON,
-        Kind::Half => 9.8e-4,
-        Kind::BFloat16 => 7.8e-3,
-        _ => f32::EPSILON as f64,
-    }
 }
