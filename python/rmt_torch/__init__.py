@@ -27,6 +27,8 @@ from collections.abc import Mapping as _Mapping
 import torch as _torch  # first: the extension uses the libtorch this import loads
 
 from . import _rmt_torch
+from . import curvature as _curvature
+from . import losses
 from ._rmt_torch import DeviceError, Error, FileError, InputError, InternalError, OptionError, TorchError
 
 __version__ = _rmt_torch.__version__
@@ -61,6 +63,8 @@ __all__ = [
     "esd",
     "jacobian",
     "hessian",
+    "hessian_density",
+    "losses",
     "Analysis",
     "SpectralMonitor",
     "TempBalance",
@@ -437,29 +441,68 @@ def jacobian(module, batch, **options):
     return _json.loads(text)
 
 
-def hessian(module, inputs, targets, **options):
-    """Spectrum of the loss Hessian H = ∇²L(θ) of ``module`` on (``inputs``, ``targets``), as
-    ``rmt-torch hessian`` computes it without forming H: the ``top_k`` largest eigenvalues by
-    Lanczos (repeated ones included), Hutchinson's trace with its standard error, and the
-    spectral density by stochastic Lanczos quadrature; returns its JSON record as a dict
-    (``top_eigenvalues`` descending, ``trace``, ``trace_stderr``, ``density``, ``bulk``: the
-    density's bulk against a semicircle and Marchenko-Pastur with the outliers above its edge,
-    ``products``). ``top_eigenvalues[0]`` over training is the sharpness.
+def hessian(model, inputs=None, targets=None, *, data=None, loss_fn=None, process_group=None, blocks=None,
+            **options):
+    """Spectrum of the loss Hessian H = ∇²L(θ) of ``model``, as ``rmt-torch hessian`` computes it
+    without forming H: the ``top_k`` largest eigenvalues by Lanczos (repeated ones included),
+    Hutchinson's trace with its standard error, and the spectral density by stochastic Lanczos
+    quadrature; returns its JSON record as a dict (``top_eigenvalues`` descending, ``top`` with
+    residuals, ``trace``, ``trace_stderr``, ``density``, ``bulk``: the density's bulk against a
+    semicircle and Marchenko-Pastur with the outliers above its edge, ``products``).
+    ``top_eigenvalues[0]`` over training is the sharpness.
 
-    ``module`` is a TorchScript module or an ``nn.Module``, traced on ``inputs`` in memory (in
-    eval mode; the weights as they are now). Keyword options (the CLI's flags): ``loss``
-    ("cross-entropy": class indices as targets, or "mse"), ``layers`` (a regular expression
-    on parameter names: that block of H), ``top_k`` (5), ``tolerance`` (1e-6),
-    ``max_iterations``, ``eigenvectors``, ``trace`` (Rademacher vectors, 0: none), ``density``
-    (runs, 0: none), ``density_steps``, ``batch_size`` (mini-batches), ``float64``, ``seed``,
-    ``device``.
+    Two forms:
+
+    * ``hessian(module, inputs, targets, loss="cross-entropy"|"mse")``: the CLI's engine on
+      ``module`` traced to TorchScript (eval mode, weights as they are now); also takes
+      ``device``, ``float64`` and ``batch_size`` (mini-batches of one tensor).
+    * ``hessian(model, data=loader, loss_fn=fn, process_group=group, blocks=…)``: any model
+      (Hugging Face ones included), any loss ``loss_fn(model, batch) -> scalar`` (the
+      hessian-eigenthings convention; default ``rmt_torch.losses.cross_entropy``, or the one
+      ``loss=`` names; ``rmt_torch.losses.causal_lm`` for language models), the mean loss
+      over every batch of ``data`` (a DataLoader or a list of batches; ``inputs, targets`` is
+      one batch), run in eval mode where the model is. With ``process_group`` (a
+      ``torch.distributed`` group: Gloo on CPUs, NCCL on GPUs) every rank passes its own
+      shard of the data, each product is summed over the ranks by one ``all_reduce``, and
+      every rank returns the same result; launch with ``torchrun --nproc_per_node N``.
+      ``blocks="transformer"`` returns ``{block: record}``, one spectrum per transformer block
+      (``model.layers.3``, ``transformer.h.3``, …).
+
+    Keyword options (the CLI's flags): ``layers`` (a regular expression on parameter names:
+    that block of H), ``top_k`` (5), ``tolerance`` (1e-6), ``max_iterations``,
+    ``eigenvectors``, ``trace`` (Rademacher vectors, 0: none), ``density`` (runs, 0: none),
+    ``density_steps``, ``reorthogonalisation`` ("partial", Simon 1984, or "full"), ``seed``.
+
+    >>> rmt_torch.hessian(model, x, y, top_k=3)["top_eigenvalues"]  # doctest: +SKIP
+    >>> rmt_torch.hessian(llm, data=[batch], loss_fn=rmt_torch.losses.causal_lm, blocks="transformer")  # doctest: +SKIP
     """
-    for name, value in (("inputs", inputs), ("targets", targets)):
-        if not isinstance(value, _torch.Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
-    archive, label = _archive(module, inputs[:1])
-    text = _rmt_torch.hessian_module(archive, inputs.detach(), targets.detach(), label, _keywords(options))
-    return _json.loads(text)
+    if data is None and loss_fn is None and process_group is None and blocks is None:
+        for name, value in (("inputs", inputs), ("targets", targets)):
+            if not isinstance(value, _torch.Tensor):
+                raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+        archive, label = _archive(model, inputs[:1])
+        text = _rmt_torch.hessian_module(archive, inputs.detach(), targets.detach(), label, _keywords(options))
+        return _json.loads(text)
+    if data is None:
+        if inputs is None:
+            raise TypeError("hessian needs data= (a DataLoader or a list of batches), or inputs and targets")
+        data = [inputs if targets is None else (inputs, targets)]
+    elif inputs is not None or targets is not None:
+        raise TypeError("give either data= or inputs and targets, not both")
+    if not isinstance(model, _torch.nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    return _curvature.hessian(model, data, loss_fn=loss_fn, process_group=process_group, blocks=blocks,
+                              **options)
+
+
+def hessian_density(model, inputs=None, targets=None, *, runs=3, steps=90, **options):
+    """The loss Hessian's spectral density by stochastic Lanczos quadrature (``runs`` Rademacher
+    starts of ``steps`` steps, PyHessian's ``density``), and its bulk reading: :func:`hessian`
+    with ``density=runs, density_steps=steps`` and no top eigenvalues unless ``top_k`` is given.
+    Takes the same forms and options (``data=``, ``loss_fn=``, ``process_group=``, …); returns
+    the record, whose ``density`` holds ``x``, ``y``, ``nodes`` and ``weights``."""
+    options.setdefault("top_k", 0)
+    return hessian(model, inputs, targets, density=runs, density_steps=steps, **options)
 
 
 def _archive(module, example):

@@ -11,10 +11,11 @@ use serde_json::{Map, Value};
 
 use rmt_torch::report::html::{html_report, summary_html, LayerFigures};
 use rmt_torch::report::plots::{write_analysis_figures, FigureFiles, ImageFormat};
-use rmt_torch::workflows::hessian::{HessianOptions, Loss};
+use rmt_torch::workflows::hessian::{HessianOptions, Loss, LossDescription};
 use rmt_torch::workflows::jacobian::{
     analyze_in_memory, Differentiable, JacobianOptions, SampleCount,
 };
+use rmt_torch::workflows::lanczos::SymmetricOperator;
 use rmt_torch::workflows::monitor::{json_line, SpectralMonitor};
 use rmt_torch::{
     analyze, Analysis, AnalysisRequest, AnalyzeOptions, LayerReport, Model, ModelSummary,
@@ -485,7 +486,8 @@ fn jacobian_module(
     .map_err(python_error)
 }
 
-const HESSIAN_KEYWORDS: [&str; 13] = [
+const HESSIAN_KEYWORDS: [&str; 14] = [
+    "reorthogonalisation",
     "device",
     "float64",
     "loss",
@@ -534,8 +536,100 @@ fn hessian_options(keywords: &str) -> PyResult<HessianOptions> {
     options.seed = keywords
         .count("seed")?
         .map_or(options.seed, |seed| seed as u64);
+    if let Some(name) = keywords.text("reorthogonalisation")? {
+        options.reorthogonalisation = name.parse().map_err(python_error)?;
+    }
     options.check().map_err(python_error)?;
     Ok(options)
+}
+
+/// A loss Hessian whose products a Python callable computes (`rmt_torch.hessian` of any loss,
+/// over a DataLoader, across a process group): flat float64 vector in, H·v out; the Lanczos
+/// engine, the trace and the density stay the library's.
+struct PythonProducts<'py> {
+    callback: Bound<'py, PyAny>,
+    dimension: usize,
+    device: tch::Device,
+    kind: tch::Kind,
+    products: usize,
+    /// The callable's exception, raised unchanged once the library has stopped.
+    failure: Option<PyErr>,
+}
+
+impl SymmetricOperator for PythonProducts<'_> {
+    fn dimension(&self) -> usize {
+        self.dimension
+    }
+
+    fn device(&self) -> tch::Device {
+        self.device
+    }
+
+    fn kind(&self) -> tch::Kind {
+        self.kind
+    }
+
+    fn apply(&mut self, v: &tch::Tensor, out: &mut tch::Tensor) -> rmt_torch::Result<()> {
+        let product = self
+            .callback
+            .call1((PyTensor(v.shallow_clone()),))
+            .and_then(|result| result.extract::<PyTensor>());
+        match product {
+            Ok(product) => {
+                self.products += 1;
+                out.f_copy_(&product.0)?;
+                Ok(())
+            }
+            Err(err) => {
+                self.failure = Some(err);
+                Err(rmt_torch::Error::InvalidInput(
+                    "the Hessian-vector product raised an exception".into(),
+                ))
+            }
+        }
+    }
+
+    fn products(&self) -> usize {
+        self.products
+    }
+}
+
+/// The loss Hessian whose products `callback(v)` computes (a flat float64 tensor on
+/// `example`'s device in, H·v out) for the loss `description` describes (JSON: loss,
+/// samples, batch_size, value, parameters), as `rmt-torch hessian`'s JSON.
+#[pyfunction]
+fn hessian_products(
+    callback: Bound<'_, PyAny>,
+    example: PyTensor,
+    dimension: usize,
+    description: &str,
+    keywords: &str,
+) -> PyResult<String> {
+    let options = hessian_options(keywords)?;
+    let described: LossDescription = serde_json::from_str(description)
+        .map_err(|err| PyErr::new::<InternalError, _>(format!("loss description: {err}")))?;
+    let mut operator = PythonProducts {
+        callback,
+        dimension,
+        device: example.0.device(),
+        kind: example.0.kind(),
+        products: 0,
+        failure: None,
+    };
+    let analysis = rmt_torch::workflows::hessian::analyze_operator(
+        &mut operator,
+        described,
+        &options,
+        |_, _| {},
+        std::time::Instant::now(),
+    );
+    if let Some(failure) = operator.failure.take() {
+        return Err(failure);
+    }
+    let mut analysis = analysis.map_err(python_error)?;
+    analysis.input = "<data>".into();
+    analysis.target = "<data>".into();
+    rmt_torch::report::to_json(&analysis).map_err(python_error)
 }
 
 /// The loss Hessian of a TorchScript module serialised in memory on (`inputs`, `targets`), as
@@ -670,6 +764,7 @@ fn _rmt_torch(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(shared_data_pointers, m)?)?;
     m.add_function(wrap_pyfunction!(jacobian_module, m)?)?;
     m.add_function(wrap_pyfunction!(hessian_module, m)?)?;
+    m.add_function(wrap_pyfunction!(hessian_products, m)?)?;
     m.add_function(wrap_pyfunction!(analysis_keywords, m)?)?;
     m.add_function(wrap_pyfunction!(describe_model, m)?)?;
     m.add_function(wrap_pyfunction!(plot_analysis, m)?)?;
