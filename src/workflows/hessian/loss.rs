@@ -8,7 +8,7 @@ use super::LossDescription;
 use crate::error::{torch_message, Error, Result};
 use crate::option_names::option_names;
 use crate::workflows::jacobian::Differentiable;
-use crate::workflows::lanczos::SymmetricOperator;
+use crate::workflows::lanczos::{vector_kind, SymmetricOperator};
 
 /// The loss whose Hessian is taken, averaged over the samples as PyTorch's `reduction="mean"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -39,8 +39,8 @@ pub struct LossHessian<'m> {
     batches: Vec<MiniBatch>,
     /// ∇L per parameter with its graph, kept between products when the batch is one pass.
     gradient: Option<Vec<Tensor>>,
-    /// A product's vector in the model's dtype (when that is not float64), converted into
-    /// this one buffer rather than a fresh tensor per product.
+    /// A product's vector in the model's dtype (when the vectors' is another: a bfloat16
+    /// model), converted into this one buffer rather than a fresh tensor per product.
     converted: Option<Tensor>,
     loss_value: f64,
     samples: usize,
@@ -130,7 +130,7 @@ impl<'m> LossHessian<'m> {
             )));
         }
         hessian.loss_value = loss_value;
-        if model.kind != Kind::Double {
+        if model.kind != vector_kind(model.kind) {
             hessian.converted = Some(Tensor::f_empty(
                 [hessian.dimension() as i64],
                 (model.kind, model.device),
@@ -202,7 +202,7 @@ impl SymmetricOperator for LossHessian<'_> {
         self.model.kind
     }
 
-    /// H·v for a flat float64 vector `v` on the device, into `out` (float64), as PyTorch's
+    /// H·v for a flat vector `v` on the device, into `out`, as PyTorch's
     /// own product (`torch.autograd.grad(g, θ, grad_outputs=v)`) computes it: per parameter
     /// tensor, the directional derivative Σᵢ gᵢ·vᵢ differentiated once more, with no flat
     /// concatenation in the graph and no vector of H's order allocated.
@@ -251,7 +251,7 @@ impl SymmetricOperator for LossHessian<'_> {
         }
         self.products += 1;
         // A non-finite entry makes the sum non-finite: one pass, no 11 M-entry mask.
-        if !f64::try_from(out.f_sum(Kind::Double)?)?.is_finite() {
+        if !f64::try_from(out.f_sum(out.kind())?.f_to_kind(Kind::Double)?)?.is_finite() {
             return Err(Error::InvalidInput(
                 "a Hessian-vector product is not finite (the loss's curvature overflows)".into(),
             ));

@@ -20,8 +20,8 @@ use crate::random::SeededNormal;
 use crate::stats::rmt::bulk_outliers::{bulk_and_outliers, BulkOutliers};
 use crate::workflows::jacobian::Differentiable;
 use crate::workflows::lanczos::{
-    rademacher_vector, spectral_density, top_eigenpairs, Density, DensityOptions, Eigenpair,
-    Reorthogonalisation, SymmetricOperator, TopOptions,
+    rademacher_vector, spectral_density, top_eigenpairs, vector_kind, Density, DensityOptions,
+    Eigenpair, Reorthogonalisation, SymmetricOperator, TopOptions,
 };
 
 /// The schema name and version written at the top of `hessian`'s JSON.
@@ -361,13 +361,13 @@ fn hutchinson_trace(
     let mut estimates = Vec::with_capacity(samples);
     let mut hv = Tensor::f_empty(
         [hessian.dimension() as i64],
-        (Kind::Double, hessian.device()),
+        (vector_kind(hessian.kind()), hessian.device()),
     )?;
     for _ in 0..samples {
         let v = rademacher_vector(hessian, random)?;
         hessian.apply(&v, &mut hv)?;
         on_product(hessian.products());
-        estimates.push(f64::try_from(v.f_dot(&hv)?)?);
+        estimates.push(f64::try_from(v.f_dot(&hv)?.f_to_kind(Kind::Double)?)?);
     }
     let n = estimates.len() as f64;
     let mean = estimates.iter().sum::<f64>() / n;

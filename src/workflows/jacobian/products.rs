@@ -180,7 +180,7 @@ impl SymmetricOperator for JacobianGram<'_> {
             self.transposed_product(&self.product(v)?)?
         };
         self.products += 1;
-        if !f64::try_from(result.f_sum(Kind::Double)?)?.is_finite() {
+        if !f64::try_from(result.f_sum(result.kind())?.f_to_kind(Kind::Double)?)?.is_finite() {
             return Err(Error::InvalidInput(
                 "a Jacobian product is not finite".into(),
             ));

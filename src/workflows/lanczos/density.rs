@@ -8,7 +8,7 @@ use serde::Serialize;
 use tch::Tensor;
 
 use super::{
-    basis_storage, check_basis_memory, lanczos, rademacher_vector, Reorthogonalisation,
+    check_basis_memory, lanczos, rademacher_vector, vector_kind, Reorthogonalisation,
     SymmetricOperator,
 };
 use crate::error::{Error, Result};
@@ -103,7 +103,7 @@ pub fn spectral_density(
 ) -> Result<Density> {
     let steps = options.steps.min(operator.dimension());
     check_basis_memory(operator, steps)?;
-    let storage = basis_storage(operator.kind());
+    let storage = vector_kind(operator.kind());
     let mut nodes = Vec::new();
     let mut weights = Vec::new();
     for _ in 0..options.runs {

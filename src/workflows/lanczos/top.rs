@@ -4,7 +4,7 @@ use serde::Serialize;
 use tch::{Kind, Tensor};
 
 use super::{
-    basis_storage, check_basis_memory, gaussian_vector, lanczos, precision, Reorthogonalisation,
+    check_basis_memory, gaussian_vector, lanczos, precision, vector_kind, Reorthogonalisation,
     RitzValues, SymmetricOperator, Tridiagonal,
 };
 use crate::error::Result;
@@ -79,7 +79,7 @@ pub fn top_eigenpairs(
     let dimension = operator.dimension();
     let k = options.k.min(dimension);
     let precision = self::precision(operator.kind());
-    let storage = basis_storage(operator.kind());
+    let storage = vector_kind(operator.kind());
     let tolerance = options.tolerance;
     // At the products' precision a residual can fall no further: converged there too.
     let converged =
@@ -152,11 +152,7 @@ pub fn top_eigenpairs(
             let coefficients = Tensor::from_slice(&ritz.vectors[count - 1 - rank])
                 .f_to_device(run.basis.device())?
                 .f_to_kind(run.basis.kind())?;
-            let vector = run
-                .basis
-                .f_transpose(0, 1)?
-                .f_mv(&coefficients)?
-                .f_to_kind(Kind::Double)?;
+            let vector = run.basis.f_transpose(0, 1)?.f_mv(&coefficients)?;
             found.push(Found {
                 value,
                 residual,
@@ -175,7 +171,9 @@ pub fn top_eigenpairs(
         .map(|pair| {
             let eigenvector = if options.eigenvectors {
                 Some(Vec::<f64>::try_from(
-                    pair.vector.f_to_device(tch::Device::Cpu)?,
+                    pair.vector
+                        .f_to_device(tch::Device::Cpu)?
+                        .f_to_kind(Kind::Double)?,
                 )?)
             } else {
                 None
