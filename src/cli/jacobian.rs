@@ -57,7 +57,7 @@ pub struct JacobianArgs {
     #[arg(long, default_value_t = DeviceChoice::default())]
     device: DeviceChoice,
     /// Rows of J per backward pass (each replicates one sample); default: from available
-    /// memory, assuming activations take ≤ 256× the input per sample, at most 64 on a CPU
+    /// memory, assuming activations take ≤ 256× the input per sample, at most 128 on a CPU
     /// (faster: smaller passes stay in cache) and 512 on a GPU.
     #[arg(long, value_name = "N")]
     chunk: Option<usize>,

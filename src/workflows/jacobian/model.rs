@@ -60,6 +60,20 @@ impl Differentiable {
         })
     }
 
+    /// Stops the parameters requiring gradients until the guard drops (restoring them):
+    /// Jacobians with respect to the input then record no weight-gradient bookkeeping in the
+    /// forward graph, as `torch.func` benchmarks run with `requires_grad_(False)`.
+    pub fn frozen(&self) -> Result<FrozenParameters> {
+        let mut thawed = Vec::new();
+        for (_, mut parameter) in self.module.named_parameters()? {
+            if parameter.requires_grad() {
+                let _ = parameter.f_requires_grad_(false)?;
+                thawed.push(parameter);
+            }
+        }
+        Ok(FrozenParameters(thawed))
+    }
+
     /// The module's parameters by dotted name (the tensors themselves, not copies).
     pub fn named_parameters(&self) -> Result<Vec<(String, Tensor)>> {
         Ok(self.module.named_parameters()?)
@@ -202,6 +216,18 @@ fn ivalue_kind(value: &IValue) -> &'static str {
         IValue::String(_) => "a string",
         IValue::GenericDict(_) => "a dict",
         _ => "a non-tensor value",
+    }
+}
+
+/// Parameters that required gradients before [`Differentiable::frozen`]: they do again when
+/// this drops.
+pub struct FrozenParameters(Vec<Tensor>);
+
+impl Drop for FrozenParameters {
+    fn drop(&mut self) {
+        for parameter in &mut self.0 {
+            let _ = parameter.f_requires_grad_(true);
+        }
     }
 }
 

@@ -226,6 +226,7 @@ pub(super) fn top_singular_values(
         ));
     }
     options.density.check("lanczos_density_steps")?;
+    let _frozen = model.frozen()?;
     let started = Instant::now();
     let mut random = SeededNormal::new(options.seed);
     let mut samples = Vec::new();
