@@ -12,11 +12,21 @@ relative change of --tolerance (its default 1e-3), rmt-torch by Lanczos stopped 
 of --tolerance·|λ|. Printed: each one's eigenvalues, Hessian-vector products, time per product
 (rmt-torch's with Lanczos's reorthogonalisation, and alone from five Hutchinson vectors) and
 time for the top-k (PyHessian's timed in its process; rmt-torch's from its JSON timing), and
-the ratios. Needs a release build (scripts/rmt-torch builds it), torchvision and pyhessian
-in .venv (scripts/setup --test installs them).
+the ratios.
+
+Then the data-parallel Hessian of the Python package: `rmt_torch.hessian(..., process_group=)`
+in 2 Gloo processes (`torchrun --nproc_per_node 2`, one thread each, half the batches each)
+beside 1 process (all threads, every batch) on the same data (python/tests/distributed_hessian.py:
+an MLP of --dp-width, --dp-samples samples in batches of --dp-batch, float32, top 3): the wall
+times, the speed-up and the largest difference of their eigenvalues (--skip-distributed leaves
+it out).
+
+Needs a release build (scripts/rmt-torch builds it), torchvision and pyhessian in .venv and the
+Python package (scripts/setup --test installs them).
 """
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -35,6 +45,10 @@ def main():
     parser.add_argument("--top-k", type=int, default=5)
     parser.add_argument("--tolerance", type=float, default=1e-3)
     parser.add_argument("--out", type=Path, help="write the measurements as JSON")
+    parser.add_argument("--dp-width", type=int, default=512)
+    parser.add_argument("--dp-samples", type=int, default=4096)
+    parser.add_argument("--dp-batch", type=int, default=512)
+    parser.add_argument("--skip-distributed", action="store_true")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as scratch:
@@ -81,9 +95,33 @@ def main():
     print(f"time per product: rmt-torch / PyHessian = {ours_per_product / theirs['seconds_per_product']:.2f}; "
           f"products: {ours['products']} against {theirs['top_products']}; "
           f"top-k time: PyHessian / rmt-torch = {theirs['top_seconds'] / ours['timing']['top_seconds']:.1f}×")
+    measured = {"rmt_torch": ours, "rmt_torch_products_only": products_only, "pyhessian": theirs}
+    if not args.skip_distributed:
+        measured["data_parallel"] = data_parallel(args)
     if args.out:
-        args.out.write_text(json.dumps({"rmt_torch": ours, "rmt_torch_products_only": products_only,
-                                        "pyhessian": theirs}, indent=2) + "\n")
+        args.out.write_text(json.dumps(measured, indent=2) + "\n")
+
+
+def data_parallel(args):
+    """2 Gloo processes against 1 on the same data, through rmt_torch.hessian(process_group=)."""
+    script = ROOT / "python" / "tests" / "distributed_hessian.py"
+    shape = ["--width", str(args.dp_width), "--samples", str(args.dp_samples), "--batch", str(args.dp_batch),
+             "--float32", "--options", json.dumps({"top_k": 3, "tolerance": 1e-3, "seed": 0})]
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        subprocess.run([sys.executable, str(script), str(scratch), *shape], check=True, capture_output=True)
+        subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                        str(script), str(scratch), *shape], check=True, capture_output=True,
+                       env={**os.environ, "OMP_NUM_THREADS": "1"})
+        single = json.loads((scratch / "single.json").read_text())
+        ranks = [json.loads((scratch / f"rank{r}.json").read_text()) for r in range(2)]
+    wall = max(rank["wall_seconds"] for rank in ranks)
+    difference = max(abs(a - b) / abs(b) for a, b in zip(ranks[0]["top_eigenvalues"], single["top_eigenvalues"]))
+    print(f"data-parallel (rmt_torch.hessian, MLP {args.dp_width} wide, {single['dimension']} parameters, "
+          f"{args.dp_samples} samples in batches of {args.dp_batch}, top 3): 1 process {single['wall_seconds']:.1f} s "
+          f"({single['products']} products), 2 Gloo processes {wall:.1f} s ({ranks[0]['products']} products): "
+          f"speed-up {single['wall_seconds'] / wall:.2f}×; eigenvalues equal to {difference:.1e}")
+    return {"single": single, "ranks": ranks, "speedup": single["wall_seconds"] / wall}
 
 
 if __name__ == "__main__":
