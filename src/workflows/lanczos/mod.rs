@@ -187,7 +187,13 @@ pub fn lanczos(
             Reorthogonalisation::Partial => estimate.lost(&tridiagonal, beta),
         };
         let rows = if full { first + taken as i64 } else { first };
-        if rows > 0 {
+        if full && reorthogonalisation == Reorthogonalisation::Partial && step > 0 {
+            // Simon (1984): qⱼ too, whose own loss the recurrence would carry into qⱼ₊₂, in
+            // the same passes over the basis.
+            projector.orthogonalise_pair(&mut q, &mut r, &basis.f_narrow(0, 0, rows)?)?;
+            basis.f_get(first + step as i64)?.f_copy_(&q)?;
+            beta = norm(&r)?;
+        } else if rows > 0 {
             projector.orthogonalise(&mut r, &basis.f_narrow(0, 0, rows)?)?;
             beta = norm(&r)?;
         }
@@ -231,10 +237,6 @@ struct OrthogonalityEstimate {
     previous: Vec<f64>,
     /// ωⱼ,ₖ for k ≤ j.
     current: Vec<f64>,
-    /// The next vector is orthogonalised whatever its estimate: after an orthogonalisation
-    /// the one following it is too, since the recurrence carries the older vector's loss into
-    /// it (Simon 1984).
-    forced: bool,
     /// The largest |αₖ| + βₖ + βₖ₋₁ seen: an estimate of ‖A‖.
     norm: f64,
 }
@@ -246,7 +248,6 @@ impl OrthogonalityEstimate {
             observed: 0.0,
             previous: Vec::new(),
             current: vec![1.0],
-            forced: false,
             norm: 0.0,
         }
     }
@@ -258,7 +259,7 @@ impl OrthogonalityEstimate {
         let (alpha, betas) = (&t.alpha, &t.beta);
         let before = if j > 0 { betas[j - 1] } else { 0.0 };
         self.norm = self.norm.max(alpha[j].abs() + beta + before);
-        if beta <= 0.0 || self.forced {
+        if beta <= 0.0 {
             return true;
         }
         // Products summed over a batch round more than one operation: ten units of round-off,
@@ -294,39 +295,75 @@ impl OrthogonalityEstimate {
         }
     }
 
-    /// After the vector following step `taken − 1` was orthogonalised: its overlaps are back
-    /// at the rounding level, and the next one is orthogonalised too.
+    /// After the vector following step `taken − 1` was orthogonalised, with the one before it
+    /// when there was one: their overlaps are back at the error level.
     fn reset(&mut self, taken: usize) {
         let level = self.epsilon();
         let mut row = vec![level; taken];
         row.push(1.0);
-        self.forced = !self.forced;
-        self.previous = std::mem::replace(&mut self.current, row);
+        let mut before = vec![level; taken.saturating_sub(1)];
+        before.push(1.0);
+        self.previous = before;
+        self.current = row;
     }
 }
 
-/// Classical Gram-Schmidt against the rows of a basis, with one reusable buffer of a vector's
-/// size for the correction.
+/// Classical Gram-Schmidt against the rows of a basis, with reusable buffers of two vectors'
+/// size (the pair orthogonalised together, and the correction).
 struct Projector {
-    buffer: Tensor,
+    pair: Tensor,
+    correction: Tensor,
 }
 
 impl Projector {
     fn new(size: i64, storage: Kind, device: Device) -> Result<Self> {
         Ok(Self {
-            buffer: Tensor::f_empty([size], (storage, device))?,
+            pair: Tensor::f_empty([2, size], (storage, device))?,
+            correction: Tensor::f_empty([2, size], (storage, device))?,
         })
     }
 
     /// Removes from `r` (in place, the basis's dtype) its components along the rows of `held`
     /// (orthonormal), twice when the first pass removed most of it.
     fn orthogonalise(&mut self, r: &mut Tensor, held: &Tensor) -> Result<()> {
+        let correction = self.correction.f_get(0)?;
         for _ in 0..2 {
             let before = norm(r)?;
             let overlaps = held.f_mv(r)?;
-            let _ = held.f_transpose(0, 1)?.f_mv_out(&self.buffer, &overlaps)?;
-            let _ = r.f_sub_(&self.buffer)?;
+            let _ = held.f_transpose(0, 1)?.f_mv_out(&correction, &overlaps)?;
+            let _ = r.f_sub_(&correction)?;
             if norm(r)? > 0.7 * before {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Orthogonalises `current` (the last row of `held`, against the rows before it) and `r`
+    /// (against every row) together: each pass reads the basis once for both, as one
+    /// two-column matrix product (BLAS-3), where one vector after the other would read it
+    /// twice as often. Twice when a pass removed most of either.
+    fn orthogonalise_pair(
+        &mut self,
+        current: &mut Tensor,
+        r: &mut Tensor,
+        held: &Tensor,
+    ) -> Result<()> {
+        let last = held.size()[0] - 1;
+        for _ in 0..2 {
+            let before = [norm(current)?, norm(r)?];
+            self.pair.f_get(0)?.f_copy_(current)?;
+            self.pair.f_get(1)?.f_copy_(r)?;
+            // [rows, 2]: each row's overlap with both; the current vector's with itself is
+            // not a component to remove.
+            let overlaps = held.f_mm(&self.pair.f_transpose(0, 1)?)?;
+            let _ = overlaps.f_get(last)?.f_get(0)?.f_zero_()?;
+            let _ = overlaps
+                .f_transpose(0, 1)?
+                .f_mm_out(&self.correction, held)?;
+            let _ = current.f_sub_(&self.correction.f_get(0)?)?;
+            let _ = r.f_sub_(&self.correction.f_get(1)?)?;
+            if norm(current)? > 0.7 * before[0] && norm(r)? > 0.7 * before[1] {
                 break;
             }
         }
