@@ -179,6 +179,8 @@ pub struct HessianAnalysis {
     pub seed: u64,
     /// The convergence tolerance.
     pub tolerance: f64,
+    /// How Lanczos kept its vectors orthogonal.
+    pub reorthogonalisation: Reorthogonalisation,
     /// Wall time of each part.
     pub timing: HessianTiming,
 }
@@ -340,6 +342,7 @@ pub fn analyze_operator(
         products: hessian.products(),
         seed: options.seed,
         tolerance: options.tolerance,
+        reorthogonalisation: options.reorthogonalisation,
         timing: HessianTiming {
             setup_seconds,
             top_seconds,

@@ -135,8 +135,8 @@ pub fn top_eigenpairs(
         steps_taken += run.tridiagonal.len();
         let ritz = run.tridiagonal.eigen()?;
         let count = ritz.values.len();
-        let mut added = false;
         let floor = precision * largest_magnitude(&ritz);
+        let mut beating = Vec::new();
         for (rank, (value, residual)) in top_residuals(&ritz, run.last_beta, wanted, floor)
             .into_iter()
             .enumerate()
@@ -149,16 +149,27 @@ pub fn top_eigenpairs(
                 break;
             }
             all_converged &= converged(value, residual, floor);
-            let coefficients = Tensor::from_slice(&ritz.vectors[count - 1 - rank])
+            beating.push((rank, value, residual));
+        }
+        let added = !beating.is_empty();
+        if added {
+            // Every new Ritz vector in one pass over the basis: [new, steps] · [steps, N].
+            let coefficients: Vec<f64> = beating
+                .iter()
+                .flat_map(|&(rank, _, _)| ritz.vectors[count - 1 - rank].iter().copied())
+                .collect();
+            let vectors = Tensor::from_slice(&coefficients)
+                .f_reshape([beating.len() as i64, count as i64])?
                 .f_to_device(run.basis.device())?
-                .f_to_kind(run.basis.kind())?;
-            let vector = run.basis.f_transpose(0, 1)?.f_mv(&coefficients)?;
-            found.push(Found {
-                value,
-                residual,
-                vector,
-            });
-            added = true;
+                .f_to_kind(run.basis.kind())?
+                .f_mm(&run.basis)?;
+            for (row, &(_, value, residual)) in beating.iter().enumerate() {
+                found.push(Found {
+                    value,
+                    residual,
+                    vector: vectors.f_get(row as i64)?,
+                });
+            }
         }
         found.sort_by(|a, b| b.value.total_cmp(&a.value));
         found.truncate(k);
