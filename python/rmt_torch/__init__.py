@@ -27,7 +27,7 @@ from collections.abc import Mapping as _Mapping
 import torch as _torch  # first: the extension uses the libtorch this import loads
 
 from . import _rmt_torch
-from . import curvature as _curvature
+from . import _curvature
 from . import losses
 from ._rmt_torch import DeviceError, Error, FileError, InputError, InternalError, OptionError, TorchError
 

@@ -129,9 +129,9 @@ const BREAKDOWN: f64 = 1e-12;
 /// The vectors and the basis, one [rows, N] matrix, are in `storage` ([`vector_kind`]), and
 /// each orthogonalisation two matrix-vector products against the basis (classical
 /// Gram-Schmidt), repeated once when it removed most of the vector (the Daniel-Gragg-Kaufman-
-/// Stewart criterion: "twice is enough"). The working vectors are three buffers updated in
-/// place and reused: on ResNet18's 11.7 M parameters every fresh 47 MB vector costs tens of
-/// milliseconds in page faults alone.
+/// Stewart criterion: "twice is enough"). qⱼ and qⱼ₋₁ are the basis's own rows and r one
+/// buffer updated in place: on ResNet18's 11.7 M parameters every fresh 47 MB vector costs
+/// tens of milliseconds in page faults alone, and every copy a pass over memory.
 pub fn lanczos(
     apply: &mut impl FnMut(&Tensor, &mut Tensor) -> Result<()>,
     start: &Tensor,
@@ -152,12 +152,14 @@ pub fn lanczos(
         basis.f_narrow(0, 0, first)?.f_copy_(rows)?;
     }
     let mut projector = Projector::new(size, storage, start.device())?;
-    let mut q = start.f_to_dtype(storage, false, true)?;
+    // qⱼ is the basis's row j itself (a view), written once per step by the division of r.
+    let mut q = basis.f_get(first)?;
+    q.f_copy_(start)?;
     if first > 0 {
         projector.orthogonalise(&mut q, &basis.f_narrow(0, 0, first)?)?;
     }
     let _ = q.f_div_scalar_(norm(&q)?)?;
-    let mut previous = q.f_zeros_like()?;
+    let mut previous: Option<Tensor> = None;
     let mut r = q.f_empty_like()?;
     let mut estimate = OrthogonalityEstimate::new(precision(storage));
     let mut scale: f64 = 0.0;
@@ -165,20 +167,19 @@ pub fn lanczos(
     let mut taken = 0;
     let mut orthogonalisations = 0;
     for step in 0..steps {
-        basis.f_get(first + step as i64)?.f_copy_(&q)?;
         taken = step + 1;
         apply(&q, &mut r)?;
-        if let (Reorthogonalisation::Partial, Some(&beta)) =
-            (reorthogonalisation, tridiagonal.beta.last())
+        if let (Reorthogonalisation::Partial, Some(previous), Some(&beta)) =
+            (reorthogonalisation, &previous, tridiagonal.beta.last())
         {
             // qⱼ₋₁ᵀAqⱼ = βⱼ₋₁ for a symmetric A computed exactly: what differs is the
             // operator's own error (float32 inside a float64 model, say).
-            estimate.observe((dot(&previous, &r)? - beta).abs());
+            estimate.observe((dot(previous, &r)? - beta).abs());
         }
         let alpha = dot(&q, &r)?;
         let _ = r.f_addcmul_(&q, &Tensor::from(-alpha))?;
-        if let Some(&beta) = tridiagonal.beta.last() {
-            let _ = r.f_addcmul_(&previous, &Tensor::from(-beta))?;
+        if let (Some(previous), Some(&beta)) = (&previous, tridiagonal.beta.last()) {
+            let _ = r.f_addcmul_(previous, &Tensor::from(-beta))?;
         }
         tridiagonal.alpha.push(alpha);
         let mut beta = norm(&r)?;
@@ -189,9 +190,8 @@ pub fn lanczos(
         let rows = if full { first + taken as i64 } else { first };
         if full && reorthogonalisation == Reorthogonalisation::Partial && step > 0 {
             // Simon (1984): qⱼ too, whose own loss the recurrence would carry into qⱼ₊₂, in
-            // the same passes over the basis.
+            // the same passes over the basis (qⱼ is its row: corrected where it is kept).
             projector.orthogonalise_pair(&mut q, &mut r, &basis.f_narrow(0, 0, rows)?)?;
-            basis.f_get(first + step as i64)?.f_copy_(&q)?;
             beta = norm(&r)?;
         } else if rows > 0 {
             projector.orthogonalise(&mut r, &basis.f_narrow(0, 0, rows)?)?;
@@ -207,9 +207,9 @@ pub fn lanczos(
             break;
         }
         tridiagonal.beta.push(beta);
-        let _ = r.f_div_scalar_(beta)?;
-        std::mem::swap(&mut previous, &mut q);
-        std::mem::swap(&mut q, &mut r);
+        let next = basis.f_get(first + taken as i64)?;
+        let _ = r.f_div_scalar_out(&next, beta)?;
+        previous = Some(std::mem::replace(&mut q, next));
     }
     Ok(LanczosRun {
         tridiagonal,
