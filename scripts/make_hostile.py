@@ -555,6 +555,7 @@ refused("opt_isometry_negative", ("jacobian", MLP, "--input", str(MODELS / "digi
 refused("opt_hessian_tolerance_nan", ("hessian", MLP, "--input", str(MODELS / "digits_mlp_batch.pt"), "--target", str(MODELS / "digits_batch_labels.pt"), "--tolerance", "nan"), "finite number")
 refused("opt_hessian_batch_size_zero", ("hessian", MLP, "--input", str(MODELS / "digits_mlp_batch.pt"), "--target", str(MODELS / "digits_batch_labels.pt"), "--batch-size", "0"), "--batch-size")
 refused("opt_hessian_loss_unknown", ("hessian", MLP, "--input", str(MODELS / "digits_mlp_batch.pt"), "--target", str(MODELS / "digits_batch_labels.pt"), "--loss", "hinge"), "--loss")
+refused("opt_hessian_reorthogonalisation_unknown", ("hessian", MLP, "--input", str(MODELS / "digits_mlp_batch.pt"), "--target", str(MODELS / "digits_batch_labels.pt"), "--reorthogonalisation", "sometimes"), "partial")
 refused("opt_layers_bad_regex", ("analyze", VALID, "--layers", "(["), "--layers")
 refused("opt_key_on_safetensors", ("analyze", VALID, "--key", "model"), "--key")
 for label, args in {

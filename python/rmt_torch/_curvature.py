@@ -5,6 +5,7 @@ batches and, with a process group, over the ranks by one ``all_reduce`` per prod
 the trace and the density are the Rust library's, as for ``rmt-torch hessian``.
 """
 import json
+import math
 import re
 from collections.abc import Mapping
 
@@ -64,8 +65,9 @@ class _Products:
         total = self._reduce(torch.tensor([float(local)], dtype=torch.float64, device=self.device))
         self.samples = int(total.item())
         if self.samples == 0:
-            raise OptionError("the data holds no sample")
-        self.batch_size = _samples(batches[0]) if batches else None
+            raise _rmt_torch.InputError("the data holds no sample")
+        # Samples per forward pass; 0 on a rank whose shard is empty.
+        self.batch_size = _samples(batches[0]) if batches else 0
         value = torch.zeros(1, dtype=torch.float64, device=self.device)
         if batches is not None and len(batches) == 1:
             loss = self._weighted_loss(batches[0])
@@ -75,10 +77,9 @@ class _Products:
             with torch.no_grad():
                 for batch in data:
                     value += self._weighted_loss(batch).double()
-                    if self.batch_size is None:
-                        self.batch_size = _samples(batch)
+                    self.batch_size = self.batch_size or _samples(batch)
         self.value = float(self._reduce(value).item())
-        if not torch.isfinite(torch.tensor(self.value)):
+        if not math.isfinite(self.value):
             raise _rmt_torch.InputError(f"the loss is {self.value} at the model's parameters: its Hessian is undefined")
 
     def _reduce(self, tensor):

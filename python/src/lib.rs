@@ -594,8 +594,8 @@ impl SymmetricOperator for PythonProducts<'_> {
     }
 }
 
-/// The loss Hessian whose products `callback(v)` computes (a flat float64 tensor on
-/// `example`'s device in, H·v out) for the loss `description` describes (JSON: loss,
+/// The loss Hessian whose products `callback(v)` computes (a flat tensor in `example`'s dtype
+/// — float64 or float32 — and on its device in, H·v out) for the loss `description` describes (JSON: loss,
 /// samples, batch_size, value, parameters), as `rmt-torch hessian`'s JSON.
 #[pyfunction]
 fn hessian_products(

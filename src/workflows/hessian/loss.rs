@@ -221,16 +221,12 @@ impl SymmetricOperator for LossHessian<'_> {
                 Some(gradient) => gradient.iter().map(Tensor::shallow_clone).collect(),
                 None => self.gradient_of(&self.loss_of(index)?)?,
             };
-            let mut directional: Option<Tensor> = None;
-            for (g, d) in gradient.iter().zip(&directions) {
-                let term = g.f_reshape([-1])?.f_dot(&d.f_reshape([-1])?)?;
-                directional = Some(match directional {
-                    None => term,
-                    Some(sum) => sum.f_add(&term)?,
-                });
-            }
-            let directional =
-                directional.ok_or_else(|| Error::InvalidInput("no parameters".into()))?;
+            let terms = gradient
+                .iter()
+                .zip(&directions)
+                .map(|(g, d)| Ok(g.f_reshape([-1])?.f_dot(&d.f_reshape([-1])?)?))
+                .collect::<Result<Vec<_>>>()?;
+            let directional = Tensor::f_stack(&terms, 0)?.f_sum(self.model.kind)?;
             let keep_graph = self.gradient.is_some();
             let second =
                 Tensor::f_run_backward(&[&directional], &self.parameters, keep_graph, false)

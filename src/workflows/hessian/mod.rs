@@ -74,7 +74,7 @@ impl Default for HessianOptions {
             tolerance: 1e-6,
             max_iterations: 100,
             trace_samples: 0,
-            density: DensityOptions::new(0, 90),
+            density: DensityOptions { runs: 0, steps: 90 },
             reorthogonalisation: Reorthogonalisation::default(),
             seed: 0,
         }
@@ -302,10 +302,8 @@ pub fn analyze_operator(
     } else {
         Some(spectral_density(
             hessian,
-            DensityOptions {
-                reorthogonalisation: options.reorthogonalisation,
-                ..options.density
-            },
+            options.density,
+            options.reorthogonalisation,
             &mut random,
             &mut |done| on_product(done, planned),
         )?)

@@ -33,8 +33,6 @@ pub struct LanczosOptions {
     pub seed: u64,
     /// Stochastic Lanczos quadrature of each sample's σ² spectrum (0 runs: none).
     pub density: DensityOptions,
-    /// How every Lanczos run keeps its vectors orthogonal.
-    pub reorthogonalisation: Reorthogonalisation,
 }
 
 impl Default for LanczosOptions {
@@ -44,8 +42,7 @@ impl Default for LanczosOptions {
             tolerance: 1e-8,
             max_iterations: 200,
             seed: 0,
-            density: DensityOptions::new(0, 90),
-            reorthogonalisation: Reorthogonalisation::default(),
+            density: DensityOptions { runs: 0, steps: 90 },
         }
     }
 }
@@ -246,7 +243,7 @@ pub(super) fn top_singular_values(
                 tolerance: options.tolerance,
                 max_iterations: options.max_iterations,
                 eigenvectors: false,
-                reorthogonalisation: options.reorthogonalisation,
+                reorthogonalisation: Reorthogonalisation::default(),
             },
             &mut random,
             &mut |done| on_product(index as usize, done),
@@ -254,13 +251,13 @@ pub(super) fn top_singular_values(
         let bulk = if options.density.runs == 0 {
             None
         } else {
-            let density_options = DensityOptions {
-                reorthogonalisation: options.reorthogonalisation,
-                ..options.density
-            };
-            let density = spectral_density(&mut gram, density_options, &mut random, &mut |done| {
-                on_product(index as usize, done)
-            })?;
+            let density = spectral_density(
+                &mut gram,
+                options.density,
+                Reorthogonalisation::default(),
+                &mut random,
+                &mut |done| on_product(index as usize, done),
+            )?;
             let top: Vec<f64> = top.pairs.iter().map(|pair| pair.eigenvalue).collect();
             let bulk = bulk_and_outliers(&density.measure(), &top, gram.dimension());
             nodes.extend(density.nodes);

@@ -5,11 +5,10 @@
 //! averages the runs' rules, each node broadened by a Gaussian, as PyHessian (Yao et al. 2020)
 //! draws it.
 use serde::Serialize;
-use tch::Tensor;
 
 use super::{
-    check_basis_memory, lanczos, rademacher_vector, vector_kind, Reorthogonalisation,
-    SymmetricOperator,
+    check_basis_memory, counting_products, lanczos, rademacher_vector, vector_kind,
+    Reorthogonalisation, SymmetricOperator,
 };
 use crate::error::{Error, Result};
 use crate::random::SeededNormal;
@@ -22,20 +21,9 @@ pub struct DensityOptions {
     pub runs: usize,
     /// Lanczos steps per run (each one product).
     pub steps: usize,
-    /// How each run keeps its vectors orthogonal.
-    pub reorthogonalisation: Reorthogonalisation,
 }
 
 impl DensityOptions {
-    /// `runs` runs of `steps` steps, partially reorthogonalised.
-    pub fn new(runs: usize, steps: usize) -> Self {
-        Self {
-            runs,
-            steps,
-            reorthogonalisation: Reorthogonalisation::default(),
-        }
-    }
-
     /// Refuses zero steps (zero runs means no density and is never computed).
     pub fn check(&self, name: &'static str) -> Result<()> {
         if self.steps == 0 {
@@ -93,11 +81,12 @@ const DENSITY_POINTS: usize = 1000;
 const DENSITY_SIGMA_SQUARED: f64 = 1e-5;
 
 /// The density of `operator`'s spectrum from `options.runs` runs of `options.steps` Lanczos
-/// steps (at most its order), with seeded Rademacher starts. `on_product(products)` reports
-/// progress.
+/// steps (at most its order), with seeded Rademacher starts, each run's vectors kept
+/// orthogonal as `reorthogonalisation` says. `on_product(products)` reports progress.
 pub fn spectral_density(
     operator: &mut impl SymmetricOperator,
     options: DensityOptions,
+    reorthogonalisation: Reorthogonalisation,
     random: &mut SeededNormal,
     on_product: &mut impl FnMut(usize),
 ) -> Result<Density> {
@@ -108,17 +97,12 @@ pub fn spectral_density(
     let mut weights = Vec::new();
     for _ in 0..options.runs {
         let start = rademacher_vector(operator, random)?;
-        let mut apply = |v: &Tensor, out: &mut Tensor| {
-            operator.apply(v, out)?;
-            on_product(operator.products());
-            Ok(())
-        };
         let run = lanczos(
-            &mut apply,
+            &mut counting_products(operator, on_product),
             &start,
             steps,
             storage,
-            options.reorthogonalisation,
+            reorthogonalisation,
             None,
             |_, _| Ok(false),
         )?;
@@ -174,6 +158,7 @@ mod tests {
     use super::*;
     use crate::stats::rmt::bulk_outliers::{bulk_and_outliers, tests::wigner_with_spikes, BulkLaw};
     use crate::workflows::lanczos::{top_eigenpairs, TopOptions};
+    use tch::Tensor;
     use tch::{Device, Kind};
 
     /// A dense symmetric matrix as an operator.
@@ -219,7 +204,8 @@ mod tests {
         let runs = 8;
         let density = spectral_density(
             &mut operator,
-            DensityOptions::new(runs, 40),
+            DensityOptions { runs, steps: 40 },
+            Reorthogonalisation::Partial,
             &mut random,
             &mut |_| {},
         )

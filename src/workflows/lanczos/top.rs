@@ -4,8 +4,8 @@ use serde::Serialize;
 use tch::{Kind, Tensor};
 
 use super::{
-    check_basis_memory, gaussian_vector, lanczos, precision, vector_kind, Reorthogonalisation,
-    RitzValues, SymmetricOperator, Tridiagonal,
+    check_basis_memory, counting_products, gaussian_vector, lanczos, precision, vector_kind,
+    Reorthogonalisation, RitzValues, SymmetricOperator, Tridiagonal,
 };
 use crate::error::Result;
 use crate::random::SeededNormal;
@@ -118,13 +118,8 @@ pub fn top_eigenpairs(
             }
             Ok(top.len() == wanted && top.iter().all(|&(v, r)| converged(v, r, floor)))
         };
-        let mut apply = |v: &Tensor, out: &mut Tensor| -> Result<()> {
-            operator.apply(v, out)?;
-            on_product(operator.products());
-            Ok(())
-        };
         let run = lanczos(
-            &mut apply,
+            &mut counting_products(operator, on_product),
             &start,
             steps,
             storage,
