@@ -31,6 +31,14 @@ impl SeededNormal {
         (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * self.uniform()).cos()
     }
 
+    /// Two independent standard normals from one pair of uniforms (both of Box-Muller's
+    /// outputs, for bulk draws where one transcendental triple per normal is the cost).
+    pub fn normal_pair(&mut self) -> (f64, f64) {
+        let radius = (-2.0 * self.uniform().max(f64::MIN_POSITIVE).ln()).sqrt();
+        let (sine, cosine) = (2.0 * std::f64::consts::PI * self.uniform()).sin_cos();
+        (radius * cosine, radius * sine)
+    }
+
     /// `count` standard normals.
     pub fn normals(&mut self, count: usize) -> Vec<f64> {
         (0..count).map(|_| self.normal()).collect()
