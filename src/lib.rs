@@ -18,9 +18,10 @@
 //! [`Model::from_var_store`] and [`Model::from_tensors`] share its tensors;
 //! [`workflows::health::check`] gates a deployment on a [`workflows::health::Policy`] (the rules
 //! of `zoo --fail-if`), and `report::prometheus` exports the verdicts as Prometheus metrics
-//! (`examples/service.rs` puts them together). Cargo features: `plots` (figures, the HTML
-//! report), `cli` (what only the binary needs: clap, anyhow, indicatif) and `prometheus`, all on
-//! by default; a service takes `default-features = false, features = ["prometheus"]`.
+//! (`examples/service.rs` puts them together). [`cli`] is the `rmt-torch` command line itself,
+//! one entry point for the binary and the Python wheel's console script. Cargo features: `plots`
+//! (figures, the HTML report), `cli` (the command line: clap, anyhow, indicatif) and
+//! `prometheus`, all on by default; a service takes `default-features = false, features = ["prometheus"]`.
 //!
 //! ```no_run
 //! use rmt_torch::{analyze, AnalysisRequest, Model};
@@ -37,6 +38,8 @@
 #![warn(missing_docs)]
 
 pub mod analysis;
+#[cfg(all(feature = "cli", feature = "plots"))]
+pub mod cli;
 pub mod device;
 pub mod environment;
 pub mod error;

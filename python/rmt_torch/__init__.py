@@ -24,9 +24,8 @@ import tempfile as _tempfile
 import threading as _threading
 from collections.abc import Mapping as _Mapping
 
-import torch as _torch  # first: the extension uses the libtorch this import loads
-
-from . import _rmt_torch
+from . import _rmt_torch  # finds libtorch by its run path into the torch package beside it
+import torch as _torch
 from . import _curvature
 from . import losses
 from ._rmt_torch import DeviceError, Error, FileError, InputError, InternalError, OptionError, TorchError

@@ -754,10 +754,19 @@ impl Monitor {
 }
 
 /// The extension module; `rmt_torch/__init__.py` imports torch before it, whose libtorch it uses.
+/// Runs the `rmt-torch` command line in this process, as the binary does: `argv` as
+/// `sys.argv` gives it (the program's name first); returns the exit status. The console
+/// script's entry point (`_rmt_torch_cli`); the GIL is released while it runs.
+#[pyfunction]
+fn command_line(py: Python<'_>, argv: Vec<std::ffi::OsString>) -> u8 {
+    py.allow_threads(|| rmt_torch::cli::main(argv))
+}
+
 #[pymodule]
 fn _rmt_torch(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add_function(wrap_pyfunction!(analyze_model, m)?)?;
+    m.add_function(wrap_pyfunction!(command_line, m)?)?;
     m.add_function(wrap_pyfunction!(decision_defaults, m)?)?;
     m.add_function(wrap_pyfunction!(allocate_analysis, m)?)?;
     m.add_function(wrap_pyfunction!(allocate_records, m)?)?;

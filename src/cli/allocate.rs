@@ -1,12 +1,11 @@
 //! `rmt-torch allocate`: per-layer pruning ratios, learning rates or LoRA experts from α.
-use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
-use rmt_torch::analysis::options::finite_number;
-use rmt_torch::choice;
-use rmt_torch::workflows::allocate::{allocate, Decision, LrMap};
-use rmt_torch::AnalysisRequest;
+use crate::analysis::options::finite_number;
+use crate::choice;
+use crate::workflows::allocate::{allocate, Decision, LrMap};
+use crate::AnalysisRequest;
 
 use super::analyze::analyze_model;
 use super::{AnalysisArgs, ModelArgs, OutputArgs};
@@ -142,7 +141,7 @@ pub(super) fn analysis_defaults(name: &str) -> serde_json::Map<String, serde_jso
 }
 
 /// Analyses the model and writes the decision taken from it.
-pub fn run(args: AllocateArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: AllocateArgs) -> anyhow::Result<u8> {
     let (
         RunArgs {
             model,
@@ -156,5 +155,5 @@ pub fn run(args: AllocateArgs) -> anyhow::Result<ExitCode> {
     let loaded = model.load()?;
     let result = analyze_model(&loaded, &options, analysis.quiet)?;
     output.emit(&allocate(&result, &decision)?)?;
-    Ok(ExitCode::SUCCESS)
+    Ok(0)
 }

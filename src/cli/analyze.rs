@@ -1,15 +1,14 @@
 //! `rmt-torch analyze`: per-layer spectral statistics.
-use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
 
 use std::path::{Path, PathBuf};
 
-use rmt_torch::analysis::shard::Shard;
-use rmt_torch::report::plots::write_analysis_figures;
-use rmt_torch::report::{analysis_table, Columns, OutputFormat};
-use rmt_torch::{Analysis, AnalyzeOptions, Model};
+use crate::analysis::shard::Shard;
+use crate::report::plots::write_analysis_figures;
+use crate::report::{analysis_table, Columns, OutputFormat};
+use crate::{Analysis, AnalyzeOptions, Model};
 
 use super::output::{advance, progress_bar, write_output};
 use super::{AnalysisArgs, EntryArgs, OutputArgs, PlotArgs};
@@ -92,7 +91,7 @@ pub struct AnalyzeArgs {
     /// one large model; `rmt-torch analyze merge` joins the N JSON outputs into exactly the
     /// single run's.
     #[arg(long, value_name = "I/N", conflicts_with_all = ["baseline", "wide"])]
-    shard: Option<rmt_torch::analysis::shard::Shard>,
+    shard: Option<crate::analysis::shard::Shard>,
     #[command(subcommand)]
     command: Option<AnalyzeCommand>,
     #[command(flatten)]
@@ -137,16 +136,16 @@ struct MergeArgs {
 }
 
 /// Validates the arguments, analyses the model, writes the report.
-pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: AnalyzeArgs) -> anyhow::Result<u8> {
     if let Some(AnalyzeCommand::Merge(merge)) = args.command {
         merge.output.prepare(&[])?;
         let parts = merge
             .parts
             .iter()
             .map(|path| Analysis::read(path))
-            .collect::<rmt_torch::Result<Vec<_>>>()?;
+            .collect::<crate::Result<Vec<_>>>()?;
         merge.output.emit(&Analysis::merge(parts)?)?;
-        return Ok(ExitCode::SUCCESS);
+        return Ok(0);
     }
     let model = args.model.clone().context("no model given")?;
     args.analysis
@@ -178,7 +177,7 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     args.plots.write(args.analysis.quiet, |directory, files| {
         write_analysis_figures(&analysis, baseline.as_ref(), directory, files)
     })?;
-    Ok(ExitCode::SUCCESS)
+    Ok(0)
 }
 
 /// The model at `path` (laid over `base` when it is a LoRA adapter; refused when it is none)
@@ -207,7 +206,7 @@ fn analyze_with_baseline(
     if let Some(shard) = shard {
         let bar = progress_bar(quiet, "layers");
         let analysis =
-            rmt_torch::analysis::analyze_share(&model, options, shard, |done, total, name| {
+            crate::analysis::analyze_share(&model, options, shard, |done, total, name| {
                 advance(&bar, done, total, name)
             })
             .with_context(|| format!("analysing share {shard} of {}", model.path.display()))?;
@@ -241,7 +240,7 @@ pub(super) fn analyze_model(
 ) -> anyhow::Result<Analysis> {
     let path = &model.path;
     let bar = progress_bar(quiet, "layers");
-    let analysis = rmt_torch::analyze_with_progress(model, options, |done, total, name| {
+    let analysis = crate::analyze_with_progress(model, options, |done, total, name| {
         advance(&bar, done, total, name)
     })
     .with_context(|| format!("analysing {}", path.display()))?;

@@ -1,14 +1,13 @@
 //! `rmt-torch compare`: what changed between two models, layer by layer.
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
 
-use rmt_torch::report::plots::write_compare_figures;
-use rmt_torch::workflows::compare::{compare_with_progress, COMPARE_FIELDS};
-use rmt_torch::workflows::health::Rule;
-use rmt_torch::Model;
+use crate::report::plots::write_compare_figures;
+use crate::workflows::compare::{compare_with_progress, COMPARE_FIELDS};
+use crate::workflows::health::Rule;
+use crate::Model;
 
 use super::output::{advance, progress_bar};
 use super::{AnalysisArgs, EntryArgs, OutputArgs, PlotArgs};
@@ -82,7 +81,7 @@ pub(super) fn compare_rule(text: &str) -> Result<Rule, String> {
 }
 
 /// Compares the two models and writes the comparison; exit 1 when a rule is violated.
-pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: CompareArgs) -> anyhow::Result<u8> {
     args.analysis
         .refuse_unwritten_data(args.output.format, args.plots.plots.is_some())?;
     let options = args
@@ -111,8 +110,8 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
         write_compare_figures(&comparison, directory, files)
     })?;
     Ok(if comparison.violations.is_empty() {
-        ExitCode::SUCCESS
+        0
     } else {
-        ExitCode::from(1)
+        1
     })
 }

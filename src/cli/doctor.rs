@@ -1,10 +1,9 @@
 //! `rmt-torch doctor`: the environment rmt-torch runs in.
-use std::process::ExitCode;
 
 use clap::Args;
 
-use rmt_torch::environment::Environment;
-use rmt_torch::report::{OutputFormat, Render};
+use crate::environment::Environment;
+use crate::report::{OutputFormat, Render};
 
 use super::choice;
 
@@ -17,7 +16,7 @@ pub struct DoctorArgs {
 }
 
 /// Prints the environment.
-pub fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: DoctorArgs) -> anyhow::Result<u8> {
     print!("{}", Environment::detect().render(args.format)?);
-    Ok(ExitCode::SUCCESS)
+    Ok(0)
 }

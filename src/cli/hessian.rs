@@ -1,15 +1,14 @@
 //! `rmt-torch hessian`: the loss Hessian's top eigenvalues, trace and spectral density by
 //! Lanczos, without forming it.
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
 
-use rmt_torch::report::plots::write_hessian_figures;
-use rmt_torch::workflows::hessian::{analyze_hessian, HessianOptions, Loss};
-use rmt_torch::workflows::lanczos::Reorthogonalisation;
-use rmt_torch::DeviceChoice;
+use crate::report::plots::write_hessian_figures;
+use crate::workflows::hessian::{analyze_hessian, HessianOptions, Loss};
+use crate::workflows::lanczos::{DensityOptions, Reorthogonalisation};
+use crate::DeviceChoice;
 
 use super::output::progress_bar;
 use super::{choice, finite_number, OutputArgs, PlotArgs};
@@ -131,22 +130,25 @@ pub struct HessianArgs {
 }
 
 /// Computes and writes the Hessian report.
-pub fn run(args: HessianArgs) -> anyhow::Result<ExitCode> {
-    let mut options = HessianOptions::default();
-    options.device = args.device;
-    options.float64 = args.f64;
-    options.loss = args.loss;
-    options.parameters = args.layers.clone();
-    options.batch_size = args.batch_size;
-    options.top_k = args.top_k;
-    options.eigenvectors = args.eigenvectors;
-    options.tolerance = args.tolerance;
-    options.max_iterations = args.max_iterations;
-    options.trace_samples = args.trace;
-    options.density.runs = args.density;
-    options.density.steps = args.density_steps;
-    options.reorthogonalisation = args.reorthogonalisation;
-    options.seed = args.seed;
+pub fn run(args: HessianArgs) -> anyhow::Result<u8> {
+    let options = HessianOptions {
+        device: args.device,
+        float64: args.f64,
+        loss: args.loss,
+        parameters: args.layers.clone(),
+        batch_size: args.batch_size,
+        top_k: args.top_k,
+        eigenvectors: args.eigenvectors,
+        tolerance: args.tolerance,
+        max_iterations: args.max_iterations,
+        trace_samples: args.trace,
+        density: DensityOptions {
+            runs: args.density,
+            steps: args.density_steps,
+        },
+        reorthogonalisation: args.reorthogonalisation,
+        seed: args.seed,
+    };
     options.check()?;
     args.output
         .prepare(&[&args.model, &args.input, &args.target])?;
@@ -178,5 +180,5 @@ pub fn run(args: HessianArgs) -> anyhow::Result<ExitCode> {
     args.plots.write(args.quiet, |directory, files| {
         write_hessian_figures(&analysis, directory, files)
     })?;
-    Ok(ExitCode::SUCCESS)
+    Ok(0)
 }

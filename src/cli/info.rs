@@ -1,13 +1,12 @@
 //! `rmt-torch info`: a model's tensors and what rmt-torch makes of each.
-use std::process::ExitCode;
 
 use clap::Args;
 
 use serde::Serialize;
 
-use rmt_torch::analysis::SelectionRequest;
-use rmt_torch::model::{CheckpointEntry, DirectoryLayout, FileFormat, TensorInfo};
-use rmt_torch::report::{counted, json_rows, table::Table, Render};
+use crate::analysis::SelectionRequest;
+use crate::model::{CheckpointEntry, DirectoryLayout, FileFormat, TensorInfo};
+use crate::report::{counted, json_rows, table::Table, Render};
 
 use super::{ModelArgs, OutputArgs};
 
@@ -23,7 +22,7 @@ pub struct InfoArgs {
 }
 
 /// Lists the tensors with their verdicts.
-pub fn run(args: InfoArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: InfoArgs) -> anyhow::Result<u8> {
     let selection = args.selection.resolve()?;
     args.output.prepare(&[&args.model.model])?;
     let model = args.model.load()?;
@@ -36,7 +35,7 @@ pub fn run(args: InfoArgs) -> anyhow::Result<ExitCode> {
     };
     args.output.emit(&info)?;
 
-    Ok(ExitCode::SUCCESS)
+    Ok(0)
 }
 
 /// A model's tensors, with what rmt-torch makes of each, and what else its file holds.
@@ -118,7 +117,7 @@ impl Render for Info<'_> {
     }
 
     /// One row per tensor.
-    fn csv_rows(&self) -> rmt_torch::Result<Vec<serde_json::Value>> {
+    fn csv_rows(&self) -> crate::Result<Vec<serde_json::Value>> {
         json_rows(&self.tensors)
     }
 }

@@ -1,21 +1,21 @@
 //! `rmt-torch jacobian`: input-output Jacobians of a model and the RMT of their spectra.
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
 
-use rmt_torch::report::jacobian::EachOutput;
-use rmt_torch::report::plots::write_jacobian_figures;
-use rmt_torch::workflows::jacobian::{
+use crate::report::jacobian::EachOutput;
+use crate::report::plots::write_jacobian_figures;
+use crate::workflows::jacobian::{
     analyze_each_output, analyze_jacobians, analyze_top_singular_values, JacobianOptions,
     LanczosOptions, SampleCount, DEFAULT_ISOMETRY_TOLERANCE, DEFAULT_SAMPLES,
 };
 
-use rmt_torch::DeviceChoice;
+use crate::workflows::lanczos::DensityOptions;
+use crate::DeviceChoice;
 
 use super::output::progress_bar;
-use rmt_torch::analysis::RmtRequest;
+use crate::analysis::RmtRequest;
 
 use super::{OutputArgs, PlotArgs};
 
@@ -120,22 +120,24 @@ impl JacobianArgs {
 }
 
 /// Computes and writes the Jacobian report.
-pub fn run(args: JacobianArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: JacobianArgs) -> anyhow::Result<u8> {
     if args.rmt.vectors || args.rmt.semicircle {
         anyhow::bail!(
             "jacobian tests the singular values of J, not its singular vectors (--vectors) or a symmetric part (--semicircle): those are analyze's"
         );
     }
-    let mut options = JacobianOptions::default();
-    options.device = args.device;
-    options.output_index = args.output_index;
-    options.chunk = args.chunk;
-    options.float64 = args.f64;
-    options.samples = args.samples;
-    options.isometry_tolerance = args.isometry_tolerance;
-    options.mean_gram = args.mean_gram;
-    options.keep_singular_values = true;
-    options.rmt = args.rmt.resolve()?;
+    let options = JacobianOptions {
+        device: args.device,
+        output_index: args.output_index,
+        chunk: args.chunk,
+        float64: args.f64,
+        samples: args.samples,
+        isometry_tolerance: args.isometry_tolerance,
+        mean_gram: args.mean_gram,
+        keep_singular_values: true,
+        rmt: args.rmt.resolve()?,
+        ..JacobianOptions::default()
+    };
     options.check()?;
     args.output.prepare(&[&args.model, &args.input])?;
     args.plots.prepare()?;
@@ -178,21 +180,21 @@ pub fn run(args: JacobianArgs) -> anyhow::Result<ExitCode> {
     args.plots.write(args.quiet, |directory, files| {
         write_jacobian_figures(&analyses, directory, files)
     })?;
-    Ok(ExitCode::SUCCESS)
+    Ok(0)
 }
 
 /// `--lanczos K`: the top singular values of each sample's J by products alone.
-fn run_lanczos(
-    args: &JacobianArgs,
-    options: &JacobianOptions,
-    k: usize,
-) -> anyhow::Result<ExitCode> {
+fn run_lanczos(args: &JacobianArgs, options: &JacobianOptions, k: usize) -> anyhow::Result<u8> {
     let bar = progress_bar(args.quiet, "products with J");
-    let mut lanczos = LanczosOptions::default();
-    lanczos.k = k;
-    lanczos.tolerance = args.lanczos_tolerance;
-    lanczos.density.runs = args.lanczos_density;
-    lanczos.density.steps = args.lanczos_density_steps;
+    let lanczos = LanczosOptions {
+        k,
+        tolerance: args.lanczos_tolerance,
+        density: DensityOptions {
+            runs: args.lanczos_density,
+            steps: args.lanczos_density_steps,
+        },
+        ..LanczosOptions::default()
+    };
     let analysis = analyze_top_singular_values(
         &args.model,
         &args.input,
@@ -207,5 +209,5 @@ fn run_lanczos(
     .with_context(|| args.context())?;
     bar.finish_and_clear();
     args.output.emit(&analysis)?;
-    Ok(ExitCode::SUCCESS)
+    Ok(0)
 }

@@ -1,9 +1,12 @@
-//! The command line: clap definitions, validated into library options, then library calls.
+//! The `rmt-torch` command line: clap definitions, validated into library options, then library
+//! calls. [`main`] is its one entry point, for the binary and for the Python wheel's `rmt-torch`
+//! console script alike, so both parse, print and exit the same way.
 mod allocate;
 mod analyze;
 mod compare;
 mod dist;
 mod doctor;
+mod exit;
 mod hessian;
 mod info;
 mod jacobian;
@@ -13,15 +16,15 @@ mod theory;
 mod track;
 mod zoo;
 
+use std::ffi::OsString;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, FromArgMatches, Parser, Subcommand};
 
-use rmt_torch::analysis::options::finite_number;
-use rmt_torch::report::plots::{FigureFiles, ImageFormat};
-use rmt_torch::report::OutputFormat;
-use rmt_torch::{choice, AnalysisRequest, AnalyzeOptions};
+use crate::analysis::options::finite_number;
+use crate::report::plots::{FigureFiles, ImageFormat};
+use crate::report::OutputFormat;
+use crate::{choice, AnalysisRequest, AnalyzeOptions};
 
 /// Random matrix theory diagnostics for PyTorch models.
 ///
@@ -30,7 +33,7 @@ use rmt_torch::{choice, AnalysisRequest, AnalyzeOptions};
 /// spectral entropy and the Marchenko-Pastur bulk for each layer.
 #[derive(Debug, Parser)]
 #[command(name = "rmt-torch", version, about, long_about = None, propagate_version = true)]
-pub struct Cli {
+struct Cli {
     #[command(subcommand)]
     command: Command,
     /// Threads for libtorch's kernels and for the statistics (default: every core).
@@ -91,8 +94,8 @@ struct EntryArgs {
 }
 
 impl ModelArgs {
-    fn load(&self) -> anyhow::Result<rmt_torch::Model> {
-        Ok(rmt_torch::Model::load_entry(
+    fn load(&self) -> anyhow::Result<crate::Model> {
+        Ok(crate::Model::load_entry(
             &self.model,
             self.entry.key.as_deref(),
         )?)
@@ -131,10 +134,7 @@ impl AnalysisArgs {
 
     /// The checked library options these flags mean, once `adjust` has added what the
     /// command itself implies (the data its figures draw).
-    fn options(
-        &self,
-        adjust: impl FnOnce(&mut AnalysisRequest),
-    ) -> rmt_torch::Result<AnalyzeOptions> {
+    fn options(&self, adjust: impl FnOnce(&mut AnalysisRequest)) -> crate::Result<AnalyzeOptions> {
         let mut request = self.request.clone();
         adjust(&mut request);
         request.resolve()
@@ -145,7 +145,7 @@ impl AnalysisArgs {
 /// defaults in its help ([`with_defaults`]), and the shared flags a command refuses kept out
 /// of its help: `jacobian` tests J's singular values, not vectors or symmetric parts; `report`
 /// keeps every eigenvalue for its figures and writes no JSON.
-pub fn command() -> clap::Command {
+fn command() -> clap::Command {
     let hide = |ids: &'static [&'static str]| {
         move |command: clap::Command| {
             ids.iter().fold(command, |command, id| {
@@ -224,7 +224,7 @@ fn with_csv_rows(command: clap::Command) -> clap::Command {
 /// `command` with every analysis option's default, as the library resolves it, added to its
 /// help (the options stay "not given" when absent, so clap itself shows no default), in every
 /// subcommand that takes them.
-pub fn with_defaults(command: clap::Command) -> clap::Command {
+fn with_defaults(command: clap::Command) -> clap::Command {
     annotated_with(command, &AnalyzeOptions::default().settings_json())
 }
 
@@ -255,8 +255,42 @@ fn annotated_with(
     })
 }
 
+/// Runs the command line `args` (the program's name first, as `std::env::args_os` gives them)
+/// and returns the process's exit status: 0, 1 for a policy violated (`zoo`, `compare
+/// --fail-if`), 2 for an error of the input or the options (clap's usage errors included), 3
+/// for a failure of rmt-torch itself. Output goes to the process's stdout and stderr, errors as
+/// one line `error: …`; `--help` and `--version` print to stdout and succeed.
+pub fn main<I, T>(args: I) -> u8
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let parsed = command()
+        .try_get_matches_from(args)
+        .and_then(|matches| Cli::from_arg_matches(&matches));
+    let cli = match parsed {
+        Ok(cli) => cli,
+        Err(err) if !err.use_stderr() => {
+            let _ = err.print();
+            return 0;
+        }
+        Err(err) => {
+            eprintln!("{}", exit::one_line_usage_error(&err));
+            return exit::EXIT_ERROR;
+        }
+    };
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) if exit::is_broken_pipe(&err) => 0,
+        Err(err) => {
+            eprintln!("error: {}", crate::report::printable(&exit::one_line(&err)));
+            exit::exit_code(&err)
+        }
+    }
+}
+
 /// Runs the parsed command line.
-pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+fn run(cli: Cli) -> anyhow::Result<u8> {
     if let Some(threads) = cli.threads {
         if threads == 0 {
             anyhow::bail!("invalid option --threads: must be at least 1");
@@ -305,9 +339,9 @@ struct PlotArgs {
     plot_scale: f64,
 }
 
-/// A plot scale within [`rmt_torch::report::plots::PLOT_SCALES`].
+/// A plot scale within [`crate::report::plots::PLOT_SCALES`].
 fn plot_scale(text: &str) -> Result<f64, String> {
-    let scales = rmt_torch::report::plots::PLOT_SCALES;
+    let scales = crate::report::plots::PLOT_SCALES;
     text.trim()
         .parse::<f64>()
         .ok()
@@ -321,9 +355,9 @@ fn plot_scale(text: &str) -> Result<f64, String> {
         })
 }
 
-/// `WIDTHxHEIGHT` in pixels, each within [`rmt_torch::report::plots::PLOT_SIZES`].
+/// `WIDTHxHEIGHT` in pixels, each within [`crate::report::plots::PLOT_SIZES`].
 fn plot_size(text: &str) -> Result<(u32, u32), String> {
-    let sizes = rmt_torch::report::plots::PLOT_SIZES;
+    let sizes = crate::report::plots::PLOT_SIZES;
     let parse = |part: Option<&str>| {
         part.and_then(|p| p.trim().parse::<u32>().ok())
             .filter(|p| sizes.contains(p))
@@ -343,7 +377,7 @@ impl PlotArgs {
     /// Creates the figure directory before any work, so a bad path fails at once.
     fn prepare(&self) -> anyhow::Result<()> {
         if let Some(directory) = &self.plots {
-            rmt_torch::report::plots::create_directory(directory)?;
+            crate::report::plots::create_directory(directory)?;
         }
         Ok(())
     }
@@ -352,7 +386,7 @@ impl PlotArgs {
     fn write(
         &self,
         quiet: bool,
-        write: impl FnOnce(&std::path::Path, &FigureFiles) -> rmt_torch::Result<Vec<PathBuf>>,
+        write: impl FnOnce(&std::path::Path, &FigureFiles) -> crate::Result<Vec<PathBuf>>,
     ) -> anyhow::Result<()> {
         let Some(directory) = &self.plots else {
             return Ok(());
@@ -367,7 +401,7 @@ impl PlotArgs {
         if !quiet {
             eprintln!(
                 "wrote {} to {}",
-                rmt_torch::report::counted(written.len(), "figure", "figures"),
+                crate::report::counted(written.len(), "figure", "figures"),
                 directory.display()
             );
         }

@@ -49,7 +49,7 @@ pub fn check_output_path(path: &Path, inputs: &[&Path]) -> anyhow::Result<()> {
 
 impl OutputArgs {
     /// Writes `result` in the chosen format to the chosen file or to stdout.
-    pub fn emit(&self, result: &impl rmt_torch::report::Render) -> anyhow::Result<()> {
+    pub fn emit(&self, result: &impl crate::report::Render) -> anyhow::Result<()> {
         write_output(self, &result.render(self.format)?)
     }
 }

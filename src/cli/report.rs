@@ -1,17 +1,16 @@
 //! `rmt-torch report`: the analysis of one model as a self-contained HTML page.
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
 
-use rmt_torch::environment::Environment;
-use rmt_torch::report::html::{html_report, LayerFigures};
-use rmt_torch::workflows::jacobian::{analyze_jacobians, JacobianOptions, SampleCount};
+use crate::environment::Environment;
+use crate::report::html::{html_report, LayerFigures};
+use crate::workflows::jacobian::{analyze_jacobians, JacobianOptions, SampleCount};
 
-use rmt_torch::report::html::ReportSections;
-use rmt_torch::workflows::compare::compare_with_progress;
-use rmt_torch::Model;
+use crate::report::html::ReportSections;
+use crate::workflows::compare::compare_with_progress;
+use crate::Model;
 
 use super::analyze::analyze_with;
 use super::output::{advance, check_output_path, progress_bar};
@@ -81,7 +80,7 @@ pub struct ReportArgs {
 }
 
 /// Analyses the model (and the baseline), writes the page.
-pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: ReportArgs) -> anyhow::Result<u8> {
     let request = &args.analysis.request;
     if request.eigenvalues || request.figure_data {
         anyhow::bail!(
@@ -119,11 +118,14 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
     };
     let jacobian = match &args.input {
         Some(input) => {
-            let mut jacobian_options = JacobianOptions::default();
-            jacobian_options.device = options.device();
-            jacobian_options.samples = args.jacobian_samples;
-            jacobian_options.rmt = options.rmt().clone();
-            jacobian_options.rmt.vectors = false;
+            let mut rmt = options.rmt().clone();
+            rmt.vectors = false;
+            let jacobian_options = JacobianOptions {
+                device: options.device(),
+                samples: args.jacobian_samples,
+                rmt,
+                ..JacobianOptions::default()
+            };
             let bar = progress_bar(quiet, "rows of J");
             let analysis = analyze_jacobians(
                 &args.model,
@@ -163,5 +165,5 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
     if !quiet {
         eprintln!("wrote {}", args.output.display());
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(0)
 }

@@ -1,15 +1,14 @@
 //! `rmt-torch track`: statistics over training, from checkpoints or a monitor's JSONL.
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use clap::Args;
 use serde_json::Value;
 
-use rmt_torch::analysis::LAYER_FIELDS;
-use rmt_torch::model::discovery::find_models;
-use rmt_torch::report::plots::track::write_track_figures;
-use rmt_torch::workflows::monitor::{HESSIAN_FIELDS, HESSIAN_RECORD};
-use rmt_torch::workflows::track::TrackSeries;
+use crate::analysis::LAYER_FIELDS;
+use crate::model::discovery::find_models;
+use crate::report::plots::track::write_track_figures;
+use crate::workflows::monitor::{HESSIAN_FIELDS, HESSIAN_RECORD};
+use crate::workflows::track::TrackSeries;
 
 use super::output::{advance, progress_bar};
 use super::{AnalysisArgs, EntryArgs, OutputArgs, PlotArgs};
@@ -54,7 +53,7 @@ pub struct TrackArgs {
 }
 
 /// Tracks the statistics and writes them.
-pub fn run(args: TrackArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: TrackArgs) -> anyhow::Result<u8> {
     args.analysis
         .refuse_unwritten_data(args.output.format, args.plots.plots.is_some())?;
     let options = args
@@ -65,14 +64,14 @@ pub fn run(args: TrackArgs) -> anyhow::Result<ExitCode> {
     let records: Vec<Value> = match &args.jsonl {
         Some(path) => {
             args.output.prepare(&[path])?;
-            rmt_torch::workflows::monitor::read_jsonl(path, options.selection())?
+            crate::workflows::monitor::read_jsonl(path, options.selection())?
         }
         None => {
             let paths = find_models(&args.paths)?;
             let inputs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
             args.output.prepare(&inputs)?;
             let bar = progress_bar(args.analysis.quiet, "checkpoints");
-            let records = rmt_torch::workflows::track::track(
+            let records = crate::workflows::track::track(
                 &paths,
                 args.entry.key.as_deref(),
                 &options,
@@ -97,7 +96,7 @@ pub fn run(args: TrackArgs) -> anyhow::Result<ExitCode> {
     args.plots.write(args.analysis.quiet, |directory, files| {
         write_track_figures(&series.records, &series.metrics, directory, files)
     })?;
-    Ok(ExitCode::SUCCESS)
+    Ok(0)
 }
 
 /// Refuses a metric that is not a field of the records (a misspelt name): the fields of

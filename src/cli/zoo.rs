@@ -1,16 +1,13 @@
 //! `rmt-torch zoo`: health checks over many models, with a policy and exit codes for CI.
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
-use rmt_torch::model::discovery::search;
-use rmt_torch::workflows::health::{Policy, Rule};
-use rmt_torch::workflows::zoo::history::last_run_path;
-use rmt_torch::workflows::zoo::{
-    model_bytes, run_zoo, Cache, History, Shard, ZooOptions, ZooReport,
-};
-use rmt_torch::SummaryField;
+use crate::model::discovery::search;
+use crate::workflows::health::{Policy, Rule};
+use crate::workflows::zoo::history::last_run_path;
+use crate::workflows::zoo::{model_bytes, run_zoo, Cache, History, Shard, ZooOptions, ZooReport};
+use crate::SummaryField;
 
 use super::output::{bytes_progress_bar, check_output_path};
 use super::{choice, AnalysisArgs, EntryArgs, OutputArgs};
@@ -137,14 +134,14 @@ struct MergeArgs {
 }
 
 /// Runs the zoo (or merges shards) and returns its exit code.
-pub fn run(args: ZooArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: ZooArgs) -> anyhow::Result<u8> {
     if let Some(ZooCommand::Merge(merge)) = args.command {
         merge.output.prepare(&[])?;
         let reports = merge
             .reports
             .iter()
             .map(|path| ZooReport::read(path))
-            .collect::<rmt_torch::Result<Vec<_>>>()?;
+            .collect::<crate::Result<Vec<_>>>()?;
         let report = ZooReport::merge(reports)?;
         return write_report(&report, &merge.output, merge.html.as_deref());
     }
@@ -172,14 +169,16 @@ pub fn run(args: ZooArgs) -> anyhow::Result<ExitCode> {
         .jobs
         .unwrap_or_else(|| default_jobs(&models, device))
         .max(1);
-    let mut options = ZooOptions::default();
-    options.analyze = analyze;
-    options.key = args.entry.key.clone();
-    options.cache = (args.cache != "none").then(|| Cache::new(&args.cache));
-    options.jobs = jobs;
-    options.policy = policy.clone();
-    options.base = args.base.clone();
-    options.change_policy = args.fail_if_changed.clone();
+    let mut options = ZooOptions {
+        analyze,
+        key: args.entry.key.clone(),
+        cache: (args.cache != "none").then(|| Cache::new(&args.cache)),
+        jobs,
+        policy: policy.clone(),
+        base: args.base.clone(),
+        change_policy: args.fail_if_changed.clone(),
+        ..ZooOptions::default()
+    };
     let last_run = options
         .cache
         .as_ref()
@@ -227,7 +226,7 @@ pub fn run(args: ZooArgs) -> anyhow::Result<ExitCode> {
         eprintln!(
             "results cached in {} ({} read from it; --cache none turns it off)",
             args.cache,
-            rmt_torch::report::counted(cached, "model", "models")
+            crate::report::counted(cached, "model", "models")
         );
     }
     let mut report = ZooReport::new(
@@ -242,13 +241,13 @@ pub fn run(args: ZooArgs) -> anyhow::Result<ExitCode> {
     }
     report.skipped = found.skipped;
     if let Some(last) = &last_run {
-        let text = rmt_torch::report::to_json(&report)?;
+        let text = crate::report::to_json(&report)?;
         if let Err(err) = std::fs::write(last, text) {
             eprintln!("warning: cannot keep this run in {}: {err}", last.display());
         }
     }
     if let Some(path) = &args.layers_csv {
-        let text = rmt_torch::report::csv::to_csv(&layer_rows(&report))?;
+        let text = crate::report::csv::to_csv(&layer_rows(&report))?;
         std::fs::write(path, text)
             .map_err(|err| anyhow::anyhow!("cannot write {}: {err}", path.display()))?;
     }
@@ -268,7 +267,7 @@ fn default_jobs(models: &[PathBuf], device: tch::Device) -> usize {
         .max()
         .unwrap_or(1)
         .max(1) as f64;
-    let available = rmt_torch::environment::available_memory_bytes().unwrap_or(0.0);
+    let available = crate::environment::available_memory_bytes().unwrap_or(0.0);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     ((available / 2.0 / (3.0 * largest)) as usize).clamp(1, cores)
 }
@@ -278,13 +277,13 @@ fn write_report(
     report: &ZooReport,
     output: &OutputArgs,
     html: Option<&std::path::Path>,
-) -> anyhow::Result<ExitCode> {
+) -> anyhow::Result<u8> {
     output.emit(report)?;
     if let Some(path) = html {
-        std::fs::write(path, rmt_torch::report::zoo_html::zoo_html(report)?)
+        std::fs::write(path, crate::report::zoo_html::zoo_html(report)?)
             .map_err(|err| anyhow::anyhow!("cannot write {}: {err}", path.display()))?;
     }
-    Ok(ExitCode::from(report.exit_code()))
+    Ok(report.exit_code())
 }
 
 /// Every layer record of every analysed model, with the model's path first.

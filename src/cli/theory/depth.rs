@@ -1,12 +1,12 @@
 //! `rmt-torch theory depth`.
 use clap::Args;
 
-use rmt_torch::described_choice;
-use rmt_torch::report::format_number;
-use rmt_torch::report::plots::theory::depth_figures;
-use rmt_torch::report::plots::write_formats;
-use rmt_torch::theory::hermite::Activation;
-use rmt_torch::theory::kernel::depth_profile;
+use crate::described_choice;
+use crate::report::format_number;
+use crate::report::plots::theory::depth_figures;
+use crate::report::plots::write_formats;
+use crate::theory::hermite::Activation;
+use crate::theory::kernel::depth_profile;
 
 use super::emit;
 use crate::cli::{OutputArgs, PlotArgs};

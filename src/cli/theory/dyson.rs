@@ -1,11 +1,11 @@
 //! `rmt-torch theory dyson`.
 use clap::Args;
 
-use rmt_torch::choice;
-use rmt_torch::report::format_number;
-use rmt_torch::report::plots::theory::dyson_figures;
-use rmt_torch::report::plots::write_formats;
-use rmt_torch::theory::dyson::{run_case, DysonCase, DysonOptions};
+use crate::choice;
+use crate::report::format_number;
+use crate::report::plots::theory::dyson_figures;
+use crate::report::plots::write_formats;
+use crate::theory::dyson::{run_case, DysonCase, DysonOptions};
 
 use super::emit;
 use crate::cli::{finite_number, OutputArgs, PlotArgs};

@@ -1,8 +1,8 @@
 //! `rmt-torch theory hermite`.
 use clap::Args;
 
-use rmt_torch::theory::hermite::{hermite_coefficients, Activation};
-use rmt_torch::{described_choice, OptionNames};
+use crate::theory::hermite::{hermite_coefficients, Activation};
+use crate::{described_choice, OptionNames};
 
 use super::emit;
 use crate::cli::OutputArgs;
@@ -28,14 +28,14 @@ pub fn run(args: HermiteArgs) -> anyhow::Result<()> {
         Activation::NAMES
             .iter()
             .map(|name| name.parse())
-            .collect::<rmt_torch::Result<_>>()?
+            .collect::<crate::Result<_>>()?
     } else {
         args.activation.clone()
     };
     let results = activations
         .iter()
         .map(|&activation| hermite_coefficients(activation, args.order))
-        .collect::<rmt_torch::Result<Vec<_>>>()?;
+        .collect::<crate::Result<Vec<_>>>()?;
     let mut headers = vec!["activation".to_string()];
     headers.extend((0..=args.order).map(|k| format!("a{k}")));
     headers.push("nu".into());

@@ -1,12 +1,12 @@
 //! `rmt-torch theory kernel`.
 use clap::Args;
 
-use rmt_torch::described_choice;
-use rmt_torch::report::format_number;
-use rmt_torch::report::plots::theory::kernel_figure;
-use rmt_torch::report::plots::write_formats;
-use rmt_torch::theory::hermite::Activation;
-use rmt_torch::theory::kernel::compare_with_linear_equivalent;
+use crate::described_choice;
+use crate::report::format_number;
+use crate::report::plots::theory::kernel_figure;
+use crate::report::plots::write_formats;
+use crate::theory::hermite::Activation;
+use crate::theory::kernel::compare_with_linear_equivalent;
 
 use super::emit;
 use crate::cli::{OutputArgs, PlotArgs};

@@ -1,5 +1,4 @@
 //! `rmt-torch theory`: the closed forms and quadratures behind the spectra.
-use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
@@ -11,7 +10,7 @@ mod preactivation;
 mod random_features;
 mod ridge;
 
-use rmt_torch::report::Tabulated;
+use crate::report::Tabulated;
 
 use super::OutputArgs;
 
@@ -49,7 +48,7 @@ enum TheoryCommand {
 
 /// Evaluates and prints: each subcommand computes, then writes through the one output path
 /// (`emit`) and its figures.
-pub fn run(args: TheoryArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: TheoryArgs) -> anyhow::Result<u8> {
     match args.command {
         TheoryCommand::Hermite(args) => hermite::run(args)?,
         TheoryCommand::Kernel(args) => kernel::run(args)?,
@@ -59,7 +58,7 @@ pub fn run(args: TheoryArgs) -> anyhow::Result<ExitCode> {
         TheoryCommand::Depth(args) => depth::run(args)?,
         TheoryCommand::Preactivation(args) => preactivation::run(args)?,
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(0)
 }
 
 /// The one output path of every theory subcommand: `results` as JSON, or the table (CSV with

@@ -1,13 +1,13 @@
 //! `rmt-torch theory preactivation`.
 use clap::Args;
 
-use rmt_torch::described_choice;
-use rmt_torch::random::SeededNormal;
-use rmt_torch::report::format_number;
-use rmt_torch::report::plots::theory::preactivation_figure;
-use rmt_torch::report::plots::write_formats;
-use rmt_torch::theory::hermite::Activation;
-use rmt_torch::theory::preactivation::{kernel_recursion, measured_kernels, Ensemble};
+use crate::described_choice;
+use crate::random::SeededNormal;
+use crate::report::format_number;
+use crate::report::plots::theory::preactivation_figure;
+use crate::report::plots::write_formats;
+use crate::theory::hermite::Activation;
+use crate::theory::preactivation::{kernel_recursion, measured_kernels, Ensemble};
 
 use super::emit;
 use crate::cli::{finite_number, OutputArgs, PlotArgs};
@@ -54,7 +54,7 @@ pub fn run(args: PreactivationArgs) -> anyhow::Result<()> {
         anyhow::bail!("--correlation must be in [−1, 1] and --input-dim at least 1");
     }
     let mut rng = SeededNormal::new(args.seed);
-    rmt_torch::theory::budget::check(
+    crate::theory::budget::check(
         format!("input dimension {}", args.input_dim),
         24.0 * args.input_dim as f64,
         10.0 * args.input_dim as f64,

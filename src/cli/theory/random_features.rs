@@ -1,13 +1,13 @@
 //! `rmt-torch theory random-features`.
 use clap::Args;
 
-use rmt_torch::analysis::Lengths;
-use rmt_torch::described_choice;
-use rmt_torch::report::plots::theory::random_features_figure;
-use rmt_torch::report::plots::write_formats;
-use rmt_torch::report::{format_number, format_optional};
-use rmt_torch::theory::hermite::Activation;
-use rmt_torch::theory::random_features::{feature_sweep, FeatureMap, Task};
+use crate::analysis::Lengths;
+use crate::described_choice;
+use crate::report::plots::theory::random_features_figure;
+use crate::report::plots::write_formats;
+use crate::report::{format_number, format_optional};
+use crate::theory::hermite::Activation;
+use crate::theory::random_features::{feature_sweep, FeatureMap, Task};
 
 use super::emit;
 use crate::cli::{finite_number, OutputArgs, PlotArgs};

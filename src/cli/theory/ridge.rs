@@ -1,11 +1,11 @@
 //! `rmt-torch theory ridge`.
 use clap::Args;
 
-use rmt_torch::analysis::Lengths;
-use rmt_torch::report::plots::theory::ridge_figure;
-use rmt_torch::report::plots::write_formats;
-use rmt_torch::report::{format_number, format_optional};
-use rmt_torch::theory::ridge::{risk_sweep, RidgeSimulation};
+use crate::analysis::Lengths;
+use crate::report::plots::theory::ridge_figure;
+use crate::report::plots::write_formats;
+use crate::report::{format_number, format_optional};
+use crate::theory::ridge::{risk_sweep, RidgeSimulation};
 
 use super::emit;
 use crate::cli::{finite_number, OutputArgs, PlotArgs};
