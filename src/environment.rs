@@ -79,7 +79,7 @@ pub fn available_memory_bytes() -> Option<f64> {
 /// Hands the memory freed in this process back to the system. glibc keeps what a thread frees
 /// in that thread's arena for reuse, so with a layer in flight per thread the resident size grows
 /// by up to a layer's working set per thread, never returned; `malloc_trim` returns it (peak
-/// RSS on the README's 805 MB checkpoint at two threads: 809 MB without, 592 MB with). A no-op
+/// RSS on the 805 MB checkpoint of docs/commands/analyze.md at two threads: 809 MB without, 592 MB with). A no-op
 /// elsewhere than glibc.
 pub(crate) fn release_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]

@@ -66,3 +66,9 @@ pub use option_names::{choice, described_choice};
 pub use spectrum::Precision;
 pub use stats::esd::EsdConvention;
 pub use stats::suite::RmtOptions;
+
+/// The guide's Rust examples (`docs/library.md`), compiled by `cargo test --doc` so that they
+/// cannot fall behind the API.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/library.md")]
+pub struct GuideLibraryExamples;

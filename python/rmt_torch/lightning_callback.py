@@ -12,7 +12,13 @@ class LightningSpectralCallback(Callback):
     :class:`rmt_torch.SpectralMonitor`), appends the records to ``jsonl`` and logs the summary
     (``rmt/alpha``, ``rmt/alpha_weighted``, ``rmt/spikes_tw``, ``rmt/layers``, and
     ``rmt/sharpness`` with ``sharpness=(inputs, targets)``) to the
-    trainer's logger. Options as :class:`rmt_torch.SpectralMonitor`."""
+    trainer's logger. Options as :class:`rmt_torch.SpectralMonitor`.
+
+    Example::
+
+        >>> trainer = lightning.Trainer(  # doctest: +SKIP
+        ...     callbacks=[rmt_torch.LightningSpectralCallback(every=100, jsonl="spectra.jsonl")])
+    """
 
     def __init__(self, every=100, jsonl=None, background=False, **options):
         super().__init__()
@@ -43,7 +49,12 @@ class LightningTempBalance(Callback):
     epoch the module's layers get their learning rates (:class:`rmt_torch.TempBalance` on the
     trainer's first optimizer, which ``configure_optimizers`` builds from
     ``rmt_torch.param_groups(self)``), and ``rmt/lr/<layer>`` is logged. Options as
-    :class:`rmt_torch.TempBalance`."""
+    :class:`rmt_torch.TempBalance`.
+
+    Example::
+
+        >>> trainer = lightning.Trainer(callbacks=[rmt_torch.LightningTempBalance(0.05)])  # doctest: +SKIP
+    """
 
     def __init__(self, base_lr, every=1, map="linear", jsonl=None, **options):
         super().__init__()

@@ -148,7 +148,7 @@ pub struct SelectionRequest {
     /// and attention in_proj weights are skipped), --max-evals 15000 and --max-n 50000 unless
     /// given, Conv1d as one SVD of the 3-D kernel keeping the top min(out, in, k) values
     /// (`--conv ww`), its rank and entropy definitions, and CSV with its DataFrame's columns.
-    /// The README's "Differences from WeightWatcher" lists what changes, and why the defaults
+    /// docs/weightwatcher.md lists what changes, and why the defaults
     /// differ.
     #[cfg_attr(feature = "cli", arg(long))]
     #[serde(default)]

@@ -528,7 +528,7 @@ impl HealthReport {
 
 /// Analyses `model` with `options` and judges it by `policy`: the deployment gate a service
 /// runs at start-up (0.06 s for the shipped models and 1.6 s for ResNet50 on two CPU cores:
-/// the README's "Using rmt-torch from a Rust service"). The same rules and verdicts as
+/// docs/library.md, "Using rmt-torch from a Rust service"). The same rules and verdicts as
 /// `zoo --fail-if`/`--policy`.
 ///
 /// ```

@@ -286,7 +286,7 @@ fn alternatives_match_the_powerlaw_package() {
 /// WeightWatcher on a CUDA machine computes its ESD in float32 and from float16 weights
 /// (scripts/precision_drift.py emulates both with its own fit): on the shipped models its α then
 /// stays within 1e-4 (float32) and 1e-3 (float16 weights) of our float64 α, which equals its
-/// float64 α. (On torchvision models the same script measures up to 1.5e-3 and 8.9e-2: README.)
+/// float64 α. (On torchvision models the same script measures up to 1.5e-3 and 8.9e-2: docs/performance.md.)
 #[test]
 fn alpha_against_weightwatchers_reduced_precision() {
     let text = std::fs::read_to_string(fixtures::file("precision_drift.json")).unwrap();

@@ -305,7 +305,7 @@ fn jacobians_on_cuda_equal_the_cpu_ones() {
     assert!(max_relative_difference(&cuda, &cpu) < 1e-10);
 }
 
-/// The README's headline: the shipped CNN on its shipped batch, summary first; the raw integer
+/// The guide's jacobian example: the shipped CNN on its shipped batch, summary first; the raw integer
 /// pixels are refused with the conversion to make.
 #[test]
 fn the_shipped_models_run_on_their_shipped_batches() {

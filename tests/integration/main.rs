@@ -12,6 +12,7 @@ mod experts;
 mod fixtures;
 mod gallery;
 mod gguf;
+mod guide;
 mod heads;
 mod heavy_tail;
 mod hessian;

@@ -8,7 +8,7 @@ use rmt_torch::{analyze, Analysis, Error, Model};
 
 use crate::fixtures;
 
-/// Columns whose values cannot be WeightWatcher's (README, "Differences from WeightWatcher").
+/// Columns whose values cannot be WeightWatcher's (docs/weightwatcher.md).
 const OWN_COLUMNS: [&str; 1] = ["layer_id"];
 
 /// The analysis on the CPU, with WeightWatcher's rules when `ww_compat`.

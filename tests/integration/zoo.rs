@@ -326,7 +326,7 @@ fn the_cache_skips_unchanged_files() {
     );
 }
 
-/// The README's Slurm array recipes on a real single-node Slurm (slurmctld, slurmd and munge
+/// The Slurm array recipes of docs/clusters.md on a real single-node Slurm (slurmctld, slurmd and munge
 /// started by `scripts/slurm-check`): the merged shards equal one `zoo` run, a failed array
 /// task makes the merge fail, and one model analysed over an array (`scripts/slurm-analyze`)
 /// merges into the single `analyze` run. Skipped (and counted) where Slurm cannot be started.
